@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+func newLog(e *env) *cobra.Command {
+	var asJSON bool
+	var n int
+	cmd := &cobra.Command{
+		Use:   "log [DOMAIN]",
+		Short: "List events, newest first: one app's, or every app's",
+		Long: `log lists events newest first. For one app the order is the reverse of the
+order its head is folded in; for the whole log, by time. --json prints JSON
+Lines, one event per line (keys in README.md).`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: e.completeDomains,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n < 0 {
+				return usageError{fmt.Errorf("-n must be 0 (all) or more, got %d", n)}
+			}
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			domain := ""
+			if len(args) == 1 {
+				domain = args[0]
+			}
+			events, err := s.Log(domain, n)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				for _, ev := range events {
+					if err := writeJSON(e.stdout, record.ViewOf(ev)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			for _, ev := range events {
+				v := record.ViewOf(ev)
+				what := v.Version
+				if v.Secret != nil {
+					what = v.Secret.Name + " " + v.Secret.Version
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(v.Time), v.ID, v.Domain, v.Kind, v.Outcome, orDash(what), v.Operator, v.Message)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines")
+	cmd.Flags().IntVarP(&n, "number", "n", 0, "show at most N events (0: all)")
+	return cmd
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+)
+
+func newLs(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List every app with its head",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			heads, err := s.List()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if heads == nil {
+					heads = []*fold.Head{}
+				}
+				return writeJSON(e.stdout, heads)
+			}
+			p := e.painter(e.stdout)
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "DOMAIN\tPROJECT\tENV\tSTATE\tVERSION\tSINCE\tBY\tNOTE")
+			for _, h := range heads {
+				note := ""
+				if h.Forked {
+					note = p.paint("31", "forked")
+				}
+				version := h.Version
+				if h.ChaosVersion != "" {
+					version = h.ChaosVersion
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Domain, h.Project, h.Env, p.state(h.State), orDash(version), when(h.Since), orDash(h.DeployedBy), note)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of heads")
+	return cmd
+}

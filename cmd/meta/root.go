@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// Exit codes, documented in README.md.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the command could not do its job: not found, verify findings, I/O, git
+	exitBadUse = 2 // the input was wrong: flags, names, ambiguous domain
+	exitBusy   = 3 // another meta process held the log too long; try again
+)
+
+// usageError marks errors in how meta was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// env is what every command gets: streams, environment and global flags.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	dir            string
+	operator       string
+}
+
+// Output rules, after age's: messages to stderr start with "meta: ", are
+// lower case and have no final period; stdout carries only the answer.
+func (e *env) warn(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "meta: warning: "+format+"\n", args...)
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var silent silentError
+	if !errors.As(err, &silent) {
+		fmt.Fprintf(stderr, "meta: error: %v\n", err)
+	}
+	return exitCode(err)
+}
+
+// silentError carries an exit code for a failure the command already
+// reported in full (verify's findings).
+type silentError struct{ code int }
+
+func (s silentError) Error() string { return fmt.Sprintf("exit %d", s.code) }
+
+func exitCode(err error) int {
+	var silent silentError
+	switch {
+	case errors.As(err, &silent):
+		return silent.code
+	case errors.Is(err, store.ErrBusy):
+		return exitBusy
+	case errors.As(err, new(usageError)),
+		errors.Is(err, projects.ErrInvalidName),
+		errors.Is(err, record.ErrInvalid),
+		errors.Is(err, store.ErrAmbiguous),
+		errors.Is(err, store.ErrNeedAddress),
+		errors.Is(err, store.ErrMoved),
+		errors.Is(err, store.ErrExists):
+		return exitBadUse
+	}
+	return exitFailed
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "meta",
+		Short: "An append-only operator log for Co-op Cloud apps, kept in git",
+		Long: `meta records every deploy, upgrade, rollback and other operator action as an
+immutable event in a git repository, and folds each app's events into its
+head: what is deployed, by whom, since when.
+
+The log is found from --dir, else $META_DIR, else the nearest directory
+upward holding meta.yaml. The operator is --operator, else $META_OPERATOR,
+else git's user.name and user.email.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+	}
+	root.PersistentFlags().StringVar(&e.dir, "dir", "", "the log repository (default $META_DIR, else found upward from here)")
+	root.PersistentFlags().StringVar(&e.operator, "operator", "", `who you are, "Name <email>" (default $META_OPERATOR, else git's user.name/user.email)`)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e))
+	return root
+}
+
+// open finds and opens the log.
+func (e *env) open() (*store.Store, error) {
+	dir := e.dir
+	if dir == "" {
+		dir = e.getenv("META_DIR")
+	}
+	if dir != "" {
+		return store.Open(dir)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	root, err := store.Find(wd)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(root)
+}
+
+// actor works out who is appending.
+func (e *env) actor(root string) (*metav1.Actor, error) {
+	var a *metav1.Actor
+	var err error
+	switch {
+	case e.operator != "":
+		a, err = store.ParseOperator(e.operator)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--operator: %w", err)}
+		}
+	case e.getenv("META_OPERATOR") != "":
+		a, err = store.ParseOperator(e.getenv("META_OPERATOR"))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("META_OPERATOR: %w", err)}
+		}
+	default:
+		var ok bool
+		if a, ok = store.GitIdentity(root); !ok {
+			return nil, usageError{errors.New("who are you? pass --operator \"Name <email>\", set META_OPERATOR, or set git's user.name")}
+		}
+	}
+	if host, err := os.Hostname(); err == nil {
+		a.Host = host
+	}
+	return a, nil
+}
+
+// completeDomains offers the log's app domains to the shell.
+func (e *env) completeDomains(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	s, err := e.open()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	apps, _ := s.Apps()
+	var out []string
+	for _, a := range apps {
+		if strings.HasPrefix(a.App, toComplete) {
+			out = append(out, a.App)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}

@@ -1,0 +1,112 @@
+// Package projects is the layout of a meta log: which names may appear in it
+// and where each app's event records live.
+//
+// A log holds one directory per app, projects/<project>/<env>/<app>/, and in
+// it one directory per month of events (YYYY-MM, UTC) holding one file per
+// event, <event id>.pb. Months keep every git tree meta rewrites on append
+// small, however long an app's history grows.
+package projects
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Root is the directory, relative to the repository root, that holds every
+// app's records.
+const Root = "projects"
+
+// RecordExt is the file name extension of an event record.
+const RecordExt = ".pb"
+
+// monthLayout names the per-month directories; UTC so every machine agrees.
+const monthLayout = "2006-01"
+
+// Address locates one app: the project it belongs to, the env (environment or
+// server) it runs in, and its domain.
+type Address struct {
+	Project string
+	Env     string
+	App     string
+}
+
+// String formats the address as project/env/app.
+func (a Address) String() string {
+	return a.Project + "/" + a.Env + "/" + a.App
+}
+
+// Validate reports the first component of a that is not an allowed name.
+func (a Address) Validate() error {
+	if err := ValidateProject(a.Project); err != nil {
+		return err
+	}
+	if err := ValidateEnv(a.Env); err != nil {
+		return err
+	}
+	return ValidateApp(a.App)
+}
+
+// Dir is the app's directory relative to the repository root.
+func (a Address) Dir() string {
+	return path.Join(Root, a.Project, a.Env, a.App)
+}
+
+// Month is the name of the directory that holds the records of events that
+// happened at t.
+func Month(t time.Time) string {
+	return t.UTC().Format(monthLayout)
+}
+
+// RecordPath is where the record of event id, appended at t, lives. It does
+// not validate; callers validate the address and id first.
+func RecordPath(a Address, id string, t time.Time) string {
+	return path.Join(a.Dir(), Month(t), id+RecordExt)
+}
+
+// Record is a parsed record path.
+type Record struct {
+	Address Address
+	Month   string
+	ID      string
+}
+
+// ParseRecordPath splits a slash-separated path relative to the repository
+// root into its parts, and says what is wrong with it when it is not the path
+// of a record.
+func ParseRecordPath(p string) (Record, error) {
+	parts := strings.Split(p, "/")
+	if len(parts) != 6 || parts[0] != Root {
+		return Record{}, &PathError{Path: p, Reason: "not of the form projects/<project>/<env>/<app>/<YYYY-MM>/<id>" + RecordExt}
+	}
+	r := Record{Address: Address{Project: parts[1], Env: parts[2], App: parts[3]}, Month: parts[4]}
+	if err := r.Address.Validate(); err != nil {
+		return Record{}, &PathError{Path: p, Reason: err.Error()}
+	}
+	if _, err := time.Parse(monthLayout, r.Month); err != nil || len(r.Month) != len(monthLayout) {
+		return Record{}, &PathError{Path: p, Reason: fmt.Sprintf("month directory %q is not YYYY-MM", r.Month)}
+	}
+	name := parts[5]
+	if !strings.HasSuffix(name, RecordExt) {
+		return Record{}, &PathError{Path: p, Reason: "record file name does not end in " + RecordExt}
+	}
+	r.ID = strings.TrimSuffix(name, RecordExt)
+	if err := ValidateID(r.ID); err != nil {
+		return Record{}, &PathError{Path: p, Reason: err.Error()}
+	}
+	return r, nil
+}
+
+// PathError says why a path in the log tree is not a valid record path.
+type PathError struct {
+	Path   string
+	Reason string
+}
+
+func (e *PathError) Error() string {
+	return fmt.Sprintf("invalid record path %q: %s", e.Path, e.Reason)
+}
+
+// Unwrap lets callers match ErrInvalidName.
+func (e *PathError) Unwrap() error { return ErrInvalidName }

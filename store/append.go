@@ -1,0 +1,265 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// Appended is what Append did.
+type Appended struct {
+	Event  *metav1.Event
+	Path   string
+	Commit string
+	// Warnings are problems that did not stop the append, such as files
+	// meta left uncommitted.
+	Warnings []string
+}
+
+// maxRaces bounds how often Append rebuilds its commit because a git
+// process outside meta moved the branch meanwhile.
+const maxRaces = 5
+
+// Append adds ev to the log as a new record and commits it. The caller sets
+// what happened (kind, outcome, body, versions, message, command) and the
+// app's domain in ev.Address.App; project and env may be left empty for an
+// app the log knows, or default to meta.yaml's. Append sets the id, time,
+// format and parents (the app's current heads), and writes nothing when
+// anything is wrong.
+func (s *Store) Append(ev *metav1.Event, actor *metav1.Actor, now time.Time) (*Appended, error) {
+	domain := ev.GetAddress().GetApp()
+	wrap := func(err error) error { return fmt.Errorf("append %s: %w", domain, err) }
+	if actor == nil || strings.TrimSpace(actor.GetName()) == "" {
+		return nil, wrap(fmt.Errorf("%w: no operator", record.ErrInvalid))
+	}
+	if err := projects.ValidateApp(domain); err != nil {
+		return nil, wrap(err)
+	}
+	release, err := lock(s.gitDir)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer release()
+	if err := s.recover(); err != nil {
+		return nil, wrap(err)
+	}
+	addr, err := s.placeFor(ev.GetAddress())
+	if err != nil {
+		return nil, wrap(err)
+	}
+	for attempt := 1; ; attempt++ {
+		out, err := s.appendOnce(ev, actor, addr, now)
+		if errors.Is(err, gitrepo.ErrRaced) && attempt < maxRaces {
+			continue
+		}
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return out, nil
+	}
+}
+
+func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time) (*Appended, error) {
+	events, err := s.events(addr)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	ev := proto.Clone(in).(*metav1.Event)
+	ev.Format = record.FormatVersion
+	ev.Id = record.NewID(now)
+	idTime, _ := record.IDTime(ev.Id)
+	ev.Time = timestamppb.New(idTime)
+	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
+	ev.Actor = proto.Clone(actor).(*metav1.Actor)
+	ev.Parents = fold.Fold(events).HeadIDs()
+	if err := record.Validate(ev); err != nil {
+		return nil, err
+	}
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	p := record.Path(ev)
+	// The pending note lets the next meta command finish or undo this
+	// append if the process dies half way.
+	if err := s.setPending(p); err != nil {
+		return nil, err
+	}
+	p, data, err := s.files.Write(ev)
+	if err != nil {
+		s.clearPending()
+		return nil, err
+	}
+	actorSig := gitrepo.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: idTime}
+	commit, err := s.repo.Commit(tip, []gitrepo.File{{Path: p, Data: data}}, commitMessage(ev), actorSig)
+	if commit.IsZero() {
+		s.files.Remove(p)
+		s.clearPending()
+		return nil, err
+	}
+	out := &Appended{Event: ev, Path: p, Commit: commit.String()}
+	if err != nil { // committed, but the index could not follow
+		out.Warnings = append(out.Warnings, err.Error())
+	}
+	s.clearPending()
+	out.Warnings = append(out.Warnings, s.repo.Others(projects.Root)...)
+	return out, nil
+}
+
+// placeFor settles which project/env an event for a.App goes to: where the
+// app already lives, else what the caller asked for, else meta.yaml's
+// defaults.
+func (s *Store) placeFor(a *metav1.Address) (projects.Address, error) {
+	want := projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}
+	found, err := s.files.Find(want.App)
+	if err != nil {
+		return projects.Address{}, err
+	}
+	switch {
+	case len(found) > 1:
+		return projects.Address{}, ambiguous(want.App, found)
+	case len(found) == 1:
+		have := found[0]
+		if want.Project != "" && want.Project != have.Project || want.Env != "" && want.Env != have.Env {
+			return projects.Address{}, fmt.Errorf("%w: %s has its events under %s, not %s/%s", ErrMoved, want.App, have, orAny(want.Project), orAny(want.Env))
+		}
+		return have, nil
+	}
+	if want.Project == "" {
+		want.Project = s.cfg.Project
+	}
+	if want.Env == "" {
+		want.Env = s.cfg.Env
+	}
+	if want.Project == "" || want.Env == "" {
+		return projects.Address{}, fmt.Errorf("%w: %s has no events yet; pass --project and --env, or set project and env in %s", ErrNeedAddress, want.App, ConfigFile)
+	}
+	return want, want.Validate()
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "*"
+	}
+	return s
+}
+
+func ambiguous(domain string, found []projects.Address) error {
+	names := make([]string, len(found))
+	for i, a := range found {
+		names[i] = a.String()
+	}
+	return fmt.Errorf("%w: %s has events under %s; pass --project and --env to choose", ErrAmbiguous, domain, strings.Join(names, " and "))
+}
+
+// commitMessage is one readable line, then trailers git tools can parse.
+func commitMessage(ev *metav1.Event) string {
+	var subject strings.Builder
+	subject.WriteString(record.KindName(ev.GetKind()) + " " + ev.GetAddress().GetApp())
+	switch {
+	case ev.GetSecret() != nil:
+		subject.WriteString(" " + strings.TrimSpace(ev.GetSecret().GetName()+" "+ev.GetSecret().GetVersion()))
+	case ev.GetVolume() != nil:
+		subject.WriteString(" " + ev.GetVolume().GetName())
+	case ev.GetVersion() != "":
+		subject.WriteString(" " + ev.GetVersion())
+	case ev.GetChaosVersion() != "":
+		subject.WriteString(" " + ev.GetChaosVersion())
+	}
+	subject.WriteString(" by " + ev.GetActor().GetName())
+	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+		subject.WriteString(" (" + record.OutcomeName(ev.GetOutcome()) + ")")
+	}
+	var b strings.Builder
+	b.WriteString(oneLine(subject.String()) + "\n")
+	if m := strings.TrimSpace(ev.GetMessage()); m != "" {
+		b.WriteString("\n" + m + "\n")
+	}
+	b.WriteString("\nMeta-Event: " + ev.GetId() + "\n")
+	b.WriteString("Meta-Operator: " + oneLine(record.Operator(ev.GetActor().GetName(), ev.GetActor().GetEmail())) + "\n")
+	b.WriteString("Meta-Outcome: " + record.OutcomeName(ev.GetOutcome()) + "\n")
+	return b.String()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func (s *Store) pendingPath() string { return filepath.Join(s.gitDir, "meta", "pending") }
+
+func (s *Store) setPending(recordPath string) error {
+	f, err := os.OpenFile(s.pendingPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("note pending append: %w", err)
+	}
+	_, err = f.WriteString(recordPath + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Store) clearPending() { os.Remove(s.pendingPath()) }
+
+// recover finishes an append a killed meta left half done: a record the
+// branch holds stays (and is put back in the index); one it does not hold
+// was never reported appended and is removed. The caller holds the lock.
+func (s *Store) recover() error {
+	data, err := os.ReadFile(s.pendingPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	p := strings.TrimSpace(string(data))
+	if _, err := projects.ParseRecordPath(p); err != nil {
+		s.clearPending() // not ours to act on
+		return nil
+	}
+	tip, err := s.repo.Head()
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	committed, err := s.repo.Has(tip, p)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	if committed {
+		if err := s.repo.Restage(p); err != nil {
+			return fmt.Errorf("recover %s: %w", p, err)
+		}
+	} else if err := s.files.Remove(p); err != nil {
+		return fmt.Errorf("recover %s: %w", p, err)
+	}
+	s.clearPending()
+	return nil
+}
+
+// recoverIfPending lets readers repair a crashed append before reading, so
+// they never show an event that was not committed. It costs one stat when
+// there is nothing to do.
+func (s *Store) recoverIfPending() error {
+	if _, err := os.Stat(s.pendingPath()); err != nil {
+		return nil
+	}
+	release, err := lock(s.gitDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.recover()
+}

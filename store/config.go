@@ -1,0 +1,61 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+)
+
+// ConfigFile is the file at the root of a log repository that marks it as
+// one and holds its shared settings. It is committed.
+const ConfigFile = "meta.yaml"
+
+// ConfigVersion is the meta.yaml layout this meta writes.
+const ConfigVersion = 1
+
+// Config is what meta.yaml says.
+type Config struct {
+	// Version of the meta.yaml layout.
+	Version int `yaml:"version"`
+	// Project and Env are the defaults for an app's first event.
+	Project string `yaml:"project,omitempty"`
+	Env     string `yaml:"env,omitempty"`
+}
+
+// ParseConfig reads and checks meta.yaml's content. Keys it does not know,
+// written by a newer meta, are ignored.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+	}
+	if c.Version < 1 {
+		return Config{}, fmt.Errorf("%s: version must be 1 or more, got %d", ConfigFile, c.Version)
+	}
+	if c.Project != "" {
+		if err := projects.ValidateProject(c.Project); err != nil {
+			return Config{}, fmt.Errorf("%s: project: %w", ConfigFile, err)
+		}
+	}
+	if c.Env != "" {
+		if err := projects.ValidateEnv(c.Env); err != nil {
+			return Config{}, fmt.Errorf("%s: env: %w", ConfigFile, err)
+		}
+	}
+	return c, nil
+}
+
+// Marshal renders c as meta.yaml, with a comment for people who find it.
+func (c Config) Marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString("# This repository is a meta operator log: see `meta --help`.\n")
+	b.WriteString("# project and env are the defaults for an app's first event.\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	enc.Encode(c)
+	enc.Close()
+	return b.Bytes()
+}

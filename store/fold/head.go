@@ -1,0 +1,218 @@
+package fold
+
+import (
+	"sort"
+	"time"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// States an app can be in, as Head.State says it.
+const (
+	// StateUnknown: no event so far says whether the app exists or runs.
+	StateUnknown = "unknown"
+	// StateNew: created (abra app new) and not deployed yet.
+	StateNew = "new"
+	// StateDeployed: the last deploy, upgrade or rollback succeeded.
+	StateDeployed = "deployed"
+	// StateDeployFailed: the last deploy, upgrade or rollback failed; Version
+	// is still the one from the last successful deploy.
+	StateDeployFailed = "deploy-failed"
+	// StateUndeployed: undeployed after running.
+	StateUndeployed = "undeployed"
+	// StateRemoved: removed from its server.
+	StateRemoved = "removed"
+)
+
+// Head is an app's state as its log says. Its JSON keys are part of meta's
+// interface (`meta head --json`): add keys, never rename or remove them.
+type Head struct {
+	Domain  string `json:"domain"`
+	Project string `json:"project"`
+	Env     string `json:"env"`
+	// State is one of the State constants.
+	State string `json:"state"`
+	// Version is the version running as far as the log knows: the last
+	// successful deploy's. A failed deploy does not change it.
+	Version      string `json:"version"`
+	Recipe       string `json:"recipe"`
+	ChaosVersion string `json:"chaos_version"`
+	// Since is when Version was deployed; zero if it never was.
+	Since time.Time `json:"since"`
+	// DeployedBy is who deployed Version.
+	DeployedBy string `json:"deployed_by"`
+
+	// EventID, Kind, Outcome, Operator and Time describe the last event.
+	EventID       string    `json:"event_id"`
+	Kind          string    `json:"kind"`
+	Outcome       string    `json:"outcome"`
+	Operator      string    `json:"operator"`
+	OperatorEmail string    `json:"operator_email"`
+	Time          time.Time `json:"time"`
+
+	// LastSuccess is the last successful deploy, set when a later one failed.
+	LastSuccess *Ref `json:"last_success"`
+	// LastFailure is the failed deploy behind StateDeployFailed.
+	LastFailure *Ref `json:"last_failure"`
+	// Secrets present, by name, with the version last generated or inserted.
+	Secrets []Secret `json:"secrets"`
+
+	// Forked says the log has more than one head: operators appended without
+	// seeing each other's events. Heads names them all; the state above is
+	// still the same on every machine.
+	Forked bool  `json:"forked"`
+	Heads  []Ref `json:"heads"`
+
+	// Events counts the app's events; UnknownEvents those of kinds this meta
+	// does not know (written by a newer one), which change no state.
+	Events        int `json:"events"`
+	UnknownEvents int `json:"unknown_events"`
+}
+
+// Ref names one event and what it said.
+type Ref struct {
+	EventID      string    `json:"event_id"`
+	Kind         string    `json:"kind"`
+	Outcome      string    `json:"outcome"`
+	Version      string    `json:"version"`
+	ChaosVersion string    `json:"chaos_version"`
+	Operator     string    `json:"operator"`
+	Time         time.Time `json:"time"`
+}
+
+// Secret is a secret's name and version; never its value.
+type Secret struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// RefOf describes ev.
+func RefOf(ev *metav1.Event) Ref {
+	return Ref{
+		EventID:      ev.GetId(),
+		Kind:         record.KindName(ev.GetKind()),
+		Outcome:      record.OutcomeName(ev.GetOutcome()),
+		Version:      ev.GetVersion(),
+		ChaosVersion: ev.GetChaosVersion(),
+		Operator:     ev.GetActor().GetName(),
+		Time:         ev.GetTime().AsTime().UTC(),
+	}
+}
+
+// Fold computes the head of one app from all its events, given in any order.
+// It returns nil for no events.
+func Fold(events []*metav1.Event) *Head {
+	if len(events) == 0 {
+		return nil
+	}
+	ordered := Order(events)
+	first := ordered[0].GetAddress()
+	h := &Head{Domain: first.GetApp(), Project: first.GetProject(), Env: first.GetEnv(), State: StateUnknown}
+	secrets := map[string]string{}
+	var success *metav1.Event
+	for _, ev := range ordered {
+		h.apply(ev, secrets, &success)
+	}
+	h.Events = len(ordered)
+	if h.State == StateDeployFailed && success != nil {
+		ref := RefOf(success)
+		h.LastSuccess = &ref
+	}
+	h.Secrets = make([]Secret, 0, len(secrets))
+	for name, version := range secrets {
+		h.Secrets = append(h.Secrets, Secret{Name: name, Version: version})
+	}
+	sort.Slice(h.Secrets, func(i, j int) bool { return h.Secrets[i].Name < h.Secrets[j].Name })
+	h.Heads = heads(ordered)
+	h.Forked = len(h.Heads) > 1
+	return h
+}
+
+// apply folds one event into h. Only succeeded events change state, except
+// that a failed deploy marks the app as such without touching the version.
+func (h *Head) apply(ev *metav1.Event, secrets map[string]string, success **metav1.Event) {
+	last := RefOf(ev)
+	h.EventID, h.Kind, h.Outcome, h.Time = last.EventID, last.Kind, last.Outcome, last.Time
+	h.Operator, h.OperatorEmail = ev.GetActor().GetName(), ev.GetActor().GetEmail()
+
+	kind := ev.GetKind()
+	if !record.KnownKind(kind) {
+		h.UnknownEvents++
+		return
+	}
+	switch ev.GetOutcome() {
+	case metav1.Outcome_OUTCOME_SUCCEEDED:
+	case metav1.Outcome_OUTCOME_FAILED, metav1.Outcome_OUTCOME_ABORTED:
+		if record.IsDeployKind(kind) {
+			h.State = StateDeployFailed
+			h.LastFailure = &last
+		}
+		return
+	default:
+		return // an outcome from a newer meta: claim nothing
+	}
+	if ev.GetRecipe() != "" {
+		h.Recipe = ev.GetRecipe()
+	}
+	switch {
+	case record.IsDeployKind(kind):
+		h.State = StateDeployed
+		h.Version = ev.GetVersion()
+		if t := ev.GetRollback().GetTargetVersion(); t != "" {
+			h.Version = t
+		}
+		h.ChaosVersion = ev.GetChaosVersion()
+		h.Since, h.DeployedBy = last.Time, last.Operator
+		h.LastFailure = nil
+		*success = ev
+	case kind == metav1.Kind_KIND_NEW:
+		// Recreating a removed app starts it over; "new" never hides a
+		// deploy that the log already holds.
+		if h.State == StateUnknown || h.State == StateRemoved {
+			h.State = StateNew
+		}
+	case kind == metav1.Kind_KIND_UNDEPLOY:
+		h.State = StateUndeployed
+		h.LastFailure = nil
+	case kind == metav1.Kind_KIND_REMOVE:
+		h.State = StateRemoved
+		h.LastFailure = nil
+		clear(secrets)
+	case kind == metav1.Kind_KIND_SECRET_GENERATE, kind == metav1.Kind_KIND_SECRET_INSERT:
+		secrets[ev.GetSecret().GetName()] = ev.GetSecret().GetVersion()
+	case kind == metav1.Kind_KIND_SECRET_REMOVE:
+		delete(secrets, ev.GetSecret().GetName())
+	}
+}
+
+// heads are the events no other event names as a parent, in fold order.
+func heads(ordered []*metav1.Event) []Ref {
+	named := make(map[string]bool, len(ordered))
+	for _, ev := range ordered {
+		for _, p := range ev.GetParents() {
+			if p != ev.GetId() {
+				named[p] = true
+			}
+		}
+	}
+	var out []Ref
+	for _, ev := range ordered {
+		if !named[ev.GetId()] {
+			out = append(out, RefOf(ev))
+		}
+	}
+	return out
+}
+
+// HeadIDs are the ids of h's heads: the parents of the app's next event.
+func (h *Head) HeadIDs() []string {
+	if h == nil {
+		return nil
+	}
+	ids := make([]string, len(h.Heads))
+	for i, r := range h.Heads {
+		ids[i] = r.EventID
+	}
+	return ids
+}

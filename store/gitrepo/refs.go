@@ -1,0 +1,147 @@
+package gitrepo
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// branch is the full name of the branch HEAD points to.
+func (r *Repo) branch() (string, error) {
+	b, err := os.ReadFile(filepath.Join(r.gitDir, "HEAD"))
+	if err != nil {
+		return "", fmt.Errorf("read HEAD: %w", err)
+	}
+	head := strings.TrimSpace(string(b))
+	name, ok := strings.CutPrefix(head, "ref: ")
+	if !ok {
+		return "", fmt.Errorf("%w at %s: check out a branch first", ErrDetached, head)
+	}
+	return name, nil
+}
+
+// Branch is the short name of the branch HEAD points to, e.g. "main".
+func (r *Repo) Branch() (string, error) {
+	name, err := r.branch()
+	return strings.TrimPrefix(name, "refs/heads/"), err
+}
+
+// Head is the commit at the tip of the current branch; the zero hash for a
+// branch with no commits yet.
+func (r *Repo) Head() (plumbing.Hash, error) {
+	name, err := r.branch()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return r.readRef(name)
+}
+
+// readRef resolves a ref from its loose file or from packed-refs.
+func (r *Repo) readRef(name string) (plumbing.Hash, error) {
+	b, err := os.ReadFile(filepath.Join(r.gitDir, filepath.FromSlash(name)))
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if !plumbing.IsHash(s) {
+			return plumbing.ZeroHash, fmt.Errorf("ref %s holds %q, not a commit id", name, s)
+		}
+		return plumbing.NewHash(s), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return plumbing.ZeroHash, fmt.Errorf("read ref %s: %w", name, err)
+	}
+	f, err := os.Open(filepath.Join(r.gitDir, "packed-refs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read packed-refs: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		hash, ref, ok := strings.Cut(sc.Text(), " ")
+		if ok && ref == name && plumbing.IsHash(hash) {
+			return plumbing.NewHash(hash), nil
+		}
+	}
+	return plumbing.ZeroHash, sc.Err()
+}
+
+// updateRef moves ref from old to new the way git does: it holds
+// <ref>.lock (created exclusively, so git and other meta processes wait their
+// turn), checks the ref still holds old, writes and syncs the lock file and
+// renames it over the ref. The reflogs of the ref and HEAD get a line each.
+func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg string) error {
+	path := filepath.Join(r.gitDir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	lockPath := path + ".lock"
+	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("update %s: %w: %s exists (another git or meta process is writing)", name, ErrRaced, lockPath)
+	}
+	if err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			lock.Close()
+			os.Remove(lockPath)
+		}
+	}()
+	cur, err := r.readRef(name)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	if cur != old {
+		return fmt.Errorf("update %s: %w: expected %s, found %s", name, ErrRaced, short(old), short(cur))
+	}
+	if _, err := lock.WriteString(new.String() + "\n"); err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	if err := lock.Sync(); err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	if err := lock.Close(); err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	if err := os.Rename(lockPath, path); err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	done = true
+	if err := fsync(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("update %s: %w", name, err)
+	}
+	// The reflog is a convenience for git users; the commit stands without it.
+	line := fmt.Sprintf("%s %s %s <%s> %d %s\t%s\n", old, new, sig.Name, sig.Email, sig.When.Unix(), sig.When.Format("-0700"), msg)
+	for _, log := range []string{name, "HEAD"} {
+		appendReflog(filepath.Join(r.gitDir, "logs", filepath.FromSlash(log)), line)
+	}
+	return nil
+}
+
+func appendReflog(path, line string) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	f.WriteString(line)
+	f.Close()
+}
+
+func short(h plumbing.Hash) string {
+	if h.IsZero() {
+		return "no commit"
+	}
+	return h.String()[:12]
+}

@@ -1,0 +1,176 @@
+package gitrepo
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// writer stores new objects and remembers them so they can be made durable
+// before the branch points at them.
+type writer struct {
+	st      storer.EncodedObjectStorer
+	written []plumbing.Hash
+}
+
+func newWriter(st storer.EncodedObjectStorer) *writer { return &writer{st: st} }
+
+func (w *writer) store(o plumbing.EncodedObject) (plumbing.Hash, error) {
+	h, err := w.st.SetEncodedObject(o)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("write %s object: %w", o.Type(), err)
+	}
+	w.written = append(w.written, h)
+	return h, nil
+}
+
+func (w *writer) blob(data []byte) (plumbing.Hash, error) {
+	o := w.st.NewEncodedObject()
+	o.SetType(plumbing.BlobObject)
+	o.SetSize(int64(len(data)))
+	wr, err := o.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := wr.Write(data); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := wr.Close(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return w.store(o)
+}
+
+func (w *writer) commit(c *object.Commit) (plumbing.Hash, error) {
+	o := w.st.NewEncodedObject()
+	if err := c.Encode(o); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return w.store(o)
+}
+
+// insert returns the id of the tree that is tree (zero for none) with a
+// regular file at path pointing to blob. Only the trees along path are
+// read and rewritten. A file already at path is an error: meta never
+// replaces a committed file.
+func (w *writer) insert(tree plumbing.Hash, path []string, blob plumbing.Hash) (plumbing.Hash, error) {
+	var entries []object.TreeEntry
+	if !tree.IsZero() {
+		t, err := object.GetTree(w.st, tree)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", tree, err)
+		}
+		entries = t.Entries
+	}
+	name := path[0]
+	at := -1
+	for i, e := range entries {
+		if e.Name == name {
+			at = i
+			break
+		}
+	}
+	var entry object.TreeEntry
+	if len(path) == 1 {
+		if at >= 0 {
+			return plumbing.ZeroHash, fmt.Errorf("%s is already committed", name)
+		}
+		entry = object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob}
+	} else {
+		sub := plumbing.ZeroHash
+		if at >= 0 {
+			if entries[at].Mode != filemode.Dir {
+				return plumbing.ZeroHash, fmt.Errorf("%s is a file, not a directory", name)
+			}
+			sub = entries[at].Hash
+		}
+		h, err := w.insert(sub, path[1:], blob)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		entry = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+	}
+	next := make([]object.TreeEntry, 0, len(entries)+1)
+	next = append(next, entries...)
+	if at >= 0 {
+		next[at] = entry
+	} else {
+		next = append(next, entry)
+	}
+	sort.Slice(next, func(i, j int) bool { return treeKey(next[i]) < treeKey(next[j]) })
+	o := w.st.NewEncodedObject()
+	if err := (&object.Tree{Entries: next}).Encode(o); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return w.store(o)
+}
+
+// treeKey is what git sorts tree entries by: the name, with a slash after
+// directory names.
+func treeKey(e object.TreeEntry) string {
+	if e.Mode == filemode.Dir {
+		return e.Name + "/"
+	}
+	return e.Name
+}
+
+// sync makes every object written so far durable: the loose object files
+// and the directories that name them. Objects already packed are skipped.
+func (w *writer) sync(gitDir string) error {
+	dirs := map[string]bool{}
+	for _, h := range w.written {
+		hex := h.String()
+		dir := filepath.Join(gitDir, "objects", hex[:2])
+		if err := fsync(filepath.Join(dir, hex[2:])); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("sync object %s: %w", hex, err)
+		}
+		dirs[dir] = true
+	}
+	for dir := range dirs {
+		if err := fsync(dir); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
+	}
+	w.written = w.written[:0]
+	return nil
+}
+
+func fsync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// ReadFile returns the content of the file at path in commit's tree.
+func (r *Repo) ReadFile(commit plumbing.Hash, path string) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := object.GetCommit(r.st, commit)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read tree of %s: %w", commit, err)
+	}
+	f, err := t.File(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", path, commit, err)
+	}
+	rd, err := f.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
+}

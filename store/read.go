@@ -1,0 +1,193 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// CorruptError says which record could not be read, and which commit put it
+// in the log, so whoever committed it can be asked.
+type CorruptError struct {
+	Path   string
+	Commit string // empty when the record is not committed
+	Err    error
+}
+
+func (e *CorruptError) Error() string {
+	where := "not committed"
+	if e.Commit != "" {
+		where = "added in commit " + e.Commit
+	}
+	return fmt.Sprintf("record %s (%s): %v", e.Path, where, e.Err)
+}
+
+// Unwrap lets callers match record.ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Locate finds the one project/env holding domain's events.
+func (s *Store) Locate(domain string) (projects.Address, error) {
+	if err := projects.ValidateApp(domain); err != nil {
+		return projects.Address{}, err
+	}
+	found, err := s.files.Find(domain)
+	if err != nil {
+		return projects.Address{}, err
+	}
+	switch len(found) {
+	case 0:
+		return projects.Address{}, fmt.Errorf("%w for %s", ErrNotFound, domain)
+	case 1:
+		return found[0], nil
+	}
+	return projects.Address{}, ambiguous(domain, found)
+}
+
+// events reads every event of the app at a, through the cache.
+func (s *Store) events(a projects.Address) ([]*metav1.Event, error) {
+	paths, err := s.files.RecordPaths(a)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%w for %s", ErrNotFound, a.App)
+	}
+	cached := s.cache.Load(a)
+	missed := false
+	events := make([]*metav1.Event, 0, len(paths))
+	for _, p := range paths {
+		data, ok := cached[p]
+		if !ok {
+			if data, err = s.files.Read(p); err != nil {
+				return nil, fmt.Errorf("read %s: %w", p, err)
+			}
+			cached[p] = data
+			missed = true
+		}
+		ev, err := record.Unmarshal(data)
+		if err == nil {
+			err = record.CheckPath(ev, p)
+		}
+		if err != nil {
+			return nil, &CorruptError{Path: p, Commit: s.addedIn(p), Err: err}
+		}
+		events = append(events, ev)
+	}
+	if missed || len(cached) != len(paths) {
+		s.cache.Store(a, paths, cached)
+	}
+	return events, nil
+}
+
+// addedIn finds the commit that added path, for error messages.
+func (s *Store) addedIn(path string) string {
+	var found plumbing.Hash
+	rec, err := projects.ParseRecordPath(path)
+	if err != nil {
+		return ""
+	}
+	s.repo.WalkChanges(rec.Address.Dir(), nil, func(c gitrepo.Change) error {
+		if c.Path == path && c.From.IsZero() && !c.To.IsZero() {
+			found = c.Commit
+		}
+		return nil
+	})
+	if found.IsZero() {
+		return ""
+	}
+	return found.String()
+}
+
+// Head folds domain's events into its head.
+func (s *Store) Head(domain string) (*fold.Head, error) {
+	if err := s.recoverIfPending(); err != nil {
+		return nil, fmt.Errorf("head %s: %w", domain, err)
+	}
+	a, err := s.Locate(domain)
+	if err != nil {
+		return nil, fmt.Errorf("head %s: %w", domain, err)
+	}
+	events, err := s.events(a)
+	if err != nil {
+		return nil, fmt.Errorf("head %s: %w", domain, err)
+	}
+	return fold.Fold(events), nil
+}
+
+// Log returns domain's events newest first (the reverse of fold order), or
+// every app's events newest first by time when domain is empty; at most n
+// when n > 0.
+func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
+	if err := s.recoverIfPending(); err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	var out []*metav1.Event
+	if domain != "" {
+		a, err := s.Locate(domain)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: %w", domain, err)
+		}
+		events, err := s.events(a)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: %w", domain, err)
+		}
+		out = fold.Order(events)
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	} else {
+		apps, err := s.files.Apps()
+		if err != nil {
+			return nil, fmt.Errorf("log: %w", err)
+		}
+		for _, a := range apps {
+			events, err := s.events(a)
+			if errors.Is(err, ErrNotFound) {
+				continue // an app directory without records yet
+			}
+			if err != nil {
+				return nil, fmt.Errorf("log: %w", err)
+			}
+			out = append(out, events...)
+		}
+		sort.Slice(out, func(i, j int) bool { return fold.Before(out[j], out[i]) })
+	}
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
+
+// List folds every app in the log, sorted by project, env and domain.
+func (s *Store) List() ([]*fold.Head, error) {
+	if err := s.recoverIfPending(); err != nil {
+		return nil, fmt.Errorf("ls: %w", err)
+	}
+	apps, err := s.files.Apps()
+	if err != nil {
+		return nil, fmt.Errorf("ls: %w", err)
+	}
+	heads := make([]*fold.Head, 0, len(apps))
+	for _, a := range apps {
+		events, err := s.events(a)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ls: %w", err)
+		}
+		heads = append(heads, fold.Fold(events))
+	}
+	return heads, nil
+}
+
+// Apps lists every app address in the log; shell completion uses it.
+func (s *Store) Apps() ([]projects.Address, error) { return s.files.Apps() }

@@ -1,0 +1,198 @@
+// Package record encodes, decodes and checks the events of a meta log.
+//
+// A record is one metav1.Event in protobuf's binary encoding, stored alone
+// in its own file. Writing is strict (Validate rejects anything incomplete or
+// inconsistent); reading is lenient (Unmarshal accepts events from newer meta
+// versions with fields, kinds and outcomes it does not know, and keeps the
+// unknown fields).
+package record
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+)
+
+// FormatVersion is the record format this meta writes into Event.format.
+//
+// Change log:
+//   - 1: first format: one Event per file at
+//     projects/<project>/<env>/<app>/<YYYY-MM>/<id>.pb.
+const FormatVersion = 1
+
+// Redacted replaces every secret value in a recorded command line.
+const Redacted = "<redacted>"
+
+// ErrInvalid is matched by every error about an event that must not be
+// written.
+var ErrInvalid = errors.New("invalid event")
+
+// ErrCorrupt is matched by every error about bytes that are not a record.
+var ErrCorrupt = errors.New("corrupt record")
+
+// maxRecord bounds a record's size: far above any real event, it keeps a
+// hostile file from costing more than a moment to reject.
+const maxRecord = 1 << 20
+
+// Marshal checks ev and encodes it deterministically, so the same event
+// always makes the same bytes (and the same git blob).
+func Marshal(ev *metav1.Event) ([]byte, error) {
+	if err := Validate(ev); err != nil {
+		return nil, err
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.GetId(), err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a record. It accepts what newer meta versions write and
+// keeps fields it does not know; it rejects bytes that are not an event, and
+// events without the id, time and address every reader relies on.
+func Unmarshal(data []byte) (*metav1.Event, error) {
+	if len(data) > maxRecord {
+		return nil, fmt.Errorf("%w: %d bytes, more than the %d a record may have", ErrCorrupt, len(data), maxRecord)
+	}
+	ev := &metav1.Event{}
+	if err := proto.Unmarshal(data, ev); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if err := projects.ValidateID(ev.GetId()); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if !ev.GetTime().IsValid() || ev.GetTime().AsTime().IsZero() {
+		return nil, fmt.Errorf("%w: event %s has no valid time", ErrCorrupt, ev.GetId())
+	}
+	if err := address(ev).Validate(); err != nil {
+		return nil, fmt.Errorf("%w: event %s: %v", ErrCorrupt, ev.GetId(), err)
+	}
+	return ev, nil
+}
+
+// Address is where ev belongs in the log tree.
+func Address(ev *metav1.Event) projects.Address { return address(ev) }
+
+func address(ev *metav1.Event) projects.Address {
+	a := ev.GetAddress()
+	return projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}
+}
+
+// Path is the record path of ev relative to the repository root.
+func Path(ev *metav1.Event) string {
+	return projects.RecordPath(address(ev), ev.GetId(), ev.GetTime().AsTime())
+}
+
+// CheckPath reports whether a record read from path p belongs there: its id
+// names the file, its address names the directories and its time the month.
+func CheckPath(ev *metav1.Event, p string) error {
+	if want := Path(ev); want != p {
+		return fmt.Errorf("%w: event %s at %s belongs at %s", ErrCorrupt, ev.GetId(), p, want)
+	}
+	return nil
+}
+
+// Validate checks everything a new event must have before it is written.
+func Validate(ev *metav1.Event) error {
+	if ev == nil {
+		return fmt.Errorf("%w: no event", ErrInvalid)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	if ev.GetFormat() == 0 {
+		return bad("format version is not set")
+	}
+	if err := projects.ValidateID(ev.GetId()); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if !ev.GetTime().IsValid() || ev.GetTime().AsTime().IsZero() {
+		return bad("event %s has no valid time", ev.GetId())
+	}
+	idTime, _ := IDTime(ev.GetId())
+	if !idTime.Equal(ev.GetTime().AsTime().Truncate(time.Millisecond)) {
+		return bad("event %s: id time %s differs from event time %s", ev.GetId(), idTime.Format(time.RFC3339Nano), ev.GetTime().AsTime().Format(time.RFC3339Nano))
+	}
+	if err := address(ev).Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if strings.TrimSpace(ev.GetActor().GetName()) == "" {
+		return bad("no operator name")
+	}
+	for _, p := range ev.GetParents() {
+		if err := projects.ValidateID(p); err != nil {
+			return fmt.Errorf("%w: parent: %w", ErrInvalid, err)
+		}
+	}
+	if !KnownKind(ev.GetKind()) {
+		return bad("kind %s cannot be appended", KindName(ev.GetKind()))
+	}
+	if _, ok := outcomeNames[ev.GetOutcome()]; !ok {
+		return bad("outcome %s cannot be appended", OutcomeName(ev.GetOutcome()))
+	}
+	if IsDeployKind(ev.GetKind()) && ev.GetVersion() == "" && ev.GetChaosVersion() == "" {
+		return bad("%s needs a version (or a chaos version)", KindName(ev.GetKind()))
+	}
+	return validateBody(ev)
+}
+
+// validateBody checks that the body, if any, is the one the kind calls for.
+func validateBody(ev *metav1.Event) error {
+	kind := KindName(ev.GetKind())
+	want := map[metav1.Kind]string{
+		metav1.Kind_KIND_ROLLBACK:        "rollback",
+		metav1.Kind_KIND_MOVE:            "move",
+		metav1.Kind_KIND_SECRET_GENERATE: "secret",
+		metav1.Kind_KIND_SECRET_INSERT:   "secret",
+		metav1.Kind_KIND_SECRET_REMOVE:   "secret",
+		metav1.Kind_KIND_VOLUME_REMOVE:   "volume",
+		metav1.Kind_KIND_RESTORE:         "restore",
+	}[ev.GetKind()]
+	got := bodyName(ev)
+	if got != "" && got != want {
+		return fmt.Errorf("%w: a %s event cannot carry a %s body", ErrInvalid, kind, got)
+	}
+	switch b := ev.GetBody().(type) {
+	case *metav1.Event_Secret:
+		if b.Secret.GetName() == "" {
+			return fmt.Errorf("%w: %s needs a secret name", ErrInvalid, kind)
+		}
+	case *metav1.Event_Rollback:
+		if t := b.Rollback.GetTargetVersion(); t != "" && ev.GetVersion() != "" && t != ev.GetVersion() {
+			return fmt.Errorf("%w: rollback target %q differs from version %q", ErrInvalid, t, ev.GetVersion())
+		}
+	case *metav1.Event_Volume:
+		if b.Volume.GetName() == "" {
+			return fmt.Errorf("%w: %s needs a volume name", ErrInvalid, kind)
+		}
+	}
+	if IsSecretKind(ev.GetKind()) && got == "" {
+		return fmt.Errorf("%w: %s needs a secret name", ErrInvalid, kind)
+	}
+	if ev.GetKind() == metav1.Kind_KIND_VOLUME_REMOVE && got == "" {
+		return fmt.Errorf("%w: volume-remove needs a volume name", ErrInvalid)
+	}
+	return nil
+}
+
+func bodyName(ev *metav1.Event) string {
+	switch ev.GetBody().(type) {
+	case *metav1.Event_Rollback:
+		return "rollback"
+	case *metav1.Event_Move:
+		return "move"
+	case *metav1.Event_Secret:
+		return "secret"
+	case *metav1.Event_Volume:
+		return "volume"
+	case *metav1.Event_Restore:
+		return "restore"
+	}
+	return ""
+}

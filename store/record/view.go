@@ -1,0 +1,177 @@
+package record
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+)
+
+// View is an event as `meta log --json` and `meta cat --json` show it. Its
+// JSON keys are part of meta's interface: add keys, never rename or remove
+// them.
+type View struct {
+	ID            string        `json:"id"`
+	Time          time.Time     `json:"time"`
+	Kind          string        `json:"kind"`
+	Outcome       string        `json:"outcome"`
+	Project       string        `json:"project"`
+	Env           string        `json:"env"`
+	Domain        string        `json:"domain"`
+	Operator      string        `json:"operator"`
+	OperatorEmail string        `json:"operator_email"`
+	Host          string        `json:"host"`
+	Parents       []string      `json:"parents"`
+	Recipe        string        `json:"recipe"`
+	Version       string        `json:"version"`
+	ChaosVersion  string        `json:"chaos_version"`
+	Command       []string      `json:"command"`
+	Message       string        `json:"message"`
+	BatchID       string        `json:"batch_id"`
+	EnvDigest     string        `json:"env_digest"`
+	Rollback      *RollbackView `json:"rollback,omitempty"`
+	Move          *MoveView     `json:"move,omitempty"`
+	Secret        *SecretView   `json:"secret,omitempty"`
+	Volume        *VolumeView   `json:"volume,omitempty"`
+	Restore       *RestoreView  `json:"restore,omitempty"`
+	Format        uint32        `json:"format"`
+}
+
+// RollbackView is the body of a rollback event.
+type RollbackView struct {
+	TargetVersion string `json:"target_version"`
+	FromVersion   string `json:"from_version"`
+}
+
+// MoveView is the body of a move event.
+type MoveView struct {
+	FromServer string `json:"from_server"`
+	ToServer   string `json:"to_server"`
+}
+
+// SecretView is the body of a secret event: a name and a version, never a
+// value.
+type SecretView struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// VolumeView is the body of a volume event.
+type VolumeView struct {
+	Name string `json:"name"`
+}
+
+// RestoreView is the body of a restore event.
+type RestoreView struct {
+	Snapshot string `json:"snapshot"`
+}
+
+// ViewOf makes the stable, readable view of ev.
+func ViewOf(ev *metav1.Event) View {
+	v := View{
+		ID:            ev.GetId(),
+		Time:          ev.GetTime().AsTime().UTC(),
+		Kind:          KindName(ev.GetKind()),
+		Outcome:       OutcomeName(ev.GetOutcome()),
+		Project:       ev.GetAddress().GetProject(),
+		Env:           ev.GetAddress().GetEnv(),
+		Domain:        ev.GetAddress().GetApp(),
+		Operator:      ev.GetActor().GetName(),
+		OperatorEmail: ev.GetActor().GetEmail(),
+		Host:          ev.GetActor().GetHost(),
+		Parents:       nonNil(ev.GetParents()),
+		Recipe:        ev.GetRecipe(),
+		Version:       ev.GetVersion(),
+		ChaosVersion:  ev.GetChaosVersion(),
+		Command:       nonNil(ev.GetCommand()),
+		Message:       ev.GetMessage(),
+		BatchID:       ev.GetBatchId(),
+		EnvDigest:     ev.GetEnvDigest(),
+		Format:        ev.GetFormat(),
+	}
+	switch b := ev.GetBody().(type) {
+	case *metav1.Event_Rollback:
+		v.Rollback = &RollbackView{TargetVersion: b.Rollback.GetTargetVersion(), FromVersion: b.Rollback.GetFromVersion()}
+	case *metav1.Event_Move:
+		v.Move = &MoveView{FromServer: b.Move.GetFromServer(), ToServer: b.Move.GetToServer()}
+	case *metav1.Event_Secret:
+		v.Secret = &SecretView{Name: b.Secret.GetName(), Version: b.Secret.GetVersion()}
+	case *metav1.Event_Volume:
+		v.Volume = &VolumeView{Name: b.Volume.GetName()}
+	case *metav1.Event_Restore:
+		v.Restore = &RestoreView{Snapshot: b.Restore.GetSnapshot()}
+	}
+	return v
+}
+
+// nonNil keeps JSON arrays as [] rather than null, so consumers need not
+// handle both.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Operator formats an actor as git does: "Name <email>", or the name alone.
+func Operator(name, email string) string {
+	if email == "" {
+		return name
+	}
+	return name + " <" + email + ">"
+}
+
+// WriteText writes ev as aligned "key: value" lines, one field per line and
+// empty fields left out, so that `git log -p` through `meta cat` shows what
+// changed in readable form.
+func WriteText(w io.Writer, ev *metav1.Event) error {
+	v := ViewOf(ev)
+	var b strings.Builder
+	line := func(key, value string) {
+		if value != "" {
+			fmt.Fprintf(&b, "%-14s %s\n", key+":", value)
+		}
+	}
+	line("event", v.ID)
+	line("kind", v.Kind)
+	line("outcome", v.Outcome)
+	line("time", v.Time.Format(time.RFC3339Nano))
+	line("app", v.Domain)
+	line("project", v.Project)
+	line("env", v.Env)
+	line("operator", Operator(v.Operator, v.OperatorEmail))
+	line("host", v.Host)
+	line("parents", strings.Join(v.Parents, " "))
+	line("recipe", v.Recipe)
+	line("version", v.Version)
+	line("chaos version", v.ChaosVersion)
+	if r := v.Rollback; r != nil {
+		line("rollback to", r.TargetVersion)
+		line("rollback from", r.FromVersion)
+	}
+	if m := v.Move; m != nil {
+		line("moved from", m.FromServer)
+		line("moved to", m.ToServer)
+	}
+	if s := v.Secret; s != nil {
+		line("secret", strings.TrimSpace(s.Name+" "+s.Version))
+	}
+	if vol := v.Volume; vol != nil {
+		line("volume", vol.Name)
+	}
+	if r := v.Restore; r != nil {
+		line("snapshot", r.Snapshot)
+	}
+	line("command", strings.Join(v.Command, " "))
+	line("batch", v.BatchID)
+	line("env digest", v.EnvDigest)
+	line("message", v.Message)
+	if n := len(ev.ProtoReflect().GetUnknown()); n > 0 {
+		line("unknown", fmt.Sprintf("%d bytes of fields from a newer meta, kept", n))
+	}
+	line("format", fmt.Sprint(v.Format))
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// Finding is one thing `meta verify` found wrong.
+type Finding struct {
+	Path    string `json:"path"`
+	Commit  string `json:"commit"`
+	Problem string `json:"problem"`
+}
+
+func (f Finding) String() string {
+	if f.Commit == "" {
+		return fmt.Sprintf("%s: %s", f.Path, f.Problem)
+	}
+	return fmt.Sprintf("%s: %s (commit %s)", f.Path, f.Problem, f.Commit[:12])
+}
+
+// Verify checks the whole log: in every commit of the branch's history, no
+// record was modified or deleted, every added file under projects/ has a
+// valid record path, decodes, and sits where its content says; and the work
+// tree holds exactly the committed records. onCommit, if set, is called per
+// commit examined, for progress.
+func (s *Store) Verify(onCommit func()) ([]Finding, error) {
+	if err := s.recoverIfPending(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	var findings []Finding
+	type added struct {
+		path, commit string
+		blob         plumbing.Hash
+	}
+	var adds []added
+	// The walk holds the repository; blobs are read after it.
+	err := s.repo.WalkChanges(projects.Root, onCommit, func(c gitrepo.Change) error {
+		commit := c.Commit.String()
+		switch {
+		case !c.From.IsZero() && c.To.IsZero():
+			findings = append(findings, Finding{Path: c.Path, Commit: commit, Problem: "record deleted"})
+		case !c.From.IsZero():
+			findings = append(findings, Finding{Path: c.Path, Commit: commit, Problem: "record modified"})
+		default:
+			adds = append(adds, added{path: c.Path, commit: commit, blob: c.To})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	checked := map[added]string{} // problem per blob and path ("" = fine)
+	for _, a := range adds {
+		if _, err := projects.ParseRecordPath(a.path); err != nil {
+			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: err.Error()})
+			continue
+		}
+		key := added{path: a.path, blob: a.blob}
+		problem, seen := checked[key]
+		if !seen {
+			problem = s.checkBlob(a.blob, a.path)
+			checked[key] = problem
+		}
+		if problem != "" {
+			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: problem})
+		}
+	}
+	wt, err := s.checkWorkTree()
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	findings = append(findings, wt...)
+	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Path < findings[j].Path })
+	return findings, nil
+}
+
+func (s *Store) checkBlob(h plumbing.Hash, path string) string {
+	data, err := s.repo.ReadBlob(h)
+	if err != nil {
+		return err.Error()
+	}
+	ev, err := record.Unmarshal(data)
+	if err == nil {
+		err = record.CheckPath(ev, path)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// checkWorkTree compares the records in the work tree with the branch tip.
+func (s *Store) checkWorkTree() ([]Finding, error) {
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	committed := map[string]plumbing.Hash{}
+	if !tip.IsZero() {
+		if err := s.repo.Files(tip, projects.Root, func(p string, h plumbing.Hash) { committed[p] = h }); err != nil {
+			return nil, err
+		}
+	}
+	var findings []Finding
+	apps, err := s.files.Apps()
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, a := range apps {
+		paths, err := s.files.RecordPaths(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range paths {
+			present[p] = true
+			h, ok := committed[p]
+			if !ok {
+				findings = append(findings, Finding{Path: p, Problem: "in the work tree but not committed"})
+				continue
+			}
+			data, err := s.files.Read(p)
+			if err != nil {
+				findings = append(findings, Finding{Path: p, Problem: err.Error()})
+			} else if plumbing.ComputeHash(plumbing.BlobObject, data) != h {
+				findings = append(findings, Finding{Path: p, Problem: "work tree copy differs from the committed record"})
+			}
+		}
+	}
+	for p := range committed {
+		if !present[p] {
+			if _, err := projects.ParseRecordPath(p); err == nil {
+				findings = append(findings, Finding{Path: p, Problem: "committed but missing from the work tree (`git checkout -- " + p + "` restores it)"})
+			}
+		}
+	}
+	return findings, nil
+}
