@@ -83,7 +83,11 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 	ev.Time = timestamppb.New(idTime)
 	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
 	ev.Actor = proto.Clone(actor).(*metav1.Actor)
-	ev.Parents = fold.Fold(events).HeadIDs()
+	head := fold.Fold(events)
+	ev.Parents = head.HeadIDs()
+	if rb := ev.GetRollback(); rb != nil && rb.GetFromVersion() == "" && head != nil {
+		rb.FromVersion = head.Version
+	}
 	if err := record.Validate(ev); err != nil {
 		return nil, err
 	}

@@ -171,6 +171,7 @@ func (h *Head) apply(ev *metav1.Event, secrets map[string]string, success **meta
 		// deploy that the log already holds.
 		if h.State == StateUnknown || h.State == StateRemoved {
 			h.State = StateNew
+			h.Version, h.ChaosVersion, h.Since, h.DeployedBy = "", "", time.Time{}, ""
 		}
 	case kind == metav1.Kind_KIND_UNDEPLOY:
 		h.State = StateUndeployed

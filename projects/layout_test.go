@@ -1,0 +1,122 @@
+package projects
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateApp(t *testing.T) {
+	tests := []struct {
+		domain string
+		reason string // "" = valid
+	}{
+		{"matrix.example.com", ""},
+		{"a.b", ""},
+		{"localhost", ""},
+		{"x-1.example.com", ""},
+		{"0.example.com", ""},
+		{strings.Repeat("a", 63) + ".com", ""},
+		{"", "empty"},
+		{".", "relative path component"},
+		{"..", "relative path component"},
+		{"a/b.com", "slash"},
+		{`a\b.com`, "slash"},
+		{"a\x00b.com", "NUL"},
+		{"Matrix.example.com", "upper-case"},
+		{"matrix..example.com", "empty label"},
+		{".example.com", "empty label"},
+		{"example.com.", "empty label"},
+		{"-a.example.com", "starts or ends with '-'"},
+		{"a-.example.com", "starts or ends with '-'"},
+		{"a_b.example.com", "'_'"},
+		{"a b.com", "' '"},
+		{"ünicode.com", "not allowed"},
+		{strings.Repeat("a", 64) + ".com", "longer than 63"},
+		{strings.Repeat("abcdefghi.", 26) + "com", "longer than 253"},
+	}
+	for _, tt := range tests {
+		err := ValidateApp(tt.domain)
+		if tt.reason == "" {
+			if err != nil {
+				t.Errorf("ValidateApp(%q) = %v, want valid", tt.domain, err)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), tt.reason) {
+			t.Errorf("ValidateApp(%q) = %v, want an ErrInvalidName saying %q", tt.domain, err, tt.reason)
+		}
+	}
+}
+
+func TestValidateProjectAndEnv(t *testing.T) {
+	tests := []struct {
+		name  string
+		valid bool
+	}{
+		{"coop", true},
+		{"coop-cloud", true},
+		{"co_op", true},
+		{"swarm.example.com", true},
+		{"2026", true},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{".hidden", false},
+		{"-dash", false},
+		{"a..b", false},
+		{"a/b", false},
+		{"a\x00", false},
+		{"Prod", false},
+		{"a b", false},
+		{strings.Repeat("p", 64), false},
+	}
+	for _, tt := range tests {
+		for field, validate := range map[string]func(string) error{"project": ValidateProject, "env": ValidateEnv} {
+			err := validate(tt.name)
+			if (err == nil) != tt.valid {
+				t.Errorf("validate %s %q = %v, want valid=%v", field, tt.name, err, tt.valid)
+			}
+			if err != nil && !strings.Contains(err.Error(), "invalid "+field) {
+				t.Errorf("validate %s %q: error %q does not name the field", field, tt.name, err)
+			}
+		}
+	}
+}
+
+func TestRecordPathRoundTrip(t *testing.T) {
+	a := Address{Project: "coop", Env: "prod", App: "matrix.example.com"}
+	at := time.Date(2026, 11, 30, 23, 30, 0, 0, time.FixedZone("east", 3600*5))
+	p := RecordPath(a, "01JD5K4Z3N8E7QW2XG6H9T0ABC", at)
+	if want := "projects/coop/prod/matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb"; p != want {
+		t.Fatalf("RecordPath = %q, want %q (months are UTC)", p, want)
+	}
+	r, err := ParseRecordPath(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Address != a || r.Month != "2026-11" || r.ID != "01JD5K4Z3N8E7QW2XG6H9T0ABC" {
+		t.Fatalf("ParseRecordPath = %+v", r)
+	}
+}
+
+func TestParseRecordPathRejects(t *testing.T) {
+	for _, p := range []string{
+		"meta.yaml",
+		"projects/coop/prod/matrix.example.com/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+		"projects/coop/prod/matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0ABC.txt",
+		"projects/coop/prod/matrix.example.com/2026-13/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+		"projects/coop/prod/matrix.example.com/26-11/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+		"projects/coop/prod/Matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+		"projects/coop/../matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+		"projects/coop/prod/matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0AB.pb",
+		"projects/coop/prod/matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0ABU.pb",
+		"projects/coop/prod/matrix.example.com/2026-11/81JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+		"other/coop/prod/matrix.example.com/2026-11/01JD5K4Z3N8E7QW2XG6H9T0ABC.pb",
+	} {
+		if _, err := ParseRecordPath(p); err == nil || !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ParseRecordPath(%q) = %v, want an error", p, err)
+		}
+	}
+}

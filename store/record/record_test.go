@@ -1,0 +1,263 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// sample is a complete, valid event with fixed values, so its encoding is
+// the same on every run.
+func sample() *metav1.Event {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	return &metav1.Event{
+		Format:       FormatVersion,
+		Id:           encodeULID(uint64(at.UnixMilli()), [10]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}),
+		Time:         timestamppb.New(at),
+		Actor:        &metav1.Actor{Name: "Alice", Email: "alice@example.com", Host: "laptop"},
+		Address:      &metav1.Address{Project: "coop", Env: "prod", App: "matrix.example.com"},
+		Parents:      []string{"01JD5K4Z3N8E7QW2XG6H9T0ABC"},
+		Kind:         metav1.Kind_KIND_ROLLBACK,
+		Outcome:      metav1.Outcome_OUTCOME_SUCCEEDED,
+		Recipe:       "matrix-synapse",
+		Version:      "4.0.0+v1.93.0",
+		Command:      []string{"abra", "app", "rollback", "matrix.example.com", "4.0.0+v1.93.0"},
+		Message:      "upgrade broke federation",
+		BatchId:      "01JD5K4Z3N8E7QW2XG6H9T0XYZ",
+		Body:         &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: "4.0.0+v1.93.0", FromVersion: "4.1.0+v1.94.0"}},
+	}
+}
+
+func TestNewIDSortsInCreationOrder(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	var ids []string
+	for i := 0; i < 1000; i++ {
+		// Many ids in one millisecond, and a clock that steps back.
+		at := now
+		if i == 500 {
+			at = now.Add(-time.Second)
+		}
+		ids = append(ids, NewID(at))
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Fatal("ids are not in creation order")
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("duplicate id %s", id)
+		}
+		seen[id] = true
+	}
+	got, err := IDTime(ids[0])
+	if err != nil || !got.Equal(now) {
+		t.Fatalf("IDTime = %v, %v, want %v", got, err, now)
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	ev := sample()
+	data, err := Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(ev, again) {
+		t.Fatalf("round trip changed the event:\n%v\n%v", ev, again)
+	}
+	if err := CheckPath(again, "projects/coop/prod/matrix.example.com/2026-11/"+ev.GetId()+".pb"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPath(again, "projects/coop/staging/matrix.example.com/2026-11/"+ev.GetId()+".pb"); err == nil {
+		t.Fatal("CheckPath accepted a record in the wrong env")
+	}
+}
+
+// TestGoldenRecord pins the wire format: a change to these bytes breaks
+// every existing log. Run with -update only for a deliberate format change.
+func TestGoldenRecord(t *testing.T) {
+	data, err := Marshal(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, sample()); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string][]byte{"rollback.pb": data, "rollback.txt": text.Bytes()} {
+		path := filepath.Join("testdata", name)
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the golden file (go test -run Golden -update rewrites it):\n got %q\nwant %q", name, got, want)
+		}
+	}
+	// And the golden bytes, as written by this format version, still decode.
+	old, _ := os.ReadFile(filepath.Join("testdata", "rollback.pb"))
+	if ev, err := Unmarshal(old); err != nil || ev.GetRollback().GetTargetVersion() != "4.0.0+v1.93.0" {
+		t.Fatalf("golden record decodes to %v, %v", ev, err)
+	}
+}
+
+// A newer meta may add fields and kinds: an older reader keeps the fields
+// and shows the kind as unknown, never failing.
+func TestReadsRecordsFromNewerVersions(t *testing.T) {
+	ev := sample()
+	ev.Kind = metav1.Kind(42)
+	ev.Outcome = metav1.Outcome(9)
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 99, a string no version of meta.v1 knows.
+	data = protowire.AppendTag(data, 99, protowire.BytesType)
+	data = protowire.AppendString(data, "from the future")
+
+	got, err := Unmarshal(data)
+	if err != nil {
+		t.Fatalf("newer record rejected: %v", err)
+	}
+	if KindName(got.GetKind()) != "unknown(42)" || OutcomeName(got.GetOutcome()) != "unknown(9)" {
+		t.Fatalf("kind %s, outcome %s", KindName(got.GetKind()), OutcomeName(got.GetOutcome()))
+	}
+	again, err := proto.MarshalOptions{Deterministic: true}.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(again, []byte("from the future")) {
+		t.Fatal("unknown field was not preserved")
+	}
+	var text bytes.Buffer
+	WriteText(&text, got)
+	if !strings.Contains(text.String(), "unknown(42)") || !strings.Contains(text.String(), "fields from a newer meta") {
+		t.Fatalf("text does not show what is unknown:\n%s", text.String())
+	}
+	if err := Validate(got); err == nil {
+		t.Fatal("an unknown kind must not be appended by this version")
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*metav1.Event)
+		want   string
+	}{
+		{"no format", func(e *metav1.Event) { e.Format = 0 }, "format"},
+		{"bad id", func(e *metav1.Event) { e.Id = "nope" }, "event id"},
+		{"no time", func(e *metav1.Event) { e.Time = nil }, "time"},
+		{"time differs from id", func(e *metav1.Event) { e.Time = timestamppb.New(e.Time.AsTime().Add(time.Hour)) }, "id time"},
+		{"bad app", func(e *metav1.Event) { e.Address.App = "../etc" }, "invalid app"},
+		{"bad project", func(e *metav1.Event) { e.Address.Project = "" }, "invalid project"},
+		{"bad env", func(e *metav1.Event) { e.Address.Env = "a/b" }, "invalid env"},
+		{"no operator", func(e *metav1.Event) { e.Actor = nil }, "operator"},
+		{"bad parent", func(e *metav1.Event) { e.Parents = []string{"x"} }, "parent"},
+		{"no kind", func(e *metav1.Event) { e.Kind = 0 }, "kind"},
+		{"no outcome", func(e *metav1.Event) { e.Outcome = 0 }, "outcome"},
+		{"deploy without version", func(e *metav1.Event) { e.Kind = metav1.Kind_KIND_DEPLOY; e.Body = nil; e.Version = "" }, "needs a version"},
+		{"rollback target differs", func(e *metav1.Event) { e.Version = "1.0.0" }, "differs"},
+		{"secret without name", func(e *metav1.Event) {
+			e.Kind = metav1.Kind_KIND_SECRET_INSERT
+			e.Body = &metav1.Event_Secret{Secret: &metav1.Secret{Version: "v1"}}
+		}, "secret name"},
+		{"secret kind without body", func(e *metav1.Event) { e.Kind = metav1.Kind_KIND_SECRET_REMOVE; e.Body = nil }, "secret name"},
+		{"wrong body", func(e *metav1.Event) { e.Kind = metav1.Kind_KIND_NOTE }, "cannot carry"},
+		{"volume without name", func(e *metav1.Event) {
+			e.Kind = metav1.Kind_KIND_VOLUME_REMOVE
+			e.Body = &metav1.Event_Volume{Volume: &metav1.Volume{}}
+		}, "volume name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := sample()
+			tt.mutate(ev)
+			_, err := Marshal(ev)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Marshal = %v, want ErrInvalid saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalRejectsNonRecords(t *testing.T) {
+	valid, _ := Marshal(sample())
+	noAddress := sample()
+	noAddress.Address = nil
+	noAddressData, _ := proto.Marshal(noAddress)
+	for name, data := range map[string][]byte{
+		"garbage":    []byte("not a protobuf \xff\xff\xff"),
+		"truncated":  valid[:len(valid)/2],
+		"empty":      {},
+		"no address": noAddressData,
+		"huge":       make([]byte, maxRecord+1),
+	} {
+		if _, err := Unmarshal(data); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Unmarshal = %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+func TestParseKindAndOutcome(t *testing.T) {
+	for _, name := range KindNames() {
+		k, err := ParseKind(name)
+		if err != nil || KindName(k) != name {
+			t.Errorf("ParseKind(%q) = %v, %v", name, k, err)
+		}
+	}
+	if _, err := ParseKind("deploy-everything"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "secret-insert") {
+		t.Errorf("ParseKind of an unknown kind: %v (should list the kinds)", err)
+	}
+	if _, err := ParseOutcome("maybe"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ParseOutcome(maybe) = %v", err)
+	}
+}
+
+// FuzzUnmarshal: no input makes the decoder panic, and whatever it accepts
+// survives a round trip.
+func FuzzUnmarshal(f *testing.F) {
+	valid, _ := Marshal(sample())
+	f.Add(valid)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := Unmarshal(data)
+		if err != nil {
+			return
+		}
+		again, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatalf("accepted record does not re-encode: %v", err)
+		}
+		ev2, err := Unmarshal(again)
+		if err != nil || !proto.Equal(ev, ev2) {
+			t.Fatalf("round trip differs: %v", err)
+		}
+		var b bytes.Buffer
+		WriteText(&b, ev)
+		ViewOf(ev)
+	})
+}
