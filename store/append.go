@@ -127,13 +127,28 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 // defaults.
 func (s *Store) placeFor(a *metav1.Address) (projects.Address, error) {
 	want := projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}
+	if want.Project != "" {
+		if err := projects.ValidateProject(want.Project); err != nil {
+			return projects.Address{}, err
+		}
+	}
+	if want.Env != "" {
+		if err := projects.ValidateEnv(want.Env); err != nil {
+			return projects.Address{}, err
+		}
+	}
 	found, err := s.files.Find(want.App)
 	if err != nil {
 		return projects.Address{}, err
 	}
 	switch {
 	case len(found) > 1:
-		return projects.Address{}, ambiguous(want.App, found)
+		for _, a := range found {
+			if a.Project == want.Project && a.Env == want.Env {
+				return a, nil // the caller chose one
+			}
+		}
+		return projects.Address{}, fmt.Errorf("%w; pass --project and --env to choose", ambiguous(want.App, found))
 	case len(found) == 1:
 		have := found[0]
 		if want.Project != "" && want.Project != have.Project || want.Env != "" && want.Env != have.Env {
@@ -165,7 +180,7 @@ func ambiguous(domain string, found []projects.Address) error {
 	for i, a := range found {
 		names[i] = a.String()
 	}
-	return fmt.Errorf("%w: %s has events under %s; pass --project and --env to choose", ErrAmbiguous, domain, strings.Join(names, " and "))
+	return fmt.Errorf("%w: %s has events under %s", ErrAmbiguous, domain, strings.Join(names, " and "))
 }
 
 // commitMessage is one readable line, then trailers git tools can parse.

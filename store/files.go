@@ -96,13 +96,14 @@ func (f *Files) Apps() ([]projects.Address, error) {
 	return out, nil
 }
 
-// Find lists the addresses under which domain has a directory.
+// Find lists the addresses under which domain has a directory with
+// something in it (git keeps no empty directories, so neither does a log).
 func (f *Files) Find(domain string) ([]projects.Address, error) {
 	var out []projects.Address
 	for _, project := range f.names(projects.Root) {
 		for _, env := range f.names(path.Join(projects.Root, project)) {
 			a := projects.Address{Project: project, Env: env, App: domain}
-			if fi, err := f.fs.Stat(a.Dir()); err == nil && fi.IsDir() {
+			if len(f.names(a.Dir())) > 0 {
 				out = append(out, a)
 			}
 		}

@@ -36,7 +36,8 @@ tree and the committed records. It exits 1 when it finds anything.`,
 				if findings == nil {
 					findings = []store.Finding{}
 				}
-				if err := writeJSON(e.stdout, map[string]any{"ok": len(findings) == 0, "commits": commits.Load(), "findings": findings}); err != nil {
+				report := verifyReport{OK: len(findings) == 0, Commits: commits.Load(), Findings: findings}
+				if err := writeJSON(e.stdout, report); err != nil {
 					return err
 				}
 			} else {
@@ -53,6 +54,13 @@ tree and the committed records. It exits 1 when it finds anything.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok", "commits", "findings": [{"path", "commit", "problem"}]}`)
 	return cmd
+}
+
+// verifyReport is `meta verify --json`'s output.
+type verifyReport struct {
+	OK       bool            `json:"ok"`
+	Commits  int64           `json:"commits"`
+	Findings []store.Finding `json:"findings"`
 }
 
 // progress shows status() on stderr every quarter second once a second has

@@ -60,7 +60,7 @@ func ParseKind(name string) (metav1.Kind, error) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown kind %q (want one of %s): %w", name, strings.Join(KindNames(), ", "), ErrInvalid)
+	return 0, inputError(fmt.Sprintf("unknown kind %q (want one of %s)", name, strings.Join(KindNames(), ", ")))
 }
 
 // IsSecretKind reports whether events of kind k carry a Secret body.
@@ -95,5 +95,12 @@ func ParseOutcome(name string) (metav1.Outcome, error) {
 			return o, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown outcome %q (want succeeded, failed or aborted): %w", name, ErrInvalid)
+	return 0, inputError(fmt.Sprintf("unknown outcome %q (want succeeded, failed or aborted)", name))
 }
+
+// inputError is a bad name typed by a person: it matches ErrInvalid without
+// saying so in its text, which already says what is wrong.
+type inputError string
+
+func (e inputError) Error() string        { return string(e) }
+func (e inputError) Is(target error) bool { return target == ErrInvalid }

@@ -25,20 +25,20 @@ var update = flag.Bool("update", false, "rewrite golden files")
 func sample() *metav1.Event {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	return &metav1.Event{
-		Format:       FormatVersion,
-		Id:           encodeULID(uint64(at.UnixMilli()), [10]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}),
-		Time:         timestamppb.New(at),
-		Actor:        &metav1.Actor{Name: "Alice", Email: "alice@example.com", Host: "laptop"},
-		Address:      &metav1.Address{Project: "coop", Env: "prod", App: "matrix.example.com"},
-		Parents:      []string{"01JD5K4Z3N8E7QW2XG6H9T0ABC"},
-		Kind:         metav1.Kind_KIND_ROLLBACK,
-		Outcome:      metav1.Outcome_OUTCOME_SUCCEEDED,
-		Recipe:       "matrix-synapse",
-		Version:      "4.0.0+v1.93.0",
-		Command:      []string{"abra", "app", "rollback", "matrix.example.com", "4.0.0+v1.93.0"},
-		Message:      "upgrade broke federation",
-		BatchId:      "01JD5K4Z3N8E7QW2XG6H9T0XYZ",
-		Body:         &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: "4.0.0+v1.93.0", FromVersion: "4.1.0+v1.94.0"}},
+		Format:  FormatVersion,
+		Id:      encodeULID(uint64(at.UnixMilli()), [10]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}),
+		Time:    timestamppb.New(at),
+		Actor:   &metav1.Actor{Name: "Alice", Email: "alice@example.com", Host: "laptop"},
+		Address: &metav1.Address{Project: "coop", Env: "prod", App: "matrix.example.com"},
+		Parents: []string{"01JD5K4Z3N8E7QW2XG6H9T0ABC"},
+		Kind:    metav1.Kind_KIND_ROLLBACK,
+		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
+		Recipe:  "matrix-synapse",
+		Version: "4.0.0+v1.93.0",
+		Command: []string{"abra", "app", "rollback", "matrix.example.com", "4.0.0+v1.93.0"},
+		Message: "upgrade broke federation",
+		BatchId: "01JD5K4Z3N8E7QW2XG6H9T0XYZ",
+		Body:    &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: "4.0.0+v1.93.0", FromVersion: "4.1.0+v1.94.0"}},
 	}
 }
 
