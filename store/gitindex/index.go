@@ -2,12 +2,14 @@
 // touching the working tree, so that files meta commits directly show as
 // clean to the git CLI.
 //
-// It reads index versions 2, 3 and 4, keeps every existing entry byte for
-// byte (stat data included), and writes version 2 (3 when an entry needs
-// extended flags). Optional extensions (cache tree, untracked cache, resolve
-// undo, fsmonitor, offset tables) are dropped: git rebuilds them when it next
-// needs them. Indexes with a required extension meta does not understand
-// (split index, sparse index) are refused, never rewritten.
+// It reads index versions 2, 3 and 4, plain or split, keeps every existing
+// entry byte for byte (stat data included), and writes version 2 (3 when an
+// entry needs extended flags). A large index is written split (see
+// split.go), so adding an entry costs the same however many there are.
+// Optional extensions (cache tree, untracked cache, resolve undo, fsmonitor,
+// offset tables) are dropped: git rebuilds them when it next needs them.
+// Indexes with a required extension meta does not understand (sparse index)
+// are refused, never rewritten.
 package gitindex
 
 import (
@@ -80,12 +82,11 @@ func Add(indexPath string, entries ...Entry) error {
 			os.Remove(lockPath)
 		}
 	}()
-	existing, err := read(indexPath)
+	data, oldShared, err := plan(indexPath, entries)
 	if err != nil {
 		return err
 	}
-	merged := merge(existing, entries)
-	if _, err := lock.Write(encode(merged)); err != nil {
+	if _, err := lock.Write(data); err != nil {
 		return fmt.Errorf("write git index: %w", err)
 	}
 	if err := lock.Close(); err != nil {
@@ -95,13 +96,50 @@ func Add(indexPath string, entries ...Entry) error {
 		return fmt.Errorf("replace git index: %w", err)
 	}
 	committed = true
+	if oldShared != "" {
+		os.Remove(oldShared) // replaced by a new shared index
+	}
 	return nil
+}
+
+// plan works out the new content of .git/index, writing a new shared index
+// first when one is needed; oldShared names a shared index it superseded.
+func plan(indexPath string, add []Entry) (data []byte, oldShared string, err error) {
+	ix, err := read(indexPath)
+	if err != nil {
+		return nil, "", err
+	}
+	// The common case once a log is large: a split index whose small part
+	// only adds entries. Add to that part alone.
+	if ix.shared != nil && len(ix.deleted) == 0 && len(ix.replaced) == 0 && len(ix.entries)+len(add) <= maxSplitEntries {
+		return encode(merge(ix.entries, add), ix.shared), "", nil
+	}
+	all, err := resolve(indexPath, ix)
+	if err != nil {
+		return nil, "", fmt.Errorf("read git index: %w", err)
+	}
+	all = merge(all, add)
+	if ix.shared == nil && len(all) < splitAbove {
+		return encode(all, nil), "", nil
+	}
+	id, err := writeShared(indexPath, all)
+	if err != nil {
+		return nil, "", err
+	}
+	if ix.shared != nil && string(ix.shared) != string(id) {
+		oldShared = sharedPath(indexPath, ix.shared)
+	}
+	return encode(nil, id), oldShared, nil
 }
 
 // Paths lists the paths in the index at indexPath, in index order, each
 // once; it is for tests and diagnostics.
 func Paths(indexPath string) ([]string, error) {
-	es, err := read(indexPath)
+	ix, err := read(indexPath)
+	if err != nil {
+		return nil, err
+	}
+	es, err := resolve(indexPath, ix)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +166,14 @@ func merge(existing []entry, add []Entry) []entry {
 	for _, a := range add {
 		out = append(out, entry{path: a.Path, raw: fixed(a)})
 	}
-	// Index order is by path bytes, then stage; the sort is stable so the
-	// stages of one path (all existing) keep their order.
-	sort.SliceStable(out, func(i, j int) bool { return out[i].path < out[j].path })
-	return out
+	return sortEntries(out)
+}
+
+// sortEntries puts entries in index order: by path bytes, then stage; the
+// sort is stable so the stages of one path keep their order.
+func sortEntries(es []entry) []entry {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].path < es[j].path })
+	return es
 }
 
 func fixed(a Entry) []byte {
@@ -157,22 +199,22 @@ func fixed(a Entry) []byte {
 }
 
 // read parses the index file; a missing file is an empty index.
-func read(indexPath string) ([]entry, error) {
+func read(indexPath string) (*index, error) {
 	data, err := os.ReadFile(indexPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return &index{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read git index: %w", err)
 	}
-	es, err := parse(data)
+	ix, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("read git index %s: %w", filepath.Base(indexPath), err)
 	}
-	return es, nil
+	return ix, nil
 }
 
-func parse(data []byte) ([]entry, error) {
+func parse(data []byte) (*index, error) {
 	if len(data) < 12+sha1.Size || string(data[:4]) != signature {
 		return nil, errors.New("not a git index file")
 	}
@@ -230,31 +272,42 @@ func parse(data []byte) ([]entry, error) {
 		prev = path
 		es = append(es, entry{path: path, raw: raw})
 	}
-	if err := checkExtensions(body[off:]); err != nil {
+	ix, err := extensions(body[off:])
+	if err != nil {
 		return nil, err
 	}
-	return es, nil
+	ix.entries = es
+	return ix, nil
 }
 
-// checkExtensions refuses indexes whose required extensions (lower-case
-// signature) would change meaning if dropped.
-func checkExtensions(ext []byte) error {
+// extensions reads the link extension of a split index and refuses indexes
+// whose other required extensions (lower-case signature) would change
+// meaning if dropped.
+func extensions(ext []byte) (*index, error) {
+	ix := &index{}
 	for len(ext) >= 8 {
 		sig := string(ext[:4])
 		size := binary.BigEndian.Uint32(ext[4:8])
 		if uint64(size) > uint64(len(ext)-8) {
-			return errors.New("truncated extension")
+			return nil, errors.New("truncated extension")
 		}
-		if sig[0] >= 'a' && sig[0] <= 'z' {
-			what := map[string]string{"link": "split index", "sdir": "sparse index"}[sig]
+		data := ext[8 : 8+size]
+		switch {
+		case sig == "link":
+			var err error
+			if ix, err = parseLink(data); err != nil {
+				return nil, err
+			}
+		case sig[0] >= 'a' && sig[0] <= 'z':
+			what := map[string]string{"sdir": "a sparse index"}[sig]
 			if what == "" {
 				what = "extension " + sig
 			}
-			return fmt.Errorf("%w: the index uses %s; run `git update-index --no-split-index` or `git sparse-checkout disable`", ErrUnsupported, what)
+			return nil, fmt.Errorf("%w: the index uses %s; run `git sparse-checkout disable`", ErrUnsupported, what)
 		}
 		ext = ext[8+size:]
 	}
-	return nil
+	return ix, nil
 }
 
 // offsetVarint decodes git's "offset" varint: each continuation adds one
@@ -277,7 +330,9 @@ func offsetVarint(b []byte) (uint64, int) {
 	return v, i
 }
 
-func encode(es []entry) []byte {
+// encode writes entries (and, for a split index, the link to its shared
+// index) in version 2, or 3 when an entry has extended flags.
+func encode(es []entry, link []byte) []byte {
 	version := uint32(2)
 	size := 12 + sha1.Size
 	for _, e := range es {
@@ -293,11 +348,28 @@ func encode(es []entry) []byte {
 	for _, e := range es {
 		start := len(out)
 		out = append(out, e.raw...)
+		// The name length lives in the flags; a replacement entry read
+		// from a split index has none, so always set it from the path.
+		n := len(e.path)
+		if n > nameMask {
+			n = nameMask
+		}
+		flags := binary.BigEndian.Uint16(out[start+60:])
+		binary.BigEndian.PutUint16(out[start+60:], flags&^nameMask|uint16(n))
 		out = append(out, e.path...)
-		n := (len(e.raw) + len(e.path) + 8) &^ 7
-		for len(out)-start < n {
+		size := (len(e.raw) + len(e.path) + 8) &^ 7
+		for len(out)-start < size {
 			out = append(out, 0)
 		}
+	}
+	if link != nil {
+		// The shared index id, then empty delete and replace bitmaps: git
+		// 2.39 crashes on a link extension without them.
+		ext := append(append(append([]byte(nil), link...), emptyEWAH...), emptyEWAH...)
+		var hdr [8]byte
+		copy(hdr[:], "link")
+		binary.BigEndian.PutUint32(hdr[4:], uint32(len(ext)))
+		out = append(append(out, hdr[:]...), ext...)
 	}
 	sum := sha1.Sum(out)
 	return append(out, sum[:]...)
@@ -310,36 +382,4 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// Tracked is an index entry as callers outside this package see it.
-type Tracked struct {
-	Path  string
-	Hash  [20]byte
-	Mtime time.Time
-	Size  uint32
-	Stage int
-}
-
-// List returns the index entries for which keep returns true.
-func List(indexPath string, keep func(path string) bool) ([]Tracked, error) {
-	es, err := read(indexPath)
-	if err != nil {
-		return nil, err
-	}
-	var out []Tracked
-	for _, e := range es {
-		if !keep(e.path) {
-			continue
-		}
-		t := Tracked{
-			Path:  e.path,
-			Mtime: time.Unix(int64(binary.BigEndian.Uint32(e.raw[8:])), int64(binary.BigEndian.Uint32(e.raw[12:]))),
-			Size:  binary.BigEndian.Uint32(e.raw[36:]),
-			Stage: int(binary.BigEndian.Uint16(e.raw[60:])>>12) & 3,
-		}
-		copy(t.Hash[:], e.raw[40:60])
-		out = append(out, t)
-	}
-	return out, nil
 }

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-
-	"git.coopcloud.tech/coop-cloud/meta/store/gitindex"
 )
 
 // git runs the git CLI in dir and returns its trimmed output.
@@ -142,28 +140,6 @@ func TestCommitReadsEveryIndexVersion(t *testing.T) {
 			}
 			git(t, dir, "fsck", "--strict", "--no-progress")
 		})
-	}
-}
-
-func TestCommitRefusesSplitIndex(t *testing.T) {
-	dir := t.TempDir()
-	git(t, dir, "init", "-q", "-b", "main")
-	os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644)
-	git(t, dir, "add", "a")
-	git(t, dir, "commit", "-q", "-m", "start")
-	git(t, dir, "update-index", "--split-index")
-	r, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "b"), []byte("b"), 0o644)
-	tip, _ := r.Head()
-	_, err = r.Commit(tip, []File{{Path: "b", Data: []byte("b")}}, "b", Signature{Name: "A", When: time.Now()})
-	if !errors.Is(err, gitindex.ErrUnsupported) {
-		t.Fatalf("err = %v, want ErrUnsupported", err)
-	}
-	if !strings.Contains(err.Error(), "split index") {
-		t.Fatalf("error does not say why: %v", err)
 	}
 }
 

@@ -13,8 +13,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/object"
-
-	"git.coopcloud.tech/coop-cloud/meta/store/gitindex"
 )
 
 // Has reports whether commit's tree holds a file at path.
@@ -55,35 +53,36 @@ func (r *Repo) Restage(path string) error {
 	return r.stage([]File{{Path: path, Data: data}})
 }
 
-// Others describes changes in the work tree and index that meta did not
-// commit: tracked files outside dir that are modified, deleted or staged,
-// and untracked, unignored entries at the top of the work tree. It skips
-// dir itself, where a full check would cost a scan of every record.
+// Others describes changes in the work tree that meta did not commit:
+// files the branch tip tracks outside dir that are modified or deleted, and
+// untracked, unignored entries at the top of the work tree. It reads the tip
+// and those files, never dir or the index, so its cost does not grow with
+// the log.
 func (r *Repo) Others(dir string) []string {
-	prefix := strings.TrimSuffix(dir, "/") + "/"
-	tracked, err := gitindex.List(filepath.Join(r.gitDir, "index"), func(p string) bool { return !strings.HasPrefix(p, prefix) })
+	tip, err := r.Head()
 	if err != nil {
 		return []string{"cannot check for other changes: " + err.Error()}
 	}
-	tip, _ := r.Head()
-	var out []string
-	top := map[string]bool{strings.TrimSuffix(prefix, "/"): true, ".git": true}
-	for _, t := range tracked {
-		top[strings.SplitN(t.Path, "/", 2)[0]] = true
-		if t.Stage != 0 {
-			out = append(out, "unmerged: "+t.Path)
-			continue
+	tracked := map[string]plumbing.Hash{}
+	top := map[string]bool{dir: true, ".git": true}
+	if !tip.IsZero() {
+		r.mu.Lock()
+		err = r.filesOutside(tip, dir, top, tracked)
+		r.mu.Unlock()
+		if err != nil {
+			return []string{"cannot check for other changes: " + err.Error()}
 		}
-		fi, err := os.Lstat(filepath.Join(r.root, filepath.FromSlash(t.Path)))
+	}
+	var out []string
+	for p, blob := range tracked {
+		data, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(p)))
 		switch {
+		case errors.Is(err, os.ErrNotExist):
+			out = append(out, "deleted: "+p)
 		case err != nil:
-			out = append(out, "deleted: "+t.Path)
-		case !fi.ModTime().Equal(t.Mtime) || uint32(fi.Size()) != t.Size:
-			out = append(out, "modified: "+t.Path)
-		default:
-			if blob, _ := r.blobAt(tip, t.Path); blob != plumbing.Hash(t.Hash) {
-				out = append(out, "staged: "+t.Path)
-			}
+			out = append(out, "unreadable: "+p)
+		case plumbing.ComputeHash(plumbing.BlobObject, data) != blob:
+			out = append(out, "modified: "+p)
 		}
 	}
 	ignored := r.ignoreMatcher()
@@ -97,29 +96,34 @@ func (r *Repo) Others(dir string) []string {
 	return out
 }
 
-// blobAt is the blob at path in commit, zero if there is none.
-func (r *Repo) blobAt(commit plumbing.Hash, path string) (plumbing.Hash, error) {
-	if commit.IsZero() {
-		return plumbing.ZeroHash, nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// filesOutside collects the regular files of commit's tree that are not
+// under dir, and notes every top-level name. The caller holds r.mu.
+func (r *Repo) filesOutside(commit plumbing.Hash, dir string, top map[string]bool, files map[string]plumbing.Hash) error {
 	c, err := object.GetCommit(r.st, commit)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return err
 	}
-	t, err := c.Tree()
+	root, err := object.GetTree(r.st, c.TreeHash)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return err
 	}
-	e, err := t.FindEntry(path)
-	if err != nil {
-		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
-			return plumbing.ZeroHash, nil
+	for _, e := range root.Entries {
+		top[e.Name] = true
+		switch {
+		case e.Name == dir:
+		case e.Mode == filemode.Dir:
+			err = r.diff(plumbing.ZeroHash, e.Hash, e.Name, func(p string, _, to plumbing.Hash) error {
+				files[p] = to
+				return nil
+			})
+		case e.Mode == filemode.Regular || e.Mode == filemode.Executable:
+			files[e.Name] = e.Hash
 		}
-		return plumbing.ZeroHash, err
+		if err != nil {
+			return err
+		}
 	}
-	return e.Hash, nil
+	return nil
 }
 
 // ignoreMatcher applies the top-level .gitignore and .git/info/exclude,
