@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func (s *Store) Append(ev *metav1.Event, actor *metav1.Actor, now time.Time) (*A
 }
 
 func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time) (*Appended, error) {
-	events, err := s.events(addr)
+	head, paths, err := s.head(addr)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -83,7 +84,6 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 	ev.Time = timestamppb.New(idTime)
 	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
 	ev.Actor = proto.Clone(actor).(*metav1.Actor)
-	head := fold.Fold(events)
 	ev.Parents = head.HeadIDs()
 	if rb := ev.GetRollback(); rb != nil && rb.GetFromVersion() == "" && head != nil {
 		rb.FromVersion = head.Version
@@ -118,6 +118,13 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 		out.Warnings = append(out.Warnings, err.Error())
 	}
 	s.clearPending()
+	// The new event sits on every head, so the next head is one fold step
+	// away: memoise it now and the next read needs no refold.
+	if next := fold.Next(head, ev); next != nil {
+		i := sort.SearchStrings(paths, p)
+		paths = append(paths[:i], append([]string{p}, paths[i:]...)...)
+		s.cache.StoreHead(addr, HeadKey(paths), next)
+	}
 	out.Warnings = append(out.Warnings, s.repo.Others(projects.Root)...)
 	return out, nil
 }

@@ -2,20 +2,26 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"path"
 
 	"github.com/spf13/afero"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
 // Cache keeps copies of an app's records in one file, so reading an app
-// with thousands of events costs one file read instead of thousands. It is
-// derived data, kept outside the work tree (under .git/meta/cache): records
-// are immutable, so a copy stays right as long as its file name does, and a
-// damaged cache file is simply rebuilt.
+// with thousands of events costs one file read instead of thousands, and the
+// app's folded head, so reading it costs a directory listing. It is derived
+// data, kept outside the work tree (under .git/meta/cache), keyed by record
+// file names: records are immutable, so a copy stays right as long as its
+// name does. A record changed in place breaks that promise; `meta verify`
+// finds it and drops the app's cache. A damaged cache file is rebuilt.
 type Cache struct {
 	fs afero.Fs
 }
@@ -103,4 +109,58 @@ func (c *Cache) Store(a projects.Address, paths []string, recs map[string][]byte
 		return
 	}
 	c.fs.Rename(tmp2, name)
+}
+
+// Drop forgets everything cached for app a, so the next read goes back to
+// the records themselves.
+func (c *Cache) Drop(a projects.Address) {
+	c.fs.Remove(c.file(a))
+	c.fs.Remove(c.file(a) + ".head")
+}
+
+// HeadKey identifies an app's set of records: the head folded from the same
+// records by the same fold rules is the same head.
+func HeadKey(paths []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s fold %d\n", cacheMagic, fold.Version)
+	for _, p := range paths {
+		h.Write([]byte(p))
+		h.Write([]byte{'\n'})
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// headMemo is what the cache keeps of a folded head.
+type headMemo struct {
+	Key  string     `json:"key"`
+	Head *fold.Head `json:"head"`
+}
+
+// Head returns the head memoised for key, if there is one.
+func (c *Cache) Head(a projects.Address, key string) (*fold.Head, bool) {
+	data, err := afero.ReadFile(c.fs, c.file(a)+".head")
+	if err != nil {
+		return nil, false
+	}
+	var m headMemo
+	if json.Unmarshal(data, &m) != nil || m.Key != key || m.Head == nil {
+		return nil, false
+	}
+	return m.Head, true
+}
+
+// StoreHead memoises h as the head of the records key names.
+func (c *Cache) StoreHead(a projects.Address, key string, h *fold.Head) {
+	data, err := json.Marshal(headMemo{Key: key, Head: h})
+	if err != nil {
+		return
+	}
+	name := c.file(a) + ".head"
+	if c.fs.MkdirAll(path.Dir(name), 0o755) != nil {
+		return
+	}
+	tmp := name + ".tmp"
+	if afero.WriteFile(c.fs, tmp, data, 0o644) == nil {
+		c.fs.Rename(tmp, name)
+	}
 }

@@ -115,10 +115,12 @@ func (f *Files) Find(domain string) ([]projects.Address, error) {
 func (f *Files) RecordPaths(a projects.Address) ([]string, error) {
 	var out []string
 	for _, month := range f.names(a.Dir()) {
-		dir := path.Join(a.Dir(), month)
+		// Concatenation, not path.Join: this loop runs once per record on
+		// every read, and the parts are already clean.
+		dir := a.Dir() + "/" + month + "/"
 		for _, name := range f.names(dir) {
 			if strings.HasSuffix(name, projects.RecordExt) {
-				out = append(out, path.Join(dir, name))
+				out = append(out, dir+name)
 			}
 		}
 	}

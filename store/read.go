@@ -14,8 +14,8 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
-// CorruptError says which record could not be read, and which commit put it
-// in the log, so whoever committed it can be asked.
+// CorruptError says which record could not be read, and which commit last
+// wrote it, so whoever committed it can be asked.
 type CorruptError struct {
 	Path   string
 	Commit string // empty when the record is not committed
@@ -25,7 +25,7 @@ type CorruptError struct {
 func (e *CorruptError) Error() string {
 	where := "not committed"
 	if e.Commit != "" {
-		where = "added in commit " + e.Commit
+		where = "written by commit " + e.Commit
 	}
 	return fmt.Sprintf("record %s (%s): %v", e.Path, where, e.Err)
 }
@@ -53,6 +53,14 @@ func (s *Store) Locate(domain string) (projects.Address, error) {
 
 // events reads every event of the app at a, through the cache.
 func (s *Store) events(a projects.Address) ([]*metav1.Event, error) {
+	paths, err := s.recordPaths(a)
+	if err != nil {
+		return nil, err
+	}
+	return s.read(a, paths)
+}
+
+func (s *Store) recordPaths(a projects.Address) ([]string, error) {
 	paths, err := s.files.RecordPaths(a)
 	if err != nil {
 		return nil, err
@@ -60,6 +68,32 @@ func (s *Store) events(a projects.Address) ([]*metav1.Event, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("%w for %s", ErrNotFound, a.App)
 	}
+	return paths, nil
+}
+
+// head folds the app at a, or returns the head memoised for exactly its
+// current records, which it also returns.
+func (s *Store) head(a projects.Address) (*fold.Head, []string, error) {
+	paths, err := s.recordPaths(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := HeadKey(paths)
+	if h, ok := s.cache.Head(a, key); ok {
+		return h, paths, nil
+	}
+	events, err := s.read(a, paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := fold.Fold(events)
+	s.cache.StoreHead(a, key, h)
+	return h, paths, nil
+}
+
+// read decodes the records at paths, from the cache where it has them.
+func (s *Store) read(a projects.Address, paths []string) ([]*metav1.Event, error) {
+	var err error
 	cached := s.cache.Load(a)
 	missed := false
 	events := make([]*metav1.Event, 0, len(paths))
@@ -77,7 +111,7 @@ func (s *Store) events(a projects.Address) ([]*metav1.Event, error) {
 			err = record.CheckPath(ev, p)
 		}
 		if err != nil {
-			return nil, &CorruptError{Path: p, Commit: s.addedIn(p), Err: err}
+			return nil, &CorruptError{Path: p, Commit: s.writtenIn(p), Err: err}
 		}
 		events = append(events, ev)
 	}
@@ -87,16 +121,21 @@ func (s *Store) events(a projects.Address) ([]*metav1.Event, error) {
 	return events, nil
 }
 
-// addedIn finds the commit that added path, for error messages.
-func (s *Store) addedIn(path string) string {
+// errFound stops a history walk early.
+var errFound = errors.New("found")
+
+// writtenIn finds the newest commit that wrote path, for error messages.
+func (s *Store) writtenIn(path string) string {
 	var found plumbing.Hash
 	rec, err := projects.ParseRecordPath(path)
 	if err != nil {
 		return ""
 	}
+	// The walk goes from the tip back, so the first write met is the last.
 	s.repo.WalkChanges(rec.Address.Dir(), nil, func(c gitrepo.Change) error {
-		if c.Path == path && c.From.IsZero() && !c.To.IsZero() {
+		if c.Path == path && !c.To.IsZero() {
 			found = c.Commit
+			return errFound
 		}
 		return nil
 	})
@@ -115,11 +154,11 @@ func (s *Store) Head(domain string) (*fold.Head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("head %s: %w", domain, err)
 	}
-	events, err := s.events(a)
+	h, _, err := s.head(a)
 	if err != nil {
 		return nil, fmt.Errorf("head %s: %w", domain, err)
 	}
-	return fold.Fold(events), nil
+	return h, nil
 }
 
 // Log returns domain's events newest first (the reverse of fold order), or
@@ -177,14 +216,14 @@ func (s *Store) List() ([]*fold.Head, error) {
 	}
 	heads := make([]*fold.Head, 0, len(apps))
 	for _, a := range apps {
-		events, err := s.events(a)
+		h, _, err := s.head(a)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ls: %w", err)
 		}
-		heads = append(heads, fold.Fold(events))
+		heads = append(heads, h)
 	}
 	return heads, nil
 }

@@ -77,6 +77,13 @@ func (s *Store) Verify(onCommit func()) ([]Finding, error) {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	findings = append(findings, wt...)
+	// Cached copies of a damaged app may hide the damage from reads: drop
+	// them so every later command sees the records as they are.
+	for _, f := range findings {
+		if rec, err := projects.ParseRecordPath(f.Path); err == nil {
+			s.cache.Drop(rec.Address)
+		}
+	}
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Path < findings[j].Path })
 	return findings, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -97,6 +98,7 @@ head: what is deployed, by whom, since when.
 The log is found from --dir, else $META_DIR, else the nearest directory
 upward holding meta.yaml. The operator is --operator, else $META_OPERATOR,
 else git's user.name and user.email.`,
+		Version:           version(),
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
@@ -106,6 +108,15 @@ else git's user.name and user.email.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e))
 	return root
+}
+
+// version is the module version meta was built as, or "devel" for a build
+// from a work tree.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 // open finds and opens the log.

@@ -1,6 +1,7 @@
 package fold
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"testing"
@@ -201,4 +202,48 @@ func ids(events []*metav1.Event) []string {
 		out[i] = e.Id
 	}
 	return out
+}
+
+// Next must agree with a full fold for every event appended on top of all
+// heads, whatever came before: random histories, forks included.
+func TestNextMatchesFold(t *testing.T) {
+	kinds := []metav1.Kind{metav1.Kind_KIND_DEPLOY, metav1.Kind_KIND_UPGRADE, metav1.Kind_KIND_ROLLBACK, metav1.Kind_KIND_UNDEPLOY,
+		metav1.Kind_KIND_NEW, metav1.Kind_KIND_REMOVE, metav1.Kind_KIND_NOTE, metav1.Kind_KIND_SECRET_INSERT, metav1.Kind_KIND_SECRET_REMOVE, metav1.Kind(77)}
+	outcomes := []metav1.Outcome{ok, ok, ok, failed, metav1.Outcome_OUTCOME_ABORTED, metav1.Outcome(5)}
+	rng := rand.New(rand.NewSource(7))
+	for run := 0; run < 200; run++ {
+		var events []*metav1.Event
+		var h *Head
+		for n := 1; n <= 30; n++ {
+			e := ev(n, kinds[rng.Intn(len(kinds))], outcomes[rng.Intn(len(outcomes))], fmt.Sprintf("%d.0.0", n))
+			if record := e.GetKind(); record == metav1.Kind_KIND_SECRET_INSERT || record == metav1.Kind_KIND_SECRET_REMOVE {
+				secret(e, []string{"a", "b", "c"}[rng.Intn(3)], "v1")
+			}
+			forking := n > 1 && rng.Intn(5) == 0 // an event that did not see the last one
+			if forking {
+				e.Parents = events[len(events)-1].GetParents()
+			} else {
+				e.Parents = h.HeadIDs()
+			}
+			events = append(events, e)
+			want := Fold(events)
+			if forking {
+				if Next(h, e) != nil && len(h.Heads) > 0 {
+					t.Fatalf("run %d event %d: Next accepted an event that misses a head", run, n)
+				}
+				h = want
+				continue
+			}
+			got := Next(h, e)
+			if got == nil {
+				t.Fatalf("run %d event %d: Next refused an event on all heads", run, n)
+			}
+			gotJSON, _ := json.Marshal(got)
+			wantJSON, _ := json.Marshal(want)
+			if string(gotJSON) != string(wantJSON) {
+				t.Fatalf("run %d event %d:\nnext %s\nfold %s", run, n, gotJSON, wantJSON)
+			}
+			h = got
+		}
+	}
 }

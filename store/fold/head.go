@@ -8,6 +8,10 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
+// Version changes whenever the fold's rules change, so that memoised heads
+// (store's cache) folded by older rules are not reused.
+const Version = 1
+
 // States an app can be in, as Head.State says it.
 const (
 	// StateUnknown: no event so far says whether the app exists or runs.
@@ -51,6 +55,8 @@ type Head struct {
 	OperatorEmail string    `json:"operator_email"`
 	Time          time.Time `json:"time"`
 
+	// Deployed is the event that put Version into service.
+	Deployed *Ref `json:"deployed"`
 	// LastSuccess is the last successful deploy, set when a later one failed.
 	LastSuccess *Ref `json:"last_success"`
 	// LastFailure is the failed deploy behind StateDeployFailed.
@@ -108,30 +114,56 @@ func Fold(events []*metav1.Event) *Head {
 	}
 	ordered := Order(events)
 	first := ordered[0].GetAddress()
-	h := &Head{Domain: first.GetApp(), Project: first.GetProject(), Env: first.GetEnv(), State: StateUnknown}
-	secrets := map[string]string{}
-	var success *metav1.Event
+	h := &Head{Domain: first.GetApp(), Project: first.GetProject(), Env: first.GetEnv(), State: StateUnknown, Secrets: []Secret{}}
 	for _, ev := range ordered {
-		h.apply(ev, secrets, &success)
+		h.apply(ev)
 	}
 	h.Events = len(ordered)
-	if h.State == StateDeployFailed && success != nil {
-		ref := RefOf(success)
-		h.LastSuccess = &ref
-	}
-	h.Secrets = make([]Secret, 0, len(secrets))
-	for name, version := range secrets {
-		h.Secrets = append(h.Secrets, Secret{Name: name, Version: version})
-	}
-	sort.Slice(h.Secrets, func(i, j int) bool { return h.Secrets[i].Name < h.Secrets[j].Name })
 	h.Heads = heads(ordered)
 	h.Forked = len(h.Heads) > 1
 	return h
 }
 
+// Next is the head after appending ev to the log whose head is h, when ev
+// names every one of h's heads as a parent (as a local append does): every
+// other event is then an ancestor of ev, so ev comes last in fold order and
+// the fold need not be redone. It returns nil when ev is not such an event;
+// the caller folds the whole log instead.
+func Next(h *Head, ev *metav1.Event) *Head {
+	if h == nil {
+		if len(ev.GetParents()) > 0 {
+			return nil
+		}
+		return Fold([]*metav1.Event{ev})
+	}
+	want := map[string]bool{}
+	for _, id := range h.HeadIDs() {
+		want[id] = true
+	}
+	got := map[string]bool{}
+	for _, p := range ev.GetParents() {
+		got[p] = true
+	}
+	if len(got) != len(want) {
+		return nil
+	}
+	for id := range want {
+		if !got[id] {
+			return nil
+		}
+	}
+	next := *h
+	next.Secrets = append([]Secret{}, h.Secrets...)
+	next.apply(ev)
+	next.Events++
+	next.Heads = []Ref{RefOf(ev)}
+	next.Forked = false
+	return &next
+}
+
 // apply folds one event into h. Only succeeded events change state, except
 // that a failed deploy marks the app as such without touching the version.
-func (h *Head) apply(ev *metav1.Event, secrets map[string]string, success **metav1.Event) {
+func (h *Head) apply(ev *metav1.Event) {
 	last := RefOf(ev)
 	h.EventID, h.Kind, h.Outcome, h.Time = last.EventID, last.Kind, last.Outcome, last.Time
 	h.Operator, h.OperatorEmail = ev.GetActor().GetName(), ev.GetActor().GetEmail()
@@ -145,8 +177,9 @@ func (h *Head) apply(ev *metav1.Event, secrets map[string]string, success **meta
 	case metav1.Outcome_OUTCOME_SUCCEEDED:
 	case metav1.Outcome_OUTCOME_FAILED, metav1.Outcome_OUTCOME_ABORTED:
 		if record.IsDeployKind(kind) {
-			h.State = StateDeployFailed
+			h.setState(StateDeployFailed)
 			h.LastFailure = &last
+			h.LastSuccess = h.Deployed
 		}
 		return
 	default:
@@ -157,33 +190,59 @@ func (h *Head) apply(ev *metav1.Event, secrets map[string]string, success **meta
 	}
 	switch {
 	case record.IsDeployKind(kind):
-		h.State = StateDeployed
+		h.setState(StateDeployed)
 		h.Version = ev.GetVersion()
 		if t := ev.GetRollback().GetTargetVersion(); t != "" {
 			h.Version = t
 		}
 		h.ChaosVersion = ev.GetChaosVersion()
 		h.Since, h.DeployedBy = last.Time, last.Operator
-		h.LastFailure = nil
-		*success = ev
+		h.Deployed = &last
 	case kind == metav1.Kind_KIND_NEW:
 		// Recreating a removed app starts it over; "new" never hides a
 		// deploy that the log already holds.
 		if h.State == StateUnknown || h.State == StateRemoved {
-			h.State = StateNew
-			h.Version, h.ChaosVersion, h.Since, h.DeployedBy = "", "", time.Time{}, ""
+			h.setState(StateNew)
+			h.Version, h.ChaosVersion, h.Since, h.DeployedBy, h.Deployed = "", "", time.Time{}, "", nil
 		}
 	case kind == metav1.Kind_KIND_UNDEPLOY:
-		h.State = StateUndeployed
-		h.LastFailure = nil
+		h.setState(StateUndeployed)
 	case kind == metav1.Kind_KIND_REMOVE:
-		h.State = StateRemoved
-		h.LastFailure = nil
-		clear(secrets)
+		h.setState(StateRemoved)
+		h.Secrets = []Secret{}
 	case kind == metav1.Kind_KIND_SECRET_GENERATE, kind == metav1.Kind_KIND_SECRET_INSERT:
-		secrets[ev.GetSecret().GetName()] = ev.GetSecret().GetVersion()
+		h.setSecret(ev.GetSecret().GetName(), ev.GetSecret().GetVersion())
 	case kind == metav1.Kind_KIND_SECRET_REMOVE:
-		delete(secrets, ev.GetSecret().GetName())
+		h.removeSecret(ev.GetSecret().GetName())
+	}
+}
+
+// setState moves to state s; leaving StateDeployFailed forgets the failure.
+func (h *Head) setState(s string) {
+	if s != StateDeployFailed {
+		h.LastFailure, h.LastSuccess = nil, nil
+	}
+	h.State = s
+}
+
+// setSecret records a secret's version, keeping Secrets sorted by name.
+func (h *Head) setSecret(name, version string) {
+	i := sort.Search(len(h.Secrets), func(i int) bool { return h.Secrets[i].Name >= name })
+	if i < len(h.Secrets) && h.Secrets[i].Name == name {
+		h.Secrets[i].Version = version
+		return
+	}
+	h.Secrets = append(h.Secrets, Secret{})
+	copy(h.Secrets[i+1:], h.Secrets[i:])
+	h.Secrets[i] = Secret{Name: name, Version: version}
+}
+
+func (h *Head) removeSecret(name string) {
+	for i, s := range h.Secrets {
+		if s.Name == name {
+			h.Secrets = append(h.Secrets[:i], h.Secrets[i+1:]...)
+			return
+		}
 	}
 }
 
