@@ -132,26 +132,6 @@ func plan(indexPath string, add []Entry) (data []byte, oldShared string, err err
 	return encode(nil, id), oldShared, nil
 }
 
-// Paths lists the paths in the index at indexPath, in index order, each
-// once; it is for tests and diagnostics.
-func Paths(indexPath string) ([]string, error) {
-	ix, err := read(indexPath)
-	if err != nil {
-		return nil, err
-	}
-	es, err := resolve(indexPath, ix)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(es))
-	for i, e := range es {
-		if i == 0 || es[i-1].path != e.path {
-			out = append(out, e.path)
-		}
-	}
-	return out, nil
-}
-
 func merge(existing []entry, add []Entry) []entry {
 	replace := make(map[string]bool, len(add))
 	for _, a := range add {

@@ -190,3 +190,23 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// Paths lists the paths in the index at indexPath, in index order, each
+// once, as meta would resolve them.
+func Paths(indexPath string) ([]string, error) {
+	ix, err := read(indexPath)
+	if err != nil {
+		return nil, err
+	}
+	es, err := resolve(indexPath, ix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(es))
+	for i, e := range es {
+		if i == 0 || es[i-1].path != e.path {
+			out = append(out, e.path)
+		}
+	}
+	return out, nil
+}

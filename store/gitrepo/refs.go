@@ -25,12 +25,6 @@ func (r *Repo) branch() (string, error) {
 	return name, nil
 }
 
-// Branch is the short name of the branch HEAD points to, e.g. "main".
-func (r *Repo) Branch() (string, error) {
-	name, err := r.branch()
-	return strings.TrimPrefix(name, "refs/heads/"), err
-}
-
 // Head is the commit at the tip of the current branch; the zero hash for a
 // branch with no commits yet.
 func (r *Repo) Head() (plumbing.Hash, error) {

@@ -2,7 +2,6 @@ package gitrepo
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -149,28 +148,4 @@ func fsync(path string) error {
 	}
 	defer f.Close()
 	return f.Sync()
-}
-
-// ReadFile returns the content of the file at path in commit's tree.
-func (r *Repo) ReadFile(commit plumbing.Hash, path string) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := object.GetCommit(r.st, commit)
-	if err != nil {
-		return nil, fmt.Errorf("read commit %s: %w", commit, err)
-	}
-	t, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("read tree of %s: %w", commit, err)
-	}
-	f, err := t.File(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s in %s: %w", path, commit, err)
-	}
-	rd, err := f.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	return io.ReadAll(rd)
 }
