@@ -53,7 +53,7 @@ func (s *Store) Append(ev *metav1.Event, actor *metav1.Actor, now time.Time) (*A
 		return nil, wrap(err)
 	}
 	defer release()
-	if err := s.recover(); err != nil {
+	if err := s.repair(); err != nil {
 		return nil, wrap(err)
 	}
 	addr, err := s.placeFor(ev.GetAddress())
@@ -95,10 +95,9 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 	if err != nil {
 		return nil, err
 	}
-	p := record.Path(ev)
 	// The pending note lets the next meta command finish or undo this
 	// append if the process dies half way.
-	if err := s.setPending(p); err != nil {
+	if err := s.setPending(record.Path(ev)); err != nil {
 		return nil, err
 	}
 	p, data, err := s.files.Write(ev)
@@ -114,7 +113,7 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 		return nil, err
 	}
 	out := &Appended{Event: ev, Path: p, Commit: commit.String()}
-	if err != nil { // committed, but the index could not follow
+	if err != nil { // committed; a later step (ref sync, index) failed
 		out.Warnings = append(out.Warnings, err.Error())
 	}
 	s.clearPending()
@@ -240,16 +239,20 @@ func (s *Store) setPending(recordPath string) error {
 
 func (s *Store) clearPending() { os.Remove(s.pendingPath()) }
 
-// recover finishes an append a killed meta left half done: a record the
+// repair finishes an append a killed meta left half done: a record the
 // branch holds stays (and is put back in the index); one it does not hold
 // was never reported appended and is removed. The caller holds the lock.
-func (s *Store) recover() error {
+func (s *Store) repair() error {
 	data, err := os.ReadFile(s.pendingPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return fmt.Errorf("repair interrupted append: %w", err)
+	}
+	// A meta died inside an append: git lock files it held are stale.
+	if err := s.repo.BreakStaleLocks(staleLockWait); err != nil {
+		return fmt.Errorf("repair interrupted append: %w", err)
 	}
 	p := strings.TrimSpace(string(data))
 	if _, err := projects.ParseRecordPath(p); err != nil {
@@ -258,27 +261,32 @@ func (s *Store) recover() error {
 	}
 	tip, err := s.repo.Head()
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return fmt.Errorf("repair interrupted append: %w", err)
 	}
 	committed, err := s.repo.Has(tip, p)
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return fmt.Errorf("repair interrupted append: %w", err)
 	}
 	if committed {
-		if err := s.repo.Restage(p); err != nil {
-			return fmt.Errorf("recover %s: %w", p, err)
-		}
-	} else if err := s.files.Remove(p); err != nil {
-		return fmt.Errorf("recover %s: %w", p, err)
+		err = s.repo.Restage(p)
+	} else {
+		err = s.files.Remove(p)
+	}
+	if err != nil {
+		return fmt.Errorf("repair interrupted append of %s: %w", p, err)
 	}
 	s.clearPending()
 	return nil
 }
 
-// recoverIfPending lets readers repair a crashed append before reading, so
+// staleLockWait is how long repair lets a git lock file live before taking
+// it for a dead meta's: git holds its locks for milliseconds.
+const staleLockWait = 2 * time.Second
+
+// repairIfPending lets readers repair a crashed append before reading, so
 // they never show an event that was not committed. It costs one stat when
 // there is nothing to do.
-func (s *Store) recoverIfPending() error {
+func (s *Store) repairIfPending() error {
 	if _, err := os.Stat(s.pendingPath()); err != nil {
 		return nil
 	}
@@ -287,5 +295,5 @@ func (s *Store) recoverIfPending() error {
 		return err
 	}
 	defer release()
-	return s.recover()
+	return s.repair()
 }

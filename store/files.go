@@ -41,7 +41,7 @@ func (f *Files) Write(ev *metav1.Event) (string, []byte, error) {
 	if err := f.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
 		return "", nil, fmt.Errorf("write %s: %w", p, err)
 	}
-	tmp := path.Join(path.Dir(p), "."+ev.GetId()+".tmp")
+	tmp := tempPath(p)
 	if err := writeSynced(f.fs, tmp, data); err != nil {
 		f.fs.Remove(tmp)
 		return "", nil, fmt.Errorf("write %s: %w", p, err)
@@ -69,11 +69,19 @@ func writeSynced(fsys afero.Fs, name string, data []byte) error {
 	return w.Close()
 }
 
-// Remove deletes a record that was written but never committed; committed
-// records are never removed.
+// tempPath is where Write puts a record's bytes before renaming them into
+// place: hidden, so listings skip it.
+func tempPath(p string) string {
+	return path.Join(path.Dir(p), "."+path.Base(p)[:len(path.Base(p))-len(projects.RecordExt)]+".tmp")
+}
+
+// Remove deletes a record that was written but never committed, and any
+// temporary file a write of it left; committed records are never removed.
 func (f *Files) Remove(p string) error {
-	if err := f.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	for _, name := range []string{p, tempPath(p)} {
+		if err := f.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }

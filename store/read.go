@@ -147,7 +147,7 @@ func (s *Store) writtenIn(path string) string {
 
 // Head folds domain's events into its head.
 func (s *Store) Head(domain string) (*fold.Head, error) {
-	if err := s.recoverIfPending(); err != nil {
+	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("head %s: %w", domain, err)
 	}
 	a, err := s.Locate(domain)
@@ -165,7 +165,7 @@ func (s *Store) Head(domain string) (*fold.Head, error) {
 // every app's events newest first by time when domain is empty; at most n
 // when n > 0.
 func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
-	if err := s.recoverIfPending(); err != nil {
+	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
 	}
 	var out []*metav1.Event
@@ -207,7 +207,7 @@ func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
 
 // List folds every app in the log, sorted by project, env and domain.
 func (s *Store) List() ([]*fold.Head, error) {
-	if err := s.recoverIfPending(); err != nil {
+	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("ls: %w", err)
 	}
 	apps, err := s.files.Apps()

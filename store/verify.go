@@ -31,7 +31,7 @@ func (f Finding) String() string {
 // tree holds exactly the committed records. onCommit, if set, is called per
 // commit examined, for progress.
 func (s *Store) Verify(onCommit func()) ([]Finding, error) {
-	if err := s.recoverIfPending(); err != nil {
+	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	var findings []Finding

@@ -63,9 +63,9 @@ type entry struct {
 }
 
 // Add records entries in the index at indexPath (usually .git/index),
-// creating it if it does not exist. A path already in the index is replaced.
-// It takes index.lock the way git does and refuses when another process holds
-// it.
+// creating it if it does not exist; an entry for a path already there
+// replaces it. On a split index it only rewrites the small part. It takes
+// index.lock the way git does and refuses when another process holds it.
 func Add(indexPath string, entries ...Entry) error {
 	lockPath := indexPath + ".lock"
 	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -110,7 +110,8 @@ func plan(indexPath string, add []Entry) (data []byte, oldShared string, err err
 		return nil, "", err
 	}
 	// The common case once a log is large: a split index whose small part
-	// only adds entries. Add to that part alone.
+	// only adds entries. Add to that part alone; an addition for a path the
+	// shared part holds replaces it when read, by git and by resolve.
 	if ix.shared != nil && len(ix.deleted) == 0 && len(ix.replaced) == 0 && len(ix.entries)+len(add) <= maxSplitEntries {
 		return encode(merge(ix.entries, add), ix.shared), "", nil
 	}

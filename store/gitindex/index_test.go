@@ -210,3 +210,45 @@ func Paths(indexPath string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Adding a path the index already holds in its shared part replaces the
+// entry: git and resolve both see it once, also after a re-split.
+func TestAddReplacesSharedEntries(t *testing.T) {
+	setThresholds(t, 5, 2)
+	dir := repo(t, 10)
+	indexPath := filepath.Join(dir, ".git", "index")
+	addFile(t, dir, "new/a") // converts to split: new/a lands in the shared index
+	addFile(t, dir, "new/a") // again, as an interrupted append's repair does
+	once := func(when string, total int) {
+		t.Helper()
+		ix, err := read(indexPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := resolve(indexPath, ix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range all {
+			if e.path == "new/a" {
+				n++
+			}
+		}
+		if n != 1 || len(all) != total {
+			t.Fatalf("%s: new/a %d times among %d entries", when, n, len(all))
+		}
+		if got := git(t, dir, "ls-files", "--stage", "new/a"); strings.Count(got, "\n") != 0 {
+			t.Fatalf("%s: git lists new/a more than once:\n%s", when, got)
+		}
+	}
+	once("split", 12)
+	addFile(t, dir, "new/b")
+	addFile(t, dir, "new/c") // past maxSplitEntries: a new shared index
+	addFile(t, dir, "new/a")
+	once("after a re-split", 14)
+	git(t, dir, "update-index", "--no-split-index")
+	if st := git(t, dir, "status", "--porcelain"); strings.Contains(st, "??") {
+		t.Fatalf("status:\n%s", st)
+	}
+}

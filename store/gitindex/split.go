@@ -140,12 +140,28 @@ func resolve(indexPath string, ix *index) ([]entry, error) {
 		all[p] = entry{path: all[p].path, raw: ix.entries[k].raw}
 	}
 	out := make([]entry, 0, len(all)+len(ix.entries)-len(ix.replaced))
+	at := make(map[string]int, len(all))
 	for i, e := range all {
 		if !drop[i] {
+			at[e.key()] = len(out)
 			out = append(out, e)
 		}
 	}
-	return sortEntries(append(out, ix.entries[len(ix.replaced):]...)), nil
+	// Additions replace a shared entry of the same path and stage, as git's
+	// own merge of a split index does.
+	for _, e := range ix.entries[len(ix.replaced):] {
+		if i, ok := at[e.key()]; ok {
+			out[i] = e
+			continue
+		}
+		out = append(out, e)
+	}
+	return sortEntries(out), nil
+}
+
+// key identifies an entry: its path and merge stage.
+func (e entry) key() string {
+	return e.path + "\x00" + string(rune('0'+binary.BigEndian.Uint16(e.raw[60:])>>12&3))
 }
 
 // writeShared writes entries as a new shared index and returns its id.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -70,18 +71,19 @@ func (r *Repo) readRef(name string) (plumbing.Hash, error) {
 // <ref>.lock (created exclusively, so git and other meta processes wait their
 // turn), checks the ref still holds old, writes and syncs the lock file and
 // renames it over the ref. The reflogs of the ref and HEAD get a line each.
-func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg string) error {
+// moved says whether the ref now holds new, even when err is not nil.
+func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg string) (moved bool, err error) {
 	path := filepath.Join(r.gitDir, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	lockPath := path + ".lock"
 	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("update %s: %w: %s exists (another git or meta process is writing)", name, ErrRaced, lockPath)
+		return false, fmt.Errorf("update %s: %w: %s exists (another git or meta process is writing)", name, ErrRaced, lockPath)
 	}
 	if err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	done := false
 	defer func() {
@@ -92,33 +94,33 @@ func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg
 	}()
 	cur, err := r.readRef(name)
 	if err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	if cur != old {
-		return fmt.Errorf("update %s: %w: expected %s, found %s", name, ErrRaced, short(old), short(cur))
+		return false, fmt.Errorf("update %s: %w: expected %s, found %s", name, ErrRaced, short(old), short(cur))
 	}
 	if _, err := lock.WriteString(new.String() + "\n"); err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	if err := lock.Sync(); err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	if err := lock.Close(); err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	if err := os.Rename(lockPath, path); err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	done = true
 	if err := fsync(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("update %s: %w", name, err)
+		return true, fmt.Errorf("update %s: moved, but not synced: %w", name, err)
 	}
 	// The reflog is a convenience for git users; the commit stands without it.
 	line := fmt.Sprintf("%s %s %s <%s> %d %s\t%s\n", old, new, sig.Name, sig.Email, sig.When.Unix(), sig.When.Format("-0700"), msg)
 	for _, log := range []string{name, "HEAD"} {
 		appendReflog(filepath.Join(r.gitDir, "logs", filepath.FromSlash(log)), line)
 	}
-	return nil
+	return true, nil
 }
 
 func appendReflog(path, line string) {
@@ -138,4 +140,35 @@ func short(h plumbing.Hash) string {
 		return "no commit"
 	}
 	return h.String()[:12]
+}
+
+// BreakStaleLocks removes the index and current-branch lock files left by a
+// process that died holding them. Callers must know such a process died
+// (meta's pending note says so): a lock still there after wait is taken for
+// its. A live git process that really held it for that long fails its own
+// rename and reports an error; nothing is corrupted.
+func (r *Repo) BreakStaleLocks(wait time.Duration) error {
+	branch, err := r.branch()
+	if err != nil {
+		return err
+	}
+	locks := []string{
+		filepath.Join(r.gitDir, "index.lock"),
+		filepath.Join(r.gitDir, filepath.FromSlash(branch)+".lock"),
+	}
+	deadline := time.Now().Add(wait)
+	for _, l := range locks {
+		for exists(l) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := os.Remove(l); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", l, err)
+		}
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }

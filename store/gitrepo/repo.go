@@ -106,7 +106,8 @@ type File struct {
 
 // Commit adds files to the tip of the current branch as one commit with the
 // given message, author and committer, and returns the commit's id. Nothing
-// else in the work tree or the index changes. parent is the tip the caller
+// else in the work tree or the index changes. A non-zero id with an error
+// means the branch moved but a later step failed: the commit stands. parent is the tip the caller
 // read (the zero hash for a branch with no commits); when the branch has
 // moved since, Commit returns ErrRaced and the caller tries again on the new
 // tip.
@@ -154,7 +155,10 @@ func (r *Repo) Commit(parent plumbing.Hash, files []File, msg string, sig Signat
 		return plumbing.ZeroHash, err
 	}
 	subject, _, _ := strings.Cut(msg, "\n")
-	if err := r.updateRef(branch, parent, commit, sig, "commit: "+subject); err != nil {
+	if moved, err := r.updateRef(branch, parent, commit, sig, "commit: "+subject); err != nil {
+		if moved {
+			return commit, err
+		}
 		return plumbing.ZeroHash, err
 	}
 	if err := r.stage(files); err != nil {

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math/rand"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// meta runs the real meta binary (testscript put it on PATH) in dir.
+func meta(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("meta", append([]string{"--dir", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), &exitError{err, errOut.String()}
+	}
+	return out.String(), nil
+}
+
+type exitError struct {
+	err    error
+	stderr string
+}
+
+func (e *exitError) Error() string { return e.err.Error() + ": " + e.stderr }
+
+// SIGKILL at any instant of an append loses no event that was reported
+// appended (exit 0), duplicates none, and leaves a repository the next
+// command continues without help.
+func TestKilledAppendsLoseNothing(t *testing.T) {
+	if _, err := exec.LookPath("meta"); err != nil {
+		t.Fatalf("meta is not on PATH: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	// How long a warm, uninterrupted append takes here sets the kill
+	// window: kills land anywhere from process start to just past the end.
+	reported := map[string]bool{}
+	var window time.Duration
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		id, err := meta(t, dir, "append", "deploy", "a.example.com", "--version", "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		window = time.Since(start) * 3 / 2
+		reported[strings.TrimSpace(id)] = true
+	}
+
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d, kill window %s", seed, window)
+	rng := rand.New(rand.NewSource(seed))
+	killed := 0
+	for i := 0; i < 100; i++ {
+		cmd := exec.Command("meta", "--dir", dir, "append", "note", "a.example.com", "-m", "crash")
+		cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int63n(int64(window))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err == nil {
+			reported[strings.TrimSpace(out.String())] = true
+		} else {
+			killed++
+		}
+	}
+	t.Logf("%d appends reported, %d killed", len(reported), killed)
+
+	// The next command just works, and so does everything after it.
+	last, err := meta(t, dir, "append", "note", "a.example.com", "-m", "after the storm")
+	if err != nil {
+		t.Fatalf("append after crashes: %v", err)
+	}
+	reported[strings.TrimSpace(last)] = true
+	logOut, err := meta(t, dir, "log", "a.example.com", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(logOut))
+	for sc.Scan() {
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		seen[ev.ID]++
+	}
+	for id := range reported {
+		if seen[id] != 1 {
+			t.Errorf("event %s was reported appended but appears %d times", id, seen[id])
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s appears %d times", id, n)
+		}
+	}
+	headOut, err := meta(t, dir, "head", "a.example.com", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head struct {
+		Events int  `json:"events"`
+		Forked bool `json:"forked"`
+	}
+	json.Unmarshal([]byte(headOut), &head)
+	if head.Events != len(seen) || head.Forked {
+		t.Errorf("head counts %d events (forked %v), log %d", head.Events, head.Forked, len(seen))
+	}
+	if _, err := meta(t, dir, "verify"); err != nil {
+		t.Errorf("verify after crashes: %v", err)
+	}
+	for _, args := range [][]string{{"status", "--porcelain", "--untracked-files=all"}, {"fsck", "--strict", "--no-progress", "--no-dangling"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("git %s: %v\n%s", args[0], err, out)
+		}
+	}
+	// git's history holds exactly the events the log shows.
+	cmd := exec.Command("git", "rev-list", "--count", "HEAD")
+	cmd.Dir = dir
+	out, _ := cmd.Output()
+	if got, want := strings.TrimSpace(string(out)), len(seen)+1; got != itoa(want) {
+		t.Errorf("%s commits, want %d (one per event, plus init)", got, want)
+	}
+}
