@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,11 +20,23 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
+// AppendOptions says how an append deals with the remote.
+type AppendOptions struct {
+	// Offline skips the fetch before and the push after: the event stays
+	// local until a later sync.
+	Offline bool
+	// Expect, when set, is the version (or event id) the app's head must
+	// have after the fetch; anything else refuses the append.
+	Expect string
+}
+
 // Appended is what Append did.
 type Appended struct {
 	Event  *metav1.Event
 	Path   string
 	Commit string
+	// Pushed says the event reached the remote.
+	Pushed bool
 	// Warnings are problems that did not stop the append, such as files
 	// meta left uncommitted.
 	Warnings []string
@@ -38,8 +51,10 @@ const maxRaces = 5
 // app's domain in ev.Address.App; project and env may be left empty for an
 // app the log knows, or default to meta.yaml's. Append sets the id, time,
 // format and parents (the app's current heads), and writes nothing when
-// anything is wrong.
-func (s *Store) Append(ev *metav1.Event, actor *metav1.Actor, now time.Time) (*Appended, error) {
+// anything is wrong. With a remote, it first fetches and integrates (and
+// refuses when it cannot), then pushes; a failed push leaves the event
+// appended locally, with a warning.
+func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
 	domain := ev.GetAddress().GetApp()
 	wrap := func(err error) error { return fmt.Errorf("append %s: %w", domain, err) }
 	if actor == nil || strings.TrimSpace(actor.GetName()) == "" {
@@ -53,23 +68,81 @@ func (s *Store) Append(ev *metav1.Event, actor *metav1.Actor, now time.Time) (*A
 		return nil, wrap(err)
 	}
 	defer release()
-	if err := s.repair(); err != nil {
+	if err := s.repairAll(); err != nil {
 		return nil, wrap(err)
+	}
+	online := !opts.Offline && s.HasRemote(ctx)
+	if online {
+		if err := s.pull(ctx); err != nil {
+			if errors.Is(err, ErrSync) {
+				err = fmt.Errorf("%w; to record the event here and push it later, pass --offline", err)
+			}
+			return nil, wrap(err)
+		}
 	}
 	addr, err := s.placeFor(ev.GetAddress())
 	if err != nil {
 		return nil, wrap(err)
 	}
+	if opts.Expect != "" {
+		if err := s.expect(addr, opts.Expect); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	var out *Appended
 	for attempt := 1; ; attempt++ {
-		out, err := s.appendOnce(ev, actor, addr, now)
+		out, err = s.appendOnce(ev, actor, addr, now)
 		if errors.Is(err, gitrepo.ErrRaced) && attempt < maxRaces {
 			continue
 		}
 		if err != nil {
 			return nil, wrap(err)
 		}
-		return out, nil
+		break
 	}
+	if online {
+		if err := s.push(ctx); err != nil {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("appended here but not pushed: %v; `meta sync` pushes it", err))
+		} else {
+			out.Pushed = true
+		}
+	}
+	return out, nil
+}
+
+// expect refuses unless the app's head is at the version or event id the
+// operator expects.
+func (s *Store) expect(a projects.Address, want string) error {
+	h, _, err := s.head(a)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if h != nil {
+		if projects.ValidateID(want) == nil {
+			for _, id := range append(h.HeadIDs(), h.EventID) {
+				if id == want {
+					return nil
+				}
+			}
+		} else if h.Version == want || h.ChaosVersion != "" && h.ChaosVersion == want {
+			return nil
+		}
+	}
+	have := "no events"
+	if h != nil {
+		have = fmt.Sprintf("%s %s (last event %s, %s by %s)", h.State, orDash(h.Version), h.EventID, h.Kind, h.Operator)
+		if h.Forked {
+			have += ", forked"
+		}
+	}
+	return fmt.Errorf("%w: you expected %s, the log says %s", ErrUnexpected, want, have)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time) (*Appended, error) {
@@ -268,7 +341,7 @@ func (s *Store) repair() error {
 		return fmt.Errorf("repair interrupted append: %w", err)
 	}
 	if committed {
-		err = s.repo.Restage(p)
+		err = s.repo.Stage(p)
 	} else {
 		err = s.files.Remove(p)
 	}

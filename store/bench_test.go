@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,7 +43,7 @@ func BenchmarkAppend(b *testing.B) {
 			s.Head(fixture.App(1)) // warm the cache, as any earlier command would
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := s.Append(ev, actor, time.Now()); err != nil {
+				if _, err := s.Append(context.Background(), ev, actor, time.Now(), store.AppendOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -23,6 +24,9 @@ type Config struct {
 	// Project and Env are the defaults for an app's first event.
 	Project string `yaml:"project,omitempty"`
 	Env     string `yaml:"env,omitempty"`
+	// SyncCooldown is how long reads trust the last fetch, as a Go
+	// duration ("60s", "5m"); default 60s.
+	SyncCooldown string `yaml:"sync_cooldown,omitempty"`
 }
 
 // ParseConfig reads and checks meta.yaml's content. Keys it does not know,
@@ -43,6 +47,11 @@ func ParseConfig(data []byte) (Config, error) {
 	if c.Env != "" {
 		if err := projects.ValidateEnv(c.Env); err != nil {
 			return Config{}, fmt.Errorf("%s: env: %w", ConfigFile, err)
+		}
+	}
+	if c.SyncCooldown != "" {
+		if d, err := time.ParseDuration(c.SyncCooldown); err != nil || d < 0 {
+			return Config{}, fmt.Errorf("%s: sync_cooldown %q is not a duration like 60s or 5m", ConfigFile, c.SyncCooldown)
 		}
 	}
 	return c, nil

@@ -69,6 +69,33 @@ func writeSynced(fsys afero.Fs, name string, data []byte) error {
 	return w.Close()
 }
 
+// Put writes a file that a sync brings in, whole or not at all, with the
+// given permissions.
+func (f *Files) Put(p string, data []byte, perm os.FileMode) error {
+	if err := f.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".meta-tmp")
+	f.fs.Remove(tmp)
+	if err := writeSynced(f.fs, tmp, data); err != nil {
+		f.fs.Remove(tmp)
+		return err
+	}
+	if err := f.fs.Chmod(tmp, perm); err != nil {
+		f.fs.Remove(tmp)
+		return err
+	}
+	return f.fs.Rename(tmp, p)
+}
+
+// Delete removes a file a sync deletes; a missing file is fine.
+func (f *Files) Delete(p string) error {
+	if err := f.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // tempPath is where Write puts a record's bytes before renaming them into
 // place: hidden, so listings skip it.
 func tempPath(p string) string {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -42,9 +43,18 @@ func deploy(domain, version string) *metav1.Event {
 	return &metav1.Event{Kind: metav1.Kind_KIND_DEPLOY, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Version: version, Address: &metav1.Address{App: domain}}
 }
 
+func offlineAppend(t testing.TB, s *Store, ev *metav1.Event) *Appended {
+	t.Helper()
+	out, err := s.Append(context.Background(), ev, alice, time.Now(), AppendOptions{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func mustAppend(t testing.TB, s *Store, ev *metav1.Event) *Appended {
 	t.Helper()
-	out, err := s.Append(ev, alice, time.Now())
+	out, err := s.Append(context.Background(), ev, alice, time.Now(), AppendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +166,7 @@ func TestAppendRefusesBadInputAndChangesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := git(t, tt.s.Root(), "rev-parse", "HEAD")
-			_, err := tt.s.Append(tt.ev, tt.actor, time.Now())
+			_, err := tt.s.Append(context.Background(), tt.ev, tt.actor, time.Now(), AppendOptions{})
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("err = %v, want %v saying %q", err, tt.is, tt.says)
 			}
@@ -360,8 +370,9 @@ func TestInitAdoptsExistingRepository(t *testing.T) {
 	}
 }
 
-// Two operators append offline on their own clones; git merges their logs
-// without a conflict and the head on both sides reports the fork.
+// Two operators append offline on their own clones; git itself (a merge
+// made by git pull) joins their logs without a conflict and the head on
+// both sides reports the fork.
 func TestClonesMergeWithoutConflictAndReportForks(t *testing.T) {
 	origin := newLog(t)
 	mustAppend(t, origin, deploy("a.example.com", "1.0.0"))
@@ -377,9 +388,10 @@ func TestClonesMergeWithoutConflictAndReportForks(t *testing.T) {
 		}
 		clones = append(clones, s)
 	}
-	alice := mustAppend(t, clones[0], &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Version: "1.1.0", Address: &metav1.Address{App: "a.example.com"}})
+	// Both offline: neither sees the other's event.
+	alice := offlineAppend(t, clones[0], &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Version: "1.1.0", Address: &metav1.Address{App: "a.example.com"}})
 	time.Sleep(2 * time.Millisecond)
-	bob := mustAppend(t, clones[1], &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Version: "1.2.0", Address: &metav1.Address{App: "a.example.com"}})
+	bob := offlineAppend(t, clones[1], &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Version: "1.2.0", Address: &metav1.Address{App: "a.example.com"}})
 	git(t, clones[0].Root(), "push", "-q", "origin", "main")
 	git(t, clones[1].Root(), "pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
 	git(t, clones[1].Root(), "push", "-q", "origin", "main")

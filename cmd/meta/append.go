@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -20,6 +21,7 @@ type appendFlags struct {
 
 func newAppend(e *env) *cobra.Command {
 	var f appendFlags
+	var expect string
 	cmd := &cobra.Command{
 		Use:   "append KIND DOMAIN",
 		Short: "Record an event for an app and commit it",
@@ -53,7 +55,7 @@ later ones find the app by its domain. Secret kinds take --name and
 			if err != nil {
 				return err
 			}
-			out, err := s.Append(ev, actor, time.Now())
+			out, err := s.Append(cmd.Context(), ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect})
 			if err != nil {
 				return err
 			}
@@ -80,6 +82,7 @@ later ones find the app by its domain. Secret kinds take --name and
 	fl.StringVar(&f.to, "to-server", "", "server the app moved to (move)")
 	fl.StringVar(&f.snapshot, "snapshot", "", "backup snapshot restored (restore)")
 	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event, recorded as given; redact secret values before passing it")
+	fl.StringVar(&expect, "expect", "", "refuse unless, after fetching, the app's head is at this version or event id")
 	cmd.RegisterFlagCompletionFunc("outcome", cobra.FixedCompletions([]string{"succeeded", "failed", "aborted"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }

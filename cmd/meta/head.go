@@ -20,7 +20,7 @@ func newHead(e *env) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
+			s, err := e.openFresh(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -28,17 +28,29 @@ func newHead(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(e.stdout, h)
+			unpushed, err := s.Unpushed(cmd.Context(), h.Domain)
+			if err != nil {
+				return err
 			}
-			return writeHead(e.stdout, h, e.painter(e.stdout), time.Now())
+			if asJSON {
+				return writeJSON(e.stdout, headView{Head: h, Unpushed: len(unpushed)})
+			}
+			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), time.Now())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the head as JSON (keys in README.md)")
 	return cmd
 }
 
-func writeHead(w io.Writer, h *fold.Head, p painter, now time.Time) error {
+// headView is `meta head --json`: the folded head, plus what only this
+// clone knows.
+type headView struct {
+	*fold.Head
+	// Unpushed counts this app's events not on the remote yet.
+	Unpushed int `json:"unpushed"`
+}
+
+func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("app", h.Domain+" ("+h.Project+"/"+h.Env+")")
@@ -67,6 +79,9 @@ func writeHead(w io.Writer, h *fold.Head, p painter, now time.Time) error {
 		row("secrets", strings.Join(names, ", "))
 	}
 	row("events", fmt.Sprint(h.Events))
+	if unpushed > 0 {
+		row(p.paint("33", "unpushed"), fmt.Sprintf("%d events only in this clone; `meta sync` shares them", unpushed))
+	}
 	if h.UnknownEvents > 0 {
 		row("unknown", fmt.Sprintf("%d events of kinds a newer meta wrote; upgrade meta to interpret them", h.UnknownEvents))
 	}

@@ -11,12 +11,19 @@ import (
 
 func newInit(e *env) *cobra.Command {
 	var opts store.InitOptions
+	var remote string
 	cmd := &cobra.Command{
 		Use:   "init DIR",
-		Short: "Start a log in DIR: create a git repository, or adopt an existing one",
+		Short: "Start a log in DIR, or join a shared one with --remote",
 		Long: `init makes DIR a meta log. Without a git repository there it creates one on
 branch main; with one, it adopts it. Either way it commits meta.yaml and
-touches nothing else.`,
+touches nothing else.
+
+With --remote URL it joins the log at URL instead: it clones it into DIR (a
+new or empty directory), or, when the remote holds no log yet, starts one and
+pushes it. URL is anything git can fetch from and push to: a path, file://,
+ssh://, git://, https://; credentials come from git's own setup (ssh agent
+and config, credential helpers).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			actor, err := e.actor(args[0])
@@ -24,7 +31,12 @@ touches nothing else.`,
 				return err
 			}
 			opts.Operator = store.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: time.Now()}
-			s, err := store.Init(args[0], opts)
+			var s *store.Store
+			if remote != "" {
+				s, err = store.Join(cmd.Context(), args[0], store.JoinOptions{InitOptions: opts, URL: remote})
+			} else {
+				s, err = store.Init(args[0], opts)
+			}
 			if err != nil {
 				return err
 			}
@@ -34,5 +46,6 @@ touches nothing else.`,
 	}
 	cmd.Flags().StringVar(&opts.Project, "project", "", "default project for apps' first events")
 	cmd.Flags().StringVar(&opts.Env, "env", "", "default env for apps' first events")
+	cmd.Flags().StringVar(&remote, "remote", "", "join (clone) the log at this git URL, or start it there")
 	return cmd
 }

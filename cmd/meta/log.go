@@ -24,7 +24,7 @@ Lines, one event per line (keys in README.md).`,
 			if n < 0 {
 				return usageError{fmt.Errorf("-n must be 0 (all) or more, got %d", n)}
 			}
-			s, err := e.open()
+			s, err := e.openFresh(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ func newLs(e *env) *cobra.Command {
 		Short: "List every app with its head",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
+			s, err := e.openFresh(cmd.Context())
 			if err != nil {
 				return err
 			}

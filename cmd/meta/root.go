@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -18,10 +21,11 @@ import (
 
 // Exit codes, documented in README.md.
 const (
-	exitOK     = 0
-	exitFailed = 1 // the command could not do its job: not found, verify findings, I/O, git
-	exitBadUse = 2 // the input was wrong: flags, names, ambiguous domain
-	exitBusy   = 3 // another meta process held the log too long; try again
+	exitOK         = 0
+	exitFailed     = 1 // the command could not do its job: not found, verify findings, I/O, git
+	exitBadUse     = 2 // the input was wrong: flags, names, ambiguous domain
+	exitBusy       = 3 // another meta process held the log too long; try again
+	exitUnexpected = 4 // --expect: the app's head is not what the operator expected
 )
 
 // usageError marks errors in how meta was called.
@@ -36,6 +40,8 @@ type env struct {
 	getenv         func(string) string
 	dir            string
 	operator       string
+	offline        bool // no remote work at all
+	forceSync      bool // reads fetch even within the cooldown
 }
 
 // Output rules, after age's: messages to stderr start with "meta: ", are
@@ -51,7 +57,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	// Ctrl-C stops git subprocesses too; what meta wrote stays consistent.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -75,6 +84,8 @@ func exitCode(err error) int {
 		return silent.code
 	case errors.Is(err, store.ErrBusy):
 		return exitBusy
+	case errors.Is(err, store.ErrUnexpected):
+		return exitUnexpected
 	case errors.As(err, new(usageError)),
 		errors.Is(err, projects.ErrInvalidName),
 		errors.Is(err, record.ErrInvalid),
@@ -105,8 +116,11 @@ else git's user.name and user.email.`,
 	}
 	root.PersistentFlags().StringVar(&e.dir, "dir", "", "the log repository (default $META_DIR, else found upward from here)")
 	root.PersistentFlags().StringVar(&e.operator, "operator", "", `who you are, "Name <email>" (default $META_OPERATOR, else git's user.name/user.email)`)
+	root.PersistentFlags().BoolVar(&e.offline, "offline", false, "do no remote work: read the local log, append locally and push later with `meta sync`")
+	root.PersistentFlags().BoolVar(&e.offline, "no-sync", false, "the same as --offline")
+	root.PersistentFlags().BoolVar(&e.forceSync, "force-sync", false, "fetch before reading even if the last fetch is recent")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e))
 	return root
 }
 
@@ -137,6 +151,23 @@ func (e *env) open() (*store.Store, error) {
 		return nil, err
 	}
 	return store.Open(root)
+}
+
+// openFresh opens the log for a read, first bringing it up to date with the
+// remote when the cooldown allows; an unreachable remote is a warning.
+func (e *env) openFresh(ctx context.Context) (*store.Store, error) {
+	s, err := e.open()
+	if err != nil || e.offline {
+		return s, err
+	}
+	warning, err := s.Refresh(ctx, e.forceSync)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		e.warn("%s", warning)
+	}
+	return s, nil
 }
 
 // actor works out who is appending.

@@ -67,6 +67,12 @@ type entry struct {
 // replaces it. On a split index it only rewrites the small part. It takes
 // index.lock the way git does and refuses when another process holds it.
 func Add(indexPath string, entries ...Entry) error {
+	return withLock(indexPath, func() ([]byte, string, error) { return plan(indexPath, entries) })
+}
+
+// withLock holds index.lock while build makes the new index, then puts it
+// in place; build also names a shared index the new one supersedes.
+func withLock(indexPath string, build func() (data []byte, oldShared string, err error)) error {
 	lockPath := indexPath + ".lock"
 	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -82,7 +88,7 @@ func Add(indexPath string, entries ...Entry) error {
 			os.Remove(lockPath)
 		}
 	}()
-	data, oldShared, err := plan(indexPath, entries)
+	data, oldShared, err := build()
 	if err != nil {
 		return err
 	}
@@ -119,7 +125,12 @@ func plan(indexPath string, add []Entry) (data []byte, oldShared string, err err
 	if err != nil {
 		return nil, "", fmt.Errorf("read git index: %w", err)
 	}
-	all = merge(all, add)
+	return writePlanned(indexPath, ix, merge(all, add))
+}
+
+// writePlanned encodes the full list of entries that replaces index ix:
+// plain while small, else as a new shared index and an empty split part.
+func writePlanned(indexPath string, ix *index, all []entry) (data []byte, oldShared string, err error) {
 	if ix.shared == nil && len(all) < splitAbove {
 		return encode(all, nil), "", nil
 	}
@@ -363,4 +374,30 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// Remove drops paths from the index at indexPath, for files a sync deletes.
+// It rewrites the whole index; deletions are rare (meta never deletes).
+func Remove(indexPath string, paths ...string) error {
+	return withLock(indexPath, func() ([]byte, string, error) {
+		ix, err := read(indexPath)
+		if err != nil {
+			return nil, "", err
+		}
+		all, err := resolve(indexPath, ix)
+		if err != nil {
+			return nil, "", err
+		}
+		drop := make(map[string]bool, len(paths))
+		for _, p := range paths {
+			drop[p] = true
+		}
+		kept := all[:0]
+		for _, e := range all {
+			if !drop[e.path] {
+				kept = append(kept, e)
+			}
+		}
+		return writePlanned(indexPath, ix, kept)
+	})
 }

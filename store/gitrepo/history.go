@@ -116,6 +116,11 @@ func splitDir(dir string) []string {
 // diff reports every file that differs between trees a and b (either may
 // be zero), with its path under prefix.
 func (r *Repo) diff(a, b plumbing.Hash, prefix string, fn func(path string, from, to plumbing.Hash) error) error {
+	return r.diffModes(a, b, prefix, func(p string, from, to plumbing.Hash, _ filemode.FileMode) error { return fn(p, from, to) })
+}
+
+// diffModes is diff that also says each file's mode on the b side.
+func (r *Repo) diffModes(a, b plumbing.Hash, prefix string, fn func(path string, from, to plumbing.Hash, mode filemode.FileMode) error) error {
 	if a == b {
 		return nil
 	}
@@ -149,7 +154,7 @@ func (r *Repo) diff(a, b plumbing.Hash, prefix string, fn func(path string, from
 		switch {
 		case xh == yh && xDir == yDir:
 		case xDir && yDir:
-			err = r.diff(xh, yh, p, fn)
+			err = r.diffModes(xh, yh, p, fn)
 		case xDir || yDir:
 			// A file became a directory or the other way round: report
 			// the file side as a change and walk the directory side.
@@ -160,13 +165,13 @@ func (r *Repo) diff(a, b plumbing.Hash, prefix string, fn func(path string, from
 				fileTo, dirTo = plumbing.ZeroHash, yh
 			}
 			if !fileFrom.IsZero() || !fileTo.IsZero() {
-				err = fn(p, fileFrom, fileTo)
+				err = fn(p, fileFrom, fileTo, y.Mode)
 			}
 			if err == nil {
-				err = r.diff(dirFrom, dirTo, p, fn)
+				err = r.diffModes(dirFrom, dirTo, p, fn)
 			}
 		default:
-			err = fn(p, xh, yh)
+			err = fn(p, xh, yh, y.Mode)
 		}
 		if err != nil {
 			return err

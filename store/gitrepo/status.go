@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/gitindex"
 )
 
 // Has reports whether commit's tree holds a file at path.
@@ -43,14 +45,29 @@ func (r *Repo) Has(commit plumbing.Hash, path string) (bool, error) {
 	return false, nil
 }
 
-// Restage records a committed work-tree file in the index again, for when
-// a commit's index update was interrupted.
-func (r *Repo) Restage(path string) error {
-	data, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(path)))
-	if err != nil {
-		return err
+// Stage records committed work-tree files in the index as they are, for
+// files a sync wrote and for a commit whose index update was interrupted.
+func (r *Repo) Stage(paths ...string) error {
+	files := make([]File, 0, len(paths))
+	for _, p := range paths {
+		data, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(p)))
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: p, Data: data})
 	}
-	return r.stage([]File{{Path: path, Data: data}})
+	if len(files) == 0 {
+		return nil
+	}
+	return r.stage(files)
+}
+
+// Unstage drops paths from the index, for files a sync deleted.
+func (r *Repo) Unstage(paths ...string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	return gitindex.Remove(filepath.Join(r.gitDir, "index"), paths...)
 }
 
 // Others describes changes in the work tree that meta did not commit:

@@ -60,6 +60,13 @@ func (w *writer) commit(c *object.Commit) (plumbing.Hash, error) {
 // read and rewritten. A file already at path is an error: meta never
 // replaces a committed file.
 func (w *writer) insert(tree plumbing.Hash, path []string, blob plumbing.Hash) (plumbing.Hash, error) {
+	return w.set(tree, path, &object.TreeEntry{Mode: filemode.Regular, Hash: blob}, false)
+}
+
+// set returns the id of tree with the file at path set to e (nil removes
+// it; directories left empty go too, as git keeps none). replace says
+// whether an existing file may be replaced.
+func (w *writer) set(tree plumbing.Hash, path []string, e *object.TreeEntry, replace bool) (plumbing.Hash, error) {
 	var entries []object.TreeEntry
 	if !tree.IsZero() {
 		t, err := object.GetTree(w.st, tree)
@@ -70,18 +77,20 @@ func (w *writer) insert(tree plumbing.Hash, path []string, blob plumbing.Hash) (
 	}
 	name := path[0]
 	at := -1
-	for i, e := range entries {
-		if e.Name == name {
+	for i, x := range entries {
+		if x.Name == name {
 			at = i
 			break
 		}
 	}
-	var entry object.TreeEntry
+	var entry *object.TreeEntry
 	if len(path) == 1 {
-		if at >= 0 {
+		if at >= 0 && !replace && e != nil {
 			return plumbing.ZeroHash, fmt.Errorf("%s is already committed", name)
 		}
-		entry = object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: blob}
+		if e != nil {
+			entry = &object.TreeEntry{Name: name, Mode: e.Mode, Hash: e.Hash}
+		}
 	} else {
 		sub := plumbing.ZeroHash
 		if at >= 0 {
@@ -90,18 +99,26 @@ func (w *writer) insert(tree plumbing.Hash, path []string, blob plumbing.Hash) (
 			}
 			sub = entries[at].Hash
 		}
-		h, err := w.insert(sub, path[1:], blob)
+		h, err := w.set(sub, path[1:], e, replace)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		entry = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+		if !h.IsZero() {
+			entry = &object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+		}
 	}
 	next := make([]object.TreeEntry, 0, len(entries)+1)
 	next = append(next, entries...)
-	if at >= 0 {
-		next[at] = entry
-	} else {
-		next = append(next, entry)
+	switch {
+	case at >= 0 && entry != nil:
+		next[at] = *entry
+	case at >= 0:
+		next = append(next[:at], next[at+1:]...)
+	case entry != nil:
+		next = append(next, *entry)
+	}
+	if len(next) == 0 {
+		return plumbing.ZeroHash, nil
 	}
 	sort.Slice(next, func(i, j int) bool { return treeKey(next[i]) < treeKey(next[j]) })
 	o := w.st.NewEncodedObject()

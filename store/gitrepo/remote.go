@@ -1,0 +1,250 @@
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// Network work goes through the git binary: it speaks every transport
+// (paths, file://, ssh://, git://, https://) and finds credentials the way
+// git users set them up (ssh agent and config, key files, credential
+// helpers), which go-git does not. Local object work stays in go-git.
+
+// ErrRejected means the remote refused a push because it has commits the
+// local branch does not: fetch, integrate, and push again.
+var ErrRejected = errors.New("push rejected: the remote has new commits")
+
+// ErrUnreachable means the remote could not be reached or read.
+var ErrUnreachable = errors.New("remote unreachable")
+
+// Remote is the remote meta syncs with.
+const Remote = "origin"
+
+// git runs the git binary in the work tree and returns its standard output.
+func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
+	return runGit(ctx, r.root, args...)
+}
+
+func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	// Never stop to ask on a terminal that is not there; fail instead.
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(errOut.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return out.String(), &GitError{Args: args, Stderr: msg, Err: err}
+	}
+	return out.String(), nil
+}
+
+// GitError is a failed git command and what it said.
+type GitError struct {
+	Args   []string
+	Stderr string
+	Err    error
+}
+
+func (e *GitError) Error() string {
+	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), lastLines(e.Stderr, 3))
+}
+
+// Unwrap lets callers reach the process error.
+func (e *GitError) Unwrap() error { return e.Err }
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "; ")
+}
+
+// RemoteURL is the URL of the remote, or "" when none is set.
+func (r *Repo) RemoteURL(ctx context.Context) string {
+	out, err := r.git(ctx, "config", "--get", "remote."+Remote+".url")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// trackingRef is where the remote's copy of branch is kept.
+func trackingRef(branch string) string {
+	return "refs/remotes/" + Remote + "/" + strings.TrimPrefix(branch, "refs/heads/")
+}
+
+// RemoteTip is the last fetched tip of the remote's copy of the current
+// branch; zero if none was fetched.
+func (r *Repo) RemoteTip() (plumbing.Hash, error) {
+	branch, err := r.branch()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return r.readRef(trackingRef(branch))
+}
+
+// Fetch brings the remote's copy of the current branch up to date and
+// returns its tip (zero when the remote has no such branch yet).
+func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
+	branch, err := r.branch()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	short := strings.TrimPrefix(branch, "refs/heads/")
+	// Forced, so a rewritten remote is seen as it is; callers compare with
+	// the tip they saw before and refuse what lost commits.
+	spec := "+" + branch + ":" + trackingRef(branch)
+	if _, err := r.git(ctx, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", Remote, spec); err != nil {
+		var ge *GitError
+		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "couldn't find remote ref") {
+			return plumbing.ZeroHash, nil // an empty remote
+		}
+		return plumbing.ZeroHash, fmt.Errorf("%w: fetch %s from %s: %w", ErrUnreachable, short, Remote, err)
+	}
+	return r.readRef(trackingRef(branch))
+}
+
+// Push sends the current branch to the remote. It returns ErrRejected when
+// the remote has moved on; the remote never loses a commit to it.
+func (r *Repo) Push(ctx context.Context) error {
+	branch, err := r.branch()
+	if err != nil {
+		return err
+	}
+	_, err = r.git(ctx, "push", "--quiet", "--porcelain", Remote, branch+":"+branch)
+	if err != nil {
+		var ge *GitError
+		if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "rejected") || strings.Contains(ge.Stderr, "non-fast-forward") ||
+			strings.Contains(ge.Stderr, "fetch first") || strings.Contains(ge.Stderr, "failed to update ref") || strings.Contains(ge.Stderr, "cannot lock ref")) {
+			return fmt.Errorf("%w (%v)", ErrRejected, err)
+		}
+		return fmt.Errorf("%w: push to %s: %w", ErrUnreachable, Remote, err)
+	}
+	// The remote now holds our tip: remember it as the remote's.
+	tip, err := r.Head()
+	if err != nil {
+		return err
+	}
+	_, err = r.git(ctx, "update-ref", trackingRef(branch), tip.String())
+	return err
+}
+
+// IsAncestor reports whether commit a is b or one of b's ancestors.
+func (r *Repo) IsAncestor(ctx context.Context, a, b plumbing.Hash) (bool, error) {
+	if a.IsZero() {
+		return true, nil
+	}
+	if b.IsZero() {
+		return false, nil
+	}
+	_, err := r.git(ctx, "merge-base", "--is-ancestor", a.String(), b.String())
+	var ge *GitError
+	var exit *exec.ExitError
+	if errors.As(err, &ge) && errors.As(ge.Err, &exit) && exit.ExitCode() == 1 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// MergeBase is the best common ancestor of a and b; zero when they share
+// no history.
+func (r *Repo) MergeBase(ctx context.Context, a, b plumbing.Hash) (plumbing.Hash, error) {
+	out, err := r.git(ctx, "merge-base", a.String(), b.String())
+	var ge *GitError
+	var exit *exec.ExitError
+	if errors.As(err, &ge) && errors.As(ge.Err, &exit) && exit.ExitCode() == 1 {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return plumbing.NewHash(strings.TrimSpace(out)), nil
+}
+
+// Commits lists the commits reachable from to but not from from, oldest
+// first (from may be zero: all of to's history).
+func (r *Repo) Commits(ctx context.Context, from, to plumbing.Hash) ([]plumbing.Hash, error) {
+	if to.IsZero() {
+		return nil, nil
+	}
+	spec := to.String()
+	if !from.IsZero() {
+		spec = from.String() + ".." + to.String()
+	}
+	out, err := r.git(ctx, "rev-list", "--reverse", "--topo-order", spec)
+	if err != nil {
+		return nil, err
+	}
+	var hs []plumbing.Hash
+	for _, line := range strings.Fields(out) {
+		hs = append(hs, plumbing.NewHash(line))
+	}
+	return hs, nil
+}
+
+// Clone clones url into dir, a new directory, with the git binary.
+func Clone(ctx context.Context, url, dir string) (*Repo, error) {
+	if _, err := runGit(ctx, ".", "clone", "--quiet", "--origin", Remote, url, dir); err != nil {
+		return nil, fmt.Errorf("%w: clone %s: %w", ErrUnreachable, url, err)
+	}
+	return Open(dir)
+}
+
+// SetRemote points the remote at url.
+func (r *Repo) SetRemote(ctx context.Context, url string) error {
+	if r.RemoteURL(ctx) != "" {
+		_, err := r.git(ctx, "remote", "set-url", Remote, url)
+		return err
+	}
+	_, err := r.git(ctx, "remote", "add", Remote, url)
+	return err
+}
+
+// SetRemoteTip resets the remote-tracking copy of the branch, so a fetch
+// that showed a rewritten remote keeps being compared with what was seen.
+func (r *Repo) SetRemoteTip(ctx context.Context, tip plumbing.Hash) error {
+	branch, err := r.branch()
+	if err != nil || tip.IsZero() {
+		return err
+	}
+	_, err = r.git(ctx, "update-ref", trackingRef(branch), tip.String())
+	return err
+}
+
+// EnsureBranch points an unborn HEAD (a clone of an empty remote) at
+// branch, so a new log starts on it whatever git's default is.
+func (r *Repo) EnsureBranch(ctx context.Context, branch string) error {
+	tip, err := r.Head()
+	if err != nil || !tip.IsZero() {
+		return err
+	}
+	_, err = r.git(ctx, "symbolic-ref", "HEAD", "refs/heads/"+branch)
+	return err
+}
+
+// Parent is the first parent of commit, zero for a root commit.
+func (r *Repo) Parent(commit plumbing.Hash) (plumbing.Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := object.GetCommit(r.st, commit)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	if len(c.ParentHashes) == 0 {
+		return plumbing.ZeroHash, nil
+	}
+	return c.ParentHashes[0], nil
+}
