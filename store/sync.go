@@ -322,7 +322,9 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 		return "", err
 	}
 	if err := s.pull(ctx); err != nil {
-		if errors.Is(err, ErrSync) || errors.Is(err, ErrConflict) {
+		// A read still answers from this clone, saying loudly why it may be
+		// behind; appends and sync refuse.
+		if errors.Is(err, ErrSync) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRewritten) {
 			return fmt.Sprintf("%v; showing the log as %s", err, staleness(st.LastSync)), nil
 		}
 		return "", err

@@ -1,0 +1,317 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+)
+
+var ctx = context.Background()
+
+// bareRemote makes an empty bare repository, as a forge would hold.
+func bareRemote(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "log.git")
+	git(t, filepath.Dir(dir), "init", "-q", "--bare", "-b", "main", dir)
+	return dir
+}
+
+func join(t testing.TB, url string) *Store {
+	t.Helper()
+	s, err := Join(ctx, filepath.Join(t.TempDir(), "clone"), JoinOptions{URL: url, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func upgrade(domain, version string) *metav1.Event {
+	return &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Version: version, Address: &metav1.Address{App: domain}}
+}
+
+func TestJoinStartsThenClonesALog(t *testing.T) {
+	remote := bareRemote(t)
+	first := join(t, remote) // empty remote: starts the log and pushes it
+	if got := git(t, remote, "log", "--format=%s", "main"); got != "meta: start operator log" {
+		t.Fatalf("remote holds %q", got)
+	}
+	out := mustAppend(t, first, deploy("a.example.com", "1.0.0"))
+	if !out.Pushed {
+		t.Fatalf("not pushed: %v", out.Warnings)
+	}
+	second := join(t, remote) // a log there: clone it
+	h, err := second.Head("a.example.com")
+	if err != nil || h.Version != "1.0.0" {
+		t.Fatalf("second clone: %+v, %v", h, err)
+	}
+	// The first appends again; a forced read on the second brings it in.
+	mustAppend(t, first, upgrade("a.example.com", "1.1.0"))
+	if warning, err := second.Refresh(ctx, true); err != nil || warning != "" {
+		t.Fatalf("refresh: %q, %v", warning, err)
+	}
+	if h, _ := second.Head("a.example.com"); h.Version != "1.1.0" {
+		t.Fatalf("after refresh: %+v", h)
+	}
+	assertClean(t, second.Root())
+	if _, err := Join(ctx, first.Root(), JoinOptions{URL: remote}); !errors.Is(err, ErrExists) {
+		t.Fatalf("join into a non-empty directory: %v", err)
+	}
+}
+
+// Appends before a read: within the cooldown a read does not fetch;
+// forced, it does.
+func TestReadsFetchAtMostOncePerCooldown(t *testing.T) {
+	remote := bareRemote(t)
+	a, b := join(t, remote), join(t, remote)
+	mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+	b.Refresh(ctx, true)
+	mustAppend(t, a, upgrade("a.example.com", "2.0.0"))
+	b.Refresh(ctx, false) // within the cooldown: no fetch
+	if h, _ := b.Head("a.example.com"); h.Version != "1.0.0" {
+		t.Fatalf("fetched within the cooldown: %s", h.Version)
+	}
+	b.Refresh(ctx, true)
+	if h, _ := b.Head("a.example.com"); h.Version != "2.0.0" {
+		t.Fatalf("forced refresh did not fetch: %s", h.Version)
+	}
+}
+
+// Offline appends on two clones, then sync: both events everywhere,
+// history linear, the fork reported identically on both.
+func TestOfflineAppendsSyncIntoAFork(t *testing.T) {
+	remote := bareRemote(t)
+	a := join(t, remote)
+	mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+	b := join(t, remote)
+	ea := offlineAppend(t, a, upgrade("a.example.com", "1.1.0"))
+	eb := offlineAppend(t, b, upgrade("a.example.com", "1.2.0"))
+	want := fmt.Sprint([]string{ea.Event.GetId(), eb.Event.GetId()})
+	for _, s := range []*Store{a, b} {
+		if u, _ := s.Unpushed(ctx, "a.example.com"); len(u) != 1 {
+			t.Fatalf("unpushed = %v", u)
+		}
+	}
+	for _, s := range []*Store{a, b, a} {
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var heads []string
+	for _, s := range []*Store{a, b} {
+		h, err := s.Head("a.example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.Forked || h.Events != 3 {
+			t.Fatalf("head = %+v", h)
+		}
+		if got := fmt.Sprint(h.HeadIDs()); got != want {
+			t.Fatalf("heads %s, want %s", got, want)
+		}
+		heads = append(heads, fmt.Sprint(h.HeadIDs(), h.Version))
+		if merges := git(t, s.Root(), "rev-list", "--merges", "--count", "HEAD"); merges != "0" {
+			t.Fatalf("%s merge commits: history must stay linear", merges)
+		}
+		if u, _ := s.Unpushed(ctx, ""); len(u) != 0 {
+			t.Fatalf("unpushed after sync: %v", u)
+		}
+		assertClean(t, s.Root())
+	}
+	if heads[0] != heads[1] {
+		t.Fatalf("clones disagree: %s vs %s", heads[0], heads[1])
+	}
+}
+
+func TestUnreachableRemote(t *testing.T) {
+	remote := bareRemote(t)
+	s := join(t, remote)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	os.RemoveAll(remote)
+	before := git(t, s.Root(), "rev-parse", "HEAD")
+	_, err := s.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{})
+	if !errors.Is(err, ErrSync) || !strings.Contains(err.Error(), "--offline") {
+		t.Fatalf("append with the remote gone: %v", err)
+	}
+	if git(t, s.Root(), "rev-parse", "HEAD") != before {
+		t.Fatal("a refused append committed")
+	}
+	warning, err := s.Refresh(ctx, true)
+	if err != nil || !strings.Contains(warning, "last synced") {
+		t.Fatalf("refresh: %q, %v", warning, err)
+	}
+	out, err := s.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{Offline: true})
+	if err != nil || out.Pushed {
+		t.Fatalf("offline append: %+v, %v", out, err)
+	}
+	if u, _ := s.Unpushed(ctx, ""); len(u) != 1 || u[0].EventID != out.Event.GetId() {
+		t.Fatalf("unpushed = %+v", u)
+	}
+	assertClean(t, s.Root())
+}
+
+func TestExpect(t *testing.T) {
+	remote := bareRemote(t)
+	a, b := join(t, remote), join(t, remote)
+	first := mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+	mustAppend(t, b, upgrade("a.example.com", "1.1.0")) // b fetched a's deploy first
+	// a still thinks 1.0.0 runs; the fetch before its append shows 1.1.0.
+	before := git(t, a.Root(), "rev-parse", "HEAD")
+	_, err := a.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{Expect: "1.0.0"})
+	if !errors.Is(err, ErrUnexpected) || !strings.Contains(err.Error(), "you expected 1.0.0, the log says deployed 1.1.0") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := a.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{Expect: first.Event.GetId()}); !errors.Is(err, ErrUnexpected) {
+		t.Fatalf("stale event id accepted: %v", err)
+	}
+	// The fetch integrated b's event, so HEAD moved, but nothing of a's.
+	if tip, subject := git(t, a.Root(), "rev-parse", "HEAD"), git(t, a.Root(), "log", "-1", "--format=%s"); tip == before || !strings.Contains(subject, "1.1.0") {
+		t.Fatalf("tip after refused appends: %s %q", tip, subject)
+	}
+	if h, _ := a.Head("a.example.com"); h.Events != 2 {
+		t.Fatalf("refused appends wrote events: %d", h.Events)
+	}
+	if _, err := a.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{Expect: "1.1.0"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A remote that lost commits this clone saw, or whose new commits change
+// records, is refused; the local log stays as it was.
+func TestRewrittenRemoteIsRefused(t *testing.T) {
+	t.Run("lost commits", func(t *testing.T) {
+		remote := bareRemote(t)
+		a := join(t, remote)
+		mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+		mustAppend(t, a, upgrade("a.example.com", "1.1.0"))
+		git(t, remote, "update-ref", "refs/heads/main", "main~1") // someone force-pushed
+		mustAppendErr(t, a, ErrRewritten, "no longer contains")
+		// and keeps refusing, even though the tracking ref was forced
+		mustAppendErr(t, a, ErrRewritten, "no longer contains")
+		if h, _ := a.Head("a.example.com"); h.Version != "1.1.0" {
+			t.Fatalf("local log changed: %+v", h)
+		}
+		if warning, err := a.Refresh(ctx, true); err != nil || !strings.Contains(warning, "rewritten") {
+			t.Fatalf("read: %q, %v", warning, err)
+		}
+	})
+	t.Run("changed records", func(t *testing.T) {
+		remote := bareRemote(t)
+		a, b := join(t, remote), join(t, remote)
+		out := mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+		b.Sync(ctx)
+		os.WriteFile(filepath.Join(b.Root(), out.Path), []byte("tampered"), 0o644)
+		git(t, b.Root(), "commit", "-qam", "tamper")
+		git(t, b.Root(), "push", "-q", "origin", "main")
+		mustAppendErr(t, a, ErrRewritten, "changes or deletes records: "+out.Path)
+		assertClean(t, a.Root())
+	})
+}
+
+func mustAppendErr(t *testing.T, s *Store, want error, says string) {
+	t.Helper()
+	before := git(t, s.Root(), "rev-parse", "HEAD")
+	_, err := s.Append(ctx, upgrade("a.example.com", "9.9.9"), alice, time.Now(), AppendOptions{})
+	if !errors.Is(err, want) || !strings.Contains(err.Error(), says) {
+		t.Fatalf("err = %v, want %v saying %q", err, want, says)
+	}
+	if git(t, s.Root(), "rev-parse", "HEAD") != before {
+		t.Fatal("a refused append changed the branch")
+	}
+}
+
+// Files meta does not manage are never committed, reset or lost, in any
+// state, and a remote change to one the operator edited is refused.
+func TestSyncLeavesOtherFilesAlone(t *testing.T) {
+	remote := bareRemote(t)
+	a, b := join(t, remote), join(t, remote)
+	// b's operator keeps notes in the repo, committed with git.
+	os.WriteFile(filepath.Join(b.Root(), "NOTES"), []byte("v1\n"), 0o644)
+	git(t, b.Root(), "add", "NOTES")
+	git(t, b.Root(), "commit", "-qm", "notes")
+	git(t, b.Root(), "push", "-q", "origin", "main")
+	// a has work of its own in every state.
+	os.WriteFile(filepath.Join(a.Root(), "untracked.txt"), []byte("u"), 0o644)
+	os.WriteFile(filepath.Join(a.Root(), "staged.txt"), []byte("s"), 0o644)
+	git(t, a.Root(), "add", "staged.txt")
+	cfg, _ := os.ReadFile(filepath.Join(a.Root(), ConfigFile))
+	os.WriteFile(filepath.Join(a.Root(), ConfigFile), append(cfg, "# mine\n"...), 0o644)
+	before := git(t, a.Root(), "status", "--porcelain")
+
+	mustAppend(t, a, deploy("a.example.com", "1.0.0")) // integrates b's NOTES
+	if got, _ := os.ReadFile(filepath.Join(a.Root(), "NOTES")); string(got) != "v1\n" {
+		t.Fatalf("NOTES not brought in: %q", got)
+	}
+	if after := git(t, a.Root(), "status", "--porcelain"); after != before {
+		t.Fatalf("status changed:\n%s\nwas:\n%s", after, before)
+	}
+	if got := git(t, remote, "show", "main:meta.yaml"); strings.Contains(got, "# mine") {
+		t.Fatal("the operator's uncommitted meta.yaml was pushed")
+	}
+	// a edits NOTES by hand; b changes it too: a's sync refuses, keeps a's.
+	os.WriteFile(filepath.Join(a.Root(), "NOTES"), []byte("a's edit\n"), 0o644)
+	b.Sync(ctx)
+	os.WriteFile(filepath.Join(b.Root(), "NOTES"), []byte("v2\n"), 0o644)
+	git(t, b.Root(), "commit", "-qam", "notes v2")
+	git(t, b.Root(), "push", "-q", "origin", "main")
+	if err := a.Sync(ctx); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "NOTES") {
+		t.Fatalf("sync over a local edit: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(a.Root(), "NOTES")); string(got) != "a's edit\n" {
+		t.Fatalf("a's edit lost: %q", got)
+	}
+}
+
+// A network remote: git daemon on 127.0.0.1, started by the test.
+func TestGitDaemonRemote(t *testing.T) {
+	remote := bareRemote(t)
+	port := freePort(t)
+	daemon := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
+		"--base-path="+filepath.Dir(remote), "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), filepath.Dir(remote))
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { daemon.Process.Kill(); daemon.Wait() })
+	waitForPort(t, port)
+	url := fmt.Sprintf("git://127.0.0.1:%d/log.git", port)
+	a := join(t, url)
+	mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+	b := join(t, url)
+	out := mustAppend(t, b, upgrade("a.example.com", "1.1.0"))
+	if !out.Pushed {
+		t.Fatalf("not pushed over git://: %v", out.Warnings)
+	}
+	a.Refresh(ctx, true)
+	if h, _ := a.Head("a.example.com"); h.Version != "1.1.0" {
+		t.Fatalf("a sees %+v", h)
+	}
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitForPort(t testing.TB, port int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
