@@ -323,10 +323,6 @@ func (s *Store) repair() error {
 	if err != nil {
 		return fmt.Errorf("repair interrupted append: %w", err)
 	}
-	// A meta died inside an append: git lock files it held are stale.
-	if err := s.repo.BreakStaleLocks(staleLockWait); err != nil {
-		return fmt.Errorf("repair interrupted append: %w", err)
-	}
 	p := strings.TrimSpace(string(data))
 	if _, err := projects.ParseRecordPath(p); err != nil {
 		s.clearPending() // not ours to act on
@@ -352,15 +348,11 @@ func (s *Store) repair() error {
 	return nil
 }
 
-// staleLockWait is how long repair lets a git lock file live before taking
-// it for a dead meta's: git holds its locks for milliseconds.
-const staleLockWait = 2 * time.Second
-
-// repairIfPending lets readers repair a crashed append before reading, so
-// they never show an event that was not committed. It costs one stat when
-// there is nothing to do.
+// repairIfPending lets readers repair a crashed append or sync before
+// reading, so they never show an event that was not committed nor miss one
+// that was. It costs two stats when there is nothing to do.
 func (s *Store) repairIfPending() error {
-	if _, err := os.Stat(s.pendingPath()); err != nil {
+	if !fileExists(s.pendingPath()) && !fileExists(s.pendingSyncPath()) {
 		return nil
 	}
 	release, err := lock(s.gitDir)
@@ -368,5 +360,5 @@ func (s *Store) repairIfPending() error {
 		return err
 	}
 	defer release()
-	return s.repair()
+	return s.repairAll()
 }

@@ -348,8 +348,15 @@ func staleness(last time.Time) string {
 	return "last synced " + time.Since(last).Round(time.Minute).String() + " ago"
 }
 
-// repairAll finishes whatever a killed meta left half done.
+// repairAll finishes whatever a killed meta left half done. The caller
+// holds the lock.
 func (s *Store) repairAll() error {
+	if fileExists(s.pendingPath()) || fileExists(s.pendingSyncPath()) {
+		// A meta died inside an append or sync: git locks it held are stale.
+		if err := s.repo.BreakStaleLocks(gitrepo.StaleLockGrace); err != nil {
+			return fmt.Errorf("repair: %w", err)
+		}
+	}
 	if err := s.repair(); err != nil {
 		return err
 	}
@@ -370,4 +377,9 @@ func writeFileSynced(path string, data []byte) error {
 		err = cerr
 	}
 	return err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,5 +142,89 @@ func TestKilledAppendsLoseNothing(t *testing.T) {
 	out, _ := cmd.Output()
 	if got, want := strings.TrimSpace(string(out)), len(seen)+1; got != itoa(want) {
 		t.Errorf("%s commits, want %d (one per event, plus init)", got, want)
+	}
+}
+
+// The same under sync: one operator's appends (fetch, replay, push) and
+// syncs are killed at random instants while another operator keeps
+// pushing, so integrations are interrupted too. Afterwards both clones hold
+// every reported event exactly once.
+func TestKilledSyncsLoseNothing(t *testing.T) {
+	remote := filepath.Join(t.TempDir(), "remote.git")
+	gitOut(t, filepath.Dir(remote), "init", "-q", "--bare", "-b", "main", remote)
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	for _, dir := range []string{a, b} {
+		if _, err := meta(t, "", "init", dir, "--remote", remote, "--project", "coop", "--env", "prod"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reported := map[string]bool{}
+	var window time.Duration
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		id, err := meta(t, a, "append", "note", "a.example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		window = time.Since(start) * 3 / 2
+		reported[strings.TrimSpace(id)] = true
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d, kill window %s", seed, window)
+	rng := rand.New(rand.NewSource(seed))
+	for i := 0; i < 60; i++ {
+		// The other operator moves the remote on.
+		id, err := meta(t, b, "append", "note", "a.example.com", "-m", "from b")
+		if err != nil {
+			t.Fatalf("b: %v", err)
+		}
+		reported[strings.TrimSpace(id)] = true
+		args := []string{"--dir", a, "append", "note", "a.example.com", "-m", "from a"}
+		if i%3 == 2 {
+			args = []string{"--dir", a, "sync"}
+		}
+		cmd := exec.Command("meta", args...)
+		cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int63n(int64(window))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		if cmd.Wait() == nil && args[2] == "append" {
+			reported[strings.TrimSpace(out.String())] = true
+		}
+	}
+	for _, dir := range []string{a, b, a} {
+		if _, err := meta(t, dir, "sync"); err != nil {
+			t.Fatalf("sync after crashes: %v", err)
+		}
+	}
+	for _, dir := range []string{a, b} {
+		ids := logIDs(t, dir)
+		for id := range reported {
+			if ids[id] != 1 {
+				t.Errorf("%s: reported event %s appears %d times", filepath.Base(dir), id, ids[id])
+			}
+		}
+		for id, n := range ids {
+			if n != 1 {
+				t.Errorf("%s: event %s appears %d times", filepath.Base(dir), id, n)
+			}
+		}
+		if _, err := meta(t, dir, "--offline", "verify"); err != nil {
+			t.Errorf("%s: verify: %v", filepath.Base(dir), err)
+		}
+		if st := gitOut(t, dir, "status", "--porcelain", "--untracked-files=all"); st != "" {
+			t.Errorf("%s: status\n%s", filepath.Base(dir), st)
+		}
+		gitOut(t, dir, "fsck", "--strict", "--no-progress", "--no-dangling")
+		if merges := gitOut(t, dir, "rev-list", "--merges", "--count", "HEAD"); merges != "0" {
+			t.Errorf("%s: %s merge commits", filepath.Base(dir), merges)
+		}
+	}
+	if ha, hb := logIDs(t, a), logIDs(t, b); len(ha) != len(hb) {
+		t.Errorf("clones hold %d and %d events", len(ha), len(hb))
 	}
 }

@@ -142,9 +142,13 @@ func short(h plumbing.Hash) string {
 	return h.String()[:12]
 }
 
+// StaleLockGrace is how long a git lock file may live before meta takes it
+// for a dead process's: git holds its locks for moments.
+const StaleLockGrace = 2 * time.Second
+
 // BreakStaleLocks removes the index and current-branch lock files left by a
 // process that died holding them. Callers must know such a process died
-// (meta's pending note says so): a lock still there after wait is taken for
+// (meta's pending notes say so): a lock still there after wait is taken for
 // its. A live git process that really held it for that long fails its own
 // rename and reports an error; nothing is corrupted.
 func (r *Repo) BreakStaleLocks(wait time.Duration) error {
@@ -152,18 +156,25 @@ func (r *Repo) BreakStaleLocks(wait time.Duration) error {
 	if err != nil {
 		return err
 	}
-	locks := []string{
+	for _, l := range []string{
 		filepath.Join(r.gitDir, "index.lock"),
 		filepath.Join(r.gitDir, filepath.FromSlash(branch)+".lock"),
+	} {
+		if err := breakStale(l, wait); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// breakStale waits up to wait for lock to go, then removes it.
+func breakStale(lock string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
-	for _, l := range locks {
-		for exists(l) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err := os.Remove(l); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove stale %s: %w", l, err)
-		}
+	for exists(lock) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.Remove(lock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale %s: %w", lock, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -36,6 +37,7 @@ func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
 func runGit(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
+	dieWithParent(cmd)
 	// Never stop to ask on a terminal that is not there; fail instead.
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
 	var out, errOut bytes.Buffer
@@ -104,6 +106,9 @@ func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 	short := strings.TrimPrefix(branch, "refs/heads/")
+	if err := r.breakStaleTrackingLock(branch); err != nil {
+		return plumbing.ZeroHash, err
+	}
 	// Forced, so a rewritten remote is seen as it is; callers compare with
 	// the tip they saw before and refuse what lost commits.
 	spec := "+" + branch + ":" + trackingRef(branch)
@@ -138,8 +143,15 @@ func (r *Repo) Push(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.git(ctx, "update-ref", trackingRef(branch), tip.String())
-	return err
+	return r.SetRemoteTip(ctx, tip)
+}
+
+// breakStaleTrackingLock removes a lock on the remote-tracking ref that a
+// killed git left. meta fetches only while holding its own lock, so a lock
+// that outlives the grace period is no other meta's; a git user's fetch
+// holds it for moments.
+func (r *Repo) breakStaleTrackingLock(branch string) error {
+	return breakStale(filepath.Join(r.gitDir, filepath.FromSlash(trackingRef(branch))+".lock"), StaleLockGrace)
 }
 
 // IsAncestor reports whether commit a is b or one of b's ancestors.
@@ -218,6 +230,9 @@ func (r *Repo) SetRemote(ctx context.Context, url string) error {
 func (r *Repo) SetRemoteTip(ctx context.Context, tip plumbing.Hash) error {
 	branch, err := r.branch()
 	if err != nil || tip.IsZero() {
+		return err
+	}
+	if err := r.breakStaleTrackingLock(branch); err != nil {
 		return err
 	}
 	_, err = r.git(ctx, "update-ref", trackingRef(branch), tip.String())

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package gitrepo
+
+import "os/exec"
+
+// dieWithParent has no portable equivalent outside Linux; a git process
+// orphaned by a killed meta finishes on its own, and its lock files are
+// broken as stale by the next meta.
+func dieWithParent(cmd *exec.Cmd) {}
