@@ -11,16 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-15}
 out=bench/out
-mkdir -p "$out"
-go build -o "$out/meta" ./cmd/meta
-go build -o "$out/mkrepo" ./bench/mkrepo
-export META_OPERATOR="Bench <bench@example.com>" GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com \
-  GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com GIT_CONFIG_NOSYSTEM=1
-
-now_ms() { date +%s%N; }
-elapsed_ms() { echo "scale=2; ($2 - $1) / 1000000" | bc; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}'; }
-ratio() { echo "scale=2; $1 / $2" | bc; }
+. bench/lib.sh
+build
 
 # git_commit REPO NAME: add one new record-sized file and commit it, as a
 # person would. The files go outside projects/ so they do not disturb the log.
@@ -33,20 +25,20 @@ git_commit() {
 printf '%-8s %-24s %10s %12s\n' events "command" "median ms" "vs meta"
 for total in 10000 100000; do
   repo="$out/log-$total"
-  [ -f "$repo/meta.yaml" ] || "$out/mkrepo" "$repo" $((total / 100)) 100
+  fixture "$repo" $((total / 100)) 100
   "$out/meta" --dir "$repo" append note app1.example.com -m warm-up >/dev/null
   meta=() gitsplit=() gitplain=()
   for i in $(seq "$rounds"); do
-    t0=$(now_ms); "$out/meta" --dir "$repo" append note app1.example.com -m bench >/dev/null; t1=$(now_ms)
+    t0=$(now_ns); "$out/meta" --dir "$repo" append note app1.example.com -m bench >/dev/null; t1=$(now_ns)
     meta+=("$(elapsed_ms "$t0" "$t1")")
-    t0=$(now_ms); git_commit "$repo" "split-$total-$i-$RANDOM"; t1=$(now_ms)
+    t0=$(now_ns); git_commit "$repo" "split-$total-$i-$RANDOM"; t1=$(now_ns)
     gitsplit+=("$(elapsed_ms "$t0" "$t1")")
   done
   # The same git work on a plain (unsplit) index, as in a repository meta
   # never touched; meta splits it again on its next append.
   git -C "$repo" update-index --no-split-index
   for i in $(seq "$rounds"); do
-    t0=$(now_ms); git_commit "$repo" "plain-$total-$i-$RANDOM"; t1=$(now_ms)
+    t0=$(now_ns); git_commit "$repo" "plain-$total-$i-$RANDOM"; t1=$(now_ns)
     gitplain+=("$(elapsed_ms "$t0" "$t1")")
   done
   m=$(median "${meta[@]}"); gs=$(median "${gitsplit[@]}"); gp=$(median "${gitplain[@]}")
@@ -57,11 +49,11 @@ for total in 10000 100000; do
 done
 
 repo="$out/log-1x10000"
-[ -f "$repo/meta.yaml" ] || "$out/mkrepo" "$repo" 1 10000
+fixture "$repo" 1 10000
 "$out/meta" --dir "$repo" head app0.example.com >/dev/null
 times=() mems=()
 for i in $(seq "$rounds"); do
-  t0=$(now_ms); /usr/bin/time -o "$out/time.txt" -f %M "$out/meta" --dir "$repo" head app0.example.com >/dev/null; t1=$(now_ms)
+  t0=$(now_ns); /usr/bin/time -o "$out/time.txt" -f %M "$out/meta" --dir "$repo" head app0.example.com >/dev/null; t1=$(now_ns)
   times+=("$(elapsed_ms "$t0" "$t1")"); mems+=("$(cat "$out/time.txt")")
 done
 printf '%-8s %-24s %10s   peak %s KB\n' 10000 "meta head (one app)" "$(median "${times[@]}")" "$(median "${mems[@]}")"

@@ -117,6 +117,11 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 		st.LastSync, st.LastAttempt = time.Now(), time.Now()
 		os.MkdirAll(filepath.Join(s.gitDir, "meta"), 0o755)
 		s.saveState(st)
+		// Read every record once now, while the operator expects a clone
+		// to take a moment, so the first head is as fast as any.
+		if _, err := s.List(); err != nil {
+			return nil, fmt.Errorf("init %s: the log was cloned, but reading it failed: %w", dir, err)
+		}
 		return s, nil // joined an existing log
 	}
 	s, err := Init(dir, opts.InitOptions)

@@ -107,19 +107,22 @@ func (s *Store) integrate(ctx context.Context, remote plumbing.Hash) error {
 	if remote.IsZero() || remote == local {
 		return nil
 	}
-	if ok, err := s.repo.IsAncestor(ctx, remote, local); err != nil || ok {
-		return err // nothing new on the remote
-	}
-	next := remote
+	next := remote // local is empty, or behind: fast-forward
 	if !local.IsZero() {
+		// One merge-base answers everything: it walks back only to the
+		// common commit, where "is remote an ancestor of local?" would walk
+		// all of history to say no.
 		base, err := s.repo.MergeBase(ctx, local, remote)
 		if err != nil {
 			return err
 		}
-		if base.IsZero() {
+		switch base {
+		case remote:
+			return nil // the remote has nothing this clone lacks
+		case local:
+		case plumbing.ZeroHash:
 			return fmt.Errorf("%w: the remote's history shares no commit with this clone's", ErrRewritten)
-		}
-		if base != local {
+		default:
 			mine, err := s.repo.Commits(ctx, remote, local)
 			if err != nil {
 				return err
@@ -273,11 +276,19 @@ func (s *Store) push(ctx context.Context) error {
 		if !errors.Is(err, gitrepo.ErrRejected) || attempt == maxPushes {
 			return fmt.Errorf("%w: %w", ErrSync, err)
 		}
-		time.Sleep(time.Duration(rand.IntN(20*attempt)+5) * time.Millisecond)
+		time.Sleep(backoff(attempt))
 		if err := s.pull(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// backoff is how long to wait before push attempt n+1: exponential, capped,
+// with full jitter, so writers that collided spread out instead of
+// colliding again.
+func backoff(attempt int) time.Duration {
+	ceiling := 25 * time.Millisecond << min(attempt, 6)
+	return time.Duration(rand.Int64N(int64(ceiling))) + 5*time.Millisecond
 }
 
 // Sync pushes this clone's unpushed events and integrates the remote's.

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,4 +318,52 @@ func waitForPort(t testing.TB, port int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("nothing listens on port %d", port)
+}
+
+// An https-style remote that needs credentials: git http-backend behind an
+// HTTP server on 127.0.0.1 that demands the token as a password. Without
+// META_GIT_TOKEN meta cannot reach it; with it, it can.
+func TestTokenForHTTPRemote(t *testing.T) {
+	remote := bareRemote(t)
+	git(t, remote, "config", "http.receivepack", "true")
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "s3cr3t-token"
+	backend := &cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
+		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(remote), "GIT_HTTP_EXPORT_ALL=1"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pass, ok := r.BasicAuth(); !ok || pass != token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="meta"`)
+			http.Error(w, "who are you?", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/log.git"
+	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null") // no credential helper of the machine's
+
+	_, err = Join(ctx, filepath.Join(t.TempDir(), "clone"), JoinOptions{URL: url, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}})
+	if !errors.Is(err, ErrSync) {
+		t.Fatalf("join without a token: %v", err)
+	}
+	t.Setenv("META_GIT_TOKEN", token)
+	a := join(t, url)
+	out := mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+	if !out.Pushed {
+		t.Fatalf("not pushed over http: %v", out.Warnings)
+	}
+	b := join(t, url)
+	if h, err := b.Head("a.example.com"); err != nil || h.Version != "1.0.0" {
+		t.Fatalf("second clone over http: %+v, %v", h, err)
+	}
+	// The token is in no file meta or git wrote.
+	for _, dir := range []string{a.Root(), b.Root()} {
+		out, _ := exec.Command("grep", "-r", "-l", token, dir).CombinedOutput()
+		if len(bytes.TrimSpace(out)) > 0 {
+			t.Fatalf("the token leaked into %s", out)
+		}
+	}
 }
