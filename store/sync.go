@@ -82,7 +82,9 @@ func (s *Store) pull(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
-	if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil {
+	if seen == remote {
+		// Nothing new, nothing lost.
+	} else if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil {
 		return err
 	} else if !ok {
 		s.repo.SetRemoteTip(ctx, seen) // keep refusing until someone repairs the remote
