@@ -3,7 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -93,29 +95,56 @@ func (s *Store) head(a projects.Address) (*fold.Head, []string, error) {
 
 // read decodes the records at paths, from the cache where it has them.
 func (s *Store) read(a projects.Address, paths []string) ([]*metav1.Event, error) {
-	var err error
 	cached := s.cache.Load(a)
+	raw := make([][]byte, len(paths))
+	events := make([]*metav1.Event, len(paths))
+	errs := make([]error, len(paths))
 	missed := false
-	events := make([]*metav1.Event, 0, len(paths))
-	for _, p := range paths {
-		data, ok := cached[p]
-		if !ok {
-			if data, err = s.files.Read(p); err != nil {
-				return nil, fmt.Errorf("read %s: %w", p, err)
-			}
-			cached[p] = data
+	for i, p := range paths {
+		if data, ok := cached[p]; ok {
+			raw[i] = data
+		} else {
 			missed = true
 		}
-		ev, err := record.Unmarshal(data)
-		if err == nil {
-			err = record.CheckPath(ev, p)
+	}
+	// Reading uncached records and decoding are independent per record:
+	// spread them over the cores (a first read after a clone reads them all).
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(paths); i += workers {
+				if raw[i] == nil {
+					data, err := s.files.Read(paths[i])
+					if err != nil {
+						errs[i] = fmt.Errorf("read %s: %w", paths[i], err)
+						continue
+					}
+					raw[i] = data
+				}
+				ev, err := record.Unmarshal(raw[i])
+				if err == nil {
+					err = record.CheckPath(ev, paths[i])
+				}
+				events[i], errs[i] = ev, err
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if errors.Is(err, record.ErrCorrupt) {
+			return nil, &CorruptError{Path: paths[i], Commit: s.writtenIn(paths[i]), Err: err}
 		}
 		if err != nil {
-			return nil, &CorruptError{Path: p, Commit: s.writtenIn(p), Err: err}
+			return nil, err
 		}
-		events = append(events, ev)
 	}
 	if missed || len(cached) != len(paths) {
+		for i, p := range paths {
+			cached[p] = raw[i]
+		}
 		s.cache.Store(a, paths, cached)
 	}
 	return events, nil
