@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"math/rand"
@@ -35,6 +34,45 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() + ": " + e.stderr }
 
+// calibrate appends three events in dir, records them as reported, and
+// returns a kill window: from process start to just past a warm append's
+// end, so kills land at every stage of the work.
+func calibrate(t *testing.T, dir string, reported map[string]bool) (time.Duration, *rand.Rand) {
+	t.Helper()
+	var window time.Duration
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		id, err := meta(t, dir, "append", "deploy", "a.example.com", "--version", "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		window = time.Since(start) * 3 / 2
+		reported[strings.TrimSpace(id)] = true
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d, kill window %s", seed, window)
+	return window, rand.New(rand.NewSource(seed))
+}
+
+// killAtRandom starts meta with args, kills it with SIGKILL at a random
+// instant of window, and returns what it printed if it finished first.
+func killAtRandom(t *testing.T, rng *rand.Rand, window time.Duration, args ...string) (stdout string, finished bool) {
+	t.Helper()
+	cmd := exec.Command("meta", args...)
+	cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(rng.Int63n(int64(window))))
+	cmd.Process.Signal(syscall.SIGKILL)
+	if cmd.Wait() != nil {
+		return "", false
+	}
+	return strings.TrimSpace(out.String()), true
+}
+
 // SIGKILL at any instant of an append loses no event that was reported
 // appended (exit 0), duplicates none, and leaves a repository the next
 // command continues without help.
@@ -46,36 +84,12 @@ func TestKilledAppendsLoseNothing(t *testing.T) {
 	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
 		t.Fatal(err)
 	}
-	// How long a warm, uninterrupted append takes here sets the kill
-	// window: kills land anywhere from process start to just past the end.
 	reported := map[string]bool{}
-	var window time.Duration
-	for i := 0; i < 3; i++ {
-		start := time.Now()
-		id, err := meta(t, dir, "append", "deploy", "a.example.com", "--version", "1.0.0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		window = time.Since(start) * 3 / 2
-		reported[strings.TrimSpace(id)] = true
-	}
-
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d, kill window %s", seed, window)
-	rng := rand.New(rand.NewSource(seed))
+	window, rng := calibrate(t, dir, reported)
 	killed := 0
 	for i := 0; i < 100; i++ {
-		cmd := exec.Command("meta", "--dir", dir, "append", "note", "a.example.com", "-m", "crash")
-		cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
-		var out bytes.Buffer
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int63n(int64(window))))
-		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err == nil {
-			reported[strings.TrimSpace(out.String())] = true
+		if id, finished := killAtRandom(t, rng, window, "--dir", dir, "append", "note", "a.example.com", "-m", "crash"); finished {
+			reported[id] = true
 		} else {
 			killed++
 		}
@@ -88,21 +102,7 @@ func TestKilledAppendsLoseNothing(t *testing.T) {
 		t.Fatalf("append after crashes: %v", err)
 	}
 	reported[strings.TrimSpace(last)] = true
-	logOut, err := meta(t, dir, "log", "a.example.com", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]int{}
-	sc := bufio.NewScanner(strings.NewReader(logOut))
-	for sc.Scan() {
-		var ev struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatal(err)
-		}
-		seen[ev.ID]++
-	}
+	seen := logIDs(t, dir)
 	for id := range reported {
 		if seen[id] != 1 {
 			t.Errorf("event %s was reported appended but appears %d times", id, seen[id])
@@ -159,19 +159,7 @@ func TestKilledSyncsLoseNothing(t *testing.T) {
 		}
 	}
 	reported := map[string]bool{}
-	var window time.Duration
-	for i := 0; i < 3; i++ {
-		start := time.Now()
-		id, err := meta(t, a, "append", "note", "a.example.com")
-		if err != nil {
-			t.Fatal(err)
-		}
-		window = time.Since(start) * 3 / 2
-		reported[strings.TrimSpace(id)] = true
-	}
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d, kill window %s", seed, window)
-	rng := rand.New(rand.NewSource(seed))
+	window, rng := calibrate(t, a, reported)
 	for i := 0; i < 60; i++ {
 		// The other operator moves the remote on.
 		id, err := meta(t, b, "append", "note", "a.example.com", "-m", "from b")
@@ -179,21 +167,10 @@ func TestKilledSyncsLoseNothing(t *testing.T) {
 			t.Fatalf("b: %v", err)
 		}
 		reported[strings.TrimSpace(id)] = true
-		args := []string{"--dir", a, "append", "note", "a.example.com", "-m", "from a"}
 		if i%3 == 2 {
-			args = []string{"--dir", a, "sync"}
-		}
-		cmd := exec.Command("meta", args...)
-		cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
-		var out bytes.Buffer
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int63n(int64(window))))
-		cmd.Process.Signal(syscall.SIGKILL)
-		if cmd.Wait() == nil && args[2] == "append" {
-			reported[strings.TrimSpace(out.String())] = true
+			killAtRandom(t, rng, window, "--dir", a, "sync")
+		} else if id, finished := killAtRandom(t, rng, window, "--dir", a, "append", "note", "a.example.com", "-m", "from a"); finished {
+			reported[id] = true
 		}
 	}
 	for _, dir := range []string{a, b, a} {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -84,13 +85,22 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "; ")
 }
 
-// RemoteURL is the URL of the remote, or "" when none is set.
+// RemoteURL is the URL of the remote, or "" when none is set. It reads
+// .git/config itself: every command asks, and a git process per question
+// would cost more than the rest of a read.
 func (r *Repo) RemoteURL(ctx context.Context) string {
-	out, err := r.git(ctx, "config", "--get", "remote."+Remote+".url")
+	data, err := os.ReadFile(filepath.Join(r.gitDir, "config"))
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(out)
+	cfg := gitconfig.NewConfig()
+	if cfg.Unmarshal(data) != nil {
+		return ""
+	}
+	if rc, ok := cfg.Remotes[Remote]; ok && len(rc.URLs) > 0 {
+		return rc.URLs[0]
+	}
+	return ""
 }
 
 // trackingRef is where the remote's copy of branch is kept.
