@@ -1,18 +1,16 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"sort"
 	"sync"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
-	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -150,28 +148,13 @@ func (s *Store) read(a projects.Address, paths []string) ([]*metav1.Event, error
 	return events, nil
 }
 
-// errFound stops a history walk early.
-var errFound = errors.New("found")
-
 // writtenIn finds the newest commit that wrote path, for error messages.
 func (s *Store) writtenIn(path string) string {
-	var found plumbing.Hash
-	rec, err := projects.ParseRecordPath(path)
-	if err != nil {
+	h, err := s.repo.LastWrite(context.Background(), path)
+	if err != nil || h.IsZero() {
 		return ""
 	}
-	// The walk goes from the tip back, so the first write met is the last.
-	s.repo.WalkChanges(rec.Address.Dir(), nil, func(c gitrepo.Change) error {
-		if c.Path == path && !c.To.IsZero() {
-			found = c.Commit
-			return errFound
-		}
-		return nil
-	})
-	if found.IsZero() {
-		return ""
-	}
-	return found.String()
+	return h.String()
 }
 
 // Head folds domain's events into its head.

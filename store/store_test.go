@@ -243,7 +243,7 @@ func TestCorruptRecordNamesFileAndCommit(t *testing.T) {
 	if ce.Path != bad || ce.Commit != commit || !strings.Contains(err.Error(), commit) {
 		t.Fatalf("error names %s in %s, want %s in %s: %v", ce.Path, ce.Commit, bad, commit, err)
 	}
-	findings, err := s.Verify(nil)
+	findings, err := s.Verify(ctx, nil)
 	if err != nil || len(findings) != 1 || findings[0].Path != bad || findings[0].Commit != commit {
 		t.Fatalf("verify = %v, %v", findings, err)
 	}
@@ -253,7 +253,7 @@ func TestVerifyFindsRewrittenHistory(t *testing.T) {
 	s := newLog(t)
 	a := mustAppend(t, s, deploy("a.example.com", "1.0.0"))
 	b := mustAppend(t, s, deploy("b.example.com", "1.0.0"))
-	if findings, err := s.Verify(nil); err != nil || len(findings) != 0 {
+	if findings, err := s.Verify(ctx, nil); err != nil || len(findings) != 0 {
 		t.Fatalf("clean log: %v, %v", findings, err)
 	}
 	// Someone edits one record and deletes another, and commits that.
@@ -267,7 +267,7 @@ func TestVerifyFindsRewrittenHistory(t *testing.T) {
 	os.MkdirAll(filepath.Dir(filepath.Join(s.Root(), record.Path(stray))), 0o755)
 	os.WriteFile(filepath.Join(s.Root(), record.Path(stray)), data, 0o644)
 
-	findings, err := s.Verify(nil)
+	findings, err := s.Verify(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestClonesMergeWithoutConflictAndReportForks(t *testing.T) {
 		if !h.Forked || len(h.Heads) != 2 || h.Heads[0].EventID != alice.Event.GetId() || h.Heads[1].EventID != bob.Event.GetId() || h.Version != "1.2.0" {
 			t.Fatalf("head = %+v", h)
 		}
-		if findings, err := c.Verify(nil); err != nil || len(findings) != 0 {
+		if findings, err := c.Verify(ctx, nil); err != nil || len(findings) != 0 {
 			t.Fatalf("verify = %v, %v", findings, err)
 		}
 		assertClean(t, c.Root())
@@ -416,5 +416,26 @@ func TestClonesMergeWithoutConflictAndReportForks(t *testing.T) {
 	}
 	if h, _ := clones[0].Head("a.example.com"); h.Forked {
 		t.Fatal("still forked")
+	}
+}
+
+// A merge that keeps only one side (git merge -s ours) drops the other
+// side's records without any commit deleting them on its own; verify still
+// sees the deletion, in the merge.
+func TestVerifyFindsRecordsDroppedByAMerge(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	git(t, s.Root(), "checkout", "-q", "-b", "side")
+	dropped := mustAppend(t, s, upgrade("a.example.com", "1.1.0"))
+	git(t, s.Root(), "checkout", "-q", "main")
+	mustAppend(t, s, deploy("b.example.com", "1.0.0"))
+	git(t, s.Root(), "merge", "-q", "-s", "ours", "-m", "keep mine", "side")
+	merge := git(t, s.Root(), "rev-parse", "HEAD")
+	findings, err := s.Verify(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 1 || findings[0].Path != dropped.Path || findings[0].Commit != merge || findings[0].Problem != "record deleted" {
+		t.Fatalf("findings = %+v", findings)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -30,7 +31,7 @@ func (f Finding) String() string {
 // valid record path, decodes, and sits where its content says; and the work
 // tree holds exactly the committed records. onCommit, if set, is called per
 // commit examined, for progress.
-func (s *Store) Verify(onCommit func()) ([]Finding, error) {
+func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) {
 	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -40,8 +41,7 @@ func (s *Store) Verify(onCommit func()) ([]Finding, error) {
 		blob         plumbing.Hash
 	}
 	var adds []added
-	// The walk holds the repository; blobs are read after it.
-	err := s.repo.WalkChanges(projects.Root, onCommit, func(c gitrepo.Change) error {
+	err := s.repo.History(ctx, projects.Root, onCommit, func(c gitrepo.Change) error {
 		commit := c.Commit.String()
 		switch {
 		case !c.From.IsZero() && c.To.IsZero():
@@ -56,23 +56,53 @@ func (s *Store) Verify(onCommit func()) ([]Finding, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	checked := map[added]string{} // problem per blob and path ("" = fine)
+	// Check each added record once per blob and path: paths first, then
+	// the contents, all through one git process.
+	type key struct {
+		path string
+		blob plumbing.Hash
+	}
+	problems := map[key]string{}
+	var blobs []plumbing.Hash
+	var keys []key
 	for _, a := range adds {
-		if _, err := projects.ParseRecordPath(a.path); err != nil {
-			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: err.Error()})
+		k := key{a.path, a.blob}
+		if _, seen := problems[k]; seen {
 			continue
 		}
-		key := added{path: a.path, blob: a.blob}
-		problem, seen := checked[key]
-		if !seen {
-			problem = s.checkBlob(a.blob, a.path)
-			checked[key] = problem
+		if _, err := projects.ParseRecordPath(a.path); err != nil {
+			problems[k] = err.Error()
+			continue
 		}
-		if problem != "" {
-			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: problem})
+		problems[k] = ""
+		blobs = append(blobs, a.blob)
+		keys = append(keys, k)
+	}
+	i := 0
+	err = s.repo.Blobs(ctx, blobs, func(_ plumbing.Hash, data []byte, err error) {
+		k := keys[i]
+		i++
+		if err != nil {
+			problems[k] = err.Error()
+			return
+		}
+		ev, err := record.Unmarshal(data)
+		if err == nil {
+			err = record.CheckPath(ev, k.path)
+		}
+		if err != nil {
+			problems[k] = err.Error()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	for _, a := range adds {
+		if p := problems[key{a.path, a.blob}]; p != "" {
+			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: p})
 		}
 	}
-	wt, err := s.checkWorkTree()
+	wt, err := s.checkWorkTree(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -88,30 +118,15 @@ func (s *Store) Verify(onCommit func()) ([]Finding, error) {
 	return findings, nil
 }
 
-func (s *Store) checkBlob(h plumbing.Hash, path string) string {
-	data, err := s.repo.ReadBlob(h)
-	if err != nil {
-		return err.Error()
-	}
-	ev, err := record.Unmarshal(data)
-	if err == nil {
-		err = record.CheckPath(ev, path)
-	}
-	if err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
 // checkWorkTree compares the records in the work tree with the branch tip.
-func (s *Store) checkWorkTree() ([]Finding, error) {
+func (s *Store) checkWorkTree(ctx context.Context) ([]Finding, error) {
 	tip, err := s.repo.Head()
 	if err != nil {
 		return nil, err
 	}
 	committed := map[string]plumbing.Hash{}
 	if !tip.IsZero() {
-		if err := s.repo.Files(tip, projects.Root, func(p string, h plumbing.Hash) { committed[p] = h }); err != nil {
+		if err := s.repo.TreeFiles(ctx, tip, projects.Root, func(p string, h plumbing.Hash) { committed[p] = h }); err != nil {
 			return nil, err
 		}
 	}

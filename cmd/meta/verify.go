@@ -27,7 +27,7 @@ tree and the committed records. It exits 1 when it finds anything.`,
 			}
 			var commits atomic.Int64
 			stop := e.progress(func() string { return fmt.Sprintf("verify: %d commits read", commits.Load()) })
-			findings, err := s.Verify(func() { commits.Add(1) })
+			findings, err := s.Verify(cmd.Context(), func() { commits.Add(1) })
 			stop()
 			if err != nil {
 				return err

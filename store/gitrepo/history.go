@@ -15,68 +15,9 @@ import (
 // commit; the zero hash means the file is absent there.
 type Change struct {
 	Commit plumbing.Hash
-	Parent plumbing.Hash // zero for a root commit
 	Path   string
 	From   plumbing.Hash
 	To     plumbing.Hash
-}
-
-// WalkChanges calls visit for every file under dir that any commit
-// reachable from the branch tip adds, modifies or deletes relative to each of
-// its parents, and onCommit once per commit. Subtrees that did not change
-// are skipped by id, so the cost follows the size of the changes, not of the
-// trees.
-func (r *Repo) WalkChanges(dir string, onCommit func(), visit func(Change) error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	tip, err := r.Head()
-	if err != nil || tip.IsZero() {
-		return err
-	}
-	seen := map[plumbing.Hash]bool{tip: true}
-	queue := []plumbing.Hash{tip}
-	for len(queue) > 0 {
-		h := queue[0]
-		queue = queue[1:]
-		c, err := object.GetCommit(r.st, h)
-		if err != nil {
-			return fmt.Errorf("read commit %s: %w", h, err)
-		}
-		if onCommit != nil {
-			onCommit()
-		}
-		to, err := r.subtree(c.TreeHash, dir)
-		if err != nil {
-			return fmt.Errorf("commit %s: %w", h, err)
-		}
-		parents := c.ParentHashes
-		if len(parents) == 0 {
-			parents = []plumbing.Hash{plumbing.ZeroHash}
-		}
-		for _, parent := range parents {
-			from := plumbing.ZeroHash
-			if !parent.IsZero() {
-				pc, err := object.GetCommit(r.st, parent)
-				if err != nil {
-					return fmt.Errorf("read commit %s (parent of %s): %w", parent, h, err)
-				}
-				if from, err = r.subtree(pc.TreeHash, dir); err != nil {
-					return fmt.Errorf("commit %s: %w", parent, err)
-				}
-				if !seen[parent] {
-					seen[parent] = true
-					queue = append(queue, parent)
-				}
-			}
-			err := r.diff(from, to, dir, func(file string, a, b plumbing.Hash) error {
-				return visit(Change{Commit: h, Parent: parent, Path: file, From: a, To: b})
-			})
-			if err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // subtree is the id of the tree at dir inside tree, zero if there is none.
@@ -212,22 +153,4 @@ func (r *Repo) ReadBlob(h plumbing.Hash) ([]byte, error) {
 	}
 	defer rd.Close()
 	return io.ReadAll(rd)
-}
-
-// Files calls fn for every file under dir in commit's tree.
-func (r *Repo) Files(commit plumbing.Hash, dir string, fn func(path string, blob plumbing.Hash)) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := object.GetCommit(r.st, commit)
-	if err != nil {
-		return fmt.Errorf("read commit %s: %w", commit, err)
-	}
-	tree, err := r.subtree(c.TreeHash, dir)
-	if err != nil {
-		return err
-	}
-	return r.diff(plumbing.ZeroHash, tree, dir, func(p string, _, to plumbing.Hash) error {
-		fn(p, to)
-		return nil
-	})
 }
