@@ -324,6 +324,10 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 	}
 	st := s.loadState()
 	if !force && time.Since(st.LastAttempt) < s.cooldown() {
+		if st.LastSync.Before(st.LastAttempt) {
+			// The last try failed: do not try again yet, but do not go quiet.
+			return fmt.Sprintf("the last fetch from the remote failed; showing the log as %s", staleness(st.LastSync)), nil
+		}
 		return "", nil
 	}
 	release, err := lock(s.gitDir)

@@ -152,6 +152,11 @@ func TestUnreachableRemote(t *testing.T) {
 	if err != nil || !strings.Contains(warning, "last synced") {
 		t.Fatalf("refresh: %q, %v", warning, err)
 	}
+	// Within the cooldown the next read does not try again, but still says
+	// the view may be stale.
+	if warning, err := s.Refresh(ctx, false); err != nil || !strings.Contains(warning, "the last fetch from the remote failed") {
+		t.Fatalf("read within the cooldown: %q, %v", warning, err)
+	}
 	out, err := s.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{Offline: true})
 	if err != nil || out.Pushed {
 		t.Fatalf("offline append: %+v, %v", out, err)
