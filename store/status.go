@@ -114,7 +114,8 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 	}
 	if s, err := Open(dir); err == nil {
 		st := s.loadState()
-		st.LastSync, st.LastAttempt = time.Now(), time.Now()
+		now := time.Now() // one instant: a sync after an attempt means it worked
+		st.LastSync, st.LastAttempt = now, now
 		os.MkdirAll(filepath.Join(s.gitDir, "meta"), 0o755)
 		s.saveState(st)
 		// Read every record once now, while the operator expects a clone

@@ -362,7 +362,12 @@ func staleness(last time.Time) string {
 	if last.IsZero() {
 		return "never synced"
 	}
-	return "last synced " + time.Since(last).Round(time.Minute).String() + " ago"
+	d := time.Since(last)
+	if d < time.Minute {
+		return "last synced less than a minute ago"
+	}
+	// "3h12m", not "3h12m0s".
+	return "last synced " + strings.TrimSuffix(d.Round(time.Minute).String(), "0s") + " ago"
 }
 
 // repairAll finishes whatever a killed meta left half done. The caller

@@ -53,6 +53,9 @@ func TestJoinStartsThenClonesALog(t *testing.T) {
 		t.Fatalf("not pushed: %v", out.Warnings)
 	}
 	second := join(t, remote) // a log there: clone it
+	if warning, err := second.Refresh(ctx, false); warning != "" || err != nil {
+		t.Fatalf("a fresh clone's first read warns: %q, %v", warning, err)
+	}
 	h, err := second.Head("a.example.com")
 	if err != nil || h.Version != "1.0.0" {
 		t.Fatalf("second clone: %+v, %v", h, err)
