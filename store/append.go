@@ -296,18 +296,10 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func (s *Store) pendingPath() string { return filepath.Join(s.gitDir, "meta", "pending") }
 
 func (s *Store) setPending(recordPath string) error {
-	f, err := os.OpenFile(s.pendingPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := writeFileSynced(s.pendingPath(), []byte(recordPath+"\n")); err != nil {
 		return fmt.Errorf("note pending append: %w", err)
 	}
-	_, err = f.WriteString(recordPath + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return nil
 }
 
 func (s *Store) clearPending() { os.Remove(s.pendingPath()) }
