@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -408,5 +409,78 @@ func plantOthers(t *testing.T, dir string) func() {
 		if got := git(t, dir, "status", "--porcelain"); got != status {
 			t.Errorf("status changed:\n%s\nwas:\n%s", got, status)
 		}
+	}
+}
+
+// An ssh remote, reached the way operators reach their forge: a key held by
+// ssh-agent, nothing else. sshd runs on 127.0.0.1 for the test (bash
+// .ci/run installs it).
+func TestSSHRemoteWithAgent(t *testing.T) {
+	sshd := "/usr/sbin/sshd"
+	if _, err := os.Stat(sshd); err != nil {
+		t.Fatalf("%s is missing: install openssh-server (bash .ci/run does)", sshd)
+	}
+	dir := t.TempDir()
+	run := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host"))
+	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "user"))
+	pub, _ := os.ReadFile(filepath.Join(dir, "user.pub"))
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
+	port := freePort(t)
+	config := fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n"+
+		"PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+		port, filepath.Join(dir, "host"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(config), 0o600)
+	os.MkdirAll("/run/sshd", 0o755) // sshd's privilege separation directory
+	daemon := exec.Command(sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	var daemonLog bytes.Buffer
+	daemon.Stderr = &daemonLog
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { daemon.Process.Kill(); daemon.Wait() })
+	waitForPort(t, port)
+
+	// The agent holds the only key; ssh is told nothing else about it.
+	sock := filepath.Join(dir, "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for i := 0; i < 100 && !fileExists(sock); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	run("ssh-add", "-q", filepath.Join(dir, "user"))
+	os.Remove(filepath.Join(dir, "user")) // no key file left to find: only the agent
+	t.Setenv("GIT_SSH_COMMAND", "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+
+	remote := bareRemote(t)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("ssh://%s@127.0.0.1:%d%s", me.Username, port, remote)
+	a := join(t, url)
+	out := mustAppend(t, a, deploy("a.example.com", "1.0.0"))
+	if !out.Pushed {
+		t.Fatalf("not pushed over ssh: %v\nsshd: %s", out.Warnings, daemonLog.String())
+	}
+	b := join(t, url)
+	if h, err := b.Head("a.example.com"); err != nil || h.Version != "1.0.0" {
+		t.Fatalf("second clone over ssh: %+v, %v", h, err)
+	}
+	// Without the agent, the same remote refuses: it really was the agent.
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if _, err := a.Append(ctx, upgrade("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{}); !errors.Is(err, ErrSync) {
+		t.Fatalf("append without the agent: %v", err)
 	}
 }
