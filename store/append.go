@@ -197,7 +197,9 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 		paths = append(paths[:i], append([]string{p}, paths[i:]...)...)
 		s.cache.StoreHead(addr, HeadKey(paths), next)
 	}
-	out.Warnings = append(out.Warnings, s.repo.Others(projects.Root)...)
+	for _, o := range s.repo.Others(projects.Root) {
+		out.Warnings = append(out.Warnings, "not committed by meta: "+o)
+	}
 	return out, nil
 }
 

@@ -333,7 +333,7 @@ func TestAppendWarnsAboutOtherChanges(t *testing.T) {
 	os.WriteFile(filepath.Join(s.Root(), "ignored.txt"), []byte("x"), 0o644)
 	out := mustAppend(t, s, deploy("a.example.com", "1.0.0"))
 	got := strings.Join(out.Warnings, "; ")
-	if got != "modified: meta.yaml; untracked: .gitignore; untracked: todo.txt" {
+	if got != "not committed by meta: modified: meta.yaml; not committed by meta: untracked: .gitignore; not committed by meta: untracked: todo.txt" {
 		t.Fatalf("warnings = %q", got)
 	}
 	if st := git(t, s.Root(), "status", "--porcelain"); st != "M meta.yaml\n?? .gitignore\n?? todo.txt" { // git() trims the leading space

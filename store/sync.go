@@ -65,6 +65,15 @@ func (s *Store) saveState(st syncState) {
 	}
 }
 
+// Source names the log for followers: its remote's URL, else its
+// directory as a file URL.
+func (s *Store) Source(ctx context.Context) string {
+	if url := s.repo.RemoteURL(ctx); url != "" {
+		return url
+	}
+	return "file://" + s.root
+}
+
 // HasRemote says whether the log is shared through a remote.
 func (s *Store) HasRemote(ctx context.Context) bool { return s.repo.RemoteURL(ctx) != "" }
 

@@ -60,7 +60,10 @@ later ones find the app by its domain. Secret kinds take --name and
 				return err
 			}
 			for _, w := range out.Warnings {
-				e.warn("not committed by meta: %s", w)
+				e.warn("%s", w)
+			}
+			if err := e.publish(cmd.Context(), s, out.Event); err != nil {
+				e.warn("appended, but not announced on NATS: %v", err)
 			}
 			fmt.Fprintln(e.stdout, out.Event.GetId())
 			return nil

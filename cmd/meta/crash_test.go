@@ -13,18 +13,25 @@ import (
 	"time"
 )
 
-// meta runs the real meta binary (testscript put it on PATH) in dir.
+// meta runs the real meta binary (testscript put it on PATH) with --dir
+// dir and returns what it printed on stdout.
 func meta(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	out, _, err := metaFull(t, dir, args...)
+	return out, err
+}
+
+// metaFull is meta that also returns stderr.
+func metaFull(t *testing.T, dir string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd := exec.Command("meta", append([]string{"--dir", dir}, args...)...)
 	cmd.Env = append(os.Environ(), "META_OPERATOR=Crash <crash@example.com>")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), &exitError{err, errOut.String()}
+	if err := cmd.Run(); err != nil {
+		return out.String(), errOut.String(), &exitError{err, errOut.String()}
 	}
-	return out.String(), nil
+	return out.String(), errOut.String(), nil
 }
 
 type exitError struct {

@@ -42,6 +42,8 @@ type env struct {
 	operator       string
 	offline        bool // no remote work at all
 	forceSync      bool // reads fetch even within the cooldown
+	natsURL        string
+	natsCreds      string
 }
 
 // Output rules, after age's: messages to stderr start with "meta: ", are
@@ -119,6 +121,8 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().BoolVar(&e.offline, "offline", false, "do no remote work: read the local log, append locally and push later with `meta sync`")
 	root.PersistentFlags().BoolVar(&e.offline, "no-sync", false, "the same as --offline")
 	root.PersistentFlags().BoolVar(&e.forceSync, "force-sync", false, "fetch before reading even if the last fetch is recent")
+	root.PersistentFlags().StringVar(&e.natsURL, "nats", "", "NATS server or cluster to tell followers about new events (default $META_NATS_URL)")
+	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e))
 	return root
