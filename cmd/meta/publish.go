@@ -17,19 +17,12 @@ const publishBudget = 2 * time.Second
 
 // publish announces ev on NATS when a server is configured.
 func (e *env) publish(ctx context.Context, s *store.Store, ev *metav1.Event) error {
-	url := e.natsURL
-	if url == "" {
-		url = e.getenv("META_NATS_URL")
-	}
+	url := firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
 	if url == "" {
 		return nil
 	}
-	creds := e.natsCreds
-	if creds == "" {
-		creds = e.getenv("META_NATS_CREDS")
-	}
 	var opts []nats.Option
-	if creds != "" {
+	if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
 	ctx, cancel := context.WithTimeout(ctx, publishBudget)

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
+)
+
+// watcher is a running `meta watch --json`, its events arriving on lines.
+type watcher struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+func startWatch(t *testing.T, url string, args ...string) *watcher {
+	t.Helper()
+	cmd := exec.Command("meta", append([]string{"--nats", url, "watch"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{cmd: cmd, lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		close(w.lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return w
+}
+
+// next is the id of the next event the watcher prints; the deadline only
+// keeps a broken follower from hanging the test.
+func (w *watcher) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case line, ok := <-w.lines:
+		if !ok {
+			t.Fatal("watch exited")
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("watch printed %q: %v", line, err)
+		}
+		return ev.ID
+	case <-time.After(30 * time.Second):
+		t.Fatal("no event reached the follower")
+	}
+	return ""
+}
+
+func (w *watcher) stop(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	if err := w.cmd.Wait(); err != nil {
+		t.Fatalf("watch did not stop cleanly: %v", err)
+	}
+	for line := range w.lines {
+		t.Fatalf("watch printed %q after being stopped", line)
+	}
+}
+
+// A durable follower receives every announced event once: stopped, it
+// misses nothing; restarted under its name, it repeats nothing.
+func TestWatchResumesWithoutMissingOrRepeating(t *testing.T) {
+	srv := notifytest.Server(t)
+	url := srv.ClientURL()
+	dir := filepath.Join(t.TempDir(), "log")
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	appendN := func(n int) []string {
+		var ids []string
+		for i := 0; i < n; i++ {
+			id, err := meta(t, dir, "--nats", url, "append", "note", "a.example.com", "-m", "hello")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, strings.TrimSpace(id))
+		}
+		return ids
+	}
+	w := startWatch(t, url, "--json", "--name", "ci", "a.example.com")
+	first := appendN(3)
+	for _, want := range first {
+		if got := w.next(t); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	w.stop(t)
+	missed := appendN(2)
+	w = startWatch(t, url, "--json", "--name", "ci", "a.example.com")
+	for _, want := range missed {
+		if got := w.next(t); got != want {
+			t.Fatalf("after restart got %s, want %s (nothing repeated, nothing missed)", got, want)
+		}
+	}
+	w.stop(t)
+
+	// --exec: a new follower starts from the first event; the command gets
+	// the event on stdin and in its environment.
+	got := filepath.Join(t.TempDir(), "got")
+	e := startWatch(t, url, "--name", "hook", "--exec", `read -r line; echo "$META_EVENT_ID $META_EVENT_KIND $META_EVENT_DOMAIN ${#line}" >> `+got)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, _ := os.ReadFile(got)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) == 5 && lines[0] != "" {
+			for i, want := range append(first, missed...) {
+				f := strings.Fields(lines[i])
+				if len(f) != 4 || f[0] != want || f[1] != "note" || f[2] != "a.example.com" || f[3] == "0" {
+					t.Fatalf("exec line %d = %q", i, lines[i])
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exec saw %d events: %q", len(lines), data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.stop(t)
+}

@@ -1,0 +1,121 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+)
+
+// FilterSubject turns what a person types into a subject filter: nothing
+// for every event, an app's domain for its events, or a subject under
+// meta.events as it is.
+func FilterSubject(filter string) (string, error) {
+	switch {
+	case filter == "":
+		return SubjectPrefix + ".>", nil
+	case strings.HasPrefix(filter, SubjectPrefix+"."):
+		return filter, nil
+	}
+	if err := projects.ValidateApp(filter); err != nil {
+		return "", fmt.Errorf("filter %q is neither a domain nor a subject under %s: %w", filter, SubjectPrefix, err)
+	}
+	app, _ := Token(filter)
+	return SubjectPrefix + ".*.*." + app + ".*", nil
+}
+
+// FollowOptions say what to follow and as whom.
+type FollowOptions struct {
+	Options
+	// Name names the durable consumer: a follower with the same name
+	// resumes where the last one stopped.
+	Name string
+	// Filter is a subject filter (see FilterSubject).
+	Filter string
+}
+
+// Follow calls handle with every event on the stream that matches the
+// filter and that this follower (by name) has not handled yet, one at a
+// time in stream order, until ctx ends. An event is acknowledged only when
+// handle returns nil; otherwise it comes again after a pause.
+func Follow(ctx context.Context, o FollowOptions, handle func(*metav1.Event) error) error {
+	if err := validConsumerName(o.Name); err != nil {
+		return err
+	}
+	opts := append([]nats.Option{nats.Name("meta watch " + o.Name), nats.Timeout(o.ConnectTimeout)}, o.NATSOptions...)
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	s, err := EnsureStream(ctx, js)
+	if err != nil {
+		return err
+	}
+	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       o.Name,
+		Description:   "meta watch",
+		FilterSubject: o.Filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// One at a time: the next event waits for this one's ack, so a
+		// follower sees them in order even when it fails and retries.
+		MaxAckPending: 1,
+		AckWait:       time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("follower %s: %w", o.Name, err)
+	}
+	for {
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("follower %s: %w", o.Name, err)
+		}
+		for msg := range batch.Messages() {
+			ev, err := Decode(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+			if err != nil {
+				msg.Term() // never decodable: do not block the stream on it
+				continue
+			}
+			if err := handle(ev); err != nil {
+				msg.NakWithDelay(5 * time.Second)
+				continue
+			}
+			if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("acknowledge event %s: %w", ev.GetId(), err)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			return fmt.Errorf("follower %s: %w", o.Name, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func validConsumerName(name string) error {
+	if name == "" {
+		return errors.New("a follower needs a name")
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("follower name %q: only letters, digits, '_' and '-'", name)
+		}
+	}
+	return nil
+}
