@@ -484,3 +484,47 @@ func TestSSHRemoteWithAgent(t *testing.T) {
 		t.Fatalf("append without the agent: %v", err)
 	}
 }
+
+// Since lists exactly the events a commit range added, each app's in fold
+// order, even when a parent's clock ran late.
+func TestSince(t *testing.T) {
+	s := newLog(t)
+	first := mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	events, tip, err := s.Since(ctx, "")
+	if err != nil || len(events) != 1 || events[0].GetId() != first.Event.GetId() {
+		t.Fatalf("since the beginning: %v, %v", events, err)
+	}
+	// b's parent is appended with a clock an hour fast; its child is still
+	// listed after it.
+	late := mustAppendAt(t, s, deploy("b.example.com", "1.0.0"), time.Now().Add(time.Hour))
+	child := mustAppend(t, s, upgrade("b.example.com", "2.0.0"))
+	other := mustAppend(t, s, upgrade("a.example.com", "1.1.0"))
+	events, tip2, err := s.Since(ctx, tip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int{}
+	for i, ev := range events {
+		pos[ev.GetId()] = i
+	}
+	for _, e := range []*Appended{late, child, other} {
+		if _, ok := pos[e.Event.GetId()]; !ok || len(events) != 3 {
+			t.Fatalf("events %v, want exactly the three appended since", pos)
+		}
+	}
+	if pos[late.Event.GetId()] > pos[child.Event.GetId()] {
+		t.Fatalf("child before its parent: %v", pos)
+	}
+	if again, _, _ := s.Since(ctx, tip2); len(again) != 0 {
+		t.Fatalf("nothing new, yet %d events", len(again))
+	}
+}
+
+func mustAppendAt(t testing.TB, s *Store, ev *metav1.Event, at time.Time) *Appended {
+	t.Helper()
+	out, err := s.Append(context.Background(), ev, alice, at, AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
