@@ -39,20 +39,44 @@ type FollowOptions struct {
 	Name string
 	// Filter is a subject filter (see FilterSubject).
 	Filter string
+	// OnError hears about problems Follow rides out (NATS not up yet, a
+	// lost connection); nil ignores them.
+	OnError func(error)
 }
 
 // Follow calls handle with every event on the stream that matches the
 // filter and that this follower (by name) has not handled yet, one at a
 // time in stream order, until ctx ends. An event is acknowledged only when
-// handle returns nil; otherwise it comes again after a pause.
+// handle returns nil; otherwise it comes again after a pause. A follower
+// outlives NATS: it waits for the server to come (back) and carries on.
 func Follow(ctx context.Context, o FollowOptions, handle func(*metav1.Event) error) error {
 	if err := validConsumerName(o.Name); err != nil {
 		return err
 	}
-	opts := append([]nats.Option{nats.Name("meta watch " + o.Name), nats.Timeout(o.ConnectTimeout)}, o.NATSOptions...)
+	report := o.OnError
+	if report == nil {
+		report = func(error) {}
+	}
+	for ctx.Err() == nil {
+		err := followOnce(ctx, o, handle)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		report(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// followOnce follows until ctx ends or the connection fails.
+func followOnce(ctx context.Context, o FollowOptions, handle func(*metav1.Event) error) error {
+	opts := append([]nats.Option{nats.Name("meta watch " + o.Name), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(-1)}, o.NATSOptions...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+		return fmt.Errorf("connect to NATS at %s: %w (retrying)", o.URL, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -64,6 +64,7 @@ command fails comes again five seconds later.`,
 			return notify.Follow(cmd.Context(), notify.FollowOptions{
 				Options: notify.Options{URL: url, ConnectTimeout: 5 * time.Second, NATSOptions: opts},
 				Name:    name, Filter: subject,
+				OnError: func(err error) { e.warn("%v", err) },
 			}, handle)
 		},
 	}

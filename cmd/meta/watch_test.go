@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,4 +138,59 @@ func TestWatchResumesWithoutMissingOrRepeating(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.stop(t)
+}
+
+// The whole loop with real processes: events appended offline, before any
+// hub ran, reach a follower once meta serve starts, with nothing to install.
+func TestServeBringsOfflineEventsToFollowers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, app := range []string{"a.example.com", "b.example.com", "a.example.com"} {
+		id, err := meta(t, dir, "append", "deploy", app, "--version", "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, strings.TrimSpace(id))
+	}
+	natsPort, httpPort := freePort(t), freePort(t)
+	serve := exec.Command("meta", "--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "100ms")
+	serve.Stderr = os.Stderr
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	w := startWatch(t, url, "--json", "--name", "dash")
+	for _, id := range want {
+		if got := w.next(t); got != id {
+			t.Fatalf("got %s, want %s", got, id)
+		}
+	}
+	// Appended with the hub's NATS named: straight to the follower, once.
+	id, err := meta(t, dir, "--nats", url, "append", "note", "a.example.com", "-m", "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.next(t); got != strings.TrimSpace(id) {
+		t.Fatalf("live event: got %s", got)
+	}
+	w.stop(t)
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("serve did not stop cleanly: %v", err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

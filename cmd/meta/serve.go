@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/hub"
+)
+
+func newServe(e *env) *cobra.Command {
+	cfg := hub.Config{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub: NATS for followers, the log as JSON over HTTP, kept in sync",
+		Long: `serve runs until interrupted. It keeps this clone in sync with its remote
+(every --poll), puts every event it finds in git on NATS, including events
+appended offline or while NATS was down, and serves the log as JSON:
+
+  GET /v1/apps                  every app's head
+  GET /v1/apps/{domain}         one app's head
+  GET /v1/apps/{domain}/log?n=N its events, newest first
+  GET /healthz
+
+By default it runs its own NATS server with JetStream (on --nats-listen, data
+under .git/meta/nats or --data), so followers (meta watch, meta append --nats)
+can connect to it. With --nats URL it uses that server or cluster instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			cfg.Store = s
+			cfg.NATSURL = firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
+			if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
+				cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(creds))
+			}
+			cfg.Logf = func(format string, args ...any) {
+				fmt.Fprintf(e.stderr, "meta: serve: "+format+"\n", args...)
+			}
+			h, err := hub.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return h.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&cfg.HTTPListen, "listen", hub.DefaultHTTPListen, "address of the JSON API")
+	cmd.Flags().StringVar(&cfg.NATSListen, "nats-listen", hub.DefaultNATSListen, "address of the embedded NATS server")
+	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "where the embedded NATS server keeps its data (default .git/meta/nats)")
+	cmd.Flags().DurationVar(&cfg.Poll, "poll", hub.DefaultPoll, "how often to sync with the remote and publish")
+	return cmd
+}

@@ -1,0 +1,82 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// NewHandler serves the log as JSON, with the keys of the CLI's --json:
+//
+//	GET /v1/apps                  every app's head (meta ls --json)
+//	GET /v1/apps/{domain}         one app's head (meta head --json)
+//	GET /v1/apps/{domain}/log?n=N its events, newest first (meta log --json, as an array)
+//	GET /healthz                  {"ok": true}
+//
+// Errors are {"error": "..."} with 400, 404 or 409 for what the caller
+// asked wrong, 500 for the rest.
+func NewHandler(s *store.Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) {
+		heads, err := s.List()
+		if heads == nil {
+			heads = []*fold.Head{}
+		}
+		reply(w, heads, err)
+	})
+	mux.HandleFunc("GET /v1/apps/{domain}", func(w http.ResponseWriter, r *http.Request) {
+		h, err := s.Head(r.PathValue("domain"))
+		reply(w, h, err)
+	})
+	mux.HandleFunc("GET /v1/apps/{domain}/log", func(w http.ResponseWriter, r *http.Request) {
+		n := 0
+		if q := r.URL.Query().Get("n"); q != "" {
+			var err error
+			if n, err = strconv.Atoi(q); err != nil || n < 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n must be a whole number, 0 for all"})
+				return
+			}
+		}
+		events, err := s.Log(r.PathValue("domain"), n)
+		views := make([]record.View, len(events))
+		for i, ev := range events {
+			views[i] = record.ViewOf(ev)
+		}
+		reply(w, views, err)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	return mux
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	if err == nil {
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, projects.ErrInvalidName):
+		status = http.StatusBadRequest
+	case errors.Is(err, store.ErrAmbiguous):
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}

@@ -1,0 +1,256 @@
+// Package hub is `meta serve`: it keeps a clone of the log in sync, puts
+// every event it finds in git on NATS (so events appended offline, or while
+// NATS was down, still reach every follower), and serves the log as JSON
+// over HTTP. By default it runs its own NATS server, so there is nothing to
+// install; pointed at an external server or cluster it uses that instead.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"git.coopcloud.tech/coop-cloud/meta/notify"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+// Defaults for Config.
+const (
+	DefaultHTTPListen = "127.0.0.1:8080"
+	DefaultNATSListen = "127.0.0.1:4222"
+	DefaultPoll       = 30 * time.Second
+)
+
+// stateBucket is the JetStream key-value bucket where the hub remembers
+// the last commit whose events it published.
+const (
+	stateBucket  = "META_HUB"
+	publishedKey = "published"
+)
+
+// Config says what the hub serves and where.
+type Config struct {
+	Store *store.Store
+	// NATSURL is an external NATS server or cluster; empty runs one inside
+	// the hub, listening on NATSListen, with its data in DataDir.
+	NATSURL     string
+	NATSListen  string
+	DataDir     string
+	NATSOptions []nats.Option
+	// HTTPListen is the address of the JSON API.
+	HTTPListen string
+	// Poll is how often the hub syncs with the remote and publishes.
+	Poll time.Duration
+	// Logf reports what the hub does; nil is quiet.
+	Logf func(format string, args ...any)
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg      Config
+	embedded *server.Server
+	natsURL  string
+	pub      *notify.Publisher
+	nc       *nats.Conn
+	kv       jetstream.KeyValue
+	listener net.Listener
+	http     *http.Server
+	wake     chan struct{}
+}
+
+// New starts the hub's NATS server (unless external), connects to NATS and
+// opens the HTTP listener; Run does the rest.
+func New(ctx context.Context, cfg Config) (*Hub, error) {
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1)}
+	if h.natsURL == "" {
+		if err := h.startNATS(); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), ConnectTimeout: 5 * time.Second, NATSOptions: cfg.NATSOptions})
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := h.openState(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
+	listen := cfg.HTTPListen
+	if listen == "" {
+		listen = DefaultHTTPListen
+	}
+	h.listener, err = net.Listen("tcp", listen)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	h.http = &http.Server{Handler: NewHandler(cfg.Store), ReadHeaderTimeout: 10 * time.Second}
+	return h, nil
+}
+
+func (h *Hub) startNATS() error {
+	listen := h.cfg.NATSListen
+	if listen == "" {
+		listen = DefaultNATSListen
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("--nats-listen %q: bad port", listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	dir := h.cfg.DataDir
+	if dir == "" {
+		dir = filepath.Join(h.cfg.Store.Root(), ".git", "meta", "nats")
+	}
+	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true, ServerName: "meta-hub"})
+	if err != nil {
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return fmt.Errorf("embedded NATS did not start on %s", listen)
+	}
+	h.embedded, h.natsURL = srv, srv.ClientURL()
+	return nil
+}
+
+func (h *Hub) openState(ctx context.Context) error {
+	nc, err := nats.Connect(h.natsURL, append([]nats.Option{nats.Name("meta hub")}, h.cfg.NATSOptions...)...)
+	if err != nil {
+		return err
+	}
+	h.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	h.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: stateBucket, Description: "meta hub state", History: 1})
+	if err != nil {
+		return fmt.Errorf("hub state bucket: %w", err)
+	}
+	return nil
+}
+
+// NATSURL is where followers reach the hub's NATS.
+func (h *Hub) NATSURL() string { return h.natsURL }
+
+// HTTPAddr is where the JSON API listens.
+func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
+
+// Wake makes the hub sync and publish now rather than at the next poll.
+func (h *Hub) Wake() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves until ctx ends, then shuts down gracefully: in-flight HTTP
+// requests finish, the NATS server stops after its clients are closed.
+func (h *Hub) Run(ctx context.Context) error {
+	defer h.Close()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- h.http.Serve(h.listener) }()
+	h.cfg.Logf("serving the log at http://%s, events on %s", h.HTTPAddr(), h.natsURL)
+	tick := time.NewTicker(h.cfg.Poll)
+	defer tick.Stop()
+	for {
+		h.cycle(ctx)
+		select {
+		case <-ctx.Done():
+			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return h.http.Shutdown(shutdown)
+		case err := <-httpErr:
+			if !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		case <-tick.C:
+		case <-h.wake:
+		}
+	}
+}
+
+// cycle syncs with the remote, if any, and publishes what git has that the
+// stream may not.
+func (h *Hub) cycle(ctx context.Context) {
+	if warning, err := h.cfg.Store.Refresh(ctx, true); err != nil {
+		h.cfg.Logf("sync: %v", err)
+	} else if warning != "" {
+		h.cfg.Logf("%s", warning)
+	}
+	if n, err := h.CatchUp(ctx); err != nil {
+		h.cfg.Logf("publish: %v", err)
+	} else if n > 0 {
+		h.cfg.Logf("published %d events", n)
+	}
+}
+
+// CatchUp publishes every event added to git since the last commit it
+// published up to, and remembers the new one. Events published meanwhile
+// by appends are dropped by the stream as duplicates.
+func (h *Hub) CatchUp(ctx context.Context) (int, error) {
+	last := ""
+	if e, err := h.kv.Get(ctx, publishedKey); err == nil {
+		last = string(e.Value())
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, err
+	}
+	events, tip, err := h.cfg.Store.Since(ctx, last)
+	if err != nil {
+		return 0, err
+	}
+	for i, ev := range events {
+		if err := h.pub.Publish(ctx, ev); err != nil {
+			return i, err
+		}
+	}
+	if tip != last {
+		if _, err := h.kv.PutString(ctx, publishedKey, tip); err != nil {
+			return len(events), err
+		}
+	}
+	return len(events), nil
+}
+
+// Close releases what New took.
+func (h *Hub) Close() {
+	if h.pub != nil {
+		h.pub.Close()
+	}
+	if h.nc != nil {
+		h.nc.Close()
+	}
+	if h.listener != nil {
+		h.listener.Close()
+	}
+	if h.embedded != nil {
+		h.embedded.Shutdown()
+		h.embedded.WaitForShutdown()
+	}
+}
