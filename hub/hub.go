@@ -50,6 +50,8 @@ type Config struct {
 	HTTPListen string
 	// Poll is how often the hub syncs with the remote and publishes.
 	Poll time.Duration
+	// WebhookSecret signs incoming push webhooks; empty turns them off.
+	WebhookSecret []byte
 	// Logf reports what the hub does; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -101,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		h.Close()
 		return nil, fmt.Errorf("listen on %s: %w", listen, err)
 	}
-	h.http = &http.Server{Handler: NewHandler(cfg.Store), ReadHeaderTimeout: 10 * time.Second}
+	h.http = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return h, nil
 }
 
@@ -153,6 +155,19 @@ func (h *Hub) openState(ctx context.Context) error {
 		return fmt.Errorf("hub state bucket: %w", err)
 	}
 	return nil
+}
+
+// routes is the JSON API plus the webhook receivers.
+func (h *Hub) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := NewHandler(h.cfg.Store)
+	mux.Handle("/v1/", api)
+	mux.Handle("/healthz", api)
+	k := &hooks{secret: h.cfg.WebhookSecret, wake: h.Wake}
+	for name := range forges {
+		mux.HandleFunc("POST /hooks/"+name, k.handle(name))
+	}
+	return mux
 }
 
 // NATSURL is where followers reach the hub's NATS.

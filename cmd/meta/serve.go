@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 
 func newServe(e *env) *cobra.Command {
 	cfg := hub.Config{}
+	var secretFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub: NATS for followers, the log as JSON over HTTP, kept in sync",
@@ -25,7 +28,12 @@ appended offline or while NATS was down, and serves the log as JSON:
 
 By default it runs its own NATS server with JetStream (on --nats-listen, data
 under .git/meta/nats or --data), so followers (meta watch, meta append --nats)
-can connect to it. With --nats URL it uses that server or cluster instead.`,
+can connect to it. With --nats URL it uses that server or cluster instead.
+
+Push webhooks from the forge that holds the remote make the hub sync at
+once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, signed with the
+secret in --webhook-secret-file or $META_WEBHOOK_SECRET (without one,
+webhooks are off).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.open()
@@ -33,6 +41,14 @@ can connect to it. With --nats URL it uses that server or cluster instead.`,
 				return err
 			}
 			cfg.Store = s
+			cfg.WebhookSecret = []byte(e.getenv("META_WEBHOOK_SECRET"))
+			if secretFile != "" {
+				data, err := os.ReadFile(secretFile)
+				if err != nil {
+					return usageError{fmt.Errorf("--webhook-secret-file: %w", err)}
+				}
+				cfg.WebhookSecret = bytes.TrimSpace(data)
+			}
 			cfg.NATSURL = firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
 			if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
 				cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(creds))
@@ -51,5 +67,6 @@ can connect to it. With --nats URL it uses that server or cluster instead.`,
 	cmd.Flags().StringVar(&cfg.NATSListen, "nats-listen", hub.DefaultNATSListen, "address of the embedded NATS server")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "where the embedded NATS server keeps its data (default .git/meta/nats)")
 	cmd.Flags().DurationVar(&cfg.Poll, "poll", hub.DefaultPoll, "how often to sync with the remote and publish")
+	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the secret incoming webhooks are signed with (default $META_WEBHOOK_SECRET)")
 	return cmd
 }
