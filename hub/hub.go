@@ -46,6 +46,8 @@ type Config struct {
 	NATSListen  string
 	DataDir     string
 	NATSOptions []nats.Option
+	// JSONBody publishes events' JSON view instead of protobuf.
+	JSONBody bool
 	// HTTPListen is the address of the JSON API.
 	HTTPListen string
 	// Poll is how often the hub syncs with the remote and publishes.
@@ -85,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		}
 	}
 	var err error
-	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), ConnectTimeout: 5 * time.Second, NATSOptions: cfg.NATSOptions})
+	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second, NATSOptions: cfg.NATSOptions})
 	if err != nil {
 		h.Close()
 		return nil, err

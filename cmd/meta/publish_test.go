@@ -52,6 +52,18 @@ func TestAppendAnnouncesOnNATS(t *testing.T) {
 		t.Fatalf("event %v, %v", ev, err)
 	}
 
+	// On request the body is the event's JSON, and the header says so.
+	if _, err := meta(t, dir, "--nats", srv.ClientURL(), "--nats-json", "append", "upgrade", "matrix.example.com", "--version", "1.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	jm, err := s.GetLastMsgForSubject(ctx, "meta.events.coop.prod.matrix_example_com.upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := jm.Header.Get("Content-Type"); ct != notify.ContentJSON || !strings.Contains(string(jm.Data), `"version":"1.1.0"`) {
+		t.Fatalf("JSON body: %s %s", ct, jm.Data)
+	}
+
 	// NATS gone: the append still succeeds, with a warning.
 	srv.Shutdown()
 	srv.WaitForShutdown()

@@ -11,9 +11,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
@@ -44,6 +46,7 @@ type env struct {
 	forceSync      bool // reads fetch even within the cooldown
 	natsURL        string
 	natsCreds      string
+	natsJSON       bool
 }
 
 // Output rules, after age's: messages to stderr start with "meta: ", are
@@ -123,6 +126,7 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().BoolVar(&e.forceSync, "force-sync", false, "fetch before reading even if the last fetch is recent")
 	root.PersistentFlags().StringVar(&e.natsURL, "nats", "", "NATS server or cluster to tell followers about new events (default $META_NATS_URL)")
 	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
+	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e))
 	return root
@@ -155,6 +159,16 @@ func (e *env) open() (*store.Store, error) {
 		return nil, err
 	}
 	return store.Open(root)
+}
+
+// natsOptions are the NATS settings the flags and environment give.
+func (e *env) natsOptions() (url string, o notify.Options) {
+	url = firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
+	o = notify.Options{URL: url, JSON: e.natsJSON || e.getenv("META_NATS_JSON") == "1"}
+	if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
+		o.NATSOptions = append(o.NATSOptions, nats.UserCredentials(creds))
+	}
+	return url, o
 }
 
 // openFresh opens the log for a read, first bringing it up to date with the

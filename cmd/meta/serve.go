@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/hub"
@@ -49,10 +48,8 @@ webhooks are off).`,
 				}
 				cfg.WebhookSecret = bytes.TrimSpace(data)
 			}
-			cfg.NATSURL = firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
-			if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
-				cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(creds))
-			}
+			url, o := e.natsOptions()
+			cfg.NATSURL, cfg.NATSOptions, cfg.JSONBody = url, o.NATSOptions, o.JSON
 			cfg.Logf = func(format string, args ...any) {
 				fmt.Fprintf(e.stderr, "meta: serve: "+format+"\n", args...)
 			}

@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
@@ -38,7 +37,7 @@ META_EVENT_DOMAIN, META_EVENT_VERSION, META_EVENT_OPERATOR. An event whose
 command fails comes again five seconds later.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			url := firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
+			url, o := e.natsOptions()
 			if url == "" {
 				return usageError{errors.New("watch needs a NATS server: --nats URL or META_NATS_URL")}
 			}
@@ -53,16 +52,12 @@ command fails comes again five seconds later.`,
 			if name == "" {
 				name = defaultFollowerName()
 			}
-			var opts []nats.Option
-			if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
-				opts = append(opts, nats.UserCredentials(creds))
-			}
 			handle := func(ev *metav1.Event) error { return e.show(ev, asJSON) }
 			if execCmd != "" {
 				handle = func(ev *metav1.Event) error { return e.runFor(ev, execCmd) }
 			}
 			return notify.Follow(cmd.Context(), notify.FollowOptions{
-				Options: notify.Options{URL: url, ConnectTimeout: 5 * time.Second, NATSOptions: opts},
+				Options: notify.Options{URL: url, ConnectTimeout: 5 * time.Second, NATSOptions: o.NATSOptions},
 				Name:    name, Filter: subject,
 				OnError: func(err error) { e.warn("%v", err) },
 			}, handle)

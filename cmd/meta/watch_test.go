@@ -194,3 +194,75 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// A follower stopped while events are appended, some with NATS up and some
+// while the hub (and its NATS) is down, receives every one exactly once
+// when both are back, each app's in fold order.
+func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	data := filepath.Join(t.TempDir(), "nats")
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	natsPort, httpPort := freePort(t), freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	startServe := func() *exec.Cmd {
+		c := exec.Command("meta", "--dir", dir, "serve", "--data", data, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
+			"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "100ms")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	stopServe := func(c *exec.Cmd) {
+		c.Process.Signal(syscall.SIGTERM)
+		if err := c.Wait(); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	}
+	appendOne := func(app string, args ...string) string {
+		out, errOut, err := metaFull(t, dir, append(args, "append", "note", app)...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	serve := startServe()
+	w := startWatch(t, url, "--json", "--name", "dash")
+	var want []string
+	want = append(want, appendOne("a.example.com", "--nats", url))
+	if got := w.next(t); got != want[0] {
+		t.Fatalf("got %s", got)
+	}
+	w.stop(t)
+	// Missed while the follower was away, NATS up.
+	want = append(want, appendOne("a.example.com", "--nats", url), appendOne("b.example.com", "--nats", url))
+	stopServe(serve)
+	// Appended while NATS is down: only git has them.
+	want = append(want, appendOne("a.example.com", "--nats", url), appendOne("b.example.com"))
+	serve = startServe()
+	w = startWatch(t, url, "--json", "--name", "dash")
+	got := map[string]int{}
+	var order []string
+	for range want[1:] {
+		id := w.next(t)
+		got[id]++
+		order = append(order, id)
+	}
+	for _, id := range want[1:] {
+		if got[id] != 1 {
+			t.Fatalf("event %s received %d times (order %v, want %v)", id, got[id], order, want[1:])
+		}
+	}
+	// Each app's events in fold order: here, the order they were appended.
+	pos := map[string]int{}
+	for i, id := range order {
+		pos[id] = i
+	}
+	if pos[want[1]] > pos[want[3]] || pos[want[2]] > pos[want[4]] {
+		t.Fatalf("order %v breaks an app's fold order", order)
+	}
+	w.stop(t)
+	stopServe(serve)
+}
