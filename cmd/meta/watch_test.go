@@ -266,3 +266,17 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 	w.stop(t)
 	stopServe(serve)
 }
+
+// waitPort waits until something listens on port.
+func waitPort(t *testing.T, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on port %d", port)
+}
