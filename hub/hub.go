@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -54,6 +55,8 @@ type Config struct {
 	Poll time.Duration
 	// WebhookSecret signs incoming push webhooks; empty turns them off.
 	WebhookSecret []byte
+	// Webhooks receive every new event.
+	Webhooks []Webhook
 	// Logf reports what the hub does; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -69,6 +72,8 @@ type Hub struct {
 	listener net.Listener
 	http     *http.Server
 	wake     chan struct{}
+	// retryBase is the first webhook retry's ceiling; it doubles per try.
+	retryBase time.Duration
 }
 
 // New starts the hub's NATS server (unless external), connects to NATS and
@@ -80,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1)}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1), retryBase: time.Second}
 	if h.natsURL == "" {
 		if err := h.startNATS(); err != nil {
 			return nil, err
@@ -192,6 +197,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	defer h.Close()
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- h.http.Serve(h.listener) }()
+	var deliveries sync.WaitGroup
+	for _, w := range h.cfg.Webhooks {
+		deliveries.Add(1)
+		go func() { defer deliveries.Done(); h.deliver(ctx, w) }()
+	}
+	// Deliveries under way finish before the connection they ack on closes.
+	defer deliveries.Wait()
 	h.cfg.Logf("serving the log at http://%s, events on %s", h.HTTPAddr(), h.natsURL)
 	tick := time.NewTicker(h.cfg.Poll)
 	defer tick.Stop()

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -27,6 +28,17 @@ type Config struct {
 	// SyncCooldown is how long reads trust the last fetch, as a Go
 	// duration ("60s", "5m"); default 60s.
 	SyncCooldown string `yaml:"sync_cooldown,omitempty"`
+	// Webhooks are endpoints `meta serve` sends every new event to.
+	Webhooks []WebhookConfig `yaml:"webhooks,omitempty"`
+}
+
+// WebhookConfig is one outgoing webhook endpoint. Its signing secret is
+// not here (meta.yaml is committed): SecretEnv names the environment
+// variable of the hub that holds it, as "whsec_<base64>".
+type WebhookConfig struct {
+	Name      string `yaml:"name"`
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
 }
 
 // ParseConfig reads and checks meta.yaml's content. Keys it does not know,
@@ -49,6 +61,22 @@ func ParseConfig(data []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%s: env: %w", ConfigFile, err)
 		}
 	}
+	seen := map[string]bool{}
+	for i, w := range c.Webhooks {
+		if err := validWebhookName(w.Name); err != nil {
+			return Config{}, fmt.Errorf("%s: webhooks[%d]: %w", ConfigFile, i, err)
+		}
+		if seen[w.Name] {
+			return Config{}, fmt.Errorf("%s: webhooks: two are named %q", ConfigFile, w.Name)
+		}
+		seen[w.Name] = true
+		if u, err := url.Parse(w.URL); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			return Config{}, fmt.Errorf("%s: webhook %s: url %q is not an http(s) URL", ConfigFile, w.Name, w.URL)
+		}
+		if w.SecretEnv == "" {
+			return Config{}, fmt.Errorf("%s: webhook %s: secret_env must name the variable holding its signing secret", ConfigFile, w.Name)
+		}
+	}
 	if c.SyncCooldown != "" {
 		if d, err := time.ParseDuration(c.SyncCooldown); err != nil || d < 0 {
 			return Config{}, fmt.Errorf("%s: sync_cooldown %q is not a duration like 60s or 5m", ConfigFile, c.SyncCooldown)
@@ -67,4 +95,16 @@ func (c Config) Marshal() []byte {
 	enc.Encode(c)
 	enc.Close()
 	return b.Bytes()
+}
+
+func validWebhookName(name string) error {
+	if name == "" {
+		return fmt.Errorf("a webhook needs a name")
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("webhook name %q: only lower-case letters, digits, '-' and '_'", name)
+		}
+	}
+	return nil
 }

@@ -71,6 +71,9 @@ func Open(root string) (*Store, error) {
 // Root is the log's work tree.
 func (s *Store) Root() string { return s.root }
 
+// Config is the log's meta.yaml, as it was when the log was opened.
+func (s *Store) Config() Config { return s.cfg }
+
 // Find walks up from dir to the first directory holding meta.yaml and a
 // .git directory: the root of the log dir is in.
 func Find(dir string) (string, error) {

@@ -29,6 +29,11 @@ By default it runs its own NATS server with JetStream (on --nats-listen, data
 under .git/meta/nats or --data), so followers (meta watch, meta append --nats)
 can connect to it. With --nats URL it uses that server or cluster instead.
 
+Every new event is also POSTed, as JSON signed per the Standard Webhooks
+spec, to the webhooks listed in meta.yaml (each with its whsec_ secret in
+the environment variable it names); failures are retried with backoff, and
+pending deliveries survive a restart.
+
 Push webhooks from the forge that holds the remote make the hub sync at
 once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, signed with the
 secret in --webhook-secret-file or $META_WEBHOOK_SECRET (without one,
@@ -40,6 +45,16 @@ webhooks are off).`,
 				return err
 			}
 			cfg.Store = s
+			for _, w := range s.Config().Webhooks {
+				secret := e.getenv(w.SecretEnv)
+				if secret == "" {
+					return usageError{fmt.Errorf("webhook %s: $%s is not set; it holds the endpoint's whsec_ signing secret", w.Name, w.SecretEnv)}
+				}
+				if _, err := hub.ParseSecret(secret); err != nil {
+					return usageError{fmt.Errorf("webhook %s: $%s: %w", w.Name, w.SecretEnv, err)}
+				}
+				cfg.Webhooks = append(cfg.Webhooks, hub.Webhook{Name: w.Name, URL: w.URL, Secret: secret})
+			}
 			cfg.WebhookSecret = []byte(e.getenv("META_WEBHOOK_SECRET"))
 			if secretFile != "" {
 				data, err := os.ReadFile(secretFile)
