@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -237,6 +238,11 @@ func (h *Hub) cycle(ctx context.Context) {
 		h.cfg.Logf("publish: %v", err)
 	} else if n > 0 {
 		h.cfg.Logf("published %d events", n)
+		if n > 1000 {
+			// A first catch-up reads the whole log once; give that memory
+			// back instead of keeping it for the hub's idle life.
+			debug.FreeOSMemory()
+		}
 	}
 }
 

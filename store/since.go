@@ -35,28 +35,47 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 	if from == tip {
 		return nil, tip.String(), nil
 	}
-	changes, err := s.repo.Diff(from, tip)
+	changes, err := s.repo.Added(ctx, from, tip, projects.Root)
 	if err != nil {
 		return nil, "", fmt.Errorf("since %s: %w", since, err)
 	}
-	byApp := map[projects.Address][]*metav1.Event{}
+	var paths []string
+	var blobs []plumbing.Hash
 	for _, ch := range changes {
-		rec, err := projects.ParseRecordPath(ch.Path)
-		if err != nil || !ch.From.IsZero() || ch.To.IsZero() {
+		if _, err := projects.ParseRecordPath(ch.Path); err != nil || !ch.From.IsZero() || ch.To.IsZero() {
 			continue // not a new record: verify's business, not a follower's
 		}
-		data, err := s.repo.ReadBlob(ch.To)
-		if err != nil {
-			return nil, "", err
+		paths = append(paths, ch.Path)
+		blobs = append(blobs, ch.To)
+	}
+	byApp := map[projects.Address][]*metav1.Event{}
+	var bad error
+	i := 0
+	err = s.repo.Blobs(ctx, blobs, func(_ plumbing.Hash, data []byte, err error) {
+		p := paths[i]
+		i++
+		if bad != nil {
+			return
 		}
-		ev, err := record.Unmarshal(data)
+		var ev *metav1.Event
 		if err == nil {
-			err = record.CheckPath(ev, ch.Path)
+			ev, err = record.Unmarshal(data)
+		}
+		if err == nil {
+			err = record.CheckPath(ev, p)
 		}
 		if err != nil {
-			return nil, "", &CorruptError{Path: ch.Path, Commit: s.writtenIn(ch.Path), Err: err}
+			bad = &CorruptError{Path: p, Commit: s.writtenIn(p), Err: err}
+			return
 		}
-		byApp[rec.Address] = append(byApp[rec.Address], ev)
+		addr := record.Address(ev)
+		byApp[addr] = append(byApp[addr], ev)
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, "", err
 	}
 	// Merge the apps' fold-ordered lists by their next event's time, so
 	// each app keeps its order and apps interleave as they happened.

@@ -171,3 +171,45 @@ func (r *Repo) Blobs(ctx context.Context, blobs []plumbing.Hash, fn func(h plumb
 	}
 	return cmd.Wait()
 }
+
+// Added lists the files under dir that commit to has and commit from (zero:
+// none) did not, or had with other content, with their blobs: one git
+// process, however large the trees.
+func (r *Repo) Added(ctx context.Context, from, to plumbing.Hash, dir string) ([]FileChange, error) {
+	var out string
+	var err error
+	if from.IsZero() {
+		out, err = r.git(ctx, "ls-tree", "-r", "-z", "--full-tree", to.String(), "--", dir)
+	} else {
+		out, err = r.git(ctx, "diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-abbrev", from.String(), to.String(), "--", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var changes []FileChange
+	recs := strings.Split(out, "\x00")
+	for i := 0; i < len(recs); i++ {
+		rec := recs[i]
+		if rec == "" {
+			continue
+		}
+		if from.IsZero() {
+			// <mode> blob <hash>\t<path>
+			meta, path, ok := strings.Cut(rec, "\t")
+			f := strings.Fields(meta)
+			if ok && len(f) == 3 && f[1] == "blob" {
+				changes = append(changes, FileChange{Path: path, To: plumbing.NewHash(f[2])})
+			}
+			continue
+		}
+		// :<old mode> <new mode> <old> <new> <status>, then the path as
+		// the next NUL-separated field.
+		f := strings.Fields(rec)
+		if len(f) < 5 || !strings.HasPrefix(f[0], ":") || i+1 >= len(recs) {
+			continue
+		}
+		i++
+		changes = append(changes, FileChange{Path: recs[i], From: plumbing.NewHash(f[2]), To: plumbing.NewHash(f[3])})
+	}
+	return changes, nil
+}
