@@ -237,7 +237,11 @@ func (h *Hub) cycle(ctx context.Context) {
 	if n, err := h.CatchUp(ctx); err != nil {
 		h.cfg.Logf("publish: %v", err)
 	} else if n > 0 {
-		h.cfg.Logf("published %d events", n)
+		if n == 1 {
+			h.cfg.Logf("published 1 event")
+		} else {
+			h.cfg.Logf("published %d events", n)
+		}
 		if n > 1000 {
 			// A first catch-up reads the whole log once; give that memory
 			// back instead of keeping it for the hub's idle life.
