@@ -16,11 +16,13 @@ import (
 const StreamName = "META_EVENTS"
 
 // Stream limits: a year of events, at most 1 GiB, each event kept once
-// however often it is published within DuplicateWindow.
+// however often it is published within DuplicateWindow. The window is long
+// because an event an append announced can reach the hub's clone through
+// git much later (a push that failed until the operator was back online).
 const (
 	MaxAge          = 365 * 24 * time.Hour
 	MaxBytes        = 1 << 30
-	DuplicateWindow = 24 * time.Hour
+	DuplicateWindow = 7 * 24 * time.Hour
 )
 
 // StreamConfig is the stream meta creates on first use.
