@@ -132,14 +132,11 @@ func followOnce(ctx context.Context, o FollowOptions, handle func(*metav1.Event)
 	}
 }
 
+// validConsumerName accepts what NATS takes as a consumer name: a subject
+// token as it stands (Token would change a '.').
 func validConsumerName(name string) error {
-	if name == "" {
-		return errors.New("a follower needs a name")
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("follower name %q: only letters, digits, '_' and '-'", name)
-		}
+	if t, err := Token(name); err != nil || t != name {
+		return fmt.Errorf("follower name %q: only letters, digits, '_' and '-'", name)
 	}
 	return nil
 }

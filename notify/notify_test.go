@@ -135,3 +135,11 @@ func TestConnectFailsFastWithoutAServer(t *testing.T) {
 		t.Fatal("connected to nothing")
 	}
 }
+
+func TestFollowerNames(t *testing.T) {
+	for name, ok := range map[string]bool{"ci": true, "watch-alice-laptop_2": true, "": false, "a.b": false, "a b": false, "a*": false} {
+		if err := validConsumerName(name); (err == nil) != ok {
+			t.Errorf("validConsumerName(%q) = %v", name, err)
+		}
+	}
+}
