@@ -65,6 +65,30 @@ func RecordPath(a Address, id string, t time.Time) string {
 	return path.Join(a.Dir(), Month(t), id+RecordExt)
 }
 
+// EnvExt is the file name extension of an app's sealed env file; sops
+// recognises dotenv files by it.
+const EnvExt = ".env"
+
+// EnvPath is where the app's sealed env file lives: in its directory, named
+// like abra's own env file, <domain>.env.
+func EnvPath(a Address) string {
+	return path.Join(a.Dir(), a.App+EnvExt)
+}
+
+// ParseEnvPath returns the app whose env file p is, or an error when p is
+// not the path of an env file.
+func ParseEnvPath(p string) (Address, error) {
+	parts := strings.Split(p, "/")
+	if len(parts) != 5 || parts[0] != Root || parts[4] != parts[3]+EnvExt {
+		return Address{}, &PathError{Path: p, Reason: "not projects/<project>/<env>/<app>/<app>.env"}
+	}
+	a := Address{Project: parts[1], Env: parts[2], App: parts[3]}
+	if err := a.Validate(); err != nil {
+		return Address{}, &PathError{Path: p, Reason: err.Error()}
+	}
+	return a, nil
+}
+
 // Record is a parsed record path.
 type Record struct {
 	Address Address

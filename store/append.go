@@ -15,6 +15,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
@@ -62,6 +63,9 @@ func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 	}
 	if err := projects.ValidateApp(domain); err != nil {
 		return nil, wrap(err)
+	}
+	if record.KnownKind(ev.GetKind()) && !record.Appendable(ev.GetKind()) {
+		return nil, wrap(fmt.Errorf("%w: %s events are written by the meta env commands, with the env file they describe", record.ErrInvalid, record.KindName(ev.GetKind())))
 	}
 	release, err := lock(s.gitDir)
 	if err != nil {
@@ -158,6 +162,13 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
 	ev.Actor = proto.Clone(actor).(*metav1.Actor)
 	ev.Parents = head.HeadIDs()
+	ev.Command = record.RedactCommand(ev.Command)
+	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
+		// The env file in force now is what this deploy ran with.
+		if data, err := s.files.Read(projects.EnvPath(addr)); err == nil {
+			ev.EnvDigest = sealed.Digest(data)
+		}
+	}
 	if rb := ev.GetRollback(); rb != nil && rb.GetFromVersion() == "" && head != nil {
 		rb.FromVersion = head.Version
 	}
@@ -306,9 +317,19 @@ func (s *Store) setPending(recordPath string) error {
 
 func (s *Store) clearPending() { os.Remove(s.pendingPath()) }
 
-// repair finishes an append a killed meta left half done: a record the
-// branch holds stays (and is put back in the index); one it does not hold
-// was never reported appended and is removed. The caller holds the lock.
+func (s *Store) setPendingChange(paths []string) error {
+	if err := writeFileSynced(s.pendingPath(), []byte(strings.Join(paths, "\n")+"\n")); err != nil {
+		return fmt.Errorf("note pending change: %w", err)
+	}
+	return nil
+}
+
+// repair finishes an append or change a killed meta left half done. The
+// note lists the files it was writing; its records say whether it got as
+// far as the commit. If the branch holds them, every file stays (and is put
+// back in the index); if not, nothing was reported written, so records are
+// removed and other files restored as the branch has them. The caller holds
+// the lock.
 func (s *Store) repair() error {
 	data, err := os.ReadFile(s.pendingPath())
 	if errors.Is(err, os.ErrNotExist) {
@@ -317,26 +338,39 @@ func (s *Store) repair() error {
 	if err != nil {
 		return fmt.Errorf("repair interrupted append: %w", err)
 	}
-	p := strings.TrimSpace(string(data))
-	if _, err := projects.ParseRecordPath(p); err != nil {
-		s.clearPending() // not ours to act on
+	var paths []string
+	witness := ""
+	for _, p := range strings.Fields(string(data)) {
+		if _, err := projects.ParseRecordPath(p); err == nil {
+			witness = p
+		} else if _, err := projects.ParseEnvPath(p); err != nil && p != ConfigFile {
+			continue // not ours to act on
+		}
+		paths = append(paths, p)
+	}
+	if witness == "" {
+		s.clearPending()
 		return nil
 	}
 	tip, err := s.repo.Head()
 	if err != nil {
 		return fmt.Errorf("repair interrupted append: %w", err)
 	}
-	committed, err := s.repo.Has(tip, p)
+	committed, err := s.repo.Has(tip, witness)
 	if err != nil {
 		return fmt.Errorf("repair interrupted append: %w", err)
 	}
 	if committed {
-		err = s.repo.Stage(p)
+		err = s.repo.Stage(paths...)
 	} else {
-		err = s.files.Remove(p)
+		for _, p := range paths {
+			if err = s.restoreFile(tip, p); err != nil {
+				break
+			}
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("repair interrupted append of %s: %w", p, err)
+		return fmt.Errorf("repair interrupted append of %s: %w", witness, err)
 	}
 	s.clearPending()
 	return nil

@@ -32,6 +32,12 @@ var (
 	ErrNeedAddress = errors.New("project and env needed")
 	// ErrMoved: an event names another project/env than the app's.
 	ErrMoved = errors.New("app lives elsewhere")
+	// ErrNoEnv: the app has no sealed env file in the log, or no version
+	// with the digest asked for.
+	ErrNoEnv = errors.New("no env file")
+	// ErrOperator: an operator or access change names an operator, key or
+	// scope that is not there, or is there already.
+	ErrOperator = errors.New("operator list")
 )
 
 // Store is an open meta log.

@@ -167,13 +167,20 @@ func (s *Store) integrate(ctx context.Context, remote plumbing.Hash) error {
 	return nil
 }
 
+// isEnvPath says p is an app's sealed env file: the one kind of file under
+// projects/ that changes in place.
+func isEnvPath(p string) bool {
+	_, err := projects.ParseEnvPath(p)
+	return err == nil
+}
+
 // preflight refuses changes that would lose something: a remote that
 // changes or deletes records, and files the operator changed by hand that
 // the remote changes too.
 func (s *Store) preflight(changes []gitrepo.FileChange) error {
 	var rewritten, collide []string
 	for _, ch := range changes {
-		if strings.HasPrefix(ch.Path, projects.Root+"/") && !ch.From.IsZero() {
+		if strings.HasPrefix(ch.Path, projects.Root+"/") && !ch.From.IsZero() && !isEnvPath(ch.Path) {
 			rewritten = append(rewritten, ch.Path)
 			continue
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -36,20 +38,23 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	var findings []Finding
-	type added struct {
-		path, commit string
-		blob         plumbing.Hash
-	}
-	var adds []added
+	var adds, envs []historyFile
 	err := s.repo.History(ctx, projects.Root, onCommit, func(c gitrepo.Change) error {
 		commit := c.Commit.String()
+		if isEnvPath(c.Path) {
+			// Env files change in place; every version must be sealed.
+			if !c.To.IsZero() {
+				envs = append(envs, historyFile{path: c.Path, commit: commit, blob: c.To})
+			}
+			return nil
+		}
 		switch {
 		case !c.From.IsZero() && c.To.IsZero():
 			findings = append(findings, Finding{Path: c.Path, Commit: commit, Problem: "record deleted"})
 		case !c.From.IsZero():
 			findings = append(findings, Finding{Path: c.Path, Commit: commit, Problem: "record modified"})
 		default:
-			adds = append(adds, added{path: c.Path, commit: commit, blob: c.To})
+			adds = append(adds, historyFile{path: c.Path, commit: commit, blob: c.To})
 		}
 		return nil
 	})
@@ -102,6 +107,11 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: p})
 		}
 	}
+	sealedFindings, err := s.checkSealed(ctx, envs)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	findings = append(findings, sealedFindings...)
 	wt, err := s.checkWorkTree(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -115,6 +125,73 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 		}
 	}
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Path < findings[j].Path })
+	return findings, nil
+}
+
+// historyFile is one version of a file that a commit wrote.
+type historyFile struct {
+	path, commit string
+	blob         plumbing.Hash
+}
+
+// checkSealed reports env file versions in history that are not sealed, or
+// hold a value sops left in clear: secrets that reached git.
+func (s *Store) checkSealed(ctx context.Context, envs []historyFile) ([]Finding, error) {
+	var findings []Finding
+	blobs := make([]plumbing.Hash, len(envs))
+	for i, e := range envs {
+		blobs[i] = e.blob
+	}
+	i := 0
+	err := s.repo.Blobs(ctx, blobs, func(_ plumbing.Hash, data []byte, err error) {
+		e := envs[i]
+		i++
+		switch {
+		case err != nil:
+			findings = append(findings, Finding{Path: e.path, Commit: e.commit, Problem: err.Error()})
+		case !sealed.IsSealed(data):
+			findings = append(findings, Finding{Path: e.path, Commit: e.commit, Problem: "env file is not sops-encrypted: its values are in git history in clear text"})
+		default:
+			if keys := sealed.ClearKeys(data); len(keys) > 0 {
+				findings = append(findings, Finding{Path: e.path, Commit: e.commit, Problem: "values stored unencrypted: " + strings.Join(keys, ", ")})
+			}
+		}
+	})
+	return findings, err
+}
+
+// checkEnvs compares the sealed env files in the work tree with the branch
+// tip, and their recipients with meta.yaml's access rules.
+func (s *Store) checkEnvs(committed map[string]plumbing.Hash) ([]Finding, error) {
+	apps, err := s.envApps()
+	if err != nil {
+		return nil, err
+	}
+	var findings []Finding
+	for _, a := range apps {
+		p := projects.EnvPath(a)
+		data, err := s.files.Read(p)
+		if err != nil {
+			findings = append(findings, Finding{Path: p, Problem: err.Error()})
+			continue
+		}
+		h, ok := committed[p]
+		switch {
+		case !ok:
+			findings = append(findings, Finding{Path: p, Problem: "in the work tree but not committed"})
+		case plumbing.ComputeHash(plumbing.BlobObject, data) != h:
+			findings = append(findings, Finding{Path: p, Problem: "work tree copy differs from the committed env file (edited by hand?)"})
+		}
+		readers, _ := s.cfg.Readers(a.Project, a.Env)
+		var want []string
+		for _, o := range readers {
+			want = append(want, o.Age)
+		}
+		sort.Strings(want)
+		if have := sealed.Recipients(data); strings.Join(have, ",") != strings.Join(want, ",") {
+			findings = append(findings, Finding{Path: p, Problem: "encrypted to other recipients than meta.yaml gives access to; `meta env rekey " + a.App + "` re-encrypts it"})
+		}
+	}
 	return findings, nil
 }
 
@@ -156,6 +233,11 @@ func (s *Store) checkWorkTree(ctx context.Context) ([]Finding, error) {
 			}
 		}
 	}
+	envFindings, err := s.checkEnvs(committed)
+	if err != nil {
+		return nil, err
+	}
+	findings = append(findings, envFindings...)
 	for p := range committed {
 		if !present[p] {
 			if _, err := projects.ParseRecordPath(p); err == nil {

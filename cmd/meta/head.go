@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
@@ -77,6 +78,13 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 			names[i] = strings.TrimSpace(s.Name + " " + s.Version)
 		}
 		row("secrets", strings.Join(names, ", "))
+	}
+	if h.EnvDigest != "" {
+		env := fmt.Sprintf("%s, written by %s at %s", sealed.ShortDigest(h.EnvDigest), h.EnvChanged.Operator, when(h.EnvChanged.Time))
+		if h.EnvChangedSinceDeploy {
+			env += p.paint("33", "; changed since the last deploy")
+		}
+		row("env", env)
 	}
 	row("events", fmt.Sprint(h.Events))
 	if unpushed > 0 {

@@ -17,6 +17,8 @@ import (
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -27,7 +29,7 @@ const (
 	exitFailed     = 1 // the command could not do its job: not found, verify findings, I/O, git
 	exitBadUse     = 2 // the input was wrong: flags, names, ambiguous domain
 	exitBusy       = 3 // another meta process held the log too long; try again
-	exitUnexpected = 4 // --expect: the app's head is not what the operator expected
+	exitUnexpected = 4 // the log is not as the operator expected: --expect, or another operator's change collides
 )
 
 // usageError marks errors in how meta was called.
@@ -89,10 +91,16 @@ func exitCode(err error) int {
 		return silent.code
 	case errors.Is(err, store.ErrBusy):
 		return exitBusy
-	case errors.Is(err, store.ErrUnexpected):
+	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict):
 		return exitUnexpected
 	case errors.As(err, new(usageError)),
-		errors.Is(err, projects.ErrInvalidName),
+		errors.Is(err, dotenv.ErrSyntax),
+		errors.Is(err, dotenv.ErrSealed),
+		errors.Is(err, dotenv.ErrKey),
+		errors.Is(err, sealed.ErrRecipient),
+		errors.Is(err, store.ErrOperator):
+		return exitBadUse
+	case errors.Is(err, projects.ErrInvalidName),
 		errors.Is(err, record.ErrInvalid),
 		errors.Is(err, store.ErrAmbiguous),
 		errors.Is(err, store.ErrNeedAddress),
@@ -128,7 +136,7 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
 	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e))
 	return root
 }
 

@@ -10,7 +10,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 1
+const Version = 2
 
 // States an app can be in, as Head.State says it.
 const (
@@ -63,6 +63,13 @@ type Head struct {
 	LastFailure *Ref `json:"last_failure"`
 	// Secrets present, by name, with the version last generated or inserted.
 	Secrets []Secret `json:"secrets"`
+	// EnvDigest is the digest of the app's sealed env file as last written
+	// (empty when meta holds none); EnvChanged is the env event that wrote
+	// it. EnvChangedSinceDeploy says the file differs from the one Deployed
+	// ran with, so the running app does not have it yet.
+	EnvDigest             string `json:"env_digest"`
+	EnvChanged            *Ref   `json:"env_changed"`
+	EnvChangedSinceDeploy bool   `json:"env_changed_since_deploy"`
 
 	// Forked says the log has more than one head: operators appended without
 	// seeing each other's events. Heads names them all; the state above is
@@ -85,6 +92,8 @@ type Ref struct {
 	ChaosVersion string    `json:"chaos_version"`
 	Operator     string    `json:"operator"`
 	Time         time.Time `json:"time"`
+	// EnvDigest is the digest of the env file in force at that event.
+	EnvDigest string `json:"env_digest"`
 }
 
 // Secret is a secret's name and version; never its value.
@@ -103,6 +112,7 @@ func RefOf(ev *metav1.Event) Ref {
 		ChaosVersion: ev.GetChaosVersion(),
 		Operator:     ev.GetActor().GetName(),
 		Time:         ev.GetTime().AsTime().UTC(),
+		EnvDigest:    ev.GetEnvDigest(),
 	}
 }
 
@@ -198,6 +208,7 @@ func (h *Head) apply(ev *metav1.Event) {
 		h.ChaosVersion = ev.GetChaosVersion()
 		h.Since, h.DeployedBy = last.Time, last.Operator
 		h.Deployed = &last
+		h.EnvChangedSinceDeploy = h.EnvDigest != "" && last.EnvDigest != h.EnvDigest
 	case kind == metav1.Kind_KIND_NEW:
 		// Recreating a removed app starts it over; "new" never hides a
 		// deploy that the log already holds.
@@ -214,6 +225,9 @@ func (h *Head) apply(ev *metav1.Event) {
 		h.setSecret(ev.GetSecret().GetName(), ev.GetSecret().GetVersion())
 	case kind == metav1.Kind_KIND_SECRET_REMOVE:
 		h.removeSecret(ev.GetSecret().GetName())
+	case kind == metav1.Kind_KIND_ENV:
+		h.EnvDigest, h.EnvChanged = ev.GetEnvDigest(), &last
+		h.EnvChangedSinceDeploy = h.Deployed != nil && h.Deployed.EnvDigest != h.EnvDigest
 	}
 }
 

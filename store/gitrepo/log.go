@@ -213,3 +213,25 @@ func (r *Repo) Added(ctx context.Context, from, to plumbing.Hash, dir string) ([
 	}
 	return changes, nil
 }
+
+// Versions calls fn with each version path had on the current branch,
+// newest first, until fn returns false.
+func (r *Repo) Versions(ctx context.Context, path string, fn func(data []byte) bool) error {
+	out, err := r.git(ctx, "rev-list", "HEAD", "--", path)
+	if err != nil {
+		return err
+	}
+	for _, c := range strings.Fields(out) {
+		if !plumbing.IsHash(c) {
+			continue
+		}
+		data, err := r.FileAt(plumbing.NewHash(c), path)
+		if err != nil {
+			return err
+		}
+		if data != nil && !fn(data) {
+			return nil
+		}
+	}
+	return nil
+}

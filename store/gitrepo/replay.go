@@ -153,3 +153,19 @@ func (r *Repo) MoveBranch(old, new plumbing.Hash, sig Signature, why string) err
 	_, err = r.updateRef(branch, old, new, sig, why)
 	return err
 }
+
+// FileAt returns the content of path in commit; nil with no error when the
+// commit does not hold it.
+func (r *Repo) FileAt(commit plumbing.Hash, path string) ([]byte, error) {
+	r.mu.Lock()
+	tree, err := r.treeOf(commit)
+	var blob plumbing.Hash
+	if err == nil && !tree.IsZero() {
+		blob, err = r.blobIn(tree, path)
+	}
+	r.mu.Unlock()
+	if err != nil || blob.IsZero() {
+		return nil, err
+	}
+	return r.ReadBlob(blob)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
@@ -102,6 +103,9 @@ type Signature struct {
 type File struct {
 	Path string
 	Data []byte
+	// Replace allows the commit to replace a committed file at Path; meta
+	// replaces env files and meta.yaml, never records.
+	Replace bool
 }
 
 // Commit adds files to the tip of the current branch as one commit with the
@@ -133,7 +137,7 @@ func (r *Repo) Commit(parent plumbing.Hash, files []File, msg string, sig Signat
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		tree, err = w.insert(tree, strings.Split(f.Path, "/"), blob)
+		tree, err = w.set(tree, strings.Split(f.Path, "/"), &object.TreeEntry{Mode: filemode.Regular, Hash: blob}, f.Replace)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("add %s: %w", f.Path, err)
 		}

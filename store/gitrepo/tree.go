@@ -55,14 +55,6 @@ func (w *writer) commit(c *object.Commit) (plumbing.Hash, error) {
 	return w.store(o)
 }
 
-// insert returns the id of the tree that is tree (zero for none) with a
-// regular file at path pointing to blob. Only the trees along path are
-// read and rewritten. A file already at path is an error: meta never
-// replaces a committed file.
-func (w *writer) insert(tree plumbing.Hash, path []string, blob plumbing.Hash) (plumbing.Hash, error) {
-	return w.set(tree, path, &object.TreeEntry{Mode: filemode.Regular, Hash: blob}, false)
-}
-
 // set returns the id of tree with the file at path set to e (nil removes
 // it; directories left empty go too, as git keeps none). replace says
 // whether an existing file may be replaced.

@@ -25,6 +25,7 @@ var kindNames = map[metav1.Kind]string{
 	metav1.Kind_KIND_SECRET_REMOVE:   "secret-remove",
 	metav1.Kind_KIND_VOLUME_REMOVE:   "volume-remove",
 	metav1.Kind_KIND_NOTE:            "note",
+	metav1.Kind_KIND_ENV:             "env",
 }
 
 // KindName is the name of k; a kind this version does not know, written by a
@@ -46,11 +47,20 @@ func KnownKind(k metav1.Kind) bool {
 // KindNames lists the kinds an operator may append, in a stable order.
 func KindNames() []string {
 	names := make([]string, 0, len(kindNames))
-	for _, n := range kindNames {
-		names = append(names, n)
+	for k, n := range kindNames {
+		if Appendable(k) {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Appendable reports whether `meta append` may write events of kind k. Env
+// events are not: they exist only together with the env file they describe,
+// which the env commands write.
+func Appendable(k metav1.Kind) bool {
+	return KnownKind(k) && k != metav1.Kind_KIND_ENV
 }
 
 // ParseKind turns a kind's name back into the kind.

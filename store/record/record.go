@@ -153,6 +153,7 @@ func validateBody(ev *metav1.Event) error {
 		metav1.Kind_KIND_SECRET_REMOVE:   "secret",
 		metav1.Kind_KIND_VOLUME_REMOVE:   "volume",
 		metav1.Kind_KIND_RESTORE:         "restore",
+		metav1.Kind_KIND_ENV:             "env",
 	}[ev.GetKind()]
 	got := bodyName(ev)
 	if got != "" && got != want {
@@ -175,6 +176,9 @@ func validateBody(ev *metav1.Event) error {
 	if IsSecretKind(ev.GetKind()) && got == "" {
 		return fmt.Errorf("%w: %s needs a secret name", ErrInvalid, kind)
 	}
+	if ev.GetKind() == metav1.Kind_KIND_ENV && (got == "" || ev.GetEnvDigest() == "") {
+		return fmt.Errorf("%w: an env event needs its change and the new file's digest", ErrInvalid)
+	}
 	if ev.GetKind() == metav1.Kind_KIND_VOLUME_REMOVE && got == "" {
 		return fmt.Errorf("%w: volume-remove needs a volume name", ErrInvalid)
 	}
@@ -193,6 +197,8 @@ func bodyName(ev *metav1.Event) string {
 		return "volume"
 	case *metav1.Event_Restore:
 		return "restore"
+	case *metav1.Event_Env:
+		return "env"
 	}
 	return ""
 }

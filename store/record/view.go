@@ -36,6 +36,7 @@ type View struct {
 	Secret        *SecretView   `json:"secret,omitempty"`
 	Volume        *VolumeView   `json:"volume,omitempty"`
 	Restore       *RestoreView  `json:"restore,omitempty"`
+	EnvChange     *EnvView      `json:"env_change,omitempty"`
 	Format        uint32        `json:"format"`
 }
 
@@ -66,6 +67,16 @@ type VolumeView struct {
 // RestoreView is the body of a restore event.
 type RestoreView struct {
 	Snapshot string `json:"snapshot"`
+}
+
+// EnvView is the body of an env event: key names and operator names, never a
+// value.
+type EnvView struct {
+	Added      []string `json:"added"`
+	Changed    []string `json:"changed"`
+	Removed    []string `json:"removed"`
+	Recipients []string `json:"recipients"`
+	Reason     string   `json:"reason"`
 }
 
 // ViewOf makes the stable, readable view of ev.
@@ -102,6 +113,14 @@ func ViewOf(ev *metav1.Event) View {
 		v.Volume = &VolumeView{Name: b.Volume.GetName()}
 	case *metav1.Event_Restore:
 		v.Restore = &RestoreView{Snapshot: b.Restore.GetSnapshot()}
+	case *metav1.Event_Env:
+		v.EnvChange = &EnvView{
+			Added:      nonNil(b.Env.GetAdded()),
+			Changed:    nonNil(b.Env.GetChanged()),
+			Removed:    nonNil(b.Env.GetRemoved()),
+			Recipients: nonNil(b.Env.GetRecipients()),
+			Reason:     b.Env.GetReason(),
+		}
 	}
 	return v
 }
@@ -163,6 +182,13 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 	}
 	if r := v.Restore; r != nil {
 		line("snapshot", r.Snapshot)
+	}
+	if e := v.EnvChange; e != nil {
+		line("env change", e.Reason)
+		line("keys added", strings.Join(e.Added, " "))
+		line("keys changed", strings.Join(e.Changed, " "))
+		line("keys removed", strings.Join(e.Removed, " "))
+		line("recipients", strings.Join(e.Recipients, " "))
 	}
 	line("command", strings.Join(v.Command, " "))
 	line("batch", v.BatchID)

@@ -49,6 +49,9 @@ const (
 	Kind_KIND_SECRET_REMOVE   Kind = 11
 	Kind_KIND_VOLUME_REMOVE   Kind = 12
 	Kind_KIND_NOTE            Kind = 13
+	// KIND_ENV records a change of the app's sealed env file; its body is
+	// EnvChange and env_digest is the digest of the new file.
+	Kind_KIND_ENV Kind = 17
 )
 
 // Enum value maps for Kind.
@@ -68,6 +71,7 @@ var (
 		11: "KIND_SECRET_REMOVE",
 		12: "KIND_VOLUME_REMOVE",
 		13: "KIND_NOTE",
+		17: "KIND_ENV",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":     0,
@@ -84,6 +88,7 @@ var (
 		"KIND_SECRET_REMOVE":   11,
 		"KIND_VOLUME_REMOVE":   12,
 		"KIND_NOTE":            13,
+		"KIND_ENV":             17,
 	}
 )
 
@@ -218,6 +223,7 @@ type Event struct {
 	//	*Event_Secret
 	//	*Event_Volume
 	//	*Event_Restore
+	//	*Event_Env
 	Body          isEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -410,6 +416,15 @@ func (x *Event) GetRestore() *Restore {
 	return nil
 }
 
+func (x *Event) GetEnv() *EnvChange {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Env); ok {
+			return x.Env
+		}
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -434,6 +449,10 @@ type Event_Restore struct {
 	Restore *Restore `protobuf:"bytes,24,opt,name=restore,proto3,oneof"`
 }
 
+type Event_Env struct {
+	Env *EnvChange `protobuf:"bytes,25,opt,name=env,proto3,oneof"`
+}
+
 func (*Event_Rollback) isEvent_Body() {}
 
 func (*Event_Move) isEvent_Body() {}
@@ -443,6 +462,8 @@ func (*Event_Secret) isEvent_Body() {}
 func (*Event_Volume) isEvent_Body() {}
 
 func (*Event_Restore) isEvent_Body() {}
+
+func (*Event_Env) isEvent_Body() {}
 
 // Actor identifies who appended an event.
 type Actor struct {
@@ -831,11 +852,94 @@ func (x *Restore) GetSnapshot() string {
 	return ""
 }
 
+// EnvChange says what changed in an app's sealed env file. It names keys and
+// operators only: on purpose it has no field that could hold a value.
+type EnvChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// added, changed and removed are the names of the keys concerned, sorted.
+	Added   []string `protobuf:"bytes,1,rep,name=added,proto3" json:"added,omitempty"`
+	Changed []string `protobuf:"bytes,2,rep,name=changed,proto3" json:"changed,omitempty"`
+	Removed []string `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	// recipients are the names of the operators the new file is encrypted
+	// to, sorted.
+	Recipients []string `protobuf:"bytes,4,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// reason is why the file was written: "import", "set", "unset", "edit",
+	// or "rekey" when only its recipients and data key changed.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvChange) Reset() {
+	*x = EnvChange{}
+	mi := &file_meta_v1_event_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvChange) ProtoMessage() {}
+
+func (x *EnvChange) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvChange.ProtoReflect.Descriptor instead.
+func (*EnvChange) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EnvChange) GetAdded() []string {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+func (x *EnvChange) GetChanged() []string {
+	if x != nil {
+		return x.Changed
+	}
+	return nil
+}
+
+func (x *EnvChange) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *EnvChange) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *EnvChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x05\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x05\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -858,8 +962,9 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x04move\x18\x15 \x01(\v2\r.meta.v1.MoveH\x00R\x04move\x12)\n" +
 	"\x06secret\x18\x16 \x01(\v2\x0f.meta.v1.SecretH\x00R\x06secret\x12)\n" +
 	"\x06volume\x18\x17 \x01(\v2\x0f.meta.v1.VolumeH\x00R\x06volume\x12,\n" +
-	"\arestore\x18\x18 \x01(\v2\x10.meta.v1.RestoreH\x00R\arestoreB\x06\n" +
-	"\x04bodyJ\x04\b\x19\x10\x1e\"E\n" +
+	"\arestore\x18\x18 \x01(\v2\x10.meta.v1.RestoreH\x00R\arestore\x12&\n" +
+	"\x03env\x18\x19 \x01(\v2\x12.meta.v1.EnvChangeH\x00R\x03envB\x06\n" +
+	"\x04bodyJ\x04\b\x1a\x10\x1e\"E\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -881,7 +986,15 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x06Volume\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"%\n" +
 	"\aRestore\x12\x1a\n" +
-	"\bsnapshot\x18\x01 \x01(\tR\bsnapshot*\xcc\x02\n" +
+	"\bsnapshot\x18\x01 \x01(\tR\bsnapshot\"\x8d\x01\n" +
+	"\tEnvChange\x12\x14\n" +
+	"\x05added\x18\x01 \x03(\tR\x05added\x12\x18\n" +
+	"\achanged\x18\x02 \x03(\tR\achanged\x12\x18\n" +
+	"\aremoved\x18\x03 \x03(\tR\aremoved\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x04 \x03(\tR\n" +
+	"recipients\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason*\xd0\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_DEPLOY\x10\x01\x12\x10\n" +
@@ -897,7 +1010,8 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x12\x16\n" +
 	"\x12KIND_SECRET_REMOVE\x10\v\x12\x16\n" +
 	"\x12KIND_VOLUME_REMOVE\x10\f\x12\r\n" +
-	"\tKIND_NOTE\x10\r\"\x04\b\x0e\x10\x11*\fKIND_OBSERVE*\tKIND_LOCK*\vKIND_UNLOCK*\bKIND_ENV*b\n" +
+	"\tKIND_NOTE\x10\r\x12\f\n" +
+	"\bKIND_ENV\x10\x11\"\x04\b\x0e\x10\x10*\fKIND_OBSERVE*\tKIND_LOCK*\vKIND_UNLOCK*b\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
@@ -917,7 +1031,7 @@ func file_meta_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_meta_v1_event_proto_goTypes = []any{
 	(Kind)(0),                     // 0: meta.v1.Kind
 	(Outcome)(0),                  // 1: meta.v1.Outcome
@@ -929,10 +1043,11 @@ var file_meta_v1_event_proto_goTypes = []any{
 	(*Secret)(nil),                // 7: meta.v1.Secret
 	(*Volume)(nil),                // 8: meta.v1.Volume
 	(*Restore)(nil),               // 9: meta.v1.Restore
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*EnvChange)(nil),             // 10: meta.v1.EnvChange
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_meta_v1_event_proto_depIdxs = []int32{
-	10, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
+	11, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: meta.v1.Event.actor:type_name -> meta.v1.Actor
 	4,  // 2: meta.v1.Event.address:type_name -> meta.v1.Address
 	0,  // 3: meta.v1.Event.kind:type_name -> meta.v1.Kind
@@ -942,11 +1057,12 @@ var file_meta_v1_event_proto_depIdxs = []int32{
 	7,  // 7: meta.v1.Event.secret:type_name -> meta.v1.Secret
 	8,  // 8: meta.v1.Event.volume:type_name -> meta.v1.Volume
 	9,  // 9: meta.v1.Event.restore:type_name -> meta.v1.Restore
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 10: meta.v1.Event.env:type_name -> meta.v1.EnvChange
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_meta_v1_event_proto_init() }
@@ -960,6 +1076,7 @@ func file_meta_v1_event_proto_init() {
 		(*Event_Secret)(nil),
 		(*Event_Volume)(nil),
 		(*Event_Restore)(nil),
+		(*Event_Env)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -967,7 +1084,7 @@ func file_meta_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_v1_event_proto_rawDesc), len(file_meta_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

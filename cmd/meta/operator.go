@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/sealed/envs"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+func newOperator(e *env) *cobra.Command {
+	var f sealFlags
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Manage the operators whose age keys env files are encrypted to",
+		Long: `operator manages the list of operators in meta.yaml: each has a name and the
+age recipient (public key) that ` + "`age-keygen`" + ` prints. Adding or removing one
+re-encrypts, with fresh data keys, every env file whose readers change, in
+the same commit; that needs your identity to decrypt them.
+
+Removing an operator stops them reading every env version written from then
+on. Versions already in git history stay readable to whoever could read them
+then: rotate the secrets themselves (meta env set) if that matters.`,
+	}
+	addIdentityFlag(cmd, &f)
+	add := &cobra.Command{
+		Use:     "add NAME --age RECIPIENT",
+		Short:   "Add an operator, and re-encrypt the env files they may read",
+		Example: `  meta operator add alice --age age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			recipient, _ := cmd.Flags().GetString("age")
+			if recipient == "" {
+				return usageError{fmt.Errorf("operator add needs --age RECIPIENT (the age1... key `age-keygen -y KEYFILE` prints)")}
+			}
+			o := store.Operator{Name: args[0], Age: strings.TrimSpace(recipient)}
+			if err := store.ValidOperatorName(o.Name); err != nil {
+				return usageError{err}
+			}
+			if err := store.ValidRecipient(o.Age); err != nil {
+				return usageError{err}
+			}
+			return e.rekey(cmd, &f, "operator add "+o.Name, args, func(c store.Config) (store.Config, error) { return c.WithOperator(o) })
+		},
+	}
+	add.Flags().String("age", "", "the operator's age recipient (public key), age1...")
+	addChangeFlags(add, &f, false)
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove an operator, and re-encrypt the env files they could read without them",
+		Args:  cobra.ExactArgs(1),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return e.operatorNames(), cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.rekey(cmd, &f, "operator rm "+args[0], args, func(c store.Config) (store.Config, error) { return c.WithoutOperator(args[0]) })
+		},
+	}
+	addChangeFlags(rm, &f, false)
+	var asJSON bool
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the operators and their age recipients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.openFresh(cmd.Context())
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Name string `json:"name"`
+				Age  string `json:"age"`
+			}
+			rows := []row{}
+			for _, o := range s.Config().Operators {
+				rows = append(rows, row{o.Name, o.Age})
+			}
+			if asJSON {
+				return writeJSON(e.stdout, rows)
+			}
+			for _, r := range rows {
+				fmt.Fprintf(e.stdout, "%s\t%s\n", r.Name, r.Age)
+			}
+			return nil
+		},
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print as JSON: [{name, age}]")
+	cmd.AddCommand(add, rm, ls)
+	return cmd
+}
+
+// rekey changes meta.yaml and re-encrypts the env files it affects, in one
+// commit.
+func (e *env) rekey(cmd *cobra.Command, f *sealFlags, subject string, args []string, reconfigure func(store.Config) (store.Config, error)) error {
+	s, err := e.open()
+	if err != nil {
+		return err
+	}
+	ev, err := e.envs(f, s)
+	if err != nil {
+		return err
+	}
+	_, changed, err := ev.Rekey(cmd.Context(), subject, envs.Note{Message: f.message, Command: commandLine(cmd, args)}, nil, reconfigure)
+	if err != nil {
+		return e.noChange(err)
+	}
+	e.reportChange(cmd, s, changed)
+	return nil
+}
+
+// operatorNames offers operator names to the shell.
+func (e *env) operatorNames() []string {
+	s, err := e.open()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, o := range s.Config().Operators {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+func newAccess(e *env) *cobra.Command {
+	var f sealFlags
+	cmd := &cobra.Command{
+		Use:   "access",
+		Short: "Say which operators may read which projects' and envs' env files",
+		Long: `access manages meta.yaml's access rules. A rule gives the operators it names,
+and only them, the env files of its scope: "project/env", "project/*" or "*".
+The most specific rule wins; a project/env no rule names is readable by every
+operator. Changing a rule re-encrypts the env files it affects, in the same
+commit.`,
+	}
+	addIdentityFlag(cmd, &f)
+	set := &cobra.Command{
+		Use:     "set SCOPE OPERATOR...",
+		Short:   "Give exactly these operators access to SCOPE's env files",
+		Example: `  meta access set coop/prod alice bob`,
+		Args:    cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := store.ValidScope(args[0]); err != nil {
+				return usageError{err}
+			}
+			return e.rekey(cmd, &f, "access set "+args[0], args, func(c store.Config) (store.Config, error) { return c.WithAccess(args[0], args[1:]) })
+		},
+	}
+	addChangeFlags(set, &f, false)
+	rm := &cobra.Command{
+		Use:   "rm SCOPE",
+		Short: "Drop SCOPE's rule: its env files fall back to the broader rule, or everyone",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.rekey(cmd, &f, "access rm "+args[0], args, func(c store.Config) (store.Config, error) { return c.WithoutAccess(args[0]) })
+		},
+	}
+	addChangeFlags(rm, &f, false)
+	var asJSON bool
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the access rules",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.openFresh(cmd.Context())
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Scope     string   `json:"scope"`
+				Operators []string `json:"operators"`
+			}
+			rows := []row{}
+			for _, r := range s.Config().Access {
+				rows = append(rows, row{r.Scope, r.Operators})
+			}
+			if asJSON {
+				return writeJSON(e.stdout, rows)
+			}
+			for _, r := range rows {
+				fmt.Fprintf(e.stdout, "%s\t%s\n", r.Scope, strings.Join(r.Operators, ","))
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(e.stderr, "meta: no access rules: every operator may read every env file")
+			}
+			return nil
+		},
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print as JSON: [{scope, operators}]")
+	cmd.AddCommand(set, rm, ls)
+	return cmd
+}

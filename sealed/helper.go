@@ -1,0 +1,200 @@
+package sealed
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
+)
+
+// HelperName is the helper's executable, looked up next to meta's own
+// executable first, then on PATH.
+const HelperName = "meta-seal"
+
+// Request is what meta sends meta-seal on stdin: one identity for all
+// opens, and the files to open or seal.
+type Request struct {
+	Identity string `json:"identity,omitempty"`
+	Ops      []Op   `json:"ops"`
+}
+
+// Op is one file to open (decrypt) or seal (encrypt to Recipients).
+type Op struct {
+	Open       []byte       `json:"open,omitempty"`
+	Seal       *dotenv.File `json:"seal,omitempty"`
+	Recipients []string     `json:"recipients,omitempty"`
+}
+
+// Response is meta-seal's answer on stdout: one Result per Op, in order.
+type Response struct {
+	Results []Result `json:"results"`
+	// Error is set when the request as a whole failed (a bad identity).
+	Error *Error `json:"error,omitempty"`
+}
+
+// Result is an opened file's content, a sealed file's bytes, or an error.
+type Result struct {
+	File   *dotenv.File `json:"file,omitempty"`
+	Sealed []byte       `json:"sealed,omitempty"`
+	Error  *Error       `json:"error,omitempty"`
+}
+
+// Error travels from meta-seal back to meta, where Code becomes one of the
+// sentinel errors. It never holds a value from a file.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Yours are the public recipients of the identity that was tried.
+	Yours []string `json:"yours,omitempty"`
+}
+
+// Codes of Error.
+const (
+	CodeNoIdentity   = "no-identity"
+	CodeNotRecipient = "not-recipient"
+	CodeTampered     = "tampered"
+	CodeNotSealed    = "not-sealed"
+	CodeRecipient    = "bad-recipient"
+	CodeOther        = "error"
+)
+
+var codes = map[string]error{
+	CodeNoIdentity:   ErrNoIdentity,
+	CodeNotRecipient: ErrNotRecipient,
+	CodeTampered:     ErrTampered,
+	CodeNotSealed:    ErrNotSealed,
+	CodeRecipient:    ErrRecipient,
+}
+
+// Err turns e back into an error that matches its sentinel.
+func (e *Error) Err() error {
+	if e == nil {
+		return nil
+	}
+	if s, ok := codes[e.Code]; ok {
+		if e.Message == "" {
+			return s
+		}
+		return fmt.Errorf("%w: %s", s, e.Message)
+	}
+	return errors.New(e.Message)
+}
+
+// Helper runs meta-seal.
+type Helper struct {
+	Path string
+}
+
+// FindHelper locates meta-seal: beside the running meta, else on PATH.
+func FindHelper() (Helper, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), HelperName)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return Helper{Path: p}, nil
+		}
+	}
+	if p, err := exec.LookPath(HelperName); err == nil {
+		return Helper{Path: p}, nil
+	}
+	return Helper{}, fmt.Errorf("%w: env commands need it beside meta or on PATH; install it with `go install git.coopcloud.tech/coop-cloud/meta/cmd/meta-seal@latest` (or `go install ./cmd/...` in meta's source)", ErrNoHelper)
+}
+
+// Run sends req to meta-seal and returns its response. Keys and values
+// travel only through the pipes, never through arguments or the
+// environment.
+func (h Helper) Run(ctx context.Context, req Request) (Response, error) {
+	in, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, err
+	}
+	cmd := exec.CommandContext(ctx, h.Path)
+	cmd.Stdin = bytes.NewReader(in)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return Response{}, fmt.Errorf("%s: %w: %s", HelperName, err, strings.TrimSpace(stderr.String()))
+	}
+	var resp Response
+	if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
+		return Response{}, fmt.Errorf("%s: unreadable answer: %w", HelperName, err)
+	}
+	if err := resp.Error.Err(); err != nil {
+		return Response{}, err
+	}
+	if len(resp.Results) != len(req.Ops) {
+		return Response{}, fmt.Errorf("%s: %d answers to %d requests", HelperName, len(resp.Results), len(req.Ops))
+	}
+	return resp, nil
+}
+
+// Open decrypts sealed files with id. Each file's error, if any, is
+// returned in errs at its index; err is for the request as a whole.
+func (h Helper) Open(ctx context.Context, id Identity, files ...[]byte) (out []dotenv.File, errs []error, err error) {
+	req := Request{Identity: id.Text}
+	for _, f := range files {
+		req.Ops = append(req.Ops, Op{Open: f})
+	}
+	resp, err := h.Run(ctx, req)
+	if err != nil {
+		if errors.Is(err, ErrNoIdentity) {
+			err = fmt.Errorf("%s: %w", id.Source, err)
+		}
+		return nil, nil, err
+	}
+	out, errs = make([]dotenv.File, len(files)), make([]error, len(files))
+	for i, r := range resp.Results {
+		if r.Error != nil {
+			errs[i] = r.Error.Err()
+			if r.Error.Code == CodeNotRecipient {
+				errs[i] = &NotRecipientError{Recipients: Recipients(files[i]), Yours: r.Error.Yours, Source: id.Source}
+			}
+			continue
+		}
+		if r.File != nil {
+			out[i] = *r.File
+		}
+	}
+	return out, errs, nil
+}
+
+// Seal encrypts each file to its recipients, with a fresh data key each.
+func (h Helper) Seal(ctx context.Context, files []dotenv.File, recipients [][]string) ([][]byte, error) {
+	req := Request{}
+	for i := range files {
+		req.Ops = append(req.Ops, Op{Seal: &files[i], Recipients: recipients[i]})
+	}
+	resp, err := h.Run(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(files))
+	for i, r := range resp.Results {
+		if err := r.Error.Err(); err != nil {
+			return nil, err
+		}
+		out[i] = r.Sealed
+	}
+	return out, nil
+}
+
+// NotRecipientError says who a file is encrypted to when the operator's
+// identity is not among them; callers add operator names.
+type NotRecipientError struct {
+	Recipients []string
+	Yours      []string
+	Source     string
+}
+
+func (e *NotRecipientError) Error() string {
+	return fmt.Sprintf("%v: it is encrypted to %s; your identity (%s) is %s", ErrNotRecipient, strings.Join(e.Recipients, ", "), e.Source, strings.Join(e.Yours, ", "))
+}
+
+// Unwrap lets errors.Is match ErrNotRecipient.
+func (e *NotRecipientError) Unwrap() error { return ErrNotRecipient }
