@@ -2,6 +2,7 @@ package sopsfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,5 +136,30 @@ func TestServe(t *testing.T) {
 	}
 	if resp := Serve(sealed.Request{Identity: "not a key", Ops: []sealed.Op{{Open: []byte("x")}}}); resp.Error == nil || resp.Error.Code != sealed.CodeNoIdentity {
 		t.Fatalf("bad identity: %+v", resp.Error)
+	}
+}
+
+// The crypto of one 100-key env file, without process start-up; bench/env.sh
+// measures whole commands.
+func BenchmarkSealOpen100Keys(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "key.txt")
+	if out, err := exec.Command("age-keygen", "-o", p).CombinedOutput(); err != nil {
+		b.Fatalf("age-keygen: %v\n%s", err, out)
+	}
+	pub, _ := exec.Command("age-keygen", "-y", p).Output()
+	data, _ := os.ReadFile(p)
+	ids, _, _ := parseIdentities(string(data))
+	var f dotenv.File
+	for i := 0; i < 100; i++ {
+		f.Set(fmt.Sprintf("KEY_%d", i), strings.Repeat("v", 32))
+	}
+	for b.Loop() {
+		sealedFile, err := Seal(f, []string{strings.TrimSpace(string(pub))}, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Open(sealedFile, ids); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
