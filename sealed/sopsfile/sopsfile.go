@@ -11,17 +11,15 @@ import (
 	"strings"
 	"time"
 
-	sopsage "github.com/getsops/sops/v3/age"
+	"filippo.io/age"
+	"github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
+	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/config"
 	"github.com/getsops/sops/v3/logging"
 	sopsdotenv "github.com/getsops/sops/v3/stores/dotenv"
 	"github.com/getsops/sops/v3/version"
 	"github.com/sirupsen/logrus"
-
-	"github.com/getsops/sops/v3"
-
-	"filippo.io/age"
 
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
