@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -48,10 +50,18 @@ Lines, one event per line (keys in README.md).`,
 			for _, ev := range events {
 				v := record.ViewOf(ev)
 				what := v.Version
-				if v.Secret != nil {
+				msg := v.Message
+				switch {
+				case v.Secret != nil:
 					what = v.Secret.Name + " " + v.Secret.Version
+				case v.EnvChange != nil:
+					// Which env, and which keys: never values.
+					what = "env " + sealed.ShortDigest(v.EnvDigest)
+					msg = strings.TrimSpace(envSummary(v.EnvChange) + "  " + msg)
+				case v.EnvDigest != "":
+					what += " (env " + sealed.ShortDigest(v.EnvDigest) + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(v.Time), v.ID, v.Domain, v.Kind, v.Outcome, orDash(what), v.Operator, v.Message)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(v.Time), v.ID, v.Domain, v.Kind, v.Outcome, orDash(what), v.Operator, msg)
 			}
 			return tw.Flush()
 		},
@@ -59,4 +69,25 @@ Lines, one event per line (keys in README.md).`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines")
 	cmd.Flags().IntVarP(&n, "number", "n", 0, "show at most N events (0: all)")
 	return cmd
+}
+
+// envSummary names an env change's keys, or counts them when there are
+// many: "+SMTP_HOST ~DOMAIN", "+100 keys", "rekey to alice,bob".
+func envSummary(c *record.EnvView) string {
+	if c.Reason == "rekey" {
+		return "rekey to " + strings.Join(c.Recipients, ",")
+	}
+	var parts []string
+	for _, g := range []struct {
+		sign string
+		keys []string
+	}{{"+", c.Added}, {"~", c.Changed}, {"-", c.Removed}} {
+		switch {
+		case len(g.keys) > 3:
+			parts = append(parts, fmt.Sprintf("%s%d keys", g.sign, len(g.keys)))
+		case len(g.keys) > 0:
+			parts = append(parts, g.sign+strings.Join(g.keys, " "+g.sign))
+		}
+	}
+	return strings.Join(parts, " ")
 }
