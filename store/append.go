@@ -67,23 +67,11 @@ func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 	if record.KnownKind(ev.GetKind()) && !record.Appendable(ev.GetKind()) {
 		return nil, wrap(fmt.Errorf("%w: %s events are written by the meta env commands, with the env file they describe", record.ErrInvalid, record.KindName(ev.GetKind())))
 	}
-	release, err := lock(s.gitDir)
+	release, online, err := s.lockAndPull(ctx, opts.Offline, "to record the event here and push it later")
 	if err != nil {
 		return nil, wrap(err)
 	}
 	defer release()
-	if err := s.repairAll(); err != nil {
-		return nil, wrap(err)
-	}
-	online := !opts.Offline && s.HasRemote(ctx)
-	if online {
-		if err := s.pull(ctx); err != nil {
-			if errors.Is(err, ErrSync) {
-				err = fmt.Errorf("%w; to record the event here and push it later, pass --offline", err)
-			}
-			return nil, wrap(err)
-		}
-	}
 	addr, err := s.placeFor(ev.GetAddress())
 	if err != nil {
 		return nil, wrap(err)
@@ -155,14 +143,7 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 		return nil, err
 	}
 	ev := proto.Clone(in).(*metav1.Event)
-	ev.Format = record.FormatVersion
-	ev.Id = record.NewID(now)
-	idTime, _ := record.IDTime(ev.Id)
-	ev.Time = timestamppb.New(idTime)
-	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
-	ev.Actor = proto.Clone(actor).(*metav1.Actor)
-	ev.Parents = head.HeadIDs()
-	ev.Command = record.RedactCommand(ev.Command)
+	idTime := stamp(ev, actor, addr, head, now)
 	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
 		// The env file in force now is what this deploy ran with.
 		if data, err := s.files.Read(projects.EnvPath(addr)); err == nil {
@@ -212,6 +193,48 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 		out.Warnings = append(out.Warnings, "not committed by meta: "+o)
 	}
 	return out, nil
+}
+
+// lockAndPull is how every write begins: take the log's lock, finish what
+// a killed meta left half done, and, unless offline or without a remote,
+// fetch and integrate. hint tells the operator how to write anyway when the
+// remote cannot be reached. The caller must call release.
+func (s *Store) lockAndPull(ctx context.Context, offline bool, hint string) (release func(), online bool, err error) {
+	release, err = lock(s.gitDir)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.repairAll(); err != nil {
+		release()
+		return nil, false, err
+	}
+	online = !offline && s.HasRemote(ctx)
+	if online {
+		if err := s.pull(ctx); err != nil {
+			release()
+			if errors.Is(err, ErrSync) {
+				err = fmt.Errorf("%w; %s, pass --offline", err, hint)
+			}
+			return nil, false, err
+		}
+	}
+	return release, online, nil
+}
+
+// stamp fills in what the store, not the caller, says about an event
+// appended at now: format, id, time, address, operator, parents (the app's
+// current heads) and the command line with secrets redacted. It returns
+// the time the id carries.
+func stamp(ev *metav1.Event, actor *metav1.Actor, addr projects.Address, head *fold.Head, now time.Time) time.Time {
+	ev.Format = record.FormatVersion
+	ev.Id = record.NewID(now)
+	idTime, _ := record.IDTime(ev.Id)
+	ev.Time = timestamppb.New(idTime)
+	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
+	ev.Actor = proto.Clone(actor).(*metav1.Actor)
+	ev.Parents = head.HeadIDs()
+	ev.Command = record.RedactCommand(ev.Command)
+	return idTime
 }
 
 // placeFor settles which project/env an event for a.App goes to: where the

@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -107,23 +106,11 @@ func (s *Store) Change(ctx context.Context, actor *metav1.Actor, now time.Time, 
 	if actor == nil || strings.TrimSpace(actor.GetName()) == "" {
 		return nil, fmt.Errorf("%w: no operator", record.ErrInvalid)
 	}
-	release, err := lock(s.gitDir)
+	release, online, err := s.lockAndPull(ctx, opts.Offline, "to change it here and push it later")
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if err := s.repairAll(); err != nil {
-		return nil, err
-	}
-	online := !opts.Offline && s.HasRemote(ctx)
-	if online {
-		if err := s.pull(ctx); err != nil {
-			if errors.Is(err, ErrSync) {
-				err = fmt.Errorf("%w; to change it here and push later, pass --offline", err)
-			}
-			return nil, err
-		}
-	}
 	tx := &Tx{s: s}
 	if tx.tip, err = s.repo.Head(); err != nil {
 		return nil, err
@@ -170,22 +157,15 @@ func (s *Store) Change(ctx context.Context, actor *metav1.Actor, now time.Time, 
 func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time) (*Changed, error) {
 	var files []gitrepo.File
 	var events []*metav1.Event
-	var records []string
 	for i, e := range tx.envs {
 		head, _, err := s.head(e.addr)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 		ev := e.ev
-		ev.Format = record.FormatVersion
-		ev.Id = record.NewID(now.Add(time.Duration(i) * time.Millisecond))
-		idTime, _ := record.IDTime(ev.Id)
-		ev.Time = timestamppb.New(idTime)
-		ev.Address = &metav1.Address{Project: e.addr.Project, Env: e.addr.Env, App: e.addr.App}
-		ev.Actor = proto.Clone(actor).(*metav1.Actor)
-		ev.Parents = head.HeadIDs()
+		// A millisecond apart, so the ids sort in the order of the change.
+		stamp(ev, actor, e.addr, head, now.Add(time.Duration(i)*time.Millisecond))
 		ev.Outcome = metav1.Outcome_OUTCOME_SUCCEEDED
-		ev.Command = record.RedactCommand(ev.Command)
 		if err := record.Validate(ev); err != nil {
 			return nil, err
 		}
@@ -194,7 +174,6 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time) (*Changed, 
 			return nil, err
 		}
 		rp := record.Path(ev)
-		records = append(records, rp)
 		events = append(events, ev)
 		files = append(files, gitrepo.File{Path: rp, Data: data}, gitrepo.File{Path: projects.EnvPath(e.addr), Data: e.data, Replace: true})
 	}
