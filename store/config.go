@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
 )
 
 // ConfigFile is the file at the root of a log repository that marks it as
@@ -88,6 +91,19 @@ func (c Config) Readers(project, env string) ([]Operator, string) {
 		}
 	}
 	return out, c.Access[rule].Scope
+}
+
+// Stale says a sealed env file of project/env is encrypted to other age
+// recipients than the operators c gives access to: `meta env rekey` would
+// re-encrypt it.
+func (c Config) Stale(project, env string, file []byte) bool {
+	readers, _ := c.Readers(project, env)
+	want := make([]string, len(readers))
+	for i, o := range readers {
+		want[i] = o.Age
+	}
+	sort.Strings(want)
+	return !slices.Equal(sealed.Recipients(file), want)
 }
 
 // Operator returns the operator called name.

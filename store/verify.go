@@ -182,13 +182,7 @@ func (s *Store) checkEnvs(committed map[string]plumbing.Hash) ([]Finding, error)
 		case plumbing.ComputeHash(plumbing.BlobObject, data) != h:
 			findings = append(findings, Finding{Path: p, Problem: "work tree copy differs from the committed env file (edited by hand?)"})
 		}
-		readers, _ := s.cfg.Readers(a.Project, a.Env)
-		var want []string
-		for _, o := range readers {
-			want = append(want, o.Age)
-		}
-		sort.Strings(want)
-		if have := sealed.Recipients(data); strings.Join(have, ",") != strings.Join(want, ",") {
+		if s.cfg.Stale(a.Project, a.Env, data) {
 			findings = append(findings, Finding{Path: p, Problem: "encrypted to other recipients than meta.yaml gives access to; `meta env rekey " + a.App + "` re-encrypts it"})
 		}
 	}

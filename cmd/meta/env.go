@@ -586,13 +586,7 @@ meta.yaml gives access to (meta env rekey fixes them).`,
 					row.Recipients = append(row.Recipients, firstNonEmpty(names[r], r))
 				}
 				sort.Strings(row.Recipients)
-				readers, _ := cfg.Readers(f.Address.Project, f.Address.Env)
-				var want []string
-				for _, o := range readers {
-					want = append(want, o.Name)
-				}
-				sort.Strings(want)
-				row.Stale = strings.Join(want, ",") != strings.Join(row.Recipients, ",")
+				row.Stale = cfg.Stale(f.Address.Project, f.Address.Env, f.Data)
 				rows = append(rows, row)
 			}
 			if asJSON {

@@ -234,15 +234,12 @@ func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []str
 			if err != nil {
 				return err
 			}
+			if !forced[a.App] && !cfg.Stale(a.Project, a.Env, d) {
+				continue
+			}
 			k, n, err := recipients(cfg, a)
 			if err != nil {
 				return err
-			}
-			have := sealed.Recipients(d)
-			want := append([]string(nil), k...)
-			sort.Strings(want)
-			if !forced[a.App] && strings.Join(have, ",") == strings.Join(want, ",") {
-				continue
 			}
 			delete(forced, a.App)
 			addrs, data, keys, names = append(addrs, a), append(data, d), append(keys, k), append(names, n)
