@@ -27,9 +27,18 @@ type sealFlags struct {
 	expect   string
 }
 
-// envs sets up the env commands' service for the log, the operator and
-// their identity.
-func (e *env) envs(f *sealFlags, s *store.Store) (*envs.Envs, error) {
+// envs opens the log (after a fetch within the cooldown when fresh, as
+// reads do; changes fetch anyway) and sets up the env commands' service for
+// it, the operator and their identity.
+func (e *env) envs(cmd *cobra.Command, f *sealFlags, fresh bool) (*envs.Envs, error) {
+	open := e.open
+	if fresh {
+		open = func() (*store.Store, error) { return e.openFresh(cmd.Context()) }
+	}
+	s, err := open()
+	if err != nil {
+		return nil, err
+	}
 	helper, err := sealed.FindHelper()
 	if err != nil {
 		return nil, err
@@ -85,9 +94,37 @@ sops files: ` + "`sops decrypt projects/.../<app>.env`" + ` works by hand too.`,
 	return cmd
 }
 
-// reportChange prints a committed change's event ids and warnings, and
-// tells followers.
-func (e *env) reportChange(cmd *cobra.Command, s *store.Store, changed *store.Changed) {
+// modifyEnv changes one app's env (see envs.Modify) and reports it: what
+// import, set, unset and edit share.
+func (e *env) modifyEnv(cmd *cobra.Command, ev *envs.Envs, f *sealFlags, args []string, app *metav1.Address, reason, expect string, change func(cur dotenv.File, exists bool) (dotenv.File, error)) error {
+	res, err := ev.Modify(cmd.Context(), app, reason, envs.Note{Message: f.message, Command: commandLine(cmd, args), Expect: expect}, change)
+	if err != nil {
+		return e.reported(cmd, ev.Store, nil, err)
+	}
+	return e.reported(cmd, ev.Store, res.Changed, nil)
+}
+
+// existing refuses, for the app's domain, to change an env the log does
+// not hold yet: set and unset need one, import starts one.
+func existing(domain string, change func(dotenv.File) (dotenv.File, error)) func(dotenv.File, bool) (dotenv.File, error) {
+	return func(cur dotenv.File, exists bool) (dotenv.File, error) {
+		if !exists {
+			return cur, fmt.Errorf("%w: %s has none in the log; start it with `meta env import`", store.ErrNoEnv, domain)
+		}
+		return change(cur)
+	}
+}
+
+// reported finishes a change: "nothing to change" is a quiet success;
+// otherwise it prints the event ids and warnings, and tells followers.
+func (e *env) reported(cmd *cobra.Command, s *store.Store, changed *store.Changed, err error) error {
+	if errors.Is(err, sealed.ErrNoChange) {
+		fmt.Fprintln(e.stderr, "meta: nothing to change")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	for _, w := range changed.Warnings {
 		e.warn("%s", w)
 	}
@@ -97,15 +134,7 @@ func (e *env) reportChange(cmd *cobra.Command, s *store.Store, changed *store.Ch
 		}
 		fmt.Fprintln(e.stdout, ev.GetId())
 	}
-}
-
-// noChange turns "nothing to change" into a quiet success.
-func (e *env) noChange(err error) error {
-	if errors.Is(err, sealed.ErrNoChange) {
-		fmt.Fprintln(e.stderr, "meta: nothing to change")
-		return nil
-	}
-	return err
+	return nil
 }
 
 func newEnvImport(e *env, f *sealFlags) *cobra.Command {
@@ -137,22 +166,13 @@ and commits it as the app's env. An app new to the log needs --project and
 			if err != nil {
 				return usageError{err}
 			}
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			ev, err := e.envs(f, s)
+			ev, err := e.envs(cmd, f, false)
 			if err != nil {
 				return err
 			}
 			app := &metav1.Address{Project: project, Env: envName, App: args[0]}
-			res, err := ev.Modify(cmd.Context(), app, "import", envs.Note{Message: f.message, Command: commandLine(cmd, args), Expect: f.expect},
+			return e.modifyEnv(cmd, ev, f, args, app, "import", f.expect,
 				func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
-			if err != nil {
-				return e.noChange(err)
-			}
-			e.reportChange(cmd, s, res.Changed)
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&project, "project", "", "project of an app new to the log")
@@ -181,11 +201,7 @@ secret values: that is its job.`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.openFresh(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ev, err := e.envs(f, s)
+			ev, err := e.envs(cmd, f, true)
 			if err != nil {
 				return err
 			}
@@ -256,31 +272,19 @@ records has every value redacted.`,
 				}
 				sets = append(sets, kv{k, v})
 			}
-			s, err := e.open()
+			ev, err := e.envs(cmd, f, false)
 			if err != nil {
 				return err
 			}
-			ev, err := e.envs(f, s)
-			if err != nil {
-				return err
-			}
-			res, err := ev.Modify(cmd.Context(), &metav1.Address{App: args[0]}, "set", envs.Note{Message: f.message, Command: commandLine(cmd, args), Expect: f.expect},
-				func(cur dotenv.File, exists bool) (dotenv.File, error) {
-					if !exists {
-						return cur, fmt.Errorf("%w: %s has none in the log; start it with `meta env import`", store.ErrNoEnv, args[0])
-					}
+			return e.modifyEnv(cmd, ev, f, args, &metav1.Address{App: args[0]}, "set", f.expect,
+				existing(args[0], func(cur dotenv.File) (dotenv.File, error) {
 					for _, s := range sets {
 						if err := cur.Set(s.k, s.v); err != nil {
 							return cur, usageError{err}
 						}
 					}
 					return cur, nil
-				})
-			if err != nil {
-				return e.noChange(err)
-			}
-			e.reportChange(cmd, s, res.Changed)
-			return nil
+				}))
 		},
 	}
 	addChangeFlags(cmd, f, true)
@@ -294,19 +298,12 @@ func newEnvUnset(e *env, f *sealFlags) *cobra.Command {
 		Args:              cobra.MinimumNArgs(2),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
+			ev, err := e.envs(cmd, f, false)
 			if err != nil {
 				return err
 			}
-			ev, err := e.envs(f, s)
-			if err != nil {
-				return err
-			}
-			res, err := ev.Modify(cmd.Context(), &metav1.Address{App: args[0]}, "unset", envs.Note{Message: f.message, Command: commandLine(cmd, args), Expect: f.expect},
-				func(cur dotenv.File, exists bool) (dotenv.File, error) {
-					if !exists {
-						return cur, fmt.Errorf("%w: %s has none in the log", store.ErrNoEnv, args[0])
-					}
+			return e.modifyEnv(cmd, ev, f, args, &metav1.Address{App: args[0]}, "unset", f.expect,
+				existing(args[0], func(cur dotenv.File) (dotenv.File, error) {
 					var missing []string
 					for _, k := range args[1:] {
 						if !cur.Unset(k) {
@@ -317,12 +314,7 @@ func newEnvUnset(e *env, f *sealFlags) *cobra.Command {
 						return cur, fmt.Errorf("not set in the env of %s: %s", args[0], strings.Join(missing, ", "))
 					}
 					return cur, nil
-				})
-			if err != nil {
-				return e.noChange(err)
-			}
-			e.reportChange(cmd, s, res.Changed)
-			return nil
+				}))
 		},
 	}
 	addChangeFlags(cmd, f, true)
@@ -341,11 +333,7 @@ written and you are told: edit again on top of their change.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.openFresh(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ev, err := e.envs(f, s)
+			ev, err := e.envs(cmd, f, true)
 			if err != nil {
 				return err
 			}
@@ -361,13 +349,8 @@ written and you are told: edit again on top of their change.`,
 			if err != nil {
 				return usageError{fmt.Errorf("%w; nothing was written", err)}
 			}
-			res, err := ev.Modify(cmd.Context(), &metav1.Address{App: args[0]}, "edit", envs.Note{Message: f.message, Command: commandLine(cmd, args), Expect: digest},
+			return e.modifyEnv(cmd, ev, f, args, &metav1.Address{App: args[0]}, "edit", digest,
 				func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
-			if err != nil {
-				return e.noChange(err)
-			}
-			e.reportChange(cmd, s, res.Changed)
-			return nil
 		},
 	}
 	addChangeFlags(cmd, f, false)
@@ -424,11 +407,7 @@ func newEnvExport(e *env, f *sealFlags) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.openFresh(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ev, err := e.envs(f, s)
+			ev, err := e.envs(cmd, f, true)
 			if err != nil {
 				return err
 			}
@@ -483,11 +462,7 @@ and names the keys added, changed and removed. It prints no values.`,
 		Args:              cobra.ExactArgs(3),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.openFresh(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ev, err := e.envs(f, s)
+			ev, err := e.envs(cmd, f, true)
 			if err != nil {
 				return err
 			}
@@ -526,20 +501,7 @@ commit, with an env event per file. meta operator and meta access do this
 themselves.`,
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			ev, err := e.envs(f, s)
-			if err != nil {
-				return err
-			}
-			_, changed, err := ev.Rekey(cmd.Context(), "env rekey", envs.Note{Message: f.message, Command: commandLine(cmd, args)}, args, nil)
-			if err != nil {
-				return e.noChange(err)
-			}
-			e.reportChange(cmd, s, changed)
-			return nil
+			return e.rekey(cmd, f, "env rekey", args, args, nil)
 		},
 	}
 	addChangeFlags(cmd, f, false)

@@ -42,7 +42,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			if err := store.ValidRecipient(o.Age); err != nil {
 				return usageError{err}
 			}
-			return e.rekey(cmd, &f, "operator add "+o.Name, args, func(c store.Config) (store.Config, error) { return c.WithOperator(o) })
+			return e.rekey(cmd, &f, "operator add "+o.Name, args, nil, func(c store.Config) (store.Config, error) { return c.WithOperator(o) })
 		},
 	}
 	add.Flags().String("age", "", "the operator's age recipient (public key), age1...")
@@ -55,7 +55,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			return e.operatorNames(), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.rekey(cmd, &f, "operator rm "+args[0], args, func(c store.Config) (store.Config, error) { return c.WithoutOperator(args[0]) })
+			return e.rekey(cmd, &f, "operator rm "+args[0], args, nil, func(c store.Config) (store.Config, error) { return c.WithoutOperator(args[0]) })
 		},
 	}
 	addChangeFlags(rm, &f, false)
@@ -91,23 +91,15 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 	return cmd
 }
 
-// rekey changes meta.yaml and re-encrypts the env files it affects, in one
-// commit.
-func (e *env) rekey(cmd *cobra.Command, f *sealFlags, subject string, args []string, reconfigure func(store.Config) (store.Config, error)) error {
-	s, err := e.open()
+// rekey changes meta.yaml (unless reconfigure is nil) and re-encrypts the
+// env files that affects, and those of the domains in force, in one commit.
+func (e *env) rekey(cmd *cobra.Command, f *sealFlags, subject string, args, force []string, reconfigure func(store.Config) (store.Config, error)) error {
+	ev, err := e.envs(cmd, f, false)
 	if err != nil {
 		return err
 	}
-	ev, err := e.envs(f, s)
-	if err != nil {
-		return err
-	}
-	_, changed, err := ev.Rekey(cmd.Context(), subject, envs.Note{Message: f.message, Command: commandLine(cmd, args)}, nil, reconfigure)
-	if err != nil {
-		return e.noChange(err)
-	}
-	e.reportChange(cmd, s, changed)
-	return nil
+	changed, err := ev.Rekey(cmd.Context(), subject, envs.Note{Message: f.message, Command: commandLine(cmd, args)}, force, reconfigure)
+	return e.reported(cmd, ev.Store, changed, err)
 }
 
 // operatorNames offers operator names to the shell.
@@ -144,7 +136,7 @@ commit.`,
 			if err := store.ValidScope(args[0]); err != nil {
 				return usageError{err}
 			}
-			return e.rekey(cmd, &f, "access set "+args[0], args, func(c store.Config) (store.Config, error) { return c.WithAccess(args[0], args[1:]) })
+			return e.rekey(cmd, &f, "access set "+args[0], args, nil, func(c store.Config) (store.Config, error) { return c.WithAccess(args[0], args[1:]) })
 		},
 	}
 	addChangeFlags(set, &f, false)
@@ -153,7 +145,7 @@ commit.`,
 		Short: "Drop SCOPE's rule: its env files fall back to the broader rule, or everyone",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.rekey(cmd, &f, "access rm "+args[0], args, func(c store.Config) (store.Config, error) { return c.WithoutAccess(args[0]) })
+			return e.rekey(cmd, &f, "access rm "+args[0], args, nil, func(c store.Config) (store.Config, error) { return c.WithoutAccess(args[0]) })
 		},
 	}
 	addChangeFlags(rm, &f, false)

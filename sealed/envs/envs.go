@@ -200,8 +200,7 @@ func envEvent(reason string, c dotenv.Changes, names []string, note Note) *metav
 // meta.yaml's, plus those of the apps in force: all in one commit, one env
 // event per file. Files the operator cannot decrypt make it refuse,
 // naming them.
-func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []string, reconfigure func(store.Config) (store.Config, error)) ([]*metav1.Event, *store.Changed, error) {
-	var events []*metav1.Event
+func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []string, reconfigure func(store.Config) (store.Config, error)) (*store.Changed, error) {
 	changed, err := e.Store.Change(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
 		cfg := tx.Config()
 		tx.Message = subject
@@ -262,17 +261,15 @@ func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []str
 			return err
 		}
 		for i, a := range addrs {
-			ev := envEvent("rekey", dotenv.Changes{}, names[i], note)
-			tx.PutEnv(a, sealedFiles[i], ev)
-			events = append(events, ev)
+			tx.PutEnv(a, sealedFiles[i], envEvent("rekey", dotenv.Changes{}, names[i], note))
 		}
 		tx.Message = fmt.Sprintf("%s: re-encrypt %d env file(s)", subject, len(addrs))
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", subject, err)
+		return nil, fmt.Errorf("%s: %w", subject, err)
 	}
-	return changed.Events, changed, nil
+	return changed, nil
 }
 
 // Diff names the keys that differ between the env files two events ran
