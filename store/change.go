@@ -274,7 +274,8 @@ func (s *Store) envApps() ([]projects.Address, error) {
 	}
 	var out []projects.Address
 	for _, a := range apps {
-		if _, err := s.files.Read(projects.EnvPath(a)); err == nil {
+		// A stat, not a read: callers read the files they need.
+		if fi, err := s.files.fs.Stat(projects.EnvPath(a)); err == nil && !fi.IsDir() {
 			out = append(out, a)
 		}
 	}
