@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,6 +30,9 @@ type AppendOptions struct {
 	// Expect, when set, is the version (or event id) the app's head must
 	// have after the fetch; anything else refuses the append.
 	Expect string
+	// Force goes ahead despite another operator's lease on the app; the
+	// event records the lease it broke.
+	Force bool
 }
 
 // Appended is what Append did.
@@ -64,9 +68,11 @@ func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 	if err := projects.ValidateApp(domain); err != nil {
 		return nil, wrap(err)
 	}
-	if record.KnownKind(ev.GetKind()) && !record.Appendable(ev.GetKind()) {
-		return nil, wrap(fmt.Errorf("%w: %s events are written by the meta env commands, with the env file they describe", record.ErrInvalid, record.KindName(ev.GetKind())))
+	if ev.GetKind() == metav1.Kind_KIND_ENV {
+		return nil, wrap(fmt.Errorf("%w: env events are written by the meta env commands, with the env file they describe", record.ErrInvalid))
 	}
+	// A lease counts only if the remote took it before anyone else's.
+	exclusive := ev.GetKind() == metav1.Kind_KIND_LOCK || ev.GetKind() == metav1.Kind_KIND_UNLOCK
 	release, online, err := s.lockAndPull(ctx, opts.Offline, "to record the event here and push it later")
 	if err != nil {
 		return nil, wrap(err)
@@ -81,16 +87,16 @@ func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 			return nil, wrap(err)
 		}
 	}
-	var out *Appended
-	for attempt := 1; ; attempt++ {
-		out, err = s.appendOnce(ev, actor, addr, now)
-		if errors.Is(err, gitrepo.ErrRaced) && attempt < maxRaces {
-			continue
-		}
+	if exclusive && online {
+		out, err := s.appendExclusive(ctx, ev, actor, addr, now, opts)
 		if err != nil {
 			return nil, wrap(err)
 		}
-		break
+		return out, nil
+	}
+	out, err := s.appendRetrying(ev, actor, addr, now, opts)
+	if err != nil {
+		return nil, wrap(err)
 	}
 	if online {
 		if err := s.push(ctx); err != nil {
@@ -100,6 +106,51 @@ func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 		}
 	}
 	return out, nil
+}
+
+// appendRetrying appends, building the commit again when a git process
+// outside meta moved the branch meanwhile.
+func (s *Store) appendRetrying(ev *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time, opts AppendOptions) (*Appended, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := s.appendOnce(ev, actor, addr, now, opts)
+		if errors.Is(err, gitrepo.ErrRaced) && attempt < maxRaces {
+			continue
+		}
+		return out, err
+	}
+}
+
+// appendExclusive appends an event that must reach the remote before any
+// other operator's, or not be written at all: when the remote has moved
+// on, the commit is taken back, the remote's events come in, and the
+// append is decided again on top of them (where another lease now refuses
+// it). The caller holds the lock and has pulled.
+func (s *Store) appendExclusive(ctx context.Context, ev *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time, opts AppendOptions) (*Appended, error) {
+	for attempt := 1; ; attempt++ {
+		tip, err := s.repo.Head()
+		if err != nil {
+			return nil, err
+		}
+		out, err := s.appendRetrying(ev, actor, addr, now, opts)
+		if err != nil {
+			return nil, err
+		}
+		perr := s.pushOnce(ctx)
+		if perr == nil {
+			out.Pushed = true
+			return out, nil
+		}
+		if uerr := s.undo(plumbing.NewHash(out.Commit), tip); uerr != nil {
+			return nil, fmt.Errorf("%w: %w; and taking the event back failed: %v", ErrSync, perr, uerr)
+		}
+		if !errors.Is(perr, gitrepo.ErrRejected) || attempt == maxPushes {
+			return nil, fmt.Errorf("%w: %w; nothing was written: a %s must reach the remote to count (pass --offline to take it in this clone only)", ErrSync, perr, record.KindName(ev.GetKind()))
+		}
+		time.Sleep(backoff(attempt))
+		if err := s.pull(ctx); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // expect refuses unless the app's head is at the version or event id the
@@ -137,12 +188,16 @@ func orDash(s string) string {
 	return s
 }
 
-func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time) (*Appended, error) {
+func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.Address, now time.Time, opts AppendOptions) (*Appended, error) {
 	head, paths, err := s.head(addr)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	ev := proto.Clone(in).(*metav1.Event)
+	if err := checkLease(head, ev, addr.App, actor, now, opts); err != nil {
+		return nil, err
+	}
+	s.inBatch(ev)
 	idTime := stamp(ev, actor, addr, head, now)
 	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
 		// The env file in force now is what this deploy ran with.
@@ -256,6 +311,7 @@ func (s *Store) placeFor(a *metav1.Address) (projects.Address, error) {
 	if err != nil {
 		return projects.Address{}, err
 	}
+	found = s.dropMovedAway(found, want)
 	switch {
 	case len(found) > 1:
 		for _, a := range found {

@@ -129,7 +129,7 @@ func (s *Store) Change(ctx context.Context, actor *metav1.Actor, now time.Time, 
 	if len(tx.envs) == 0 && tx.newCfg == nil {
 		return nil, sealed.ErrNoChange
 	}
-	out, err := s.commitTx(tx, actor, now)
+	out, err := s.commitTx(tx, actor, now, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (s *Store) Change(ctx context.Context, actor *metav1.Actor, now time.Time, 
 
 // commitTx writes tx's files and events and commits them. The caller holds
 // the lock.
-func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time) (*Changed, error) {
+func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Changed, error) {
 	var files []gitrepo.File
 	var events []*metav1.Event
 	for i, e := range tx.envs {
@@ -163,6 +163,10 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time) (*Changed, 
 			return nil, err
 		}
 		ev := e.ev
+		if err := checkLease(head, ev, e.addr.App, actor, now, opts); err != nil {
+			return nil, err
+		}
+		s.inBatch(ev)
 		// A millisecond apart, so the ids sort in the order of the change.
 		stamp(ev, actor, e.addr, head, now.Add(time.Duration(i)*time.Millisecond))
 		ev.Outcome = metav1.Outcome_OUTCOME_SUCCEEDED

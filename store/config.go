@@ -40,6 +40,24 @@ type Config struct {
 	// Access narrows who may read which project's or env's env files; a
 	// project/env no rule names is readable by every operator.
 	Access []AccessRule `yaml:"access,omitempty"`
+	// Servers maps an abra server (the directory under $ABRA_DIR/servers)
+	// to the log's "env" or "project/env" for `meta exec`; a server not
+	// named here is an env of its own name in the default project.
+	Servers map[string]string `yaml:"servers,omitempty"`
+}
+
+// PlaceServer is the project and env the apps of an abra server belong
+// to, as Servers says; project is empty when neither Servers nor the
+// default project names one.
+func (c Config) PlaceServer(server string) (project, env string) {
+	to, ok := c.Servers[server]
+	if !ok {
+		return c.Project, server
+	}
+	if p, e, found := strings.Cut(to, "/"); found {
+		return p, e
+	}
+	return c.Project, to
 }
 
 // Operator is one operator and the age recipient (public key) their env
@@ -163,6 +181,20 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 	if err := c.validateOperators(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+	}
+	for server, to := range c.Servers {
+		p, e, found := strings.Cut(to, "/")
+		if !found {
+			p, e = "", to
+		}
+		if p != "" {
+			if err := projects.ValidateProject(p); err != nil {
+				return Config{}, fmt.Errorf("%s: servers: %s: %w", ConfigFile, server, err)
+			}
+		}
+		if err := projects.ValidateEnv(e); err != nil {
+			return Config{}, fmt.Errorf("%s: servers: %s: %w", ConfigFile, server, err)
+		}
 	}
 	if c.SyncCooldown != "" {
 		if d, err := time.ParseDuration(c.SyncCooldown); err != nil || d < 0 {

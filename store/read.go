@@ -42,6 +42,9 @@ func (s *Store) Locate(domain string) (projects.Address, error) {
 	if err != nil {
 		return projects.Address{}, err
 	}
+	if here := s.dropMovedAway(found, projects.Address{}); len(here) > 0 {
+		found = here
+	}
 	switch len(found) {
 	case 0:
 		return projects.Address{}, fmt.Errorf("%w for %s", ErrNotFound, domain)
@@ -49,6 +52,26 @@ func (s *Store) Locate(domain string) (projects.Address, error) {
 		return found[0], nil
 	}
 	return projects.Address{}, ambiguous(domain, found)
+}
+
+// dropMovedAway leaves out the addresses an app moved away from (its log
+// goes on where it arrived), except the one keep names.
+func (s *Store) dropMovedAway(found []projects.Address, keep projects.Address) []projects.Address {
+	if len(found) == 0 {
+		return found
+	}
+	out := make([]projects.Address, 0, len(found))
+	for _, a := range found {
+		if a.Project == keep.Project && a.Env == keep.Env {
+			out = append(out, a)
+			continue
+		}
+		if h, _, err := s.head(a); err == nil && h.State == fold.StateMoved {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // events reads every event of the app at a, through the cache.

@@ -284,11 +284,8 @@ func (s *Store) repairSync() error {
 // so racing writers spread out.
 func (s *Store) push(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
-		err := s.repo.Push(ctx)
+		err := s.pushOnce(ctx)
 		if err == nil {
-			st := s.loadState()
-			st.LastSync = time.Now()
-			s.saveState(st)
 			return nil
 		}
 		if !errors.Is(err, gitrepo.ErrRejected) || attempt == maxPushes {
@@ -299,6 +296,17 @@ func (s *Store) push(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// pushOnce pushes once, remembering a success as the last sync.
+func (s *Store) pushOnce(ctx context.Context) error {
+	if err := s.repo.Push(ctx); err != nil {
+		return err
+	}
+	st := s.loadState()
+	st.LastSync = time.Now()
+	s.saveState(st)
+	return nil
 }
 
 // backoff is how long to wait before push attempt n+1: exponential, capped,

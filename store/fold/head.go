@@ -1,6 +1,7 @@
 package fold
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 2
+const Version = 3
 
 // States an app can be in, as Head.State says it.
 const (
@@ -27,6 +28,26 @@ const (
 	StateUndeployed = "undeployed"
 	// StateRemoved: removed from its server.
 	StateRemoved = "removed"
+	// StateMoved: moved to a server of another env; its log goes on there.
+	StateMoved = "moved"
+)
+
+// Drift reasons, as Head.Drift says them: why what Swarm runs is not what
+// the log says should run.
+const (
+	// DriftSwarmRollback: Swarm rolled the last deploy back (an update
+	// state rollback_*, or the spec back at the previous version's labels).
+	DriftSwarmRollback = "swarm-rollback"
+	// DriftUpdating: Swarm is still rolling the update out.
+	DriftUpdating = "updating"
+	// DriftUpdatePaused: Swarm paused the update, usually on a failed task.
+	DriftUpdatePaused = "update-paused"
+	// DriftUnrecorded: a version runs that no deploy in the log put there,
+	// such as a deploy by hand.
+	DriftUnrecorded = "unrecorded-version"
+	// DriftNotDeployed: the service runs although the log says the app is
+	// undeployed or removed.
+	DriftNotDeployed = "running-while-undeployed"
 )
 
 // Head is an app's state as its log says. Its JSON keys are part of meta's
@@ -71,6 +92,27 @@ type Head struct {
 	EnvChanged            *Ref   `json:"env_changed"`
 	EnvChangedSinceDeploy bool   `json:"env_changed_since_deploy"`
 
+	// Previous is the successful deploy before Deployed: the version a
+	// Swarm rollback returns to.
+	Previous *Ref `json:"previous"`
+	// MovedTo names the server and env the app moved to (StateMoved).
+	MovedTo string `json:"moved_to"`
+
+	// Observed is the last observation of what Swarm runs; ObservedVersion
+	// and ObservedAt repeat its version (the chaos version under --chaos)
+	// and time. Drift is empty while what runs is what the log says, else
+	// one of the Drift reasons; DriftDetail says it in a sentence. An
+	// observation older than the last deploy says nothing about drift.
+	Observed        *Observation `json:"observed"`
+	ObservedVersion string       `json:"observed_version"`
+	ObservedAt      *time.Time   `json:"observed_at"`
+	Drift           string       `json:"drift"`
+	DriftDetail     string       `json:"drift_detail"`
+
+	// Lock is the lease on the app, or nil; a lease past Lock.Expires is
+	// over even though it stays here until the next lock or unlock.
+	Lock *Lock `json:"lock"`
+
 	// Forked says the log has more than one head: operators appended without
 	// seeing each other's events. Heads names them all; the state above is
 	// still the same on every machine.
@@ -94,6 +136,59 @@ type Ref struct {
 	Time         time.Time `json:"time"`
 	// EnvDigest is the digest of the env file in force at that event.
 	EnvDigest string `json:"env_digest"`
+}
+
+// Observation is what Swarm ran when an operator looked.
+type Observation struct {
+	EventID              string    `json:"event_id"`
+	Time                 time.Time `json:"time"`
+	Operator             string    `json:"operator"`
+	Service              string    `json:"service"`
+	Version              string    `json:"version"`
+	Recipe               string    `json:"recipe"`
+	Chaos                bool      `json:"chaos"`
+	ChaosVersion         string    `json:"chaos_version"`
+	UpdateState          string    `json:"update_state"`
+	UpdateMessage        string    `json:"update_message"`
+	PreviousVersion      string    `json:"previous_version"`
+	PreviousChaosVersion string    `json:"previous_chaos_version"`
+}
+
+// Running is the version the observation saw running: the chaos version
+// under --chaos, else the version label.
+func (o *Observation) Running() string {
+	if o.Chaos && o.ChaosVersion != "" {
+		return o.ChaosVersion
+	}
+	return o.Version
+}
+
+// Lock is a lease on an app: while it lasts, other operators' appends are
+// refused unless forced.
+type Lock struct {
+	EventID     string    `json:"event_id"`
+	Holder      string    `json:"holder"`
+	HolderEmail string    `json:"holder_email"`
+	Reason      string    `json:"reason"`
+	Since       time.Time `json:"since"`
+	Expires     time.Time `json:"expires"`
+}
+
+// Active says the lease still holds at t.
+func (l *Lock) Active(t time.Time) bool { return l != nil && t.Before(l.Expires) }
+
+// HeldBy says the lock belongs to the operator with this name and email.
+// An empty email on either side matches any: the name decides.
+func (l *Lock) HeldBy(name, email string) bool {
+	return l != nil && l.Holder == name && (l.HolderEmail == "" || email == "" || l.HolderEmail == email)
+}
+
+// ActiveLock is the lock that holds at now, or nil.
+func (h *Head) ActiveLock(now time.Time) *Lock {
+	if h == nil || !h.Lock.Active(now) {
+		return nil
+	}
+	return h.Lock
 }
 
 // Secret is a secret's name and version; never its value.
@@ -164,6 +259,10 @@ func Next(h *Head, ev *metav1.Event) *Head {
 	}
 	next := *h
 	next.Secrets = append([]Secret{}, h.Secrets...)
+	if h.ObservedAt != nil {
+		at := *h.ObservedAt
+		next.ObservedAt = &at
+	}
 	next.apply(ev)
 	next.Events++
 	next.Heads = []Ref{RefOf(ev)}
@@ -181,6 +280,10 @@ func (h *Head) apply(ev *metav1.Event) {
 	kind := ev.GetKind()
 	if !record.KnownKind(kind) {
 		h.UnknownEvents++
+		return
+	}
+	if kind == metav1.Kind_KIND_LOCK || kind == metav1.Kind_KIND_UNLOCK {
+		h.applyLock(ev, last.Time)
 		return
 	}
 	switch ev.GetOutcome() {
@@ -201,6 +304,9 @@ func (h *Head) apply(ev *metav1.Event) {
 	switch {
 	case record.IsDeployKind(kind):
 		h.setState(StateDeployed)
+		if h.Deployed != nil && running(h.Deployed) != running(&last) {
+			h.Previous = h.Deployed
+		}
 		h.Version = ev.GetVersion()
 		if t := ev.GetRollback().GetTargetVersion(); t != "" {
 			h.Version = t
@@ -209,6 +315,13 @@ func (h *Head) apply(ev *metav1.Event) {
 		h.Since, h.DeployedBy = last.Time, last.Operator
 		h.Deployed = &last
 		h.EnvChangedSinceDeploy = h.EnvDigest != "" && last.EnvDigest != h.EnvDigest
+		// What Swarm was seen running before this deploy says nothing
+		// about it: only a later observation can.
+		h.Drift, h.DriftDetail = "", ""
+	case kind == metav1.Kind_KIND_OBSERVE:
+		h.observe(ev, last)
+	case kind == metav1.Kind_KIND_MOVE:
+		h.move(ev)
 	case kind == metav1.Kind_KIND_NEW:
 		// Recreating a removed app starts it over; "new" never hides a
 		// deploy that the log already holds.
@@ -218,9 +331,11 @@ func (h *Head) apply(ev *metav1.Event) {
 		}
 	case kind == metav1.Kind_KIND_UNDEPLOY:
 		h.setState(StateUndeployed)
+		h.Drift, h.DriftDetail = "", ""
 	case kind == metav1.Kind_KIND_REMOVE:
 		h.setState(StateRemoved)
 		h.Secrets = []Secret{}
+		h.Drift, h.DriftDetail = "", ""
 	case kind == metav1.Kind_KIND_SECRET_GENERATE, kind == metav1.Kind_KIND_SECRET_INSERT:
 		h.setSecret(ev.GetSecret().GetName(), ev.GetSecret().GetVersion())
 	case kind == metav1.Kind_KIND_SECRET_REMOVE:
@@ -228,6 +343,116 @@ func (h *Head) apply(ev *metav1.Event) {
 	case kind == metav1.Kind_KIND_ENV:
 		h.EnvDigest, h.EnvChanged = ev.GetEnvDigest(), &last
 		h.EnvChangedSinceDeploy = h.Deployed != nil && h.Deployed.EnvDigest != h.EnvDigest
+	}
+}
+
+// observe takes in what Swarm was seen running and says whether, and why,
+// it differs from what the log says should run.
+func (h *Head) observe(ev *metav1.Event, at Ref) {
+	b := ev.GetObservation()
+	o := &Observation{
+		EventID: at.EventID, Time: at.Time, Operator: at.Operator,
+		Service: b.GetService(), Version: b.GetVersion(), Recipe: b.GetRecipe(),
+		Chaos: b.GetChaos(), ChaosVersion: b.GetChaosVersion(),
+		UpdateState: b.GetUpdateState(), UpdateMessage: b.GetUpdateMessage(),
+		PreviousVersion: b.GetPreviousVersion(), PreviousChaosVersion: b.GetPreviousChaosVersion(),
+	}
+	h.Observed, h.ObservedVersion = o, o.Running()
+	t := at.Time
+	h.ObservedAt = &t
+	h.Drift, h.DriftDetail = drift(h, o)
+}
+
+// drift compares an observation with the head it was folded into.
+func drift(h *Head, o *Observation) (reason, detail string) {
+	seen, desired := o.Running(), running(h.Deployed)
+	switch h.State {
+	case StateUndeployed, StateRemoved, StateMoved:
+		return DriftNotDeployed, fmt.Sprintf("Swarm runs %s although the log says the app is %s", orNone(seen), h.State)
+	}
+	switch o.UpdateState {
+	case "rollback_started", "rollback_paused", "rollback_completed":
+		return DriftSwarmRollback, fmt.Sprintf("Swarm rolled the update back (%s) and runs %s, not %s", o.UpdateState, orNone(seen), orNone(desired))
+	case "updating":
+		return DriftUpdating, fmt.Sprintf("Swarm is still updating the service to %s", orNone(seen))
+	case "paused":
+		return DriftUpdatePaused, fmt.Sprintf("Swarm paused the update to %s", orNone(seen))
+	}
+	if seen == desired {
+		return "", ""
+	}
+	// Swarm swaps the previous spec back in on a rollback, so the labels
+	// are those of the deploy before.
+	if h.Previous != nil && seen == running(h.Previous) {
+		return DriftSwarmRollback, fmt.Sprintf("the service is back at %s, the version deployed before %s", orNone(seen), orNone(desired))
+	}
+	return DriftUnrecorded, fmt.Sprintf("Swarm runs %s, which no deploy in the log put there (the log says %s)", orNone(seen), orNone(desired))
+}
+
+// running is the version a deploy put into service: its chaos version
+// under --chaos, else its version; "" for none.
+func running(r *Ref) string {
+	switch {
+	case r == nil:
+		return ""
+	case r.ChaosVersion != "":
+		return r.ChaosVersion
+	}
+	return r.Version
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "no version"
+	}
+	return v
+}
+
+// move marks the app as gone from this env when the event is the
+// departure half of a move between envs; the arrival half starts the app
+// over in its new env, undeployed, as abra leaves it.
+func (h *Head) move(ev *metav1.Event) {
+	m := ev.GetMove()
+	if m.GetFromEnv() == "" || m.GetFromEnv() == m.GetToEnv() {
+		h.setState(StateUndeployed)
+		return
+	}
+	switch ev.GetAddress().GetEnv() {
+	case m.GetFromEnv():
+		h.setState(StateMoved)
+		h.MovedTo = m.GetToServer() + " (" + m.GetToEnv() + ")"
+	case m.GetToEnv():
+		h.setState(StateUndeployed)
+		h.MovedTo = ""
+		if v := ev.GetVersion(); v != "" {
+			h.Version = v
+		}
+	}
+}
+
+// applyLock takes a lease or ends one. A lock taken while another
+// operator's lease holds is void unless it names that lease in broke_lock
+// (--force): two operators who locked without seeing each other get the
+// same answer on every machine, the earlier in fold order wins.
+func (h *Head) applyLock(ev *metav1.Event, at time.Time) {
+	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+		return
+	}
+	actor := ev.GetActor()
+	held := h.Lock.Active(at) && !h.Lock.HeldBy(actor.GetName(), actor.GetEmail()) && ev.GetBrokeLock() != h.Lock.EventID
+	switch ev.GetKind() {
+	case metav1.Kind_KIND_LOCK:
+		if held {
+			return
+		}
+		h.Lock = &Lock{
+			EventID: ev.GetId(), Holder: actor.GetName(), HolderEmail: actor.GetEmail(),
+			Reason: ev.GetMessage(), Since: at, Expires: ev.GetLock().GetExpires().AsTime().UTC(),
+		}
+	case metav1.Kind_KIND_UNLOCK:
+		if h.Lock != nil && ev.GetUnlock().GetLockId() == h.Lock.EventID && !held {
+			h.Lock = nil
+		}
 	}
 }
 

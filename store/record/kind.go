@@ -26,6 +26,9 @@ var kindNames = map[metav1.Kind]string{
 	metav1.Kind_KIND_VOLUME_REMOVE:   "volume-remove",
 	metav1.Kind_KIND_NOTE:            "note",
 	metav1.Kind_KIND_ENV:             "env",
+	metav1.Kind_KIND_OBSERVE:         "observe",
+	metav1.Kind_KIND_LOCK:            "lock",
+	metav1.Kind_KIND_UNLOCK:          "unlock",
 }
 
 // KindName is the name of k; a kind this version does not know, written by a
@@ -58,9 +61,14 @@ func KindNames() []string {
 
 // Appendable reports whether `meta append` may write events of kind k. Env
 // events are not: they exist only together with the env file they describe,
-// which the env commands write.
+// which the env commands write. Observations, locks and unlocks have their
+// own commands, which check what only they know (Swarm's answer, the lease).
 func Appendable(k metav1.Kind) bool {
-	return KnownKind(k) && k != metav1.Kind_KIND_ENV
+	switch k {
+	case metav1.Kind_KIND_ENV, metav1.Kind_KIND_OBSERVE, metav1.Kind_KIND_LOCK, metav1.Kind_KIND_UNLOCK:
+		return false
+	}
+	return KnownKind(k)
 }
 
 // ParseKind turns a kind's name back into the kind.

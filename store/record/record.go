@@ -154,6 +154,9 @@ func validateBody(ev *metav1.Event) error {
 		metav1.Kind_KIND_VOLUME_REMOVE:   "volume",
 		metav1.Kind_KIND_RESTORE:         "restore",
 		metav1.Kind_KIND_ENV:             "env",
+		metav1.Kind_KIND_OBSERVE:         "observation",
+		metav1.Kind_KIND_LOCK:            "lock",
+		metav1.Kind_KIND_UNLOCK:          "unlock",
 	}[ev.GetKind()]
 	got := bodyName(ev)
 	if got != "" && got != want {
@@ -182,6 +185,23 @@ func validateBody(ev *metav1.Event) error {
 	if ev.GetKind() == metav1.Kind_KIND_VOLUME_REMOVE && got == "" {
 		return fmt.Errorf("%w: volume-remove needs a volume name", ErrInvalid)
 	}
+	if ev.GetKind() == metav1.Kind_KIND_OBSERVE && got == "" {
+		return fmt.Errorf("%w: an observe event needs what was observed", ErrInvalid)
+	}
+	if ev.GetKind() == metav1.Kind_KIND_LOCK && (!ev.GetLock().GetExpires().IsValid() || !ev.GetLock().GetExpires().AsTime().After(ev.GetTime().AsTime())) {
+		return fmt.Errorf("%w: a lock needs an expiry after its own time: every lock is a lease", ErrInvalid)
+	}
+	if ev.GetKind() == metav1.Kind_KIND_UNLOCK && ev.GetUnlock().GetLockId() == "" {
+		return fmt.Errorf("%w: an unlock needs the id of the lock it releases", ErrInvalid)
+	}
+	if id := ev.GetBrokeLock(); id != "" {
+		if err := projects.ValidateID(id); err != nil {
+			return fmt.Errorf("%w: broke_lock: %w", ErrInvalid, err)
+		}
+	}
+	if ev.GetBatchSummary() != "" && ev.GetBatchId() == "" {
+		return fmt.Errorf("%w: a batch summary needs a batch id", ErrInvalid)
+	}
 	return nil
 }
 
@@ -199,6 +219,12 @@ func bodyName(ev *metav1.Event) string {
 		return "restore"
 	case *metav1.Event_Env:
 		return "env"
+	case *metav1.Event_Observation:
+		return "observation"
+	case *metav1.Event_Lock:
+		return "lock"
+	case *metav1.Event_Unlock:
+		return "unlock"
 	}
 	return ""
 }

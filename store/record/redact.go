@@ -57,6 +57,9 @@ func RedactCommand(argv []string) []string {
 // secretFlag says a flag's name announces a secret value.
 func secretFlag(flag string) bool {
 	name := strings.ToLower(strings.TrimLeft(flag, "-"))
+	if name == "secrets" {
+		return false // abra app new --secrets: a switch, it takes no value
+	}
 	if name == "" || strings.Contains(name, "file") || strings.Contains(name, "version") || strings.Contains(name, "length") {
 		return false // names a file or describes the secret; not the value
 	}

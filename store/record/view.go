@@ -37,7 +37,36 @@ type View struct {
 	Volume        *VolumeView   `json:"volume,omitempty"`
 	Restore       *RestoreView  `json:"restore,omitempty"`
 	EnvChange     *EnvView      `json:"env_change,omitempty"`
+	Observation   *ObservedView `json:"observation,omitempty"`
+	Lock          *LockView     `json:"lock,omitempty"`
+	Unlock        *UnlockView   `json:"unlock,omitempty"`
+	BatchSummary  string        `json:"batch_summary"`
+	BrokeLock     string        `json:"broke_lock"`
 	Format        uint32        `json:"format"`
+}
+
+// ObservedView is the body of an observe event: what Swarm runs.
+type ObservedView struct {
+	Service              string `json:"service"`
+	Version              string `json:"version"`
+	Recipe               string `json:"recipe"`
+	Chaos                bool   `json:"chaos"`
+	ChaosVersion         string `json:"chaos_version"`
+	UpdateState          string `json:"update_state"`
+	UpdateMessage        string `json:"update_message"`
+	PreviousVersion      string `json:"previous_version"`
+	PreviousChaosVersion string `json:"previous_chaos_version"`
+	Source               string `json:"source"`
+}
+
+// LockView is the body of a lock event.
+type LockView struct {
+	Expires time.Time `json:"expires"`
+}
+
+// UnlockView is the body of an unlock event.
+type UnlockView struct {
+	LockID string `json:"lock_id"`
 }
 
 // RollbackView is the body of a rollback event.
@@ -50,6 +79,8 @@ type RollbackView struct {
 type MoveView struct {
 	FromServer string `json:"from_server"`
 	ToServer   string `json:"to_server"`
+	FromEnv    string `json:"from_env"`
+	ToEnv      string `json:"to_env"`
 }
 
 // SecretView is the body of a secret event: a name and a version, never a
@@ -99,6 +130,8 @@ func ViewOf(ev *metav1.Event) View {
 		Command:       nonNil(ev.GetCommand()),
 		Message:       ev.GetMessage(),
 		BatchID:       ev.GetBatchId(),
+		BatchSummary:  ev.GetBatchSummary(),
+		BrokeLock:     ev.GetBrokeLock(),
 		EnvDigest:     ev.GetEnvDigest(),
 		Format:        ev.GetFormat(),
 	}
@@ -106,7 +139,7 @@ func ViewOf(ev *metav1.Event) View {
 	case *metav1.Event_Rollback:
 		v.Rollback = &RollbackView{TargetVersion: b.Rollback.GetTargetVersion(), FromVersion: b.Rollback.GetFromVersion()}
 	case *metav1.Event_Move:
-		v.Move = &MoveView{FromServer: b.Move.GetFromServer(), ToServer: b.Move.GetToServer()}
+		v.Move = &MoveView{FromServer: b.Move.GetFromServer(), ToServer: b.Move.GetToServer(), FromEnv: b.Move.GetFromEnv(), ToEnv: b.Move.GetToEnv()}
 	case *metav1.Event_Secret:
 		v.Secret = &SecretView{Name: b.Secret.GetName(), Version: b.Secret.GetVersion()}
 	case *metav1.Event_Volume:
@@ -121,6 +154,19 @@ func ViewOf(ev *metav1.Event) View {
 			Recipients: nonNil(b.Env.GetRecipients()),
 			Reason:     b.Env.GetReason(),
 		}
+	case *metav1.Event_Observation:
+		o := b.Observation
+		v.Observation = &ObservedView{
+			Service: o.GetService(), Version: o.GetVersion(), Recipe: o.GetRecipe(),
+			Chaos: o.GetChaos(), ChaosVersion: o.GetChaosVersion(),
+			UpdateState: o.GetUpdateState(), UpdateMessage: o.GetUpdateMessage(),
+			PreviousVersion: o.GetPreviousVersion(), PreviousChaosVersion: o.GetPreviousChaosVersion(),
+			Source: o.GetSource(),
+		}
+	case *metav1.Event_Lock:
+		v.Lock = &LockView{Expires: b.Lock.GetExpires().AsTime().UTC()}
+	case *metav1.Event_Unlock:
+		v.Unlock = &UnlockView{LockID: b.Unlock.GetLockId()}
 	}
 	return v
 }
@@ -173,7 +219,24 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 	if m := v.Move; m != nil {
 		line("moved from", m.FromServer)
 		line("moved to", m.ToServer)
+		line("from env", m.FromEnv)
+		line("to env", m.ToEnv)
 	}
+	if o := v.Observation; o != nil {
+		line("service", o.Service)
+		line("observed", strings.TrimSpace(o.Version+" "+o.ChaosVersion))
+		line("update state", o.UpdateState)
+		line("update note", o.UpdateMessage)
+		line("previous", strings.TrimSpace(o.PreviousVersion+" "+o.PreviousChaosVersion))
+		line("source", o.Source)
+	}
+	if l := v.Lock; l != nil {
+		line("lock expires", l.Expires.Format(time.RFC3339))
+	}
+	if u := v.Unlock; u != nil {
+		line("unlocks", u.LockID)
+	}
+	line("broke lock", v.BrokeLock)
 	if s := v.Secret; s != nil {
 		line("secret", strings.TrimSpace(s.Name+" "+s.Version))
 	}
@@ -191,7 +254,7 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 		line("recipients", strings.Join(e.Recipients, " "))
 	}
 	line("command", strings.Join(v.Command, " "))
-	line("batch", v.BatchID)
+	line("batch", strings.TrimSpace(v.BatchID+" "+v.BatchSummary))
 	line("env digest", v.EnvDigest)
 	line("message", v.Message)
 	if n := len(ev.ProtoReflect().GetUnknown()); n > 0 {

@@ -49,6 +49,15 @@ const (
 	Kind_KIND_SECRET_REMOVE   Kind = 11
 	Kind_KIND_VOLUME_REMOVE   Kind = 12
 	Kind_KIND_NOTE            Kind = 13
+	// KIND_OBSERVE records what Docker Swarm really runs; its body is
+	// Observation. It never changes the desired version, only what the head
+	// says about drift.
+	Kind_KIND_OBSERVE Kind = 14
+	// KIND_LOCK leases the app to its actor until Lock.expires; message says
+	// why.
+	Kind_KIND_LOCK Kind = 15
+	// KIND_UNLOCK ends a lease early; its body names the lock.
+	Kind_KIND_UNLOCK Kind = 16
 	// KIND_ENV records a change of the app's sealed env file; its body is
 	// EnvChange and env_digest is the digest of the new file.
 	Kind_KIND_ENV Kind = 17
@@ -71,6 +80,9 @@ var (
 		11: "KIND_SECRET_REMOVE",
 		12: "KIND_VOLUME_REMOVE",
 		13: "KIND_NOTE",
+		14: "KIND_OBSERVE",
+		15: "KIND_LOCK",
+		16: "KIND_UNLOCK",
 		17: "KIND_ENV",
 	}
 	Kind_value = map[string]int32{
@@ -88,6 +100,9 @@ var (
 		"KIND_SECRET_REMOVE":   11,
 		"KIND_VOLUME_REMOVE":   12,
 		"KIND_NOTE":            13,
+		"KIND_OBSERVE":         14,
+		"KIND_LOCK":            15,
+		"KIND_UNLOCK":          16,
 		"KIND_ENV":             17,
 	}
 )
@@ -214,6 +229,13 @@ type Event struct {
 	// env_digest is the digest of the env file in force ("sha256:<hex>"), or
 	// empty when unknown.
 	EnvDigest string `protobuf:"bytes,15,opt,name=env_digest,json=envDigest,proto3" json:"env_digest,omitempty"`
+	// batch_summary is what the batch named by batch_id is about, e.g.
+	// "Deployed apps for organisation X", copied into every event of the
+	// batch so any one of them explains it.
+	BatchSummary string `protobuf:"bytes,16,opt,name=batch_summary,json=batchSummary,proto3" json:"batch_summary,omitempty"`
+	// broke_lock is the id of another operator's lock event this event went
+	// ahead despite (--force); empty when no lock stood in the way.
+	BrokeLock string `protobuf:"bytes,17,opt,name=broke_lock,json=brokeLock,proto3" json:"broke_lock,omitempty"`
 	// body carries what only some kinds have.
 	//
 	// Types that are valid to be assigned to Body:
@@ -224,6 +246,9 @@ type Event struct {
 	//	*Event_Volume
 	//	*Event_Restore
 	//	*Event_Env
+	//	*Event_Observation
+	//	*Event_Lock
+	//	*Event_Unlock
 	Body          isEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -364,6 +389,20 @@ func (x *Event) GetEnvDigest() string {
 	return ""
 }
 
+func (x *Event) GetBatchSummary() string {
+	if x != nil {
+		return x.BatchSummary
+	}
+	return ""
+}
+
+func (x *Event) GetBrokeLock() string {
+	if x != nil {
+		return x.BrokeLock
+	}
+	return ""
+}
+
 func (x *Event) GetBody() isEvent_Body {
 	if x != nil {
 		return x.Body
@@ -425,6 +464,33 @@ func (x *Event) GetEnv() *EnvChange {
 	return nil
 }
 
+func (x *Event) GetObservation() *Observation {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Observation); ok {
+			return x.Observation
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetLock() *Lock {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Lock); ok {
+			return x.Lock
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetUnlock() *Unlock {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Unlock); ok {
+			return x.Unlock
+		}
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -453,6 +519,18 @@ type Event_Env struct {
 	Env *EnvChange `protobuf:"bytes,25,opt,name=env,proto3,oneof"`
 }
 
+type Event_Observation struct {
+	Observation *Observation `protobuf:"bytes,26,opt,name=observation,proto3,oneof"`
+}
+
+type Event_Lock struct {
+	Lock *Lock `protobuf:"bytes,27,opt,name=lock,proto3,oneof"`
+}
+
+type Event_Unlock struct {
+	Unlock *Unlock `protobuf:"bytes,28,opt,name=unlock,proto3,oneof"`
+}
+
 func (*Event_Rollback) isEvent_Body() {}
 
 func (*Event_Move) isEvent_Body() {}
@@ -464,6 +542,12 @@ func (*Event_Volume) isEvent_Body() {}
 func (*Event_Restore) isEvent_Body() {}
 
 func (*Event_Env) isEvent_Body() {}
+
+func (*Event_Observation) isEvent_Body() {}
+
+func (*Event_Lock) isEvent_Body() {}
+
+func (*Event_Unlock) isEvent_Body() {}
 
 // Actor identifies who appended an event.
 type Actor struct {
@@ -649,13 +733,19 @@ func (x *Rollback) GetFromVersion() string {
 	return ""
 }
 
-// Move records an app moving between servers.
+// Move records an app moving between servers. A move between servers that
+// map to different envs is recorded twice, with the same body: under the
+// env the app left (from_env) and under the env it arrived in (to_env).
 type Move struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// from_server is the server the app left.
 	FromServer string `protobuf:"bytes,1,opt,name=from_server,json=fromServer,proto3" json:"from_server,omitempty"`
 	// to_server is the server the app moved to.
-	ToServer      string `protobuf:"bytes,2,opt,name=to_server,json=toServer,proto3" json:"to_server,omitempty"`
+	ToServer string `protobuf:"bytes,2,opt,name=to_server,json=toServer,proto3" json:"to_server,omitempty"`
+	// from_env and to_env are the log's envs of those servers; empty when
+	// the move was recorded without knowing them.
+	FromEnv       string `protobuf:"bytes,3,opt,name=from_env,json=fromEnv,proto3" json:"from_env,omitempty"`
+	ToEnv         string `protobuf:"bytes,4,opt,name=to_env,json=toEnv,proto3" json:"to_env,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -700,6 +790,20 @@ func (x *Move) GetFromServer() string {
 func (x *Move) GetToServer() string {
 	if x != nil {
 		return x.ToServer
+	}
+	return ""
+}
+
+func (x *Move) GetFromEnv() string {
+	if x != nil {
+		return x.FromEnv
+	}
+	return ""
+}
+
+func (x *Move) GetToEnv() string {
+	if x != nil {
+		return x.ToEnv
 	}
 	return ""
 }
@@ -935,11 +1039,232 @@ func (x *EnvChange) GetReason() string {
 	return ""
 }
 
+// Observation is what Docker Swarm said about the app's `app` service, from
+// `docker service inspect` or the Docker Engine API.
+type Observation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is the Swarm service inspected, e.g. "matrix_example_com_app".
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// version, recipe, chaos and chaos_version are the service's
+	// coop-cloud.<stack>.* labels as the current spec has them.
+	Version      string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Recipe       string `protobuf:"bytes,3,opt,name=recipe,proto3" json:"recipe,omitempty"`
+	Chaos        bool   `protobuf:"varint,4,opt,name=chaos,proto3" json:"chaos,omitempty"`
+	ChaosVersion string `protobuf:"bytes,5,opt,name=chaos_version,json=chaosVersion,proto3" json:"chaos_version,omitempty"`
+	// update_state is UpdateStatus.State ("updating", "paused", "completed",
+	// "rollback_started", "rollback_paused", "rollback_completed"), empty
+	// when the service was never updated.
+	UpdateState string `protobuf:"bytes,6,opt,name=update_state,json=updateState,proto3" json:"update_state,omitempty"`
+	// update_message is UpdateStatus.Message, e.g. why Swarm rolled back.
+	UpdateMessage string `protobuf:"bytes,7,opt,name=update_message,json=updateMessage,proto3" json:"update_message,omitempty"`
+	// previous_version and previous_chaos_version are the labels of
+	// PreviousSpec, the spec Swarm rolls back to.
+	PreviousVersion      string `protobuf:"bytes,8,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
+	PreviousChaosVersion string `protobuf:"bytes,9,opt,name=previous_chaos_version,json=previousChaosVersion,proto3" json:"previous_chaos_version,omitempty"`
+	// source says where the observation came from: "inspect" (a file or
+	// stdin) or "docker" (the Docker Engine API).
+	Source        string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Observation) Reset() {
+	*x = Observation{}
+	mi := &file_meta_v1_event_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Observation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Observation) ProtoMessage() {}
+
+func (x *Observation) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Observation.ProtoReflect.Descriptor instead.
+func (*Observation) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Observation) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *Observation) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Observation) GetRecipe() string {
+	if x != nil {
+		return x.Recipe
+	}
+	return ""
+}
+
+func (x *Observation) GetChaos() bool {
+	if x != nil {
+		return x.Chaos
+	}
+	return false
+}
+
+func (x *Observation) GetChaosVersion() string {
+	if x != nil {
+		return x.ChaosVersion
+	}
+	return ""
+}
+
+func (x *Observation) GetUpdateState() string {
+	if x != nil {
+		return x.UpdateState
+	}
+	return ""
+}
+
+func (x *Observation) GetUpdateMessage() string {
+	if x != nil {
+		return x.UpdateMessage
+	}
+	return ""
+}
+
+func (x *Observation) GetPreviousVersion() string {
+	if x != nil {
+		return x.PreviousVersion
+	}
+	return ""
+}
+
+func (x *Observation) GetPreviousChaosVersion() string {
+	if x != nil {
+		return x.PreviousChaosVersion
+	}
+	return ""
+}
+
+func (x *Observation) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+// Lock leases an app to one operator for work in progress.
+type Lock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// expires is when the lease ends on its own; a lock never outlives it.
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lock) Reset() {
+	*x = Lock{}
+	mi := &file_meta_v1_event_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lock) ProtoMessage() {}
+
+func (x *Lock) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lock.ProtoReflect.Descriptor instead.
+func (*Lock) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Lock) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+// Unlock ends a lease before it expires.
+type Unlock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lock_id is the id of the lock event released.
+	LockId        string `protobuf:"bytes,1,opt,name=lock_id,json=lockId,proto3" json:"lock_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unlock) Reset() {
+	*x = Unlock{}
+	mi := &file_meta_v1_event_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unlock) ProtoMessage() {}
+
+func (x *Unlock) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unlock.ProtoReflect.Descriptor instead.
+func (*Unlock) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Unlock) GetLockId() string {
+	if x != nil {
+		return x.LockId
+	}
+	return ""
+}
+
 var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x05\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\a\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -957,14 +1282,20 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\amessage\x18\r \x01(\tR\amessage\x12\x19\n" +
 	"\bbatch_id\x18\x0e \x01(\tR\abatchId\x12\x1d\n" +
 	"\n" +
-	"env_digest\x18\x0f \x01(\tR\tenvDigest\x12/\n" +
+	"env_digest\x18\x0f \x01(\tR\tenvDigest\x12#\n" +
+	"\rbatch_summary\x18\x10 \x01(\tR\fbatchSummary\x12\x1d\n" +
+	"\n" +
+	"broke_lock\x18\x11 \x01(\tR\tbrokeLock\x12/\n" +
 	"\brollback\x18\x14 \x01(\v2\x11.meta.v1.RollbackH\x00R\brollback\x12#\n" +
 	"\x04move\x18\x15 \x01(\v2\r.meta.v1.MoveH\x00R\x04move\x12)\n" +
 	"\x06secret\x18\x16 \x01(\v2\x0f.meta.v1.SecretH\x00R\x06secret\x12)\n" +
 	"\x06volume\x18\x17 \x01(\v2\x0f.meta.v1.VolumeH\x00R\x06volume\x12,\n" +
 	"\arestore\x18\x18 \x01(\v2\x10.meta.v1.RestoreH\x00R\arestore\x12&\n" +
-	"\x03env\x18\x19 \x01(\v2\x12.meta.v1.EnvChangeH\x00R\x03envB\x06\n" +
-	"\x04bodyJ\x04\b\x1a\x10\x1e\"E\n" +
+	"\x03env\x18\x19 \x01(\v2\x12.meta.v1.EnvChangeH\x00R\x03env\x128\n" +
+	"\vobservation\x18\x1a \x01(\v2\x14.meta.v1.ObservationH\x00R\vobservation\x12#\n" +
+	"\x04lock\x18\x1b \x01(\v2\r.meta.v1.LockH\x00R\x04lock\x12)\n" +
+	"\x06unlock\x18\x1c \x01(\v2\x0f.meta.v1.UnlockH\x00R\x06unlockB\x06\n" +
+	"\x04bodyJ\x04\b\x1d\x10\x1e\"E\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -975,11 +1306,13 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x03app\x18\x03 \x01(\tR\x03app\"T\n" +
 	"\bRollback\x12%\n" +
 	"\x0etarget_version\x18\x01 \x01(\tR\rtargetVersion\x12!\n" +
-	"\ffrom_version\x18\x02 \x01(\tR\vfromVersion\"D\n" +
+	"\ffrom_version\x18\x02 \x01(\tR\vfromVersion\"v\n" +
 	"\x04Move\x12\x1f\n" +
 	"\vfrom_server\x18\x01 \x01(\tR\n" +
 	"fromServer\x12\x1b\n" +
-	"\tto_server\x18\x02 \x01(\tR\btoServer\"6\n" +
+	"\tto_server\x18\x02 \x01(\tR\btoServer\x12\x19\n" +
+	"\bfrom_env\x18\x03 \x01(\tR\afromEnv\x12\x15\n" +
+	"\x06to_env\x18\x04 \x01(\tR\x05toEnv\"6\n" +
 	"\x06Secret\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\"\x1c\n" +
@@ -994,7 +1327,23 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x04 \x03(\tR\n" +
 	"recipients\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason*\xd0\x02\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xd7\x02\n" +
+	"\vObservation\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
+	"\x06recipe\x18\x03 \x01(\tR\x06recipe\x12\x14\n" +
+	"\x05chaos\x18\x04 \x01(\bR\x05chaos\x12#\n" +
+	"\rchaos_version\x18\x05 \x01(\tR\fchaosVersion\x12!\n" +
+	"\fupdate_state\x18\x06 \x01(\tR\vupdateState\x12%\n" +
+	"\x0eupdate_message\x18\a \x01(\tR\rupdateMessage\x12)\n" +
+	"\x10previous_version\x18\b \x01(\tR\x0fpreviousVersion\x124\n" +
+	"\x16previous_chaos_version\x18\t \x01(\tR\x14previousChaosVersion\x12\x16\n" +
+	"\x06source\x18\n" +
+	" \x01(\tR\x06source\"<\n" +
+	"\x04Lock\x124\n" +
+	"\aexpires\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"!\n" +
+	"\x06Unlock\x12\x17\n" +
+	"\alock_id\x18\x01 \x01(\tR\x06lockId*\xd6\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_DEPLOY\x10\x01\x12\x10\n" +
@@ -1010,8 +1359,11 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x12\x16\n" +
 	"\x12KIND_SECRET_REMOVE\x10\v\x12\x16\n" +
 	"\x12KIND_VOLUME_REMOVE\x10\f\x12\r\n" +
-	"\tKIND_NOTE\x10\r\x12\f\n" +
-	"\bKIND_ENV\x10\x11\"\x04\b\x0e\x10\x10*\fKIND_OBSERVE*\tKIND_LOCK*\vKIND_UNLOCK*b\n" +
+	"\tKIND_NOTE\x10\r\x12\x10\n" +
+	"\fKIND_OBSERVE\x10\x0e\x12\r\n" +
+	"\tKIND_LOCK\x10\x0f\x12\x0f\n" +
+	"\vKIND_UNLOCK\x10\x10\x12\f\n" +
+	"\bKIND_ENV\x10\x11*b\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
@@ -1031,7 +1383,7 @@ func file_meta_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_meta_v1_event_proto_goTypes = []any{
 	(Kind)(0),                     // 0: meta.v1.Kind
 	(Outcome)(0),                  // 1: meta.v1.Outcome
@@ -1044,10 +1396,13 @@ var file_meta_v1_event_proto_goTypes = []any{
 	(*Volume)(nil),                // 8: meta.v1.Volume
 	(*Restore)(nil),               // 9: meta.v1.Restore
 	(*EnvChange)(nil),             // 10: meta.v1.EnvChange
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*Observation)(nil),           // 11: meta.v1.Observation
+	(*Lock)(nil),                  // 12: meta.v1.Lock
+	(*Unlock)(nil),                // 13: meta.v1.Unlock
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_meta_v1_event_proto_depIdxs = []int32{
-	11, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
+	14, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: meta.v1.Event.actor:type_name -> meta.v1.Actor
 	4,  // 2: meta.v1.Event.address:type_name -> meta.v1.Address
 	0,  // 3: meta.v1.Event.kind:type_name -> meta.v1.Kind
@@ -1058,11 +1413,15 @@ var file_meta_v1_event_proto_depIdxs = []int32{
 	8,  // 8: meta.v1.Event.volume:type_name -> meta.v1.Volume
 	9,  // 9: meta.v1.Event.restore:type_name -> meta.v1.Restore
 	10, // 10: meta.v1.Event.env:type_name -> meta.v1.EnvChange
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	11, // 11: meta.v1.Event.observation:type_name -> meta.v1.Observation
+	12, // 12: meta.v1.Event.lock:type_name -> meta.v1.Lock
+	13, // 13: meta.v1.Event.unlock:type_name -> meta.v1.Unlock
+	14, // 14: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_meta_v1_event_proto_init() }
@@ -1077,6 +1436,9 @@ func file_meta_v1_event_proto_init() {
 		(*Event_Volume)(nil),
 		(*Event_Restore)(nil),
 		(*Event_Env)(nil),
+		(*Event_Observation)(nil),
+		(*Event_Lock)(nil),
+		(*Event_Unlock)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1084,7 +1446,7 @@ func file_meta_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_v1_event_proto_rawDesc), len(file_meta_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

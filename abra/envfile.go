@@ -1,0 +1,152 @@
+package abra
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// EnvFile is one app's env file in abra's directory:
+// $ABRA_DIR/servers/<server>/<domain>.env.
+type EnvFile struct {
+	Path   string
+	Server string
+	Domain string
+}
+
+// EnvFiles lists the env files under abraDir, for one domain or (domain
+// "") all of them, sorted by path.
+func EnvFiles(abraDir, domain string) ([]EnvFile, error) {
+	pattern := "*.env"
+	if domain != "" {
+		pattern = domain + ".env"
+	}
+	paths, err := filepath.Glob(filepath.Join(abraDir, "servers", "*", pattern))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	out := make([]EnvFile, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, EnvFile{Path: p, Server: filepath.Base(filepath.Dir(p)), Domain: strings.TrimSuffix(filepath.Base(p), ".env")})
+	}
+	return out, nil
+}
+
+// Recipe reads the recipe line of an env file, RECIPE= or the older TYPE=,
+// which abra rewrites to "name:version" when it deploys. version is empty
+// when the line names no version.
+func Recipe(data []byte) (recipe, version string, ok bool) {
+	for _, kv := range assignments(data) {
+		if kv[0] == "RECIPE" || kv[0] == "TYPE" {
+			recipe, version, _ = strings.Cut(kv[1], ":")
+			return recipe, version, recipe != ""
+		}
+	}
+	return "", "", false
+}
+
+// Secret is a secret an env file declares, by the name abra gives it.
+type Secret struct{ Name, Version string }
+
+// Secrets are the secrets an env file declares: SECRET_DB_PASSWORD_VERSION=v1
+// declares db_password at v1.
+func Secrets(data []byte) []Secret {
+	var out []Secret
+	for _, kv := range assignments(data) {
+		name, ok := strings.CutPrefix(kv[0], "SECRET_")
+		if name, ok2 := strings.CutSuffix(name, "_VERSION"); ok && ok2 && name != "" {
+			out = append(out, Secret{Name: strings.ToLower(name), Version: kv[1]})
+		}
+	}
+	return out
+}
+
+// assignments are the KEY=value lines of an env file, values unquoted and
+// without a trailing comment, the way abra and Docker read them.
+func assignments(data []byte) [][2]string {
+	var out [][2]string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') {
+			if end := strings.IndexByte(v[1:], v[0]); end >= 0 {
+				v = v[1 : end+1]
+			}
+		} else if i := strings.Index(v, " #"); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		out = append(out, [2]string{strings.TrimSpace(k), v})
+	}
+	return out
+}
+
+// StampKey is the env file key Co-op Cloud's Resolution 013 reserves for the
+// version the operator log says is deployed.
+const StampKey = "OPERATOR_SYNC_VERSION"
+
+// stampComment marks the line meta writes and owns.
+const stampComment = "# managed by meta"
+
+// Stamp returns data with StampKey set to version under a "# managed by
+// meta" comment, at the end, in place of any earlier stamp.
+func Stamp(data []byte, version string) []byte {
+	lines := strings.SplitAfter(string(data), "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, StampKey+"=") {
+			continue
+		}
+		if t == stampComment && i+1 < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[i+1]), StampKey+"=") {
+			continue
+		}
+		b.WriteString(l)
+	}
+	out := b.String()
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	return []byte(out + stampComment + "\n" + StampKey + "=" + version + "\n")
+}
+
+// maxStackName is how long a stack name abra derives from a domain may be.
+const maxStackName = 45
+
+// StackName is the Docker stack abra deploys the app at domain as: the
+// domain with dots as underscores, cut to 45 characters, unless the env
+// file's STACK_NAME says otherwise.
+func StackName(domain string, envFile []byte) string {
+	for _, kv := range assignments(envFile) {
+		if kv[0] == "STACK_NAME" && kv[1] != "" {
+			return kv[1]
+		}
+	}
+	name := strings.ReplaceAll(domain, ".", "_")
+	if len(name) > maxStackName {
+		name = name[:maxStackName]
+	}
+	return name
+}
+
+// ReadFile reads an env file, or returns nil when there is none.
+func ReadFile(path string) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return data
+}

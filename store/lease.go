@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// Errors of leases.
+var (
+	// ErrLocked: another operator holds a lease on the app.
+	ErrLocked = errors.New("locked")
+	// ErrNotLocked: an unlock found no lease in force.
+	ErrNotLocked = errors.New("not locked")
+)
+
+// MaxLease bounds a lock's time to live: a lease is for work in progress,
+// and a forgotten one must end on its own within a day.
+const MaxLease = 24 * time.Hour
+
+// LockedError says who holds the lease that refused an action, why, and
+// until when.
+type LockedError struct {
+	Domain string
+	Lock   *fold.Lock
+	Now    time.Time
+}
+
+func (e *LockedError) Error() string {
+	l := e.Lock
+	msg := fmt.Sprintf("%s is locked by %s until %s (%s left, lock %s)", e.Domain, record.Operator(l.Holder, l.HolderEmail),
+		l.Expires.Local().Format("2006-01-02 15:04 MST"), l.Expires.Sub(e.Now).Round(time.Second), l.EventID)
+	if l.Reason != "" {
+		msg += ": " + l.Reason
+	}
+	return msg + "; wait for `meta unlock`, or pass --force to go ahead anyway (the log records that you did)"
+}
+
+// Is lets callers match ErrLocked.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// Lock leases the app at domain to actor for ttl, with the reason given.
+// The holder may renew their own lease; another operator's needs
+// opts.Force, which the event records. Online, the lease is taken only if
+// it reaches the remote first: of two operators racing, exactly one wins
+// and the other is refused with ErrLocked.
+func (s *Store) Lock(ctx context.Context, domain string, actor *metav1.Actor, now time.Time, ttl time.Duration, reason string, opts AppendOptions) (*Appended, error) {
+	if ttl <= 0 || ttl > MaxLease {
+		return nil, fmt.Errorf("lock %s: %w: the lease must be more than 0 and at most %s, got %s", domain, record.ErrInvalid, MaxLease, ttl)
+	}
+	ev := &metav1.Event{
+		Kind:    metav1.Kind_KIND_LOCK,
+		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
+		Address: &metav1.Address{App: domain},
+		Message: reason,
+		Body: &metav1.Event_Lock{Lock: &metav1.Lock{Expires: timestamppb.New(now.Add(ttl))}},
+	}
+	return s.Append(ctx, ev, actor, now, opts)
+}
+
+// Unlock ends the lease on the app at domain. Only its holder may, unless
+// opts.Force. With no lease in force it returns ErrNotLocked.
+func (s *Store) Unlock(ctx context.Context, domain string, actor *metav1.Actor, now time.Time, message string, opts AppendOptions) (*Appended, error) {
+	ev := &metav1.Event{
+		Kind:    metav1.Kind_KIND_UNLOCK,
+		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
+		Address: &metav1.Address{App: domain},
+		Message: message,
+		Body:    &metav1.Event_Unlock{Unlock: &metav1.Unlock{}},
+	}
+	return s.Append(ctx, ev, actor, now, opts)
+}
+
+// checkLease is what every append asks of the app's lease before writing
+// ev: another operator's lease refuses it unless forced, and a forced
+// event names the lease it broke. An unlock learns which lease it ends.
+func checkLease(h *fold.Head, ev *metav1.Event, domain string, actor *metav1.Actor, now time.Time, opts AppendOptions) error {
+	l := h.ActiveLock(now)
+	if ev.GetKind() == metav1.Kind_KIND_UNLOCK {
+		if l == nil {
+			return fmt.Errorf("%w: %s has no lease in force", ErrNotLocked, domain)
+		}
+		ev.GetUnlock().LockId = l.EventID
+	}
+	if l == nil || l.HeldBy(actor.GetName(), actor.GetEmail()) {
+		return nil
+	}
+	if !opts.Force {
+		return &LockedError{Domain: domain, Lock: l, Now: now}
+	}
+	ev.BrokeLock = l.EventID
+	return nil
+}
