@@ -33,6 +33,9 @@ type AppendOptions struct {
 	// Force goes ahead despite another operator's lease on the app; the
 	// event records the lease it broke.
 	Force bool
+	// unless, when it says so of the app's head after the pull, stops the
+	// append with errUnchanged.
+	unless func(*fold.Head) bool
 }
 
 // Appended is what Append did.
@@ -85,6 +88,11 @@ func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 	if opts.Expect != "" {
 		if err := s.expect(addr, opts.Expect); err != nil {
 			return nil, wrap(err)
+		}
+	}
+	if opts.unless != nil {
+		if h, _, err := s.head(addr); err == nil && opts.unless(h) {
+			return nil, errUnchanged
 		}
 	}
 	if exclusive && online {
@@ -199,6 +207,11 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 	}
 	s.inBatch(ev)
 	idTime := stamp(ev, actor, addr, head, now)
+	if l := ev.GetLock(); l != nil {
+		// The lease runs from the event's own time, which a clock step
+		// back may have put after now.
+		l.Expires = timestamppb.New(idTime.Add(l.GetExpires().AsTime().Sub(now)))
+	}
 	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
 		// The env file in force now is what this deploy ran with.
 		if data, err := s.files.Read(projects.EnvPath(addr)); err == nil {

@@ -36,7 +36,7 @@ type LockedError struct {
 func (e *LockedError) Error() string {
 	l := e.Lock
 	msg := fmt.Sprintf("%s is locked by %s until %s (%s left, lock %s)", e.Domain, record.Operator(l.Holder, l.HolderEmail),
-		l.Expires.Local().Format("2006-01-02 15:04 MST"), l.Expires.Sub(e.Now).Round(time.Second), l.EventID)
+		l.Expires.Local().Format("2006-01-02 15:04:05 MST"), l.Expires.Sub(e.Now).Round(time.Second), l.EventID)
 	if l.Reason != "" {
 		msg += ": " + l.Reason
 	}
@@ -89,7 +89,9 @@ func checkLease(h *fold.Head, ev *metav1.Event, domain string, actor *metav1.Act
 		}
 		ev.GetUnlock().LockId = l.EventID
 	}
-	if l == nil || l.HeldBy(actor.GetName(), actor.GetEmail()) {
+	// What Swarm runs is recorded whoever holds the lease: it is not an
+	// action, and hiding it would hide the truth.
+	if l == nil || l.HeldBy(actor.GetName(), actor.GetEmail()) || ev.GetKind() == metav1.Kind_KIND_OBSERVE {
 		return nil
 	}
 	if !opts.Force {

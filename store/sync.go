@@ -339,6 +339,24 @@ func (s *Store) Sync(ctx context.Context) error {
 	return nil
 }
 
+// Pull brings the log up to date with the remote now, whatever the
+// cooldown. Unlike Refresh, a remote that cannot be reached is an error:
+// it is what runs before a command that changes a server.
+func (s *Store) Pull(ctx context.Context) error {
+	if !s.HasRemote(ctx) {
+		return nil
+	}
+	release, err := lock(s.gitDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := s.repairAll(); err != nil {
+		return err
+	}
+	return s.pull(ctx)
+}
+
 // Refresh is what a read does before answering: fetch and integrate, at
 // most once per cooldown unless forced. When the remote cannot be reached
 // it returns a warning saying how old the local view is, not an error.

@@ -22,6 +22,7 @@ type appendFlags struct {
 func newAppend(e *env) *cobra.Command {
 	var f appendFlags
 	var expect string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "append KIND DOMAIN",
 		Short: "Record an event for an app and commit it",
@@ -55,16 +56,11 @@ later ones find the app by its domain. Secret kinds take --name and
 			if err != nil {
 				return err
 			}
-			out, err := s.Append(cmd.Context(), ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect})
+			out, err := s.Append(cmd.Context(), ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect, Force: force})
 			if err != nil {
 				return err
 			}
-			for _, w := range out.Warnings {
-				e.warn("%s", w)
-			}
-			if err := e.publish(cmd.Context(), s, out.Event); err != nil {
-				e.warn("appended, but not announced on NATS: %v", err)
-			}
+			e.appended(cmd, s, out)
 			fmt.Fprintln(e.stdout, out.Event.GetId())
 			return nil
 		},
@@ -85,6 +81,7 @@ later ones find the app by its domain. Secret kinds take --name and
 	fl.StringVar(&f.to, "to-server", "", "server the app moved to (move)")
 	fl.StringVar(&f.snapshot, "snapshot", "", "backup snapshot restored (restore)")
 	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event, recorded as given; redact secret values before passing it")
+	fl.BoolVar(&force, "force", false, "append despite another operator's lock on the app (the log records that you did)")
 	fl.StringVar(&expect, "expect", "", "refuse unless, after fetching, the app's head is at this version or event id")
 	cmd.RegisterFlagCompletionFunc("outcome", cobra.FixedCompletions([]string{"succeeded", "failed", "aborted"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -96,6 +93,10 @@ func (f *appendFlags) event(kindName, domain string) (*metav1.Event, error) {
 	kind, err := record.ParseKind(kindName)
 	if err != nil {
 		return nil, err
+	}
+	if !record.Appendable(kind) {
+		// Their commands share their names.
+		return nil, fmt.Errorf("%s events are written by `meta %s`, which checks what only it knows", kindName, kindName)
 	}
 	outcome, err := record.ParseOutcome(f.outcome)
 	if err != nil {

@@ -9,15 +9,22 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/abra"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
 func newHead(e *env) *cobra.Command {
 	var asJSON bool
+	var format string
 	cmd := &cobra.Command{
-		Use:               "head DOMAIN",
-		Short:             "Show what the log says is deployed for an app, by whom, since when",
+		Use:   "head DOMAIN",
+		Short: "Show what the log says is deployed for an app, by whom, since when",
+		Long: `head folds the app's log into its state: the version deployed, by whom and
+since when, what Swarm was last seen running and any drift, the lock on it.
+
+--format env prints OPERATOR_SYNC_VERSION=<version> (Resolution 013), for
+scripts and env files; --json prints the head as JSON (keys in README.md).`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -29,6 +36,22 @@ func newHead(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			now := time.Now()
+			h = current(h, now)
+			switch format {
+			case "text":
+			case "json":
+				asJSON = true
+			case "env":
+				v, err := syncVersion(h)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s=%s\n", abra.StampKey, v)
+				return nil
+			default:
+				return usageError{fmt.Errorf("--format %q: want text, json or env", format)}
+			}
 			unpushed, err := s.Unpushed(cmd.Context(), h.Domain)
 			if err != nil {
 				return err
@@ -36,10 +59,12 @@ func newHead(e *env) *cobra.Command {
 			if asJSON {
 				return writeJSON(e.stdout, headView{Head: h, Unpushed: len(unpushed)})
 			}
-			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), time.Now())
+			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), now)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the head as JSON (keys in README.md)")
+	cmd.Flags().StringVar(&format, "format", "text", "text, json, or env (OPERATOR_SYNC_VERSION=<version>)")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", "env"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -86,6 +111,26 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		}
 		row("env", env)
 	}
+	if h.MovedTo != "" {
+		row("moved to", h.MovedTo)
+	}
+	if o := h.Observed; o != nil {
+		seen := orDash(o.Running())
+		if o.UpdateState != "" {
+			seen += " (update " + o.UpdateState + ")"
+		}
+		row("observed", fmt.Sprintf("%s at %s (%s) by %s", seen, when(o.Time), ago(o.Time, now), o.Operator))
+	}
+	if h.Drift != "" {
+		row(p.paint("31", "drift"), h.Drift+": "+h.DriftDetail)
+	}
+	if l := h.Lock; l != nil {
+		lock := fmt.Sprintf("by %s until %s (%s left)", l.Holder, when(l.Expires), l.Expires.Sub(now).Round(time.Minute))
+		if l.Reason != "" {
+			lock += ": " + l.Reason
+		}
+		row(p.paint("33", "locked"), lock)
+	}
 	row("events", fmt.Sprint(h.Events))
 	if unpushed > 0 {
 		row(p.paint("33", "unpushed"), fmt.Sprintf("%d events only in this clone; `meta sync` shares them", unpushed))
@@ -101,4 +146,26 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row(p.paint("31", "forked"), "operators appended without seeing each other: "+strings.Join(heads, ", ")+"; the next append joins them")
 	}
 	return tw.Flush()
+}
+
+// current is h as it stands at now: a lease past its expiry is over.
+func current(h *fold.Head, now time.Time) *fold.Head {
+	if h == nil || h.Lock == nil || h.Lock.Active(now) {
+		return h
+	}
+	c := *h
+	c.Lock = nil
+	return &c
+}
+
+// writeDrift says in a line whether what Swarm runs is what the log says.
+func writeDrift(w io.Writer, h *fold.Head, p painter) error {
+	var err error
+	switch {
+	case h.Drift != "":
+		_, err = fmt.Fprintf(w, "%s %s\n", p.paint("31", "drift: "+h.Drift+":"), h.DriftDetail)
+	case h.Observed != nil:
+		_, err = fmt.Fprintf(w, "no drift: Swarm runs %s, as the log says\n", orDash(h.Observed.Running()))
+	}
+	return err
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -46,29 +48,56 @@ Lines, one event per line (keys in README.md).`,
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			for _, ev := range events {
-				v := record.ViewOf(ev)
-				what := v.Version
-				msg := v.Message
-				switch {
-				case v.Secret != nil:
-					what = v.Secret.Name + " " + v.Secret.Version
-				case v.EnvChange != nil:
-					// Which env, and which keys: never values.
-					what = "env " + sealed.ShortDigest(v.EnvDigest)
-					msg = strings.TrimSpace(envSummary(v.EnvChange) + "  " + msg)
-				case v.EnvDigest != "":
-					what += " (env " + sealed.ShortDigest(v.EnvDigest) + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(v.Time), v.ID, v.Domain, v.Kind, v.Outcome, orDash(what), v.Operator, msg)
-			}
-			return tw.Flush()
+			return writeEvents(e.stdout, events)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines")
 	cmd.Flags().IntVarP(&n, "number", "n", 0, "show at most N events (0: all)")
 	return cmd
+}
+
+// writeEvents prints events one per line; the events of a batch that
+// follow each other go under one line naming the batch and its summary.
+func writeEvents(w io.Writer, events []*metav1.Event) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	batch := ""
+	for _, ev := range events {
+		v := record.ViewOf(ev)
+		if v.BatchID != batch {
+			batch = v.BatchID
+			if batch != "" {
+				fmt.Fprintf(tw, "batch %s: %s\n", batch, orDash(v.BatchSummary))
+			}
+		}
+		indent := ""
+		if batch != "" {
+			indent = "  "
+		}
+		what := v.Version
+		if v.ChaosVersion != "" {
+			what = strings.TrimSpace(what + " chaos " + v.ChaosVersion)
+		}
+		msg := v.Message
+		switch {
+		case v.Secret != nil:
+			what = v.Secret.Name + " " + v.Secret.Version
+		case v.EnvChange != nil:
+			// Which env, and which keys: never values.
+			what = "env " + sealed.ShortDigest(v.EnvDigest)
+			msg = strings.TrimSpace(envSummary(v.EnvChange) + "  " + msg)
+		case v.Observation != nil && v.Observation.UpdateState != "":
+			what += " (" + v.Observation.UpdateState + ")"
+		case v.Lock != nil:
+			what = "until " + when(v.Lock.Expires)
+		case v.EnvDigest != "":
+			what += " (env " + sealed.ShortDigest(v.EnvDigest) + ")"
+		}
+		if v.BrokeLock != "" {
+			msg = strings.TrimSpace("broke lock " + v.BrokeLock + "  " + msg)
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", indent, when(v.Time), v.ID, v.Domain, v.Kind, v.Outcome, orDash(what), v.Operator, msg)
+	}
+	return tw.Flush()
 }
 
 // envSummary names an env change's keys, or counts them when there are

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +26,10 @@ func newLs(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			now := time.Now()
+			for i, h := range heads {
+				heads[i] = current(h, now)
+			}
 			if asJSON {
 				if heads == nil {
 					heads = []*fold.Head{}
@@ -34,10 +40,17 @@ func newLs(e *env) *cobra.Command {
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "DOMAIN\tPROJECT\tENV\tSTATE\tVERSION\tSINCE\tBY\tNOTE")
 			for _, h := range heads {
-				note := ""
+				var notes []string
 				if h.Forked {
-					note = p.paint("31", "forked")
+					notes = append(notes, p.paint("31", "forked"))
 				}
+				if h.Drift != "" {
+					notes = append(notes, p.paint("31", "drift:"+h.Drift))
+				}
+				if h.Lock != nil {
+					notes = append(notes, p.paint("33", "locked by "+h.Lock.Holder))
+				}
+				note := strings.Join(notes, " ")
 				version := h.Version
 				if h.ChaosVersion != "" {
 					version = h.ChaosVersion

@@ -50,6 +50,10 @@ func TestScripts(t *testing.T) {
 			t.Fatalf("%s is not on PATH: .ci/run installs it (go install, pinned)", tool)
 		}
 	}
+	fixtures, err := filepath.Abs("../../swarm/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
@@ -60,6 +64,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GIT_COMMITTER_NAME", "Git")
 			env.Setenv("GIT_COMMITTER_EMAIL", "git@example.com")
 			env.Setenv("SOPS_DISABLE_VERSION_CHECK", "1")
+			env.Setenv("FIXTURES", fixtures)
 			return nil
 		},
 	})

@@ -30,6 +30,7 @@ const (
 	exitBadUse     = 2 // the input was wrong: flags, names, ambiguous domain
 	exitBusy       = 3 // another meta process held the log too long; try again
 	exitUnexpected = 4 // the log is not as the operator expected: --expect, or another operator's change collides
+	exitLocked     = 5 // another operator holds a lock on the app
 )
 
 // usageError marks errors in how meta was called.
@@ -91,6 +92,8 @@ func exitCode(err error) int {
 		return silent.code
 	case errors.Is(err, store.ErrBusy):
 		return exitBusy
+	case errors.Is(err, store.ErrLocked):
+		return exitLocked
 	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict):
 		return exitUnexpected
 	case errors.As(err, new(usageError)),
@@ -105,6 +108,8 @@ func exitCode(err error) int {
 		errors.Is(err, store.ErrAmbiguous),
 		errors.Is(err, store.ErrNeedAddress),
 		errors.Is(err, store.ErrMoved),
+		errors.Is(err, store.ErrBatchOpen),
+		errors.Is(err, store.ErrNoBatch),
 		errors.Is(err, store.ErrExists):
 		return exitBadUse
 	}
@@ -120,7 +125,8 @@ immutable event in a git repository, and folds each app's events into its
 head: what is deployed, by whom, since when.
 
 The log is found from --dir, else $META_DIR, else the nearest directory
-upward holding meta.yaml. The operator is --operator, else $META_OPERATOR,
+upward holding meta.yaml, else the dir: of the operator's config
+(~/.config/meta/config.yaml). The operator is --operator, else $META_OPERATOR,
 else git's user.name and user.email.`,
 		Version:           version(),
 		SilenceUsage:      true,
@@ -136,7 +142,7 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
 	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e))
 	return root
 }
 
@@ -163,6 +169,12 @@ func (e *env) open() (*store.Store, error) {
 		return nil, err
 	}
 	root, err := store.Find(wd)
+	if errors.Is(err, store.ErrNotLog) {
+		// Outside any log: the operator's config may name theirs.
+		if c, cerr := e.loadOperatorConfig(); cerr == nil && c.Dir != "" {
+			return store.Open(c.Dir)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

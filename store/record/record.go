@@ -136,7 +136,9 @@ func Validate(ev *metav1.Event) error {
 	if _, ok := outcomeNames[ev.GetOutcome()]; !ok {
 		return bad("outcome %s cannot be appended", OutcomeName(ev.GetOutcome()))
 	}
-	if IsDeployKind(ev.GetKind()) && ev.GetVersion() == "" && ev.GetChaosVersion() == "" {
+	// A failed deploy may not know what it tried to deploy; a successful
+	// one must say what it put into service.
+	if IsDeployKind(ev.GetKind()) && ev.GetOutcome() == metav1.Outcome_OUTCOME_SUCCEEDED && ev.GetVersion() == "" && ev.GetChaosVersion() == "" {
 		return bad("%s needs a version (or a chaos version)", KindName(ev.GetKind()))
 	}
 	return validateBody(ev)

@@ -1,0 +1,272 @@
+package wrap
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/abra"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+var kinds = map[abra.Action]metav1.Kind{
+	abra.Deploy:         metav1.Kind_KIND_DEPLOY,
+	abra.Upgrade:        metav1.Kind_KIND_UPGRADE,
+	abra.Rollback:       metav1.Kind_KIND_ROLLBACK,
+	abra.Undeploy:       metav1.Kind_KIND_UNDEPLOY,
+	abra.Move:           metav1.Kind_KIND_MOVE,
+	abra.New:            metav1.Kind_KIND_NEW,
+	abra.Remove:         metav1.Kind_KIND_REMOVE,
+	abra.Restore:        metav1.Kind_KIND_RESTORE,
+	abra.SecretGenerate: metav1.Kind_KIND_SECRET_GENERATE,
+	abra.SecretInsert:   metav1.Kind_KIND_SECRET_INSERT,
+	abra.SecretRemove:   metav1.Kind_KIND_SECRET_REMOVE,
+	abra.VolumeRemove:   metav1.Kind_KIND_VOLUME_REMOVE,
+}
+
+// interactiveVolume names the volumes of a volume remove whose volumes
+// were chosen in abra's prompt, not on the command line.
+const interactiveVolume = "(chosen in abra)"
+
+// events are what the log records of cmd, which exited with code.
+func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, code int, signaled bool) ([]*metav1.Event, error) {
+	outcome := metav1.Outcome_OUTCOME_SUCCEEDED
+	switch {
+	case signaled:
+		outcome = metav1.Outcome_OUTCOME_ABORTED
+	case code != 0:
+		outcome = metav1.Outcome_OUTCOME_FAILED
+	}
+	ok := outcome == metav1.Outcome_OUTCOME_SUCCEEDED
+	domain, env, err := r.envAfter(cmd, before, ok)
+	if err != nil {
+		return nil, err
+	}
+	if domain == "" {
+		return nil, errors.New("no app domain on the command line, and abra wrote no new env file")
+	}
+	recorded := append([]string{filepath.Base(argv[0])}, argv[1:]...)
+	base := func(kind metav1.Kind) *metav1.Event {
+		ev := &metav1.Event{Kind: kind, Outcome: outcome, Command: recorded, Address: r.place(domain, env)}
+		if env != nil {
+			ev.Recipe, _, _ = abra.Recipe(env.data)
+		}
+		return ev
+	}
+	ev := base(kinds[cmd.Action])
+	if !ok {
+		ev.Message = fmt.Sprintf("abra exited %d", code)
+	}
+	switch cmd.Action {
+	case abra.Deploy, abra.Upgrade, abra.Rollback:
+		r.version(ev, cmd, env, ok)
+		if cmd.Action == abra.Rollback {
+			ev.Body = &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: ev.GetVersion()}}
+		}
+		if ok && ev.GetVersion() == "" && ev.GetChaosVersion() == "" {
+			r.Warn("abra did not write the deployed version into the env file, and none was on the command line; recording a note instead")
+			ev.Kind, ev.Message = metav1.Kind_KIND_NOTE, fmt.Sprintf("abra app %s succeeded; version unknown", cmd.Action)
+		}
+	case abra.New:
+		r.version(ev, cmd, env, ok)
+		if ok && cmd.Secrets && env != nil {
+			events := []*metav1.Event{ev}
+			for _, s := range abra.Secrets(env.data) {
+				sev := base(metav1.Kind_KIND_SECRET_GENERATE)
+				sev.Body = &metav1.Event_Secret{Secret: &metav1.Secret{Name: s.Name, Version: s.Version}}
+				events = append(events, sev)
+			}
+			return events, nil
+		}
+	case abra.Restore:
+		if cmd.Snapshot != "" {
+			ev.Body = &metav1.Event_Restore{Restore: &metav1.Restore{Snapshot: cmd.Snapshot}}
+		}
+	case abra.VolumeRemove:
+		name := cmd.Arg(0)
+		if name == "" {
+			name = interactiveVolume
+		}
+		ev.Body = &metav1.Event_Volume{Volume: &metav1.Volume{Name: name}}
+	case abra.SecretGenerate, abra.SecretInsert, abra.SecretRemove:
+		return r.secretEvents(cmd, env, base, ev.Message)
+	case abra.Move:
+		return r.moveEvents(cmd, before, env, ev)
+	}
+	return []*metav1.Event{ev}, nil
+}
+
+// envFile is an app's env file as abra left it.
+type envFile struct {
+	abra.EnvFile
+	data []byte
+}
+
+// envAfter finds the app's env file after the command: where it was, where
+// abra moved it, or (for new) the one abra created.
+func (r *Runner) envAfter(cmd abra.Command, before []abra.EnvFile, ok bool) (string, *envFile, error) {
+	domain := cmd.Domain
+	var found []abra.EnvFile
+	var err error
+	switch {
+	case cmd.Action == abra.New && domain == "":
+		now, err := abra.EnvFiles(r.AbraDir, "")
+		if err != nil {
+			return "", nil, err
+		}
+		found = added(before, now)
+		if len(found) == 1 {
+			domain = found[0].Domain
+		}
+	case domain != "":
+		if found, err = abra.EnvFiles(r.AbraDir, domain); err != nil {
+			return "", nil, err
+		}
+		if len(found) == 0 {
+			found = before // removed: read what it said
+		}
+		if cmd.Action == abra.Move && ok {
+			for _, f := range found {
+				if f.Server == cmd.Arg(0) {
+					found = []abra.EnvFile{f}
+				}
+			}
+		}
+	}
+	if len(found) != 1 {
+		return domain, nil, nil
+	}
+	data := abra.ReadFile(found[0].Path)
+	if data == nil {
+		return domain, nil, nil
+	}
+	return domain, &envFile{EnvFile: found[0], data: data}, nil
+}
+
+// added are the env files in now that were not in before.
+func added(before, now []abra.EnvFile) []abra.EnvFile {
+	had := map[string]bool{}
+	for _, f := range before {
+		had[f.Path] = true
+	}
+	var out []abra.EnvFile
+	for _, f := range now {
+		if !had[f.Path] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// place is where an app's event goes: where the log has the app already,
+// else where meta.yaml's servers map the server of its env file.
+func (r *Runner) place(domain string, env *envFile) *metav1.Address {
+	a := &metav1.Address{App: domain}
+	if _, err := r.Store.Locate(domain); err == nil || env == nil {
+		return a
+	}
+	a.Project, a.Env = r.Store.Config().PlaceServer(env.Server)
+	return a
+}
+
+// version sets the version an app command deployed: the one abra wrote
+// into the env file, the chaos version for --chaos; for a failed command,
+// the one it tried, if known.
+func (r *Runner) version(ev *metav1.Event, cmd abra.Command, env *envFile, ok bool) {
+	written := ""
+	if env != nil {
+		_, written, _ = abra.Recipe(env.data)
+	}
+	if !ok {
+		// abra rewrites the line only on success: the version tried is
+		// the one asked for.
+		written = cmd.Arg(0)
+	} else if written == "" {
+		written = cmd.Arg(0)
+	}
+	if cmd.Chaos {
+		ev.ChaosVersion = written
+		return
+	}
+	ev.Version = written
+}
+
+// secretEvents are one event per secret a secret command named, or with
+// --all, per secret the env file (or, for remove, the log) knows.
+func (r *Runner) secretEvents(cmd abra.Command, env *envFile, base func(metav1.Kind) *metav1.Event, message string) ([]*metav1.Event, error) {
+	var secrets []abra.Secret
+	switch {
+	case !cmd.All:
+		s := abra.Secret{Name: cmd.Arg(0)}
+		if cmd.Action != abra.SecretRemove {
+			s.Version = cmd.Arg(1)
+		}
+		if s.Name == "" {
+			return nil, fmt.Errorf("abra app %s named no secret", cmd.Action)
+		}
+		secrets = []abra.Secret{s}
+	case cmd.Action == abra.SecretRemove:
+		if h, err := r.Store.Head(cmd.Domain); err == nil {
+			for _, s := range h.Secrets {
+				secrets = append(secrets, abra.Secret{Name: s.Name})
+			}
+		}
+	case env != nil:
+		secrets = abra.Secrets(env.data)
+	}
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("abra app %s --all: no secrets known for %s", cmd.Action, cmd.Domain)
+	}
+	var out []*metav1.Event
+	for _, s := range secrets {
+		ev := base(kinds[cmd.Action])
+		ev.Message = message
+		ev.Body = &metav1.Event_Secret{Secret: &metav1.Secret{Name: s.Name, Version: s.Version}}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// moveEvents record a move under the env the app left and, when the new
+// server maps to another env, under the env it arrived in.
+func (r *Runner) moveEvents(cmd abra.Command, before []abra.EnvFile, env *envFile, ev *metav1.Event) ([]*metav1.Event, error) {
+	to := cmd.Arg(0)
+	if to == "" {
+		return nil, errors.New("abra app move named no server to move to")
+	}
+	from := ""
+	if len(before) == 1 {
+		from = before[0].Server
+	}
+	m := &metav1.Move{FromServer: from, ToServer: to}
+	ev.Body = &metav1.Event_Move{Move: m}
+	left, err := r.Store.Locate(cmd.Domain)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		left.Project, left.Env = r.Store.Config().PlaceServer(from)
+		left.App = cmd.Domain
+	}
+	project, toEnv := r.Store.Config().PlaceServer(to)
+	if project == "" {
+		project = left.Project
+	}
+	arrived := projects.Address{Project: project, Env: toEnv, App: cmd.Domain}
+	ev.Address = &metav1.Address{Project: left.Project, Env: left.Env, App: cmd.Domain}
+	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED || arrived.Project == left.Project && arrived.Env == left.Env {
+		return []*metav1.Event{ev}, nil
+	}
+	m.FromEnv, m.ToEnv = left.Env, arrived.Env
+	if env != nil {
+		_, ev.Version, _ = abra.Recipe(env.data)
+	}
+	there := &metav1.Event{
+		Kind: ev.Kind, Outcome: ev.Outcome, Command: ev.Command, Recipe: ev.Recipe, Version: ev.Version,
+		Address: &metav1.Address{Project: arrived.Project, Env: arrived.Env, App: cmd.Domain},
+		Body:    &metav1.Event_Move{Move: m},
+	}
+	return []*metav1.Event{ev, there}, nil
+}

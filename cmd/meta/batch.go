@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+func newBatch(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "batch",
+		Short: "Group the events of one piece of work under a summary",
+		Long: `batch start opens a batch in this clone; every event appended here until
+batch end (by append, exec, env, lock, observe) carries its id and summary,
+and meta log shows them grouped under it, on every machine.`,
+		Example: `  meta batch start -m "Deployed apps for organisation X"
+  meta exec -- abra app deploy a.example.org
+  meta exec -- abra app deploy b.example.org
+  meta batch end`,
+	}
+	var summary string
+	start := &cobra.Command{
+		Use:   "start -m SUMMARY",
+		Short: "Open a batch; the events appended here until batch end belong to it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			actor, err := e.actor(s.Root())
+			if err != nil {
+				return err
+			}
+			b, err := s.StartBatch(summary, actor, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, b.ID)
+			return nil
+		},
+	}
+	start.Flags().StringVarP(&summary, "message", "m", "", "what the batch is about")
+	end := &cobra.Command{
+		Use:   "end",
+		Short: "Close the open batch",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			b, err := s.EndBatch()
+			if err != nil {
+				return err
+			}
+			events, err := s.BatchEvents(b.ID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "closed batch %s (%s): %d events\n", b.ID, b.Summary, len(events))
+			return nil
+		},
+	}
+	var asJSON bool
+	show := &cobra.Command{
+		Use:   "show [ID]",
+		Short: "List a batch's events, oldest first (default: the open batch)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.openFresh(cmd.Context())
+			if err != nil {
+				return err
+			}
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			} else {
+				b, open, err := s.OpenBatch()
+				if err != nil {
+					return err
+				}
+				if !open {
+					return usageError{fmt.Errorf("no batch is open in this clone; name one: meta batch show ID")}
+				}
+				id = b.ID
+			}
+			events, err := s.BatchEvents(id)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				for _, ev := range events {
+					if err := writeJSON(e.stdout, record.ViewOf(ev)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			return writeEvents(e.stdout, events)
+		},
+	}
+	show.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines, one event per line (keys as meta log --json)")
+	cmd.AddCommand(start, end, show)
+	return cmd
+}

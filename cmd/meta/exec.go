@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/abra"
+	"git.coopcloud.tech/coop-cloud/meta/abra/wrap"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+func newExec(e *env) *cobra.Command {
+	var o wrap.Options
+	var abraPath string
+	cmd := &cobra.Command{
+		Use:   "exec [flags] -- abra app COMMAND DOMAIN [ARGS...]",
+		Short: "Run abra with the operator log around it: sync before, record after",
+		Long: `exec runs an abra command with your terminal (its input, output and exit code
+pass through unchanged) and keeps the operator log in step with it:
+
+  before: the log is pulled (a failure stops commands that change a server;
+          for the others it is a warning), another operator's lock on the
+          app stops the command, and meta warns when the version your env
+          file says differs from the log's;
+  after:  deploy, upgrade, rollback, undeploy, move, new --secrets, remove,
+          restore, secret generate/insert/remove and volume remove are
+          recorded with their outcome (abra's exit code), the version abra
+          wrote into the env file (the chaos version for --chaos) and the
+          command line with secret values redacted, then pushed.
+
+Commands that change nothing are not recorded. An app's first event goes to
+the project/env meta.yaml's servers: maps its abra server to (default: the
+env named like the server, in the default project).
+
+With sync: false in your operator config (~/.config/meta/config.yaml) exec
+only runs abra, so the alias can live in a shared shell profile:
+
+  alias abra='meta exec -- abra'`,
+		Example: `  meta exec -- abra app deploy matrix.example.com
+  meta exec --no-operator-sync -- abra app upgrade matrix.example.com 4.1.0+v1.94.0
+  meta exec --force -- abra app rollback matrix.example.com`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := e.loadOperatorConfig()
+			if err != nil {
+				return err
+			}
+			if abraPath == "" {
+				abraPath = cfg.Abra
+			}
+			exe, err := wrap.FindAbra(abraPath, args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			argv := append([]string{exe}, args[1:]...)
+			home, _ := os.UserHomeDir()
+			r := &wrap.Runner{
+				AbraDir: abra.Dir(e.getenv, home),
+				Options: o,
+				Stdin:   e.stdin, Stdout: e.stdout, Stderr: e.stderr,
+				Warn: e.warn,
+			}
+			off := cfg.Sync != nil && !*cfg.Sync
+			if off || o.NoLog && o.NoSync {
+				// A plain pass-through: no log needed.
+				res, err := r.Pass(argv)
+				if err != nil {
+					return err
+				}
+				return exitWith(res.Code)
+			}
+			if e.offline {
+				r.Options.NoSync = true
+			}
+			if r.Store, err = e.open(); err != nil {
+				return fmt.Errorf("%w; to run abra without the log, pass --no-operator-sync --no-operator-log or set sync: false in %s", err, cfg.path)
+			}
+			if r.Actor, err = e.actor(r.Store.Root()); err != nil {
+				return err
+			}
+			r.Options.ForceSync = r.Options.ForceSync || e.forceSync
+			r.Recorded = func(out *store.Appended) {
+				if err := e.publish(cmd.Context(), r.Store, out.Event); err != nil {
+					e.warn("recorded, but not announced on NATS: %v", err)
+				}
+			}
+			res, err := r.Run(cmd.Context(), argv)
+			if res == nil {
+				return err
+			}
+			if err != nil {
+				// abra ran: its exit code stands, and meta says loudly
+				// what it could not record.
+				fmt.Fprintf(e.stderr, "meta: error: %v\n", err)
+			}
+			return exitWith(res.Code)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	fl := cmd.Flags()
+	fl.StringVar(&abraPath, "abra", "", "the abra executable to run (default: abra: from the operator config, else abra on PATH)")
+	fl.BoolVar(&o.NoSync, "no-operator-sync", false, "neither pull before nor push after; what is recorded stays in this clone until `meta sync`")
+	fl.BoolVar(&o.NoLog, "no-operator-log", false, "record nothing")
+	fl.BoolVar(&o.Force, "force", false, "go ahead despite another operator's lock on the app (the log records that you did)")
+	return cmd
+}
+
+// exitWith ends meta with code, reporting nothing more.
+func exitWith(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return silentError{code: code}
+}

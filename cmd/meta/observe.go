@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/abra"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/swarm"
+)
+
+func newObserve(e *env) *cobra.Command {
+	var inspect, stack string
+	var docker, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "observe DOMAIN (--inspect FILE | --docker)",
+		Short: "Record what Docker Swarm really runs for an app, and show any drift",
+		Long: `observe reads the app's "app" service as Docker Swarm has it: from
+docker service inspect output (--inspect FILE, or - for stdin) or from the
+Docker Engine API at $DOCKER_HOST (--docker). It takes the service's
+coop-cloud.<stack>.version, .recipe, .chaos and .chaos-version labels, its
+UpdateStatus and its PreviousSpec, and appends an observe event when they
+differ from the last observation.
+
+meta head then shows what runs next to what the log says should run, and
+names any drift: swarm-rollback, updating, update-paused,
+unrecorded-version or running-while-undeployed.
+
+The stack is the domain with dots as underscores, cut to 45 characters,
+unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
+		Example: `  docker service inspect matrix_example_com_app | meta observe matrix.example.com --inspect -
+  DOCKER_HOST=unix:///run/docker.sock meta observe matrix.example.com --docker`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: e.completeDomains,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			domain := args[0]
+			if (inspect == "") == !docker {
+				return usageError{errors.New("say where to look: --inspect FILE (- for stdin) or --docker")}
+			}
+			if stack == "" {
+				stack = e.stackName(domain)
+			}
+			var services []swarm.Service
+			var err error
+			source := "inspect"
+			if docker {
+				source = "docker"
+				services, err = swarm.Inspect(cmd.Context(), e.getenv("DOCKER_HOST"), swarm.ServiceName(stack))
+			} else {
+				var data []byte
+				if data, err = readInput(e.stdin, inspect); err != nil {
+					return usageError{fmt.Errorf("--inspect: %w", err)}
+				}
+				if services, err = swarm.ParseInspect(data); err != nil {
+					return usageError{fmt.Errorf("--inspect %s: %w", inspect, err)}
+				}
+			}
+			if err != nil {
+				return err
+			}
+			o, err := swarm.Observe(services, stack)
+			if err != nil {
+				return usageError{fmt.Errorf("observe %s: %w", domain, err)}
+			}
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			actor, err := e.actor(s.Root())
+			if err != nil {
+				return err
+			}
+			out, err := s.Observe(cmd.Context(), domain, &metav1.Observation{
+				Service: o.Service, Version: o.Version, Recipe: o.Recipe, Chaos: o.Chaos, ChaosVersion: o.ChaosVersion,
+				UpdateState: o.UpdateState, UpdateMessage: o.UpdateMessage,
+				PreviousVersion: o.PreviousVersion, PreviousChaosVersion: o.PreviousChaosVersion,
+				Source: source,
+			}, actor, time.Now(), store.AppendOptions{Offline: e.offline})
+			if err != nil {
+				return err
+			}
+			if out != nil {
+				e.appended(cmd, s, out)
+			}
+			h, err := s.Head(domain)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(e.stdout, observeView{Recorded: out != nil, EventID: eventID(out), Head: current(h, time.Now())})
+			}
+			if out == nil {
+				fmt.Fprintf(e.stdout, "unchanged since %s\n", when(*h.ObservedAt))
+			} else {
+				fmt.Fprintf(e.stdout, "recorded %s\n", out.Event.GetId())
+			}
+			return writeDrift(e.stdout, h, e.painter(e.stdout))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&inspect, "inspect", "", "read docker service inspect output from FILE (- for stdin)")
+	fl.BoolVar(&docker, "docker", false, "ask the Docker Engine at $DOCKER_HOST (default unix:///var/run/docker.sock)")
+	fl.StringVar(&stack, "stack", "", "the app's stack name, if not derived from the domain")
+	fl.BoolVar(&asJSON, "json", false, `print {"recorded", "event_id", "head"} as JSON (head keys as meta head --json)`)
+	return cmd
+}
+
+// observeView is `meta observe --json`.
+type observeView struct {
+	Recorded bool   `json:"recorded"`
+	EventID  string `json:"event_id"`
+	Head     any    `json:"head"`
+}
+
+func eventID(out *store.Appended) string {
+	if out == nil {
+		return ""
+	}
+	return out.Event.GetId()
+}
+
+// stackName is the app's stack as abra names it, reading STACK_NAME from
+// its abra env file when there is one.
+func (e *env) stackName(domain string) string {
+	home, _ := os.UserHomeDir()
+	var data []byte
+	if files, err := abra.EnvFiles(abra.Dir(e.getenv, home), domain); err == nil && len(files) == 1 {
+		data = abra.ReadFile(files[0].Path)
+	}
+	return abra.StackName(domain, data)
+}
+
+// readInput reads a file, or stdin for "-".
+func readInput(stdin io.Reader, name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(name)
+}
