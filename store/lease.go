@@ -60,7 +60,7 @@ func (s *Store) Lock(ctx context.Context, domain string, actor *metav1.Actor, no
 		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
 		Address: &metav1.Address{App: domain},
 		Message: reason,
-		Body: &metav1.Event_Lock{Lock: &metav1.Lock{Expires: timestamppb.New(now.Add(ttl))}},
+		Body:    &metav1.Event_Lock{Lock: &metav1.Lock{Expires: timestamppb.New(now.Add(ttl))}},
 	}
 	return s.Append(ctx, ev, actor, now, opts)
 }

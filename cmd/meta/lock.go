@@ -24,7 +24,7 @@ can never get stuck. Run lock again to renew yours.
 The lock counts only once it is on the remote: of two operators locking at
 once, exactly one wins and the other is refused (exit 5). --offline locks
 this clone only.`,
-		Example: `  meta lock matrix.example.com --ttl 30m -m "upgrading postgres"`,
+		Example:           `  meta lock matrix.example.com --ttl 30m -m "upgrading postgres"`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
