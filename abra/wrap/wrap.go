@@ -109,6 +109,9 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 	}
 	for _, ev := range events {
 		out, err := r.Store.Append(ctx, ev, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force})
+		if errors.Is(err, store.ErrNeedAddress) {
+			err = fmt.Errorf("%w (or map its server under servers: in %s)", err, store.ConfigFile)
+		}
 		if err != nil {
 			return res, fmt.Errorf("abra exited %d but the event was not recorded: %w; record it with `meta append`", code, err)
 		}

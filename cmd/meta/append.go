@@ -48,11 +48,7 @@ later ones find the app by its domain. Secret kinds take --name and
 			if err != nil {
 				return usageError{err}
 			}
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			actor, err := e.actor(s.Root())
+			s, actor, err := e.openAs()
 			if err != nil {
 				return err
 			}

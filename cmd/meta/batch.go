@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newBatch(e *env) *cobra.Command {
@@ -27,11 +25,7 @@ and meta log shows them grouped under it, on every machine.`,
 		Short: "Open a batch; the events appended here until batch end belong to it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			actor, err := e.actor(s.Root())
+			s, actor, err := e.openAs()
 			if err != nil {
 				return err
 			}
@@ -93,12 +87,7 @@ and meta log shows them grouped under it, on every machine.`,
 				return err
 			}
 			if asJSON {
-				for _, ev := range events {
-					if err := writeJSON(e.stdout, record.ViewOf(ev)); err != nil {
-						return err
-					}
-				}
-				return nil
+				return writeEventsJSON(e.stdout, events)
 			}
 			return writeEvents(e.stdout, events)
 		},

@@ -28,11 +28,7 @@ this clone only.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			actor, err := e.actor(s.Root())
+			s, actor, err := e.openAs()
 			if err != nil {
 				return err
 			}
@@ -60,11 +56,7 @@ func newUnlock(e *env) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			actor, err := e.actor(s.Root())
+			s, actor, err := e.openAs()
 			if err != nil {
 				return err
 			}

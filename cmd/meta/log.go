@@ -41,12 +41,7 @@ Lines, one event per line (keys in README.md).`,
 				return err
 			}
 			if asJSON {
-				for _, ev := range events {
-					if err := writeJSON(e.stdout, record.ViewOf(ev)); err != nil {
-						return err
-					}
-				}
-				return nil
+				return writeEventsJSON(e.stdout, events)
 			}
 			return writeEvents(e.stdout, events)
 		},
@@ -54,6 +49,16 @@ Lines, one event per line (keys in README.md).`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON Lines")
 	cmd.Flags().IntVarP(&n, "number", "n", 0, "show at most N events (0: all)")
 	return cmd
+}
+
+// writeEventsJSON prints events as JSON Lines, one View per line.
+func writeEventsJSON(w io.Writer, events []*metav1.Event) error {
+	for _, ev := range events {
+		if err := writeJSON(w, record.ViewOf(ev)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeEvents prints events one per line; the events of a batch that

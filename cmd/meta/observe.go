@@ -68,11 +68,7 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 			if err != nil {
 				return usageError{fmt.Errorf("observe %s: %w", domain, err)}
 			}
-			s, err := e.open()
-			if err != nil {
-				return err
-			}
-			actor, err := e.actor(s.Root())
+			s, actor, err := e.openAs()
 			if err != nil {
 				return err
 			}

@@ -208,6 +208,19 @@ func (e *env) openFresh(ctx context.Context) (*store.Store, error) {
 	return s, nil
 }
 
+// openAs opens the log and works out who is writing to it.
+func (e *env) openAs() (*store.Store, *metav1.Actor, error) {
+	s, err := e.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	actor, err := e.actor(s.Root())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, actor, nil
+}
+
 // actor works out who is appending.
 func (e *env) actor(root string) (*metav1.Actor, error) {
 	var a *metav1.Actor
