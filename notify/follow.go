@@ -119,7 +119,13 @@ func followOnce(ctx context.Context, o FollowOptions, handle func(*metav1.Event)
 				msg.NakWithDelay(5 * time.Second)
 				continue
 			}
-			if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+			// Handled is acknowledged, even when the follower is told to
+			// stop at this very moment: else the event comes again only
+			// after AckWait, and twice.
+			ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackBudget)
+			err = msg.DoubleAck(ackCtx)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("acknowledge event %s: %w", ev.GetId(), err)
 			}
 		}
@@ -131,6 +137,10 @@ func followOnce(ctx context.Context, o FollowOptions, handle func(*metav1.Event)
 		}
 	}
 }
+
+// ackBudget bounds how long a follower that is stopping waits for the
+// server to confirm its last acknowledgement.
+const ackBudget = 5 * time.Second
 
 // validConsumerName accepts what NATS takes as a consumer name: a subject
 // token as it stands (Token would change a '.').
