@@ -28,19 +28,11 @@ func (s *Store) Observe(ctx context.Context, domain string, o *metav1.Observatio
 	if o.GetChaos() {
 		ev.ChaosVersion = o.GetChaosVersion()
 	}
-	opts.unless = func(h *fold.Head) bool { return sameObservation(h.Observed, o) }
+	seen := fold.ObservationOf(o)
+	opts.unless = func(h *fold.Head) bool { return h.Observed.SameAs(seen) }
 	out, err := s.Append(ctx, ev, actor, now, opts)
 	if errors.Is(err, errUnchanged) {
 		return nil, nil
 	}
 	return out, err
-}
-
-// sameObservation says the head's last observation saw what o sees.
-func sameObservation(last *fold.Observation, o *metav1.Observation) bool {
-	return last != nil &&
-		last.Service == o.GetService() && last.Version == o.GetVersion() && last.Recipe == o.GetRecipe() &&
-		last.Chaos == o.GetChaos() && last.ChaosVersion == o.GetChaosVersion() &&
-		last.UpdateState == o.GetUpdateState() && last.UpdateMessage == o.GetUpdateMessage() &&
-		last.PreviousVersion == o.GetPreviousVersion() && last.PreviousChaosVersion == o.GetPreviousChaosVersion()
 }

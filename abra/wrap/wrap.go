@@ -188,10 +188,7 @@ func (r *Runner) prepare(ctx context.Context, cmd abra.Command, before []abra.En
 // is behind.
 func (r *Runner) checkVersion(cmd abra.Command, h *fold.Head, env []byte, path string) {
 	_, version, ok := abra.Recipe(env)
-	logged := h.Version
-	if h.ChaosVersion != "" {
-		logged = h.ChaosVersion
-	}
+	logged := h.Running()
 	if !ok || version == "" || logged == "" || version == logged {
 		return
 	}

@@ -51,11 +51,7 @@ func newLs(e *env) *cobra.Command {
 					notes = append(notes, p.paint("33", "locked by "+h.Lock.Holder))
 				}
 				note := strings.Join(notes, " ")
-				version := h.Version
-				if h.ChaosVersion != "" {
-					version = h.ChaosVersion
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Domain, h.Project, h.Env, p.state(h.State), orDash(version), when(h.Since), orDash(h.DeployedBy), note)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Domain, h.Project, h.Env, p.state(h.State), orDash(h.Running()), when(h.Since), orDash(h.DeployedBy), note)
 			}
 			return tw.Flush()
 		},

@@ -74,10 +74,7 @@ FILE is usually the app's abra env file.`,
 // syncVersion is the version OPERATOR_SYNC_VERSION carries: the chaos
 // version under --chaos, else the deployed version.
 func syncVersion(h *fold.Head) (string, error) {
-	v := h.Version
-	if h.ChaosVersion != "" {
-		v = h.ChaosVersion
-	}
+	v := h.Running()
 	if v == "" {
 		return "", errors.New(h.Domain + " has no deployed version in the log")
 	}

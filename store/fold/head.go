@@ -183,6 +183,15 @@ func (l *Lock) HeldBy(name, email string) bool {
 	return l != nil && l.Holder == name && (l.HolderEmail == "" || email == "" || l.HolderEmail == email)
 }
 
+// Running is the version the log says runs: the chaos version after a
+// --chaos deploy, else the version; "" for none.
+func (h *Head) Running() string {
+	if h.ChaosVersion != "" {
+		return h.ChaosVersion
+	}
+	return h.Version
+}
+
 // ActiveLock is the lock that holds at now, or nil.
 func (h *Head) ActiveLock(now time.Time) *Lock {
 	if h == nil || !h.Lock.Active(now) {
@@ -346,21 +355,36 @@ func (h *Head) apply(ev *metav1.Event) {
 	}
 }
 
-// observe takes in what Swarm was seen running and says whether, and why,
-// it differs from what the log says should run.
-func (h *Head) observe(ev *metav1.Event, at Ref) {
-	b := ev.GetObservation()
-	o := &Observation{
-		EventID: at.EventID, Time: at.Time, Operator: at.Operator,
+// ObservationOf is what an observe event's body says, without the event's
+// id, time and operator.
+func ObservationOf(b *metav1.Observation) Observation {
+	return Observation{
 		Service: b.GetService(), Version: b.GetVersion(), Recipe: b.GetRecipe(),
 		Chaos: b.GetChaos(), ChaosVersion: b.GetChaosVersion(),
 		UpdateState: b.GetUpdateState(), UpdateMessage: b.GetUpdateMessage(),
 		PreviousVersion: b.GetPreviousVersion(), PreviousChaosVersion: b.GetPreviousChaosVersion(),
 	}
-	h.Observed, h.ObservedVersion = o, o.Running()
+}
+
+// SameAs says o saw what other saw, whoever looked and when.
+func (o *Observation) SameAs(other Observation) bool {
+	if o == nil {
+		return false
+	}
+	seen := *o
+	seen.EventID, seen.Time, seen.Operator = "", time.Time{}, ""
+	return seen == other
+}
+
+// observe takes in what Swarm was seen running and says whether, and why,
+// it differs from what the log says should run.
+func (h *Head) observe(ev *metav1.Event, at Ref) {
+	o := ObservationOf(ev.GetObservation())
+	o.EventID, o.Time, o.Operator = at.EventID, at.Time, at.Operator
+	h.Observed, h.ObservedVersion = &o, o.Running()
 	t := at.Time
 	h.ObservedAt = &t
-	h.Drift, h.DriftDetail = drift(h, o)
+	h.Drift, h.DriftDetail = drift(h, &o)
 }
 
 // drift compares an observation with the head it was folded into.
