@@ -78,12 +78,22 @@ func (s *Store) Unlock(ctx context.Context, domain string, actor *metav1.Actor, 
 	return s.Append(ctx, ev, actor, now, opts)
 }
 
+// LeaseOf is the lease another operator holds on the app at now, as the
+// error that refuses actor's action, or nil when actor is free to act.
+func LeaseOf(h *fold.Head, domain string, actor *metav1.Actor, now time.Time) *LockedError {
+	l := h.ActiveLock(now)
+	if l == nil || l.HeldBy(actor.GetName(), actor.GetEmail()) {
+		return nil
+	}
+	return &LockedError{Domain: domain, Lock: l, Now: now}
+}
+
 // checkLease is what every append asks of the app's lease before writing
 // ev: another operator's lease refuses it unless forced, and a forced
 // event names the lease it broke. An unlock learns which lease it ends.
 func checkLease(h *fold.Head, ev *metav1.Event, domain string, actor *metav1.Actor, now time.Time, opts AppendOptions) error {
-	l := h.ActiveLock(now)
 	if ev.GetKind() == metav1.Kind_KIND_UNLOCK {
+		l := h.ActiveLock(now)
 		if l == nil {
 			return fmt.Errorf("%w: %s has no lease in force", ErrNotLocked, domain)
 		}
@@ -91,12 +101,13 @@ func checkLease(h *fold.Head, ev *metav1.Event, domain string, actor *metav1.Act
 	}
 	// What Swarm runs is recorded whoever holds the lease: it is not an
 	// action, and hiding it would hide the truth.
-	if l == nil || l.HeldBy(actor.GetName(), actor.GetEmail()) || ev.GetKind() == metav1.Kind_KIND_OBSERVE {
+	held := LeaseOf(h, domain, actor, now)
+	if held == nil || ev.GetKind() == metav1.Kind_KIND_OBSERVE {
 		return nil
 	}
 	if !opts.Force {
-		return &LockedError{Domain: domain, Lock: l, Now: now}
+		return held
 	}
-	ev.BrokeLock = l.EventID
+	ev.BrokeLock = held.Lock.EventID
 	return nil
 }

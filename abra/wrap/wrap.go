@@ -170,8 +170,8 @@ func (r *Runner) prepare(ctx context.Context, cmd abra.Command, before []abra.En
 		return nil
 	}
 	if changing && !r.Options.NoLog {
-		if l := h.ActiveLock(r.now()); l != nil && !l.HeldBy(r.Actor.GetName(), r.Actor.GetEmail()) && !r.Options.Force {
-			return &store.LockedError{Domain: cmd.Domain, Lock: l, Now: r.now()}
+		if held := store.LeaseOf(h, cmd.Domain, r.Actor, r.now()); held != nil && !r.Options.Force {
+			return held
 		}
 	}
 	if len(before) == 1 {
