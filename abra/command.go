@@ -189,10 +189,10 @@ func full(names map[string]string, name string) string {
 	return name
 }
 
-// Dir is abra's directory: $ABRA_DIR, else ~/.abra.
-func Dir(getenv func(string) string, home string) string {
+// Dir is abra's directory: $ABRA_DIR, else $HOME/.abra.
+func Dir(getenv func(string) string) string {
 	if d := getenv("ABRA_DIR"); d != "" {
 		return d
 	}
-	return filepath.Join(home, ".abra")
+	return filepath.Join(getenv("HOME"), ".abra")
 }

@@ -205,7 +205,7 @@ func (s *Store) appendOnce(in *metav1.Event, actor *metav1.Actor, addr projects.
 	if err := checkLease(head, ev, addr.App, actor, now, opts); err != nil {
 		return nil, err
 	}
-	s.inBatch(ev)
+	s.currentBatch().mark(ev)
 	idTime := stamp(ev, actor, addr, head, now)
 	if l := ev.GetLock(); l != nil {
 		// The lease runs from the event's own time, which a clock step

@@ -95,12 +95,17 @@ func (s *Store) EndBatch() (Batch, error) {
 	return b, nil
 }
 
-// inBatch puts ev into the open batch, unless the caller chose one.
-func (s *Store) inBatch(ev *metav1.Event) {
-	if ev.GetBatchId() != "" {
-		return
-	}
+// currentBatch is the batch open in this clone, or nil.
+func (s *Store) currentBatch() *Batch {
 	if b, open, _ := s.OpenBatch(); open {
+		return &b
+	}
+	return nil
+}
+
+// mark puts ev into batch b, if there is one and the caller chose none.
+func (b *Batch) mark(ev *metav1.Event) {
+	if b != nil && ev.GetBatchId() == "" {
 		ev.BatchId, ev.BatchSummary = b.ID, b.Summary
 	}
 }

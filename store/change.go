@@ -157,6 +157,7 @@ func (s *Store) Change(ctx context.Context, actor *metav1.Actor, now time.Time, 
 func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Changed, error) {
 	var files []gitrepo.File
 	var events []*metav1.Event
+	batch := s.currentBatch()
 	for i, e := range tx.envs {
 		head, _, err := s.head(e.addr)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -166,7 +167,7 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 		if err := checkLease(head, ev, e.addr.App, actor, now, opts); err != nil {
 			return nil, err
 		}
-		s.inBatch(ev)
+		batch.mark(ev)
 		// A millisecond apart, so the ids sort in the order of the change.
 		stamp(ev, actor, e.addr, head, now.Add(time.Duration(i)*time.Millisecond))
 		ev.Outcome = metav1.Outcome_OUTCOME_SUCCEEDED

@@ -54,10 +54,18 @@ func (c Config) PlaceServer(server string) (project, env string) {
 	if !ok {
 		return c.Project, server
 	}
+	if project, env = splitPlace(to); project == "" {
+		project = c.Project
+	}
+	return project, env
+}
+
+// splitPlace reads a servers: value, "env" or "project/env".
+func splitPlace(to string) (project, env string) {
 	if p, e, found := strings.Cut(to, "/"); found {
 		return p, e
 	}
-	return c.Project, to
+	return "", to
 }
 
 // Operator is one operator and the age recipient (public key) their env
@@ -183,10 +191,7 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
 	}
 	for server, to := range c.Servers {
-		p, e, found := strings.Cut(to, "/")
-		if !found {
-			p, e = "", to
-		}
+		p, e := splitPlace(to)
 		if p != "" {
 			if err := projects.ValidateProject(p); err != nil {
 				return Config{}, fmt.Errorf("%s: servers: %s: %w", ConfigFile, server, err)

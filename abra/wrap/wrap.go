@@ -67,7 +67,10 @@ type Result struct {
 // Pass runs argv with nothing around it: operator sync is off.
 func (r *Runner) Pass(argv []string) (*Result, error) {
 	code, _, err := r.abra(argv)
-	return result(code, err)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Code: code}, nil
 }
 
 // Run runs argv (abra and its arguments). An error with a nil Result means
@@ -124,13 +127,6 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func result(code int, err error) (*Result, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Code: code}, nil
 }
 
 func (r *Runner) now() time.Time {

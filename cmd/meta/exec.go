@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -55,9 +54,8 @@ only runs abra, so the alias can live in a shared shell profile:
 				return usageError{err}
 			}
 			argv := append([]string{exe}, args[1:]...)
-			home, _ := os.UserHomeDir()
 			r := &wrap.Runner{
-				AbraDir: abra.Dir(e.getenv, home),
+				AbraDir: abra.Dir(e.getenv),
 				Options: o,
 				Stdin:   e.stdin, Stdout: e.stdout, Stderr: e.stderr,
 				Warn: e.warn,
@@ -74,13 +72,10 @@ only runs abra, so the alias can live in a shared shell profile:
 			if e.offline {
 				r.Options.NoSync = true
 			}
-			if r.Store, err = e.open(); err != nil {
+			if r.Store, r.Actor, err = e.openAs(); err != nil {
 				return fmt.Errorf("%w; to run abra without the log, pass --no-operator-sync --no-operator-log or set sync: false in %s", err, cfg.path)
 			}
-			if r.Actor, err = e.actor(r.Store.Root()); err != nil {
-				return err
-			}
-			r.Options.ForceSync = r.Options.ForceSync || e.forceSync
+			r.Options.ForceSync = e.forceSync
 			r.Recorded = func(out *store.Appended) {
 				if err := e.publish(cmd.Context(), r.Store, out.Event); err != nil {
 					e.warn("recorded, but not announced on NATS: %v", err)

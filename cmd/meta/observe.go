@@ -124,9 +124,8 @@ func eventID(out *store.Appended) string {
 // stackName is the app's stack as abra names it, reading STACK_NAME from
 // its abra env file when there is one.
 func (e *env) stackName(domain string) string {
-	home, _ := os.UserHomeDir()
 	var data []byte
-	if files, err := abra.EnvFiles(abra.Dir(e.getenv, home), domain); err == nil && len(files) == 1 {
+	if files, err := abra.EnvFiles(abra.Dir(e.getenv), domain); err == nil && len(files) == 1 {
 		data = abra.ReadFile(files[0].Path)
 	}
 	return abra.StackName(domain, data)
