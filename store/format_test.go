@@ -1,0 +1,98 @@
+package store
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Repositories meta cannot write without corrupting them are refused, at
+// init, adopt, join and open alike, and nothing is written to them.
+func TestRefusesRepositoriesItDoesNotUnderstand(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, dir string)
+		says string
+	}{
+		{"sha256 objects", func(t *testing.T, dir string) {
+			git(t, dir, "init", "-q", "--object-format=sha256", "-b", "main")
+		}, "sha256"},
+		{"reftable refs", func(t *testing.T, dir string) {
+			git(t, dir, "init", "-q", "-b", "main")
+			git(t, dir, "config", "core.repositoryformatversion", "1")
+			git(t, dir, "config", "extensions.refStorage", "reftable")
+		}, "refstorage"},
+		{"an unknown extension", func(t *testing.T, dir string) {
+			git(t, dir, "init", "-q", "-b", "main")
+			git(t, dir, "config", "core.repositoryformatversion", "1")
+			git(t, dir, "config", "extensions.frobnicate", "true")
+		}, "frobnicate"},
+		{"a format version from the future", func(t *testing.T, dir string) {
+			git(t, dir, "init", "-q", "-b", "main")
+			git(t, dir, "config", "core.repositoryformatversion", "7")
+		}, "repositoryformatversion"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.make(t, dir)
+			before := snapshot(t, dir)
+			_, err := Init(dir, InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}})
+			if err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.says) {
+				t.Fatalf("init = %v, want a refusal naming %q", err, tt.says)
+			}
+			if after := snapshot(t, dir); after != before {
+				t.Fatalf("init wrote to the repository it refused:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+// A log whose repository someone converted after the fact is refused on
+// open, naming what is wrong.
+func TestOpenRefusesAConvertedLog(t *testing.T) {
+	s := newLog(t)
+	git(t, s.Root(), "config", "core.repositoryformatversion", "1")
+	git(t, s.Root(), "config", "extensions.frobnicate", "true")
+	if _, err := Open(s.Root()); err == nil || !strings.Contains(err.Error(), "frobnicate") {
+		t.Fatalf("open = %v", err)
+	}
+}
+
+// Joining a remote in a format meta cannot write leaves nothing behind.
+func TestJoinRefusesASHA256Remote(t *testing.T) {
+	remote := filepath.Join(t.TempDir(), "log.git")
+	git(t, filepath.Dir(remote), "init", "-q", "--bare", "--object-format=sha256", remote)
+	dir := filepath.Join(t.TempDir(), "clone")
+	_, err := Join(ctx, dir, JoinOptions{URL: remote, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}})
+	if err == nil || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("join = %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("join left %s behind: %v", dir, err)
+	}
+	if got := git(t, remote, "rev-list", "--all"); got != "" {
+		t.Fatalf("join pushed to the remote it refused: %s", got)
+	}
+}
+
+// snapshot names every file under dir with a digest of its content, so
+// that any write shows.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			data, _ := os.ReadFile(p)
+			fmt.Fprintf(&b, "%s:%x ", rel, sha256.Sum256(data))
+		}
+		return nil
+	})
+	return b.String()
+}
