@@ -18,9 +18,11 @@ import (
 // executable first, then on PATH.
 const HelperName = "meta-seal"
 
-// Request is what meta sends meta-seal on stdin: one identity for all
-// opens, and the files to open or seal.
+// Request is what meta sends meta-seal on stdin: the protocol meta speaks,
+// one identity for all opens, and the files to open or seal.
 type Request struct {
+	// Protocol is the version meta speaks; Run sets it to Protocol.
+	Protocol int    `json:"protocol"`
 	Identity string `json:"identity,omitempty"`
 	Ops      []Op   `json:"ops"`
 }
@@ -32,10 +34,15 @@ type Op struct {
 	Recipients []string     `json:"recipients,omitempty"`
 }
 
-// Response is meta-seal's answer on stdout: one Result per Op, in order.
+// Response is meta-seal's answer on stdout: the protocol it speaks, and one
+// Result per Op, in order.
 type Response struct {
-	Results []Result `json:"results"`
-	// Error is set when the request as a whole failed (a bad identity).
+	// Protocol is the version meta-seal speaks; one built before
+	// versioning leaves it out, which reads as 0.
+	Protocol int      `json:"protocol"`
+	Results  []Result `json:"results"`
+	// Error is set when the request as a whole failed (a bad identity, a
+	// request of another protocol).
 	Error *Error `json:"error,omitempty"`
 }
 
@@ -62,7 +69,10 @@ const (
 	CodeTampered     = "tampered"
 	CodeNotSealed    = "not-sealed"
 	CodeRecipient    = "bad-recipient"
-	CodeOther        = "error"
+	// CodeProtocol refuses a request of another protocol version, as a
+	// whole: meta-seal did nothing with it.
+	CodeProtocol = "protocol"
+	CodeOther    = "error"
 )
 
 var codes = map[string]error{
@@ -71,6 +81,7 @@ var codes = map[string]error{
 	CodeTampered:     ErrTampered,
 	CodeNotSealed:    ErrNotSealed,
 	CodeRecipient:    ErrRecipient,
+	CodeProtocol:     ErrHelperVersion,
 }
 
 // Err turns e back into an error that matches its sentinel.
@@ -103,35 +114,71 @@ func FindHelper() (Helper, error) {
 	if p, err := exec.LookPath(HelperName); err == nil {
 		return Helper{Path: p}, nil
 	}
-	return Helper{}, fmt.Errorf("%w: env commands need it beside meta or on PATH; install it with `go install git.coopcloud.tech/coop-cloud/meta/cmd/meta-seal@latest` (or `go install ./cmd/...` in meta's source)", ErrNoHelper)
+	return Helper{}, fmt.Errorf("%w: env commands need it beside meta or on PATH; install it with %s", ErrNoHelper, installHelper())
 }
 
-// Run sends req to meta-seal and returns its response. Keys and values
-// travel only through the pipes, never through arguments or the
-// environment.
+// maxStderr bounds how much of a failing helper's stderr an error quotes.
+const maxStderr = 1000
+
+// Run sends req, as protocol Protocol, to meta-seal and returns its
+// response, or an error matching ErrHelperVersion for a meta-seal of
+// another protocol and ErrHelperFailed for one that does not answer as
+// meta-seal does. Keys and values travel only through the pipes, never
+// through arguments or the environment, and no error quotes the answer:
+// whatever answered may have echoed them.
 func (h Helper) Run(ctx context.Context, req Request) (Response, error) {
+	req.Protocol = Protocol
 	in, err := json.Marshal(req)
 	if err != nil {
-		return Response{}, err
+		return Response{}, fmt.Errorf("%s: encode the request: %w", HelperName, err)
 	}
 	cmd := exec.CommandContext(ctx, h.Path)
 	cmd.Stdin = bytes.NewReader(in)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return Response{}, fmt.Errorf("%s: %w: %s", HelperName, err, strings.TrimSpace(stderr.String()))
+		if ctx.Err() != nil {
+			// Stopped, not broken: no advice to reinstall.
+			return Response{}, fmt.Errorf("%s %s: %w", HelperName, h.Path, ctx.Err())
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > maxStderr {
+			msg = strings.ToValidUTF8(msg[:maxStderr], "") + "..."
+		}
+		if msg != "" {
+			msg = ": " + msg
+		}
+		return Response{}, h.failed(fmt.Sprintf("%v%s", err, msg))
+	}
+	if len(bytes.TrimSpace(out.Bytes())) == 0 {
+		return Response{}, h.failed("it answered nothing")
 	}
 	var resp Response
 	if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
-		return Response{}, fmt.Errorf("%s: unreadable answer: %w", HelperName, err)
+		return Response{}, h.failed("it answered something other than meta-seal's JSON")
+	}
+	// The version first: what the rest means depends on it.
+	if resp.Protocol != Protocol {
+		return Response{}, h.versionError(resp.Protocol)
+	}
+	if resp.Error != nil && resp.Error.Code == CodeProtocol {
+		// Not sent by a meta-seal of this protocol to a meta of it, but
+		// its fix is the same.
+		return Response{}, fmt.Errorf("%w: %s refused the request (%s); install the matching one with %s", ErrHelperVersion, h.Path, resp.Error.Message, installHelper())
 	}
 	if err := resp.Error.Err(); err != nil {
 		return Response{}, err
 	}
 	if len(resp.Results) != len(req.Ops) {
-		return Response{}, fmt.Errorf("%s: %d answers to %d requests", HelperName, len(resp.Results), len(req.Ops))
+		return Response{}, fmt.Errorf("%w: %s gave %d answers to %d requests", ErrHelperFailed, h.Path, len(resp.Results), len(req.Ops))
 	}
 	return resp, nil
+}
+
+// failed is the error for a helper that did not answer as meta-seal does:
+// most likely not meta's meta-seal, so it says how to install that.
+func (h Helper) failed(what string) error {
+	return fmt.Errorf("%w: %s: %s; if it is not meta's meta-seal, install that with %s", ErrHelperFailed, h.Path, what, installHelper())
 }
 
 // Open decrypts sealed files with id. Each file's error, if any, is

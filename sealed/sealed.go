@@ -35,6 +35,12 @@ var (
 	ErrRecipient = errors.New("bad age recipient")
 	// ErrNoHelper: meta-seal, which does the encryption, is not installed.
 	ErrNoHelper = errors.New("meta-seal is not installed")
+	// ErrHelperVersion: meta-seal is from another build than meta and
+	// speaks another protocol version (see Protocol).
+	ErrHelperVersion = errors.New("meta-seal is from another build than meta")
+	// ErrHelperFailed: the program run as meta-seal failed or did not
+	// answer as meta-seal does: it is not meta's meta-seal, or broken.
+	ErrHelperFailed = errors.New("meta-seal failed")
 	// ErrNoChange: the requested change leaves the file as it is.
 	ErrNoChange = errors.New("nothing to change")
 	// ErrNoOperators: no operator may read the env, so it cannot be sealed.

@@ -31,8 +31,19 @@ func init() {
 	logging.SetLevel(logrus.PanicLevel)
 }
 
-// Serve answers one request; it is meta-seal's whole job.
+// Serve answers one request; it is meta-seal's whole job. A request of
+// another protocol than sealed.Protocol gets a CodeProtocol error and
+// nothing else: its fields may not mean what this build reads them as.
 func Serve(req sealed.Request) sealed.Response {
+	if req.Protocol != sealed.Protocol {
+		return sealed.Response{Protocol: sealed.Protocol, Error: sealed.RequestVersionError(req.Protocol)}
+	}
+	resp := serve(req)
+	resp.Protocol = sealed.Protocol
+	return resp
+}
+
+func serve(req sealed.Request) sealed.Response {
 	var ids sopsage.ParsedIdentities
 	var yours []string
 	needID := false

@@ -124,17 +124,17 @@ func TestServe(t *testing.T) {
 	_, alice, _ := key(t)
 	bobFile, bob, _ := key(t)
 	f, _ := dotenv.Parse("plain", []byte(plain))
-	resp := Serve(sealed.Request{Ops: []sealed.Op{{Seal: &f, Recipients: []string{alice}}, {Seal: &f, Recipients: []string{"age1nope"}}}})
+	resp := Serve(sealed.Request{Protocol: sealed.Protocol, Ops: []sealed.Op{{Seal: &f, Recipients: []string{alice}}, {Seal: &f, Recipients: []string{"age1nope"}}}})
 	if resp.Results[0].Error != nil || resp.Results[1].Error.Code != sealed.CodeRecipient {
 		t.Fatalf("seal results: %+v", resp.Results)
 	}
 	bobKey, _ := os.ReadFile(bobFile)
-	resp = Serve(sealed.Request{Identity: string(bobKey), Ops: []sealed.Op{{Open: resp.Results[0].Sealed}}})
+	resp = Serve(sealed.Request{Protocol: sealed.Protocol, Identity: string(bobKey), Ops: []sealed.Op{{Open: resp.Results[0].Sealed}}})
 	e := resp.Results[0].Error
 	if e == nil || e.Code != sealed.CodeNotRecipient || len(e.Yours) != 1 || e.Yours[0] != bob {
 		t.Fatalf("open by bob: %+v", e)
 	}
-	if resp := Serve(sealed.Request{Identity: "not a key", Ops: []sealed.Op{{Open: []byte("x")}}}); resp.Error == nil || resp.Error.Code != sealed.CodeNoIdentity {
+	if resp := Serve(sealed.Request{Protocol: sealed.Protocol, Identity: "not a key", Ops: []sealed.Op{{Open: []byte("x")}}}); resp.Error == nil || resp.Error.Code != sealed.CodeNoIdentity {
 		t.Fatalf("bad identity: %+v", resp.Error)
 	}
 }
