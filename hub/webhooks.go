@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -80,49 +80,48 @@ func (h *Hub) deliver(ctx context.Context, w Webhook) {
 		h.cfg.Logf("webhook %s: %v", w.Name, err)
 		return
 	}
-	s, err := notify.EnsureStream(ctx, js)
-	if err != nil {
-		h.cfg.Logf("webhook %s: %v", w.Name, err)
-		return
-	}
-	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       "webhook-" + w.Name,
-		Description:   "meta webhook " + w.URL,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		MaxAckPending: 1,
-		AckWait:       2 * deliveryTimeout,
+	c, err := notify.NewConsumer(ctx, js, notify.ConsumerConfig{
+		Durable:     "webhook-" + w.Name,
+		Description: "meta webhook " + w.URL,
+		// An endpoint gets what happens once it is configured, not the
+		// stream's year of history.
+		New:     true,
+		AckWait: 2 * deliveryTimeout,
 	})
 	if err != nil {
 		h.cfg.Logf("webhook %s: %v", w.Name, err)
 		return
 	}
 	client := &http.Client{Timeout: deliveryTimeout}
-	for ctx.Err() == nil {
-		batch, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() == nil {
-				time.Sleep(time.Second)
+	// The POST is not tied to ctx: an in-flight delivery finishes, and is
+	// acknowledged, even while the hub stops.
+	handle := func(ev *metav1.Event, d notify.Delivery) notify.Verdict {
+		switch result, after := h.post(client, w, key, ev); result {
+		case delivered:
+			return notify.Ack
+		case undeliverable:
+			return notify.Drop
+		case gone:
+			h.disableWebhook(w.Name)
+			return notify.Stop
+		default:
+			if after == 0 {
+				after = h.retryDelay(d.Attempt)
 			}
-			continue
+			return notify.RetryAfter(after)
 		}
-		for msg := range batch.Messages() {
-			// An in-flight delivery finishes even while the hub stops.
-			switch result, after := h.post(client, w, key, msg); result {
-			case delivered:
-				msg.Ack()
-			case undecodable:
-				msg.Term()
-			case gone:
-				msg.Nak()
-				h.disableWebhook(w.Name)
-				return
-			case retry:
-				if after == 0 {
-					after = h.retryDelay(msg)
-				}
-				msg.NakWithDelay(after)
-			}
+	}
+	for ctx.Err() == nil {
+		err := c.Consume(ctx, handle)
+		if err == nil {
+			return // ctx ended, or the endpoint is gone
+		}
+		// NATS away, most likely: the consumer is durable, so carry on
+		// with it once NATS answers again.
+		h.cfg.Logf("webhook %s: %v", w.Name, err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -130,21 +129,17 @@ func (h *Hub) deliver(ctx context.Context, w Webhook) {
 type outcome int
 
 const (
-	delivered   outcome = iota
-	undecodable         // never deliverable: dropped, not retried
-	gone                // 410: the endpoint is disabled
-	retry               // after the returned delay, or a backoff when zero
+	delivered     outcome = iota
+	undeliverable         // never deliverable: dropped, not retried
+	gone                  // 410: the endpoint is disabled
+	retry                 // after the returned delay, or a backoff when zero
 )
 
 // post makes one delivery attempt.
-func (h *Hub) post(client *http.Client, w Webhook, key []byte, msg jetstream.Msg) (outcome, time.Duration) {
-	ev, err := notify.Decode(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
-	if err != nil {
-		return undecodable, 0
-	}
+func (h *Hub) post(client *http.Client, w Webhook, key []byte, ev *metav1.Event) (outcome, time.Duration) {
 	body, err := json.Marshal(record.ViewOf(ev))
 	if err != nil {
-		return undecodable, 0
+		return undeliverable, 0
 	}
 	now := time.Now().Unix()
 	req, err := http.NewRequest(http.MethodPost, w.URL, bytes.NewReader(body))
@@ -188,12 +183,9 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 	return 0, false
 }
 
-// retryDelay grows with each attempt, capped, with full jitter.
-func (h *Hub) retryDelay(msg jetstream.Msg) time.Duration {
-	attempt := uint64(1)
-	if md, err := msg.Metadata(); err == nil {
-		attempt = md.NumDelivered
-	}
+// retryDelay grows with each attempt (1 for the first delivery), capped,
+// with full jitter.
+func (h *Hub) retryDelay(attempt uint64) time.Duration {
 	ceiling := min(h.retryBase<<min(attempt, 12), maxRetryDelay)
 	return time.Duration(rand.Int64N(int64(ceiling))) + h.retryBase/10
 }

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -71,6 +70,9 @@ func Follow(ctx context.Context, o FollowOptions, handle func(*metav1.Event) err
 	return nil
 }
 
+// followRetry is how soon an event whose handler failed comes again.
+const followRetry = 5 * time.Second
+
 // followOnce follows until ctx ends or the connection fails.
 func followOnce(ctx context.Context, o FollowOptions, handle func(*metav1.Event) error) error {
 	opts := append([]nats.Option{nats.Name("meta watch " + o.Name), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(-1)}, o.NATSOptions...)
@@ -81,66 +83,24 @@ func followOnce(ctx context.Context, o FollowOptions, handle func(*metav1.Event)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return err
-	}
-	s, err := EnsureStream(ctx, js)
-	if err != nil {
-		return err
-	}
-	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       o.Name,
-		Description:   "meta watch",
-		FilterSubject: o.Filter,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		// One at a time: the next event waits for this one's ack, so a
-		// follower sees them in order even when it fails and retries.
-		MaxAckPending: 1,
-		AckWait:       time.Minute,
-	})
-	if err != nil {
 		return fmt.Errorf("follower %s: %w", o.Name, err)
 	}
-	for {
-		batch, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("follower %s: %w", o.Name, err)
-		}
-		for msg := range batch.Messages() {
-			ev, err := Decode(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
-			if err != nil {
-				msg.Term() // never decodable: do not block the stream on it
-				continue
-			}
-			if err := handle(ev); err != nil {
-				msg.NakWithDelay(5 * time.Second)
-				continue
-			}
-			// Handled is acknowledged, even when the follower is told to
-			// stop at this very moment: else the event comes again only
-			// after AckWait, and twice.
-			ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackBudget)
-			err = msg.DoubleAck(ackCtx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("acknowledge event %s: %w", ev.GetId(), err)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			return fmt.Errorf("follower %s: %w", o.Name, err)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
+	c, err := NewConsumer(ctx, js, ConsumerConfig{
+		Durable:     o.Name,
+		Description: "meta watch",
+		Filter:      o.Filter,
+		AckWait:     time.Minute,
+	})
+	if err != nil {
+		return err // it names the consumer, which is the follower's name
 	}
+	return c.Consume(ctx, func(ev *metav1.Event, _ Delivery) Verdict {
+		if err := handle(ev); err != nil {
+			return RetryAfter(followRetry)
+		}
+		return Ack
+	})
 }
-
-// ackBudget bounds how long a follower that is stopping waits for the
-// server to confirm its last acknowledgement.
-const ackBudget = 5 * time.Second
 
 // validConsumerName accepts what NATS takes as a consumer name: a subject
 // token as it stands (Token would change a '.').
