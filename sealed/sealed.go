@@ -41,8 +41,6 @@ var (
 	// ErrHelperFailed: the program run as meta-seal failed or did not
 	// answer as meta-seal does: it is not meta's meta-seal, or broken.
 	ErrHelperFailed = errors.New("meta-seal failed")
-	// ErrNoChange: the requested change leaves the file as it is.
-	ErrNoChange = errors.New("nothing to change")
 	// ErrNoOperators: no operator may read the env, so it cannot be sealed.
 	ErrNoOperators = errors.New("no operators to encrypt to")
 )

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
+	"github.com/spf13/afero"
 )
 
 // Errors of batches.
@@ -69,7 +71,7 @@ func (s *Store) StartBatch(summary string, actor *metav1.Actor, now time.Time) (
 	}
 	b := Batch{ID: record.NewID(now), Summary: summary, Started: now.UTC(), Operator: record.Operator(actor.GetName(), actor.GetEmail())}
 	data, _ := json.Marshal(b)
-	if err := writeFileSynced(s.batchPath(), data); err != nil {
+	if err := atomicfile.Write(afero.NewOsFs(), s.batchPath(), data, 0o644); err != nil {
 		return Batch{}, fmt.Errorf("start batch: %w", err)
 	}
 	return b, nil

@@ -15,10 +15,10 @@ import (
 
 // putEnv commits data as the app's env file with an env event. The store
 // does not look inside: sealing is package sealed's job.
-func putEnv(t testing.TB, s *Store, domain string, data string) *Changed {
+func putEnv(t testing.TB, s *Store, domain string, data string) *Written {
 	t.Helper()
-	out, err := s.Change(context.Background(), alice, time.Now(), AppendOptions{Offline: true}, func(tx *Tx) error {
-		a, err := tx.Place(&metav1.Address{App: domain})
+	out, err := s.Write(context.Background(), alice, time.Now(), AppendOptions{Offline: true}, func(tx *Tx) error {
+		a, err := tx.Place(&metav1.Address{App: domain}, "")
 		if err != nil {
 			return err
 		}
@@ -77,14 +77,15 @@ func TestRecoverAfterCrashedChange(t *testing.T) {
 	putEnv(t, s, "a.example.com", "sops_mac=one\n")
 	a := projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}
 	orphan := newEvent("a.example.com", "prod", time.Now())
-	rp, _, err := s.files.Write(orphan)
-	if err != nil {
+	rp := record.Path(orphan)
+	data, _ := record.Marshal(orphan)
+	if err := s.work.create(rp, data); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.files.Put(projects.EnvPath(a), []byte("sops_mac=half-written\n"), 0o644); err != nil {
+	if err := s.work.put(projects.EnvPath(a), []byte("sops_mac=half-written\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.setPendingChange([]string{rp, projects.EnvPath(a)}); err != nil {
+	if err := s.journal.noteCommit([]string{rp, projects.EnvPath(a)}); err != nil {
 		t.Fatal(err)
 	}
 	files, err := s.EnvFiles()
@@ -99,12 +100,12 @@ func TestChangeRefusesUncommittedEnvEdits(t *testing.T) {
 	s := newLog(t)
 	putEnv(t, s, "a.example.com", "sops_mac=one\n")
 	a := projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}
-	s.files.Put(projects.EnvPath(a), []byte("sops_mac=by-hand\n"), 0o644)
-	_, err := s.Change(context.Background(), alice, time.Now(), AppendOptions{Offline: true}, func(tx *Tx) error {
+	s.work.put(projects.EnvPath(a), []byte("sops_mac=by-hand\n"), 0o644)
+	_, err := s.Write(context.Background(), alice, time.Now(), AppendOptions{Offline: true}, func(tx *Tx) error {
 		_, err := tx.Env(a)
 		return err
 	})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "not committed") {
-		t.Fatalf("Change over a hand edit: %v", err)
+		t.Fatalf("a change over a hand edit: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -29,56 +30,70 @@ func newEvent(app, env string, at time.Time) *metav1.Event {
 	}
 }
 
-func TestFilesWriteListRead(t *testing.T) {
-	f := NewFiles(afero.NewMemMapFs())
+// Reads list apps and records from the branch tip: one directory per app,
+// one per month, one file per event.
+func TestReadsListAppsAndRecordsByMonth(t *testing.T) {
+	s := newLog(t)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	a := newEvent("a.example.com", "prod", now)
-	b := newEvent("a.example.com", "prod", now.AddDate(0, 1, 0))
-	c := newEvent("b.example.com", "staging", now)
-	for _, ev := range []*metav1.Event{a, b, c} {
-		if _, _, err := f.Write(ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	apps, _ := f.Apps()
+	a := commitEvent(t, s, newEvent("a.example.com", "prod", now))
+	b := commitEvent(t, s, newEvent("a.example.com", "prod", now.AddDate(0, 1, 0)))
+	commitEvent(t, s, newEvent("b.example.com", "staging", now))
+	tip, _ := s.repo.Head()
+	apps, _ := s.apps(tip)
 	if len(apps) != 2 || apps[0].App != "a.example.com" || apps[1].Env != "staging" {
 		t.Fatalf("apps = %v", apps)
 	}
-	paths, _ := f.RecordPaths(projects.Address{Project: "coop", Env: "prod", App: "a.example.com"})
-	if len(paths) != 2 || paths[0] != record.Path(a) || paths[1] != record.Path(b) {
-		t.Fatalf("paths = %v (want one per month)", paths)
+	refs, _ := s.records(tip, projects.Address{Project: "coop", Env: "prod", App: "a.example.com"})
+	if len(refs) != 2 || refs[0].path != record.Path(a) || refs[1].path != record.Path(b) {
+		t.Fatalf("records = %v (want one per month)", refs)
 	}
-	data, err := f.Read(paths[0])
+	data, err := s.recordBytes(refs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := record.Unmarshal(data); err != nil || got.GetId() != a.GetId() {
 		t.Fatalf("read back %v, %v", got, err)
 	}
-	found, _ := f.Find("b.example.com")
+	found, _ := s.find(tip, "b.example.com")
 	if len(found) != 1 || found[0].Env != "staging" {
 		t.Fatalf("find = %v", found)
 	}
 }
 
-func TestFilesNeverReplaceOrWriteInvalid(t *testing.T) {
-	fsys := afero.NewMemMapFs()
-	f := NewFiles(fsys)
-	ev := newEvent("a.example.com", "prod", time.Now())
-	if _, _, err := f.Write(ev); err != nil {
+// commitEvent commits ev as it is, through the commit path's last steps.
+func commitEvent(t testing.TB, s *Store, ev *metav1.Event) *metav1.Event {
+	t.Helper()
+	data, err := record.Marshal(ev)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.Write(ev); !errors.Is(err, fs.ErrExist) {
+	tip, _ := s.repo.Head()
+	c := &plannedCommit{files: []gitrepo.File{{Path: record.Path(ev), Data: data}}, msg: "test\n", actor: alice, when: time.Now(), events: []*metav1.Event{ev}}
+	if _, err := s.makeCommit(tip, c); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// A record is never replaced, an invalid one never written, and a write
+// leaves no temporary file behind.
+func TestRecordsNeverReplacedOrWrittenInvalid(t *testing.T) {
+	s := newLog(t)
+	ev := newEvent("a.example.com", "prod", time.Now())
+	data, _ := record.Marshal(ev)
+	if err := s.work.create(record.Path(ev), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.work.create(record.Path(ev), data); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("second write = %v, want ErrExist", err)
 	}
-	bad := newEvent("a.example.com", "prod", time.Now())
-	bad.Address.App = "../../etc"
-	if _, _, err := f.Write(bad); !errors.Is(err, record.ErrInvalid) {
+	bad := deploy("../../etc", "1.0.0")
+	if _, err := s.Append(ctx, bad, alice, time.Now(), AppendOptions{Offline: true}); !errors.Is(err, projects.ErrInvalidName) {
 		t.Fatalf("invalid write = %v", err)
 	}
 	// Only the one valid record exists; no temporary file is left over.
 	var files []string
-	afero.Walk(fsys, projects.Root, func(p string, fi fs.FileInfo, err error) error {
+	afero.Walk(s.work.fs, projects.Root, func(p string, fi fs.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			files = append(files, p)
 		}
@@ -86,29 +101,5 @@ func TestFilesNeverReplaceOrWriteInvalid(t *testing.T) {
 	})
 	if len(files) != 1 {
 		t.Fatalf("files = %v", files)
-	}
-}
-
-func TestCacheSurvivesDamage(t *testing.T) {
-	fsys := afero.NewMemMapFs()
-	c := NewCache(fsys)
-	a := projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}
-	recs := map[string][]byte{"p1": []byte("one"), "p2": []byte("two"), "p3": []byte("three")}
-	c.Store(a, []string{"p1", "p2", "p3"}, recs)
-	if got := c.Load(a); len(got) != 3 || string(got["p2"]) != "two" {
-		t.Fatalf("load = %v", got)
-	}
-	// Flip a byte inside the second frame: the first survives, the rest is
-	// dropped and will be read from the records again.
-	name := c.file(a)
-	data, _ := afero.ReadFile(fsys, name)
-	data[len(cacheMagic)+12] ^= 0xff
-	afero.WriteFile(fsys, name, data, 0o644)
-	if got := c.Load(a); len(got) != 1 || string(got["p1"]) != "one" {
-		t.Fatalf("damaged load = %v", got)
-	}
-	afero.WriteFile(fsys, name, []byte("garbage"), 0o644)
-	if got := c.Load(a); len(got) != 0 {
-		t.Fatalf("garbage load = %v", got)
 	}
 }

@@ -64,20 +64,35 @@ func TestOpenRefusesAConvertedLog(t *testing.T) {
 	}
 }
 
-// Joining a remote in a format meta cannot write leaves nothing behind.
+// Joining a remote in a format meta cannot write leaves nothing behind,
+// whether the remote is empty (git clones it as SHA-1 and the first push
+// fails) or holds commits (git clones it as it is).
 func TestJoinRefusesASHA256Remote(t *testing.T) {
-	remote := filepath.Join(t.TempDir(), "log.git")
-	git(t, filepath.Dir(remote), "init", "-q", "--bare", "--object-format=sha256", remote)
-	dir := filepath.Join(t.TempDir(), "clone")
-	_, err := Join(ctx, dir, JoinOptions{URL: remote, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}})
-	if err == nil || !strings.Contains(err.Error(), "sha256") {
-		t.Fatalf("join = %v", err)
-	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("join left %s behind: %v", dir, err)
-	}
-	if got := git(t, remote, "rev-list", "--all"); got != "" {
-		t.Fatalf("join pushed to the remote it refused: %s", got)
+	for _, empty := range []bool{true, false} {
+		t.Run(fmt.Sprintf("empty=%v", empty), func(t *testing.T) {
+			remote := filepath.Join(t.TempDir(), "log.git")
+			git(t, filepath.Dir(remote), "init", "-q", "--bare", "--object-format=sha256", remote)
+			if !empty {
+				work := t.TempDir()
+				git(t, work, "init", "-q", "--object-format=sha256", "-b", "main")
+				os.WriteFile(filepath.Join(work, "README"), []byte("ops\n"), 0o644)
+				git(t, work, "add", "README")
+				git(t, work, "commit", "-qm", "start")
+				git(t, work, "push", "-q", remote, "main")
+			}
+			before := git(t, remote, "rev-list", "--all")
+			dir := filepath.Join(t.TempDir(), "clone")
+			_, err := Join(ctx, dir, JoinOptions{URL: remote, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}})
+			if err == nil || !strings.Contains(err.Error(), "sha256") || !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("join = %v", err)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("join left %s behind: %v", dir, err)
+			}
+			if got := git(t, remote, "rev-list", "--all"); got != before {
+				t.Fatalf("join pushed to the remote it refused: %s", got)
+			}
+		})
 	}
 }
 

@@ -1,12 +1,9 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
@@ -45,38 +42,6 @@ func (e *LockedError) Error() string {
 
 // Is lets callers match ErrLocked.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
-
-// Lock leases the app at domain to actor for ttl, with the reason given.
-// The holder may renew their own lease; another operator's needs
-// opts.Force, which the event records. Online, the lease is taken only if
-// it reaches the remote first: of two operators racing, exactly one wins
-// and the other is refused with ErrLocked.
-func (s *Store) Lock(ctx context.Context, domain string, actor *metav1.Actor, now time.Time, ttl time.Duration, reason string, opts AppendOptions) (*Appended, error) {
-	if ttl <= 0 || ttl > MaxLease {
-		return nil, fmt.Errorf("lock %s: %w: the lease must be more than 0 and at most %s, got %s", domain, record.ErrInvalid, MaxLease, ttl)
-	}
-	ev := &metav1.Event{
-		Kind:    metav1.Kind_KIND_LOCK,
-		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
-		Address: &metav1.Address{App: domain},
-		Message: reason,
-		Body:    &metav1.Event_Lock{Lock: &metav1.Lock{Expires: timestamppb.New(now.Add(ttl))}},
-	}
-	return s.Append(ctx, ev, actor, now, opts)
-}
-
-// Unlock ends the lease on the app at domain. Only its holder may, unless
-// opts.Force. With no lease in force it returns ErrNotLocked.
-func (s *Store) Unlock(ctx context.Context, domain string, actor *metav1.Actor, now time.Time, message string, opts AppendOptions) (*Appended, error) {
-	ev := &metav1.Event{
-		Kind:    metav1.Kind_KIND_UNLOCK,
-		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
-		Address: &metav1.Address{App: domain},
-		Message: message,
-		Body:    &metav1.Event_Unlock{Unlock: &metav1.Unlock{}},
-	}
-	return s.Append(ctx, ev, actor, now, opts)
-}
 
 // LeaseOf is the lease another operator holds on the app at now, as the
 // error that refuses actor's action, or nil when actor is free to act.

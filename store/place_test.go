@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
 // An app's first event goes where meta.yaml says after the pull that
@@ -17,7 +19,7 @@ func TestAppendPlacesNewAppsWithTheDefaultsThePullBrought(t *testing.T) {
 		t.Fatal("the log should be empty")
 	}
 	// Alice moves the log's defaults to another project and env, with git.
-	cfg := filepath.Join(alice.Root(), ConfigFile)
+	cfg := filepath.Join(alice.Root(), config.File)
 	data, _ := os.ReadFile(cfg)
 	data = []byte(strings.NewReplacer("project: coop", "project: coop2", "env: prod", "env: staging").Replace(string(data)))
 	os.WriteFile(cfg, data, 0o644)

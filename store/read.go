@@ -4,15 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
+
+// Reads take the log as the branch tip has it: the apps are the
+// directories of its tree, an app's records the files of its months, each
+// known by its blob id. That id keys the cache, and it checks the work
+// tree's copy of a record before that copy stands in for the object: what
+// a read folds is always what is committed.
 
 // CorruptError says which record could not be read, and which commit last
 // wrote it, so whoever committed it can be asked.
@@ -33,16 +42,117 @@ func (e *CorruptError) Error() string {
 // Unwrap lets callers match record.ErrCorrupt.
 func (e *CorruptError) Unwrap() error { return e.Err }
 
+// recordRef is one record of an app at the tip: its path and its blob.
+type recordRef struct {
+	path string
+	blob gitrepo.Hash
+}
+
+// dirs lists the directory names in dir at commit.
+func (s *Store) dirs(commit gitrepo.Hash, dir string) ([]string, error) {
+	entries, err := s.repo.ReadDir(commit, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Dir {
+			out = append(out, e.Name)
+		}
+	}
+	return out, nil
+}
+
+// apps lists every app directory at commit, sorted by address.
+func (s *Store) apps(commit gitrepo.Hash) ([]projects.Address, error) {
+	var out []projects.Address
+	err := s.envs(commit, func(project, env string) error {
+		apps, err := s.dirs(commit, path.Join(projects.Root, project, env))
+		for _, app := range apps {
+			out = append(out, projects.Address{Project: project, Env: env, App: app})
+		}
+		return err
+	})
+	return out, err
+}
+
+// envs calls fn for every project and env directory at commit.
+func (s *Store) envs(commit gitrepo.Hash, fn func(project, env string) error) error {
+	ps, err := s.dirs(commit, projects.Root)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		es, err := s.dirs(commit, path.Join(projects.Root, p))
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if err := fn(p, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// find lists the addresses under which domain has a directory at commit
+// (git keeps no empty directories, so neither does a log).
+func (s *Store) find(commit gitrepo.Hash, domain string) ([]projects.Address, error) {
+	var out []projects.Address
+	err := s.envs(commit, func(project, env string) error {
+		a := projects.Address{Project: project, Env: env, App: domain}
+		tree, err := s.repo.TreeID(commit, a.Dir())
+		if err == nil && !tree.IsZero() {
+			out = append(out, a)
+		}
+		return err
+	})
+	return out, err
+}
+
+// records lists the app's records at commit, sorted by path.
+func (s *Store) records(commit gitrepo.Hash, a projects.Address) ([]recordRef, error) {
+	months, err := s.dirs(commit, a.Dir())
+	if err != nil {
+		return nil, err
+	}
+	var out []recordRef
+	for _, m := range months {
+		// Concatenation, not path.Join: this runs once per record on a
+		// cold read, and the parts are already clean.
+		dir := a.Dir() + "/" + m
+		entries, err := s.repo.ReadDir(commit, dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if !e.Dir && strings.HasSuffix(e.Name, projects.RecordExt) {
+				out = append(out, recordRef{path: dir + "/" + e.Name, blob: e.ID})
+			}
+		}
+	}
+	return out, nil
+}
+
 // Locate finds the one project/env holding domain's events.
 func (s *Store) Locate(domain string) (projects.Address, error) {
-	if err := projects.ValidateApp(domain); err != nil {
-		return projects.Address{}, err
-	}
-	found, err := s.files.Find(domain)
+	tip, err := s.repo.Head()
 	if err != nil {
 		return projects.Address{}, err
 	}
-	if here := s.dropMovedAway(found, projects.Address{}); len(here) > 0 {
+	return s.locate(tip, domain)
+}
+
+func (s *Store) locate(tip gitrepo.Hash, domain string) (projects.Address, error) {
+	if err := projects.ValidateApp(domain); err != nil {
+		return projects.Address{}, err
+	}
+	found, err := s.find(tip, domain)
+	if err != nil {
+		return projects.Address{}, err
+	}
+	if here := s.dropMovedAway(tip, found, projects.Address{}); len(here) > 0 {
 		found = here
 	}
 	switch len(found) {
@@ -56,17 +166,14 @@ func (s *Store) Locate(domain string) (projects.Address, error) {
 
 // dropMovedAway leaves out the addresses an app moved away from (its log
 // goes on where it arrived), except the one keep names.
-func (s *Store) dropMovedAway(found []projects.Address, keep projects.Address) []projects.Address {
-	if len(found) == 0 {
-		return found
-	}
+func (s *Store) dropMovedAway(tip gitrepo.Hash, found []projects.Address, keep projects.Address) []projects.Address {
 	out := make([]projects.Address, 0, len(found))
 	for _, a := range found {
 		if a.Project == keep.Project && a.Env == keep.Env {
 			out = append(out, a)
 			continue
 		}
-		if h, _, err := s.head(a); err == nil && h.State == fold.StateMoved {
+		if h, err := s.head(tip, a); err == nil && h.State == fold.StateMoved {
 			continue
 		}
 		out = append(out, a)
@@ -74,55 +181,55 @@ func (s *Store) dropMovedAway(found []projects.Address, keep projects.Address) [
 	return out
 }
 
-// events reads every event of the app at a, through the cache.
-func (s *Store) events(a projects.Address) ([]*metav1.Event, error) {
-	paths, err := s.recordPaths(a)
+func ambiguous(domain string, found []projects.Address) error {
+	names := make([]string, len(found))
+	for i, a := range found {
+		names[i] = a.String()
+	}
+	return fmt.Errorf("%w: %s has events under %s", ErrAmbiguous, domain, strings.Join(names, " and "))
+}
+
+// head folds the app at a as commit has it, or returns the head memoised
+// for the app's tree there.
+func (s *Store) head(commit gitrepo.Hash, a projects.Address) (*fold.Head, error) {
+	tree, err := s.repo.TreeID(commit, a.Dir())
 	if err != nil {
 		return nil, err
 	}
-	return s.read(a, paths)
-}
-
-func (s *Store) recordPaths(a projects.Address) ([]string, error) {
-	paths, err := s.files.RecordPaths(a)
+	if h, ok := s.cache.Head(a, tree); ok {
+		return h, nil
+	}
+	events, err := s.events(commit, a)
 	if err != nil {
 		return nil, err
-	}
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("%w for %s", ErrNotFound, a.App)
-	}
-	return paths, nil
-}
-
-// head folds the app at a, or returns the head memoised for exactly its
-// current records, which it also returns.
-func (s *Store) head(a projects.Address) (*fold.Head, []string, error) {
-	paths, err := s.recordPaths(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	key := HeadKey(paths)
-	if h, ok := s.cache.Head(a, key); ok {
-		return h, paths, nil
-	}
-	events, err := s.read(a, paths)
-	if err != nil {
-		return nil, nil, err
 	}
 	h := fold.Fold(events)
-	s.cache.StoreHead(a, key, h)
-	return h, paths, nil
+	s.cache.StoreHead(a, tree, h)
+	return h, nil
 }
 
-// read decodes the records at paths, from the cache where it has them.
-func (s *Store) read(a projects.Address, paths []string) ([]*metav1.Event, error) {
-	cached := s.cache.Load(a)
-	raw := make([][]byte, len(paths))
-	events := make([]*metav1.Event, len(paths))
-	errs := make([]error, len(paths))
+// events reads every event of the app at a as commit has it.
+func (s *Store) events(commit gitrepo.Hash, a projects.Address) ([]*metav1.Event, error) {
+	refs, err := s.records(commit, a)
+	if err != nil {
+		return nil, err
+	}
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("%w for %s", ErrNotFound, a.App)
+	}
+	return s.read(a, refs)
+}
+
+// read decodes the records refs names, each from the first place that has
+// its exact bytes: the cache, the work tree, the repository.
+func (s *Store) read(a projects.Address, refs []recordRef) ([]*metav1.Event, error) {
+	cached := s.cache.Records(a)
+	raw := make([][]byte, len(refs))
+	events := make([]*metav1.Event, len(refs))
+	errs := make([]error, len(refs))
 	missed := false
-	for i, p := range paths {
-		if data, ok := cached[p]; ok {
+	for i, r := range refs {
+		if data, ok := cached[r.blob]; ok {
 			raw[i] = data
 		} else {
 			missed = true
@@ -136,18 +243,16 @@ func (s *Store) read(a projects.Address, paths []string) ([]*metav1.Event, error
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < len(paths); i += workers {
+			for i := w; i < len(refs); i += workers {
 				if raw[i] == nil {
-					data, err := s.files.Read(paths[i])
-					if err != nil {
-						errs[i] = fmt.Errorf("read %s: %w", paths[i], err)
+					raw[i], errs[i] = s.recordBytes(refs[i])
+					if errs[i] != nil {
 						continue
 					}
-					raw[i] = data
 				}
 				ev, err := record.Unmarshal(raw[i])
 				if err == nil {
-					err = record.CheckPath(ev, paths[i])
+					err = record.CheckPath(ev, refs[i].path)
 				}
 				events[i], errs[i] = ev, err
 			}
@@ -156,19 +261,35 @@ func (s *Store) read(a projects.Address, paths []string) ([]*metav1.Event, error
 	wg.Wait()
 	for i, err := range errs {
 		if errors.Is(err, record.ErrCorrupt) {
-			return nil, &CorruptError{Path: paths[i], Commit: s.writtenIn(paths[i]), Err: err}
+			return nil, &CorruptError{Path: refs[i].path, Commit: s.writtenIn(refs[i].path), Err: err}
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	if missed || len(cached) != len(paths) {
-		for i, p := range paths {
-			cached[p] = raw[i]
+	if missed || len(cached) != len(refs) {
+		ids := make([]gitrepo.Hash, len(refs))
+		recs := make(map[gitrepo.Hash][]byte, len(refs))
+		for i, r := range refs {
+			ids[i], recs[r.blob] = r.blob, raw[i]
 		}
-		s.cache.Store(a, paths, cached)
+		s.cache.StoreRecords(a, ids, recs)
 	}
 	return events, nil
+}
+
+// recordBytes is the committed content of one record: the work tree's copy
+// when it is exactly that (a hash of a small file costs less than a read
+// from git), else the object itself.
+func (s *Store) recordBytes(r recordRef) ([]byte, error) {
+	if data, err := s.work.read(r.path); err == nil && gitrepo.BlobID(data) == r.blob {
+		return data, nil
+	}
+	data, err := s.repo.ReadBlob(r.blob)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.path, err)
+	}
+	return data, nil
 }
 
 // writtenIn finds the newest commit that wrote path, for error messages.
@@ -180,20 +301,26 @@ func (s *Store) writtenIn(path string) string {
 	return h.String()
 }
 
-// Head folds domain's events into its head.
+// Head folds domain's events into its head, as it stands at the store's
+// clock.
 func (s *Store) Head(domain string) (*fold.Head, error) {
+	wrap := func(err error) error { return fmt.Errorf("head %s: %w", domain, err) }
 	if err := s.repairIfPending(); err != nil {
-		return nil, fmt.Errorf("head %s: %w", domain, err)
+		return nil, wrap(err)
 	}
-	a, err := s.Locate(domain)
+	tip, err := s.repo.Head()
 	if err != nil {
-		return nil, fmt.Errorf("head %s: %w", domain, err)
+		return nil, wrap(err)
 	}
-	h, _, err := s.head(a)
+	a, err := s.locate(tip, domain)
 	if err != nil {
-		return nil, fmt.Errorf("head %s: %w", domain, err)
+		return nil, wrap(err)
 	}
-	return h, nil
+	h, err := s.head(tip, a)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return h.At(s.now()), nil
 }
 
 // Log returns domain's events newest first (the reverse of fold order), or
@@ -203,13 +330,17 @@ func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
 	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
 	}
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
 	var out []*metav1.Event
 	if domain != "" {
-		a, err := s.Locate(domain)
+		a, err := s.locate(tip, domain)
 		if err != nil {
 			return nil, fmt.Errorf("log %s: %w", domain, err)
 		}
-		events, err := s.events(a)
+		events, err := s.events(tip, a)
 		if err != nil {
 			return nil, fmt.Errorf("log %s: %w", domain, err)
 		}
@@ -218,12 +349,12 @@ func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
 			out[i], out[j] = out[j], out[i]
 		}
 	} else {
-		apps, err := s.files.Apps()
+		apps, err := s.apps(tip)
 		if err != nil {
 			return nil, fmt.Errorf("log: %w", err)
 		}
 		for _, a := range apps {
-			events, err := s.events(a)
+			events, err := s.events(tip, a)
 			if errors.Is(err, ErrNotFound) {
 				continue // an app directory without records yet
 			}
@@ -240,28 +371,40 @@ func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
 	return out, nil
 }
 
-// List folds every app in the log, sorted by project, env and domain.
+// List folds every app in the log, sorted by project, env and domain, as
+// they stand at the store's clock.
 func (s *Store) List() ([]*fold.Head, error) {
 	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("ls: %w", err)
 	}
-	apps, err := s.files.Apps()
+	tip, err := s.repo.Head()
 	if err != nil {
 		return nil, fmt.Errorf("ls: %w", err)
 	}
+	apps, err := s.apps(tip)
+	if err != nil {
+		return nil, fmt.Errorf("ls: %w", err)
+	}
+	now := s.now()
 	heads := make([]*fold.Head, 0, len(apps))
 	for _, a := range apps {
-		h, _, err := s.head(a)
+		h, err := s.head(tip, a)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ls: %w", err)
 		}
-		heads = append(heads, h)
+		heads = append(heads, h.At(now))
 	}
 	return heads, nil
 }
 
 // Apps lists every app address in the log; shell completion uses it.
-func (s *Store) Apps() ([]projects.Address, error) { return s.files.Apps() }
+func (s *Store) Apps() ([]projects.Address, error) {
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	return s.apps(tip)
+}

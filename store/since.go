@@ -5,11 +5,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -25,12 +24,12 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 	if err != nil {
 		return nil, "", err
 	}
-	from := plumbing.ZeroHash
+	from := gitrepo.ZeroHash
 	if since != "" {
-		if !plumbing.IsHash(since) {
+		if !gitrepo.IsHash(since) {
 			return nil, "", fmt.Errorf("since: %q is not a commit id", since)
 		}
-		from = plumbing.NewHash(since)
+		from = gitrepo.NewHash(since)
 	}
 	if from == tip {
 		return nil, tip.String(), nil
@@ -40,7 +39,7 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 		return nil, "", fmt.Errorf("since %s: %w", since, err)
 	}
 	var paths []string
-	var blobs []plumbing.Hash
+	var blobs []gitrepo.Hash
 	for _, ch := range changes {
 		if _, err := projects.ParseRecordPath(ch.Path); err != nil || !ch.From.IsZero() || ch.To.IsZero() {
 			continue // not a new record: verify's business, not a follower's
@@ -51,7 +50,7 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 	byApp := map[projects.Address][]*metav1.Event{}
 	var bad error
 	i := 0
-	err = s.repo.Blobs(ctx, blobs, func(_ plumbing.Hash, data []byte, err error) {
+	err = s.repo.Blobs(ctx, blobs, func(_ gitrepo.Hash, data []byte, err error) {
 		p := paths[i]
 		i++
 		if bad != nil {

@@ -3,12 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
-	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
 
 // Unpushed is a local event the remote does not have yet.
@@ -45,7 +42,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	}
 	return &Status{
 		Remote:       s.repo.RemoteURL(ctx),
-		LastSync:     s.loadState().LastSync,
+		LastSync:     s.state.load().LastSync,
 		Unpushed:     unpushed,
 		OtherChanges: others,
 	}, nil
@@ -89,48 +86,4 @@ func (s *Store) Unpushed(ctx context.Context, domain string) ([]Unpushed, error)
 		}
 	}
 	return out, nil
-}
-
-// JoinOptions says how to join or start a shared log.
-type JoinOptions struct {
-	InitOptions
-	// URL is the remote: any URL git can fetch from and push to.
-	URL string
-}
-
-// Join clones the log at opts.URL into dir, which must not exist or be
-// empty. A remote without a log (empty, or a repository without meta.yaml)
-// gets one: meta.yaml is committed and pushed.
-func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("init %s: %w: the directory is not empty; clone into a new one", dir, ErrExists)
-	}
-	repo, err := gitrepo.Clone(ctx, opts.URL, dir)
-	if err != nil {
-		return nil, fmt.Errorf("init %s: %w: %w", dir, ErrSync, err)
-	}
-	if err := repo.EnsureBranch(ctx, gitrepo.DefaultBranch); err != nil {
-		return nil, fmt.Errorf("init %s: %w", dir, err)
-	}
-	if s, err := Open(dir); err == nil {
-		st := s.loadState()
-		now := time.Now() // one instant: a sync after an attempt means it worked
-		st.LastSync, st.LastAttempt = now, now
-		os.MkdirAll(filepath.Join(s.gitDir, "meta"), 0o755)
-		s.saveState(st)
-		// Read every record once now, while the operator expects a clone
-		// to take a moment, so the first head is as fast as any.
-		if _, err := s.List(); err != nil {
-			return nil, fmt.Errorf("init %s: the log was cloned, but reading it failed: %w", dir, err)
-		}
-		return s, nil // joined an existing log
-	}
-	s, err := Init(dir, opts.InitOptions)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("init %s: the log was created here but not pushed: %w", dir, err)
-	}
-	return s, nil
 }

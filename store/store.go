@@ -1,9 +1,16 @@
 // Package store is the meta operator log: an append-only set of immutable
 // event records in a git repository, and the heads folded from them.
 //
-// Appending writes one new record file into the work tree (through afero)
-// and commits exactly that file; nothing is ever modified or deleted. Reads
-// fold an app's records into its head, the same way on every machine.
+// Every write goes through one sequence (write.go): take the log's lock,
+// finish what a killed meta left half done, pull, read meta.yaml afresh, let
+// the caller place apps and add events, check leases, stamp and validate
+// the events, note the files in the journal, write them, commit, index and
+// push. Reads fold an app's records as the branch tip has them, the same way
+// on every machine, through a cache keyed by content.
+//
+// The pieces live in packages of their own: the record format in
+// store/record, the fold in store/fold, meta.yaml in store/config, the
+// cache in store/cache, and every contact with git in store/gitrepo.
 package store
 
 import (
@@ -11,10 +18,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/afero"
 
-	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/cache"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
 
@@ -35,28 +44,34 @@ var (
 	// ErrNoEnv: the app has no sealed env file in the log, or no version
 	// with the digest asked for.
 	ErrNoEnv = errors.New("no env file")
-	// ErrOperator: an operator or access change names an operator, key or
-	// scope that is not there, or is there already.
-	ErrOperator = errors.New("operator list")
+	// ErrNoChange: a write would change nothing.
+	ErrNoChange = errors.New("nothing to change")
+	// ErrUnsupported: the repository is in a format meta does not write.
+	ErrUnsupported = gitrepo.ErrUnsupported
 )
 
 // Store is an open meta log.
 type Store struct {
-	root   string
-	cfg    Config
-	files  *Files
-	cache  *Cache
-	repo   *gitrepo.Repo
-	gitDir string
+	root    string
+	gitDir  string
+	repo    *gitrepo.Repo
+	cfg     config.Config
+	work    *worktree
+	cache   *cache.Cache
+	journal journal
+	state   syncState
+	// Clock is the time heads are evaluated at (a lease past its expiry
+	// is over); time.Now when nil.
+	Clock func() time.Time
 }
 
 // Open opens the log whose work tree is root.
 func Open(root string) (*Store, error) {
-	data, err := os.ReadFile(filepath.Join(root, ConfigFile))
+	data, err := os.ReadFile(filepath.Join(root, config.File))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s has no %s", ErrNotLog, root, ConfigFile)
+		return nil, fmt.Errorf("%w: %s has no %s", ErrNotLog, root, config.File)
 	}
-	cfg, err := ParseConfig(data)
+	cfg, err := config.Parse(data)
 	if err != nil {
 		return nil, err
 	}
@@ -64,21 +79,49 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
+	metaDir := filepath.Join(repo.GitDir(), "meta")
 	return &Store{
-		root:   root,
-		cfg:    cfg,
-		files:  NewFiles(afero.NewBasePathFs(afero.NewOsFs(), root)),
-		cache:  NewCache(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(repo.GitDir(), "meta", "cache"))),
-		repo:   repo,
-		gitDir: repo.GitDir(),
+		root:    root,
+		gitDir:  repo.GitDir(),
+		repo:    repo,
+		cfg:     cfg,
+		work:    &worktree{fs: afero.NewBasePathFs(afero.NewOsFs(), root)},
+		cache:   cache.New(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(metaDir, "cache"))),
+		journal: journal{dir: metaDir},
+		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
 	}, nil
 }
+
+// Close releases the git process the log may have started for reading.
+func (s *Store) Close() error { return s.repo.Close() }
 
 // Root is the log's work tree.
 func (s *Store) Root() string { return s.root }
 
-// Config is the log's meta.yaml, as it was when the log was opened.
-func (s *Store) Config() Config { return s.cfg }
+// Config is the log's meta.yaml as this clone last read it: when the log
+// was opened, or after the last pull that changed it.
+func (s *Store) Config() config.Config { return s.cfg }
+
+func (s *Store) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
+}
+
+// reloadConfig reads meta.yaml again, after a pull may have changed it.
+func (s *Store) reloadConfig() ([]byte, error) {
+	data, err := s.work.read(config.File)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", config.File, err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = cfg
+	return data, nil
+}
 
 // Find walks up from dir to the first directory holding meta.yaml and a
 // .git directory: the root of the log dir is in.
@@ -88,74 +131,14 @@ func Find(dir string) (string, error) {
 		return "", err
 	}
 	for d := abs; ; d = filepath.Dir(d) {
-		if isFile(filepath.Join(d, ConfigFile)) && isDir(filepath.Join(d, ".git")) {
+		if isFile(filepath.Join(d, config.File)) && isDir(filepath.Join(d, ".git")) {
 			return d, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("%w: no %s in %s or any parent (run `meta init`, or pass --dir)", ErrNotLog, ConfigFile, abs)
+			return "", fmt.Errorf("%w: no %s in %s or any parent (run `meta init`, or pass --dir)", ErrNotLog, config.File, abs)
 		}
 	}
 }
 
 func isFile(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
 func isDir(p string) bool  { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
-
-// InitOptions says how to create a log.
-type InitOptions struct {
-	// Project and Env become meta.yaml's defaults; either may be empty.
-	Project string
-	Env     string
-	// Operator signs the commit that adds meta.yaml.
-	Operator Signature
-}
-
-// Signature is who commits, and when.
-type Signature = gitrepo.Signature
-
-// Init makes dir a meta log: it creates a git repository there if there is
-// none, or adopts the existing one, and commits meta.yaml, touching nothing
-// else.
-func Init(dir string, opts InitOptions) (*Store, error) {
-	if opts.Project != "" {
-		if err := projects.ValidateProject(opts.Project); err != nil {
-			return nil, fmt.Errorf("init %s: %w", dir, err)
-		}
-	}
-	if opts.Env != "" {
-		if err := projects.ValidateEnv(opts.Env); err != nil {
-			return nil, fmt.Errorf("init %s: %w", dir, err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("init %s: %w", dir, err)
-	}
-	cfgPath := filepath.Join(dir, ConfigFile)
-	if _, err := os.Lstat(cfgPath); err == nil {
-		return nil, fmt.Errorf("init %s: %w (%s exists)", dir, ErrExists, ConfigFile)
-	}
-	repo, err := gitrepo.Open(dir)
-	if errors.Is(err, gitrepo.ErrNotRepository) {
-		if isDir(filepath.Join(dir, ".git")) {
-			return nil, fmt.Errorf("init %s: %w", dir, err)
-		}
-		repo, err = gitrepo.Init(dir, gitrepo.DefaultBranch)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("init %s: %w", dir, err)
-	}
-	tip, err := repo.Head()
-	if err != nil {
-		return nil, fmt.Errorf("init %s: %w", dir, err)
-	}
-	data := Config{Version: ConfigVersion, Project: opts.Project, Env: opts.Env}.Marshal()
-	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
-		return nil, fmt.Errorf("init %s: %w", dir, err)
-	}
-	if h, err := repo.Commit(tip, []gitrepo.File{{Path: ConfigFile, Data: data}}, "meta: start operator log\n", opts.Operator); err != nil {
-		if h.IsZero() { // not committed: leave the directory as it was
-			os.Remove(cfgPath)
-		}
-		return nil, fmt.Errorf("init %s: %w", dir, err)
-	}
-	return Open(dir)
-}

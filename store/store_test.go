@@ -12,6 +12,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -297,10 +298,11 @@ func TestRecoverAfterCrash(t *testing.T) {
 	// Killed before the commit: the record must not count.
 	orphan := newEvent("a.example.com", "prod", time.Now())
 	orphan.Version = "6.6.6"
-	if _, _, err := s.files.Write(orphan); err != nil {
+	data, _ := record.Marshal(orphan)
+	if err := s.work.create(record.Path(orphan), data); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.setPending(record.Path(orphan)); err != nil {
+	if err := s.journal.noteCommit([]string{record.Path(orphan)}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := s.Head("a.example.com")
@@ -312,7 +314,7 @@ func TestRecoverAfterCrash(t *testing.T) {
 	// Killed after the commit, before the index update.
 	out := mustAppend(t, s, deploy("a.example.com", "2.0.0"))
 	git(t, s.Root(), "rm", "-q", "--cached", out.Path)
-	if err := s.setPending(out.Path); err != nil {
+	if err := s.journal.noteCommit([]string{out.Path}); err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, deploy("a.example.com", "3.0.0"))
@@ -325,7 +327,7 @@ func TestRecoverAfterCrash(t *testing.T) {
 // The operator's own changes stay theirs: reported, never committed.
 func TestAppendWarnsAboutOtherChanges(t *testing.T) {
 	s := newLog(t)
-	cfg := filepath.Join(s.Root(), ConfigFile)
+	cfg := filepath.Join(s.Root(), config.File)
 	data, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, append(data, "# edited\n"...), 0o644)
 	os.WriteFile(filepath.Join(s.Root(), "todo.txt"), []byte("x"), 0o644)
@@ -353,7 +355,7 @@ func TestInitAdoptsExistingRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := git(t, dir, "show", "--name-only", "--format=", "HEAD"); got != ConfigFile {
+	if got := git(t, dir, "show", "--name-only", "--format=", "HEAD"); got != config.File {
 		t.Fatalf("init committed %q", got)
 	}
 	if st := git(t, dir, "status", "--porcelain"); st != "M  README" {

@@ -2,19 +2,15 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
 
@@ -26,44 +22,15 @@ var (
 	// changed or deleted records: someone rewrote its history.
 	ErrRewritten = errors.New("remote history rewritten")
 	// ErrConflict: a remote change collides with files the operator
-	// changed by hand.
+	// changed by hand, or with a change of the same file made here.
 	ErrConflict = gitrepo.ErrConflict
 	// ErrUnexpected: the app's head is not what the operator expected.
 	ErrUnexpected = errors.New("head is not as expected")
 )
 
-// DefaultCooldown is how long reads trust the last fetch.
-const DefaultCooldown = 60 * time.Second
-
-// maxPushes bounds how often an append retries its push when others keep
+// maxPushes bounds how often a write retries its push when others keep
 // pushing first.
 const maxPushes = 10
-
-// syncState is what a clone remembers of its remote, in .git/meta/sync.json.
-type syncState struct {
-	// LastAttempt is when a fetch was last tried, for the read cooldown.
-	LastAttempt time.Time `json:"last_attempt"`
-	// LastSync is when a fetch and integration last succeeded.
-	LastSync time.Time `json:"last_sync"`
-}
-
-func (s *Store) statePath() string { return filepath.Join(s.gitDir, "meta", "sync.json") }
-
-func (s *Store) loadState() syncState {
-	var st syncState
-	if data, err := os.ReadFile(s.statePath()); err == nil {
-		json.Unmarshal(data, &st)
-	}
-	return st
-}
-
-func (s *Store) saveState(st syncState) {
-	data, _ := json.Marshal(st)
-	tmp := s.statePath() + ".tmp"
-	if os.WriteFile(tmp, data, 0o644) == nil {
-		os.Rename(tmp, s.statePath())
-	}
-}
 
 // Source names the log for followers: its remote's URL, else its
 // directory as a file URL.
@@ -80,9 +47,7 @@ func (s *Store) HasRemote(ctx context.Context) bool { return s.repo.RemoteURL(ct
 // pull fetches the remote and integrates what it has that this clone does
 // not. The caller holds the lock.
 func (s *Store) pull(ctx context.Context) error {
-	st := s.loadState()
-	st.LastAttempt = time.Now()
-	s.saveState(st)
+	s.state.attempted(time.Now())
 	seen, err := s.repo.RemoteTip()
 	if err != nil {
 		return err
@@ -91,26 +56,25 @@ func (s *Store) pull(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSync, err)
 	}
-	if seen == remote {
-		// Nothing new, nothing lost.
-	} else if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil {
-		return err
-	} else if !ok {
-		s.repo.SetRemoteTip(ctx, seen) // keep refusing until someone repairs the remote
-		return fmt.Errorf("%w: the remote's branch no longer contains %s, which this clone fetched before; events may have been removed. Restore the remote's history (push this clone's with `git push --force` if it is complete), then sync", ErrRewritten, seen.String()[:12])
+	if seen != remote {
+		if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil {
+			return err
+		} else if !ok {
+			s.repo.SetRemoteTip(ctx, seen) // keep refusing until someone repairs the remote
+			return fmt.Errorf("%w: the remote's branch no longer contains %s, which this clone fetched before; events may have been removed. Restore the remote's history (push this clone's with `git push --force` if it is complete), then sync", ErrRewritten, seen.String()[:12])
+		}
 	}
 	if err := s.integrate(ctx, remote); err != nil {
 		return err
 	}
-	st.LastSync = time.Now()
-	s.saveState(st)
+	s.state.synced(time.Now())
 	return nil
 }
 
 // integrate makes the local branch hold everything remote holds, keeping
 // local commits the remote lacks on top of it (replayed, so history stays
-// linear), and brings the work tree and index along.
-func (s *Store) integrate(ctx context.Context, remote plumbing.Hash) error {
+// linear), and brings the work tree, the index and meta.yaml along.
+func (s *Store) integrate(ctx context.Context, remote gitrepo.Hash) error {
 	local, err := s.repo.Head()
 	if err != nil {
 		return err
@@ -131,7 +95,7 @@ func (s *Store) integrate(ctx context.Context, remote plumbing.Hash) error {
 		case remote:
 			return nil // the remote has nothing this clone lacks
 		case local:
-		case plumbing.ZeroHash:
+		case gitrepo.ZeroHash:
 			return fmt.Errorf("%w: the remote's history shares no commit with this clone's", ErrRewritten)
 		default:
 			mine, err := s.repo.Commits(ctx, remote, local)
@@ -152,18 +116,18 @@ func (s *Store) integrate(ctx context.Context, remote plumbing.Hash) error {
 	}
 	// The note lets the next command finish bringing the work tree along
 	// if this one dies after moving the branch.
-	if err := s.setPendingSync(local, next); err != nil {
+	if err := s.journal.noteSync(local, next); err != nil {
 		return err
 	}
 	sig := gitrepo.Signature{Name: "meta", When: time.Now()}
 	if err := s.repo.MoveBranch(local, next, sig, "meta: sync with "+gitrepo.Remote); err != nil {
-		s.clearPendingSync()
+		s.journal.clearSync()
 		return err
 	}
 	if err := s.materialize(changes); err != nil {
 		return err
 	}
-	s.clearPendingSync()
+	s.journal.clearSync()
 	return nil
 }
 
@@ -184,10 +148,10 @@ func (s *Store) preflight(changes []gitrepo.FileChange) error {
 			rewritten = append(rewritten, ch.Path)
 			continue
 		}
-		data, err := s.files.Read(ch.Path)
-		have := plumbing.ZeroHash
+		data, err := s.work.read(ch.Path)
+		have := gitrepo.ZeroHash
 		if err == nil {
-			have = plumbing.ComputeHash(plumbing.BlobObject, data)
+			have = gitrepo.BlobID(data)
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -204,29 +168,32 @@ func (s *Store) preflight(changes []gitrepo.FileChange) error {
 	return nil
 }
 
-// materialize writes changes into the work tree and the index.
+// materialize writes changes into the work tree and the index, and reads
+// meta.yaml again when they change it.
 func (s *Store) materialize(changes []gitrepo.FileChange) error {
 	var staged, deleted []string
+	cfgChanged := false
 	for _, ch := range changes {
+		cfgChanged = cfgChanged || ch.Path == config.File
 		if ch.To.IsZero() {
-			if err := s.files.Delete(ch.Path); err != nil {
+			if err := s.work.remove(ch.Path); err != nil {
 				return err
 			}
 			deleted = append(deleted, ch.Path)
 			continue
 		}
-		if ch.Mode == filemode.Symlink || ch.Mode == filemode.Submodule {
-			continue // meta's logs hold neither; git checkout restores them
+		if !ch.IsFile() {
+			continue // meta's logs hold no symlinks or submodules; git checkout restores them
 		}
 		data, err := s.repo.ReadBlob(ch.To)
 		if err != nil {
 			return err
 		}
 		perm := os.FileMode(0o644)
-		if ch.Mode == filemode.Executable {
+		if ch.IsExecutable() {
 			perm = 0o755
 		}
-		if err := s.files.Put(ch.Path, data, perm); err != nil {
+		if err := s.work.put(ch.Path, data, perm); err != nil {
 			return err
 		}
 		staged = append(staged, ch.Path)
@@ -234,48 +201,36 @@ func (s *Store) materialize(changes []gitrepo.FileChange) error {
 	if err := s.repo.Stage(staged...); err != nil {
 		return err
 	}
-	return s.repo.Unstage(deleted...)
-}
-
-func (s *Store) pendingSyncPath() string { return filepath.Join(s.gitDir, "meta", "pending-sync") }
-
-func (s *Store) setPendingSync(from, to plumbing.Hash) error {
-	return writeFileSynced(s.pendingSyncPath(), []byte(from.String()+" "+to.String()+"\n"))
-}
-
-func (s *Store) clearPendingSync() { os.Remove(s.pendingSyncPath()) }
-
-// repairSync finishes an integration a killed meta left half done: if the
-// branch moved, the work tree and index are brought along again (writing a
-// file twice is harmless); if not, nothing happened.
-func (s *Store) repairSync() error {
-	data, err := os.ReadFile(s.pendingSyncPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	if err := s.repo.Unstage(deleted...); err != nil {
+		return err
 	}
+	if cfgChanged {
+		_, err := s.reloadConfig()
+		return err
+	}
+	return nil
+}
+
+// undo takes back the commits made on top of prev up to tip, which the
+// remote refused: the branch, the index and the work tree return to prev.
+func (s *Store) undo(tip, prev gitrepo.Hash) error {
+	changes, err := s.repo.Diff(tip, prev)
 	if err != nil {
 		return err
 	}
-	fields := strings.Fields(string(data))
-	if len(fields) != 2 || !plumbing.IsHash(fields[0]) && fields[0] != plumbing.ZeroHash.String() || !plumbing.IsHash(fields[1]) {
-		s.clearPendingSync()
-		return nil
-	}
-	from, to := plumbing.NewHash(fields[0]), plumbing.NewHash(fields[1])
-	tip, err := s.repo.Head()
-	if err != nil {
+	// Noted like a sync: a killed undo is finished the same way.
+	if err := s.journal.noteSync(tip, prev); err != nil {
 		return err
 	}
-	if tip == to {
-		changes, err := s.repo.Diff(from, to)
-		if err != nil {
-			return err
-		}
-		if err := s.materialize(changes); err != nil {
-			return fmt.Errorf("repair interrupted sync: %w", err)
-		}
+	sig := gitrepo.Signature{Name: "meta", When: time.Now()}
+	if err := s.repo.MoveBranch(tip, prev, sig, "meta: take back a change the remote refused"); err != nil {
+		s.journal.clearSync()
+		return err
 	}
-	s.clearPendingSync()
+	if err := s.materialize(changes); err != nil {
+		return err
+	}
+	s.journal.clearSync()
 	return nil
 }
 
@@ -303,9 +258,7 @@ func (s *Store) pushOnce(ctx context.Context) error {
 	if err := s.repo.Push(ctx); err != nil {
 		return err
 	}
-	st := s.loadState()
-	st.LastSync = time.Now()
-	s.saveState(st)
+	s.state.synced(time.Now())
 	return nil
 }
 
@@ -364,8 +317,8 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 	if !s.HasRemote(ctx) {
 		return "", nil
 	}
-	st := s.loadState()
-	if !force && time.Since(st.LastAttempt) < s.cooldown() {
+	st := s.state.load()
+	if !force && time.Since(st.LastAttempt) < s.cfg.Cooldown() {
 		if st.LastSync.Before(st.LastAttempt) {
 			// The last try failed: do not try again yet, but do not go quiet.
 			return fmt.Sprintf("the last fetch from the remote failed; showing the log as %s", staleness(st.LastSync)), nil
@@ -389,61 +342,4 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 		return "", err
 	}
 	return "", nil
-}
-
-func (s *Store) cooldown() time.Duration {
-	if s.cfg.SyncCooldown != "" {
-		if d, err := time.ParseDuration(s.cfg.SyncCooldown); err == nil {
-			return d
-		}
-	}
-	return DefaultCooldown
-}
-
-func staleness(last time.Time) string {
-	if last.IsZero() {
-		return "never synced"
-	}
-	d := time.Since(last)
-	if d < time.Minute {
-		return "last synced less than a minute ago"
-	}
-	// "3h12m", not "3h12m0s".
-	return "last synced " + strings.TrimSuffix(d.Round(time.Minute).String(), "0s") + " ago"
-}
-
-// repairAll finishes whatever a killed meta left half done. The caller
-// holds the lock.
-func (s *Store) repairAll() error {
-	if fileExists(s.pendingPath()) || fileExists(s.pendingSyncPath()) {
-		// A meta died inside an append or sync: git locks it held are stale.
-		if err := s.repo.BreakStaleLocks(gitrepo.StaleLockGrace); err != nil {
-			return fmt.Errorf("repair: %w", err)
-		}
-	}
-	if err := s.repair(); err != nil {
-		return err
-	}
-	return s.repairSync()
-}
-
-// writeFileSynced writes a small file whole and durable.
-func writeFileSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func fileExists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
 }

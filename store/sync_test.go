@@ -18,6 +18,7 @@ import (
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
 var ctx = context.Background()
@@ -263,8 +264,8 @@ func TestSyncLeavesOtherFilesAlone(t *testing.T) {
 	os.WriteFile(filepath.Join(a.Root(), "untracked.txt"), []byte("u"), 0o644)
 	os.WriteFile(filepath.Join(a.Root(), "staged.txt"), []byte("s"), 0o644)
 	git(t, a.Root(), "add", "staged.txt")
-	cfg, _ := os.ReadFile(filepath.Join(a.Root(), ConfigFile))
-	os.WriteFile(filepath.Join(a.Root(), ConfigFile), append(cfg, "# mine\n"...), 0o644)
+	cfg, _ := os.ReadFile(filepath.Join(a.Root(), config.File))
+	os.WriteFile(filepath.Join(a.Root(), config.File), append(cfg, "# mine\n"...), 0o644)
 	before := git(t, a.Root(), "status", "--porcelain")
 
 	mustAppend(t, a, deploy("a.example.com", "1.0.0")) // integrates b's NOTES
@@ -395,9 +396,9 @@ func plantOthers(t *testing.T, dir string) func() {
 		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
 	}
 	git(t, dir, "add", "staged.txt")
-	cfg, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
-	files[ConfigFile] = string(cfg) + "# my note\n"
-	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(files[ConfigFile]), 0o644)
+	cfg, _ := os.ReadFile(filepath.Join(dir, config.File))
+	files[config.File] = string(cfg) + "# my note\n"
+	os.WriteFile(filepath.Join(dir, config.File), []byte(files[config.File]), 0o644)
 	status := git(t, dir, "status", "--porcelain")
 	return func() {
 		t.Helper()
@@ -455,7 +456,7 @@ func TestSSHRemoteWithAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	for i := 0; i < 100 && !fileExists(sock); i++ {
+	for i := 0; i < 100 && !exists(sock); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Setenv("SSH_AUTH_SOCK", sock)

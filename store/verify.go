@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
@@ -65,10 +63,10 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 	// the contents, all through one git process.
 	type key struct {
 		path string
-		blob plumbing.Hash
+		blob gitrepo.Hash
 	}
 	problems := map[key]string{}
-	var blobs []plumbing.Hash
+	var blobs []gitrepo.Hash
 	var keys []key
 	for _, a := range adds {
 		k := key{a.path, a.blob}
@@ -84,7 +82,7 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 		keys = append(keys, k)
 	}
 	i := 0
-	err = s.repo.Blobs(ctx, blobs, func(_ plumbing.Hash, data []byte, err error) {
+	err = s.repo.Blobs(ctx, blobs, func(_ gitrepo.Hash, data []byte, err error) {
 		k := keys[i]
 		i++
 		if err != nil {
@@ -117,13 +115,6 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	findings = append(findings, wt...)
-	// Cached copies of a damaged app may hide the damage from reads: drop
-	// them so every later command sees the records as they are.
-	for _, f := range findings {
-		if rec, err := projects.ParseRecordPath(f.Path); err == nil {
-			s.cache.Drop(rec.Address)
-		}
-	}
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Path < findings[j].Path })
 	return findings, nil
 }
@@ -131,19 +122,19 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) 
 // historyFile is one version of a file that a commit wrote.
 type historyFile struct {
 	path, commit string
-	blob         plumbing.Hash
+	blob         gitrepo.Hash
 }
 
 // checkSealed reports env file versions in history that are not sealed, or
 // hold a value sops left in clear: secrets that reached git.
 func (s *Store) checkSealed(ctx context.Context, envs []historyFile) ([]Finding, error) {
 	var findings []Finding
-	blobs := make([]plumbing.Hash, len(envs))
+	blobs := make([]gitrepo.Hash, len(envs))
 	for i, e := range envs {
 		blobs[i] = e.blob
 	}
 	i := 0
-	err := s.repo.Blobs(ctx, blobs, func(_ plumbing.Hash, data []byte, err error) {
+	err := s.repo.Blobs(ctx, blobs, func(_ gitrepo.Hash, data []byte, err error) {
 		e := envs[i]
 		i++
 		switch {
@@ -162,15 +153,19 @@ func (s *Store) checkSealed(ctx context.Context, envs []historyFile) ([]Finding,
 
 // checkEnvs compares the sealed env files in the work tree with the branch
 // tip, and their recipients with meta.yaml's access rules.
-func (s *Store) checkEnvs(committed map[string]plumbing.Hash) ([]Finding, error) {
-	apps, err := s.envApps()
+func (s *Store) checkEnvs(committed map[string]gitrepo.Hash) ([]Finding, error) {
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	apps, err := s.envApps(tip)
 	if err != nil {
 		return nil, err
 	}
 	var findings []Finding
 	for _, a := range apps {
 		p := projects.EnvPath(a)
-		data, err := s.files.Read(p)
+		data, err := s.work.read(p)
 		if err != nil {
 			findings = append(findings, Finding{Path: p, Problem: err.Error()})
 			continue
@@ -179,7 +174,7 @@ func (s *Store) checkEnvs(committed map[string]plumbing.Hash) ([]Finding, error)
 		switch {
 		case !ok:
 			findings = append(findings, Finding{Path: p, Problem: "in the work tree but not committed"})
-		case plumbing.ComputeHash(plumbing.BlobObject, data) != h:
+		case gitrepo.BlobID(data) != h:
 			findings = append(findings, Finding{Path: p, Problem: "work tree copy differs from the committed env file (edited by hand?)"})
 		}
 		if s.cfg.Stale(a.Project, a.Env, data) {
@@ -195,34 +190,26 @@ func (s *Store) checkWorkTree(ctx context.Context) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	committed := map[string]plumbing.Hash{}
+	committed := map[string]gitrepo.Hash{}
 	if !tip.IsZero() {
-		if err := s.repo.TreeFiles(ctx, tip, projects.Root, func(p string, h plumbing.Hash) { committed[p] = h }); err != nil {
+		if err := s.repo.TreeFiles(ctx, tip, projects.Root, func(p string, h gitrepo.Hash) { committed[p] = h }); err != nil {
 			return nil, err
 		}
 	}
 	var findings []Finding
-	apps, err := s.files.Apps()
-	if err != nil {
-		return nil, err
-	}
 	present := map[string]bool{}
-	for _, a := range apps {
-		paths, err := s.files.RecordPaths(a)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range paths {
+	for _, a := range s.work.apps() {
+		for _, p := range s.work.records(a) {
 			present[p] = true
 			h, ok := committed[p]
 			if !ok {
 				findings = append(findings, Finding{Path: p, Problem: "in the work tree but not committed"})
 				continue
 			}
-			data, err := s.files.Read(p)
+			data, err := s.work.read(p)
 			if err != nil {
 				findings = append(findings, Finding{Path: p, Problem: err.Error()})
-			} else if plumbing.ComputeHash(plumbing.BlobObject, data) != h {
+			} else if gitrepo.BlobID(data) != h {
 				findings = append(findings, Finding{Path: p, Problem: "work tree copy differs from the committed record"})
 			}
 		}

@@ -13,10 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/envs"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
-	"git.coopcloud.tech/coop-cloud/meta/sealed/envs"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 )
 
@@ -101,7 +101,7 @@ func (e *env) modifyEnv(cmd *cobra.Command, ev *envs.Envs, f *sealFlags, args []
 	if err != nil {
 		return e.reported(cmd, ev.Store, nil, err)
 	}
-	return e.reported(cmd, ev.Store, res.Changed, nil)
+	return e.reported(cmd, ev.Store, res.Written, nil)
 }
 
 // existing refuses, for the app's domain, to change an env the log does
@@ -117,8 +117,8 @@ func existing(domain string, change func(dotenv.File) (dotenv.File, error)) func
 
 // reported finishes a change: "nothing to change" is a quiet success;
 // otherwise it prints the event ids and warnings, and tells followers.
-func (e *env) reported(cmd *cobra.Command, s *store.Store, changed *store.Changed, err error) error {
-	if errors.Is(err, sealed.ErrNoChange) {
+func (e *env) reported(cmd *cobra.Command, s *store.Store, changed *store.Written, err error) error {
+	if errors.Is(err, store.ErrNoChange) {
 		fmt.Fprintln(e.stderr, "meta: nothing to change")
 		return nil
 	}

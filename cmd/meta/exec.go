@@ -6,12 +6,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
-	"git.coopcloud.tech/coop-cloud/meta/abra/wrap"
-	"git.coopcloud.tech/coop-cloud/meta/store"
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/opsync"
 )
 
 func newExec(e *env) *cobra.Command {
-	var o wrap.Options
+	var o opsync.Options
 	var abraPath string
 	cmd := &cobra.Command{
 		Use:   "exec [flags] -- abra app COMMAND DOMAIN [ARGS...]",
@@ -49,12 +49,12 @@ only runs abra, so the alias can live in a shared shell profile:
 			if abraPath == "" {
 				abraPath = cfg.Abra
 			}
-			exe, err := wrap.FindAbra(abraPath, args[0])
+			exe, err := opsync.FindAbra(abraPath, args[0])
 			if err != nil {
 				return usageError{err}
 			}
 			argv := append([]string{exe}, args[1:]...)
-			r := &wrap.Runner{
+			r := &opsync.Runner{
 				AbraDir: abra.Dir(e.getenv),
 				Options: o,
 				Stdin:   e.stdin, Stdout: e.stdout, Stderr: e.stderr,
@@ -76,8 +76,8 @@ only runs abra, so the alias can live in a shared shell profile:
 				return fmt.Errorf("%w; to run abra without the log, pass --no-operator-sync --no-operator-log or set sync: false in %s", err, cfg.path)
 			}
 			r.Options.ForceSync = e.forceSync
-			r.Recorded = func(out *store.Appended) {
-				if err := e.publish(cmd.Context(), r.Store, out.Event); err != nil {
+			r.Recorded = func(ev *metav1.Event) {
+				if err := e.publish(cmd.Context(), r.Store, ev); err != nil {
 					e.warn("recorded, but not announced on NATS: %v", err)
 				}
 			}

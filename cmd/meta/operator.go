@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.coopcloud.tech/coop-cloud/meta/sealed/envs"
-	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/envs"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
 func newOperator(e *env) *cobra.Command {
@@ -35,14 +35,14 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			if recipient == "" {
 				return usageError{fmt.Errorf("operator add needs --age RECIPIENT (the age1... key `age-keygen -y KEYFILE` prints)")}
 			}
-			o := store.Operator{Name: args[0], Age: strings.TrimSpace(recipient)}
-			if err := store.ValidOperatorName(o.Name); err != nil {
+			o := config.Operator{Name: args[0], Age: strings.TrimSpace(recipient)}
+			if err := config.ValidOperatorName(o.Name); err != nil {
 				return usageError{err}
 			}
-			if err := store.ValidRecipient(o.Age); err != nil {
+			if err := config.ValidRecipient(o.Age); err != nil {
 				return usageError{err}
 			}
-			return e.rekey(cmd, &f, "operator add "+o.Name, args, nil, func(c store.Config) (store.Config, error) { return c.WithOperator(o) })
+			return e.rekey(cmd, &f, "operator add "+o.Name, args, nil, func(c config.Config) (config.Config, error) { return c.WithOperator(o) })
 		},
 	}
 	add.Flags().String("age", "", "the operator's age recipient (public key), age1...")
@@ -55,7 +55,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			return e.operatorNames(), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.rekey(cmd, &f, "operator rm "+args[0], args, nil, func(c store.Config) (store.Config, error) { return c.WithoutOperator(args[0]) })
+			return e.rekey(cmd, &f, "operator rm "+args[0], args, nil, func(c config.Config) (config.Config, error) { return c.WithoutOperator(args[0]) })
 		},
 	}
 	addChangeFlags(rm, &f, false)
@@ -93,7 +93,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 
 // rekey changes meta.yaml (unless reconfigure is nil) and re-encrypts the
 // env files that affects, and those of the domains in force, in one commit.
-func (e *env) rekey(cmd *cobra.Command, f *sealFlags, subject string, args, force []string, reconfigure func(store.Config) (store.Config, error)) error {
+func (e *env) rekey(cmd *cobra.Command, f *sealFlags, subject string, args, force []string, reconfigure func(config.Config) (config.Config, error)) error {
 	ev, err := e.envs(cmd, f, false)
 	if err != nil {
 		return err
@@ -133,10 +133,10 @@ commit.`,
 		Example: `  meta access set coop/prod alice bob`,
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := store.ValidScope(args[0]); err != nil {
+			if err := config.ValidScope(args[0]); err != nil {
 				return usageError{err}
 			}
-			return e.rekey(cmd, &f, "access set "+args[0], args, nil, func(c store.Config) (store.Config, error) { return c.WithAccess(args[0], args[1:]) })
+			return e.rekey(cmd, &f, "access set "+args[0], args, nil, func(c config.Config) (config.Config, error) { return c.WithAccess(args[0], args[1:]) })
 		},
 	}
 	addChangeFlags(set, &f, false)
@@ -145,7 +145,7 @@ commit.`,
 		Short: "Drop SCOPE's rule: its env files fall back to the broader rule, or everyone",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.rekey(cmd, &f, "access rm "+args[0], args, nil, func(c store.Config) (store.Config, error) { return c.WithoutAccess(args[0]) })
+			return e.rekey(cmd, &f, "access rm "+args[0], args, nil, func(c config.Config) (config.Config, error) { return c.WithoutAccess(args[0]) })
 		},
 	}
 	addChangeFlags(rm, &f, false)

@@ -20,6 +20,8 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -101,7 +103,7 @@ func exitCode(err error) int {
 		errors.Is(err, dotenv.ErrSealed),
 		errors.Is(err, dotenv.ErrKey),
 		errors.Is(err, sealed.ErrRecipient),
-		errors.Is(err, store.ErrOperator):
+		errors.Is(err, config.ErrOperator):
 		return exitBadUse
 	case errors.Is(err, projects.ErrInvalidName),
 		errors.Is(err, record.ErrInvalid),
@@ -227,20 +229,23 @@ func (e *env) actor(root string) (*metav1.Actor, error) {
 	var err error
 	switch {
 	case e.operator != "":
-		a, err = store.ParseOperator(e.operator)
+		a, err = record.ParseOperator(e.operator)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--operator: %w", err)}
 		}
 	case e.getenv("META_OPERATOR") != "":
-		a, err = store.ParseOperator(e.getenv("META_OPERATOR"))
+		a, err = record.ParseOperator(e.getenv("META_OPERATOR"))
 		if err != nil {
 			return nil, usageError{fmt.Errorf("META_OPERATOR: %w", err)}
 		}
 	default:
-		var ok bool
-		if a, ok = store.GitIdentity(root); !ok {
+		// The user's git identity, read here in the command layer: the log
+		// itself takes its operator as a plain value.
+		name, email, ok := gitrepo.UserIdentity(root)
+		if !ok {
 			return nil, usageError{errors.New("who are you? pass --operator \"Name <email>\", set META_OPERATOR, or set git's user.name")}
 		}
+		a = &metav1.Actor{Name: name, Email: email}
 	}
 	if host, err := os.Hostname(); err == nil {
 		a.Host = host

@@ -1,7 +1,6 @@
 package fold
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -11,7 +10,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 3
+const Version = 4
 
 // States an app can be in, as Head.State says it.
 const (
@@ -138,51 +137,6 @@ type Ref struct {
 	EnvDigest string `json:"env_digest"`
 }
 
-// Observation is what Swarm ran when an operator looked.
-type Observation struct {
-	EventID              string    `json:"event_id"`
-	Time                 time.Time `json:"time"`
-	Operator             string    `json:"operator"`
-	Service              string    `json:"service"`
-	Version              string    `json:"version"`
-	Recipe               string    `json:"recipe"`
-	Chaos                bool      `json:"chaos"`
-	ChaosVersion         string    `json:"chaos_version"`
-	UpdateState          string    `json:"update_state"`
-	UpdateMessage        string    `json:"update_message"`
-	PreviousVersion      string    `json:"previous_version"`
-	PreviousChaosVersion string    `json:"previous_chaos_version"`
-}
-
-// Running is the version the observation saw running: the chaos version
-// under --chaos, else the version label.
-func (o *Observation) Running() string {
-	if o.Chaos && o.ChaosVersion != "" {
-		return o.ChaosVersion
-	}
-	return o.Version
-}
-
-// Lock is a lease on an app: while it lasts, other operators' appends are
-// refused unless forced.
-type Lock struct {
-	EventID     string    `json:"event_id"`
-	Holder      string    `json:"holder"`
-	HolderEmail string    `json:"holder_email"`
-	Reason      string    `json:"reason"`
-	Since       time.Time `json:"since"`
-	Expires     time.Time `json:"expires"`
-}
-
-// Active says the lease still holds at t.
-func (l *Lock) Active(t time.Time) bool { return l != nil && t.Before(l.Expires) }
-
-// HeldBy says the lock belongs to the operator with this name and email.
-// An empty email on either side matches any: the name decides.
-func (l *Lock) HeldBy(name, email string) bool {
-	return l != nil && l.Holder == name && (l.HolderEmail == "" || email == "" || l.HolderEmail == email)
-}
-
 // Running is the version the log says runs: the chaos version after a
 // --chaos deploy, else the version; "" for none.
 func (h *Head) Running() string {
@@ -190,14 +144,6 @@ func (h *Head) Running() string {
 		return h.ChaosVersion
 	}
 	return h.Version
-}
-
-// ActiveLock is the lock that holds at now, or nil.
-func (h *Head) ActiveLock(now time.Time) *Lock {
-	if h == nil || !h.Lock.Active(now) {
-		return nil
-	}
-	return h.Lock
 }
 
 // Secret is a secret's name and version; never its value.
@@ -355,83 +301,6 @@ func (h *Head) apply(ev *metav1.Event) {
 	}
 }
 
-// ObservationOf is what an observe event's body says, without the event's
-// id, time and operator.
-func ObservationOf(b *metav1.Observation) Observation {
-	return Observation{
-		Service: b.GetService(), Version: b.GetVersion(), Recipe: b.GetRecipe(),
-		Chaos: b.GetChaos(), ChaosVersion: b.GetChaosVersion(),
-		UpdateState: b.GetUpdateState(), UpdateMessage: b.GetUpdateMessage(),
-		PreviousVersion: b.GetPreviousVersion(), PreviousChaosVersion: b.GetPreviousChaosVersion(),
-	}
-}
-
-// SameAs says o saw what other saw, whoever looked and when.
-func (o *Observation) SameAs(other Observation) bool {
-	if o == nil {
-		return false
-	}
-	seen := *o
-	seen.EventID, seen.Time, seen.Operator = "", time.Time{}, ""
-	return seen == other
-}
-
-// observe takes in what Swarm was seen running and says whether, and why,
-// it differs from what the log says should run.
-func (h *Head) observe(ev *metav1.Event, at Ref) {
-	o := ObservationOf(ev.GetObservation())
-	o.EventID, o.Time, o.Operator = at.EventID, at.Time, at.Operator
-	h.Observed, h.ObservedVersion = &o, o.Running()
-	t := at.Time
-	h.ObservedAt = &t
-	h.Drift, h.DriftDetail = drift(h, &o)
-}
-
-// drift compares an observation with the head it was folded into.
-func drift(h *Head, o *Observation) (reason, detail string) {
-	seen, desired := o.Running(), running(h.Deployed)
-	switch h.State {
-	case StateUndeployed, StateRemoved, StateMoved:
-		return DriftNotDeployed, fmt.Sprintf("Swarm runs %s although the log says the app is %s", orNone(seen), h.State)
-	}
-	switch o.UpdateState {
-	case "rollback_started", "rollback_paused", "rollback_completed":
-		return DriftSwarmRollback, fmt.Sprintf("Swarm rolled the update back (%s) and runs %s, not %s", o.UpdateState, orNone(seen), orNone(desired))
-	case "updating":
-		return DriftUpdating, fmt.Sprintf("Swarm is still updating the service to %s", orNone(seen))
-	case "paused":
-		return DriftUpdatePaused, fmt.Sprintf("Swarm paused the update to %s", orNone(seen))
-	}
-	if seen == desired {
-		return "", ""
-	}
-	// Swarm swaps the previous spec back in on a rollback, so the labels
-	// are those of the deploy before.
-	if h.Previous != nil && seen == running(h.Previous) {
-		return DriftSwarmRollback, fmt.Sprintf("the service is back at %s, the version deployed before %s", orNone(seen), orNone(desired))
-	}
-	return DriftUnrecorded, fmt.Sprintf("Swarm runs %s, which no deploy in the log put there (the log says %s)", orNone(seen), orNone(desired))
-}
-
-// running is the version a deploy put into service: its chaos version
-// under --chaos, else its version; "" for none.
-func running(r *Ref) string {
-	switch {
-	case r == nil:
-		return ""
-	case r.ChaosVersion != "":
-		return r.ChaosVersion
-	}
-	return r.Version
-}
-
-func orNone(v string) string {
-	if v == "" {
-		return "no version"
-	}
-	return v
-}
-
 // move marks the app as gone from this env when the event is the
 // departure half of a move between envs; the arrival half starts the app
 // over in its new env, undeployed, as abra leaves it.
@@ -450,32 +319,6 @@ func (h *Head) move(ev *metav1.Event) {
 		h.MovedTo = ""
 		if v := ev.GetVersion(); v != "" {
 			h.Version = v
-		}
-	}
-}
-
-// applyLock takes a lease or ends one. A lock taken while another
-// operator's lease holds is void unless it names that lease in broke_lock
-// (--force): two operators who locked without seeing each other get the
-// same answer on every machine, the earlier in fold order wins.
-func (h *Head) applyLock(ev *metav1.Event, at time.Time) {
-	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
-		return
-	}
-	actor := ev.GetActor()
-	held := h.Lock.Active(at) && !h.Lock.HeldBy(actor.GetName(), actor.GetEmail()) && ev.GetBrokeLock() != h.Lock.EventID
-	switch ev.GetKind() {
-	case metav1.Kind_KIND_LOCK:
-		if held {
-			return
-		}
-		h.Lock = &Lock{
-			EventID: ev.GetId(), Holder: actor.GetName(), HolderEmail: actor.GetEmail(),
-			Reason: ev.GetMessage(), Since: at, Expires: ev.GetLock().GetExpires().AsTime().UTC(),
-		}
-	case metav1.Kind_KIND_UNLOCK:
-		if h.Lock != nil && ev.GetUnlock().GetLockId() == h.Lock.EventID && !held {
-			h.Lock = nil
 		}
 	}
 }

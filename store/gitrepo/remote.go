@@ -1,7 +1,6 @@
 package gitrepo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,14 +10,7 @@ import (
 	"strings"
 
 	gitconfig "github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
-
-// Network work goes through the git binary: it speaks every transport
-// (paths, file://, ssh://, git://, https://) and finds credentials the way
-// git users set them up (ssh agent and config, key files, credential
-// helpers), which go-git does not. Local object work stays in go-git.
 
 // ErrRejected means the remote refused a push because it has commits the
 // local branch does not: fetch, integrate, and push again.
@@ -29,61 +21,6 @@ var ErrUnreachable = errors.New("remote unreachable")
 
 // Remote is the remote meta syncs with.
 const Remote = "origin"
-
-// git runs the git binary in the work tree and returns its standard output.
-func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
-	return runGit(ctx, r.root, args...)
-}
-
-// tokenHelper answers git's credential questions from the environment, so
-// a token in META_GIT_TOKEN authenticates https remotes without ever
-// appearing in a command line or a file.
-const tokenHelper = `!f() { test "$1" = get || exit 0; echo "username=${META_GIT_USERNAME:-meta}"; echo "password=${META_GIT_TOKEN}"; }; f`
-
-func runGit(ctx context.Context, dir string, args ...string) (string, error) {
-	if os.Getenv("META_GIT_TOKEN") != "" {
-		// The empty helper clears the user's helpers for this call: the
-		// token in the environment is what they asked meta to use.
-		args = append([]string{"-c", "credential.helper=", "-c", "credential.helper=" + tokenHelper}, args...)
-	}
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	dieWithParent(cmd)
-	// Never stop to ask on a terminal that is not there; fail instead.
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(errOut.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return out.String(), &GitError{Args: args, Stderr: msg, Err: err}
-	}
-	return out.String(), nil
-}
-
-// GitError is a failed git command and what it said.
-type GitError struct {
-	Args   []string
-	Stderr string
-	Err    error
-}
-
-func (e *GitError) Error() string {
-	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), lastLines(e.Stderr, 3))
-}
-
-// Unwrap lets callers reach the process error.
-func (e *GitError) Unwrap() error { return e.Err }
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "; ")
-}
 
 // RemoteURL is the URL of the remote, or "" when none is set. It reads
 // .git/config itself: every command asks, and a git process per question
@@ -110,24 +47,24 @@ func trackingRef(branch string) string {
 
 // RemoteTip is the last fetched tip of the remote's copy of the current
 // branch; zero if none was fetched.
-func (r *Repo) RemoteTip() (plumbing.Hash, error) {
+func (r *Repo) RemoteTip() (Hash, error) {
 	branch, err := r.branch()
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return ZeroHash, err
 	}
 	return r.readRef(trackingRef(branch))
 }
 
 // Fetch brings the remote's copy of the current branch up to date and
 // returns its tip (zero when the remote has no such branch yet).
-func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
+func (r *Repo) Fetch(ctx context.Context) (Hash, error) {
 	branch, err := r.branch()
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return ZeroHash, err
 	}
 	short := strings.TrimPrefix(branch, "refs/heads/")
 	if err := r.breakStaleTrackingLock(branch); err != nil {
-		return plumbing.ZeroHash, err
+		return ZeroHash, err
 	}
 	// Forced, so a rewritten remote is seen as it is; callers compare with
 	// the tip they saw before and refuse what lost commits.
@@ -135,9 +72,9 @@ func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
 	if _, err := r.git(ctx, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", Remote, spec); err != nil {
 		var ge *GitError
 		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "couldn't find remote ref") {
-			return plumbing.ZeroHash, nil // an empty remote
+			return ZeroHash, nil // an empty remote
 		}
-		return plumbing.ZeroHash, fmt.Errorf("%w: fetch %s from %s: %w", ErrUnreachable, short, Remote, err)
+		return ZeroHash, fmt.Errorf("%w: fetch %s from %s: %w", ErrUnreachable, short, Remote, err)
 	}
 	return r.readRef(trackingRef(branch))
 }
@@ -152,6 +89,9 @@ func (r *Repo) Push(ctx context.Context) error {
 	_, err = r.git(ctx, "push", "--quiet", "--porcelain", Remote, branch+":"+branch)
 	if err != nil {
 		var ge *GitError
+		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "hash algorithm") {
+			return fmt.Errorf("%w: the remote keeps sha256 objects, the one format git has besides SHA-1, and meta writes SHA-1 objects only (%v)", ErrUnsupported, err)
+		}
 		if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "rejected") || strings.Contains(ge.Stderr, "non-fast-forward") ||
 			strings.Contains(ge.Stderr, "fetch first") || strings.Contains(ge.Stderr, "failed to update ref") || strings.Contains(ge.Stderr, "cannot lock ref")) {
 			return fmt.Errorf("%w (%v)", ErrRejected, err)
@@ -175,7 +115,7 @@ func (r *Repo) breakStaleTrackingLock(branch string) error {
 }
 
 // IsAncestor reports whether commit a is b or one of b's ancestors.
-func (r *Repo) IsAncestor(ctx context.Context, a, b plumbing.Hash) (bool, error) {
+func (r *Repo) IsAncestor(ctx context.Context, a, b Hash) (bool, error) {
 	if a.IsZero() {
 		return true, nil
 	}
@@ -193,22 +133,22 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b plumbing.Hash) (bool, error)
 
 // MergeBase is the best common ancestor of a and b; zero when they share
 // no history.
-func (r *Repo) MergeBase(ctx context.Context, a, b plumbing.Hash) (plumbing.Hash, error) {
+func (r *Repo) MergeBase(ctx context.Context, a, b Hash) (Hash, error) {
 	out, err := r.git(ctx, "merge-base", a.String(), b.String())
 	var ge *GitError
 	var exit *exec.ExitError
 	if errors.As(err, &ge) && errors.As(ge.Err, &exit) && exit.ExitCode() == 1 {
-		return plumbing.ZeroHash, nil
+		return ZeroHash, nil
 	}
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return ZeroHash, err
 	}
-	return plumbing.NewHash(strings.TrimSpace(out)), nil
+	return NewHash(strings.TrimSpace(out)), nil
 }
 
 // Commits lists the commits reachable from to but not from from, oldest
 // first (from may be zero: all of to's history).
-func (r *Repo) Commits(ctx context.Context, from, to plumbing.Hash) ([]plumbing.Hash, error) {
+func (r *Repo) Commits(ctx context.Context, from, to Hash) ([]Hash, error) {
 	if to.IsZero() {
 		return nil, nil
 	}
@@ -220,19 +160,25 @@ func (r *Repo) Commits(ctx context.Context, from, to plumbing.Hash) ([]plumbing.
 	if err != nil {
 		return nil, err
 	}
-	var hs []plumbing.Hash
+	var hs []Hash
 	for _, line := range strings.Fields(out) {
-		hs = append(hs, plumbing.NewHash(line))
+		hs = append(hs, NewHash(line))
 	}
 	return hs, nil
 }
 
-// Clone clones url into dir, a new directory, with the git binary.
+// Clone clones url into dir, a new or empty directory, with the git
+// binary. A clone in a format meta cannot use is left as git made it, with
+// Open's ErrUnsupported: the caller takes it back.
 func Clone(ctx context.Context, url, dir string) (*Repo, error) {
 	if _, err := runGit(ctx, ".", "clone", "--quiet", "--origin", Remote, url, dir); err != nil {
 		return nil, fmt.Errorf("%w: clone %s: %w", ErrUnreachable, url, err)
 	}
-	return Open(dir)
+	r, err := Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("clone %s: %w", url, err)
+	}
+	return r, nil
 }
 
 // SetRemote points the remote at url.
@@ -247,7 +193,7 @@ func (r *Repo) SetRemote(ctx context.Context, url string) error {
 
 // SetRemoteTip resets the remote-tracking copy of the branch, so a fetch
 // that showed a rewritten remote keeps being compared with what was seen.
-func (r *Repo) SetRemoteTip(ctx context.Context, tip plumbing.Hash) error {
+func (r *Repo) SetRemoteTip(ctx context.Context, tip Hash) error {
 	branch, err := r.branch()
 	if err != nil || tip.IsZero() {
 		return err
@@ -268,18 +214,4 @@ func (r *Repo) EnsureBranch(ctx context.Context, branch string) error {
 	}
 	_, err = r.git(ctx, "symbolic-ref", "HEAD", "refs/heads/"+branch)
 	return err
-}
-
-// Parent is the first parent of commit, zero for a root commit.
-func (r *Repo) Parent(commit plumbing.Hash) (plumbing.Hash, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := object.GetCommit(r.st, commit)
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("read commit %s: %w", commit, err)
-	}
-	if len(c.ParentHashes) == 0 {
-		return plumbing.ZeroHash, nil
-	}
-	return c.ParentHashes[0], nil
 }

@@ -1,10 +1,16 @@
-// Package gitrepo commits files to a git repository the way meta needs: one
-// small change at a time, without scanning the working tree, safe against
-// concurrent writers, and leaving a repository the git CLI sees as clean.
+// Package gitrepo is meta's one door to git: no other package reads or
+// writes a repository's objects, refs, index or config.
 //
-// It builds the blobs, the changed trees and the commit itself (go-git's
-// object storage writes them), moves the branch with git's lock-file protocol
-// as a compare-and-swap, and records the new files in the index.
+// It commits files one small change at a time, without scanning the work
+// tree, safe against concurrent writers, and leaves a repository the git CLI
+// sees as clean: it builds the blobs, the changed trees and the commit
+// (go-git encodes and writes them as loose objects), moves the branch with
+// git's lock-file protocol as a compare-and-swap, and records the new files
+// in the index. It reads objects itself while they are loose and through
+// one `git cat-file --batch` process once they are packed, and it talks to
+// remotes through the git binary. Before anything else it checks that the
+// repository is in a format it fully understands (see format.go), so that
+// it never writes what would corrupt one.
 package gitrepo
 
 import (
@@ -12,33 +18,46 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-
-	"git.coopcloud.tech/coop-cloud/meta/store/gitindex"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
-// ErrNotRepository means the directory is not the top of a git work tree.
-var ErrNotRepository = errors.New("not a git repository")
-
-// ErrRaced means the branch moved between reading it and updating it;
-// callers rebuild their commit on the new tip and try again.
-var ErrRaced = errors.New("branch moved during commit")
-
-// ErrDetached means HEAD names a commit, not a branch, so there is no branch
-// for meta to add its commit to.
-var ErrDetached = errors.New("HEAD is detached")
+// Errors callers branch on.
+var (
+	// ErrNotRepository: the directory is not the top of a git work tree.
+	ErrNotRepository = errors.New("not a git repository")
+	// ErrRaced: the branch moved between reading it and updating it;
+	// callers rebuild their commit on the new tip and try again.
+	ErrRaced = errors.New("branch moved during commit")
+	// ErrDetached: HEAD names a commit, not a branch, so there is no
+	// branch for meta to add its commit to.
+	ErrDetached = errors.New("HEAD is detached")
+)
 
 // DefaultBranch is the branch a new repository starts on.
 const DefaultBranch = "main"
+
+// Hash is a git object id. meta reads and writes SHA-1 repositories only
+// (Open refuses others), so it is go-git's 20-byte hash.
+type Hash = plumbing.Hash
+
+// ZeroHash is the id of nothing: no commit, no file.
+var ZeroHash = plumbing.ZeroHash
+
+// NewHash parses a hexadecimal object id.
+func NewHash(s string) Hash { return plumbing.NewHash(s) }
+
+// IsHash says whether s is a full hexadecimal object id.
+func IsHash(s string) bool { return plumbing.IsHash(s) }
+
+// BlobID is the id git gives a file with content data.
+func BlobID(data []byte) Hash { return plumbing.ComputeHash(plumbing.BlobObject, data) }
 
 // Repo is a non-bare git repository. Its methods are safe for concurrent use
 // within one process; between processes the ref lock arbitrates.
@@ -46,22 +65,42 @@ type Repo struct {
 	root   string
 	gitDir string
 	mu     sync.Mutex
-	st     *filesystem.Storage
+	// st writes new objects; obj reads them (see objects.go for why
+	// reading does not go through st).
+	st  *filesystem.Storage
+	obj *objects
 }
 
 // Open opens the repository whose work tree is root. root must hold a .git
-// directory; meta does not support linked work trees or gitdir files.
+// directory; meta does not support linked work trees or gitdir files. A
+// repository in a format meta does not fully understand is refused with
+// ErrUnsupported before anything is read or written.
 func Open(root string) (*Repo, error) {
 	gitDir := filepath.Join(root, ".git")
 	fi, err := os.Stat(filepath.Join(gitDir, "HEAD"))
 	if err != nil || fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s has no .git/HEAD", ErrNotRepository, root)
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRUDefault(), filesystem.Options{})
-	return &Repo{root: root, gitDir: gitDir, st: st}, nil
+	if err := checkFormat(gitDir); err != nil {
+		return nil, fmt.Errorf("%s: %w", root, err)
+	}
+	fs := osfs.New(gitDir)
+	st := filesystem.NewStorageWithOptions(fs, cache.NewObjectLRUDefault(), filesystem.Options{})
+	return &Repo{root: root, gitDir: gitDir, st: st, obj: newObjects(root, dotgit.New(fs))}, nil
 }
 
-// Init creates an empty repository at root whose HEAD names branch.
+// Close stops the git process the repository may have started to read
+// packed objects. The Repo stays usable: it starts another when needed.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.obj.close()
+	return nil
+}
+
+// Init creates an empty repository at root whose HEAD names branch: SHA-1
+// objects and files refs, git's repository format 0, whatever the user's
+// init.defaultObjectFormat says.
 func Init(root, branch string) (*Repo, error) {
 	gitDir := filepath.Join(root, ".git")
 	if _, err := os.Stat(gitDir); err == nil {
@@ -96,107 +135,4 @@ type Signature struct {
 	Name  string
 	Email string
 	When  time.Time
-}
-
-// File is a file to commit: its path relative to the work tree (slash
-// separated) and its content, which must already be in the work tree.
-type File struct {
-	Path string
-	Data []byte
-	// Replace allows the commit to replace a committed file at Path; meta
-	// replaces env files and meta.yaml, never records.
-	Replace bool
-}
-
-// Commit adds files to the tip of the current branch as one commit with the
-// given message, author and committer, and returns the commit's id. Nothing
-// else in the work tree or the index changes. A non-zero id with an error
-// means the branch moved but a later step failed: the commit stands. parent is the tip the caller
-// read (the zero hash for a branch with no commits); when the branch has
-// moved since, Commit returns ErrRaced and the caller tries again on the new
-// tip.
-func (r *Repo) Commit(parent plumbing.Hash, files []File, msg string, sig Signature) (plumbing.Hash, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	branch, err := r.branch()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	var base plumbing.Hash
-	if !parent.IsZero() {
-		c, err := object.GetCommit(r.st, parent)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("read commit %s: %w", parent, err)
-		}
-		base = c.TreeHash
-	}
-	w := newWriter(r.st)
-	tree := base
-	for _, f := range files {
-		blob, err := w.blob(f.Data)
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		tree, err = w.set(tree, strings.Split(f.Path, "/"), &object.TreeEntry{Mode: filemode.Regular, Hash: blob}, f.Replace)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("add %s: %w", f.Path, err)
-		}
-	}
-	c := &object.Commit{
-		Author:    object.Signature{Name: sig.Name, Email: sig.Email, When: sig.When},
-		Committer: object.Signature{Name: sig.Name, Email: sig.Email, When: sig.When},
-		Message:   msg,
-		TreeHash:  tree,
-	}
-	if !parent.IsZero() {
-		c.ParentHashes = []plumbing.Hash{parent}
-	}
-	commit, err := w.commit(c)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if err := w.sync(r.gitDir); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	subject, _, _ := strings.Cut(msg, "\n")
-	if moved, err := r.updateRef(branch, parent, commit, sig, "commit: "+subject); err != nil {
-		if moved {
-			return commit, err
-		}
-		return plumbing.ZeroHash, err
-	}
-	if err := r.stage(files); err != nil {
-		return commit, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", commit, err)
-	}
-	return commit, nil
-}
-
-// stage records committed files in the index so `git status` stays clean.
-func (r *Repo) stage(files []File) error {
-	entries := make([]gitindex.Entry, 0, len(files))
-	for _, f := range files {
-		fi, err := os.Lstat(filepath.Join(r.root, filepath.FromSlash(f.Path)))
-		if err != nil {
-			return err
-		}
-		entries = append(entries, gitindex.Entry{Path: f.Path, Hash: blobHash(f.Data), Stat: gitindex.StatOf(fi)})
-	}
-	// Git holds index.lock for milliseconds; wait for it rather than leave
-	// a committed file out of the index.
-	deadline := time.Now().Add(indexLockWait)
-	for {
-		err := gitindex.Add(filepath.Join(r.gitDir, "index"), entries...)
-		if !errors.Is(err, gitindex.ErrLocked) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// indexLockWait bounds how long a commit waits for another process's
-// index.lock.
-const indexLockWait = 3 * time.Second
-
-func blobHash(data []byte) [20]byte {
-	return plumbing.ComputeHash(plumbing.BlobObject, data)
 }

@@ -3,47 +3,16 @@ package gitrepo
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"git.coopcloud.tech/coop-cloud/meta/store/gitindex"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo/internal/gitindex"
 )
-
-// Has reports whether commit's tree holds a file at path.
-func (r *Repo) Has(commit plumbing.Hash, path string) (bool, error) {
-	if commit.IsZero() {
-		return false, nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := object.GetCommit(r.st, commit)
-	if err != nil {
-		return false, fmt.Errorf("read commit %s: %w", commit, err)
-	}
-	dir, name := filepath.ToSlash(filepath.Dir(path)), filepath.Base(path)
-	tree, err := r.subtree(c.TreeHash, dir)
-	if err != nil || tree.IsZero() {
-		return false, err
-	}
-	t, err := object.GetTree(r.st, tree)
-	if err != nil {
-		return false, fmt.Errorf("read tree %s: %w", tree, err)
-	}
-	for _, e := range t.Entries {
-		if e.Name == name && e.Mode != filemode.Dir {
-			return true, nil
-		}
-	}
-	return false, nil
-}
 
 // Stage records committed work-tree files in the index as they are, for
 // files a sync wrote and for a commit whose index update was interrupted.
@@ -80,7 +49,7 @@ func (r *Repo) Others(dir string) []string {
 	if err != nil {
 		return []string{"cannot check for other changes: " + err.Error()}
 	}
-	tracked := map[string]plumbing.Hash{}
+	tracked := map[string]Hash{}
 	top := map[string]bool{dir: true, ".git": true}
 	if !tip.IsZero() {
 		r.mu.Lock()
@@ -98,7 +67,7 @@ func (r *Repo) Others(dir string) []string {
 			out = append(out, "deleted: "+p)
 		case err != nil:
 			out = append(out, "unreadable: "+p)
-		case plumbing.ComputeHash(plumbing.BlobObject, data) != blob:
+		case BlobID(data) != blob:
 			out = append(out, "modified: "+p)
 		}
 	}
@@ -115,12 +84,12 @@ func (r *Repo) Others(dir string) []string {
 
 // filesOutside collects the regular files of commit's tree that are not
 // under dir, and notes every top-level name. The caller holds r.mu.
-func (r *Repo) filesOutside(commit plumbing.Hash, dir string, top map[string]bool, files map[string]plumbing.Hash) error {
-	c, err := object.GetCommit(r.st, commit)
+func (r *Repo) filesOutside(commit Hash, dir string, top map[string]bool, files map[string]Hash) error {
+	tree, err := r.treeOf(commit)
 	if err != nil {
 		return err
 	}
-	root, err := object.GetTree(r.st, c.TreeHash)
+	root, err := r.obj.tree(tree)
 	if err != nil {
 		return err
 	}
@@ -129,8 +98,8 @@ func (r *Repo) filesOutside(commit plumbing.Hash, dir string, top map[string]boo
 		switch {
 		case e.Name == dir:
 		case e.Mode == filemode.Dir:
-			err = r.diff(plumbing.ZeroHash, e.Hash, e.Name, func(p string, _, to plumbing.Hash) error {
-				files[p] = to
+			err = r.diffTrees(ZeroHash, e.Hash, e.Name, func(c FileChange) error {
+				files[c.Path] = c.To
 				return nil
 			})
 		case e.Mode == filemode.Regular || e.Mode == filemode.Executable:

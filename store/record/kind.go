@@ -6,36 +6,83 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 )
 
-// kindNames are the names people type and read; the order of the enum is
-// not theirs to care about.
-var kindNames = map[metav1.Kind]string{
-	metav1.Kind_KIND_DEPLOY:          "deploy",
-	metav1.Kind_KIND_UPGRADE:         "upgrade",
-	metav1.Kind_KIND_ROLLBACK:        "rollback",
-	metav1.Kind_KIND_UNDEPLOY:        "undeploy",
-	metav1.Kind_KIND_NEW:             "new",
-	metav1.Kind_KIND_REMOVE:          "remove",
-	metav1.Kind_KIND_RESTORE:         "restore",
-	metav1.Kind_KIND_MOVE:            "move",
-	metav1.Kind_KIND_SECRET_GENERATE: "secret-generate",
-	metav1.Kind_KIND_SECRET_INSERT:   "secret-insert",
-	metav1.Kind_KIND_SECRET_REMOVE:   "secret-remove",
-	metav1.Kind_KIND_VOLUME_REMOVE:   "volume-remove",
-	metav1.Kind_KIND_NOTE:            "note",
-	metav1.Kind_KIND_ENV:             "env",
-	metav1.Kind_KIND_OBSERVE:         "observe",
-	metav1.Kind_KIND_LOCK:            "lock",
-	metav1.Kind_KIND_UNLOCK:          "unlock",
+// Body names the body an event carries: the field of Event's body oneof,
+// by its proto name. Events of kinds without a body carry none.
+type Body string
+
+// Bodies, by their field names in proto/meta/v1/event.proto.
+const (
+	BodyNone        Body = ""
+	BodyRollback    Body = "rollback"
+	BodyMove        Body = "move"
+	BodySecret      Body = "secret"
+	BodyVolume      Body = "volume"
+	BodyRestore     Body = "restore"
+	BodyEnv         Body = "env"
+	BodyObservation Body = "observation"
+	BodyLock        Body = "lock"
+	BodyUnlock      Body = "unlock"
+)
+
+// kindSpec is what the log knows of one kind. It is the one table the
+// names people type, the bodies events carry, the validation of new events
+// and the command-line flags of `meta append` derive from.
+type kindSpec struct {
+	name string
+	body Body
+	// required: an event of this kind must carry its body.
+	required bool
+	// ownCommand: written only by a command of its own, which checks
+	// what only it knows (the env file, Swarm's answer, the lease), never
+	// by `meta append`.
+	ownCommand bool
+	// deploy: puts a version into service.
+	deploy bool
+	// lease: takes or ends a lease, which counts only once the remote has
+	// it before anyone else's.
+	lease bool
+}
+
+var kinds = map[metav1.Kind]kindSpec{
+	metav1.Kind_KIND_DEPLOY:          {name: "deploy", deploy: true},
+	metav1.Kind_KIND_UPGRADE:         {name: "upgrade", deploy: true},
+	metav1.Kind_KIND_ROLLBACK:        {name: "rollback", body: BodyRollback, deploy: true},
+	metav1.Kind_KIND_UNDEPLOY:        {name: "undeploy"},
+	metav1.Kind_KIND_NEW:             {name: "new"},
+	metav1.Kind_KIND_REMOVE:          {name: "remove"},
+	metav1.Kind_KIND_RESTORE:         {name: "restore", body: BodyRestore},
+	metav1.Kind_KIND_MOVE:            {name: "move", body: BodyMove},
+	metav1.Kind_KIND_SECRET_GENERATE: {name: "secret-generate", body: BodySecret, required: true},
+	metav1.Kind_KIND_SECRET_INSERT:   {name: "secret-insert", body: BodySecret, required: true},
+	metav1.Kind_KIND_SECRET_REMOVE:   {name: "secret-remove", body: BodySecret, required: true},
+	metav1.Kind_KIND_VOLUME_REMOVE:   {name: "volume-remove", body: BodyVolume, required: true},
+	metav1.Kind_KIND_NOTE:            {name: "note"},
+	metav1.Kind_KIND_ENV:             {name: "env", body: BodyEnv, required: true, ownCommand: true},
+	metav1.Kind_KIND_OBSERVE:         {name: "observe", body: BodyObservation, required: true, ownCommand: true},
+	metav1.Kind_KIND_LOCK:            {name: "lock", body: BodyLock, required: true, ownCommand: true, lease: true},
+	metav1.Kind_KIND_UNLOCK:          {name: "unlock", body: BodyUnlock, required: true, ownCommand: true, lease: true},
+}
+
+// bodyFields are the fields of each body a person or a wrapper may set by
+// name (see SetBody), with the ones an event of it cannot do without.
+var bodyFields = map[Body]struct{ settable, required []string }{
+	BodyRollback: {settable: []string{"target_version", "from_version"}},
+	BodyMove:     {settable: []string{"from_server", "to_server", "from_env", "to_env"}},
+	BodySecret:   {settable: []string{"name", "version"}, required: []string{"name"}},
+	BodyVolume:   {settable: []string{"name"}, required: []string{"name"}},
+	BodyRestore:  {settable: []string{"snapshot"}},
 }
 
 // KindName is the name of k; a kind this version does not know, written by a
 // newer meta, reads "unknown(N)".
 func KindName(k metav1.Kind) string {
-	if n, ok := kindNames[k]; ok {
-		return n
+	if s, ok := kinds[k]; ok {
+		return s.name
 	}
 	return "unknown(" + strconv.Itoa(int(k)) + ")"
 }
@@ -43,16 +90,16 @@ func KindName(k metav1.Kind) string {
 // KnownKind reports whether this meta knows k; events of other kinds come
 // from a newer meta and are kept and shown, never interpreted.
 func KnownKind(k metav1.Kind) bool {
-	_, ok := kindNames[k]
+	_, ok := kinds[k]
 	return ok
 }
 
 // KindNames lists the kinds an operator may append, in a stable order.
 func KindNames() []string {
-	names := make([]string, 0, len(kindNames))
-	for k, n := range kindNames {
+	names := make([]string, 0, len(kinds))
+	for k, s := range kinds {
 		if Appendable(k) {
-			names = append(names, n)
+			names = append(names, s.name)
 		}
 	}
 	sort.Strings(names)
@@ -64,17 +111,14 @@ func KindNames() []string {
 // which the env commands write. Observations, locks and unlocks have their
 // own commands, which check what only they know (Swarm's answer, the lease).
 func Appendable(k metav1.Kind) bool {
-	switch k {
-	case metav1.Kind_KIND_ENV, metav1.Kind_KIND_OBSERVE, metav1.Kind_KIND_LOCK, metav1.Kind_KIND_UNLOCK:
-		return false
-	}
-	return KnownKind(k)
+	s, ok := kinds[k]
+	return ok && !s.ownCommand
 }
 
 // ParseKind turns a kind's name back into the kind.
 func ParseKind(name string) (metav1.Kind, error) {
-	for k, n := range kindNames {
-		if n == name {
+	for k, s := range kinds {
+		if s.name == name {
 			return k, nil
 		}
 	}
@@ -82,13 +126,92 @@ func ParseKind(name string) (metav1.Kind, error) {
 }
 
 // IsSecretKind reports whether events of kind k carry a Secret body.
-func IsSecretKind(k metav1.Kind) bool {
-	return k == metav1.Kind_KIND_SECRET_GENERATE || k == metav1.Kind_KIND_SECRET_INSERT || k == metav1.Kind_KIND_SECRET_REMOVE
-}
+func IsSecretKind(k metav1.Kind) bool { return kinds[k].body == BodySecret }
 
 // IsDeployKind reports whether events of kind k put a version into service.
-func IsDeployKind(k metav1.Kind) bool {
-	return k == metav1.Kind_KIND_DEPLOY || k == metav1.Kind_KIND_UPGRADE || k == metav1.Kind_KIND_ROLLBACK
+func IsDeployKind(k metav1.Kind) bool { return kinds[k].deploy }
+
+// IsLeaseKind reports whether events of kind k take or end a lease.
+func IsLeaseKind(k metav1.Kind) bool { return kinds[k].lease }
+
+// BodyOf is the body events of kind k carry, BodyNone for none.
+func BodyOf(k metav1.Kind) Body { return kinds[k].body }
+
+// KindsWith lists the names of the kinds whose events carry body b.
+func KindsWith(b Body) []string {
+	var out []string
+	for _, s := range kinds {
+		if b != BodyNone && s.body == b {
+			out = append(out, s.name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// BodyOfEvent is the body ev carries, BodyNone for none.
+func BodyOfEvent(ev *metav1.Event) Body {
+	m := ev.ProtoReflect()
+	f := m.WhichOneof(m.Descriptor().Oneofs().ByName("body"))
+	if f == nil {
+		return BodyNone
+	}
+	return Body(f.Name())
+}
+
+// SetBody gives ev the body its kind calls for, with the string fields
+// named in values (proto names, e.g. "name" and "version" of a secret) set.
+// It refuses a field the body does not have and, for a kind that needs its
+// body, a required field left empty.
+func SetBody(ev *metav1.Event, values map[string]string) error {
+	kind := ev.GetKind()
+	b := BodyOf(kind)
+	if b == BodyNone {
+		if len(values) > 0 {
+			return fmt.Errorf("%w: %s events carry no body", ErrInvalid, KindName(kind))
+		}
+		return nil
+	}
+	spec := bodyFields[b]
+	m := ev.ProtoReflect()
+	field := m.Descriptor().Fields().ByName(protoreflect.Name(b))
+	body := m.NewField(field).Message()
+	for name, v := range values {
+		if !contains(spec.settable, name) {
+			return fmt.Errorf("%w: a %s has no field %s", ErrInvalid, b, name)
+		}
+		if v != "" {
+			body.Set(body.Descriptor().Fields().ByName(protoreflect.Name(name)), protoreflect.ValueOfString(v))
+		}
+	}
+	for _, name := range spec.required {
+		if values[name] == "" {
+			return fmt.Errorf("%w: %s needs a %s %s", ErrInvalid, KindName(kind), b, name)
+		}
+	}
+	m.Set(field, protoreflect.ValueOfMessage(body))
+	return nil
+}
+
+// bodyField is the string field of ev's body b, "" when ev carries no
+// such body.
+func bodyField(ev *metav1.Event, b Body, field string) string {
+	m := ev.ProtoReflect()
+	f := m.Descriptor().Fields().ByName(protoreflect.Name(b))
+	if f == nil || !m.Has(f) {
+		return ""
+	}
+	body := m.Get(f).Message()
+	return body.Get(body.Descriptor().Fields().ByName(protoreflect.Name(field))).String()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 var outcomeNames = map[metav1.Outcome]string{

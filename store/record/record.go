@@ -144,57 +144,43 @@ func Validate(ev *metav1.Event) error {
 	return validateBody(ev)
 }
 
-// validateBody checks that the body, if any, is the one the kind calls for.
+// validateBody checks that the body, if any, is the one the kind calls for
+// (see the kinds table), with what the body cannot do without.
 func validateBody(ev *metav1.Event) error {
-	kind := KindName(ev.GetKind())
-	want := map[metav1.Kind]string{
-		metav1.Kind_KIND_ROLLBACK:        "rollback",
-		metav1.Kind_KIND_MOVE:            "move",
-		metav1.Kind_KIND_SECRET_GENERATE: "secret",
-		metav1.Kind_KIND_SECRET_INSERT:   "secret",
-		metav1.Kind_KIND_SECRET_REMOVE:   "secret",
-		metav1.Kind_KIND_VOLUME_REMOVE:   "volume",
-		metav1.Kind_KIND_RESTORE:         "restore",
-		metav1.Kind_KIND_ENV:             "env",
-		metav1.Kind_KIND_OBSERVE:         "observation",
-		metav1.Kind_KIND_LOCK:            "lock",
-		metav1.Kind_KIND_UNLOCK:          "unlock",
-	}[ev.GetKind()]
-	got := bodyName(ev)
-	if got != "" && got != want {
-		return fmt.Errorf("%w: a %s event cannot carry a %s body", ErrInvalid, kind, got)
+	kind := ev.GetKind()
+	name := KindName(kind)
+	want, got := BodyOf(kind), BodyOfEvent(ev)
+	if got != BodyNone && got != want {
+		return fmt.Errorf("%w: a %s event cannot carry a %s body", ErrInvalid, name, got)
 	}
-	switch b := ev.GetBody().(type) {
-	case *metav1.Event_Secret:
-		if b.Secret.GetName() == "" {
-			return fmt.Errorf("%w: %s needs a secret name", ErrInvalid, kind)
+	if kinds[kind].required {
+		for _, f := range bodyFields[want].required {
+			if bodyField(ev, want, f) == "" {
+				return fmt.Errorf("%w: %s needs a %s %s", ErrInvalid, name, want, f)
+			}
 		}
-	case *metav1.Event_Rollback:
-		if t := b.Rollback.GetTargetVersion(); t != "" && ev.GetVersion() != "" && t != ev.GetVersion() {
+	}
+	switch want {
+	case BodyRollback:
+		if t := ev.GetRollback().GetTargetVersion(); t != "" && ev.GetVersion() != "" && t != ev.GetVersion() {
 			return fmt.Errorf("%w: rollback target %q differs from version %q", ErrInvalid, t, ev.GetVersion())
 		}
-	case *metav1.Event_Volume:
-		if b.Volume.GetName() == "" {
-			return fmt.Errorf("%w: %s needs a volume name", ErrInvalid, kind)
+	case BodyEnv:
+		if got == BodyNone || ev.GetEnvDigest() == "" {
+			return fmt.Errorf("%w: an env event needs its change and the new file's digest", ErrInvalid)
 		}
-	}
-	if IsSecretKind(ev.GetKind()) && got == "" {
-		return fmt.Errorf("%w: %s needs a secret name", ErrInvalid, kind)
-	}
-	if ev.GetKind() == metav1.Kind_KIND_ENV && (got == "" || ev.GetEnvDigest() == "") {
-		return fmt.Errorf("%w: an env event needs its change and the new file's digest", ErrInvalid)
-	}
-	if ev.GetKind() == metav1.Kind_KIND_VOLUME_REMOVE && got == "" {
-		return fmt.Errorf("%w: volume-remove needs a volume name", ErrInvalid)
-	}
-	if ev.GetKind() == metav1.Kind_KIND_OBSERVE && got == "" {
-		return fmt.Errorf("%w: an observe event needs what was observed", ErrInvalid)
-	}
-	if ev.GetKind() == metav1.Kind_KIND_LOCK && (!ev.GetLock().GetExpires().IsValid() || !ev.GetLock().GetExpires().AsTime().After(ev.GetTime().AsTime())) {
-		return fmt.Errorf("%w: a lock needs an expiry after its own time: every lock is a lease", ErrInvalid)
-	}
-	if ev.GetKind() == metav1.Kind_KIND_UNLOCK && ev.GetUnlock().GetLockId() == "" {
-		return fmt.Errorf("%w: an unlock needs the id of the lock it releases", ErrInvalid)
+	case BodyObservation:
+		if got == BodyNone {
+			return fmt.Errorf("%w: an observe event needs what was observed", ErrInvalid)
+		}
+	case BodyLock:
+		if exp := ev.GetLock().GetExpires(); !exp.IsValid() || !exp.AsTime().After(ev.GetTime().AsTime()) {
+			return fmt.Errorf("%w: a lock needs an expiry after its own time: every lock is a lease", ErrInvalid)
+		}
+	case BodyUnlock:
+		if ev.GetUnlock().GetLockId() == "" {
+			return fmt.Errorf("%w: an unlock needs the id of the lock it releases", ErrInvalid)
+		}
 	}
 	if id := ev.GetBrokeLock(); id != "" {
 		if err := projects.ValidateID(id); err != nil {
@@ -205,28 +191,4 @@ func validateBody(ev *metav1.Event) error {
 		return fmt.Errorf("%w: a batch summary needs a batch id", ErrInvalid)
 	}
 	return nil
-}
-
-func bodyName(ev *metav1.Event) string {
-	switch ev.GetBody().(type) {
-	case *metav1.Event_Rollback:
-		return "rollback"
-	case *metav1.Event_Move:
-		return "move"
-	case *metav1.Event_Secret:
-		return "secret"
-	case *metav1.Event_Volume:
-		return "volume"
-	case *metav1.Event_Restore:
-		return "restore"
-	case *metav1.Event_Env:
-		return "env"
-	case *metav1.Event_Observation:
-		return "observation"
-	case *metav1.Event_Lock:
-		return "lock"
-	case *metav1.Event_Unlock:
-		return "unlock"
-	}
-	return ""
 }

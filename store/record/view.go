@@ -59,6 +59,27 @@ type ObservedView struct {
 	Source               string `json:"source"`
 }
 
+// ObservedViewOf is the one conversion of what Swarm was seen running into
+// its view.
+func ObservedViewOf(o *metav1.Observation) ObservedView {
+	return ObservedView{
+		Service: o.GetService(), Version: o.GetVersion(), Recipe: o.GetRecipe(),
+		Chaos: o.GetChaos(), ChaosVersion: o.GetChaosVersion(),
+		UpdateState: o.GetUpdateState(), UpdateMessage: o.GetUpdateMessage(),
+		PreviousVersion: o.GetPreviousVersion(), PreviousChaosVersion: o.GetPreviousChaosVersion(),
+		Source: o.GetSource(),
+	}
+}
+
+// Running is the version the observation saw running: the chaos version
+// under --chaos, else the version label.
+func (o ObservedView) Running() string {
+	if o.Chaos && o.ChaosVersion != "" {
+		return o.ChaosVersion
+	}
+	return o.Version
+}
+
 // LockView is the body of a lock event.
 type LockView struct {
 	Expires time.Time `json:"expires"`
@@ -155,14 +176,8 @@ func ViewOf(ev *metav1.Event) View {
 			Reason:     b.Env.GetReason(),
 		}
 	case *metav1.Event_Observation:
-		o := b.Observation
-		v.Observation = &ObservedView{
-			Service: o.GetService(), Version: o.GetVersion(), Recipe: o.GetRecipe(),
-			Chaos: o.GetChaos(), ChaosVersion: o.GetChaosVersion(),
-			UpdateState: o.GetUpdateState(), UpdateMessage: o.GetUpdateMessage(),
-			PreviousVersion: o.GetPreviousVersion(), PreviousChaosVersion: o.GetPreviousChaosVersion(),
-			Source: o.GetSource(),
-		}
+		o := ObservedViewOf(b.Observation)
+		v.Observation = &o
 	case *metav1.Event_Lock:
 		v.Lock = &LockView{Expires: b.Lock.GetExpires().AsTime().UTC()}
 	case *metav1.Event_Unlock:
@@ -178,14 +193,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// Operator formats an actor as git does: "Name <email>", or the name alone.
-func Operator(name, email string) string {
-	if email == "" {
-		return name
-	}
-	return name + " <" + email + ">"
 }
 
 // WriteText writes ev as aligned "key: value" lines, one field per line and

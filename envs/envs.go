@@ -1,7 +1,8 @@
 // Package envs carries out meta's env, operator and access commands: it
 // decrypts an app's sealed env file, applies the change, encrypts the result
 // to the operators meta.yaml gives access, and commits file and env event
-// together through the store.
+// together through the store's one commit path. It sits above both the log
+// (store) and the encryption (sealed), which know nothing of each other.
 package envs
 
 import (
@@ -17,6 +18,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
 // Envs is one operator's view of the log's env files.
@@ -42,7 +44,7 @@ type Note struct {
 
 // Result is a committed env change.
 type Result struct {
-	*store.Changed
+	*store.Written
 	Address projects.Address
 	Changes dotenv.Changes
 }
@@ -60,7 +62,7 @@ func (e *Envs) Open(ctx context.Context, domain string) (dotenv.File, string, pr
 
 // open decrypts one sealed file, naming the operators it is encrypted to
 // when the identity is not one of them.
-func (e *Envs) open(ctx context.Context, cfg store.Config, addr projects.Address, data []byte) (dotenv.File, error) {
+func (e *Envs) open(ctx context.Context, cfg config.Config, addr projects.Address, data []byte) (dotenv.File, error) {
 	files, err := e.openAll(ctx, cfg, []projects.Address{addr}, [][]byte{data})
 	if err != nil {
 		return dotenv.File{}, err
@@ -68,7 +70,7 @@ func (e *Envs) open(ctx context.Context, cfg store.Config, addr projects.Address
 	return files[0], nil
 }
 
-func (e *Envs) openAll(ctx context.Context, cfg store.Config, addrs []projects.Address, data [][]byte) ([]dotenv.File, error) {
+func (e *Envs) openAll(ctx context.Context, cfg config.Config, addrs []projects.Address, data [][]byte) ([]dotenv.File, error) {
 	id, err := e.Identity()
 	if err != nil {
 		return nil, err
@@ -87,19 +89,15 @@ func (e *Envs) openAll(ctx context.Context, cfg store.Config, addrs []projects.A
 }
 
 // explain adds operator names and a way forward to a decryption error.
-func explain(cfg store.Config, err error) error {
+func explain(cfg config.Config, err error) error {
 	var nr *sealed.NotRecipientError
 	if !errors.As(err, &nr) {
 		return err
 	}
-	names := map[string]string{}
-	for _, o := range cfg.Operators {
-		names[o.Age] = o.Name
-	}
 	var to []string
 	for _, r := range nr.Recipients {
-		if n, ok := names[r]; ok {
-			to = append(to, n)
+		if o, ok := cfg.OperatorByAge(r); ok {
+			to = append(to, o.Name)
 		} else {
 			to = append(to, r)
 		}
@@ -108,8 +106,8 @@ func explain(cfg store.Config, err error) error {
 	yours := strings.Join(nr.Yours, ", ")
 	hint := fmt.Sprintf("ask one of them to run `meta operator add NAME --age %s`", yours)
 	for _, y := range nr.Yours {
-		if n, ok := names[y]; ok {
-			hint = fmt.Sprintf("you are operator %s, but not among its readers: ask one of them to give you access (meta access set) or to run `meta env rekey` if meta.yaml already does", n)
+		if o, ok := cfg.OperatorByAge(y); ok {
+			hint = fmt.Sprintf("you are operator %s, but not among its readers: ask one of them to give you access (meta access set) or to run `meta env rekey` if meta.yaml already does", o.Name)
 		}
 	}
 	return fmt.Errorf("%w: it is encrypted to %s; your identity (%s) is %s; %s", sealed.ErrNotRecipient, strings.Join(to, ", "), nr.Source, yours, hint)
@@ -117,7 +115,7 @@ func explain(cfg store.Config, err error) error {
 
 // recipients are the age keys and operator names an env file at a is
 // sealed to under cfg.
-func recipients(cfg store.Config, a projects.Address) ([]string, []string, error) {
+func recipients(cfg config.Config, a projects.Address) ([]string, []string, error) {
 	readers, _ := cfg.Readers(a.Project, a.Env)
 	if len(readers) == 0 {
 		return nil, nil, fmt.Errorf("%w for %s/%s: add yourself with `meta operator add NAME --age $(age-keygen -y KEYFILE)`", sealed.ErrNoOperators, a.Project, a.Env)
@@ -136,8 +134,8 @@ func recipients(cfg store.Config, a projects.Address) ([]string, []string, error
 // Nothing is written when change fails or changes nothing.
 func (e *Envs) Modify(ctx context.Context, app *metav1.Address, reason string, note Note, change func(cur dotenv.File, exists bool) (dotenv.File, error)) (*Result, error) {
 	res := &Result{}
-	changed, err := e.Store.Change(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
-		addr, err := tx.Place(app)
+	changed, err := e.Store.Write(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
+		addr, err := tx.Place(app, "")
 		if err != nil {
 			return err
 		}
@@ -161,7 +159,7 @@ func (e *Envs) Modify(ctx context.Context, app *metav1.Address, reason string, n
 		}
 		res.Changes = dotenv.Diff(cur, next)
 		if data != nil && string(next.Bytes()) == string(cur.Bytes()) {
-			return sealed.ErrNoChange
+			return store.ErrNoChange
 		}
 		keys, names, err := recipients(tx.Config(), addr)
 		if err != nil {
@@ -177,7 +175,7 @@ func (e *Envs) Modify(ctx context.Context, app *metav1.Address, reason string, n
 	if err != nil {
 		return nil, fmt.Errorf("env %s %s: %w", reason, app.GetApp(), err)
 	}
-	res.Changed = changed
+	res.Written = changed
 	return res, nil
 }
 
@@ -200,8 +198,8 @@ func envEvent(reason string, c dotenv.Changes, names []string, note Note) *metav
 // meta.yaml's, plus those of the apps in force: all in one commit, one env
 // event per file. Files the operator cannot decrypt make it refuse,
 // naming them.
-func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []string, reconfigure func(store.Config) (store.Config, error)) (*store.Changed, error) {
-	changed, err := e.Store.Change(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
+func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []string, reconfigure func(config.Config) (config.Config, error)) (*store.Written, error) {
+	changed, err := e.Store.Write(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
 		cfg := tx.Config()
 		tx.Message = subject
 		if note.Message == "" {
@@ -248,7 +246,7 @@ func (e *Envs) Rekey(ctx context.Context, subject string, note Note, force []str
 		}
 		if len(addrs) == 0 {
 			if reconfigure == nil {
-				return sealed.ErrNoChange
+				return store.ErrNoChange
 			}
 			return nil
 		}

@@ -1,4 +1,4 @@
-package store
+package config
 
 import (
 	"errors"
@@ -44,7 +44,7 @@ func TestReadersMostSpecificRuleWins(t *testing.T) {
 
 func TestOperatorChangesKeepMetaYAMLAsWritten(t *testing.T) {
 	old := []byte("# Our log. Ask alice before changing webhooks.\nversion: 1\nproject: coop # the collective\nenv: prod\n")
-	c, err := ParseConfig(old)
+	c, err := Parse(old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestOperatorChangesKeepMetaYAMLAsWritten(t *testing.T) {
 			t.Errorf("meta.yaml lost %q:\n%s", want, out)
 		}
 	}
-	back, err := ParseConfig(out)
+	back, err := Parse(out)
 	if err != nil || len(back.Operators) != 2 || len(back.Access) != 1 {
 		t.Fatalf("re-read: %+v, %v", back, err)
 	}
@@ -103,7 +103,7 @@ func TestConfigRefusesBadOperators(t *testing.T) {
 		"bad scope":        "version: 1\noperators:\n  - {name: a, age: " + ageA + "}\naccess:\n  - {scope: coop, operators: [a]}\n",
 	}
 	for name, yaml := range tests {
-		if _, err := ParseConfig([]byte(yaml)); err == nil {
+		if _, err := Parse([]byte(yaml)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -1,8 +1,9 @@
-// Package wrap runs abra with the operator log around it, the operator sync
-// Co-op Cloud asked for: before a command, bring the log up to date and warn
-// when the app is not where the operator thinks; after a command that
-// changes a server, record its outcome and share it.
-package wrap
+// Package opsync is the operator sync Co-op Cloud asked for (Resolution
+// 013): it runs abra with the operator log around it. Before a command it
+// brings the log up to date and warns when the app is not where the
+// operator thinks; after a command that changes a server it records the
+// outcome through the log's one commit path and shares it.
+package opsync
 
 import (
 	"context"
@@ -50,8 +51,8 @@ type Runner struct {
 	Stderr  io.Writer
 	// Warn tells the operator something that does not stop the command.
 	Warn func(format string, args ...any)
-	// Recorded is told about every event appended, e.g. to announce it.
-	Recorded func(*store.Appended)
+	// Recorded is told about every event recorded, e.g. to announce it.
+	Recorded func(*metav1.Event)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -60,8 +61,8 @@ type Runner struct {
 type Result struct {
 	// Code is abra's exit code, to be meta's.
 	Code int
-	// Recorded are the events appended for the command.
-	Recorded []*store.Appended
+	// Recorded are the events recorded for the command.
+	Recorded []*metav1.Event
 }
 
 // Pass runs argv with nothing around it: operator sync is off.
@@ -110,20 +111,19 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("abra exited %d but meta could not tell what it did: %w", code, err)
 	}
-	for _, ev := range events {
-		out, err := r.Store.Append(ctx, ev, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force})
-		if errors.Is(err, store.ErrNeedAddress) {
-			err = fmt.Errorf("%w (or map its server under servers: in %s)", err, store.ConfigFile)
-		}
-		if err != nil {
-			return res, fmt.Errorf("abra exited %d but the event was not recorded: %w; record it with `meta append`", code, err)
-		}
-		res.Recorded = append(res.Recorded, out)
-		for _, w := range out.Warnings {
-			r.Warn("%s", w)
-		}
-		if r.Recorded != nil {
-			r.Recorded(out)
+	out, err := r.Store.Write(ctx, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force}, func(tx *store.Tx) error {
+		return place(tx, events)
+	})
+	if err != nil {
+		return res, fmt.Errorf("abra exited %d but the event was not recorded: %w; record it with `meta append`", code, err)
+	}
+	res.Recorded = out.Events
+	for _, w := range out.Warnings {
+		r.Warn("%s", w)
+	}
+	if r.Recorded != nil {
+		for _, ev := range out.Events {
+			r.Recorded(ev)
 		}
 	}
 	return res, nil

@@ -1,4 +1,4 @@
-package wrap
+package opsync
 
 import (
 	"errors"
@@ -30,8 +30,49 @@ var kinds = map[abra.Action]metav1.Kind{
 // were chosen in abra's prompt, not on the command line.
 const interactiveVolume = "(chosen in abra)"
 
+// recorded is an event to record and how to place it: by the abra server
+// whose env file names the app, or, for the arrival half of a move, by
+// the server it moved to.
+type recorded struct {
+	ev      *metav1.Event
+	server  string
+	arrival bool
+}
+
+// place settles where each event goes, with meta.yaml as the write found
+// it after its pull, and adds it to the write. A move between servers that
+// map to different envs is recorded under both; between servers of one
+// env, once.
+func place(tx *store.Tx, events []recorded) error {
+	var left projects.Address
+	for i, e := range events {
+		if !e.arrival {
+			a, err := tx.Place(e.ev.GetAddress(), e.server)
+			if err != nil {
+				return err
+			}
+			tx.Add(a, e.ev)
+			left = a
+			continue
+		}
+		arrived, err := tx.PlaceArrival(left, e.server)
+		if err != nil {
+			return err
+		}
+		if arrived == left {
+			continue
+		}
+		// The body is the departure's too: both halves name both envs.
+		m := e.ev.GetMove()
+		m.FromEnv, m.ToEnv = left.Env, arrived.Env
+		events[i-1].ev.Version = e.ev.GetVersion()
+		tx.Add(arrived, e.ev)
+	}
+	return nil
+}
+
 // events are what the log records of cmd, which exited with code.
-func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, code int, signaled bool) ([]*metav1.Event, error) {
+func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, code int, signaled bool) ([]recorded, error) {
 	outcome := metav1.Outcome_OUTCOME_SUCCEEDED
 	switch {
 	case signaled:
@@ -47,13 +88,24 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, 
 	if domain == "" {
 		return nil, errors.New("no app domain on the command line, and abra wrote no new env file")
 	}
-	recorded := append([]string{filepath.Base(argv[0])}, argv[1:]...)
+	line := append([]string{filepath.Base(argv[0])}, argv[1:]...)
+	server := ""
+	if env != nil {
+		server = env.Server
+	}
 	base := func(kind metav1.Kind) *metav1.Event {
-		ev := &metav1.Event{Kind: kind, Outcome: outcome, Command: recorded, Address: r.place(domain, env)}
+		ev := &metav1.Event{Kind: kind, Outcome: outcome, Command: line, Address: &metav1.Address{App: domain}}
 		if env != nil {
 			ev.Recipe, _, _ = abra.Recipe(env.data)
 		}
 		return ev
+	}
+	one := func(events ...*metav1.Event) []recorded {
+		out := make([]recorded, len(events))
+		for i, ev := range events {
+			out[i] = recorded{ev: ev, server: server}
+		}
+		return out
 	}
 	ev := base(kinds[cmd.Action])
 	if !ok {
@@ -78,7 +130,7 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, 
 				sev.Body = &metav1.Event_Secret{Secret: &metav1.Secret{Name: s.Name, Version: s.Version}}
 				events = append(events, sev)
 			}
-			return events, nil
+			return one(events...), nil
 		}
 	case abra.Restore:
 		if cmd.Snapshot != "" {
@@ -91,11 +143,12 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, 
 		}
 		ev.Body = &metav1.Event_Volume{Volume: &metav1.Volume{Name: name}}
 	case abra.SecretGenerate, abra.SecretInsert, abra.SecretRemove:
-		return r.secretEvents(cmd, env, base, ev.Message)
+		events, err := r.secretEvents(cmd, env, base, ev.Message)
+		return one(events...), err
 	case abra.Move:
-		return r.moveEvents(cmd, before, env, ev)
+		return moveEvents(cmd, before, env, ev)
 	}
-	return []*metav1.Event{ev}, nil
+	return one(ev), nil
 }
 
 // envFile is an app's env file as abra left it.
@@ -160,17 +213,6 @@ func added(before, now []abra.EnvFile) []abra.EnvFile {
 	return out
 }
 
-// place is where an app's event goes: where the log has the app already,
-// else where meta.yaml's servers map the server of its env file.
-func (r *Runner) place(domain string, env *envFile) *metav1.Address {
-	a := &metav1.Address{App: domain}
-	if _, err := r.Store.Locate(domain); err == nil || env == nil {
-		return a
-	}
-	a.Project, a.Env = r.Store.Config().PlaceServer(env.Server)
-	return a
-}
-
 // version sets the version an app command deployed: the one abra wrote
 // into the env file, the chaos version for --chaos; for a failed command,
 // the one it tried, if known.
@@ -230,8 +272,8 @@ func (r *Runner) secretEvents(cmd abra.Command, env *envFile, base func(metav1.K
 }
 
 // moveEvents record a move under the env the app left and, when the new
-// server maps to another env, under the env it arrived in.
-func (r *Runner) moveEvents(cmd abra.Command, before []abra.EnvFile, env *envFile, ev *metav1.Event) ([]*metav1.Event, error) {
+// server maps to another env, under the env it arrived in (see place).
+func moveEvents(cmd abra.Command, before []abra.EnvFile, env *envFile, ev *metav1.Event) ([]recorded, error) {
 	to := cmd.Arg(0)
 	if to == "" {
 		return nil, errors.New("abra app move named no server to move to")
@@ -242,31 +284,17 @@ func (r *Runner) moveEvents(cmd abra.Command, before []abra.EnvFile, env *envFil
 	}
 	m := &metav1.Move{FromServer: from, ToServer: to}
 	ev.Body = &metav1.Event_Move{Move: m}
-	left, err := r.Store.Locate(cmd.Domain)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		left.Project, left.Env = r.Store.Config().PlaceServer(from)
-		left.App = cmd.Domain
-	}
-	project, toEnv := r.Store.Config().PlaceServer(to)
-	if project == "" {
-		project = left.Project
-	}
-	arrived := projects.Address{Project: project, Env: toEnv, App: cmd.Domain}
-	ev.Address = &metav1.Address{Project: left.Project, Env: left.Env, App: cmd.Domain}
-	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED || arrived.Project == left.Project && arrived.Env == left.Env {
-		return []*metav1.Event{ev}, nil
-	}
-	m.FromEnv, m.ToEnv = left.Env, arrived.Env
-	if env != nil {
-		_, ev.Version, _ = abra.Recipe(env.data)
+	left := recorded{ev: ev, server: from}
+	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+		return []recorded{left}, nil
 	}
 	there := &metav1.Event{
-		Kind: ev.Kind, Outcome: ev.Outcome, Command: ev.Command, Recipe: ev.Recipe, Version: ev.Version,
-		Address: &metav1.Address{Project: arrived.Project, Env: arrived.Env, App: cmd.Domain},
+		Kind: ev.Kind, Outcome: ev.Outcome, Command: ev.Command, Recipe: ev.Recipe,
+		Address: &metav1.Address{App: cmd.Domain},
 		Body:    &metav1.Event_Move{Move: m},
 	}
-	return []*metav1.Event{ev, there}, nil
+	if env != nil {
+		_, there.Version, _ = abra.Recipe(env.data)
+	}
+	return []recorded{left, {ev: there, server: to, arrival: true}}, nil
 }

@@ -13,13 +13,15 @@ import (
 )
 
 // writer stores new objects and remembers them so they can be made durable
-// before the branch points at them.
+// before the branch points at them. It reads the trees it changes through
+// obj; the caller holds Repo.mu.
 type writer struct {
 	st      storer.EncodedObjectStorer
+	obj     *objects
 	written []plumbing.Hash
 }
 
-func newWriter(st storer.EncodedObjectStorer) *writer { return &writer{st: st} }
+func (r *Repo) newWriter() *writer { return &writer{st: r.st, obj: r.obj} }
 
 func (w *writer) store(o plumbing.EncodedObject) (plumbing.Hash, error) {
 	h, err := w.st.SetEncodedObject(o)
@@ -61,9 +63,9 @@ func (w *writer) commit(c *object.Commit) (plumbing.Hash, error) {
 func (w *writer) set(tree plumbing.Hash, path []string, e *object.TreeEntry, replace bool) (plumbing.Hash, error) {
 	var entries []object.TreeEntry
 	if !tree.IsZero() {
-		t, err := object.GetTree(w.st, tree)
+		t, err := w.obj.tree(tree)
 		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", tree, err)
+			return plumbing.ZeroHash, err
 		}
 		entries = t.Entries
 	}

@@ -1,0 +1,142 @@
+// Package cache keeps what reads derive from an app's records, so that they
+// need not derive it again: copies of the records in one file per app (one
+// read instead of thousands), and the app's folded head (no read at all).
+//
+// It is derived data, kept outside the work tree (under .git/meta/cache),
+// always safe to delete, and keyed by content: a record's copy by its git
+// blob id, a head by the id of the app's directory tree, which changes
+// whenever any of the app's files does. A record whose bytes changed has
+// another blob id, so it can never be answered from the cache. A damaged
+// cache file is rebuilt.
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"hash/crc32"
+	"path"
+
+	"github.com/spf13/afero"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+)
+
+// Version changes whenever the cache's layout does. A memoised head also
+// carries fold.Version, so heads folded by older rules are not reused;
+// TestFoldGolden fails when the fold's output changes without it.
+const Version = 2
+
+// magic starts every records file; a file of another version is ignored.
+var magic = []byte("metacache" + string(rune('0'+Version)) + "\n")
+
+// Cache keeps its files in fsys.
+type Cache struct {
+	fs afero.Fs
+}
+
+// New keeps the cache in fsys.
+func New(fsys afero.Fs) *Cache { return &Cache{fs: fsys} }
+
+func (c *Cache) file(a projects.Address) string {
+	return path.Join(a.Project, a.Env, a.App)
+}
+
+// Records returns the cached copies of app a's records by blob id.
+func (c *Cache) Records(a projects.Address) map[gitrepo.Hash][]byte {
+	data, err := afero.ReadFile(c.fs, c.file(a))
+	out := map[gitrepo.Hash][]byte{}
+	if err != nil || !bytes.HasPrefix(data, magic) {
+		return out
+	}
+	data = data[len(magic):]
+	// Frame: the 20-byte blob id, uvarint length, content, CRC-32 of id
+	// and content. A damaged frame ends the read: what came before it is
+	// still good.
+	for len(data) > 0 {
+		if len(data) < len(gitrepo.Hash{}) {
+			break
+		}
+		var id gitrepo.Hash
+		copy(id[:], data)
+		n, k := binary.Uvarint(data[len(id):])
+		rest := data[len(id):]
+		if k <= 0 || uint64(len(rest)-k) < n+4 {
+			break
+		}
+		rec := rest[k : k+int(n)]
+		sum := crc32.NewIEEE()
+		sum.Write(id[:])
+		sum.Write(rec)
+		if binary.BigEndian.Uint32(rest[k+int(n):]) != sum.Sum32() {
+			break
+		}
+		out[id] = rec
+		data = rest[k+int(n)+4:]
+	}
+	return out
+}
+
+// StoreRecords replaces app a's cached records with recs, in the order of
+// ids. Errors are ignored: a cache that cannot be written only costs
+// speed.
+func (c *Cache) StoreRecords(a projects.Address, ids []gitrepo.Hash, recs map[gitrepo.Hash][]byte) {
+	var buf bytes.Buffer
+	buf.Write(magic)
+	var tmp [binary.MaxVarintLen64]byte
+	for _, id := range ids {
+		rec, ok := recs[id]
+		if !ok {
+			continue
+		}
+		buf.Write(id[:])
+		buf.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(rec)))])
+		buf.Write(rec)
+		sum := crc32.NewIEEE()
+		sum.Write(id[:])
+		sum.Write(rec)
+		binary.BigEndian.PutUint32(tmp[:4], sum.Sum32())
+		buf.Write(tmp[:4])
+	}
+	c.write(c.file(a), buf.Bytes())
+}
+
+func (c *Cache) write(name string, data []byte) {
+	if c.fs.MkdirAll(path.Dir(name), 0o755) == nil {
+		atomicfile.Write(c.fs, name, data, 0o644)
+	}
+}
+
+// headMemo is what the cache keeps of a folded head.
+type headMemo struct {
+	Tree  string     `json:"tree"`
+	Cache int        `json:"cache"`
+	Fold  int        `json:"fold"`
+	Head  *fold.Head `json:"head"`
+}
+
+// Head returns the head memoised for app a when its directory's tree was
+// tree, if there is one folded by this meta's rules.
+func (c *Cache) Head(a projects.Address, tree gitrepo.Hash) (*fold.Head, bool) {
+	data, err := afero.ReadFile(c.fs, c.file(a)+".head")
+	if err != nil {
+		return nil, false
+	}
+	var m headMemo
+	if json.Unmarshal(data, &m) != nil || m.Tree != tree.String() || m.Cache != Version || m.Fold != fold.Version || m.Head == nil {
+		return nil, false
+	}
+	return m.Head, true
+}
+
+// StoreHead memoises h as the head of app a whose directory's tree is
+// tree.
+func (c *Cache) StoreHead(a projects.Address, tree gitrepo.Hash, h *fold.Head) {
+	data, err := json.Marshal(headMemo{Tree: tree.String(), Cache: Version, Fold: fold.Version, Head: h})
+	if err == nil {
+		c.write(c.file(a)+".head", data)
+	}
+}

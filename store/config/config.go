@@ -1,0 +1,252 @@
+// Package config is meta.yaml: the file at the root of a log repository that
+// marks it as one and holds what its operators share: defaults for new apps,
+// the sync cooldown, webhooks, the operators and their age keys, access
+// rules and the abra servers' places. It parses, checks and rewrites the
+// file (keeping what people wrote in it, comments included) and answers the
+// questions its rules decide: who may read an env, where a server's apps go.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+)
+
+// File is the file at the root of a log repository that marks it as one
+// and holds its shared settings. It is committed.
+const File = "meta.yaml"
+
+// Version is the meta.yaml layout this meta writes.
+const Version = 1
+
+// DefaultCooldown is how long reads trust the last fetch when meta.yaml
+// does not say.
+const DefaultCooldown = 60 * time.Second
+
+// Config is what meta.yaml says.
+type Config struct {
+	// Version of the meta.yaml layout.
+	Version int `yaml:"version"`
+	// Project and Env are the defaults for an app's first event.
+	Project string `yaml:"project,omitempty"`
+	Env     string `yaml:"env,omitempty"`
+	// SyncCooldown is how long reads trust the last fetch, as a Go
+	// duration ("60s", "5m"); default 60s.
+	SyncCooldown string `yaml:"sync_cooldown,omitempty"`
+	// Webhooks are endpoints `meta serve` sends every new event to.
+	Webhooks []Webhook `yaml:"webhooks,omitempty"`
+	// Operators are the people whose age keys env files are encrypted to.
+	// `meta operator add/rm` edit this list.
+	Operators []Operator `yaml:"operators,omitempty"`
+	// Access narrows who may read which project's or env's env files; a
+	// project/env no rule names is readable by every operator.
+	Access []AccessRule `yaml:"access,omitempty"`
+	// Servers maps an abra server (the directory under $ABRA_DIR/servers)
+	// to the log's "env" or "project/env" for `meta exec`; a server not
+	// named here is an env of its own name in the default project.
+	Servers map[string]string `yaml:"servers,omitempty"`
+}
+
+// PlaceServer is the project and env the apps of an abra server belong
+// to, as Servers says; project is empty when neither Servers nor the
+// default project names one.
+func (c Config) PlaceServer(server string) (project, env string) {
+	to, ok := c.Servers[server]
+	if !ok {
+		return c.Project, server
+	}
+	if project, env = splitPlace(to); project == "" {
+		project = c.Project
+	}
+	return project, env
+}
+
+// Cooldown is how long reads trust the last fetch: sync_cooldown, else
+// DefaultCooldown.
+func (c Config) Cooldown() time.Duration {
+	if d, err := time.ParseDuration(c.SyncCooldown); err == nil {
+		return d
+	}
+	return DefaultCooldown
+}
+
+// splitPlace reads a servers: value, "env" or "project/env".
+func splitPlace(to string) (project, env string) {
+	if p, e, found := strings.Cut(to, "/"); found {
+		return p, e
+	}
+	return "", to
+}
+
+// Operator is one operator and the age recipient (public key) their env
+// files are encrypted to.
+// AccessRule gives the operators it names, and only them, access to the
+// env files of Scope: "project/env", "project/*" (every env of a project)
+// or "*" (every project). The most specific rule that matches wins.
+// Readers are the operators who may read the env files of project/env, in
+// meta.yaml's order, and the access rule that decided it ("" for the
+// default: everyone).
+// Stale says a sealed env file of project/env is encrypted to other age
+// recipients than the operators c gives access to: `meta env rekey` would
+// re-encrypt it.
+// Operator returns the operator called name.
+// Webhook is one outgoing webhook endpoint. Its signing secret is
+// not here (meta.yaml is committed): SecretEnv names the environment
+// variable of the hub that holds it, as "whsec_<base64>".
+type Webhook struct {
+	Name      string `yaml:"name"`
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
+}
+
+// Parse reads and checks meta.yaml's content. Keys it does not know,
+// written by a newer meta, are ignored.
+func Parse(data []byte) (Config, error) {
+	var c Config
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", File, err)
+	}
+	if c.Version < 1 {
+		return Config{}, fmt.Errorf("%s: version must be 1 or more, got %d", File, c.Version)
+	}
+	if c.Project != "" {
+		if err := projects.ValidateProject(c.Project); err != nil {
+			return Config{}, fmt.Errorf("%s: project: %w", File, err)
+		}
+	}
+	if c.Env != "" {
+		if err := projects.ValidateEnv(c.Env); err != nil {
+			return Config{}, fmt.Errorf("%s: env: %w", File, err)
+		}
+	}
+	seen := map[string]bool{}
+	for i, w := range c.Webhooks {
+		if err := validWebhookName(w.Name); err != nil {
+			return Config{}, fmt.Errorf("%s: webhooks[%d]: %w", File, i, err)
+		}
+		if seen[w.Name] {
+			return Config{}, fmt.Errorf("%s: webhooks: two are named %q", File, w.Name)
+		}
+		seen[w.Name] = true
+		if u, err := url.Parse(w.URL); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			return Config{}, fmt.Errorf("%s: webhook %s: url %q is not an http(s) URL", File, w.Name, w.URL)
+		}
+		if w.SecretEnv == "" {
+			return Config{}, fmt.Errorf("%s: webhook %s: secret_env must name the variable holding its signing secret", File, w.Name)
+		}
+	}
+	if err := c.validateOperators(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", File, err)
+	}
+	for server, to := range c.Servers {
+		p, e := splitPlace(to)
+		if p != "" {
+			if err := projects.ValidateProject(p); err != nil {
+				return Config{}, fmt.Errorf("%s: servers: %s: %w", File, server, err)
+			}
+		}
+		if err := projects.ValidateEnv(e); err != nil {
+			return Config{}, fmt.Errorf("%s: servers: %s: %w", File, server, err)
+		}
+	}
+	if c.SyncCooldown != "" {
+		if d, err := time.ParseDuration(c.SyncCooldown); err != nil || d < 0 {
+			return Config{}, fmt.Errorf("%s: sync_cooldown %q is not a duration like 60s or 5m", File, c.SyncCooldown)
+		}
+	}
+	return c, nil
+}
+
+// Marshal renders c as meta.yaml, with a comment for people who find it.
+func (c Config) Marshal() []byte {
+	var b bytes.Buffer
+	b.WriteString("# This repository is a meta operator log: see `meta --help`.\n")
+	b.WriteString("# project and env are the defaults for an app's first event.\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	enc.Encode(c)
+	enc.Close()
+	return b.Bytes()
+}
+
+// ValidOperatorName checks an operator's name: what people type after
+// `meta operator rm`.
+// ValidRecipient catches what is plainly not an age recipient (a secret key
+// above all); meta-seal parses recipients for real when it encrypts.
+// ValidScope checks an access rule's scope: project/env, project/* or *.
+func validWebhookName(name string) error {
+	if name == "" {
+		return fmt.Errorf("a webhook needs a name")
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("webhook name %q: only lower-case letters, digits, '-' and '_'", name)
+		}
+	}
+	return nil
+}
+
+// Rewrite renders c's operators and access rules into old, the current
+// meta.yaml, keeping everything else there as people wrote it, comments
+// included.
+func (c Config) Rewrite(old []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(old, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", File, err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: not a mapping", File)
+	}
+	top := doc.Content[0]
+	set := func(key string, value any, empty bool) error {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == key {
+				if empty {
+					top.Content = append(top.Content[:i], top.Content[i+2:]...)
+					return nil
+				}
+				return top.Content[i+1].Encode(value)
+			}
+		}
+		if empty {
+			return nil
+		}
+		var v yaml.Node
+		if err := v.Encode(value); err != nil {
+			return err
+		}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &v)
+		return nil
+	}
+	if err := set("operators", c.Operators, len(c.Operators) == 0); err != nil {
+		return nil, err
+	}
+	if err := set("access", c.Access, len(c.Access) == 0); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	if _, err := Parse(b.Bytes()); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WithOperator is c with operator o added; ErrExists when the name or the
+// key is taken.
+// WithoutOperator is c with operator name removed, from the operators and
+// from every access rule; it refuses to leave a rule with nobody in it.
+// WithAccess is c with the rule for scope set to operators.
+// WithoutAccess is c without the rule for scope: its env files fall back
+// to the next broader rule, or to every operator.

@@ -1,0 +1,80 @@
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Network work and whole-history reads go through the git binary: it speaks
+// every transport (paths, file://, ssh://, git://, https://), finds
+// credentials the way git users set them up (ssh agent and config, key
+// files, credential helpers), which go-git does not, and walks packed
+// history an order of magnitude faster than go-git does.
+
+// tokenHelper answers git's credential questions from the environment, so
+// a token in META_GIT_TOKEN authenticates https remotes without ever
+// appearing in a command line or a file.
+const tokenHelper = `!f() { test "$1" = get || exit 0; echo "username=${META_GIT_USERNAME:-meta}"; echo "password=${META_GIT_TOKEN}"; }; f`
+
+// command is every git process meta starts: in dir, never asking on a
+// terminal that is not there, with messages in English so they can be
+// matched, dying with meta, and with META_GIT_TOKEN as its credentials
+// when set.
+func command(ctx context.Context, dir string, args ...string) *exec.Cmd {
+	if os.Getenv("META_GIT_TOKEN") != "" {
+		// The empty helper clears the user's helpers for this call: the
+		// token in the environment is what they asked meta to use.
+		args = append([]string{"-c", "credential.helper=", "-c", "credential.helper=" + tokenHelper}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	dieWithParent(cmd)
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+	return cmd
+}
+
+// runGit runs git in dir and returns its standard output.
+func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := command(ctx, dir, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(errOut.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return out.String(), &GitError{Args: args, Stderr: msg, Err: err}
+	}
+	return out.String(), nil
+}
+
+// git runs the git binary in the work tree and returns its standard output.
+func (r *Repo) git(ctx context.Context, args ...string) (string, error) {
+	return runGit(ctx, r.root, args...)
+}
+
+// GitError is a failed git command and what it said, whole.
+type GitError struct {
+	Args   []string
+	Stderr string
+	Err    error
+}
+
+func (e *GitError) Error() string {
+	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), lastLines(e.Stderr, 3))
+}
+
+// Unwrap lets callers reach the process error.
+func (e *GitError) Unwrap() error { return e.Err }
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "; ")
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"fmt"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+)
+
+// place settles which project/env an event for a.App goes to, the one
+// rule for every write: where the app already lives; else what the caller
+// asked for; else, for an app that abra keeps under server, where
+// meta.yaml's servers: map puts that server; else meta.yaml's defaults.
+// cfg is meta.yaml as the write read it after its pull.
+func (s *Store) place(tip gitrepo.Hash, cfg config.Config, a *metav1.Address, server string) (projects.Address, error) {
+	want := projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}
+	if err := projects.ValidateApp(want.App); err != nil {
+		return projects.Address{}, err
+	}
+	if want.Project != "" {
+		if err := projects.ValidateProject(want.Project); err != nil {
+			return projects.Address{}, err
+		}
+	}
+	if want.Env != "" {
+		if err := projects.ValidateEnv(want.Env); err != nil {
+			return projects.Address{}, err
+		}
+	}
+	found, err := s.find(tip, want.App)
+	if err != nil {
+		return projects.Address{}, err
+	}
+	found = s.dropMovedAway(tip, found, want)
+	switch {
+	case len(found) > 1:
+		for _, a := range found {
+			if a.Project == want.Project && a.Env == want.Env {
+				return a, nil // the caller chose one
+			}
+		}
+		return projects.Address{}, fmt.Errorf("%w; pass --project and --env to choose", ambiguous(want.App, found))
+	case len(found) == 1:
+		have := found[0]
+		if want.Project != "" && want.Project != have.Project || want.Env != "" && want.Env != have.Env {
+			return projects.Address{}, fmt.Errorf("%w: %s has its events under %s, not %s/%s", ErrMoved, want.App, have, orAny(want.Project), orAny(want.Env))
+		}
+		return have, nil
+	}
+	if server != "" && want.Project == "" && want.Env == "" {
+		want.Project, want.Env = cfg.PlaceServer(server)
+	}
+	if want.Project == "" {
+		want.Project = cfg.Project
+	}
+	if want.Env == "" {
+		want.Env = cfg.Env
+	}
+	if want.Project == "" || want.Env == "" {
+		hint := fmt.Sprintf("pass --project and --env, or set project and env in %s", config.File)
+		if server != "" {
+			hint += fmt.Sprintf(" (or map server %s under servers: there)", server)
+		}
+		return projects.Address{}, fmt.Errorf("%w: %s has no events yet; %s", ErrNeedAddress, want.App, hint)
+	}
+	return want, want.Validate()
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "*"
+	}
+	return s
+}
+
+// PlaceArrival is where an app moving from its address from to an abra
+// server arrives: the env meta.yaml's servers: map gives that server, in
+// the project the map names, else the default project, else the project
+// the app leaves. The arrival env may hold older events of the app (a move
+// back): its log goes on there.
+func (tx *Tx) PlaceArrival(from projects.Address, server string) (projects.Address, error) {
+	project, env := tx.cfg.PlaceServer(server)
+	if project == "" {
+		project = from.Project
+	}
+	a := projects.Address{Project: project, Env: env, App: from.App}
+	return a, a.Validate()
+}

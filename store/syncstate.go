@@ -1,0 +1,64 @@
+package store
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+)
+
+// syncState is what a clone remembers of its remote, in .git/meta/sync.json.
+type syncState struct{ path string }
+
+type syncTimes struct {
+	// LastAttempt is when a fetch was last tried, for the read cooldown.
+	LastAttempt time.Time `json:"last_attempt"`
+	// LastSync is when a fetch and integration, or a push, last succeeded.
+	LastSync time.Time `json:"last_sync"`
+}
+
+func (s syncState) load() syncTimes {
+	var t syncTimes
+	if data, err := os.ReadFile(s.path); err == nil {
+		json.Unmarshal(data, &t)
+	}
+	return t
+}
+
+// save keeps t; a state that cannot be written only costs an extra fetch.
+func (s syncState) save(t syncTimes) {
+	data, _ := json.Marshal(t)
+	if os.MkdirAll(filepath.Dir(s.path), 0o755) == nil {
+		atomicfile.Write(afero.NewOsFs(), s.path, data, 0o644)
+	}
+}
+
+func (s syncState) attempted(at time.Time) {
+	t := s.load()
+	t.LastAttempt = at
+	s.save(t)
+}
+
+func (s syncState) synced(at time.Time) {
+	t := s.load()
+	t.LastSync = at
+	s.save(t)
+}
+
+// staleness says how old the local view is, for warnings.
+func staleness(last time.Time) string {
+	if last.IsZero() {
+		return "never synced"
+	}
+	d := time.Since(last)
+	if d < time.Minute {
+		return "last synced less than a minute ago"
+	}
+	// "3h12m", not "3h12m0s".
+	return "last synced " + strings.TrimSuffix(d.Round(time.Minute).String(), "0s") + " ago"
+}

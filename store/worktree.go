@@ -1,0 +1,113 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/spf13/afero"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+)
+
+// worktree is the log's work tree, where meta puts the files it commits
+// and brings in the files a sync integrates, so that what git's index says
+// is true. Paths are slash-separated and relative to the root. Reads of
+// the log come from git, not from here: the work tree is only a fast copy
+// of what is committed (see read.go).
+type worktree struct {
+	fs afero.Fs
+}
+
+// create writes a new record, whole or not at all; an existing file is
+// never replaced. The caller holds the log's lock.
+func (w *worktree) create(p string, data []byte) error {
+	if _, err := w.fs.Stat(p); err == nil {
+		return fmt.Errorf("write %s: %w", p, fs.ErrExist)
+	}
+	return w.put(p, data, 0o644)
+}
+
+// put writes a file whole or not at all, with the given permissions.
+func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
+	if err := w.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(w.fs, p, data, perm)
+}
+
+// clearTemps removes what writes of paths left when a meta was killed half
+// way through them. The caller holds the log's lock, so no write of them
+// is under way.
+func (w *worktree) clearTemps(paths []string) error {
+	for _, p := range paths {
+		if err := atomicfile.RemoveTemps(w.fs, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove deletes a file and what a killed write of it left; a missing
+// file is fine.
+func (w *worktree) remove(p string) error { return atomicfile.Discard(w.fs, p) }
+
+func (w *worktree) read(p string) ([]byte, error) { return afero.ReadFile(w.fs, p) }
+
+// exists says whether p is a file in the work tree.
+func (w *worktree) exists(p string) bool {
+	fi, err := w.fs.Stat(p)
+	return err == nil && !fi.IsDir()
+}
+
+// records lists the record files under the app's directory in the work
+// tree, for verify's comparison with what is committed.
+func (w *worktree) records(a projects.Address) []string {
+	var out []string
+	for _, month := range w.names(a.Dir()) {
+		dir := a.Dir() + "/" + month + "/"
+		for _, name := range w.names(dir) {
+			if path.Ext(name) == projects.RecordExt {
+				out = append(out, dir+name)
+			}
+		}
+	}
+	return out
+}
+
+// apps lists the app directories in the work tree.
+func (w *worktree) apps() []projects.Address {
+	var out []projects.Address
+	for _, project := range w.names(projects.Root) {
+		for _, env := range w.names(path.Join(projects.Root, project)) {
+			for _, app := range w.names(path.Join(projects.Root, project, env)) {
+				out = append(out, projects.Address{Project: project, Env: env, App: app})
+			}
+		}
+	}
+	return out
+}
+
+// names lists the entries of dir that are not hidden (temporary files
+// start with a dot); a missing directory has none.
+func (w *worktree) names(dir string) []string {
+	d, err := w.fs.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	out := names[:0]
+	for _, n := range names {
+		if n != "" && n[0] != '.' {
+			out = append(out, n)
+		}
+	}
+	return out
+}
