@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 )
 
 // Errors callers branch on.
@@ -44,19 +46,6 @@ type UpdateStatus struct {
 	Message string `json:"Message"`
 }
 
-// Observation is what the labels and status of an app's service say.
-type Observation struct {
-	Service              string
-	Version              string
-	Recipe               string
-	Chaos                bool
-	ChaosVersion         string
-	UpdateState          string
-	UpdateMessage        string
-	PreviousVersion      string
-	PreviousChaosVersion string
-}
-
 // ServiceName is the name Swarm gives the `app` service of a stack.
 func ServiceName(stack string) string { return stack + "_app" }
 
@@ -88,10 +77,12 @@ func ParseInspect(data []byte) ([]Service, error) {
 }
 
 // Observe finds the stack's `app` service among services and reads its
-// coop-cloud labels. A single service is taken whatever its name, so the
-// output of `docker service inspect <any name>` works too, as long as its
-// labels are the stack's.
-func Observe(services []Service, stack string) (Observation, error) {
+// coop-cloud labels, its update status and its previous spec into what an
+// observe event records; source says where services came from ("inspect"
+// or "docker"). A single service is taken whatever its name, so the output
+// of `docker service inspect <any name>` works too, as long as its labels
+// are the stack's.
+func Observe(services []Service, stack, source string) (*metav1.Observation, error) {
 	want := ServiceName(stack)
 	var svc *Service
 	for i := range services {
@@ -108,13 +99,13 @@ func Observe(services []Service, stack string) (Observation, error) {
 			names[i] = s.Spec.Name
 		}
 		sort.Strings(names)
-		return Observation{}, fmt.Errorf("%w: %s is not among %s", ErrNoService, want, strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: %s is not among %s", ErrNoService, want, strings.Join(names, ", "))
 	}
 	version, recipe, chaos, chaosVersion, ok := labels(svc.Spec.Labels, stack)
 	if !ok {
-		return Observation{}, fmt.Errorf("%w: service %s has no coop-cloud.%s.* labels; is it an app abra deployed, and is %s its stack name?", ErrNoLabels, svc.Spec.Name, stack, stack)
+		return nil, fmt.Errorf("%w: service %s has no coop-cloud.%s.* labels; is it an app abra deployed, and is %s its stack name?", ErrNoLabels, svc.Spec.Name, stack, stack)
 	}
-	o := Observation{Service: svc.Spec.Name, Version: version, Recipe: recipe, Chaos: chaos, ChaosVersion: chaosVersion}
+	o := &metav1.Observation{Service: svc.Spec.Name, Version: version, Recipe: recipe, Chaos: chaos, ChaosVersion: chaosVersion, Source: source}
 	if st := svc.UpdateStatus; st != nil {
 		o.UpdateState, o.UpdateMessage = st.State, st.Message
 	}

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 const stack = "matrix_example_com"
@@ -16,15 +19,15 @@ const stack = "matrix_example_com"
 func TestObserveFixtures(t *testing.T) {
 	tests := []struct {
 		file string
-		want Observation
+		want *metav1.Observation
 		err  error
 	}{
-		{"healthy.json", Observation{Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "completed", UpdateMessage: "update completed", PreviousVersion: "4.0.0+v1.93.0"}, nil},
-		{"chaos.json", Observation{Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", Chaos: true, ChaosVersion: "eb96de94+U", UpdateState: "completed", UpdateMessage: "update completed", PreviousVersion: "4.1.0+v1.94.0"}, nil},
-		{"updating.json", Observation{Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "updating", UpdateMessage: "update in progress", PreviousVersion: "4.0.0+v1.93.0"}, nil},
-		{"paused.json", Observation{Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "paused", UpdateMessage: "update paused due to failure or early termination of task q8w1e2r3t4", PreviousVersion: "4.0.0+v1.93.0"}, nil},
-		{"rollback_completed.json", Observation{Service: stack + "_app", Version: "4.0.0+v1.93.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "rollback_completed", UpdateMessage: "rollback completed"}, nil},
-		{"no_labels.json", Observation{}, ErrNoLabels},
+		{"healthy.json", &metav1.Observation{Source: "inspect", Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "completed", UpdateMessage: "update completed", PreviousVersion: "4.0.0+v1.93.0"}, nil},
+		{"chaos.json", &metav1.Observation{Source: "inspect", Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", Chaos: true, ChaosVersion: "eb96de94+U", UpdateState: "completed", UpdateMessage: "update completed", PreviousVersion: "4.1.0+v1.94.0"}, nil},
+		{"updating.json", &metav1.Observation{Source: "inspect", Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "updating", UpdateMessage: "update in progress", PreviousVersion: "4.0.0+v1.93.0"}, nil},
+		{"paused.json", &metav1.Observation{Source: "inspect", Service: stack + "_app", Version: "4.1.0+v1.94.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "paused", UpdateMessage: "update paused due to failure or early termination of task q8w1e2r3t4", PreviousVersion: "4.0.0+v1.93.0"}, nil},
+		{"rollback_completed.json", &metav1.Observation{Source: "inspect", Service: stack + "_app", Version: "4.0.0+v1.93.0", Recipe: "matrix-synapse", ChaosVersion: "false", UpdateState: "rollback_completed", UpdateMessage: "rollback completed"}, nil},
+		{"no_labels.json", nil, ErrNoLabels},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -36,11 +39,11 @@ func TestObserveFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Observe(services, stack)
+			got, err := Observe(services, stack, "inspect")
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
-			if got != tt.want {
+			if !proto.Equal(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
@@ -61,7 +64,7 @@ func TestObserveRefusesOtherInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			services, err := ParseInspect([]byte(tt.input))
 			if err == nil {
-				_, err = Observe(services, stack)
+				_, err = Observe(services, stack, "inspect")
 			}
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
@@ -101,8 +104,8 @@ func TestInspectFromEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := Observe(got, stack)
-	if err != nil || o.ChaosVersion != "eb96de94+U" || !o.Chaos {
+	o, err := Observe(got, stack, "docker")
+	if err != nil || o.GetChaosVersion() != "eb96de94+U" || !o.GetChaos() {
 		t.Fatalf("Observe = %+v, %v", o, err)
 	}
 	if _, err := Inspect(context.Background(), "unix://"+sock, "other_app"); !errors.Is(err, ErrNoService) {

@@ -15,8 +15,25 @@ import (
 
 type appendFlags struct {
 	project, env, version, recipe, chaos, outcome, message, batch string
-	name, secretVersion, volume, from, to, snapshot               string
 	command                                                       []string
+	// body holds the values of the body flags, by flag name.
+	body map[string]*string
+}
+
+// bodyFlags are the flags that set a field of an event's body; which kinds
+// take them follows from the kinds table in package record.
+var bodyFlags = []struct {
+	name  string
+	body  record.Body
+	field string
+	usage string
+}{
+	{"name", record.BodySecret, "name", "secret name"},
+	{"secret-version", record.BodySecret, "version", "secret version, e.g. v1"},
+	{"volume", record.BodyVolume, "name", "volume name"},
+	{"from-server", record.BodyMove, "from_server", "server the app left"},
+	{"to-server", record.BodyMove, "to_server", "server the app moved to"},
+	{"snapshot", record.BodyRestore, "snapshot", "backup snapshot restored"},
 }
 
 func newAppend(e *env) *cobra.Command {
@@ -70,12 +87,10 @@ later ones find the app by its domain. Secret kinds take --name and
 	fl.StringVar(&f.outcome, "outcome", "succeeded", "succeeded, failed or aborted")
 	fl.StringVarP(&f.message, "message", "m", "", "a note for the log")
 	fl.StringVar(&f.batch, "batch", "", "batch id grouping related events")
-	fl.StringVar(&f.name, "name", "", "secret name (secret kinds)")
-	fl.StringVar(&f.secretVersion, "secret-version", "", "secret version, e.g. v1 (secret kinds)")
-	fl.StringVar(&f.volume, "volume", "", "volume name (volume-remove)")
-	fl.StringVar(&f.from, "from-server", "", "server the app left (move)")
-	fl.StringVar(&f.to, "to-server", "", "server the app moved to (move)")
-	fl.StringVar(&f.snapshot, "snapshot", "", "backup snapshot restored (restore)")
+	f.body = map[string]*string{}
+	for _, b := range bodyFlags {
+		f.body[b.name] = fl.String(b.name, "", b.usage+" ("+strings.Join(record.KindsWith(b.body), ", ")+")")
+	}
 	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event, recorded as given; redact secret values before passing it")
 	fl.BoolVar(&force, "force", false, "append despite another operator's lock on the app (the log records that you did)")
 	fl.StringVar(&expect, "expect", "", "refuse unless, after fetching, the app's head is at this version or event id")
@@ -109,48 +124,37 @@ func (f *appendFlags) event(kindName, domain string) (*metav1.Event, error) {
 		BatchId:      f.batch,
 		Command:      f.command,
 	}
-	only := func(flag, value string, kinds ...metav1.Kind) error {
-		if value == "" {
-			return nil
+	// Every flag typed must belong to the kind, so nothing typed is
+	// silently dropped; the record package says what the body needs.
+	body := record.BodyOf(kind)
+	values := map[string]string{}
+	var errs []error
+	for _, b := range bodyFlags {
+		v := *f.body[b.name]
+		switch {
+		case v == "":
+		case b.body != body:
+			errs = append(errs, fmt.Errorf("--%s does not apply to %s events", b.name, kindName))
+		default:
+			values[b.field] = v
 		}
-		for _, k := range kinds {
-			if k == kind {
-				return nil
-			}
-		}
-		return fmt.Errorf("--%s does not apply to %s events", flag, kindName)
 	}
-	secretKinds := []metav1.Kind{metav1.Kind_KIND_SECRET_GENERATE, metav1.Kind_KIND_SECRET_INSERT, metav1.Kind_KIND_SECRET_REMOVE}
-	err = errors.Join(
-		only("name", f.name, secretKinds...),
-		only("secret-version", f.secretVersion, secretKinds...),
-		only("volume", f.volume, metav1.Kind_KIND_VOLUME_REMOVE),
-		only("from-server", f.from, metav1.Kind_KIND_MOVE),
-		only("to-server", f.to, metav1.Kind_KIND_MOVE),
-		only("snapshot", f.snapshot, metav1.Kind_KIND_RESTORE),
-	)
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	switch kind {
-	case metav1.Kind_KIND_ROLLBACK:
-		ev.Body = &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: f.version}}
-	case metav1.Kind_KIND_MOVE:
-		ev.Body = &metav1.Event_Move{Move: &metav1.Move{FromServer: f.from, ToServer: f.to}}
-	case metav1.Kind_KIND_SECRET_GENERATE, metav1.Kind_KIND_SECRET_INSERT, metav1.Kind_KIND_SECRET_REMOVE:
-		if f.name == "" {
-			return nil, fmt.Errorf("%s needs --name", kindName)
+	if body == record.BodyRollback {
+		values["target_version"] = f.version
+	}
+	if err := record.SetBody(ev, values); err != nil {
+		var missing *record.FieldError
+		if errors.As(err, &missing) {
+			for _, b := range bodyFlags {
+				if b.body == missing.Body && b.field == missing.Field {
+					return nil, fmt.Errorf("%s needs --%s", kindName, b.name)
+				}
+			}
 		}
-		ev.Body = &metav1.Event_Secret{Secret: &metav1.Secret{Name: f.name, Version: f.secretVersion}}
-	case metav1.Kind_KIND_VOLUME_REMOVE:
-		if f.volume == "" {
-			return nil, errors.New("volume-remove needs --volume")
-		}
-		ev.Body = &metav1.Event_Volume{Volume: &metav1.Volume{Name: f.volume}}
-	case metav1.Kind_KIND_RESTORE:
-		if f.snapshot != "" {
-			ev.Body = &metav1.Event_Restore{Restore: &metav1.Restore{Snapshot: f.snapshot}}
-		}
+		return nil, err
 	}
 	return ev, nil
 }

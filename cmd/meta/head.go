@@ -37,7 +37,6 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 				return err
 			}
 			now := time.Now()
-			h = current(h, now)
 			switch format {
 			case "text":
 			case "json":
@@ -146,16 +145,6 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row(p.paint("31", "forked"), "operators appended without seeing each other: "+strings.Join(heads, ", ")+"; the next append joins them")
 	}
 	return tw.Flush()
-}
-
-// current is h as it stands at now: a lease past its expiry is over.
-func current(h *fold.Head, now time.Time) *fold.Head {
-	if h == nil || h.Lock == nil || h.Lock.Active(now) {
-		return h
-	}
-	c := *h
-	c.Lock = nil
-	return &c
 }
 
 // writeDrift says in a line whether what Swarm runs is what the log says.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,10 +24,6 @@ func newLs(e *env) *cobra.Command {
 			heads, err := s.List()
 			if err != nil {
 				return err
-			}
-			now := time.Now()
-			for i, h := range heads {
-				heads[i] = current(h, now)
 			}
 			if asJSON {
 				if heads == nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
-	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
 )
@@ -64,7 +63,7 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 			if err != nil {
 				return err
 			}
-			o, err := swarm.Observe(services, stack)
+			o, err := swarm.Observe(services, stack, source)
 			if err != nil {
 				return usageError{fmt.Errorf("observe %s: %w", domain, err)}
 			}
@@ -72,12 +71,7 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 			if err != nil {
 				return err
 			}
-			out, err := s.Observe(cmd.Context(), domain, &metav1.Observation{
-				Service: o.Service, Version: o.Version, Recipe: o.Recipe, Chaos: o.Chaos, ChaosVersion: o.ChaosVersion,
-				UpdateState: o.UpdateState, UpdateMessage: o.UpdateMessage,
-				PreviousVersion: o.PreviousVersion, PreviousChaosVersion: o.PreviousChaosVersion,
-				Source: source,
-			}, actor, time.Now(), store.AppendOptions{Offline: e.offline})
+			out, err := s.Observe(cmd.Context(), domain, o, actor, time.Now(), store.AppendOptions{Offline: e.offline})
 			if err != nil {
 				return err
 			}
@@ -89,7 +83,7 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(e.stdout, observeView{Recorded: out != nil, EventID: eventID(out), Head: current(h, time.Now())})
+				return writeJSON(e.stdout, observeView{Recorded: out != nil, EventID: eventID(out), Head: h})
 			}
 			if out == nil {
 				fmt.Fprintf(e.stdout, "unchanged since %s\n", when(*h.ObservedAt))

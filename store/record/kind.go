@@ -162,7 +162,8 @@ func BodyOfEvent(ev *metav1.Event) Body {
 // SetBody gives ev the body its kind calls for, with the string fields
 // named in values (proto names, e.g. "name" and "version" of a secret) set.
 // It refuses a field the body does not have and, for a kind that needs its
-// body, a required field left empty.
+// body, a required field left empty (a FieldError). A body the kind may go
+// without and none of whose fields is set is left out.
 func SetBody(ev *metav1.Event, values map[string]string) error {
 	kind := ev.GetKind()
 	b := BodyOf(kind)
@@ -173,6 +174,13 @@ func SetBody(ev *metav1.Event, values map[string]string) error {
 		return nil
 	}
 	spec := bodyFields[b]
+	empty := true
+	for _, v := range values {
+		empty = empty && v == ""
+	}
+	if empty && !kinds[kind].required {
+		return nil
+	}
 	m := ev.ProtoReflect()
 	field := m.Descriptor().Fields().ByName(protoreflect.Name(b))
 	body := m.NewField(field).Message()
@@ -186,12 +194,26 @@ func SetBody(ev *metav1.Event, values map[string]string) error {
 	}
 	for _, name := range spec.required {
 		if values[name] == "" {
-			return fmt.Errorf("%w: %s needs a %s %s", ErrInvalid, KindName(kind), b, name)
+			return &FieldError{Kind: KindName(kind), Body: b, Field: name}
 		}
 	}
 	m.Set(field, protoreflect.ValueOfMessage(body))
 	return nil
 }
+
+// FieldError says which field of its body an event cannot do without.
+type FieldError struct {
+	Kind  string
+	Body  Body
+	Field string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: %s needs a %s %s", ErrInvalid, e.Kind, e.Body, e.Field)
+}
+
+// Is lets callers match ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
 // bodyField is the string field of ev's body b, "" when ev carries no
 // such body.

@@ -156,7 +156,7 @@ func validateBody(ev *metav1.Event) error {
 	if kinds[kind].required {
 		for _, f := range bodyFields[want].required {
 			if bodyField(ev, want, f) == "" {
-				return fmt.Errorf("%w: %s needs a %s %s", ErrInvalid, name, want, f)
+				return &FieldError{Kind: name, Body: want, Field: f}
 			}
 		}
 	}

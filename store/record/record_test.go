@@ -261,3 +261,43 @@ func FuzzUnmarshal(f *testing.F) {
 		ViewOf(ev)
 	})
 }
+
+// SetBody makes the body the kinds table calls for, from field names.
+func TestSetBody(t *testing.T) {
+	tests := []struct {
+		kind   metav1.Kind
+		values map[string]string
+		want   Body
+		err    string
+	}{
+		{metav1.Kind_KIND_SECRET_INSERT, map[string]string{"name": "db", "version": "v2"}, BodySecret, ""},
+		{metav1.Kind_KIND_SECRET_INSERT, map[string]string{"version": "v2"}, BodyNone, "secret-insert needs a secret name"},
+		{metav1.Kind_KIND_VOLUME_REMOVE, map[string]string{}, BodyNone, "volume-remove needs a volume name"},
+		{metav1.Kind_KIND_RESTORE, map[string]string{"snapshot": ""}, BodyNone, ""},
+		{metav1.Kind_KIND_RESTORE, map[string]string{"snapshot": "s1"}, BodyRestore, ""},
+		{metav1.Kind_KIND_MOVE, map[string]string{"to_server": "b"}, BodyMove, ""},
+		{metav1.Kind_KIND_MOVE, map[string]string{"name": "x"}, BodyNone, "a move has no field name"},
+		{metav1.Kind_KIND_DEPLOY, map[string]string{"name": "x"}, BodyNone, "deploy events carry no body"},
+	}
+	for _, tt := range tests {
+		ev := &metav1.Event{Kind: tt.kind}
+		err := SetBody(ev, tt.values)
+		if tt.err != "" {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s %v: %v, want %q", KindName(tt.kind), tt.values, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || BodyOfEvent(ev) != tt.want {
+			t.Errorf("%s %v: body %q, %v; want %q", KindName(tt.kind), tt.values, BodyOfEvent(ev), err, tt.want)
+		}
+	}
+	ev := &metav1.Event{Kind: metav1.Kind_KIND_SECRET_GENERATE}
+	SetBody(ev, map[string]string{"name": "db", "version": "v1"})
+	if ev.GetSecret().GetName() != "db" || ev.GetSecret().GetVersion() != "v1" {
+		t.Errorf("secret = %v", ev.GetSecret())
+	}
+	if got := KindsWith(BodySecret); strings.Join(got, ",") != "secret-generate,secret-insert,secret-remove" {
+		t.Errorf("KindsWith(secret) = %v", got)
+	}
+}
