@@ -3,10 +3,14 @@ package abra
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+	"github.com/spf13/afero"
 )
 
 // EnvFile is one app's env file in abra's directory:
@@ -121,6 +125,23 @@ func Stamp(data []byte, version string) []byte {
 		out += "\n"
 	}
 	return []byte(out + stampComment + "\n" + StampKey + "=" + version + "\n")
+}
+
+// StampFile writes the stamp into the env file at path, replaced whole or
+// not at all, keeping the file's mode.
+func StampFile(path, version string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stamp %s: %w", path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("stamp %s: %w", path, err)
+	}
+	if err := atomicfile.Write(afero.NewOsFs(), path, Stamp(data, version), fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("stamp %s: %w", path, err)
+	}
+	return nil
 }
 
 // maxStackName is how long a stack name abra derives from a domain may be.

@@ -94,15 +94,7 @@ func explain(cfg config.Config, err error) error {
 	if !errors.As(err, &nr) {
 		return err
 	}
-	var to []string
-	for _, r := range nr.Recipients {
-		if o, ok := cfg.OperatorByAge(r); ok {
-			to = append(to, o.Name)
-		} else {
-			to = append(to, r)
-		}
-	}
-	sort.Strings(to)
+	to := names(cfg, nr.Recipients)
 	yours := strings.Join(nr.Yours, ", ")
 	hint := fmt.Sprintf("ask one of them to run `meta operator add NAME --age %s`", yours)
 	for _, y := range nr.Yours {

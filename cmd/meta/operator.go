@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/envs"
+	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
@@ -42,7 +43,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			if err := config.ValidRecipient(o.Age); err != nil {
 				return usageError{err}
 			}
-			return e.rekey(cmd, &f, "operator add "+o.Name, args, nil, func(c config.Config) (config.Config, error) { return c.WithOperator(o) })
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, n envs.Note) (*store.Written, error) { return ev.AddOperator(cmd.Context(), o, n) })
 		},
 	}
 	add.Flags().String("age", "", "the operator's age recipient (public key), age1...")
@@ -55,7 +56,9 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			return e.operatorNames(), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.rekey(cmd, &f, "operator rm "+args[0], args, nil, func(c config.Config) (config.Config, error) { return c.WithoutOperator(args[0]) })
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, n envs.Note) (*store.Written, error) {
+				return ev.RemoveOperator(cmd.Context(), args[0], n)
+			})
 		},
 	}
 	addChangeFlags(rm, &f, false)
@@ -91,15 +94,14 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 	return cmd
 }
 
-// rekey changes meta.yaml (unless reconfigure is nil) and re-encrypts the
-// env files that affects, and those of the domains in force, in one commit.
-func (e *env) rekey(cmd *cobra.Command, f *sealFlags, subject string, args, force []string, reconfigure func(config.Config) (config.Config, error)) error {
+// changed runs an operator, access or rekey change and reports it.
+func (e *env) changed(cmd *cobra.Command, f *sealFlags, args []string, change func(*envs.Envs, envs.Note) (*store.Written, error)) error {
 	ev, err := e.envs(cmd, f, false)
 	if err != nil {
 		return err
 	}
-	changed, err := ev.Rekey(cmd.Context(), subject, envs.Note{Message: f.message, Command: commandLine(cmd, args)}, force, reconfigure)
-	return e.reported(cmd, ev.Store, changed, err)
+	written, err := change(ev, note(cmd, f, args, ""))
+	return e.reported(cmd, ev.Store, written, err)
 }
 
 // operatorNames offers operator names to the shell.
@@ -136,7 +138,9 @@ commit.`,
 			if err := config.ValidScope(args[0]); err != nil {
 				return usageError{err}
 			}
-			return e.rekey(cmd, &f, "access set "+args[0], args, nil, func(c config.Config) (config.Config, error) { return c.WithAccess(args[0], args[1:]) })
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, n envs.Note) (*store.Written, error) {
+				return ev.SetAccess(cmd.Context(), args[0], args[1:], n)
+			})
 		},
 	}
 	addChangeFlags(set, &f, false)
@@ -145,7 +149,9 @@ commit.`,
 		Short: "Drop SCOPE's rule: its env files fall back to the broader rule, or everyone",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.rekey(cmd, &f, "access rm "+args[0], args, nil, func(c config.Config) (config.Config, error) { return c.WithoutAccess(args[0]) })
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, n envs.Note) (*store.Written, error) {
+				return ev.RemoveAccess(cmd.Context(), args[0], n)
+			})
 		},
 	}
 	addChangeFlags(rm, &f, false)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -36,36 +35,10 @@ FILE is usually the app's abra env file.`,
 			if err != nil {
 				return err
 			}
-			path := args[1]
-			fi, err := os.Stat(path)
-			if err != nil {
-				return usageError{fmt.Errorf("stamp %s: %w", path, err)}
+			if _, err := os.Stat(args[1]); err != nil {
+				return usageError{fmt.Errorf("stamp %s: %w", args[1], err)}
 			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return fmt.Errorf("stamp %s: %w", path, err)
-			}
-			// Written beside and renamed over, so an interrupted stamp
-			// leaves the old file whole.
-			tmp, err := os.CreateTemp(filepath.Dir(path), ".meta-stamp-*")
-			if err != nil {
-				return fmt.Errorf("stamp %s: %w", path, err)
-			}
-			defer os.Remove(tmp.Name())
-			_, err = tmp.Write(abra.Stamp(data, version))
-			if err == nil {
-				err = tmp.Chmod(fi.Mode().Perm())
-			}
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Rename(tmp.Name(), path)
-			}
-			if err != nil {
-				return fmt.Errorf("stamp %s: %w", path, err)
-			}
-			return nil
+			return abra.StampFile(args[1], version)
 		},
 	}
 	return cmd

@@ -20,6 +20,8 @@ var (
 	ErrSealed = errors.New("already sops-encrypted")
 	// ErrKey: a key name cannot be stored.
 	ErrKey = errors.New("bad key")
+	// ErrValue: a value a dotenv file cannot hold.
+	ErrValue = errors.New("bad value")
 )
 
 // Line is one line of an env file: a comment (Comment true, Value holding
@@ -152,7 +154,7 @@ func (f *File) Set(key, value string) error {
 		return err
 	}
 	if strings.ContainsAny(value, "\n\r") {
-		return fmt.Errorf("the value of %s holds a line break; dotenv values are one line (write \\n)", key)
+		return fmt.Errorf("%w: the value of %s holds a line break; dotenv values are one line (write \\n)", ErrValue, key)
 	}
 	for i, l := range f.Lines {
 		if !l.Comment && l.Key == key {

@@ -117,7 +117,11 @@ func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg
 	}
 	// The reflog is a convenience for git users; the commit stands without it.
 	line := fmt.Sprintf("%s %s %s <%s> %d %s\t%s\n", old, new, sig.Name, sig.Email, sig.When.Unix(), sig.When.Format("-0700"), msg)
-	for _, log := range []string{name, "HEAD"} {
+	logs := []string{name}
+	if branch, err := r.branch(); err == nil && branch == name {
+		logs = append(logs, "HEAD") // as git does, for the branch HEAD names
+	}
+	for _, log := range logs {
 		appendReflog(filepath.Join(r.gitDir, "logs", filepath.FromSlash(log)), line)
 	}
 	return true, nil

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	gitconfig "github.com/go-git/go-git/v5/config"
 )
@@ -194,6 +195,8 @@ func (r *Repo) SetRemote(ctx context.Context, url string) error {
 // SetRemoteTip resets the remote-tracking copy of the branch, so a fetch
 // that showed a rewritten remote keeps being compared with what was seen.
 func (r *Repo) SetRemoteTip(ctx context.Context, tip Hash) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	branch, err := r.branch()
 	if err != nil || tip.IsZero() {
 		return err
@@ -201,7 +204,12 @@ func (r *Repo) SetRemoteTip(ctx context.Context, tip Hash) error {
 	if err := r.breakStaleTrackingLock(branch); err != nil {
 		return err
 	}
-	_, err = r.git(ctx, "update-ref", trackingRef(branch), tip.String())
+	ref := trackingRef(branch)
+	cur, err := r.readRef(ref)
+	if err != nil || cur == tip {
+		return err
+	}
+	_, err = r.updateRef(ref, cur, tip, Signature{Name: "meta", When: time.Now()}, "meta: remote tip")
 	return err
 }
 

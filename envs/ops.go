@@ -1,0 +1,200 @@
+package envs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/afero"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+)
+
+// The operations behind meta's env, operator and access commands, one
+// each: the command layer parses flags and prints, these decide.
+
+// Import makes plain the app's env, replacing what was there; an app new
+// to the log is placed as any first event is (app's project and env, else
+// meta.yaml's defaults).
+func (e *Envs) Import(ctx context.Context, app *metav1.Address, plain dotenv.File, note Note) (*Result, error) {
+	return e.Modify(ctx, app, "import", note, func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
+}
+
+// KV is one key and the value to give it.
+type KV struct{ Key, Value string }
+
+// Set gives keys of the app's existing env new values, adding the keys it
+// lacks, keeping the file's order and comments.
+func (e *Envs) Set(ctx context.Context, domain string, sets []KV, note Note) (*Result, error) {
+	return e.Modify(ctx, &metav1.Address{App: domain}, "set", note, existing(domain, func(cur dotenv.File) (dotenv.File, error) {
+		for _, s := range sets {
+			if err := cur.Set(s.Key, s.Value); err != nil {
+				return cur, err
+			}
+		}
+		return cur, nil
+	}))
+}
+
+// Unset removes keys from the app's existing env; a key it does not have
+// refuses the whole change, naming it.
+func (e *Envs) Unset(ctx context.Context, domain string, keys []string, note Note) (*Result, error) {
+	return e.Modify(ctx, &metav1.Address{App: domain}, "unset", note, existing(domain, func(cur dotenv.File) (dotenv.File, error) {
+		var missing []string
+		for _, k := range keys {
+			if !cur.Unset(k) {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 {
+			return cur, fmt.Errorf("not set in the env of %s: %s", domain, strings.Join(missing, ", "))
+		}
+		return cur, nil
+	}))
+}
+
+// existing refuses, for the app's domain, to change an env the log does
+// not hold yet: set and unset need one, import starts one.
+func existing(domain string, change func(dotenv.File) (dotenv.File, error)) func(dotenv.File, bool) (dotenv.File, error) {
+	return func(cur dotenv.File, exists bool) (dotenv.File, error) {
+		if !exists {
+			return cur, fmt.Errorf("%w: %s has none in the log; start it with `meta env import`", store.ErrNoEnv, domain)
+		}
+		return change(cur)
+	}
+}
+
+// Edit decrypts the app's env into a private temporary file (mode 0600,
+// under dir, "" for the system's), lets edit change it (an editor, run on
+// its path), and commits what it saved, unless another operator changed
+// the env meanwhile. The file is overwritten and removed whatever happens.
+func (e *Envs) Edit(ctx context.Context, domain, dir string, edit func(path string) error, note Note) (*Result, error) {
+	file, digest, _, err := e.Open(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(dir, "meta-env-")
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(tmp, domain+projects.EnvExt)
+	defer func() {
+		shred(p)
+		os.RemoveAll(tmp)
+	}()
+	if err := os.WriteFile(p, file.Bytes(), 0o600); err != nil {
+		return nil, err
+	}
+	if err := edit(p); err != nil {
+		return nil, fmt.Errorf("%w; nothing was written", err)
+	}
+	saved, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := dotenv.Parse("your edit", saved)
+	if err != nil {
+		return nil, fmt.Errorf("%w; nothing was written", err)
+	}
+	note.Expect = digest
+	return e.Modify(ctx, &metav1.Address{App: domain}, "edit", note, func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
+}
+
+// shred overwrites a file before removing it, so that a plain-text env
+// does not linger in freed blocks of a disk-backed temporary directory.
+func shred(p string) {
+	if fi, err := os.Stat(p); err == nil {
+		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			f.Write(make([]byte, fi.Size()))
+			f.Sync()
+			f.Close()
+		}
+	}
+	os.Remove(p)
+}
+
+// Export writes the app's decrypted env to path, the plain file abra
+// reads: mode 0600, replaced whole or not at all.
+func (e *Envs) Export(ctx context.Context, domain, path string) error {
+	file, _, _, err := e.Open(ctx, domain)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(afero.NewOsFs(), path, file.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("export %s: %w", domain, err)
+	}
+	return nil
+}
+
+// Listing is one env file of the log and who can read it, as `meta env
+// ls` shows it; it decrypts nothing.
+type Listing struct {
+	Address projects.Address
+	Digest  string
+	// Readers are the operators (by name; by age key for a recipient no
+	// operator has) the file is encrypted to, sorted.
+	Readers []string
+	// Stale says the readers differ from those meta.yaml gives access.
+	Stale bool
+}
+
+// List lists the env files of the log.
+func (e *Envs) List() ([]Listing, error) {
+	files, err := e.Store.EnvFiles()
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.Store.Config()
+	out := make([]Listing, 0, len(files))
+	for _, f := range files {
+		l := Listing{Address: f.Address, Digest: sealed.Digest(f.Data), Readers: names(cfg, sealed.Recipients(f.Data)), Stale: cfg.Stale(f.Address.Project, f.Address.Env, f.Data)}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// names are the operators' names for age recipients, sorted; a recipient
+// no operator has stays its key.
+func names(cfg config.Config, recipients []string) []string {
+	out := []string{}
+	for _, r := range recipients {
+		if o, ok := cfg.OperatorByAge(r); ok {
+			r = o.Name
+		}
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// AddOperator adds an operator to meta.yaml and re-encrypts the env files
+// they may read, in one commit.
+func (e *Envs) AddOperator(ctx context.Context, o config.Operator, note Note) (*store.Written, error) {
+	return e.Rekey(ctx, "operator add "+o.Name, note, nil, func(c config.Config) (config.Config, error) { return c.WithOperator(o) })
+}
+
+// RemoveOperator removes an operator from meta.yaml and its access rules,
+// and re-encrypts without them the env files they could read.
+func (e *Envs) RemoveOperator(ctx context.Context, name string, note Note) (*store.Written, error) {
+	return e.Rekey(ctx, "operator rm "+name, note, nil, func(c config.Config) (config.Config, error) { return c.WithoutOperator(name) })
+}
+
+// SetAccess gives exactly operators access to scope's env files and
+// re-encrypts the files that changes.
+func (e *Envs) SetAccess(ctx context.Context, scope string, operators []string, note Note) (*store.Written, error) {
+	return e.Rekey(ctx, "access set "+scope, note, nil, func(c config.Config) (config.Config, error) { return c.WithAccess(scope, operators) })
+}
+
+// RemoveAccess drops scope's rule and re-encrypts the files that changes.
+func (e *Envs) RemoveAccess(ctx context.Context, scope string, note Note) (*store.Written, error) {
+	return e.Rekey(ctx, "access rm "+scope, note, nil, func(c config.Config) (config.Config, error) { return c.WithoutAccess(scope) })
+}
