@@ -1,0 +1,298 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// The commits of a write: step 5 of the commit path (see write.go).
+
+// commitTx commits tx: each added event on its own, then the env and
+// meta.yaml changes together. Events are a millisecond apart, so that their
+// ids sort in the order of the write.
+func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Written, error) {
+	out := &Written{}
+	batch := s.currentBatch()
+	n := 0
+	at := func() time.Time { n++; return now.Add(time.Duration(n-1) * time.Millisecond) }
+	for _, e := range tx.adds {
+		when := at()
+		if err := s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
+			return s.planEvent(tip, e, actor, now, when, opts, batch)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if tx.replaces() {
+		whens := make([]time.Time, len(tx.envs))
+		for i := range whens {
+			whens[i] = at()
+		}
+		if err := s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
+			return s.planChange(tip, tx, actor, now, whens, opts, batch)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// plannedCommit is one commit ready to be made: its files (records first),
+// message, author and time, events, and for a lone event the app's next
+// head.
+type plannedCommit struct {
+	files  []gitrepo.File
+	msg    string
+	actor  *metav1.Actor
+	when   time.Time
+	events []*metav1.Event
+	paths  []string
+	memo   *memo
+}
+
+type memo struct {
+	addr projects.Address
+	head *fold.Head
+}
+
+// commitRetrying plans a commit on the current tip and makes it, planning
+// again when a git process outside meta moved the branch meanwhile.
+func (s *Store) commitRetrying(out *Written, plan func(tip gitrepo.Hash) (*plannedCommit, error)) error {
+	for attempt := 1; ; attempt++ {
+		tip, err := s.repo.Head()
+		if err != nil {
+			return err
+		}
+		c, err := plan(tip)
+		if err != nil {
+			return err
+		}
+		commit, err := s.makeCommit(tip, c)
+		if errors.Is(err, gitrepo.ErrRaced) && attempt < maxRaces {
+			continue
+		}
+		if commit.IsZero() {
+			return err
+		}
+		if err != nil { // committed; a later step (ref sync, index) failed
+			out.Warnings = append(out.Warnings, err.Error())
+		}
+		out.Events = append(out.Events, c.events...)
+		out.Paths = append(out.Paths, c.paths...)
+		out.Commit = commit.String()
+		if c.memo != nil && c.memo.head != nil {
+			// The new event sits on every head, so the next head is one
+			// fold step away: memoise it and the next read needs no refold.
+			if tree, err := s.repo.TreeID(commit, c.memo.addr.Dir()); err == nil {
+				s.cache.StoreHead(c.memo.addr, tree, c.memo.head)
+			}
+		}
+		return nil
+	}
+}
+
+// makeCommit notes c's files in the journal, writes them into the work
+// tree and commits them on tip. A zero commit means nothing was committed,
+// and the work tree is as it was.
+func (s *Store) makeCommit(tip gitrepo.Hash, c *plannedCommit) (gitrepo.Hash, error) {
+	paths := make([]string, len(c.files))
+	for i, f := range c.files {
+		paths[i] = f.Path
+	}
+	// The note lets the next meta command finish or undo this commit if
+	// the process dies half way.
+	if err := s.journal.noteCommit(paths); err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	restore := func() {
+		for _, p := range paths {
+			s.restoreFile(tip, p)
+		}
+		s.journal.clearCommit()
+	}
+	for _, f := range c.files {
+		var err error
+		if f.Replace {
+			err = s.work.put(f.Path, f.Data, 0o644)
+		} else {
+			err = s.work.create(f.Path, f.Data)
+		}
+		if err != nil {
+			restore()
+			return gitrepo.ZeroHash, err
+		}
+	}
+	sig := gitrepo.Signature{Name: c.actor.GetName(), Email: c.actor.GetEmail(), When: c.when}
+	commit, err := s.repo.Commit(tip, c.files, c.msg, sig)
+	if commit.IsZero() {
+		restore()
+		return commit, err
+	}
+	s.journal.clearCommit()
+	return commit, err
+}
+
+// planEvent stamps and checks one added event for a commit on tip.
+func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now, when time.Time, opts AppendOptions, batch *Batch) (*plannedCommit, error) {
+	head, err := s.headOrNil(tip, e.addr)
+	if err != nil {
+		return nil, err
+	}
+	ev := proto.Clone(e.ev).(*metav1.Event)
+	if err := checkLease(head, ev, e.addr.App, actor, now, opts); err != nil {
+		return nil, err
+	}
+	batch.mark(ev)
+	idTime := stamp(ev, actor, e.addr, head, when)
+	if l := ev.GetLock(); l != nil {
+		// The lease runs from the event's own time, which a clock step
+		// back may have put after now.
+		l.Expires = timestamppb.New(idTime.Add(l.GetExpires().AsTime().Sub(now)))
+	}
+	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
+		// The env file in force now is what this deploy ran with.
+		if data, err := s.work.read(projects.EnvPath(e.addr)); err == nil {
+			ev.EnvDigest = sealed.Digest(data)
+		}
+	}
+	if rb := ev.GetRollback(); rb != nil && rb.GetFromVersion() == "" && head != nil {
+		rb.FromVersion = head.Version
+	}
+	data, err := record.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	p := record.Path(ev)
+	return &plannedCommit{
+		files:  []gitrepo.File{{Path: p, Data: data}},
+		msg:    commitMessage(ev),
+		actor:  actor,
+		when:   idTime,
+		events: []*metav1.Event{ev},
+		paths:  []string{p},
+		memo:   &memo{addr: e.addr, head: fold.Next(head, ev)},
+	}, nil
+}
+
+// planChange stamps and checks the env events of tx, with their env files
+// and meta.yaml, for one commit on tip.
+func (s *Store) planChange(tip gitrepo.Hash, tx *Tx, actor *metav1.Actor, now time.Time, whens []time.Time, opts AppendOptions, batch *Batch) (*plannedCommit, error) {
+	c := &plannedCommit{when: now, actor: actor}
+	var envFiles []gitrepo.File
+	for i, e := range tx.envs {
+		head, err := s.headOrNil(tip, e.addr)
+		if err != nil {
+			return nil, err
+		}
+		ev := proto.Clone(e.ev).(*metav1.Event)
+		if err := checkLease(head, ev, e.addr.App, actor, now, opts); err != nil {
+			return nil, err
+		}
+		batch.mark(ev)
+		idTime := stamp(ev, actor, e.addr, head, whens[i])
+		if i == 0 {
+			c.when = idTime
+		}
+		data, err := record.Marshal(ev)
+		if err != nil {
+			return nil, err
+		}
+		p := record.Path(ev)
+		c.events, c.paths = append(c.events, ev), append(c.paths, p)
+		c.files = append(c.files, gitrepo.File{Path: p, Data: data})
+		envFiles = append(envFiles, gitrepo.File{Path: projects.EnvPath(e.addr), Data: e.env, Replace: true})
+	}
+	c.files = append(c.files, envFiles...)
+	if tx.newCfg != nil {
+		c.files = append(c.files, gitrepo.File{Path: config.File, Data: tx.newCfg, Replace: true})
+	}
+	if len(c.events) == 1 && tx.newCfg == nil {
+		c.msg = commitMessage(c.events[0])
+	} else {
+		c.msg = changeMessage(tx.Message, c.events, actor)
+	}
+	return c, nil
+}
+
+// headOrNil is the head of the app at a on tip, nil when it has no events.
+func (s *Store) headOrNil(tip gitrepo.Hash, a projects.Address) (*fold.Head, error) {
+	h, err := s.head(tip, a)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return h, err
+}
+
+// stamp fills in what the store, not the caller, says about an event
+// appended at now: format, id, time, address, operator, parents (the app's
+// current heads) and the command line with secrets redacted. It returns
+// the time the id carries.
+func stamp(ev *metav1.Event, actor *metav1.Actor, addr projects.Address, head *fold.Head, now time.Time) time.Time {
+	ev.Format = record.FormatVersion
+	ev.Id = record.NewID(now)
+	idTime, _ := record.IDTime(ev.Id)
+	ev.Time = timestamppb.New(idTime)
+	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
+	ev.Actor = proto.Clone(actor).(*metav1.Actor)
+	ev.Parents = head.HeadIDs()
+	ev.Command = record.RedactCommand(ev.Command)
+	return idTime
+}
+
+// commitMessage is one readable line, then trailers git tools can parse.
+func commitMessage(ev *metav1.Event) string {
+	var subject strings.Builder
+	subject.WriteString(record.KindName(ev.GetKind()) + " " + ev.GetAddress().GetApp())
+	switch {
+	case ev.GetSecret() != nil:
+		subject.WriteString(" " + strings.TrimSpace(ev.GetSecret().GetName()+" "+ev.GetSecret().GetVersion()))
+	case ev.GetVolume() != nil:
+		subject.WriteString(" " + ev.GetVolume().GetName())
+	case ev.GetVersion() != "":
+		subject.WriteString(" " + ev.GetVersion())
+	case ev.GetChaosVersion() != "":
+		subject.WriteString(" " + ev.GetChaosVersion())
+	}
+	subject.WriteString(" by " + ev.GetActor().GetName())
+	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+		subject.WriteString(" (" + record.OutcomeName(ev.GetOutcome()) + ")")
+	}
+	var b strings.Builder
+	b.WriteString(oneLine(subject.String()) + "\n")
+	if m := strings.TrimSpace(ev.GetMessage()); m != "" {
+		b.WriteString("\n" + m + "\n")
+	}
+	b.WriteString("\nMeta-Event: " + ev.GetId() + "\n")
+	b.WriteString("Meta-Operator: " + oneLine(record.Operator(ev.GetActor().GetName(), ev.GetActor().GetEmail())) + "\n")
+	b.WriteString("Meta-Outcome: " + record.OutcomeName(ev.GetOutcome()) + "\n")
+	return b.String()
+}
+
+// changeMessage is the commit message of a change with several events.
+func changeMessage(subject string, events []*metav1.Event, actor *metav1.Actor) string {
+	if subject == "" {
+		subject = fmt.Sprintf("change %d env files", len(events))
+	}
+	var b strings.Builder
+	b.WriteString(oneLine(subject+" by "+actor.GetName()) + "\n\n")
+	for _, ev := range events {
+		b.WriteString("Meta-Event: " + ev.GetId() + "\n")
+	}
+	b.WriteString("Meta-Operator: " + oneLine(record.Operator(actor.GetName(), actor.GetEmail())) + "\n")
+	return b.String()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
