@@ -145,8 +145,20 @@ func (s *Store) makeCommit(tip gitrepo.Hash, c *plannedCommit) (gitrepo.Hash, er
 	return commit, err
 }
 
-// planEvent stamps and checks one added event for a commit on tip.
-func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now, when time.Time, opts AppendOptions, batch *Batch) (*plannedCommit, error) {
+// stamped is an event ready for a commit: checked against the app's
+// lease, stamped, validated and encoded.
+type stamped struct {
+	ev   *metav1.Event
+	head *fold.Head // the app's head before it
+	data []byte
+	path string
+	at   time.Time // the time its id carries
+}
+
+// stampEvent checks e against the lease on its app at tip, stamps a copy
+// of its event at when and encodes it: what every event of a commit goes
+// through, whatever it records.
+func (s *Store) stampEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now, when time.Time, opts AppendOptions, batch *Batch) (*stamped, error) {
 	head, err := s.headOrNil(tip, e.addr)
 	if err != nil {
 		return nil, err
@@ -156,11 +168,11 @@ func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now,
 		return nil, err
 	}
 	batch.mark(ev)
-	idTime := stamp(ev, actor, e.addr, head, when)
+	at := stamp(ev, actor, e.addr, head, when)
 	if l := ev.GetLock(); l != nil {
 		// The lease runs from the event's own time, which a clock step
 		// back may have put after now.
-		l.Expires = timestamppb.New(idTime.Add(l.GetExpires().AsTime().Sub(now)))
+		l.Expires = timestamppb.New(at.Add(l.GetExpires().AsTime().Sub(now)))
 	}
 	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
 		// The env file in force now is what this deploy ran with.
@@ -175,44 +187,41 @@ func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now,
 	if err != nil {
 		return nil, err
 	}
-	p := record.Path(ev)
+	return &stamped{ev: ev, head: head, data: data, path: record.Path(ev), at: at}, nil
+}
+
+// planEvent plans the commit of one added event on tip.
+func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now, when time.Time, opts AppendOptions, batch *Batch) (*plannedCommit, error) {
+	st, err := s.stampEvent(tip, e, actor, now, when, opts, batch)
+	if err != nil {
+		return nil, err
+	}
 	return &plannedCommit{
-		files:  []gitrepo.File{{Path: p, Data: data}},
-		msg:    commitMessage(ev),
+		files:  []gitrepo.File{{Path: st.path, Data: st.data}},
+		msg:    commitMessage(st.ev),
 		actor:  actor,
-		when:   idTime,
-		events: []*metav1.Event{ev},
-		paths:  []string{p},
-		memo:   &memo{addr: e.addr, head: fold.Next(head, ev)},
+		when:   st.at,
+		events: []*metav1.Event{st.ev},
+		paths:  []string{st.path},
+		memo:   &memo{addr: e.addr, head: fold.Next(st.head, st.ev)},
 	}, nil
 }
 
-// planChange stamps and checks the env events of tx, with their env files
-// and meta.yaml, for one commit on tip.
+// planChange plans the one commit of tx's env events, with their env
+// files and meta.yaml, on tip.
 func (s *Store) planChange(tip gitrepo.Hash, tx *Tx, actor *metav1.Actor, now time.Time, whens []time.Time, opts AppendOptions, batch *Batch) (*plannedCommit, error) {
 	c := &plannedCommit{when: now, actor: actor}
 	var envFiles []gitrepo.File
 	for i, e := range tx.envs {
-		head, err := s.headOrNil(tip, e.addr)
+		st, err := s.stampEvent(tip, e, actor, now, whens[i], opts, batch)
 		if err != nil {
 			return nil, err
 		}
-		ev := proto.Clone(e.ev).(*metav1.Event)
-		if err := checkLease(head, ev, e.addr.App, actor, now, opts); err != nil {
-			return nil, err
-		}
-		batch.mark(ev)
-		idTime := stamp(ev, actor, e.addr, head, whens[i])
 		if i == 0 {
-			c.when = idTime
+			c.when = st.at
 		}
-		data, err := record.Marshal(ev)
-		if err != nil {
-			return nil, err
-		}
-		p := record.Path(ev)
-		c.events, c.paths = append(c.events, ev), append(c.paths, p)
-		c.files = append(c.files, gitrepo.File{Path: p, Data: data})
+		c.events, c.paths = append(c.events, st.ev), append(c.paths, st.path)
+		c.files = append(c.files, gitrepo.File{Path: st.path, Data: st.data})
 		envFiles = append(envFiles, gitrepo.File{Path: projects.EnvPath(e.addr), Data: e.env, Replace: true})
 	}
 	c.files = append(c.files, envFiles...)
