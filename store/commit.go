@@ -142,6 +142,14 @@ func (s *Store) makeCommit(tip gitrepo.Hash, c *plannedCommit) (gitrepo.Hash, er
 		return commit, err
 	}
 	s.journal.clearCommit()
+	for _, f := range c.files {
+		if f.Path == config.File {
+			// The store answers with the meta.yaml it just committed.
+			if _, rerr := s.reloadConfig(); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}
 	return commit, err
 }
 

@@ -241,7 +241,12 @@ func (s *Store) pushWritten(ctx context.Context, tx *Tx, out *Written) error {
 		if uerr := s.undo(gitrepo.NewHash(out.Commit), tx.tip); uerr != nil {
 			return fmt.Errorf("%w; and taking this change back failed: %v", err, uerr)
 		}
-		return fmt.Errorf("%w: another operator changed the same file and pushed first; nothing was written, run the command again on top of their change", ErrConflict)
+		// This clone then takes the change that won, so that the
+		// operator's next command starts from it.
+		if perr := s.pull(ctx); perr != nil {
+			return fmt.Errorf("%w: another operator changed the same file and pushed first; nothing was written, and bringing in their change failed: %v", ErrConflict, perr)
+		}
+		return fmt.Errorf("%w: another operator changed the same file and pushed first; nothing was written: run the command again on top of their change", ErrConflict)
 	default:
 		out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v; `meta sync` pushes it", err))
 	}
