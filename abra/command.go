@@ -71,6 +71,23 @@ func (c Command) StateChanging() bool {
 	return false
 }
 
+// VersionArg is the version the command line asks for, or "": the first
+// argument (deploy, upgrade, rollback), the second after the recipe (new).
+func (c Command) VersionArg() string {
+	if c.Action == New {
+		return c.Arg(1)
+	}
+	return c.Arg(0)
+}
+
+// RecipeArg is the recipe `app new` names, "" for other commands.
+func (c Command) RecipeArg() string {
+	if c.Action == New {
+		return c.Arg(0)
+	}
+	return ""
+}
+
 // Arg is the i-th positional argument after the domain, or "".
 func (c Command) Arg(i int) string {
 	if i < len(c.Args) {

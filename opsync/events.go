@@ -72,7 +72,7 @@ func place(tx *store.Tx, events []recorded) error {
 }
 
 // events are what the log records of cmd, which exited with code.
-func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, code int, signaled bool) ([]recorded, error) {
+func (r *Runner) events(cmd abra.Command, argv []string, before []envFile, code int, signaled bool) ([]recorded, error) {
 	outcome := metav1.Outcome_OUTCOME_SUCCEEDED
 	switch {
 	case signaled:
@@ -89,16 +89,15 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []abra.EnvFile, 
 		return nil, errors.New("no app domain on the command line, and abra wrote no new env file")
 	}
 	line := append([]string{filepath.Base(argv[0])}, argv[1:]...)
-	server := ""
+	// The server and recipe are the env file's; without one (a new app
+	// abra failed to write), what the command line said.
+	server, recipe := cmd.Server, cmd.RecipeArg()
 	if env != nil {
 		server = env.Server
+		recipe, _, _ = abra.Recipe(env.data)
 	}
 	base := func(kind metav1.Kind) *metav1.Event {
-		ev := &metav1.Event{Kind: kind, Outcome: outcome, Command: line, Address: &metav1.Address{App: domain}}
-		if env != nil {
-			ev.Recipe, _, _ = abra.Recipe(env.data)
-		}
-		return ev
+		return &metav1.Event{Kind: kind, Outcome: outcome, Command: line, Address: &metav1.Address{App: domain}, Recipe: recipe}
 	}
 	one := func(events ...*metav1.Event) []recorded {
 		out := make([]recorded, len(events))
@@ -157,54 +156,62 @@ type envFile struct {
 	data []byte
 }
 
+// readEnvFiles reads the env files abra keeps for domain (every app's for
+// ""), with their content now.
+func readEnvFiles(abraDir, domain string) ([]envFile, error) {
+	files, err := abra.EnvFiles(abraDir, domain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]envFile, len(files))
+	for i, f := range files {
+		out[i] = envFile{EnvFile: f, data: abra.ReadFile(f.Path)}
+	}
+	return out, nil
+}
+
 // envAfter finds the app's env file after the command: where it was, where
-// abra moved it, or (for new) the one abra created.
-func (r *Runner) envAfter(cmd abra.Command, before []abra.EnvFile, ok bool) (string, *envFile, error) {
+// abra moved it, what it said before abra removed it, or (for new) the one
+// abra created.
+func (r *Runner) envAfter(cmd abra.Command, before []envFile, ok bool) (string, *envFile, error) {
 	domain := cmd.Domain
-	var found []abra.EnvFile
-	var err error
+	now, err := readEnvFiles(r.AbraDir, domain)
+	if err != nil {
+		return "", nil, err
+	}
+	var found []envFile
 	switch {
 	case cmd.Action == abra.New && domain == "":
-		now, err := abra.EnvFiles(r.AbraDir, "")
-		if err != nil {
-			return "", nil, err
-		}
 		found = added(before, now)
 		if len(found) == 1 {
 			domain = found[0].Domain
 		}
 	case domain != "":
-		if found, err = abra.EnvFiles(r.AbraDir, domain); err != nil {
-			return "", nil, err
-		}
+		found = now
 		if len(found) == 0 {
-			found = before // removed: read what it said
+			found = before // removed: what it said before
 		}
 		if cmd.Action == abra.Move && ok {
 			for _, f := range found {
 				if f.Server == cmd.Arg(0) {
-					found = []abra.EnvFile{f}
+					found = []envFile{f}
 				}
 			}
 		}
 	}
-	if len(found) != 1 {
+	if len(found) != 1 || found[0].data == nil {
 		return domain, nil, nil
 	}
-	data := abra.ReadFile(found[0].Path)
-	if data == nil {
-		return domain, nil, nil
-	}
-	return domain, &envFile{EnvFile: found[0], data: data}, nil
+	return domain, &found[0], nil
 }
 
 // added are the env files in now that were not in before.
-func added(before, now []abra.EnvFile) []abra.EnvFile {
+func added(before, now []envFile) []envFile {
 	had := map[string]bool{}
 	for _, f := range before {
 		had[f.Path] = true
 	}
-	var out []abra.EnvFile
+	var out []envFile
 	for _, f := range now {
 		if !had[f.Path] {
 			out = append(out, f)
@@ -221,12 +228,10 @@ func (r *Runner) version(ev *metav1.Event, cmd abra.Command, env *envFile, ok bo
 	if env != nil {
 		_, written, _ = abra.Recipe(env.data)
 	}
-	if !ok {
+	if !ok || written == "" {
 		// abra rewrites the line only on success: the version tried is
 		// the one asked for.
-		written = cmd.Arg(0)
-	} else if written == "" {
-		written = cmd.Arg(0)
+		written = cmd.VersionArg()
 	}
 	if cmd.Chaos {
 		ev.ChaosVersion = written
@@ -273,7 +278,7 @@ func (r *Runner) secretEvents(cmd abra.Command, env *envFile, base func(metav1.K
 
 // moveEvents record a move under the env the app left and, when the new
 // server maps to another env, under the env it arrived in (see place).
-func moveEvents(cmd abra.Command, before []abra.EnvFile, env *envFile, ev *metav1.Event) ([]recorded, error) {
+func moveEvents(cmd abra.Command, before []envFile, env *envFile, ev *metav1.Event) ([]recorded, error) {
 	to := cmd.Arg(0)
 	if to == "" {
 		return nil, errors.New("abra app move named no server to move to")

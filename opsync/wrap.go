@@ -83,13 +83,11 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 		// Not an app command: nothing to check or record.
 		return r.Pass(argv)
 	}
-	var before []abra.EnvFile
-	if cmd.Domain != "" {
-		if before, err = abra.EnvFiles(r.AbraDir, cmd.Domain); err != nil {
-			return nil, err
-		}
-	} else if cmd.Action == abra.New {
-		if before, err = abra.EnvFiles(r.AbraDir, ""); err != nil {
+	// The env files as they are before abra runs, read now: a remove
+	// deletes the app's, and what it said is what the event records.
+	var before []envFile
+	if cmd.Domain != "" || cmd.Action == abra.New {
+		if before, err = readEnvFiles(r.AbraDir, cmd.Domain); err != nil {
 			return nil, err
 		}
 	}
@@ -138,7 +136,7 @@ func (r *Runner) now() time.Time {
 
 // prepare is the "before": sync (fatal for a command that changes a
 // server), the lease, and the version the operator's env file claims.
-func (r *Runner) prepare(ctx context.Context, cmd abra.Command, before []abra.EnvFile) error {
+func (r *Runner) prepare(ctx context.Context, cmd abra.Command, before []envFile) error {
 	changing := cmd.StateChanging()
 	if !r.Options.NoSync {
 		if changing {
@@ -171,7 +169,7 @@ func (r *Runner) prepare(ctx context.Context, cmd abra.Command, before []abra.En
 		}
 	}
 	if len(before) == 1 {
-		r.checkVersion(cmd, h, abra.ReadFile(before[0].Path), before[0].Path)
+		r.checkVersion(cmd, h, before[0].data, before[0].Path)
 	}
 	if h.Forked {
 		r.Warn("the log of %s is forked (operators appended without seeing each other); see `meta head %s`", cmd.Domain, cmd.Domain)
