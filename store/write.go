@@ -211,7 +211,10 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 			return out, nil
 		}
 		if !tx.exclusive() {
-			return out, s.pushWritten(ctx, tx, out)
+			if err := s.pushWritten(ctx, tx, out); err != nil {
+				return nil, err
+			}
+			return out, nil
 		}
 		perr := s.pushOnce(ctx)
 		if perr == nil {
