@@ -30,11 +30,12 @@ func (s syncState) load() syncTimes {
 	return t
 }
 
-// save keeps t; a state that cannot be written only costs an extra fetch.
+// save keeps t. A state lost or not written only costs an extra fetch, so
+// it is not synced.
 func (s syncState) save(t syncTimes) {
 	data, _ := json.Marshal(t)
 	if os.MkdirAll(filepath.Dir(s.path), 0o755) == nil {
-		atomicfile.Write(afero.NewOsFs(), s.path, data, 0o644)
+		atomicfile.WriteUnsynced(afero.NewOsFs(), s.path, data, 0o644)
 	}
 }
 

@@ -32,9 +32,16 @@ func (w *worktree) create(p string, data []byte) error {
 }
 
 // put writes a file whole or not at all, with the given permissions.
+// Records are not synced: a record's bytes are a git object, synced before
+// its commit is reported, and reads use the work tree's copy only when its
+// hash is that blob's, so a copy a crash damaged costs a read from git, not
+// an event. Env files and meta.yaml, which people and sops read here, are.
 func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
 	if err := w.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
 		return err
+	}
+	if _, err := projects.ParseRecordPath(p); err == nil {
+		return atomicfile.WriteUnsynced(w.fs, p, data, perm)
 	}
 	return atomicfile.Write(w.fs, p, data, perm)
 }

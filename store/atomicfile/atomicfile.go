@@ -5,7 +5,9 @@
 // The data goes to a hidden temporary file beside the target, is synced,
 // given its mode and renamed over the target; then the directory is synced
 // so that the rename survives a crash. Readers see the old file or the new
-// one, never part of either.
+// one, never part of either. Data that is always safe to lose (a cache, a
+// copy of what git holds) is written the same way without the two syncs:
+// WriteUnsynced.
 package atomicfile
 
 import (
@@ -26,10 +28,22 @@ import (
 // Discard can remove what a killed write left.
 const tempMarker = ".meta-tmp-"
 
-// Write replaces name in fsys with data, with permissions perm. Writers of
-// the same name may run at once: each has its own temporary file, and the
-// last rename wins.
-func Write(fsys afero.Fs, name string, data []byte, perm os.FileMode) (err error) {
+// Write replaces name in fsys with data, with permissions perm, durably:
+// when it returns, the file survives a crash or power loss. Writers of the
+// same name may run at once: each has its own temporary file, and the last
+// rename wins.
+func Write(fsys afero.Fs, name string, data []byte, perm os.FileMode) error {
+	return write(fsys, name, data, perm, true)
+}
+
+// WriteUnsynced is Write for data that is always safe to lose, which a
+// crash may leave as it was before: it skips the file's and the
+// directory's sync, which cost more than the rest of a small write.
+func WriteUnsynced(fsys afero.Fs, name string, data []byte, perm os.FileMode) error {
+	return write(fsys, name, data, perm, false)
+}
+
+func write(fsys afero.Fs, name string, data []byte, perm os.FileMode, durable bool) (err error) {
 	dir, base := filepath.Split(name)
 	var suffix [6]byte
 	rand.Read(suffix[:])
@@ -44,7 +58,7 @@ func Write(fsys afero.Fs, name string, data []byte, perm os.FileMode) (err error
 		}
 	}()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -60,6 +74,9 @@ func Write(fsys afero.Fs, name string, data []byte, perm os.FileMode) (err error
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if !durable {
+		return nil
 	}
 	if err := syncDir(fsys, dir); err != nil {
 		return fmt.Errorf("write %s: written, but its directory was not synced: %w", name, err)

@@ -106,7 +106,7 @@ func (c *Cache) StoreRecords(a projects.Address, ids []gitrepo.Hash, recs map[gi
 
 func (c *Cache) write(name string, data []byte) {
 	if c.fs.MkdirAll(path.Dir(name), 0o755) == nil {
-		atomicfile.Write(c.fs, name, data, 0o644)
+		atomicfile.WriteUnsynced(c.fs, name, data, 0o644)
 	}
 }
 
