@@ -153,11 +153,7 @@ func (s *Store) checkSealed(ctx context.Context, envs []historyFile) ([]Finding,
 
 // checkEnvs compares the sealed env files in the work tree with the branch
 // tip, and their recipients with meta.yaml's access rules.
-func (s *Store) checkEnvs(committed map[string]gitrepo.Hash) ([]Finding, error) {
-	tip, err := s.repo.Head()
-	if err != nil {
-		return nil, err
-	}
+func (s *Store) checkEnvs(tip gitrepo.Hash, committed map[string]gitrepo.Hash) ([]Finding, error) {
 	apps, err := s.envApps(tip)
 	if err != nil {
 		return nil, err
@@ -214,7 +210,7 @@ func (s *Store) checkWorkTree(ctx context.Context) ([]Finding, error) {
 			}
 		}
 	}
-	envFindings, err := s.checkEnvs(committed)
+	envFindings, err := s.checkEnvs(tip, committed)
 	if err != nil {
 		return nil, err
 	}
