@@ -14,18 +14,18 @@ const module = "git.coopcloud.tech/coop-cloud/meta"
 // and nothing reaches around the layer below it. docs/ARCHITECTURE.md
 // explains each.
 var layers = map[string]int{
-	"gen/meta/v1":                     0,
-	"projects":                        0,
-	"sealed/dotenv":                   0,
-	"store/atomicfile":                0,
-	"store/gitrepo/internal/gitindex": 0,
+	"gen/meta/v1":      0,
+	"projects":         0,
+	"sealed/dotenv":    0,
+	"store/atomicfile": 0,
 
-	"store/record":  1,
-	"store/gitrepo": 1,
-	"sealed":        1,
-	"swarm":         1,
-	"abra":          1,
+	"store/record":                    1,
+	"store/gitrepo/internal/gitindex": 1,
+	"sealed":                          1,
+	"swarm":                           1,
+	"abra":                            1,
 
+	"store/gitrepo":   2,
 	"store/fold":      2,
 	"store/config":    2,
 	"notify":          2,

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+	"github.com/spf13/afero"
 )
 
 // Split index: once an index is large, meta keeps most entries in a shared
@@ -168,13 +171,9 @@ func (e entry) key() string {
 func writeShared(indexPath string, entries []entry) ([]byte, error) {
 	data := encode(entries, nil)
 	id := data[len(data)-sha1.Size:]
-	path := sharedPath(indexPath, id)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return nil, fmt.Errorf("write shared index: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	// Whole or not at all, and, like the index that names it, not synced
+	// (git rebuilds an index; meta's commit stands without one).
+	if err := atomicfile.WriteUnsynced(afero.NewOsFs(), sharedPath(indexPath, id), data, 0o644); err != nil {
 		return nil, fmt.Errorf("write shared index: %w", err)
 	}
 	return id, nil
