@@ -36,6 +36,24 @@ func TestRefusesRepositoriesItDoesNotUnderstand(t *testing.T) {
 			git(t, dir, "init", "-q", "-b", "main")
 			git(t, dir, "config", "core.repositoryformatversion", "7")
 		}, "repositoryformatversion"},
+		{"a format version without a value", func(t *testing.T, dir string) {
+			git(t, dir, "init", "-q", "-b", "main")
+			appendConfig(t, dir, "[core]\n\trepositoryformatversion\n")
+		}, "repositoryformatversion"},
+		{"an extension in a subsection", func(t *testing.T, dir string) {
+			git(t, dir, "init", "-q", "-b", "main")
+			git(t, dir, "config", "core.repositoryformatversion", "1")
+			appendConfig(t, dir, "[extensions \"x\"]\n\ty = z\n")
+		}, "extensions"},
+		{"a partial clone", func(t *testing.T, dir string) {
+			src := t.TempDir()
+			git(t, src, "init", "-q", "-b", "main")
+			os.WriteFile(filepath.Join(src, "README"), []byte("ops\n"), 0o644)
+			git(t, src, "add", "README")
+			git(t, src, "commit", "-qm", "start")
+			git(t, src, "config", "uploadpack.allowFilter", "true")
+			git(t, filepath.Dir(dir), "clone", "-q", "--filter=blob:none", "file://"+src, dir)
+		}, "partial clone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +111,30 @@ func TestJoinRefusesASHA256Remote(t *testing.T) {
 				t.Fatalf("join pushed to the remote it refused: %s", got)
 			}
 		})
+	}
+}
+
+// appendConfig adds text to the repository's .git/config as a person would
+// with an editor.
+func appendConfig(t *testing.T, dir, text string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, ".git", "config"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A format version git reads as 0 or 1 is one meta reads too.
+func TestAcceptsFormatVersionsAsGitReadsThem(t *testing.T) {
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "config", "core.repositoryformatversion", "01")
+	if _, err := Init(dir, InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}); err != nil {
+		t.Fatalf("init: %v", err)
 	}
 }
 

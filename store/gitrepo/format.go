@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/format/config"
@@ -57,14 +58,30 @@ func checkFormat(gitDir string) error {
 	if err := config.NewDecoder(bytes.NewReader(data)).Decode(cfg); err != nil {
 		return fmt.Errorf("%w: .git/config is not a git config file: %v", ErrUnsupported, err)
 	}
-	switch v := cfg.Section("core").Options.Get("repositoryformatversion"); v {
-	case "", "0", "1":
-	default:
-		return fmt.Errorf("%w: core.repositoryformatversion is %s; meta knows versions 0 and 1", ErrUnsupported, v)
+	if core := cfg.Section("core"); core.HasOption("repositoryformatversion") {
+		// Read as git reads an integer: "01" is 1, a key without a value
+		// is an error.
+		v := strings.TrimSpace(core.Options.Get("repositoryformatversion"))
+		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 1 {
+			return fmt.Errorf("%w: core.repositoryformatversion is %q; meta knows versions 0 and 1", ErrUnsupported, v)
+		}
 	}
 	// Checked whatever the version: git ignores some extensions in
 	// version 0, but a repository that names one was meant to have it.
-	for _, o := range cfg.Section("extensions").Options {
+	ext := cfg.Section("extensions")
+	if len(ext.Subsections) > 0 {
+		return fmt.Errorf("%w: [extensions %q] is set, which meta does not know; it refuses to write what it might corrupt", ErrUnsupported, ext.Subsections[0].Name)
+	}
+	for _, r := range cfg.Section("remote").Subsections {
+		// A key without a value is true, as git reads a boolean.
+		if v := r.Options.Get("promisor"); r.HasOption("promisor") && (v == "" || isTrue(v)) {
+			return fmt.Errorf("%w: it is a partial clone (remote.%s.promisor), missing objects meta reads; clone it whole", ErrUnsupported, r.Name)
+		}
+	}
+	if promisors, _ := filepath.Glob(filepath.Join(gitDir, "objects", "pack", "*.promisor")); len(promisors) > 0 {
+		return fmt.Errorf("%w: it is a partial clone (%s), missing objects meta reads; clone it whole", ErrUnsupported, filepath.Base(promisors[0]))
+	}
+	for _, o := range ext.Options {
 		key := strings.ToLower(o.Key)
 		check, ok := knownExtensions[key]
 		if !ok {
@@ -78,4 +95,13 @@ func checkFormat(gitDir string) error {
 		return fmt.Errorf("%w: it is a shallow clone, without the history meta checks and replays; `git fetch --unshallow` fetches it", ErrUnsupported)
 	}
 	return nil
+}
+
+// isTrue reads a git boolean.
+func isTrue(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "yes", "on", "1":
+		return true
+	}
+	return false
 }
