@@ -104,7 +104,14 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 	if err := repo.EnsureBranch(ctx, gitrepo.DefaultBranch); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	if s, err := Open(dir); err == nil {
+	s, err := Open(dir)
+	if err != nil && !errors.Is(err, ErrNotLog) {
+		// A log is there, but no meta could read it: do not start another
+		// one over it.
+		removeClone(dir, existed)
+		return nil, fmt.Errorf("init %s: the remote holds a log this meta cannot read: %w", dir, err)
+	}
+	if err == nil {
 		now := time.Now() // one instant: a sync after an attempt means it worked
 		s.state.save(syncTimes{LastSync: now, LastAttempt: now})
 		// Read every record once now, while the operator expects a clone
@@ -114,8 +121,7 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 		}
 		return s, nil // joined an existing log
 	}
-	s, err := Init(dir, opts.InitOptions)
-	if err != nil {
+	if s, err = Init(dir, opts.InitOptions); err != nil {
 		return nil, err
 	}
 	if err := s.Sync(ctx); err != nil {

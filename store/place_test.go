@@ -1,10 +1,12 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
@@ -30,5 +32,96 @@ func TestAppendPlacesNewAppsWithTheDefaultsThePullBrought(t *testing.T) {
 	out := mustAppend(t, bob, deploy("a.example.com", "1.0.0"))
 	if a := out.Event.GetAddress(); a.GetProject() != "coop2" || a.GetEnv() != "staging" {
 		t.Fatalf("the new app went to %s/%s, want coop2/staging", a.GetProject(), a.GetEnv())
+	}
+}
+
+// A hand edit of meta.yaml that is not committed neither steers a write
+// nor is swept into one: writes read meta.yaml as committed, and a change
+// of meta.yaml refuses to replace the edit (review F5).
+func TestUncommittedMetaYAMLEditsAreNotUsedNorCommitted(t *testing.T) {
+	s := newLog(t)
+	cfg := filepath.Join(s.Root(), config.File)
+	data, _ := os.ReadFile(cfg)
+	edited := strings.Replace(string(data), "project: coop", "project: handedit", 1)
+	os.WriteFile(cfg, []byte(edited), 0o644)
+	out := mustAppend(t, s, deploy("u.example.com", "1.0.0"))
+	if p := out.Event.GetAddress().GetProject(); p != "coop" {
+		t.Fatalf("the new app went to project %s, from an uncommitted edit", p)
+	}
+	_, err := s.Write(ctx, alice, time.Now(), AppendOptions{Offline: true}, func(tx *Tx) error {
+		return tx.PutConfig(tx.Config())
+	})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), config.File) {
+		t.Fatalf("a meta.yaml change over a hand edit: %v", err)
+	}
+	if got, _ := os.ReadFile(cfg); string(got) != edited {
+		t.Fatalf("the hand edit is gone: %q", got)
+	}
+	if got := git(t, s.Root(), "show", "HEAD:"+config.File); strings.Contains(got, "handedit") {
+		t.Fatalf("the hand edit was committed")
+	}
+}
+
+// A meta.yaml the remote cannot have (not YAML, against its schema, or
+// deleted) is not brought in: the pull is refused, saying so, reads go on
+// from this clone, and once the remote is mended everything works again
+// (review F3).
+func TestBadMetaYAMLFromTheRemoteBricksNoClone(t *testing.T) {
+	for name, bad := range map[string]func(t *testing.T, dir string){
+		"not yaml": func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, config.File), []byte("project: [unclosed\n"), 0o644)
+		},
+		"against its schema": func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, config.File), []byte("version: 1\nsync_cooldown: forever\n"), 0o644)
+		},
+		"deleted": func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, config.File)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			remote := bareRemote(t)
+			mine := join(t, remote)
+			mustAppend(t, mine, deploy("a.example.com", "1.0.0"))
+			bob := t.TempDir()
+			git(t, bob, "clone", "-q", remote, ".")
+			good, _ := os.ReadFile(filepath.Join(bob, config.File))
+			bad(t, bob)
+			git(t, bob, "add", "-A")
+			git(t, bob, "commit", "-qm", "break meta.yaml")
+			git(t, bob, "push", "-q", "origin", "main")
+
+			_, err := mine.Append(ctx, deploy("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{})
+			if err == nil || !strings.Contains(err.Error(), config.File) {
+				t.Fatalf("append over a broken remote meta.yaml: %v", err)
+			}
+			warning, err := mine.Refresh(ctx, true)
+			if err != nil || !strings.Contains(warning, config.File) {
+				t.Fatalf("refresh: %q, %v", warning, err)
+			}
+			if h, err := mine.Head("a.example.com"); err != nil || h.Version != "1.0.0" {
+				t.Fatalf("head: %+v, %v", h, err)
+			}
+			if reopened, err := Open(mine.Root()); err != nil {
+				t.Fatalf("the clone no longer opens: %v", err)
+			} else {
+				reopened.Close()
+			}
+			if name != "deleted" {
+				// A newcomer is told, and left nothing to clean up.
+				dir := filepath.Join(t.TempDir(), "carol")
+				if _, err := Join(ctx, dir, JoinOptions{URL: remote}); err == nil || !strings.Contains(err.Error(), config.File) {
+					t.Fatalf("join of the broken log: %v", err)
+				}
+				if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("join left %s behind", dir)
+				}
+			}
+			os.WriteFile(filepath.Join(bob, config.File), good, 0o644)
+			git(t, bob, "add", "-A")
+			git(t, bob, "commit", "-qm", "mend meta.yaml")
+			git(t, bob, "push", "-q", "origin", "main")
+			if out := mustAppend(t, mine, deploy("a.example.com", "2.0.0")); !out.Pushed {
+				t.Fatalf("not pushed after the mend: %v", out.Warnings)
+			}
+			assertClean(t, mine.Root())
+		})
 	}
 }

@@ -67,29 +67,28 @@ type Store struct {
 
 // Open opens the log whose work tree is root.
 func Open(root string) (*Store, error) {
-	data, err := os.ReadFile(filepath.Join(root, config.File))
-	if err != nil {
+	if !isFile(filepath.Join(root, config.File)) {
 		return nil, fmt.Errorf("%w: %s has no %s", ErrNotLog, root, config.File)
-	}
-	cfg, err := config.Parse(data)
-	if err != nil {
-		return nil, err
 	}
 	repo, err := gitrepo.Open(root)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	metaDir := filepath.Join(repo.GitDir(), "meta")
-	return &Store{
+	s := &Store{
 		root:    root,
 		gitDir:  repo.GitDir(),
 		repo:    repo,
-		cfg:     cfg,
 		work:    &worktree{fs: afero.NewBasePathFs(afero.NewOsFs(), root)},
 		cache:   cache.New(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(metaDir, "cache"))),
 		journal: journal{dir: metaDir},
 		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
-	}, nil
+	}
+	if _, err := s.reloadConfig(); err != nil {
+		repo.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close releases the git process the log may have started for reading.
@@ -109,15 +108,26 @@ func (s *Store) now() time.Time {
 	return time.Now()
 }
 
-// reloadConfig reads meta.yaml again, after a pull may have changed it.
+// reloadConfig reads meta.yaml again, as the branch tip has it: after a
+// pull or a write may have changed it. An edit of the work tree's copy
+// that is not committed is the operator's, not the log's, and changes
+// nothing meta does (a log being started, whose meta.yaml is not committed
+// yet, is read from the work tree).
 func (s *Store) reloadConfig() ([]byte, error) {
-	data, err := s.work.read(config.File)
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.repo.FileAt(tip, config.File)
+	if err == nil && data == nil {
+		data, err = s.work.read(config.File)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", config.File, err)
 	}
 	cfg, err := config.Parse(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; mend it and commit it (git commit %s), or take back the commit that broke it", err, config.File)
 	}
 	s.cfg = cfg
 	return data, nil

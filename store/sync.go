@@ -26,6 +26,9 @@ var (
 	ErrConflict = gitrepo.ErrConflict
 	// ErrUnexpected: the app's head is not what the operator expected.
 	ErrUnexpected = errors.New("head is not as expected")
+	// ErrBadRemote: the remote holds what no meta could go on from, so
+	// this clone does not take it in.
+	ErrBadRemote = errors.New("the remote's log is broken")
 )
 
 // maxPushes bounds how often a write retries its push when others keep
@@ -114,6 +117,9 @@ func (s *Store) integrate(ctx context.Context, remote gitrepo.Hash) error {
 	if err := s.preflight(changes); err != nil {
 		return err
 	}
+	if err := s.checkIncomingConfig(next, changes); err != nil {
+		return err
+	}
 	// The note lets the next command finish bringing the work tree along
 	// if this one dies after moving the branch.
 	if err := s.journal.noteSync(local, next); err != nil {
@@ -164,6 +170,30 @@ func (s *Store) preflight(changes []gitrepo.FileChange) error {
 	}
 	if len(collide) > 0 {
 		return fmt.Errorf("%w: the remote changes %s, which you changed here and did not commit; commit or move your changes, then sync", ErrConflict, strings.Join(collide, ", "))
+	}
+	return nil
+}
+
+// checkIncomingConfig refuses to bring in a meta.yaml no meta could go on
+// from (not YAML, against its schema, or deleted): moving the branch to it
+// would stop every command of this clone until someone mended git by hand.
+// The remote stays as it is, this clone answers from what it has, and the
+// next sync after the remote is mended brings everything in.
+func (s *Store) checkIncomingConfig(next gitrepo.Hash, changes []gitrepo.FileChange) error {
+	for _, ch := range changes {
+		if ch.Path != config.File {
+			continue
+		}
+		data, err := s.repo.FileAt(next, config.File)
+		if err != nil {
+			return err
+		}
+		if data == nil {
+			return fmt.Errorf("%w: the remote's last commits delete %s; nothing was brought in: restore it on the remote, then sync", ErrBadRemote, config.File)
+		}
+		if _, err := config.Parse(data); err != nil {
+			return fmt.Errorf("%w: the remote's %s is broken (%v); nothing was brought in: mend it on the remote, then sync", ErrBadRemote, config.File, err)
+		}
 	}
 	return nil
 }
@@ -336,7 +366,7 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 	if err := s.pull(ctx); err != nil {
 		// A read still answers from this clone, saying loudly why it may be
 		// behind; appends and sync refuse.
-		if errors.Is(err, ErrSync) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRewritten) {
+		if errors.Is(err, ErrSync) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRewritten) || errors.Is(err, ErrBadRemote) {
 			return fmt.Sprintf("%v; showing the log as %s", err, staleness(st.LastSync)), nil
 		}
 		return "", err

@@ -132,8 +132,13 @@ func (tx *Tx) PutEnv(a projects.Address, data []byte, ev *metav1.Event) {
 	tx.envs = append(tx.envs, txEvent{addr: a, ev: ev, env: data})
 }
 
-// PutConfig replaces the operators and access rules in meta.yaml.
+// PutConfig replaces the operators and access rules in meta.yaml. It
+// refuses when the work tree's meta.yaml differs from the committed one:
+// the operator edited it by hand, and that edit must not vanish.
 func (tx *Tx) PutConfig(c config.Config) error {
+	if have, err := tx.s.work.read(config.File); err != nil || string(have) != string(tx.cfgData) {
+		return fmt.Errorf("%w: %s has changes that are not committed: commit them (git commit %s) or drop them (git checkout -- %s), then run the command again", ErrConflict, config.File, config.File, config.File)
+	}
 	data, err := c.Rewrite(tx.cfgData)
 	if err != nil {
 		return err
