@@ -12,9 +12,11 @@ package cache
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
-	"hash/crc32"
+	"fmt"
 	"path"
 
 	"github.com/spf13/afero"
@@ -28,7 +30,7 @@ import (
 // Version changes whenever the cache's layout does. A memoised head also
 // carries fold.Version, so heads folded by older rules are not reused;
 // TestFoldGolden fails when the fold's output changes without it.
-const Version = 2
+const Version = 3
 
 // magic starts every records file; a file of another version is ignored.
 var magic = []byte("metacache" + string(rune('0'+Version)) + "\n")
@@ -53,29 +55,22 @@ func (c *Cache) Records(a projects.Address) map[gitrepo.Hash][]byte {
 		return out
 	}
 	data = data[len(magic):]
-	// Frame: the 20-byte blob id, uvarint length, content, CRC-32 of id
-	// and content. A damaged frame ends the read: what came before it is
-	// still good.
-	for len(data) > 0 {
-		if len(data) < len(gitrepo.Hash{}) {
-			break
-		}
+	// Frame: the 20-byte blob id, uvarint length, content. A copy is kept
+	// only if it hashes to its id, as git would: damaged or edited bytes
+	// are never answered. A frame that does not parse ends the read.
+	for len(data) > len(gitrepo.Hash{}) {
 		var id gitrepo.Hash
 		copy(id[:], data)
-		n, k := binary.Uvarint(data[len(id):])
 		rest := data[len(id):]
-		if k <= 0 || uint64(len(rest)-k) < n+4 {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
 			break
 		}
 		rec := rest[k : k+int(n)]
-		sum := crc32.NewIEEE()
-		sum.Write(id[:])
-		sum.Write(rec)
-		if binary.BigEndian.Uint32(rest[k+int(n):]) != sum.Sum32() {
-			break
+		if gitrepo.BlobID(rec) == id {
+			out[id] = rec
 		}
-		out[id] = rec
-		data = rest[k+int(n)+4:]
+		data = rest[k+int(n):]
 	}
 	return out
 }
@@ -95,11 +90,6 @@ func (c *Cache) StoreRecords(a projects.Address, ids []gitrepo.Hash, recs map[gi
 		buf.Write(id[:])
 		buf.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(rec)))])
 		buf.Write(rec)
-		sum := crc32.NewIEEE()
-		sum.Write(id[:])
-		sum.Write(rec)
-		binary.BigEndian.PutUint32(tmp[:4], sum.Sum32())
-		buf.Write(tmp[:4])
 	}
 	c.write(c.file(a), buf.Bytes())
 }
@@ -110,12 +100,20 @@ func (c *Cache) write(name string, data []byte) {
 	}
 }
 
-// headMemo is what the cache keeps of a folded head.
+// headMemo is what the cache keeps of a folded head: the head, what it was
+// folded from and by, and a digest of all that, so that a memo damaged on
+// disk is folded again rather than believed.
 type headMemo struct {
-	Tree  string     `json:"tree"`
-	Cache int        `json:"cache"`
-	Fold  int        `json:"fold"`
-	Head  *fold.Head `json:"head"`
+	Tree   string          `json:"tree"`
+	Cache  int             `json:"cache"`
+	Fold   int             `json:"fold"`
+	Head   json.RawMessage `json:"head"`
+	Digest string          `json:"digest"`
+}
+
+func (m headMemo) digest() string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s %d %d %s", m.Tree, m.Cache, m.Fold, m.Head)))
+	return hex.EncodeToString(sum[:])
 }
 
 // Head returns the head memoised for app a when its directory's tree was
@@ -126,17 +124,26 @@ func (c *Cache) Head(a projects.Address, tree gitrepo.Hash) (*fold.Head, bool) {
 		return nil, false
 	}
 	var m headMemo
-	if json.Unmarshal(data, &m) != nil || m.Tree != tree.String() || m.Cache != Version || m.Fold != fold.Version || m.Head == nil {
+	if json.Unmarshal(data, &m) != nil || m.Tree != tree.String() || m.Cache != Version || m.Fold != fold.Version || m.Digest != m.digest() {
 		return nil, false
 	}
-	return m.Head, true
+	var h fold.Head
+	if json.Unmarshal(m.Head, &h) != nil {
+		return nil, false
+	}
+	return &h, true
 }
 
 // StoreHead memoises h as the head of app a whose directory's tree is
 // tree.
 func (c *Cache) StoreHead(a projects.Address, tree gitrepo.Hash, h *fold.Head) {
-	data, err := json.Marshal(headMemo{Tree: tree.String(), Cache: Version, Fold: fold.Version, Head: h})
-	if err == nil {
+	head, err := json.Marshal(h)
+	if err != nil {
+		return
+	}
+	m := headMemo{Tree: tree.String(), Cache: Version, Fold: fold.Version, Head: head}
+	m.Digest = m.digest()
+	if data, err := json.Marshal(m); err == nil {
 		c.write(c.file(a)+".head", data)
 	}
 }

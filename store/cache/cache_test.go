@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/spf13/afero"
@@ -25,13 +26,15 @@ func TestRecordsSurviveDamage(t *testing.T) {
 	if got := c.Records(app); len(got) != 3 || string(got[ids[1]]) != "two" {
 		t.Fatalf("load = %v", got)
 	}
-	// Flip a byte inside the second frame: the first survives, the rest is
-	// dropped and will be read from the records again.
+	// Change a byte of the second record's content: it no longer hashes
+	// to its id and is dropped (read from the repository again); the
+	// others survive.
 	name := c.file(app)
 	data, _ := afero.ReadFile(fsys, name)
-	data[len(magic)+20+1+3+4+5] ^= 0xff
+	second := len(magic) + 20 + 1 + 3 + 20 + 1
+	data[second] ^= 0x01
 	afero.WriteFile(fsys, name, data, 0o644)
-	if got := c.Records(app); len(got) != 1 || string(got[ids[0]]) != "one" {
+	if got := c.Records(app); len(got) != 2 || string(got[ids[0]]) != "one" || got[ids[1]] != nil || string(got[ids[2]]) != "three" {
 		t.Fatalf("damaged load = %v", got)
 	}
 	afero.WriteFile(fsys, name, []byte("garbage"), 0o644)
@@ -50,5 +53,12 @@ func TestHeadIsKeyedByTree(t *testing.T) {
 	}
 	if _, ok := c.Head(app, gitrepo.BlobID([]byte("another tree"))); ok {
 		t.Fatal("a head answered for another tree")
+	}
+	// A memo changed on disk is not believed (review F14).
+	fsys := c.fs
+	data, _ := afero.ReadFile(fsys, c.file(app)+".head")
+	afero.WriteFile(fsys, c.file(app)+".head", bytes.Replace(data, []byte("1.0.0"), []byte("6.6.6"), 1), 0o644)
+	if h, ok := c.Head(app, tree); ok {
+		t.Fatalf("an edited memo answered %q", h.Version)
 	}
 }
