@@ -260,9 +260,13 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, err
 	}
-	events, tip, err := h.cfg.Store.Since(ctx, last)
+	events, tip, skipped, err := h.cfg.Store.Since(ctx, last)
 	if err != nil {
 		return 0, err
+	}
+	for _, bad := range skipped {
+		// Said once: the hub moves past it with the rest of the commits.
+		h.cfg.Logf("not published, not a valid event (meta verify lists it): %v", bad)
 	}
 	for i, ev := range events {
 		if err := h.pub.Publish(ctx, ev); err != nil {

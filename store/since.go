@@ -15,28 +15,31 @@ import (
 // Since returns the events whose records the branch tip has and commit
 // since did not (since "" means from the beginning), each app's in fold
 // order and the apps interleaved by time, and the tip they were read at:
-// what a hub that published up to since has yet to publish.
-func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, string, error) {
+// what a hub that published up to since has yet to publish. Records that
+// are not valid events are left out and named in skipped: one bad record
+// must not stop every later event from reaching followers; verify reports
+// it.
+func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event, tip string, skipped []*CorruptError, err error) {
 	if err := s.repairIfPending(); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	tip, err := s.repo.Head()
+	head, err := s.repo.Head()
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	from := gitrepo.ZeroHash
 	if since != "" {
 		if !gitrepo.IsHash(since) {
-			return nil, "", fmt.Errorf("since: %q is not a commit id", since)
+			return nil, "", nil, fmt.Errorf("since: %q is not a commit id", since)
 		}
 		from = gitrepo.NewHash(since)
 	}
-	if from == tip {
-		return nil, tip.String(), nil
+	if from == head {
+		return nil, head.String(), nil, nil
 	}
-	changes, err := s.repo.Added(ctx, from, tip, projects.Root)
+	changes, err := s.repo.Added(ctx, from, head, projects.Root)
 	if err != nil {
-		return nil, "", fmt.Errorf("since %s: %w", since, err)
+		return nil, "", nil, fmt.Errorf("since %s: %w", since, err)
 	}
 	var paths []string
 	var blobs []gitrepo.Hash
@@ -48,14 +51,10 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 		blobs = append(blobs, ch.To)
 	}
 	byApp := map[projects.Address][]*metav1.Event{}
-	var bad error
 	i := 0
 	err = s.repo.Blobs(ctx, blobs, func(_ gitrepo.Hash, data []byte, err error) {
 		p := paths[i]
 		i++
-		if bad != nil {
-			return
-		}
 		var ev *metav1.Event
 		if err == nil {
 			ev, err = record.Unmarshal(data)
@@ -64,17 +63,14 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 			err = record.CheckPath(ev, p)
 		}
 		if err != nil {
-			bad = &CorruptError{Path: p, Commit: s.writtenIn(p), Err: err}
+			skipped = append(skipped, &CorruptError{Path: p, Commit: s.writtenIn(p), Err: err})
 			return
 		}
 		addr := record.Address(ev)
 		byApp[addr] = append(byApp[addr], ev)
 	})
-	if err == nil {
-		err = bad
-	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	// Merge the apps' fold-ordered lists by their next event's time, so
 	// each app keeps its order and apps interleave as they happened.
@@ -83,16 +79,15 @@ func (s *Store) Since(ctx context.Context, since string) ([]*metav1.Event, strin
 		lists = append(lists, fold.Order(evs))
 	}
 	heap.Init(&lists)
-	var out []*metav1.Event
 	for lists.Len() > 0 {
-		out = append(out, lists[0][0])
+		events = append(events, lists[0][0])
 		if lists[0] = lists[0][1:]; len(lists[0]) == 0 {
 			heap.Pop(&lists)
 		} else {
 			heap.Fix(&lists, 0)
 		}
 	}
-	return out, tip.String(), nil
+	return events, head.String(), skipped, nil
 }
 
 // eventLists is a heap of non-empty event lists by their first event.

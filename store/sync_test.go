@@ -290,7 +290,7 @@ func TestSyncLeavesOtherFilesAlone(t *testing.T) {
 func TestSince(t *testing.T) {
 	s := newLog(t)
 	first := mustAppend(t, s, deploy("a.example.com", "1.0.0"))
-	events, tip, err := s.Since(ctx, "")
+	events, tip, _, err := s.Since(ctx, "")
 	if err != nil || len(events) != 1 || events[0].GetId() != first.Event.GetId() {
 		t.Fatalf("since the beginning: %v, %v", events, err)
 	}
@@ -299,7 +299,7 @@ func TestSince(t *testing.T) {
 	late := mustAppendAt(t, s, deploy("b.example.com", "1.0.0"), time.Now().Add(time.Hour))
 	child := mustAppend(t, s, upgrade("b.example.com", "2.0.0"))
 	other := mustAppend(t, s, upgrade("a.example.com", "1.1.0"))
-	events, tip2, err := s.Since(ctx, tip)
+	events, tip2, _, err := s.Since(ctx, tip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestSince(t *testing.T) {
 	if pos[late.Event.GetId()] > pos[child.Event.GetId()] {
 		t.Fatalf("child before its parent: %v", pos)
 	}
-	if again, _, _ := s.Since(ctx, tip2); len(again) != 0 {
+	if again, _, _, _ := s.Since(ctx, tip2); len(again) != 0 {
 		t.Fatalf("nothing new, yet %d events", len(again))
 	}
 }

@@ -50,6 +50,9 @@ func Marshal(ev *metav1.Event) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.GetId(), err)
 	}
+	if len(b) > MaxRecord {
+		return nil, fmt.Errorf("%w: the event is %d bytes, more than the %d a record may have", ErrInvalid, len(b), MaxRecord)
+	}
 	return b, nil
 }
 
@@ -108,6 +111,9 @@ func Validate(ev *metav1.Event) error {
 	}
 	if ev.GetFormat() == 0 {
 		return bad("format version is not set")
+	}
+	if err := checkStrings(ev); err != nil {
+		return err
 	}
 	if err := projects.ValidateID(ev.GetId()); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)

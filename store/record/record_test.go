@@ -186,6 +186,18 @@ func TestValidateRejects(t *testing.T) {
 		}, "secret name"},
 		{"secret kind without body", func(e *metav1.Event) { e.Kind = metav1.Kind_KIND_SECRET_REMOVE; e.Body = nil }, "secret name"},
 		{"wrong body", func(e *metav1.Event) { e.Kind = metav1.Kind_KIND_NOTE }, "cannot carry"},
+		{"escape in a version", func(e *metav1.Event) { e.Version = "1\x1b[8mHIDDEN\x1b[0m.0" }, "control character U+001B"},
+		{"carriage return in a message", func(e *metav1.Event) { e.Message = "ok\rdeploy by Mallory" }, "control character U+000D"},
+		{"line break in a recipe", func(e *metav1.Event) { e.Recipe = "a\nb" }, "control character U+000A"},
+		{"bidi override in a name", func(e *metav1.Event) { e.Actor.Name = "Alice\u202e" }, "control character U+202E"},
+		{"invalid UTF-8", func(e *metav1.Event) { e.Recipe = "\xff" }, "not valid UTF-8"},
+		{"a long version", func(e *metav1.Event) { e.Version = strings.Repeat("1", maxShort+1) }, "more than the"},
+		{"a long message", func(e *metav1.Event) { e.Message = strings.Repeat("m", maxText+1) }, "more than the"},
+		{"a long command line", func(e *metav1.Event) {
+			for i := 0; i < 20; i++ {
+				e.Command = append(e.Command, strings.Repeat("c", 1000))
+			}
+		}, "command line is"},
 		{"volume without name", func(e *metav1.Event) {
 			e.Kind = metav1.Kind_KIND_VOLUME_REMOVE
 			e.Body = &metav1.Event_Volume{Volume: &metav1.Volume{}}
@@ -196,6 +208,9 @@ func TestValidateRejects(t *testing.T) {
 			ev := sample()
 			tt.mutate(ev)
 			_, err := Marshal(ev)
+			if err != nil && strings.ContainsAny(err.Error(), "\x1b\r\u202e") {
+				t.Fatalf("the error carries the control character itself: %q", err)
+			}
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Marshal = %v, want ErrInvalid saying %q", err, tt.want)
 			}
@@ -299,5 +314,24 @@ func TestSetBody(t *testing.T) {
 	}
 	if got := KindsWith(BodySecret); strings.Join(got, ",") != "secret-generate,secret-insert,secret-remove" {
 		t.Errorf("KindsWith(secret) = %v", got)
+	}
+}
+
+// A message may span lines; an event, however made, stays small.
+func TestLimitsLeaveRealEventsAlone(t *testing.T) {
+	ev := sample()
+	ev.Message = "migration timed out\n\tafter 300 s"
+	if _, err := Marshal(ev); err != nil {
+		t.Fatalf("a two-line message: %v", err)
+	}
+	ev = sample()
+	ev.Message, ev.Command = "", nil
+	for i := 0; i < 8; i++ {
+		ev.Message += strings.Repeat("x", maxText/8-1)
+		ev.Command = append(ev.Command, strings.Repeat("c", maxText/9))
+	}
+	ev.Recipe = strings.Repeat("r", maxShort)
+	if data, err := Marshal(ev); err != nil || len(data) > MaxRecord {
+		t.Fatalf("an event at the field limits: %d bytes, %v", len(data), err)
 	}
 }
