@@ -13,6 +13,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"github.com/spf13/afero"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Errors of batches.
@@ -58,6 +59,10 @@ func (s *Store) StartBatch(summary string, actor *metav1.Actor, now time.Time) (
 	summary = oneLine(summary)
 	if summary == "" {
 		return Batch{}, fmt.Errorf("start batch: %w: a batch needs a summary (-m)", record.ErrInvalid)
+	}
+	// Every event of the batch carries the summary: check it as they will.
+	if err := record.Validate(probeEvent(summary)); err != nil {
+		return Batch{}, fmt.Errorf("start batch: %w", err)
 	}
 	release, err := lock(s.gitDir)
 	if err != nil {
@@ -126,4 +131,18 @@ func (s *Store) BatchEvents(id string) ([]*metav1.Event, error) {
 		}
 	}
 	return out, nil
+}
+
+// probeEvent is a valid event carrying summary, to check it by the rules
+// every event of the batch will be checked by.
+func probeEvent(summary string) *metav1.Event {
+	id := record.NewID(time.Now())
+	at, _ := record.IDTime(id)
+	return &metav1.Event{
+		Format: record.FormatVersion, Id: id, Time: timestamppb.New(at),
+		Actor:   &metav1.Actor{Name: "meta"},
+		Address: &metav1.Address{Project: "p", Env: "e", App: "a.example.com"},
+		Kind:    metav1.Kind_KIND_NOTE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
+		BatchId: id, BatchSummary: summary,
+	}
 }

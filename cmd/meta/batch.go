@@ -55,7 +55,7 @@ and meta log shows them grouped under it, on every machine.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "closed batch %s (%s): %d events\n", b.ID, b.Summary, len(events))
+			fmt.Fprintf(e.stdout, "closed batch %s (%s): %d events\n", b.ID, printable(b.Summary), len(events))
 			return nil
 		},
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +34,12 @@ driver and show events as text in ` + "`git log -p`" + `:
 			if asJSON {
 				return writeJSON(e.stdout, record.ViewOf(ev))
 			}
-			return record.WriteText(e.stdout, ev)
+			var text strings.Builder
+			if err := record.WriteText(&text, ev); err != nil {
+				return err
+			}
+			_, err = io.WriteString(e.stdout, printableLines(text.String()))
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the event as JSON")

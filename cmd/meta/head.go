@@ -46,7 +46,7 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "%s=%s\n", abra.StampKey, v)
+				fmt.Fprintf(e.stdout, "%s=%s\n", abra.StampKey, printable(v))
 				return nil
 			default:
 				return usageError{fmt.Errorf("--format %q: want text, json or env", format)}
@@ -76,6 +76,7 @@ type headView struct {
 }
 
 func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time) error {
+	h = printableCopy(h)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("app", h.Domain+" ("+h.Project+"/"+h.Env+")")

@@ -67,7 +67,7 @@ func writeEvents(w io.Writer, events []*metav1.Event) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	batch := ""
 	for _, ev := range events {
-		v := record.ViewOf(ev)
+		v := printableCopy(record.ViewOf(ev))
 		if v.BatchID != batch {
 			batch = v.BatchID
 			if batch != "" {

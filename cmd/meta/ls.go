@@ -35,6 +35,7 @@ func newLs(e *env) *cobra.Command {
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "DOMAIN\tPROJECT\tENV\tSTATE\tVERSION\tSINCE\tBY\tNOTE")
 			for _, h := range heads {
+				h = printableCopy(h)
 				var notes []string
 				if h.Forked {
 					notes = append(notes, p.paint("31", "forked"))

@@ -84,7 +84,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 				return writeJSON(e.stdout, rows)
 			}
 			for _, r := range rows {
-				fmt.Fprintf(e.stdout, "%s\t%s\n", r.Name, r.Age)
+				fmt.Fprintf(e.stdout, "%s\t%s\n", r.Name, printable(r.Age))
 			}
 			return nil
 		},

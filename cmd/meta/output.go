@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 )
@@ -82,4 +87,76 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// printable escapes what a terminal would act on or be fooled by: control
+// characters (line breaks and tabs too, in a one-line cell) and the
+// bidirectional controls, as \x1b or \u202e. Whatever a record, a file name
+// or git says reaches a person's terminal through it; JSON escapes by
+// itself. meta refuses such characters in new events, but a log may hold
+// older ones, or records committed by hand.
+func printable(s string) string { return escape(s, false) }
+
+// printableLines is printable that keeps line breaks and tabs: for
+// messages of several lines.
+func printableLines(s string) string { return escape(s, true) }
+
+func escape(s string, lines bool) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unsafeRune(r, lines) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unsafeRune(r, lines):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune, lines bool) bool {
+	if lines && (r == '\n' || r == '\t') {
+		return false
+	}
+	return r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// printableCopy is a copy of v, a head or an event's view, with every
+// string in it made printable, for the text a person reads.
+func printableCopy[T any](v T) T {
+	data, err := json.Marshal(v)
+	var out T
+	if err != nil || json.Unmarshal(data, &out) != nil {
+		return v
+	}
+	escapeStrings(reflect.ValueOf(&out).Elem())
+	return out
+}
+
+func escapeStrings(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		if v.CanSet() {
+			v.SetString(printable(v.String()))
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			escapeStrings(v.Elem())
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				escapeStrings(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			escapeStrings(v.Index(i))
+		}
+	}
 }

@@ -57,7 +57,7 @@ type env struct {
 // Output rules, after age's: messages to stderr start with "meta: ", are
 // lower case and have no final period; stdout carries only the answer.
 func (e *env) warn(format string, args ...any) {
-	fmt.Fprintf(e.stderr, "meta: warning: "+format+"\n", args...)
+	fmt.Fprintf(e.stderr, "meta: warning: %s\n", printableLines(fmt.Sprintf(format, args...)))
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -76,7 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	var silent silentError
 	if !errors.As(err, &silent) {
-		fmt.Fprintf(stderr, "meta: error: %v\n", err)
+		fmt.Fprintf(stderr, "meta: error: %s\n", printableLines(err.Error()))
 	}
 	return exitCode(err)
 }

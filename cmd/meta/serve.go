@@ -66,7 +66,7 @@ webhooks are off).`,
 			url, o := e.natsOptions()
 			cfg.NATSURL, cfg.NATSOptions, cfg.JSONBody = url, o.NATSOptions, o.JSON
 			cfg.Logf = func(format string, args ...any) {
-				fmt.Fprintf(e.stderr, "meta: serve: "+format+"\n", args...)
+				fmt.Fprintf(e.stderr, "meta: serve: %s\n", printableLines(fmt.Sprintf(format, args...)))
 			}
 			h, err := hub.New(cmd.Context(), cfg)
 			if err != nil {

@@ -46,7 +46,7 @@ func newStatus(e *env) *cobra.Command {
 			if len(st.OtherChanges) > 0 {
 				fmt.Fprintf(tw, "not meta's:\t%d changed files meta leaves alone\n", len(st.OtherChanges))
 				for _, o := range st.OtherChanges {
-					fmt.Fprintf(tw, "\t  %s\n", o)
+					fmt.Fprintf(tw, "\t  %s\n", printable(o))
 				}
 			}
 			return tw.Flush()

@@ -42,7 +42,7 @@ tree and the committed records. It exits 1 when it finds anything.`,
 				}
 			} else {
 				for _, f := range findings {
-					fmt.Fprintln(e.stdout, f)
+					fmt.Fprintln(e.stdout, printable(f.String()))
 				}
 			}
 			if len(findings) > 0 {

@@ -75,6 +75,7 @@ func (e *env) show(ev *metav1.Event, asJSON bool) error {
 	if asJSON {
 		return writeJSON(e.stdout, v)
 	}
+	v = printableCopy(v)
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(v.Time), v.ID, v.Domain, v.Kind, v.Outcome, orDash(v.Version), v.Operator, v.Message)
 	return tw.Flush()

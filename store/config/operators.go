@@ -12,6 +12,10 @@ import (
 )
 
 // ErrOperator: an operator or access change names an operator, key or
+// recipientChars are the characters of an age recipient after its age1
+// prefix: bech32 is lower-case letters and digits.
+const recipientChars = "abcdefghijklmnopqrstuvwxyz0123456789"
+
 // scope that is not there, or is there already.
 var ErrOperator = errors.New("operator list")
 
@@ -132,7 +136,7 @@ func ValidRecipient(r string) error {
 	switch {
 	case strings.HasPrefix(r, "AGE-SECRET-KEY-"):
 		return fmt.Errorf("that is an age secret key; give the public key (age-keygen -y FILE prints it), and keep the secret one to yourself")
-	case !strings.HasPrefix(r, "age1") || strings.ContainsAny(r, " \t\n"):
+	case !strings.HasPrefix(r, "age1") || strings.Trim(r[len("age1"):], recipientChars) != "" || len(r) < len("age1")+6:
 		return fmt.Errorf("age recipient %q: expected the age1... public key age-keygen prints", r)
 	}
 	return nil

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+func TestPrintable(t *testing.T) {
+	tests := []struct{ in, one, lines string }{
+		{"4.0.0+v1.93.0", "4.0.0+v1.93.0", "4.0.0+v1.93.0"},
+		{"1\x1b[8mHIDDEN\x1b[0m.0", `1\x1b[8mHIDDEN\x1b[0m.0`, `1\x1b[8mHIDDEN\x1b[0m.0`},
+		{"ok\rdeploy by Mallory", `ok\x0ddeploy by Mallory`, `ok\x0ddeploy by Mallory`},
+		{"two\nlines\tand a tab", `two\x0alines\x09and a tab`, "two\nlines\tand a tab"},
+		{"Alice\u202eecilA", `Alice\u202eecilA`, `Alice\u202eecilA`},
+		{"bell\a", `bell\x07`, `bell\x07`},
+		{"déjà vu", "déjà vu", "déjà vu"},
+	}
+	for _, tt := range tests {
+		if got := printable(tt.in); got != tt.one {
+			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.one)
+		}
+		if got := printableLines(tt.in); got != tt.lines {
+			t.Errorf("printableLines(%q) = %q, want %q", tt.in, got, tt.lines)
+		}
+	}
+}
+
+// A head or an event from a record committed by hand, or by an older meta,
+// reaches the terminal with every control character escaped (review F6).
+func TestTextOutputHoldsNoControlCharacters(t *testing.T) {
+	evil := "x\x1b]0;pwned\x07\x1b[2J\r"
+	now := time.Now()
+	h := &fold.Head{Domain: "a.example.com", Project: "coop", Env: "prod", State: "deployed", Version: evil, Recipe: evil,
+		Since: now, DeployedBy: evil, Operator: evil, Secrets: []fold.Secret{{Name: evil, Version: evil}},
+		Lock: &fold.Lock{Holder: evil, Reason: evil, Expires: now.Add(time.Hour)}, Drift: "updating", DriftDetail: evil,
+		Deployed: &fold.Ref{Version: evil}}
+	var out bytes.Buffer
+	if err := writeHead(&out, h, 0, painter{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07\r") {
+		t.Fatalf("head printed control characters:\n%q", out.String())
+	}
+	if h.Version != evil {
+		t.Fatal("writeHead changed the head it was given")
+	}
+	id := record.NewID(now)
+	at, _ := record.IDTime(id)
+	ev := &metav1.Event{Id: id, Time: timestamppb.New(at), Kind: metav1.Kind_KIND_DEPLOY, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
+		Address: &metav1.Address{Project: "coop", Env: "prod", App: "a.example.com"}, Actor: &metav1.Actor{Name: evil},
+		Version: evil, Message: evil + "\nsecond line"}
+	out.Reset()
+	if err := writeEvents(&out, []*metav1.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07\r") || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("log printed control characters or broke its line:\n%q", out.String())
+	}
+}
