@@ -204,9 +204,12 @@ func (h Helper) Open(ctx context.Context, id Identity, files ...[]byte) (out []d
 			}
 			continue
 		}
-		if r.File != nil {
-			out[i] = *r.File
+		if r.File == nil {
+			// An answer without a file or an error is no answer: taking it
+			// for an empty env would write one over the real one.
+			return nil, nil, h.failed("it opened a file into nothing")
 		}
+		out[i] = *r.File
 	}
 	return out, errs, nil
 }
@@ -225,6 +228,11 @@ func (h Helper) Seal(ctx context.Context, files []dotenv.File, recipients [][]st
 	for i, r := range resp.Results {
 		if err := r.Error.Err(); err != nil {
 			return nil, err
+		}
+		// What is committed must be what sops would have written: a
+		// helper answering anything else is refused before it is.
+		if !IsSealed(r.Sealed) || len(ClearKeys(r.Sealed)) > 0 {
+			return nil, h.failed("it answered a file that is not sealed")
 		}
 		out[i] = r.Sealed
 	}

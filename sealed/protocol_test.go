@@ -59,6 +59,13 @@ func TestHelperOfAnotherBuild(t *testing.T) {
 			ErrHelperFailed, []string{"exit status 1: no such thing"}},
 		{"not executable", `echo '{"protocol":1}'`, 0o644,
 			ErrHelperFailed, []string{"permission denied"}},
+		// A fake of the right protocol that answers empty results: taken at
+		// its word it would open every env as empty and seal one as
+		// nothing (review F9).
+		{"a fake answering nothing of use", `cat >/dev/null; echo '{"protocol":1,"results":[{}]}'`, 0o755,
+			ErrHelperFailed, []string{"not meta's meta-seal"}},
+		{"a fake sealing into plain text", `cat >/dev/null; echo '{"protocol":1,"results":[{"sealed":"QT0xCg=="}]}'`, 0o755,
+			ErrHelperFailed, []string{"not meta's meta-seal"}},
 	}
 	ctx := context.Background()
 	secret := dotenv.File{Lines: []dotenv.Line{{Key: "SMTP_PASSWORD", Value: "hunter2"}}}
