@@ -135,7 +135,7 @@ func TestLeaseRefusesBeforeAbraRuns(t *testing.T) {
 		{name: "another operator's lease on a secret insert", holder: bob, args: []string{"app", "secret", "insert", domain, "db_password", "v9", "x"}, refused: true},
 		{name: "forced", holder: bob, force: true, args: []string{"app", "deploy", domain}, broke: true},
 		{name: "her own lease", holder: alice, args: []string{"app", "deploy", domain}},
-		{name: "an expired lease", holder: bob, ttl: 300 * time.Millisecond, args: []string{"app", "deploy", domain}},
+		{name: "an expired lease", holder: bob, ttl: store.MinLease, args: []string{"app", "deploy", domain}},
 		{name: "a read-only command", holder: bob, args: []string{"app", "ps", domain}},
 	}
 	for _, tt := range tests {

@@ -152,6 +152,9 @@ func (s *Store) Lock(ctx context.Context, domain string, actor *metav1.Actor, no
 	if ttl <= 0 || ttl > MaxLease {
 		return nil, fmt.Errorf("lock %s: %w: the lease must be more than 0 and at most %s, got %s", domain, record.ErrInvalid, MaxLease, ttl)
 	}
+	if ttl < MinLease {
+		return nil, fmt.Errorf("lock %s: %w: the lease must be at least %s, got %s", domain, record.ErrInvalid, MinLease, ttl)
+	}
 	ev := &metav1.Event{
 		Kind:    metav1.Kind_KIND_LOCK,
 		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,

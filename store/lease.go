@@ -22,6 +22,10 @@ var (
 // and a forgotten one must end on its own within a day.
 const MaxLease = 24 * time.Hour
 
+// MinLease is the shortest lease: one over before anyone could see it is
+// none.
+const MinLease = time.Second
+
 // LockedError says who holds the lease that refused an action, why, and
 // until when.
 type LockedError struct {

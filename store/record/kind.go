@@ -37,6 +37,9 @@ type kindSpec struct {
 	body Body
 	// required: an event of this kind must carry its body.
 	required bool
+	// succeeded are the body's fields an event of this kind must set when
+	// it succeeded (a failed one may not have got as far as knowing them).
+	succeeded []string
 	// ownCommand: written only by a command of its own, which checks
 	// what only it knows (the env file, Swarm's answer, the lease), never
 	// by `meta append`.
@@ -56,9 +59,9 @@ var kinds = map[metav1.Kind]kindSpec{
 	metav1.Kind_KIND_NEW:             {name: "new"},
 	metav1.Kind_KIND_REMOVE:          {name: "remove"},
 	metav1.Kind_KIND_RESTORE:         {name: "restore", body: BodyRestore},
-	metav1.Kind_KIND_MOVE:            {name: "move", body: BodyMove},
-	metav1.Kind_KIND_SECRET_GENERATE: {name: "secret-generate", body: BodySecret, required: true},
-	metav1.Kind_KIND_SECRET_INSERT:   {name: "secret-insert", body: BodySecret, required: true},
+	metav1.Kind_KIND_MOVE:            {name: "move", body: BodyMove, succeeded: []string{"to_server"}},
+	metav1.Kind_KIND_SECRET_GENERATE: {name: "secret-generate", body: BodySecret, required: true, succeeded: []string{"version"}},
+	metav1.Kind_KIND_SECRET_INSERT:   {name: "secret-insert", body: BodySecret, required: true, succeeded: []string{"version"}},
 	metav1.Kind_KIND_SECRET_REMOVE:   {name: "secret-remove", body: BodySecret, required: true},
 	metav1.Kind_KIND_VOLUME_REMOVE:   {name: "volume-remove", body: BodyVolume, required: true},
 	metav1.Kind_KIND_NOTE:            {name: "note"},
@@ -178,7 +181,7 @@ func SetBody(ev *metav1.Event, values map[string]string) error {
 	for _, v := range values {
 		empty = empty && v == ""
 	}
-	if empty && !kinds[kind].required {
+	if empty && len(needed(ev)) == 0 {
 		return nil
 	}
 	m := ev.ProtoReflect()
@@ -192,13 +195,28 @@ func SetBody(ev *metav1.Event, values map[string]string) error {
 			body.Set(body.Descriptor().Fields().ByName(protoreflect.Name(name)), protoreflect.ValueOfString(v))
 		}
 	}
-	for _, name := range spec.required {
+	for _, name := range needed(ev) {
 		if values[name] == "" {
 			return &FieldError{Kind: KindName(kind), Body: b, Field: name}
 		}
 	}
 	m.Set(field, protoreflect.ValueOfMessage(body))
 	return nil
+}
+
+// needed are the fields of its body ev cannot do without: those its body
+// always needs, when its kind requires the body, and those its kind needs
+// of a success.
+func needed(ev *metav1.Event) []string {
+	spec := kinds[ev.GetKind()]
+	var out []string
+	if spec.required {
+		out = append(out, bodyFields[spec.body].required...)
+	}
+	if ev.GetOutcome() == metav1.Outcome_OUTCOME_SUCCEEDED {
+		out = append(out, spec.succeeded...)
+	}
+	return out
 }
 
 // FieldError says which field of its body an event cannot do without.

@@ -159,11 +159,9 @@ func validateBody(ev *metav1.Event) error {
 	if got != BodyNone && got != want {
 		return fmt.Errorf("%w: a %s event cannot carry a %s body", ErrInvalid, name, got)
 	}
-	if kinds[kind].required {
-		for _, f := range bodyFields[want].required {
-			if bodyField(ev, want, f) == "" {
-				return &FieldError{Kind: name, Body: want, Field: f}
-			}
+	for _, f := range needed(ev) {
+		if bodyField(ev, want, f) == "" {
+			return &FieldError{Kind: name, Body: want, Field: f}
 		}
 	}
 	switch want {
@@ -191,6 +189,11 @@ func validateBody(ev *metav1.Event) error {
 	if id := ev.GetBrokeLock(); id != "" {
 		if err := projects.ValidateID(id); err != nil {
 			return fmt.Errorf("%w: broke_lock: %w", ErrInvalid, err)
+		}
+	}
+	if id := ev.GetBatchId(); id != "" {
+		if err := projects.ValidateID(id); err != nil {
+			return fmt.Errorf("%w: batch: %w (a batch id is what `meta batch start` printed)", ErrInvalid, err)
 		}
 	}
 	if ev.GetBatchSummary() != "" && ev.GetBatchId() == "" {
