@@ -153,3 +153,29 @@ func snapshot(t *testing.T, dir string) string {
 	})
 	return b.String()
 }
+
+// A linked work tree (or a --separate-git-dir checkout), whose .git is a
+// file, is named as such, not taken for "no log", and never answered for
+// by a log it lies inside (review F12).
+func TestLinkedWorkTreesAreNamed(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	outside := filepath.Join(t.TempDir(), "wt")
+	git(t, s.Root(), "worktree", "add", "-q", outside)
+	inner := filepath.Join(s.Root(), "inner")
+	git(t, s.Root(), "worktree", "add", "-q", inner)
+	for _, dir := range []string{outside, inner, filepath.Join(inner, "projects")} {
+		if root, err := Find(dir); err == nil || !strings.Contains(err.Error(), "linked work tree") {
+			t.Errorf("Find(%s) = %q, %v; want a refusal naming the linked work tree", dir, root, err)
+		}
+	}
+	if _, err := Open(outside); err == nil || !strings.Contains(err.Error(), "linked work tree") {
+		t.Errorf("Open of a linked work tree: %v", err)
+	}
+	sep := filepath.Join(t.TempDir(), "sep")
+	git(t, filepath.Dir(sep), "init", "-q", "-b", "main", "--separate-git-dir", filepath.Join(filepath.Dir(sep), "sep.git"), sep)
+	_, err := Init(sep, InitOptions{Operator: Signature{Name: "Alice", When: time.Now()}})
+	if err == nil || !strings.Contains(err.Error(), "linked work tree") || strings.Count(err.Error(), "init "+sep) > 1 {
+		t.Errorf("Init over a --separate-git-dir checkout: %v", err)
+	}
+}

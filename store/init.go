@@ -48,10 +48,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		return nil, fmt.Errorf("init %s: %w (%s exists)", dir, ErrExists, config.File)
 	}
 	repo, err := gitrepo.Open(dir)
-	if errors.Is(err, gitrepo.ErrNotRepository) {
-		if isDir(filepath.Join(dir, ".git")) {
-			return nil, fmt.Errorf("init %s: %w", dir, err)
-		}
+	if errors.Is(err, gitrepo.ErrNotRepository) && !exists(filepath.Join(dir, ".git")) {
 		repo, err = gitrepo.Init(dir, gitrepo.DefaultBranch)
 	}
 	if err != nil {

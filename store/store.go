@@ -141,8 +141,15 @@ func Find(dir string) (string, error) {
 		return "", err
 	}
 	for d := abs; ; d = filepath.Dir(d) {
-		if isFile(filepath.Join(d, config.File)) && isDir(filepath.Join(d, ".git")) {
-			return d, nil
+		// The first work tree upward answers: a linked one inside a log
+		// is not the log around it.
+		if top, err := gitrepo.IsWorkTree(d); top {
+			if err != nil {
+				return "", fmt.Errorf("%w: %w", ErrNotLog, err)
+			}
+			if isFile(filepath.Join(d, config.File)) {
+				return d, nil
+			}
 		}
 		if filepath.Dir(d) == d {
 			return "", fmt.Errorf("%w: no %s in %s or any parent (run `meta init`, or pass --dir)", ErrNotLog, config.File, abs)

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,9 @@ type Repo struct {
 // ErrUnsupported before anything is read or written.
 func Open(root string) (*Repo, error) {
 	gitDir := filepath.Join(root, ".git")
+	if err := checkGitDir(root); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(filepath.Join(gitDir, "HEAD"))
 	if err != nil || fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s has no .git/HEAD", ErrNotRepository, root)
@@ -87,6 +91,37 @@ func Open(root string) (*Repo, error) {
 	fs := osfs.New(gitDir)
 	st := filesystem.NewStorageWithOptions(fs, cache.NewObjectLRUDefault(), filesystem.Options{})
 	return &Repo{root: root, gitDir: gitDir, st: st, obj: newObjects(root, dotgit.New(fs))}, nil
+}
+
+// ErrLinkedWorkTree means root's .git is a file: a linked work tree (git
+// worktree add) or a checkout made with --separate-git-dir. meta keeps its
+// journal, lock and cache in the .git directory of the one work tree it
+// writes, so it works in the repository's main work tree only.
+var ErrLinkedWorkTree = errors.New("a linked work tree")
+
+// checkGitDir refuses a work tree whose .git is a file.
+func checkGitDir(root string) error {
+	fi, err := os.Lstat(filepath.Join(root, ".git"))
+	if err == nil && !fi.IsDir() {
+		target := "another directory"
+		if data, err := os.ReadFile(filepath.Join(root, ".git")); err == nil {
+			if dir, ok := strings.CutPrefix(strings.TrimSpace(string(data)), "gitdir: "); ok {
+				target = dir
+			}
+		}
+		return fmt.Errorf("%s is %w (its .git is a file pointing at %s); meta works in a repository's main work tree only: run it there", root, ErrLinkedWorkTree, target)
+	}
+	return nil
+}
+
+// IsWorkTree says whether dir is the top of a git work tree, a linked one
+// included; ErrLinkedWorkTree when it is a linked one.
+func IsWorkTree(dir string) (bool, error) {
+	if err := checkGitDir(dir); err != nil {
+		return true, err
+	}
+	fi, err := os.Stat(filepath.Join(dir, ".git"))
+	return err == nil && fi.IsDir(), nil
 }
 
 // Close stops the git process the repository may have started to read
@@ -103,6 +138,9 @@ func (r *Repo) Close() error {
 // init.defaultObjectFormat says.
 func Init(root, branch string) (*Repo, error) {
 	gitDir := filepath.Join(root, ".git")
+	if err := checkGitDir(root); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(gitDir); err == nil {
 		return nil, fmt.Errorf("init %s: a git repository exists already", root)
 	}
