@@ -92,16 +92,28 @@ type GitError struct {
 }
 
 func (e *GitError) Error() string {
-	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), lastLines(e.Stderr, 3))
+	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), oneLine(e.Stderr, maxGitError))
 }
+
+// maxGitError bounds how much of what git said an error carries: all of it,
+// bar a runaway.
+const maxGitError = 4000
 
 // Unwrap lets callers reach the process error.
 func (e *GitError) Unwrap() error { return e.Err }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+// oneLine joins what git printed, every line of it, into one, at most max
+// bytes (the last ones, where git says what failed).
+func oneLine(s string, max int) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
 	}
-	return strings.Join(lines, "; ")
+	out := strings.Join(lines, "; ")
+	if len(out) > max {
+		out = "..." + strings.ToValidUTF8(out[len(out)-max:], "")
+	}
+	return out
 }

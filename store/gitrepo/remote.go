@@ -13,9 +13,10 @@ import (
 	gitconfig "github.com/go-git/go-git/v5/config"
 )
 
-// ErrRejected means the remote refused a push because it has commits the
-// local branch does not: fetch, integrate, and push again.
-var ErrRejected = errors.New("push rejected: the remote has new commits")
+// ErrRejected means the remote refused a push that may go through later:
+// it has commits the local branch does not (fetch, integrate, push again),
+// or its branch is locked by another push.
+var ErrRejected = errors.New("push rejected")
 
 // ErrUnreachable means the remote could not be reached or read.
 var ErrUnreachable = errors.New("remote unreachable")
@@ -93,9 +94,12 @@ func (r *Repo) Push(ctx context.Context) error {
 		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "hash algorithm") {
 			return fmt.Errorf("%w: the remote keeps sha256 objects, the one format git has besides SHA-1, and meta writes SHA-1 objects only (%v)", ErrUnsupported, err)
 		}
+		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "cannot lock ref") {
+			return fmt.Errorf("%w: the remote's branch is locked, by another push or by a lock file a killed git left there (%v)", ErrRejected, err)
+		}
 		if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "rejected") || strings.Contains(ge.Stderr, "non-fast-forward") ||
-			strings.Contains(ge.Stderr, "fetch first") || strings.Contains(ge.Stderr, "failed to update ref") || strings.Contains(ge.Stderr, "cannot lock ref")) {
-			return fmt.Errorf("%w (%v)", ErrRejected, err)
+			strings.Contains(ge.Stderr, "fetch first") || strings.Contains(ge.Stderr, "failed to update ref")) {
+			return fmt.Errorf("%w: the remote has new commits (%v)", ErrRejected, err)
 		}
 		return fmt.Errorf("%w: push to %s: %w", ErrUnreachable, Remote, err)
 	}

@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -207,4 +208,27 @@ func TestConcurrentCommitsNeverLoseOne(t *testing.T) {
 		t.Fatalf("HEAD has %d files, want %d", len(strings.Fields(got)), writers*each)
 	}
 	assertClean(t, dir)
+}
+
+// A push git refuses says all git said: with a lock file left in the
+// remote, its name, which the last lines alone cut off (review F13).
+func TestPushErrorCarriesAllGitSaid(t *testing.T) {
+	remote := filepath.Join(t.TempDir(), "r.git")
+	git(t, filepath.Dir(remote), "init", "-q", "--bare", "-b", "main", remote)
+	dir := t.TempDir()
+	r, err := Init(dir, DefaultBranch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "remote", "add", Remote, remote)
+	commitFile(t, r, "a", "a")
+	if err := r.Push(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	commitFile(t, r, "b", "b")
+	os.WriteFile(filepath.Join(remote, "refs", "heads", "main.lock"), nil, 0o644)
+	err = r.Push(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "main.lock") {
+		t.Fatalf("push past a stale lock: %v", err)
+	}
 }
