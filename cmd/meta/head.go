@@ -125,7 +125,7 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row(p.paint("31", "drift"), h.Drift+": "+h.DriftDetail)
 	}
 	if l := h.Lock; l != nil {
-		lock := fmt.Sprintf("by %s until %s (%s left)", l.Holder, when(l.Expires), l.Expires.Sub(now).Round(time.Minute))
+		lock := fmt.Sprintf("by %s until %s (%s left)", l.Holder, when(l.Expires), left(l.Expires.Sub(now)))
 		if l.Reason != "" {
 			lock += ": " + l.Reason
 		}
@@ -146,6 +146,15 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row(p.paint("31", "forked"), "operators appended without seeing each other: "+strings.Join(heads, ", ")+"; the next append joins them")
 	}
 	return tw.Flush()
+}
+
+// left says how long a lease has to run, to the second under a minute and
+// to the minute above: "42s", "29m".
+func left(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }
 
 // writeDrift says in a line whether what Swarm runs is what the log says.

@@ -37,7 +37,7 @@ this clone only.`,
 				return err
 			}
 			e.appended(cmd, s, out)
-			fmt.Fprintf(e.stdout, "locked %s until %s (%s)\n", args[0], out.Event.GetLock().GetExpires().AsTime().Local().Format("2006-01-02 15:04 MST"), out.Event.GetId())
+			fmt.Fprintf(e.stdout, "locked %s until %s (%s)\n", args[0], out.Event.GetLock().GetExpires().AsTime().Local().Format("2006-01-02 15:04:05 MST"), out.Event.GetId())
 			return nil
 		},
 	}

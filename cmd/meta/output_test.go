@@ -65,3 +65,14 @@ func TestTextOutputHoldsNoControlCharacters(t *testing.T) {
 		t.Fatalf("log printed control characters or broke its line:\n%q", out.String())
 	}
 }
+
+func TestLeft(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		2500 * time.Millisecond: "3s", 59 * time.Second: "59s",
+		30 * time.Minute: "30m", 90*time.Minute + 20*time.Second: "1h30m", 24 * time.Hour: "24h0m",
+	} {
+		if got := left(d); got != want {
+			t.Errorf("left(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
