@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -59,7 +60,14 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	data := config.Config{Version: config.Version, Project: opts.Project, Env: opts.Env}.Marshal()
+	branch, err := repo.Branch()
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	if err := config.ValidBranch(branch); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	data := config.Config{Version: config.Version, Branch: branch, Project: opts.Project, Env: opts.Env}.Marshal()
 	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
@@ -98,7 +106,8 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 		return nil, fmt.Errorf("init %s: %w: %w", dir, ErrSync, err)
 	}
 	defer repo.Close()
-	if err := repo.EnsureBranch(ctx, gitrepo.DefaultBranch); err != nil {
+	if err := useLogBranch(ctx, repo); err != nil {
+		removeClone(dir, existed)
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
 	s, err := Open(dir)
@@ -131,6 +140,47 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 		return nil, fmt.Errorf("init %s: the log was created here but not pushed: %w", dir, err)
 	}
 	return s, nil
+}
+
+// useLogBranch checks out, in a fresh clone, the branch the remote's log
+// lives on, whatever the remote's HEAD names: a plain `git init --bare`
+// names master, which a log started on main (or no branch at all) leaves
+// dangling. The log's branch is the first of these that holds meta.yaml:
+// the one HEAD names, main, master, then any other. When none does, a new
+// log starts on the branch HEAD names (adopting what is there), or main.
+func useLogBranch(ctx context.Context, repo *gitrepo.Repo) error {
+	head, err := repo.RemoteHead(ctx)
+	if err != nil {
+		return err
+	}
+	branches, err := repo.RemoteBranches(ctx)
+	if err != nil {
+		return err
+	}
+	candidates := []string{head, gitrepo.DefaultBranch, "master"}
+	candidates = append(candidates, branches...)
+	for _, b := range candidates {
+		if !slices.Contains(branches, b) {
+			continue
+		}
+		data, err := repo.RemoteFile(b, config.File)
+		if err != nil {
+			return err
+		}
+		if data == nil {
+			continue
+		}
+		// A log names its branch; an older one, without the field, is
+		// where it was found.
+		if cfg, err := config.Parse(data); err == nil && cfg.Branch != "" && cfg.Branch != b {
+			return fmt.Errorf("the remote's branch %s holds a meta.yaml that names branch %s: push the log to %s, or mend meta.yaml", b, cfg.Branch, cfg.Branch)
+		}
+		return repo.UseBranch(ctx, b)
+	}
+	if head == "" {
+		head = gitrepo.DefaultBranch
+	}
+	return repo.UseBranch(ctx, head)
 }
 
 // removeClone takes back a clone into dir: the directory goes, or its

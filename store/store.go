@@ -88,6 +88,13 @@ func Open(root string) (*Store, error) {
 		repo.Close()
 		return nil, err
 	}
+	if branch, err := repo.Branch(); err != nil || s.cfg.Branch != "" && branch != s.cfg.Branch {
+		repo.Close()
+		if err != nil {
+			return nil, fmt.Errorf("open log: %w", err)
+		}
+		return nil, fmt.Errorf("%w: the log lives on branch %s (meta.yaml says so), but %s has %s checked out: `git -C %s checkout %s`", ErrNotLog, s.cfg.Branch, root, branch, root, s.cfg.Branch)
+	}
 	return s, nil
 }
 

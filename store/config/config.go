@@ -33,6 +33,10 @@ const DefaultCooldown = 60 * time.Second
 type Config struct {
 	// Version of the meta.yaml layout.
 	Version int `yaml:"version"`
+	// Branch is the git branch the log lives on, recorded when the log
+	// starts; every clone follows it. Empty in logs started before it was
+	// recorded: the branch the clone has checked out.
+	Branch string `yaml:"branch,omitempty"`
 	// Project and Env are the defaults for an app's first event.
 	Project string `yaml:"project,omitempty"`
 	Env     string `yaml:"env,omitempty"`
@@ -65,6 +69,24 @@ func (c Config) PlaceServer(server string) (project, env string) {
 		project = c.Project
 	}
 	return project, env
+}
+
+// ValidBranch checks a branch name by the parts of git's rules that matter
+// to a log: a plain name, letters, digits, '-', '_', '.' and '/', not
+// starting with '-' or '.', no "..", no "/." and no trailing '/' or ".lock".
+func ValidBranch(name string) error {
+	bad := name == "" || len(name) > 200 || strings.HasPrefix(name, "-") || strings.HasPrefix(name, ".") ||
+		strings.Contains(name, "..") || strings.Contains(name, "/.") || strings.Contains(name, "//") ||
+		strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".lock") || name == "HEAD"
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./", c)) {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("%q is not a branch name meta uses (letters, digits, '-', '_', '.', '/')", name)
+	}
+	return nil
 }
 
 // Cooldown is how long reads trust the last fetch: sync_cooldown, else
@@ -114,6 +136,11 @@ func Parse(data []byte) (Config, error) {
 	}
 	if c.Version < 1 {
 		return Config{}, fmt.Errorf("%s: version must be 1 or more, got %d", File, c.Version)
+	}
+	if c.Branch != "" {
+		if err := ValidBranch(c.Branch); err != nil {
+			return Config{}, fmt.Errorf("%s: branch: %w", File, err)
+		}
 	}
 	if c.Project != "" {
 		if err := projects.ValidateProject(c.Project); err != nil {

@@ -216,14 +216,3 @@ func (r *Repo) SetRemoteTip(ctx context.Context, tip Hash) error {
 	_, err = r.updateRef(ref, cur, tip, Signature{Name: "meta", When: time.Now()}, "meta: remote tip")
 	return err
 }
-
-// EnsureBranch points an unborn HEAD (a clone of an empty remote) at
-// branch, so a new log starts on it whatever git's default is.
-func (r *Repo) EnsureBranch(ctx context.Context, branch string) error {
-	tip, err := r.Head()
-	if err != nil || !tip.IsZero() {
-		return err
-	}
-	_, err = r.git(ctx, "symbolic-ref", "HEAD", "refs/heads/"+branch)
-	return err
-}
