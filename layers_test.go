@@ -31,13 +31,15 @@ var layers = map[string]int{
 	"notify":          2,
 	"sealed/sopsfile": 2,
 
-	"store/cache": 3,
+	"store/cache":     3,
+	"store/integrity": 3,
 
 	"store": 4,
 
 	"envs":   5,
 	"opsync": 5,
 	"hub":    5,
+	"doctor": 5,
 
 	"notify/notifytest": 6,
 	"bench/fixture":     6,

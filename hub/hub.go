@@ -266,7 +266,7 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 	}
 	for _, bad := range skipped {
 		// Said once: the hub moves past it with the rest of the commits.
-		h.cfg.Logf("not published, not a valid event (meta verify lists it): %v", bad)
+		h.cfg.Logf("not published, not a valid event (quarantined; meta verify lists it): %s", bad)
 	}
 	for i, ev := range events {
 		if err := h.pub.Publish(ctx, ev); err != nil {

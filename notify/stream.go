@@ -118,3 +118,22 @@ func (p *Publisher) Publish(ctx context.Context, ev *metav1.Event) error {
 
 // Close drains and closes the connection.
 func (p *Publisher) Close() { p.nc.Close() }
+
+// Ping reaches NATS as Connect would and asks for the JetStream account,
+// creating nothing: what `meta doctor` checks.
+func Ping(ctx context.Context, o Options) error {
+	opts := append([]nats.Option{nats.Name("meta doctor"), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(0)}, o.NATSOptions...)
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("NATS at %s answers, but without JetStream for this account: %w", o.URL, err)
+	}
+	return nil
+}

@@ -96,8 +96,8 @@ func (s *Store) commitRetrying(out *Written, plan func(tip gitrepo.Hash) (*plann
 		if c.memo != nil && c.memo.head != nil {
 			// The new event sits on every head, so the next head is one
 			// fold step away: memoise it and the next read needs no refold.
-			if tree, err := s.repo.TreeID(commit, c.memo.addr.Dir()); err == nil {
-				s.cache.StoreHead(c.memo.addr, tree, c.memo.head)
+			if key, err := s.memoKey(commit, c.memo.addr); err == nil {
+				s.cache.StoreHead(c.memo.addr, key, c.memo.head)
 			}
 		}
 		return nil
@@ -142,6 +142,7 @@ func (s *Store) makeCommit(tip gitrepo.Hash, c *plannedCommit) (gitrepo.Hash, er
 		return commit, err
 	}
 	s.journal.clearCommit()
+	s.advanceIntegrity(tip, commit, c.files, sig, c.msg)
 	for _, f := range c.files {
 		if f.Path == config.File {
 			// The store answers with the meta.yaml it just committed.

@@ -17,14 +17,26 @@ import (
 // with sops: such an edit is refused by the next change (Tx.Env) and
 // reported by verify until it is committed or dropped.
 
-// envApps lists the apps that have a sealed env file at commit.
+// envApps lists the apps that have a sealed env file at commit, as reads
+// take it: an env file a quarantined commit deleted is still there, one a
+// quarantined commit added without its event is not.
 func (s *Store) envApps(commit gitrepo.Hash) ([]projects.Address, error) {
 	apps, err := s.apps(commit)
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, err
+	}
 	var out []projects.Address
 	for _, a := range apps {
+		if last, ok := st.Envs[projects.EnvPath(a)]; ok {
+			if !gitrepo.NewHash(last).IsZero() {
+				out = append(out, a)
+			}
+			continue
+		}
 		entries, err := s.repo.ReadDir(commit, a.Dir())
 		if err != nil {
 			return nil, err
@@ -38,18 +50,50 @@ func (s *Store) envApps(commit gitrepo.Hash) ([]projects.Address, error) {
 	return out, nil
 }
 
+// envAt is the app's sealed env file as reads take it at commit: the last
+// valid version when a quarantined commit changed it (nil for none), else
+// the committed one; ok says which.
+func (s *Store) envAt(commit gitrepo.Hash, a projects.Address) (data []byte, quarantined bool, err error) {
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, false, err
+	}
+	if last, ok := st.Envs[projects.EnvPath(a)]; ok {
+		if h := gitrepo.NewHash(last); !h.IsZero() {
+			data, err = s.repo.ReadBlob(h)
+		}
+		return data, true, err
+	}
+	return nil, false, nil
+}
+
 // EnvFile returns the app's sealed env file as it stands in this clone, and
-// where the app lives; ErrNoEnv when it has none.
+// where the app lives; ErrNoEnv when it has none. That is the work tree's
+// copy, unless a quarantined commit changed the file: then the last valid
+// version.
 func (s *Store) EnvFile(domain string) ([]byte, projects.Address, error) {
 	if err := s.repairIfPending(); err != nil {
 		return nil, projects.Address{}, err
 	}
-	a, err := s.Locate(domain)
+	tip, err := s.repo.Head()
 	if err != nil {
 		return nil, projects.Address{}, err
 	}
-	data, err := s.work.read(projects.EnvPath(a))
-	if errors.Is(err, os.ErrNotExist) {
+	a, err := s.locate(tip, domain)
+	if err != nil {
+		return nil, projects.Address{}, err
+	}
+	data, quarantined, err := s.envAt(tip, a)
+	if err != nil {
+		return nil, a, err
+	}
+	if !quarantined {
+		data, err = s.work.read(projects.EnvPath(a))
+		if errors.Is(err, os.ErrNotExist) {
+			data, err = nil, nil
+		}
+	}
+	if err == nil && data == nil {
 		return nil, a, fmt.Errorf("%w: %s has none in the log (meta env import %s FILE adds one)", ErrNoEnv, domain, domain)
 	}
 	return data, a, err
@@ -103,7 +147,10 @@ func (s *Store) EnvFiles() ([]EnvFileRef, error) {
 	}
 	out := make([]EnvFileRef, 0, len(apps))
 	for _, a := range apps {
-		data, err := s.work.read(projects.EnvPath(a))
+		data, quarantined, err := s.envAt(tip, a)
+		if err == nil && !quarantined {
+			data, err = s.work.read(projects.EnvPath(a))
+		}
 		if err != nil {
 			return nil, err
 		}

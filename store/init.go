@@ -130,7 +130,7 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 	if s, err = Init(dir, opts.InitOptions); err != nil {
 		return nil, err
 	}
-	if err := s.Sync(ctx); err != nil {
+	if err := s.Sync(ctx, SyncOptions{}); err != nil {
 		if errors.Is(err, gitrepo.ErrUnsupported) {
 			// Nothing this clone writes can ever reach that remote.
 			s.Close()

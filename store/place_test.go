@@ -63,9 +63,9 @@ func TestUncommittedMetaYAMLEditsAreNotUsedNorCommitted(t *testing.T) {
 }
 
 // A meta.yaml the remote cannot have (not YAML, against its schema, or
-// deleted) is not brought in: the pull is refused, saying so, reads go on
-// from this clone, and once the remote is mended everything works again
-// (review F3).
+// deleted) is taken in and quarantined: this clone, and one that joins
+// later, go on with the last valid meta.yaml, appends and reads work, and
+// once the remote is mended everything is as before (review F3).
 func TestBadMetaYAMLFromTheRemoteBricksNoClone(t *testing.T) {
 	for name, bad := range map[string]func(t *testing.T, dir string){
 		"not yaml": func(t *testing.T, dir string) {
@@ -86,17 +86,20 @@ func TestBadMetaYAMLFromTheRemoteBricksNoClone(t *testing.T) {
 			bad(t, bob)
 			git(t, bob, "add", "-A")
 			git(t, bob, "commit", "-qm", "break meta.yaml")
+			breaking := git(t, bob, "rev-parse", "HEAD")
 			git(t, bob, "push", "-q", "origin", "main")
 
-			_, err := mine.Append(ctx, deploy("a.example.com", "2.0.0"), alice, time.Now(), AppendOptions{})
-			if err == nil || !strings.Contains(err.Error(), config.File) {
-				t.Fatalf("append over a broken remote meta.yaml: %v", err)
+			if out := mustAppend(t, mine, deploy("a.example.com", "2.0.0")); !out.Pushed {
+				t.Fatalf("append over a broken remote meta.yaml not pushed: %v", out.Warnings)
 			}
-			warning, err := mine.Refresh(ctx, true)
-			if err != nil || !strings.Contains(warning, config.File) {
-				t.Fatalf("refresh: %q, %v", warning, err)
+			if mine.Config().Project != "coop" {
+				t.Fatalf("config = %+v, want the last valid one", mine.Config())
 			}
-			if h, err := mine.Head("a.example.com"); err != nil || h.Version != "1.0.0" {
+			q, err := mine.Quarantine(ctx, false)
+			if err != nil || len(q) != 1 || q[0].Commit != breaking || q[0].Problems[0].Path != config.File {
+				t.Fatalf("quarantine = %+v, %v", q, err)
+			}
+			if h, err := mine.Head("a.example.com"); err != nil || h.Version != "2.0.0" {
 				t.Fatalf("head: %+v, %v", h, err)
 			}
 			if reopened, err := Open(mine.Root()); err != nil {
@@ -104,21 +107,20 @@ func TestBadMetaYAMLFromTheRemoteBricksNoClone(t *testing.T) {
 			} else {
 				reopened.Close()
 			}
-			if name != "deleted" {
-				// A newcomer is told, and left nothing to clean up.
-				dir := filepath.Join(t.TempDir(), "carol")
-				if _, err := Join(ctx, dir, JoinOptions{URL: remote}); err == nil || !strings.Contains(err.Error(), config.File) {
-					t.Fatalf("join of the broken log: %v", err)
-				}
-				if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-					t.Fatalf("join left %s behind", dir)
-				}
+			// A newcomer joins with the last valid meta.yaml.
+			carol, err := Join(ctx, filepath.Join(t.TempDir(), "carol"), JoinOptions{URL: remote})
+			if err != nil {
+				t.Fatalf("join of the log: %v", err)
 			}
+			if h, err := carol.Head("a.example.com"); err != nil || h.Version != "2.0.0" || carol.Config().Project != "coop" {
+				t.Fatalf("carol's head: %+v, %v, config %+v", h, err, carol.Config())
+			}
+			git(t, bob, "pull", "-q", "--ff-only", "origin", "main")
 			os.WriteFile(filepath.Join(bob, config.File), good, 0o644)
 			git(t, bob, "add", "-A")
 			git(t, bob, "commit", "-qm", "mend meta.yaml")
 			git(t, bob, "push", "-q", "origin", "main")
-			if out := mustAppend(t, mine, deploy("a.example.com", "2.0.0")); !out.Pushed {
+			if out := mustAppend(t, mine, deploy("a.example.com", "3.0.0")); !out.Pushed {
 				t.Fatalf("not pushed after the mend: %v", out.Warnings)
 			}
 			assertClean(t, mine.Root())

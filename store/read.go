@@ -1,11 +1,11 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,30 +17,14 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
-// Reads take the log as the branch tip has it: the apps are the
-// directories of its tree, an app's records the files of its months, each
-// known by its blob id. That id keys the cache, and it checks the work
-// tree's copy of a record before that copy stands in for the object: what
-// a read folds is always what is committed.
-
-// CorruptError says which record could not be read, and which commit last
-// wrote it, so whoever committed it can be asked.
-type CorruptError struct {
-	Path   string
-	Commit string // empty when the record is not committed
-	Err    error
-}
-
-func (e *CorruptError) Error() string {
-	where := "not committed"
-	if e.Commit != "" {
-		where = "written by commit " + e.Commit
-	}
-	return fmt.Sprintf("record %s (%s): %v", e.Path, where, e.Err)
-}
-
-// Unwrap lets callers match record.ErrCorrupt.
-func (e *CorruptError) Unwrap() error { return e.Err }
+// Reads take the log as the branch tip has it, corrected by its history
+// (package integrity): the apps are the directories of its tree, an app's
+// records the files of its months, each known by its blob id; a record a
+// later commit modified or deleted is read as its first commit wrote it,
+// and a file that is no valid record where it lies is left out. The blob
+// id keys the cache, and it checks the work tree's copy of a record before
+// that copy stands in for the object: what a read folds is always what was
+// committed first.
 
 // recordRef is one record of an app at the tip: its path and its blob.
 type recordRef struct {
@@ -63,31 +47,57 @@ func (s *Store) dirs(commit gitrepo.Hash, dir string) ([]string, error) {
 	return out, nil
 }
 
-// apps lists every app directory at commit, sorted by address.
+// apps lists every app at commit, sorted by address: the app directories
+// of its tree with valid names, and apps whose records only history holds
+// (a later commit deleted them all).
 func (s *Store) apps(commit gitrepo.Hash) ([]projects.Address, error) {
 	var out []projects.Address
 	err := s.envs(commit, func(project, env string) error {
 		apps, err := s.dirs(commit, path.Join(projects.Root, project, env))
 		for _, app := range apps {
-			out = append(out, projects.Address{Project: project, Env: env, App: app})
+			if projects.ValidateApp(app) == nil {
+				out = append(out, projects.Address{Project: project, Env: env, App: app})
+			}
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, err
+	}
+	if restored := st.RestoredApps(); len(restored) > 0 {
+		for _, a := range restored {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	}
+	return out, nil
 }
 
-// envs calls fn for every project and env directory at commit.
+// envs calls fn for every project and env directory at commit whose names
+// are valid: a directory no valid record can lie in holds nothing to read.
 func (s *Store) envs(commit gitrepo.Hash, fn func(project, env string) error) error {
 	ps, err := s.dirs(commit, projects.Root)
 	if err != nil {
 		return err
 	}
 	for _, p := range ps {
+		if projects.ValidateProject(p) != nil {
+			continue
+		}
 		es, err := s.dirs(commit, path.Join(projects.Root, p))
 		if err != nil {
 			return err
 		}
 		for _, e := range es {
+			if projects.ValidateEnv(e) != nil {
+				continue
+			}
 			if err := fn(p, e); err != nil {
 				return err
 			}
@@ -96,8 +106,9 @@ func (s *Store) envs(commit gitrepo.Hash, fn func(project, env string) error) er
 	return nil
 }
 
-// find lists the addresses under which domain has a directory at commit
-// (git keeps no empty directories, so neither does a log).
+// find lists the addresses under which domain has records at commit: a
+// directory (git keeps no empty directories, so neither does a log), or
+// records only history holds.
 func (s *Store) find(commit gitrepo.Hash, domain string) ([]projects.Address, error) {
 	var out []projects.Address
 	err := s.envs(commit, func(project, env string) error {
@@ -108,16 +119,36 @@ func (s *Store) find(commit gitrepo.Hash, domain string) ([]projects.Address, er
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range st.RestoredApps() {
+		if a.App == domain && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
-// records lists the app's records at commit, sorted by path.
+// records lists the app's records at commit, sorted by path, as history
+// has them: each as first written, deleted ones too, and none that is no
+// valid record where it lies.
 func (s *Store) records(commit gitrepo.Hash, a projects.Address) ([]recordRef, error) {
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, err
+	}
+	app := st.App(a)
 	months, err := s.dirs(commit, a.Dir())
 	if err != nil {
 		return nil, err
 	}
 	var out []recordRef
+	seen := 0
 	for _, m := range months {
 		// Concatenation, not path.Join: this runs once per record on a
 		// cold read, and the parts are already clean.
@@ -127,10 +158,29 @@ func (s *Store) records(commit gitrepo.Hash, a projects.Address) ([]recordRef, e
 			return nil, err
 		}
 		for _, e := range entries {
-			if !e.Dir && strings.HasSuffix(e.Name, projects.RecordExt) {
-				out = append(out, recordRef{path: dir + "/" + e.Name, blob: e.ID})
+			if e.Dir || !strings.HasSuffix(e.Name, projects.RecordExt) {
+				continue
+			}
+			p := dir + "/" + e.Name
+			if app.Excluded[p] {
+				continue
+			}
+			blob := e.ID
+			if first, ok := app.Restored[p]; ok {
+				blob = first
+				seen++
+			}
+			out = append(out, recordRef{path: p, blob: blob})
+		}
+	}
+	if seen < len(app.Restored) {
+		// Records a later commit deleted: read them all the same.
+		for p, blob := range app.Restored {
+			if !app.Excluded[p] && !slices.ContainsFunc(out, func(r recordRef) bool { return r.path == p }) {
+				out = append(out, recordRef{path: p, blob: blob})
 			}
 		}
+		sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	}
 	return out, nil
 }
@@ -192,11 +242,11 @@ func ambiguous(domain string, found []projects.Address) error {
 // head folds the app at a as commit has it, or returns the head memoised
 // for the app's tree there.
 func (s *Store) head(commit gitrepo.Hash, a projects.Address) (*fold.Head, error) {
-	tree, err := s.repo.TreeID(commit, a.Dir())
+	key, err := s.memoKey(commit, a)
 	if err != nil {
 		return nil, err
 	}
-	if h, ok := s.cache.Head(a, tree); ok {
+	if h, ok := s.cache.Head(a, key); ok {
 		return h, nil
 	}
 	events, err := s.events(commit, a)
@@ -204,8 +254,29 @@ func (s *Store) head(commit gitrepo.Hash, a projects.Address) (*fold.Head, error
 		return nil, err
 	}
 	h := fold.Fold(events)
-	s.cache.StoreHead(a, tree, h)
+	if again, err := s.memoKey(commit, a); err == nil && again == key {
+		// Not when the read left a bad record out: the key changed with it.
+		s.cache.StoreHead(a, key, h)
+	}
 	return h, nil
+}
+
+// memoKey is what the app's memoised head at commit is keyed by: the id of
+// its tree there, combined with what history corrects in that tree, so that
+// a head folded before a correction is never taken for one after.
+func (s *Store) memoKey(commit gitrepo.Hash, a projects.Address) (gitrepo.Hash, error) {
+	tree, err := s.repo.TreeID(commit, a.Dir())
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	if k := st.App(a).Key(); k != "" {
+		return gitrepo.BlobID([]byte(tree.String() + "\n" + k)), nil
+	}
+	return tree, nil
 }
 
 // events reads every event of the app at a as commit has it.
@@ -217,12 +288,15 @@ func (s *Store) events(commit gitrepo.Hash, a projects.Address) ([]*metav1.Event
 	if len(refs) == 0 {
 		return nil, fmt.Errorf("%w for %s", ErrNotFound, a.App)
 	}
-	return s.read(a, refs)
+	return s.read(commit, a, refs)
 }
 
 // read decodes the records refs names, each from the first place that has
-// its exact bytes: the cache, the work tree, the repository.
-func (s *Store) read(a projects.Address, refs []recordRef) ([]*metav1.Event, error) {
+// its exact bytes: the cache, the work tree, the repository. A record that
+// is no valid event where it lies is left out, and the commit that wrote
+// it quarantined (see reject): one bad record must not stop the reads of
+// its app.
+func (s *Store) read(commit gitrepo.Hash, a projects.Address, refs []recordRef) ([]*metav1.Event, error) {
 	cached := s.cache.Records(a)
 	raw := make([][]byte, len(refs))
 	events := make([]*metav1.Event, len(refs))
@@ -259,23 +333,28 @@ func (s *Store) read(a projects.Address, refs []recordRef) ([]*metav1.Event, err
 		}(w)
 	}
 	wg.Wait()
+	good := events[:0]
+	var ids []gitrepo.Hash
+	recs := make(map[gitrepo.Hash][]byte, len(refs))
 	for i, err := range errs {
-		if errors.Is(err, record.ErrCorrupt) {
-			return nil, &CorruptError{Path: refs[i].path, Commit: s.writtenIn(refs[i].path), Err: err}
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, record.ErrCorrupt):
+			s.reject(commit, refs[i].path, refs[i].blob, err)
+			missed = true
+		case err != nil:
 			return nil, err
+		default:
+			good = append(good, events[i])
+			ids, recs[refs[i].blob] = append(ids, refs[i].blob), raw[i]
 		}
 	}
-	if missed || len(cached) != len(refs) {
-		ids := make([]gitrepo.Hash, len(refs))
-		recs := make(map[gitrepo.Hash][]byte, len(refs))
-		for i, r := range refs {
-			ids[i], recs[r.blob] = r.blob, raw[i]
-		}
+	if len(good) == 0 {
+		return nil, fmt.Errorf("%w for %s", ErrNotFound, a.App)
+	}
+	if missed || len(cached) != len(ids) {
 		s.cache.StoreRecords(a, ids, recs)
 	}
-	return events, nil
+	return good, nil
 }
 
 // recordBytes is the committed content of one record: the work tree's copy
@@ -290,15 +369,6 @@ func (s *Store) recordBytes(r recordRef) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", r.path, err)
 	}
 	return data, nil
-}
-
-// writtenIn finds the newest commit that wrote path, for error messages.
-func (s *Store) writtenIn(path string) string {
-	h, err := s.repo.LastWrite(context.Background(), path)
-	if err != nil || h.IsZero() {
-		return ""
-	}
-	return h.String()
 }
 
 // Head folds domain's events into its head, as it stands at the store's

@@ -15,11 +15,12 @@ import (
 // Since returns the events whose records the branch tip has and commit
 // since did not (since "" means from the beginning), each app's in fold
 // order and the apps interleaved by time, and the tip they were read at:
-// what a hub that published up to since has yet to publish. Records that
-// are not valid events are left out and named in skipped: one bad record
-// must not stop every later event from reaching followers; verify reports
-// it.
-func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event, tip string, skipped []*CorruptError, err error) {
+// what a hub that published up to since has yet to publish. They are read
+// as reads take them (see read.go): a record as first written, none that
+// history quarantined. A record that is no valid event is left out, its
+// commit quarantined, and named in skipped: one bad record must not stop
+// every later event from reaching followers.
+func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event, tip string, skipped []string, err error) {
 	if err := s.repairIfPending(); err != nil {
 		return nil, "", nil, err
 	}
@@ -37,6 +38,10 @@ func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event
 	if from == head {
 		return nil, head.String(), nil, nil
 	}
+	st, err := s.stateAt(head)
+	if err != nil {
+		return nil, "", nil, err
+	}
 	changes, err := s.repo.Added(ctx, from, head, projects.Root)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("since %s: %w", since, err)
@@ -44,16 +49,32 @@ func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event
 	var paths []string
 	var blobs []gitrepo.Hash
 	for _, ch := range changes {
-		if _, err := projects.ParseRecordPath(ch.Path); err != nil || !ch.From.IsZero() || ch.To.IsZero() {
-			continue // not a new record: verify's business, not a follower's
+		rec, err := projects.ParseRecordPath(ch.Path)
+		if err != nil || !ch.From.IsZero() || ch.To.IsZero() {
+			continue // not a new record
+		}
+		app := st.App(rec.Address)
+		if app.Excluded[ch.Path] {
+			skipped = append(skipped, ch.Path+": quarantined, not a valid event where it lies (meta quarantine ls)")
+			continue
+		}
+		blob := ch.To
+		if first, ok := app.Restored[ch.Path]; ok {
+			blob = first // added, then changed: published as first written
 		}
 		paths = append(paths, ch.Path)
-		blobs = append(blobs, ch.To)
+		blobs = append(blobs, blob)
 	}
 	byApp := map[projects.Address][]*metav1.Event{}
+	type bad struct {
+		path string
+		blob gitrepo.Hash
+		err  error
+	}
+	var bads []bad
 	i := 0
 	err = s.repo.Blobs(ctx, blobs, func(_ gitrepo.Hash, data []byte, err error) {
-		p := paths[i]
+		p, blob := paths[i], blobs[i]
 		i++
 		var ev *metav1.Event
 		if err == nil {
@@ -63,7 +84,7 @@ func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event
 			err = record.CheckPath(ev, p)
 		}
 		if err != nil {
-			skipped = append(skipped, &CorruptError{Path: p, Commit: s.writtenIn(p), Err: err})
+			bads = append(bads, bad{p, blob, err})
 			return
 		}
 		addr := record.Address(ev)
@@ -71,6 +92,10 @@ func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event
 	})
 	if err != nil {
 		return nil, "", nil, err
+	}
+	for _, b := range bads {
+		s.reject(head, b.path, b.blob, b.err)
+		skipped = append(skipped, fmt.Sprintf("%s: %v", b.path, b.err))
 	}
 	// Merge the apps' fold-ordered lists by their next event's time, so
 	// each app keeps its order and apps interleave as they happened.

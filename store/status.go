@@ -16,23 +16,60 @@ type Unpushed struct {
 	Commit  string `json:"commit"`
 }
 
-// Status is how a clone stands with its remote: `meta status`. Its JSON
-// keys are part of meta's interface.
+// Status is how a clone stands with its remote and its history: `meta
+// status`. Its JSON keys are part of meta's interface.
 type Status struct {
 	Remote string `json:"remote"`
+	// Branch is the log's branch, as meta.yaml records it.
+	Branch string `json:"branch"`
 	// LastSync is when a fetch last succeeded; zero if never.
 	LastSync time.Time `json:"last_sync"`
+	// LastFailure is when a sync last failed and Failure what it said,
+	// while no sync succeeded since; zero and empty otherwise.
+	LastFailure time.Time `json:"last_failure"`
+	Failure     string    `json:"failure"`
 	// Unpushed are local events the remote does not have.
 	Unpushed []Unpushed `json:"unpushed"`
+	// Quarantined are the commits that break the log's rules and are not
+	// acknowledged; Unsendable those of them this clone has not pushed,
+	// which stop its pushes until `meta repair`.
+	Quarantined []Quarantined `json:"quarantined"`
+	Unsendable  []string      `json:"unsendable"`
+	// SetAside are local commits a sync set aside.
+	SetAside []Aside `json:"set_aside"`
+	// Interrupted says a killed meta left a write or sync half done, which
+	// the next command that takes the log's lock finishes.
+	Interrupted bool `json:"interrupted"`
 	// OtherChanges are files in the repository that meta does not manage
 	// and that differ from the last commit.
 	OtherChanges []string `json:"other_changes"`
 }
 
-// Status reports the remote, the last sync, unpushed events and files meta
-// does not manage.
+// Status reports the remote, the last sync and the last failure, unpushed
+// events, quarantined commits, what is set aside or interrupted, and files
+// meta does not manage. It changes nothing.
 func (s *Store) Status(ctx context.Context) (*Status, error) {
 	unpushed, err := s.Unpushed(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	quarantined, err := s.Quarantine(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	unsendable := []string{}
+	if tip, err := s.repo.Head(); err == nil {
+		if st, err := s.stateAt(tip); err == nil {
+			bad, err := s.unpushedFindings(ctx, st)
+			if err != nil {
+				return nil, fmt.Errorf("status: %w", err)
+			}
+			for _, f := range bad {
+				unsendable = append(unsendable, f.Commit)
+			}
+		}
+	}
+	aside, err := s.Asides(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
@@ -40,12 +77,42 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	if others == nil {
 		others = []string{}
 	}
-	return &Status{
+	times := s.state.load()
+	st := &Status{
 		Remote:       s.repo.RemoteURL(ctx),
-		LastSync:     s.state.load().LastSync,
+		Branch:       s.cfg.Branch,
+		LastSync:     times.LastSync,
 		Unpushed:     unpushed,
+		Quarantined:  quarantined,
+		Unsendable:   unsendable,
+		SetAside:     aside,
+		Interrupted:  s.journal.pending(),
 		OtherChanges: others,
-	}, nil
+	}
+	if times.LastFailure.After(times.LastSync) {
+		st.LastFailure, st.Failure = times.LastFailure, times.Failure
+	}
+	if st.Branch == "" {
+		st.Branch, _ = s.repo.Branch()
+	}
+	return st, nil
+}
+
+// Reach asks the remote, now, whether it answers and has the log's branch:
+// nil when it does; an error with all git said when not.
+func (s *Store) Reach(ctx context.Context) error {
+	branch, err := s.repo.Branch()
+	if err != nil {
+		return err
+	}
+	tip, err := s.repo.LsRemote(ctx, branch)
+	if err != nil {
+		return err
+	}
+	if tip.IsZero() {
+		return fmt.Errorf("the remote has no branch %s yet: `meta sync` pushes it", branch)
+	}
+	return nil
 }
 
 // Unpushed lists local events the remote does not have yet, oldest first,

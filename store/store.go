@@ -25,6 +25,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/cache"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 )
 
 // Errors callers branch on.
@@ -60,14 +61,26 @@ type Store struct {
 	cache   *cache.Cache
 	journal journal
 	state   syncState
+	// integ is the integrity state at the tip as last checked (see
+	// quarantine.go); nil until the first read.
+	integ *integrity.State
+	// before holds the states at the commits this process committed on,
+	// for a write it takes back.
+	before map[string]*integrity.State
+	// notes are what the command should tell (notes.go).
+	notes []string
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
 }
 
 // Open opens the log whose work tree is root.
+//
+// A work tree without meta.yaml is still the log's when its history holds
+// a valid one: a commit that deleted it is quarantined, not obeyed.
 func Open(root string) (*Store, error) {
-	if !isFile(filepath.Join(root, config.File)) {
+	hasConfig := isFile(filepath.Join(root, config.File))
+	if !hasConfig && !isDir(filepath.Join(root, ".git")) {
 		return nil, fmt.Errorf("%w: %s has no %s", ErrNotLog, root, config.File)
 	}
 	repo, err := gitrepo.Open(root)
@@ -83,6 +96,21 @@ func Open(root string) (*Store, error) {
 		cache:   cache.New(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(metaDir, "cache"))),
 		journal: journal{dir: metaDir},
 		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
+	}
+	if !hasConfig {
+		tip, err := repo.Head()
+		if err == nil && !tip.IsZero() {
+			var data []byte
+			if data, err = s.configAt(tip); err == nil && data == nil {
+				err = fmt.Errorf("%w: %s has no %s, and its history holds none", ErrNotLog, root, config.File)
+			}
+		} else if err == nil {
+			err = fmt.Errorf("%w: %s has no %s", ErrNotLog, root, config.File)
+		}
+		if err != nil {
+			repo.Close()
+			return nil, err
+		}
 	}
 	if _, err := s.reloadConfig(); err != nil {
 		repo.Close()
@@ -116,7 +144,9 @@ func (s *Store) now() time.Time {
 }
 
 // reloadConfig reads meta.yaml again, as the branch tip has it: after a
-// pull or a write may have changed it. An edit of the work tree's copy
+// pull or a write may have changed it. When a commit broke or deleted it,
+// the last valid version stands (history keeps it; see package integrity),
+// so no clone is stopped by one bad commit. An edit of the work tree's copy
 // that is not committed is the operator's, not the log's, and changes
 // nothing meta does (a log being started, whose meta.yaml is not committed
 // yet, is read from the work tree).
@@ -125,7 +155,7 @@ func (s *Store) reloadConfig() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.repo.FileAt(tip, config.File)
+	data, err := s.configAt(tip)
 	if err == nil && data == nil {
 		data, err = s.work.read(config.File)
 	}
@@ -134,10 +164,26 @@ func (s *Store) reloadConfig() ([]byte, error) {
 	}
 	cfg, err := config.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w; mend it and commit it (git commit %s), or take back the commit that broke it", err, config.File)
+		return nil, fmt.Errorf("%w; mend it and commit it (git commit %s)", err, config.File)
 	}
 	s.cfg = cfg
 	return data, nil
+}
+
+// configAt is meta.yaml as reads take it at commit: the tip's, or the last
+// valid one when a later commit broke it.
+func (s *Store) configAt(commit gitrepo.Hash) ([]byte, error) {
+	if commit.IsZero() {
+		return nil, nil
+	}
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, err
+	}
+	if st.Config != "" {
+		return s.repo.ReadBlob(gitrepo.NewHash(st.Config))
+	}
+	return s.repo.FileAt(commit, config.File)
 }
 
 // Find walks up from dir to the first directory holding meta.yaml and a
@@ -154,7 +200,8 @@ func Find(dir string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("%w: %w", ErrNotLog, err)
 			}
-			if isFile(filepath.Join(d, config.File)) {
+			// .git/meta: a log whose meta.yaml a commit deleted.
+			if isFile(filepath.Join(d, config.File)) || isDir(filepath.Join(d, ".git", "meta")) {
 				return d, nil
 			}
 		}

@@ -348,8 +348,8 @@ func TestClonesMergeWithoutConflictAndReportForks(t *testing.T) {
 		if !h.Forked || len(h.Heads) != 2 || h.Heads[0].EventID != alice.Event.GetId() || h.Heads[1].EventID != bob.Event.GetId() || h.Version != "1.2.0" {
 			t.Fatalf("head = %+v", h)
 		}
-		if findings, err := c.Verify(ctx, nil); err != nil || len(findings) != 0 {
-			t.Fatalf("verify = %v, %v", findings, err)
+		if v, err := c.Verify(ctx, nil); err != nil || len(v.Findings) != 0 {
+			t.Fatalf("verify = %v, %v", v, err)
 		}
 		assertClean(t, c.Root())
 	}

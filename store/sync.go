@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,17 +19,17 @@ import (
 var (
 	// ErrSync: the remote could not be fetched from or pushed to.
 	ErrSync = errors.New("sync failed")
-	// ErrRewritten: the remote lost commits this clone saw there, or
-	// changed or deleted records: someone rewrote its history.
-	ErrRewritten = errors.New("remote history rewritten")
+	// ErrUnrelated: the remote's history shares no commit with this
+	// clone's: another log, or this one with all of history rewritten.
+	ErrUnrelated = errors.New("the remote holds another history")
 	// ErrConflict: a remote change collides with files the operator
 	// changed by hand, or with a change of the same file made here.
 	ErrConflict = gitrepo.ErrConflict
 	// ErrUnexpected: the app's head is not what the operator expected.
 	ErrUnexpected = errors.New("head is not as expected")
-	// ErrBadRemote: the remote holds what no meta could go on from, so
-	// this clone does not take it in.
-	ErrBadRemote = errors.New("the remote's log is broken")
+	// ErrBroken: a local commit breaks the log's rules (it modifies or
+	// deletes a record, say), so meta does not push it.
+	ErrBroken = errors.New("a local commit breaks the log")
 )
 
 // maxPushes bounds how often a write retries its push when others keep
@@ -49,7 +50,19 @@ func (s *Store) HasRemote(ctx context.Context) bool { return s.repo.RemoteURL(ct
 
 // pull fetches the remote and integrates what it has that this clone does
 // not. The caller holds the lock.
-func (s *Store) pull(ctx context.Context) error {
+func (s *Store) pull(ctx context.Context) error { return s.pullWith(ctx, pullOptions{}) }
+
+// pullOptions change what a pull takes in.
+type pullOptions struct {
+	// rejoin takes a remote that shares no commit with this clone.
+	rejoin bool
+	// own are the commits of the write being pushed: one that collides is
+	// the write's failure (ErrConflict), never set aside, for the operator
+	// is there to run it again.
+	own []gitrepo.Hash
+}
+
+func (s *Store) pullWith(ctx context.Context, opts pullOptions) error {
 	s.state.attempted(time.Now())
 	seen, err := s.repo.RemoteTip()
 	if err != nil {
@@ -57,17 +70,12 @@ func (s *Store) pull(ctx context.Context) error {
 	}
 	remote, err := s.repo.Fetch(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSync, err)
+		err = fmt.Errorf("%w: %w", ErrSync, err)
+		s.state.failed(time.Now(), err)
+		return err
 	}
-	if seen != remote {
-		if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil {
-			return err
-		} else if !ok {
-			s.repo.SetRemoteTip(ctx, seen) // keep refusing until someone repairs the remote
-			return fmt.Errorf("%w: the remote's branch no longer contains %s, which this clone fetched before; events may have been removed. Restore the remote's history (push this clone's with `git push --force` if it is complete), then sync", ErrRewritten, seen.String()[:12])
-		}
-	}
-	if err := s.integrate(ctx, remote); err != nil {
+	if err := s.integrate(ctx, remote, seen, opts); err != nil {
+		s.state.failed(time.Now(), err)
 		return err
 	}
 	s.state.synced(time.Now())
@@ -77,7 +85,16 @@ func (s *Store) pull(ctx context.Context) error {
 // integrate makes the local branch hold everything remote holds, keeping
 // local commits the remote lacks on top of it (replayed, so history stays
 // linear), and brings the work tree, the index and meta.yaml along.
-func (s *Store) integrate(ctx context.Context, remote gitrepo.Hash) error {
+//
+// Nothing the remote holds is refused: its commits are checked one by one
+// and what they break is quarantined (see package integrity). Commits this
+// clone fetched from the remote before (seen) that it no longer has, after
+// a force-push, are replayed with this clone's own: lost events come back
+// as the same record files. A local commit that changes a file the remote
+// changed too (an env file edited offline, say) is set aside (aside.go),
+// and the rest goes on. rejoin takes a remote that shares no commit with
+// this clone, replaying all of this clone's history on top of it.
+func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts pullOptions) error {
 	local, err := s.repo.Head()
 	if err != nil {
 		return err
@@ -86,6 +103,9 @@ func (s *Store) integrate(ctx context.Context, remote gitrepo.Hash) error {
 		return nil
 	}
 	next := remote // local is empty, or behind: fast-forward
+	if err := s.noteLost(ctx, remote, seen); err != nil {
+		return err
+	}
 	if !local.IsZero() {
 		// One merge-base answers everything: it walks back only to the
 		// common commit, where "is remote an ancestor of local?" would walk
@@ -94,46 +114,86 @@ func (s *Store) integrate(ctx context.Context, remote gitrepo.Hash) error {
 		if err != nil {
 			return err
 		}
-		switch base {
-		case remote:
+		switch {
+		case base == remote:
 			return nil // the remote has nothing this clone lacks
-		case local:
-		case gitrepo.ZeroHash:
-			return fmt.Errorf("%w: the remote's history shares no commit with this clone's", ErrRewritten)
+		case base == local:
+		case base.IsZero() && !opts.rejoin:
+			return fmt.Errorf("%w: the remote's history shares no commit with this clone's: it is another log, or someone rewrote all of its history. If it is this log, `meta sync --rejoin` takes the remote's history and re-adds this clone's events on top of it; else point the clone at its own remote (git remote set-url origin URL)", ErrUnrelated)
 		default:
-			mine, err := s.repo.Commits(ctx, remote, local)
-			if err != nil {
-				return err
-			}
-			if next, err = s.repo.Replay(ctx, remote, mine); err != nil {
+			if next, err = s.replayOnto(ctx, remote, local, opts.own); err != nil {
 				return err
 			}
 		}
 	}
-	changes, err := s.repo.Diff(local, next)
+	if next == local {
+		return nil
+	}
+	if err := s.checkpointRemote(ctx, remote); err != nil {
+		return err
+	}
+	if err := s.moveTo(local, next, "meta: sync with "+gitrepo.Remote); err != nil {
+		return err
+	}
+	s.noteQuarantined(ctx, local, next)
+	return nil
+}
+
+// replayOnto replays the local commits remote lacks on top of it, setting
+// aside those that collide.
+func (s *Store) replayOnto(ctx context.Context, remote, local gitrepo.Hash, own []gitrepo.Hash) (gitrepo.Hash, error) {
+	mine, err := s.repo.Commits(ctx, remote, local)
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	next, err := s.repo.Replay(ctx, remote, mine, gitrepo.ReplayOptions{
+		SetAside: func(c gitrepo.Hash, conflict error) error {
+			if slices.Contains(own, c) {
+				return conflict
+			}
+			return s.setAside(ctx, c, conflict)
+		},
+	})
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	return next, nil
+}
+
+// noteLost tells of the events the remote lost since this clone fetched
+// seen from it (someone force-pushed an older history): this clone has
+// them still, and puts them back on top of the remote's new tip, as the
+// same record files, with its own unpushed commits.
+func (s *Store) noteLost(ctx context.Context, remote, seen gitrepo.Hash) error {
+	if seen.IsZero() || seen == remote {
+		return nil
+	}
+	if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil || ok {
+		return err
+	}
+	lost, err := s.repo.Commits(ctx, remote, seen)
 	if err != nil {
 		return err
 	}
-	if err := s.preflight(changes); err != nil {
-		return err
+	var ids []string
+	for _, c := range lost {
+		parent, err := s.repo.Parent(c)
+		if err != nil {
+			return err
+		}
+		added, err := s.repo.Added(ctx, parent, c, projects.Root)
+		if err != nil {
+			return err
+		}
+		for _, ch := range added {
+			if rec, err := projects.ParseRecordPath(ch.Path); err == nil && ch.From.IsZero() {
+				ids = append(ids, rec.Address.App+" "+rec.ID)
+			}
+		}
 	}
-	if err := s.checkIncomingConfig(next, changes); err != nil {
-		return err
+	if len(ids) > 0 {
+		s.notef("the remote lost %d events this clone had (someone force-pushed an older history); this clone puts them back on top of it: %s", len(ids), strings.Join(ids, ", "))
 	}
-	// The note lets the next command finish bringing the work tree along
-	// if this one dies after moving the branch.
-	if err := s.journal.noteSync(local, next); err != nil {
-		return err
-	}
-	sig := gitrepo.Signature{Name: "meta", When: time.Now()}
-	if err := s.repo.MoveBranch(local, next, sig, "meta: sync with "+gitrepo.Remote); err != nil {
-		s.journal.clearSync()
-		return err
-	}
-	if err := s.materialize(changes); err != nil {
-		return err
-	}
-	s.journal.clearSync()
 	return nil
 }
 
@@ -144,16 +204,11 @@ func isEnvPath(p string) bool {
 	return err == nil
 }
 
-// preflight refuses changes that would lose something: a remote that
-// changes or deletes records, and files the operator changed by hand that
-// the remote changes too.
+// preflight refuses changes that would lose files the operator changed by
+// hand and the remote changes too.
 func (s *Store) preflight(changes []gitrepo.FileChange) error {
-	var rewritten, collide []string
+	var collide []string
 	for _, ch := range changes {
-		if strings.HasPrefix(ch.Path, projects.Root+"/") && !ch.From.IsZero() && !isEnvPath(ch.Path) {
-			rewritten = append(rewritten, ch.Path)
-			continue
-		}
 		data, err := s.work.read(ch.Path)
 		have := gitrepo.ZeroHash
 		if err == nil {
@@ -165,35 +220,8 @@ func (s *Store) preflight(changes []gitrepo.FileChange) error {
 			collide = append(collide, ch.Path)
 		}
 	}
-	if len(rewritten) > 0 {
-		return fmt.Errorf("%w: the remote changes or deletes records: %s", ErrRewritten, strings.Join(rewritten, ", "))
-	}
 	if len(collide) > 0 {
-		return fmt.Errorf("%w: the remote changes %s, which you changed here and did not commit; commit or move your changes, then sync", ErrConflict, strings.Join(collide, ", "))
-	}
-	return nil
-}
-
-// checkIncomingConfig refuses to bring in a meta.yaml no meta could go on
-// from (not YAML, against its schema, or deleted): moving the branch to it
-// would stop every command of this clone until someone mended git by hand.
-// The remote stays as it is, this clone answers from what it has, and the
-// next sync after the remote is mended brings everything in.
-func (s *Store) checkIncomingConfig(next gitrepo.Hash, changes []gitrepo.FileChange) error {
-	for _, ch := range changes {
-		if ch.Path != config.File {
-			continue
-		}
-		data, err := s.repo.FileAt(next, config.File)
-		if err != nil {
-			return err
-		}
-		if data == nil {
-			return fmt.Errorf("%w: the remote's last commits delete %s; nothing was brought in: restore it on the remote, then sync", ErrBadRemote, config.File)
-		}
-		if _, err := config.Parse(data); err != nil {
-			return fmt.Errorf("%w: the remote's %s is broken (%v); nothing was brought in: mend it on the remote, then sync", ErrBadRemote, config.File, err)
-		}
+		return fmt.Errorf("%w: the remote changes %s, which you changed here and did not commit; move them out of the way (git stash), then sync", ErrConflict, strings.Join(collide, ", "))
 	}
 	return nil
 }
@@ -244,47 +272,37 @@ func (s *Store) materialize(changes []gitrepo.FileChange) error {
 // undo takes back the commits made on top of prev up to tip, which the
 // remote refused: the branch, the index and the work tree return to prev.
 func (s *Store) undo(tip, prev gitrepo.Hash) error {
-	changes, err := s.repo.Diff(tip, prev)
-	if err != nil {
-		return err
-	}
-	// Noted like a sync: a killed undo is finished the same way.
-	if err := s.journal.noteSync(tip, prev); err != nil {
-		return err
-	}
-	sig := gitrepo.Signature{Name: "meta", When: time.Now()}
-	if err := s.repo.MoveBranch(tip, prev, sig, "meta: take back a change the remote refused"); err != nil {
-		s.journal.clearSync()
-		return err
-	}
-	if err := s.materialize(changes); err != nil {
-		return err
-	}
-	s.journal.clearSync()
-	return nil
+	return s.moveTo(tip, prev, "meta: take back a change the remote refused")
 }
 
 // push sends local commits to the remote; when others pushed first it
 // integrates theirs and tries again, a bounded number of times with jitter
 // so racing writers spread out.
-func (s *Store) push(ctx context.Context) error {
+func (s *Store) push(ctx context.Context, own ...gitrepo.Hash) error {
 	for attempt := 1; ; attempt++ {
 		err := s.pushOnce(ctx)
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, ErrBroken) {
+			return err
+		}
 		if !errors.Is(err, gitrepo.ErrRejected) || attempt == maxPushes {
 			return fmt.Errorf("%w: %w", ErrSync, err)
 		}
 		time.Sleep(backoff(attempt))
-		if err := s.pull(ctx); err != nil {
+		if err := s.pullWith(ctx, pullOptions{own: own}); err != nil {
 			return err
 		}
 	}
 }
 
-// pushOnce pushes once, remembering a success as the last sync.
+// pushOnce pushes once, remembering a success as the last sync. A local
+// commit that breaks the log is never pushed (see checkUnpushed).
 func (s *Store) pushOnce(ctx context.Context) error {
+	if err := s.checkUnpushed(ctx); err != nil {
+		return err
+	}
 	if err := s.repo.Push(ctx); err != nil {
 		return err
 	}
@@ -300,8 +318,15 @@ func backoff(attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceiling))) + 5*time.Millisecond
 }
 
+// SyncOptions change what Sync takes in.
+type SyncOptions struct {
+	// Rejoin takes a remote whose history shares no commit with this
+	// clone's as this log's, replaying this clone's history on top of it.
+	Rejoin bool
+}
+
 // Sync pushes this clone's unpushed events and integrates the remote's.
-func (s *Store) Sync(ctx context.Context) error {
+func (s *Store) Sync(ctx context.Context, opts SyncOptions) error {
 	release, err := lock(s.gitDir)
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
@@ -313,7 +338,7 @@ func (s *Store) Sync(ctx context.Context) error {
 	if !s.HasRemote(ctx) {
 		return fmt.Errorf("sync: %w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync)
 	}
-	if err := s.pull(ctx); err != nil {
+	if err := s.pullWith(ctx, pullOptions{rejoin: opts.Rejoin}); err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	if err := s.push(ctx); err != nil {
@@ -366,7 +391,7 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 	if err := s.pull(ctx); err != nil {
 		// A read still answers from this clone, saying loudly why it may be
 		// behind; appends and sync refuse.
-		if errors.Is(err, ErrSync) || errors.Is(err, ErrConflict) || errors.Is(err, ErrRewritten) || errors.Is(err, ErrBadRemote) {
+		if errors.Is(err, ErrSync) || errors.Is(err, ErrConflict) || errors.Is(err, ErrUnrelated) {
 			return fmt.Sprintf("%v; showing the log as %s", err, staleness(st.LastSync)), nil
 		}
 		return "", err

@@ -12,6 +12,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 )
 
 var ctx = context.Background()
@@ -31,6 +32,10 @@ func join(t testing.TB, url string) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func note(domain string) *metav1.Event {
+	return &metav1.Event{Kind: metav1.Kind_KIND_NOTE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Message: "a note", Address: &metav1.Address{App: domain}}
 }
 
 func upgrade(domain, version string) *metav1.Event {
@@ -104,7 +109,7 @@ func TestOfflineAppendsSyncIntoAFork(t *testing.T) {
 	}
 	untouched := plantOthers(t, a.Root())
 	for _, s := range []*Store{a, b, a} {
-		if err := s.Sync(ctx); err != nil {
+		if err := s.Sync(ctx, SyncOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,38 +201,48 @@ func TestExpect(t *testing.T) {
 	}
 }
 
-// A remote that lost commits this clone saw, or whose new commits change
-// records, is refused; the local log stays as it was.
-func TestRewrittenRemoteIsRefused(t *testing.T) {
+// A remote that lost commits this clone saw (a force-push) gets them back
+// on top of its new tip, as the same record files; one whose new commits
+// change records is taken in, and the change quarantined.
+func TestRewrittenRemoteIsMended(t *testing.T) {
 	t.Run("lost commits", func(t *testing.T) {
 		remote := bareRemote(t)
 		a := join(t, remote)
 		mustAppend(t, a, deploy("a.example.com", "1.0.0"))
-		mustAppend(t, a, upgrade("a.example.com", "1.1.0"))
+		lost := mustAppend(t, a, upgrade("a.example.com", "1.1.0"))
 		untouched := plantOthers(t, a.Root())
 		defer untouched()
 		git(t, remote, "update-ref", "refs/heads/main", "main~1") // someone force-pushed
-		mustAppendErr(t, a, ErrRewritten, "no longer contains")
-		// and keeps refusing, even though the tracking ref was forced
-		mustAppendErr(t, a, ErrRewritten, "no longer contains")
-		if h, _ := a.Head("a.example.com"); h.Version != "1.1.0" {
-			t.Fatalf("local log changed: %+v", h)
+		mustAppend(t, a, note("a.example.com"))
+		if got := strings.Join(a.Notes(), "\n"); !strings.Contains(got, "the remote lost 1 events") || !strings.Contains(got, lost.Event.GetId()) {
+			t.Fatalf("notes = %q", got)
 		}
-		if warning, err := a.Refresh(ctx, true); err != nil || !strings.Contains(warning, "rewritten") {
-			t.Fatalf("read: %q, %v", warning, err)
+		if !strings.Contains(git(t, remote, "ls-tree", "-r", "--name-only", "main"), lost.Path) {
+			t.Fatal("the lost event is not back on the remote")
+		}
+		if h, _ := a.Head("a.example.com"); h.Version != "1.1.0" || h.Events != 3 {
+			t.Fatalf("head = %+v", h)
 		}
 	})
 	t.Run("changed records", func(t *testing.T) {
 		remote := bareRemote(t)
 		a, b := join(t, remote), join(t, remote)
 		out := mustAppend(t, a, deploy("a.example.com", "1.0.0"))
-		b.Sync(ctx)
+		b.Sync(ctx, SyncOptions{})
 		os.WriteFile(filepath.Join(b.Root(), out.Path), []byte("tampered"), 0o644)
 		git(t, b.Root(), "commit", "-qam", "tamper")
+		tamper := git(t, b.Root(), "rev-parse", "HEAD")
 		git(t, b.Root(), "push", "-q", "origin", "main")
 		untouched := plantOthers(t, a.Root())
-		mustAppendErr(t, a, ErrRewritten, "changes or deletes records: "+out.Path)
+		mustAppend(t, a, upgrade("a.example.com", "1.1.0"))
 		untouched()
+		if h, err := a.Head("a.example.com"); err != nil || h.Version != "1.1.0" || h.Events != 2 {
+			t.Fatalf("head = %+v, %v", h, err)
+		}
+		q, _ := a.Quarantine(ctx, false)
+		if len(q) != 1 || q[0].Commit != tamper || q[0].Problems[0].Path != out.Path || q[0].Problems[0].What != integrity.Modified {
+			t.Fatalf("quarantine = %+v", q)
+		}
 	})
 }
 
@@ -273,11 +288,11 @@ func TestSyncLeavesOtherFilesAlone(t *testing.T) {
 	}
 	// a edits NOTES by hand; b changes it too: a's sync refuses, keeps a's.
 	os.WriteFile(filepath.Join(a.Root(), "NOTES"), []byte("a's edit\n"), 0o644)
-	b.Sync(ctx)
+	b.Sync(ctx, SyncOptions{})
 	os.WriteFile(filepath.Join(b.Root(), "NOTES"), []byte("v2\n"), 0o644)
 	git(t, b.Root(), "commit", "-qam", "notes v2")
 	git(t, b.Root(), "push", "-q", "origin", "main")
-	if err := a.Sync(ctx); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "NOTES") {
+	if err := a.Sync(ctx, SyncOptions{}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "NOTES") {
 		t.Fatalf("sync over a local edit: %v", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(a.Root(), "NOTES")); string(got) != "a's edit\n" {

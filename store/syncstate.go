@@ -20,6 +20,9 @@ type syncTimes struct {
 	LastAttempt time.Time `json:"last_attempt"`
 	// LastSync is when a fetch and integration, or a push, last succeeded.
 	LastSync time.Time `json:"last_sync"`
+	// LastFailure is when a sync last failed, and Failure all it said.
+	LastFailure time.Time `json:"last_failure,omitempty"`
+	Failure     string    `json:"failure,omitempty"`
 }
 
 func (s syncState) load() syncTimes {
@@ -48,6 +51,12 @@ func (s syncState) attempted(at time.Time) {
 func (s syncState) synced(at time.Time) {
 	t := s.load()
 	t.LastSync = at
+	s.save(t)
+}
+
+func (s syncState) failed(at time.Time, err error) {
+	t := s.load()
+	t.LastFailure, t.Failure = at, err.Error()
 	s.save(t)
 }
 

@@ -3,120 +3,114 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
-	"git.coopcloud.tech/coop-cloud/meta/store/record"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 )
 
-// Finding is one thing `meta verify` found wrong.
+// Finding is one thing `meta verify` found wrong. Its JSON keys are part of
+// meta's interface.
 type Finding struct {
 	Path    string `json:"path"`
 	Commit  string `json:"commit"`
 	Problem string `json:"problem"`
+	// Acknowledged says the commit is quarantined and the operator
+	// acknowledged it (`meta quarantine ack`): listed, not failing.
+	Acknowledged bool `json:"acknowledged"`
 }
 
 func (f Finding) String() string {
 	if f.Commit == "" {
 		return fmt.Sprintf("%s: %s", f.Path, f.Problem)
 	}
-	return fmt.Sprintf("%s: %s (commit %s)", f.Path, f.Problem, f.Commit[:12])
+	ack := ""
+	if f.Acknowledged {
+		ack = ", acknowledged"
+	}
+	return fmt.Sprintf("%s: %s (commit %s%s)", f.Path, f.Problem, f.Commit[:12], ack)
 }
 
-// Verify checks the whole log: in every commit of the branch's history, no
-// record was modified or deleted, every added file under projects/ has a
-// valid record path, decodes, and sits where its content says; and the work
-// tree holds exactly the committed records. onCommit, if set, is called per
-// commit examined, for progress.
-func (s *Store) Verify(ctx context.Context, onCommit func()) ([]Finding, error) {
+// Verification is what Verify found.
+type Verification struct {
+	// Commits is how many commits it checked.
+	Commits int
+	// Quarantined are the commits that break the log's rules, oldest
+	// first (see package integrity).
+	Quarantined []integrity.Finding
+	// Findings are every problem: those of quarantined commits, env file
+	// versions with values in clear, and differences between the work tree
+	// and the branch.
+	Findings []Finding
+}
+
+// Failed says whether anything found is not acknowledged.
+func (v *Verification) Failed() bool {
+	for _, f := range v.Findings {
+		if !f.Acknowledged {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks the whole log afresh: every commit of the branch's history
+// by the log's rules (package integrity), reading every record; every
+// version of every env file is sealed; the work tree holds exactly the
+// committed records and env files. onCommit, if set, is called per commit
+// checked, for progress. What it finds of history becomes this clone's
+// integrity state: the most thorough there is.
+func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, error) {
 	if err := s.repairIfPending(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	var findings []Finding
-	var adds, envs []historyFile
-	err := s.repo.History(ctx, projects.Root, onCommit, func(c gitrepo.Change) error {
-		commit := c.Commit.String()
-		if isEnvPath(c.Path) {
-			// Env files change in place; every version must be sealed.
-			if !c.To.IsZero() {
-				envs = append(envs, historyFile{path: c.Path, commit: commit, blob: c.To})
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	out := &Verification{}
+	var envs []historyFile
+	st, err := integrity.Verify(ctx, s.repo, tip, func(info gitrepo.CommitInfo, changes []gitrepo.Change) {
+		out.Commits++
+		for _, ch := range changes {
+			if isEnvPath(ch.Path) && !ch.To.IsZero() {
+				// Env files change in place; every version must be sealed.
+				envs = append(envs, historyFile{path: ch.Path, commit: info.ID.String(), blob: ch.To})
 			}
-			return nil
 		}
-		switch {
-		case !c.From.IsZero() && c.To.IsZero():
-			findings = append(findings, Finding{Path: c.Path, Commit: commit, Problem: "record deleted"})
-		case !c.From.IsZero():
-			findings = append(findings, Finding{Path: c.Path, Commit: commit, Problem: "record modified"})
-		default:
-			adds = append(adds, historyFile{path: c.Path, commit: commit, blob: c.To})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
-	// Check each added record once per blob and path: paths first, then
-	// the contents, all through one git process.
-	type key struct {
-		path string
-		blob gitrepo.Hash
-	}
-	problems := map[key]string{}
-	var blobs []gitrepo.Hash
-	var keys []key
-	for _, a := range adds {
-		k := key{a.path, a.blob}
-		if _, seen := problems[k]; seen {
-			continue
-		}
-		if _, err := projects.ParseRecordPath(a.path); err != nil {
-			problems[k] = err.Error()
-			continue
-		}
-		problems[k] = ""
-		blobs = append(blobs, a.blob)
-		keys = append(keys, k)
-	}
-	i := 0
-	err = s.repo.Blobs(ctx, blobs, func(_ gitrepo.Hash, data []byte, err error) {
-		k := keys[i]
-		i++
-		if err != nil {
-			problems[k] = err.Error()
-			return
-		}
-		ev, err := record.Unmarshal(data)
-		if err == nil {
-			err = record.CheckPath(ev, k.path)
-		}
-		if err != nil {
-			problems[k] = err.Error()
+		if onCommit != nil {
+			onCommit()
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	for _, a := range adds {
-		if p := problems[key{a.path, a.blob}]; p != "" {
-			findings = append(findings, Finding{Path: a.path, Commit: a.commit, Problem: p})
+	if !tip.IsZero() {
+		s.saveIntegrity(st)
+	}
+	acked := s.acknowledged()
+	out.Quarantined = st.Findings
+	for _, f := range st.Findings {
+		for _, p := range f.Problems {
+			out.Findings = append(out.Findings, Finding{Path: p.Path, Commit: f.Commit, Problem: p.What, Acknowledged: slices.Contains(acked, f.Commit)})
 		}
 	}
 	sealedFindings, err := s.checkSealed(ctx, envs)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	findings = append(findings, sealedFindings...)
+	out.Findings = append(out.Findings, sealedFindings...)
 	wt, err := s.checkWorkTree(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	findings = append(findings, wt...)
-	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Path < findings[j].Path })
-	return findings, nil
+	out.Findings = append(out.Findings, wt...)
+	sort.SliceStable(out.Findings, func(i, j int) bool { return out.Findings[i].Path < out.Findings[j].Path })
+	return out, nil
 }
 
 // historyFile is one version of a file that a commit wrote.
@@ -223,4 +217,10 @@ func (s *Store) checkWorkTree(ctx context.Context) ([]Finding, error) {
 		}
 	}
 	return findings, nil
+}
+
+// WorkTreeProblems compares the work tree's records and env files with the
+// branch tip, changing nothing: hand edits not committed.
+func (s *Store) WorkTreeProblems(ctx context.Context) ([]Finding, error) {
+	return s.checkWorkTree(ctx)
 }

@@ -1,33 +1,45 @@
 package store
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
-func TestCorruptRecordNamesFileAndCommit(t *testing.T) {
+// A record of bytes that are no event, committed by hand, is left out of
+// every read and quarantined with the commit that wrote it; the app's
+// other events still fold, and verify names the file and the commit.
+func TestCorruptRecordIsLeftOutAndNamed(t *testing.T) {
 	s := newLog(t)
 	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
 	ev := newEvent("a.example.com", "prod", time.Now())
 	bad := record.Path(ev)
 	commit := commitBytes(t, s, bad, []byte("this is not a record"))
-	_, err := s.Head("a.example.com")
-	var ce *CorruptError
-	if !errors.As(err, &ce) || !errors.Is(err, record.ErrCorrupt) {
-		t.Fatalf("err = %v, want a CorruptError", err)
+	h, err := s.Head("a.example.com")
+	if err != nil || h.Version != "1.0.0" {
+		t.Fatalf("head = %+v, %v", h, err)
 	}
-	if ce.Path != bad || ce.Commit != commit || !strings.Contains(err.Error(), commit) {
-		t.Fatalf("error names %s in %s, want %s in %s: %v", ce.Path, ce.Commit, bad, commit, err)
+	q, err := s.Quarantine(ctx, false)
+	if err != nil || len(q) != 1 || q[0].Commit != commit || q[0].Problems[0].Path != bad || !strings.Contains(q[0].Problems[0].What, integrity.BadRecord) {
+		t.Fatalf("quarantine = %+v, %v", q, err)
 	}
-	findings, err := s.Verify(ctx, nil)
-	if err != nil || len(findings) != 1 || findings[0].Path != bad || findings[0].Commit != commit {
-		t.Fatalf("verify = %v, %v", findings, err)
+	if _, err := s.Log("", 0); err != nil {
+		t.Fatalf("log of every app: %v", err)
+	}
+	v, err := s.Verify(ctx, nil)
+	if err != nil || len(v.Findings) != 1 || v.Findings[0].Path != bad || v.Findings[0].Commit != commit || !v.Failed() {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+	if _, err := s.Acknowledge(ctx, []string{commit[:8]}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Verify(ctx, nil); err != nil || len(v.Findings) != 1 || !v.Findings[0].Acknowledged || v.Failed() {
+		t.Fatalf("verify after ack = %+v, %v", v, err)
 	}
 }
 
@@ -35,8 +47,8 @@ func TestVerifyFindsRewrittenHistory(t *testing.T) {
 	s := newLog(t)
 	a := mustAppend(t, s, deploy("a.example.com", "1.0.0"))
 	b := mustAppend(t, s, deploy("b.example.com", "1.0.0"))
-	if findings, err := s.Verify(ctx, nil); err != nil || len(findings) != 0 {
-		t.Fatalf("clean log: %v, %v", findings, err)
+	if v, err := s.Verify(ctx, nil); err != nil || len(v.Findings) != 0 {
+		t.Fatalf("clean log: %v, %v", v, err)
 	}
 	// Someone edits one record and deletes another, and commits that.
 	os.WriteFile(filepath.Join(s.Root(), a.Path), []byte("edited"), 0o644)
@@ -49,10 +61,11 @@ func TestVerifyFindsRewrittenHistory(t *testing.T) {
 	os.MkdirAll(filepath.Dir(filepath.Join(s.Root(), record.Path(stray))), 0o755)
 	os.WriteFile(filepath.Join(s.Root(), record.Path(stray)), data, 0o644)
 
-	findings, err := s.Verify(ctx, nil)
+	v, err := s.Verify(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	findings := v.Findings
 	want := map[string]string{
 		a.Path: "record modified",
 		b.Path: "record deleted",
@@ -78,10 +91,11 @@ func TestVerifyFindsRecordsDroppedByAMerge(t *testing.T) {
 	mustAppend(t, s, deploy("b.example.com", "1.0.0"))
 	git(t, s.Root(), "merge", "-q", "-s", "ours", "-m", "keep mine", "side")
 	merge := git(t, s.Root(), "rev-parse", "HEAD")
-	findings, err := s.Verify(ctx, nil)
+	v, err := s.Verify(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	findings := v.Findings
 	if len(findings) != 1 || findings[0].Path != dropped.Path || findings[0].Commit != merge || findings[0].Problem != "record deleted" {
 		t.Fatalf("findings = %+v", findings)
 	}

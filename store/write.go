@@ -103,6 +103,10 @@ func (tx *Tx) Add(a projects.Address, ev *metav1.Event) {
 // Env returns the app's sealed env file as committed, nil when it has none.
 // It refuses when the work tree's copy differs: someone edited it by hand
 // and did not commit, and that edit must not vanish silently.
+//
+// When a quarantined commit changed the file, it returns the last valid
+// version: a change made on it replaces the quarantined one and mends the
+// log.
 func (tx *Tx) Env(a projects.Address) ([]byte, error) {
 	p := projects.EnvPath(a)
 	committed, err := tx.s.repo.FileAt(tx.tip, p)
@@ -115,6 +119,9 @@ func (tx *Tx) Env(a projects.Address) ([]byte, error) {
 	}
 	if string(have) != string(committed) {
 		return nil, fmt.Errorf("%w: %s has changes that are not committed (edited with sops by hand?): `git -C %s checkout -- %s` drops them, or record them with `meta env import %s <(sops decrypt %s)`", ErrConflict, p, tx.s.root, p, a.App, p)
+	}
+	if last, quarantined, err := tx.s.envAt(tx.tip, a); err != nil || quarantined {
+		return last, err
 	}
 	return committed, nil
 }
@@ -136,7 +143,18 @@ func (tx *Tx) PutEnv(a projects.Address, data []byte, ev *metav1.Event) {
 // refuses when the work tree's meta.yaml differs from the committed one:
 // the operator edited it by hand, and that edit must not vanish.
 func (tx *Tx) PutConfig(c config.Config) error {
-	if have, err := tx.s.work.read(config.File); err != nil || string(have) != string(tx.cfgData) {
+	committed, err := tx.s.repo.FileAt(tx.tip, config.File)
+	if err != nil {
+		return err
+	}
+	if tx.tip.IsZero() {
+		committed = tx.cfgData // a log being started
+	}
+	have, err := tx.s.work.read(config.File)
+	if errors.Is(err, os.ErrNotExist) {
+		have, err = nil, nil // deleted, as the tip has it
+	}
+	if err != nil || string(have) != string(committed) {
 		return fmt.Errorf("%w: %s has changes that are not committed: commit them (git commit %s) or drop them (git checkout -- %s), then run the command again", ErrConflict, config.File, config.File, config.File)
 	}
 	data, err := c.Rewrite(tx.cfgData)
@@ -241,7 +259,11 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 // it committed here with a warning, except a change of a file another
 // operator changed and pushed first, which is taken back.
 func (s *Store) pushWritten(ctx context.Context, tx *Tx, out *Written) error {
-	err := s.push(ctx)
+	own, err := s.repo.Commits(ctx, tx.tip, gitrepo.NewHash(out.Commit))
+	if err != nil {
+		return err
+	}
+	err = s.push(ctx, own...)
 	switch {
 	case err == nil:
 		out.Pushed = true
@@ -255,6 +277,8 @@ func (s *Store) pushWritten(ctx context.Context, tx *Tx, out *Written) error {
 			return fmt.Errorf("%w: another operator changed the same file and pushed first; nothing was written, and bringing in their change failed: %v", ErrConflict, perr)
 		}
 		return fmt.Errorf("%w: another operator changed the same file and pushed first; nothing was written: run the command again on top of their change", ErrConflict)
+	case errors.Is(err, ErrBroken):
+		out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v", err))
 	default:
 		out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v; `meta sync` pushes it", err))
 	}

@@ -37,6 +37,11 @@ func (e *env) envs(cmd *cobra.Command, f *sealFlags, fresh bool) (*envs.Envs, er
 	if err != nil {
 		return nil, err
 	}
+	return e.envsFor(s, f)
+}
+
+// envsFor sets up the env commands' service for an open log.
+func (e *env) envsFor(s *store.Store, f *sealFlags) (*envs.Envs, error) {
 	helper, err := sealed.FindHelper()
 	if err != nil {
 		return nil, err
@@ -88,7 +93,7 @@ sops files: ` + "`sops decrypt projects/.../<app>.env`" + ` works by hand too.`,
 	}
 	addIdentityFlag(cmd, &f)
 	cmd.AddCommand(newEnvImport(e, &f), newEnvGet(e, &f), newEnvSet(e, &f), newEnvUnset(e, &f),
-		newEnvEdit(e, &f), newEnvExport(e, &f), newEnvDiff(e, &f), newEnvRekey(e, &f), newEnvLs(e))
+		newEnvEdit(e, &f), newEnvExport(e, &f), newEnvDiff(e, &f), newEnvRekey(e, &f), newEnvLs(e), newEnvReapply(e, &f))
 	return cmd
 }
 

@@ -10,7 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
@@ -56,7 +58,11 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(e.stdout, headView{Head: h, Unpushed: len(unpushed)})
+				problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
+				if err != nil {
+					return err
+				}
+				return writeJSON(e.stdout, headView{Head: h, Unpushed: len(unpushed), Quarantined: printableCopy(problems)})
 			}
 			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), now)
 		},
@@ -73,6 +79,9 @@ type headView struct {
 	*fold.Head
 	// Unpushed counts this app's events not on the remote yet.
 	Unpushed int `json:"unpushed"`
+	// Quarantined are what quarantined commits broke in the app's
+	// directory, which the head leaves out.
+	Quarantined []store.Finding `json:"quarantined"`
 }
 
 func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time) error {

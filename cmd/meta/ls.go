@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
@@ -26,10 +28,15 @@ func newLs(e *env) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if heads == nil {
-					heads = []*fold.Head{}
+				views := make([]lsView, 0, len(heads))
+				for _, h := range heads {
+					problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
+					if err != nil {
+						return err
+					}
+					views = append(views, lsView{Head: h, Quarantined: printableCopy(problems)})
 				}
-				return writeJSON(e.stdout, heads)
+				return writeJSON(e.stdout, views)
 			}
 			p := e.painter(e.stdout)
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
@@ -46,12 +53,23 @@ func newLs(e *env) *cobra.Command {
 				if h.Lock != nil {
 					notes = append(notes, p.paint("33", "locked by "+h.Lock.Holder))
 				}
+				if problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}); err == nil && len(problems) > 0 {
+					notes = append(notes, p.paint("31", "quarantined:"+itoa(len(problems))))
+				}
 				note := strings.Join(notes, " ")
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Domain, h.Project, h.Env, p.state(h.State), orDash(h.Running()), when(h.Since), orDash(h.DeployedBy), note)
 			}
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of heads")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of heads (keys as meta head --json, without unpushed)")
 	return cmd
+}
+
+// lsView is one head of `meta ls --json`.
+type lsView struct {
+	*fold.Head
+	// Quarantined are what quarantined commits broke in the app's
+	// directory, which the head leaves out.
+	Quarantined []store.Finding `json:"quarantined"`
 }

@@ -52,6 +52,9 @@ type env struct {
 	natsURL        string
 	natsCreds      string
 	natsJSON       bool
+	// opened are the logs the command opened, whose notes (what a sync
+	// brought back, set aside or quarantined) are printed when it ends.
+	opened []*store.Store
 }
 
 // Output rules, after age's: messages to stderr start with "meta: ", are
@@ -71,6 +74,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
+	for _, s := range e.opened {
+		for _, n := range s.Notes() {
+			e.warn("%s", n)
+		}
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -145,7 +153,7 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e))
 	usageArgs(root)
 	return root
 }
@@ -191,6 +199,14 @@ func version() string {
 
 // open finds and opens the log.
 func (e *env) open() (*store.Store, error) {
+	s, err := e.find()
+	if err == nil {
+		e.opened = append(e.opened, s)
+	}
+	return s, err
+}
+
+func (e *env) find() (*store.Store, error) {
 	dir := e.dir
 	if dir == "" {
 		dir = e.getenv("META_DIR")
@@ -229,8 +245,11 @@ func (e *env) natsOptions() (url string, o notify.Options) {
 // remote when the cooldown allows; an unreachable remote is a warning.
 func (e *env) openFresh(ctx context.Context) (*store.Store, error) {
 	s, err := e.open()
-	if err != nil || e.offline {
-		return s, err
+	if err != nil {
+		return nil, err
+	}
+	if e.offline {
+		return s, e.warnQuarantined(ctx, s)
 	}
 	warning, err := s.Refresh(ctx, e.forceSync)
 	if err != nil {
@@ -239,7 +258,25 @@ func (e *env) openFresh(ctx context.Context) (*store.Store, error) {
 	if warning != "" {
 		e.warn("%s", warning)
 	}
-	return s, nil
+	return s, e.warnQuarantined(ctx, s)
+}
+
+// warnQuarantined is what every read says until the operator acknowledges
+// it: one line per quarantined commit, with its id and author.
+func (e *env) warnQuarantined(ctx context.Context, s *store.Store) error {
+	qs, err := s.Quarantine(ctx, false)
+	if err != nil {
+		return err
+	}
+	const most = 5
+	for i, q := range qs {
+		if i == most {
+			e.warn("and %d more quarantined commits: `meta quarantine ls`", len(qs)-most)
+			break
+		}
+		e.warn("quarantined commit %s by %s (%q): %s; not read (`meta quarantine ls` explains, `meta quarantine ack %s` silences this)", q.Short(), q.Author, q.Subject, problemSummary(q.Problems), q.Short())
+	}
+	return nil
 }
 
 // openAs opens the log and works out who is writing to it.

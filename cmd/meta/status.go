@@ -12,7 +12,7 @@ func newStatus(e *env) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the remote, the last sync, unpushed events and files meta does not manage",
+		Short: "Show the remote, the last sync or failure, unpushed events, quarantined and set-aside commits",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.open()
@@ -32,16 +32,38 @@ func newStatus(e *env) *cobra.Command {
 				remote = "none (the log is not shared)"
 			}
 			fmt.Fprintf(tw, "remote:\t%s\n", remote)
+			fmt.Fprintf(tw, "branch:\t%s\n", printable(st.Branch))
 			if st.Remote != "" {
 				last := "never"
 				if !st.LastSync.IsZero() {
 					last = when(st.LastSync) + " (" + ago(st.LastSync, time.Now()) + ")"
 				}
 				fmt.Fprintf(tw, "last sync:\t%s\n", last)
+				if st.Failure != "" {
+					fmt.Fprintf(tw, "last failure:\t%s (%s): %s\n", when(st.LastFailure), ago(st.LastFailure, time.Now()), printable(st.Failure))
+				}
 				fmt.Fprintf(tw, "unpushed:\t%d events\n", len(st.Unpushed))
 				for _, u := range st.Unpushed {
 					fmt.Fprintf(tw, "\t  %s %s\n", u.EventID, u.Domain)
 				}
+			}
+			if len(st.Quarantined) > 0 {
+				fmt.Fprintf(tw, "quarantined:\t%d commits (meta quarantine ls)\n", len(st.Quarantined))
+				for _, q := range printableCopy(st.Quarantined) {
+					fmt.Fprintf(tw, "\t  %s %s: %s\n", q.Short(), q.Author, problemSummary(q.Problems))
+				}
+			}
+			if len(st.Unsendable) > 0 {
+				fmt.Fprintf(tw, "not pushable:\t%d local commits break the log; meta repair takes back what they break\n", len(st.Unsendable))
+			}
+			if len(st.SetAside) > 0 {
+				fmt.Fprintf(tw, "set aside:\t%d commits (meta aside ls; meta env reapply)\n", len(st.SetAside))
+				for _, a := range printableCopy(st.SetAside) {
+					fmt.Fprintf(tw, "\t  %s %s %s\n", a.Short(), a.Subject, asideKeys(a))
+				}
+			}
+			if st.Interrupted {
+				fmt.Fprintf(tw, "interrupted:\ta killed meta left a write half done; the next meta command finishes it (meta sync)\n")
 			}
 			if len(st.OtherChanges) > 0 {
 				fmt.Fprintf(tw, "not meta's:\t%d changed files meta leaves alone\n", len(st.OtherChanges))
@@ -52,6 +74,6 @@ func newStatus(e *env) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"remote", "last_sync", "unpushed": [...], "other_changes": [...]}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"remote", "branch", "last_sync", "last_failure", "failure", "unpushed", "quarantined", "unsendable", "set_aside", "interrupted", "other_changes"}`)
 	return cmd
 }

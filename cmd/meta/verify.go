@@ -14,11 +14,15 @@ func newVerify(e *env) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check that no record was ever modified or deleted, and that every record is valid",
-		Long: `verify reads the whole history of the log. It reports, one per line, every
-record that some commit modified or deleted, every file under projects/ that
-is not a valid record where it lies, and every difference between the work
-tree and the committed records. It exits 1 when it finds anything.`,
+		Short: "Check the whole history of the log by its rules, and the work tree against it",
+		Long: `verify checks every commit of the log's history afresh, reading every record.
+It reports, one per line, every quarantined commit's problems (a record some
+commit modified or deleted, a file under projects/ that is not a valid record
+where it lies, a meta.yaml against its schema, an env file changed without its
+env event), every env file version with values in clear, and every difference
+between the work tree and the branch. It exits 1 when it finds anything not
+acknowledged (meta quarantine ack): acknowledged commits are listed, and
+stay quarantined.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.open()
@@ -27,40 +31,41 @@ tree and the committed records. It exits 1 when it finds anything.`,
 			}
 			var commits atomic.Int64
 			stop := e.progress(func() string { return fmt.Sprintf("verify: %d commits read", commits.Load()) })
-			findings, err := s.Verify(cmd.Context(), func() { commits.Add(1) })
+			v, err := s.Verify(cmd.Context(), func() { commits.Add(1) })
 			stop()
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				if findings == nil {
-					findings = []store.Finding{}
+				report := verifyReport{OK: !v.Failed(), Commits: v.Commits, Findings: v.Findings, Quarantined: quarantineJSON(quarantineOf(v))}
+				if report.Findings == nil {
+					report.Findings = []store.Finding{}
 				}
-				report := verifyReport{OK: len(findings) == 0, Commits: commits.Load(), Findings: findings}
 				if err := writeJSON(e.stdout, report); err != nil {
 					return err
 				}
 			} else {
-				for _, f := range findings {
+				for _, f := range v.Findings {
 					fmt.Fprintln(e.stdout, printable(f.String()))
 				}
 			}
-			if len(findings) > 0 {
-				fmt.Fprintf(e.stderr, "meta: verify: %d problems in %d commits\n", len(findings), commits.Load())
+			if v.Failed() {
+				fmt.Fprintf(e.stderr, "meta: verify: %d problems in %d commits (meta doctor explains the ways out)\n", len(v.Findings), v.Commits)
 				return silentError{exitFailed}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok", "commits", "findings": [{"path", "commit", "problem"}]}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok", "commits", "findings": [{"path", "commit", "problem", "acknowledged"}], "quarantined": [...]}`)
 	return cmd
 }
 
 // verifyReport is `meta verify --json`'s output.
 type verifyReport struct {
-	OK       bool            `json:"ok"`
-	Commits  int64           `json:"commits"`
-	Findings []store.Finding `json:"findings"`
+	OK          bool             `json:"ok"`
+	Commits     int              `json:"commits"`
+	Findings    []store.Finding  `json:"findings"`
+	Quarantined []quarantineItem `json:"quarantined"`
 }
 
 // progress shows status() on stderr every quarter second once a second has

@@ -75,3 +75,18 @@ func (r *Repo) UseBranch(ctx context.Context, branch string) error {
 	_, err = r.git(ctx, "checkout", "-q", "-B", branch, "--track", Remote+"/"+branch)
 	return err
 }
+
+// LsRemote asks the remote, now, for the tip of branch: zero when the
+// remote has no such branch. An error is ErrUnreachable with all git said.
+func (r *Repo) LsRemote(ctx context.Context, branch string) (Hash, error) {
+	out, err := r.git(ctx, "ls-remote", Remote, "refs/heads/"+branch)
+	if err != nil {
+		return ZeroHash, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if h, ref, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok && ref == "refs/heads/"+branch && IsHash(h) {
+			return NewHash(h), nil
+		}
+	}
+	return ZeroHash, nil
+}

@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -186,4 +187,44 @@ func breakStale(lock string, wait time.Duration) error {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// KeepRef points ref (a name under refs/meta/) at commit, so that git
+// keeps the commit and everything it holds, though no branch reaches it.
+func (r *Repo) KeepRef(ref string, commit Hash, sig Signature, why string) error {
+	if !strings.HasPrefix(ref, "refs/meta/") {
+		return fmt.Errorf("keep %s: meta keeps refs under refs/meta/ only", ref)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, err := r.readRef(ref)
+	if err != nil || cur == commit {
+		return err
+	}
+	_, err = r.updateRef(ref, cur, commit, sig, why)
+	return err
+}
+
+// DropRef deletes a ref KeepRef made.
+func (r *Repo) DropRef(ctx context.Context, ref string) error {
+	if !strings.HasPrefix(ref, "refs/meta/") {
+		return fmt.Errorf("drop %s: meta drops refs under refs/meta/ only", ref)
+	}
+	_, err := r.git(ctx, "update-ref", "-d", ref)
+	return err
+}
+
+// Refs lists the refs under prefix (loose or packed) with their commits.
+func (r *Repo) Refs(ctx context.Context, prefix string) (map[string]Hash, error) {
+	out, err := r.git(ctx, "for-each-ref", "--format=%(objectname) %(refname)", prefix)
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]Hash{}
+	for _, line := range strings.Split(out, "\n") {
+		if h, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok && plumbing.IsHash(h) {
+			refs[name] = plumbing.NewHash(h)
+		}
+	}
+	return refs, nil
 }

@@ -114,6 +114,13 @@ func (r *Repo) treeOf(commit Hash) (Hash, error) {
 	return c.TreeHash, nil
 }
 
+// BlobAt is the blob at path in commit, zero when there is none.
+func (r *Repo) BlobAt(commit Hash, path string) (Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.blobAt(commit, path)
+}
+
 // blobAt is the blob at path in commit, zero when there is none. The
 // caller holds r.mu.
 func (r *Repo) blobAt(commit Hash, path string) (Hash, error) {

@@ -1,0 +1,150 @@
+package gitrepo
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CommitInfo is one commit as a walk of history sees it.
+type CommitInfo struct {
+	ID      Hash
+	Parents []Hash
+	// Author is "Name <email>".
+	Author  string
+	When    time.Time
+	Subject string
+}
+
+// Walk calls visit for each commit reachable from to and not from from
+// (from may be zero: all of to's history), parents before children, with
+// every file it adds, changes or deletes: against each of its parents for
+// a merge (one parent after the other), against nothing for a root commit.
+// It reads history through one `git log`, with paths as git has them (-z:
+// no quoting), and stops at visit's first error.
+func (r *Repo) Walk(ctx context.Context, from, to Hash, visit func(CommitInfo, []Change) error) error {
+	return r.walk(ctx, from, to, nil, visit)
+}
+
+// Introduced finds the commit reachable from to that wrote blob at path:
+// who to ask about a record. It is the zero CommitInfo when none did.
+func (r *Repo) Introduced(ctx context.Context, to Hash, path string, blob Hash) (CommitInfo, error) {
+	var found CommitInfo
+	err := r.walk(ctx, ZeroHash, to, []string{path}, func(info CommitInfo, changes []Change) error {
+		for _, ch := range changes {
+			if ch.Path == path && ch.To == blob && found.ID.IsZero() {
+				found = info
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+func (r *Repo) walk(ctx context.Context, from, to Hash, paths []string, visit func(CommitInfo, []Change) error) error {
+	if to.IsZero() || from == to {
+		return nil
+	}
+	spec := to.String()
+	if !from.IsZero() {
+		spec = from.String() + ".." + to.String()
+	}
+	cmd := command(ctx, r.root, "log", "-z", "--no-color", "--raw", "-m", "--root", "--no-renames", "--no-abbrev",
+		"--reverse", "--topo-order", "--format=commit %H %P%x1f%an <%ae>%x1f%at%x1f%s", spec)
+	if len(paths) > 0 {
+		cmd.Args = append(append(cmd.Args, "--full-history", "--"), paths...)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	sc.Split(splitNUL)
+	var cur *CommitInfo
+	var changes []Change
+	var visitErr error
+	flush := func() {
+		if cur != nil && visitErr == nil {
+			visitErr = visit(*cur, changes)
+		}
+		cur, changes = nil, nil
+	}
+	for visitErr == nil && sc.Scan() {
+		tok := strings.TrimPrefix(sc.Text(), "\n")
+		switch {
+		case strings.HasPrefix(tok, "commit "):
+			info, err := parseCommitHeader(strings.TrimPrefix(tok, "commit "))
+			if err != nil {
+				visitErr = err
+				break
+			}
+			if cur != nil && cur.ID == info.ID {
+				continue // -m shows a merge once per parent
+			}
+			flush()
+			cur = &info
+		case strings.HasPrefix(tok, ":"):
+			// :<old mode> <new mode> <old blob> <new blob> <status>, then
+			// the path as the next NUL-separated token.
+			f := strings.Fields(tok)
+			if !sc.Scan() {
+				break
+			}
+			path := sc.Text()
+			if len(f) < 5 || cur == nil || f[0] == ":160000" || f[1] == "160000" {
+				continue // submodules are not files
+			}
+			changes = append(changes, Change{Commit: cur.ID, Path: path, From: NewHash(f[2]), To: NewHash(f[3])})
+		}
+	}
+	flush()
+	if visitErr != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return visitErr
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("git log: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return sc.Err()
+}
+
+func splitNUL(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// parseCommitHeader reads "<id> <parent>...\x1f<author>\x1f<unix time>\x1f<subject>".
+func parseCommitHeader(s string) (CommitInfo, error) {
+	f := strings.SplitN(s, "\x1f", 4)
+	if len(f) != 4 {
+		return CommitInfo{}, fmt.Errorf("git log: unexpected commit line %q", s)
+	}
+	ids := strings.Fields(f[0])
+	if len(ids) == 0 || !IsHash(ids[0]) {
+		return CommitInfo{}, fmt.Errorf("git log: unexpected commit line %q", s)
+	}
+	info := CommitInfo{ID: NewHash(ids[0]), Author: f[1], Subject: f[3]}
+	for _, p := range ids[1:] {
+		info.Parents = append(info.Parents, NewHash(p))
+	}
+	if sec, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+		info.When = time.Unix(sec, 0).UTC()
+	}
+	return info, nil
+}
