@@ -145,10 +145,13 @@ func identity(in Inputs, s *store.Store) Check {
 		c.Detail += " <" + a.GetEmail() + ">"
 	}
 	if s != nil {
-		if _, ok := s.Config().Operator(a.GetName()); !ok {
-			c.Severity = Warning
-			c.Detail += ": not an operator in meta.yaml, so no env file is encrypted to you"
-			c.Fix = "meta operator add " + quoteIfNeeded(a.GetName()) + " --age $(age-keygen -y KEYFILE)"
+		// Operators are named on their own in meta.yaml; a name that
+		// matches is worth saying, one that does not is no fault (the
+		// meta-seal check says what the age identity can read).
+		if o, ok := s.Config().Operator(operatorName(a.GetName())); ok {
+			c.Detail += ", operator " + o.Name + " in meta.yaml"
+		} else if len(s.Config().Operators) > 0 {
+			c.Detail += "; meta.yaml names no operator " + operatorName(a.GetName()) + " (meta operator ls lists them)"
 		}
 	}
 	return c
@@ -316,9 +319,20 @@ func shortList(ids []string) string {
 	return strings.Join(out, ", ")
 }
 
-func quoteIfNeeded(s string) string {
-	if strings.ContainsAny(s, " \t'\"") {
-		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// operatorName suggests an operator name (lower-case letters, digits and
+// dashes) for a person's name.
+func operatorName(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(name)) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '_' || r == '.':
+			b.WriteByte('-')
+		}
 	}
-	return s
+	if out := strings.Trim(b.String(), "-"); out != "" {
+		return out
+	}
+	return "NAME"
 }

@@ -8,7 +8,6 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store"
-	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -17,6 +16,7 @@ import (
 //	GET /v1/apps                  every app's head (meta ls --json)
 //	GET /v1/apps/{domain}         one app's head (meta head --json)
 //	GET /v1/apps/{domain}/log?n=N its events, newest first (meta log --json, as an array)
+//	GET /v1/quarantine            the quarantined commits (meta quarantine ls --all --json)
 //	GET /healthz                  {"ok": true}
 //
 // Errors are {"error": "..."} with 400, 404 or 409 for what the caller
@@ -25,14 +25,27 @@ func NewHandler(s *store.Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) {
 		heads, err := s.List()
-		if heads == nil {
-			heads = []*fold.Head{}
+		reports := make([]store.HeadReport, 0, len(heads))
+		for _, h := range heads {
+			if err == nil {
+				var rep store.HeadReport
+				rep, err = s.Report(r.Context(), h)
+				reports = append(reports, rep)
+			}
 		}
-		reply(w, heads, err)
+		reply(w, reports, err)
 	})
 	mux.HandleFunc("GET /v1/apps/{domain}", func(w http.ResponseWriter, r *http.Request) {
 		h, err := s.Head(r.PathValue("domain"))
-		reply(w, h, err)
+		var rep store.HeadReport
+		if err == nil {
+			rep, err = s.Report(r.Context(), h)
+		}
+		reply(w, rep, err)
+	})
+	mux.HandleFunc("GET /v1/quarantine", func(w http.ResponseWriter, r *http.Request) {
+		qs, err := s.Quarantine(r.Context(), true)
+		reply(w, qs, err)
 	})
 	mux.HandleFunc("GET /v1/apps/{domain}/log", func(w http.ResponseWriter, r *http.Request) {
 		n := 0

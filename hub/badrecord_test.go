@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"os"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -45,5 +46,19 @@ func TestCatchUpGoesPastABadRecord(t *testing.T) {
 	}
 	if n, _ := h.CatchUp(context.Background()); n != 0 || len(logged) != 1 {
 		t.Fatalf("a second catch-up published %d and logged %q", n, logged)
+	}
+	// The API says what it leaves out, and who committed it.
+	srv := httptest.NewServer(NewHandler(s))
+	defer srv.Close()
+	var q []map[string]any
+	if code := get(t, srv.URL+"/v1/quarantine", &q); code != 200 || len(q) != 1 || q[0]["author"] != "Mallory <m@example.com>" || q[0]["subject"] != "junk" {
+		t.Fatalf("quarantine: %d %v", code, q)
+	}
+	var head map[string]any
+	if code := get(t, srv.URL+"/v1/apps/a.example.com", &head); code != 200 || head["version"] != "1.0.0" {
+		t.Fatalf("head: %d %v", code, head)
+	}
+	if problems, _ := head["quarantined"].([]any); len(problems) != 1 || problems[0].(map[string]any)["path"] != bad {
+		t.Fatalf("head's quarantined: %v", head["quarantined"])
 	}
 }

@@ -36,6 +36,17 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 			return nil, err
 		}
 	}
+	for _, e := range tx.purges {
+		tip, err := s.repo.Head()
+		if err != nil {
+			return nil, err
+		}
+		commit, st, err := s.commitPurge(tip, e, actor, now, at(), opts, batch)
+		if err != nil {
+			return nil, err
+		}
+		out.Events, out.Paths, out.Commit = append(out.Events, st.ev), append(out.Paths, st.path), commit.String()
+	}
 	if tx.replaces() {
 		whens := make([]time.Time, len(tx.envs))
 		for i := range whens {

@@ -13,12 +13,16 @@ import (
 // store collects them; the command prints them.
 
 func (s *Store) notef(format string, args ...any) {
+	s.imu.Lock()
+	defer s.imu.Unlock()
 	s.notes = append(s.notes, fmt.Sprintf(format, args...))
 }
 
 // Notes returns what the store has to tell since the last call, and
 // forgets it.
 func (s *Store) Notes() []string {
+	s.imu.Lock()
+	defer s.imu.Unlock()
 	out := s.notes
 	s.notes = nil
 	return out
@@ -27,10 +31,11 @@ func (s *Store) Notes() []string {
 // noteQuarantined tells of the commits from..to brought in that history
 // quarantined.
 func (s *Store) noteQuarantined(ctx context.Context, from, to gitrepo.Hash) {
-	if s.integ == nil {
+	st, err := s.integrityAt(ctx, to)
+	if err != nil {
 		return
 	}
-	for _, f := range s.integ.Findings {
+	for _, f := range st.Findings {
 		c := gitrepo.NewHash(f.Commit)
 		if in, err := s.repo.IsAncestor(ctx, c, to); err != nil || !in {
 			continue

@@ -127,3 +127,40 @@ func TestBadMetaYAMLFromTheRemoteBricksNoClone(t *testing.T) {
 		})
 	}
 }
+
+// repair puts meta.yaml back as its last valid commit left it, and a
+// record a pushed commit deleted back as first written, in one commit that
+// breaks no rule; every clone then agrees.
+func TestRepairMendsWhatPushedCommitsBroke(t *testing.T) {
+	remote := bareRemote(t)
+	mine := join(t, remote)
+	out := mustAppend(t, mine, deploy("a.example.com", "1.0.0"))
+	bob := t.TempDir()
+	git(t, bob, "clone", "-q", remote, ".")
+	good, _ := os.ReadFile(filepath.Join(bob, config.File))
+	os.WriteFile(filepath.Join(bob, config.File), []byte("project: [unclosed\n"), 0o644)
+	git(t, bob, "rm", "-q", out.Path)
+	git(t, bob, "commit", "-qam", "break things")
+	git(t, bob, "push", "-q", "origin", "main")
+	if err := mine.Sync(ctx, SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := mine.Repair(ctx, alice, false)
+	if err != nil || !r.Pushed || len(r.Dropped) != 0 || len(r.Mended) != 2 {
+		t.Fatalf("repair = %+v, %v", r, err)
+	}
+	if got := git(t, mine.Root(), "show", "HEAD:"+config.File); got+"\n" != string(good) {
+		t.Fatalf("meta.yaml = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(mine.Root(), out.Path)); err != nil {
+		t.Fatalf("the record is not back: %v", err)
+	}
+	// The repair commit is clean: only the one commit stays quarantined.
+	if q, _ := mine.Quarantine(ctx, true); len(q) != 1 || q[0].Subject != "break things" {
+		t.Fatalf("quarantine = %+v", q)
+	}
+	if _, err := mine.Repair(ctx, alice, false); !errors.Is(err, ErrNoChange) {
+		t.Fatalf("a second repair: %v", err)
+	}
+	assertClean(t, mine.Root())
+}

@@ -13,6 +13,7 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 )
@@ -43,21 +44,31 @@ func (s *Store) stateAt(commit gitrepo.Hash) (*integrity.State, error) {
 
 // integrityAt is the integrity state checked up to tip (see above), and
 // from then on the one reads use.
+//
+// A state once published (s.integ) is never changed: reads in other
+// goroutines (the hub's HTTP API beside its catch-up) hold it while a
+// change makes a new one, under s.imu.
 func (s *Store) integrityAt(ctx context.Context, tip gitrepo.Hash) (*integrity.State, error) {
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	return s.integrityAtLocked(ctx, tip)
+}
+
+func (s *Store) integrityAtLocked(ctx context.Context, tip gitrepo.Hash) (*integrity.State, error) {
 	if s.integ != nil && s.integ.Checked == tip.String() {
 		return s.integ, nil
 	}
 	if before, ok := s.before[tip.String()]; ok {
 		// The branch went back to where this process saw it (a write
 		// taken back): the state there is known.
-		s.saveIntegrity(before.Clone())
-		return s.integ, nil
+		s.publish(before)
+		return before, nil
 	}
 	st, err := s.checkFrom(ctx, tip, loadState(s.integrityPath()), loadState(s.remoteStatePath()))
 	if err != nil {
 		return nil, err
 	}
-	s.saveIntegrity(st)
+	s.publish(st)
 	return st, nil
 }
 
@@ -93,7 +104,14 @@ func (s *Store) checkFrom(ctx context.Context, tip gitrepo.Hash, candidates ...*
 	if tip.IsZero() {
 		return integrity.New(), nil
 	}
-	if err := from.Check(ctx, s.repo, tip, contents); err != nil {
+	var onCommit func()
+	if s.OnCheck != nil {
+		n := 0
+		s.OnCheck(0, false)
+		defer func() { s.OnCheck(n, true) }()
+		onCommit = func() { n++; s.OnCheck(n, false) }
+	}
+	if err := from.Check(ctx, s.repo, tip, contents, onCommit); err != nil {
 		return nil, fmt.Errorf("check the log's history: %w", err)
 	}
 	return from, nil
@@ -102,13 +120,13 @@ func (s *Store) checkFrom(ctx context.Context, tip gitrepo.Hash, candidates ...*
 // checkpointRemote keeps the state at the remote's tip, which a sync just
 // took in: where the next sync's walk starts from when this clone's own
 // commits are replayed on top of the remote's.
-func (s *Store) checkpointRemote(ctx context.Context, remote gitrepo.Hash) error {
+func (s *Store) checkpointRemote(ctx context.Context, remote gitrepo.Hash) (*integrity.State, error) {
 	st, err := s.checkFrom(ctx, remote, loadState(s.remoteStatePath()), cloneOrNil(s.integ), loadState(s.integrityPath()))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	writeState(s.remoteStatePath(), st)
-	return nil
+	return st, nil
 }
 
 func cloneOrNil(st *integrity.State) *integrity.State {
@@ -141,9 +159,10 @@ func writeState(path string, st *integrity.State) {
 	}
 }
 
-// saveIntegrity keeps st as the state at the tip, and makes it the one
-// reads use.
-func (s *Store) saveIntegrity(st *integrity.State) {
+// publish keeps st as the state at the tip and makes it the one reads use;
+// from then on st does not change. The caller holds s.imu.
+func (s *Store) publish(st *integrity.State) {
+	st.Index()
 	writeState(s.integrityPath(), st)
 	s.integ = st
 }
@@ -154,6 +173,8 @@ func (s *Store) saveIntegrity(st *integrity.State) {
 // after a quarantined change). A state not at parent is left for the next
 // read to walk.
 func (s *Store) advanceIntegrity(parent, commit gitrepo.Hash, files []gitrepo.File, sig gitrepo.Signature, msg string) {
+	s.imu.Lock()
+	defer s.imu.Unlock()
 	if s.integ == nil || s.integ.Checked != parent.String() {
 		return
 	}
@@ -170,28 +191,32 @@ func (s *Store) advanceIntegrity(parent, commit gitrepo.Hash, files []gitrepo.Fi
 	if s.before == nil {
 		s.before = map[string]*integrity.State{}
 	}
-	s.before[parent.String()] = s.integ.Clone()
+	s.before[parent.String()] = s.integ
 	info := gitrepo.CommitInfo{ID: commit, Parents: []gitrepo.Hash{parent}, Author: sig.Name + " <" + sig.Email + ">", When: sig.When, Subject: strings.SplitN(msg, "\n", 2)[0]}
-	if err := s.integ.Advance(s.repo, info, parent, changes); err != nil {
+	st := s.integ.Clone()
+	if err := st.Advance(s.repo, info, parent, changes); err != nil {
 		s.integ = nil // walked again by the next read
 		return
 	}
-	s.saveIntegrity(s.integ)
+	s.publish(st)
 }
 
 // reject leaves out of every read a record a read found is no valid event,
-// quarantining the commit that wrote it; it returns the finding's text.
+// quarantining the commit that wrote it.
 func (s *Store) reject(tip gitrepo.Hash, path string, blob gitrepo.Hash, why error) {
-	st, err := s.stateAt(tip)
-	if err != nil {
-		return
-	}
 	info, err := s.repo.Introduced(context.Background(), tip, path, blob)
 	if err != nil || info.ID.IsZero() {
 		info = gitrepo.CommitInfo{ID: tip}
 	}
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	cur, err := s.integrityAtLocked(context.Background(), tip)
+	if err != nil {
+		return
+	}
+	st := cur.Clone()
 	if st.Reject(path, blob, info, why) {
-		s.saveIntegrity(st)
+		s.publish(st)
 	}
 }
 
@@ -299,4 +324,19 @@ func (s *Store) AppProblems(ctx context.Context, a projects.Address) ([]Finding,
 		}
 	}
 	return out, nil
+}
+
+// HeadReport is an app's head with what quarantined commits broke in its
+// directory: what `meta head --json`, `meta ls --json` and the HTTP API
+// answer. Its JSON keys are part of meta's interface.
+type HeadReport struct {
+	*fold.Head
+	// Quarantined are what the head leaves out.
+	Quarantined []Finding `json:"quarantined"`
+}
+
+// Report adds to h what quarantined commits broke in its app's directory.
+func (s *Store) Report(ctx context.Context, h *fold.Head) (HeadReport, error) {
+	problems, err := s.AppProblems(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
+	return HeadReport{Head: h, Quarantined: problems}, err
 }

@@ -146,7 +146,7 @@ func (s *Store) Unpushed(ctx context.Context, domain string) ([]Unpushed, error)
 		}
 		for _, ch := range changes {
 			rec, err := projects.ParseRecordPath(ch.Path)
-			if err != nil || ch.To.IsZero() || domain != "" && rec.Address.App != domain {
+			if err != nil || !ch.From.IsZero() || ch.To.IsZero() || domain != "" && rec.Address.App != domain {
 				continue
 			}
 			out = append(out, Unpushed{EventID: rec.ID, Domain: rec.Address.App, Path: ch.Path, Commit: c.String()})

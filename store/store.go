@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/afero"
@@ -61,6 +62,9 @@ type Store struct {
 	cache   *cache.Cache
 	journal journal
 	state   syncState
+	// imu guards integ, before and notes: reads may run in goroutines of
+	// their own (the hub's).
+	imu sync.Mutex
 	// integ is the integrity state at the tip as last checked (see
 	// quarantine.go); nil until the first read.
 	integ *integrity.State
@@ -69,6 +73,10 @@ type Store struct {
 	before map[string]*integrity.State
 	// notes are what the command should tell (notes.go).
 	notes []string
+	// OnCheck, when set, is told how many commits a walk of history has
+	// checked (see quarantine.go), and when it is done: for progress on a
+	// first walk of a long history.
+	OnCheck func(commits int, done bool)
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
@@ -175,6 +183,17 @@ func (s *Store) reloadConfig() ([]byte, error) {
 func (s *Store) configAt(commit gitrepo.Hash) ([]byte, error) {
 	if commit.IsZero() {
 		return nil, nil
+	}
+	// A valid one is the tip's: the rule that quarantines a meta.yaml is
+	// config.Parse failing, so no walk of history is needed to know.
+	data, err := s.repo.FileAt(commit, config.File)
+	if err != nil {
+		return nil, err
+	}
+	if data != nil {
+		if _, err := config.Parse(data); err == nil {
+			return data, nil
+		}
 	}
 	st, err := s.stateAt(commit)
 	if err != nil {

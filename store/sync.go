@@ -13,6 +13,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 )
 
 // Errors of sharing the log through a remote.
@@ -121,7 +122,11 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		case base.IsZero() && !opts.rejoin:
 			return fmt.Errorf("%w: the remote's history shares no commit with this clone's: it is another log, or someone rewrote all of its history. If it is this log, `meta sync --rejoin` takes the remote's history and re-adds this clone's events on top of it; else point the clone at its own remote (git remote set-url origin URL)", ErrUnrelated)
 		default:
-			if next, err = s.replayOnto(ctx, remote, local, opts.own); err != nil {
+			at, err := s.checkpointRemote(ctx, remote)
+			if err != nil {
+				return err
+			}
+			if next, err = s.replayOnto(ctx, remote, local, seen, opts.own, at); err != nil {
 				return err
 			}
 		}
@@ -129,7 +134,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 	if next == local {
 		return nil
 	}
-	if err := s.checkpointRemote(ctx, remote); err != nil {
+	if _, err := s.checkpointRemote(ctx, remote); err != nil {
 		return err
 	}
 	if err := s.moveTo(local, next, "meta: sync with "+gitrepo.Remote); err != nil {
@@ -141,12 +146,37 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 
 // replayOnto replays the local commits remote lacks on top of it, setting
 // aside those that collide.
-func (s *Store) replayOnto(ctx context.Context, remote, local gitrepo.Hash, own []gitrepo.Hash) (gitrepo.Hash, error) {
+func (s *Store) replayOnto(ctx context.Context, remote, local, seen gitrepo.Hash, own []gitrepo.Hash, atRemote *integrity.State) (gitrepo.Hash, error) {
 	mine, err := s.repo.Commits(ctx, remote, local)
 	if err != nil {
 		return gitrepo.ZeroHash, err
 	}
+	// What a quarantined commit the remote had broke is not replayed: a
+	// force-push that dropped it does not get it back. (This clone's own,
+	// never pushed, stay as they are, for the push to stop on.)
+	broken := map[string]map[string]bool{}
+	lost, err := s.lostCommits(ctx, remote, seen)
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	if st, err := s.stateAt(local); err == nil && len(lost) > 0 {
+		for _, f := range st.Findings {
+			if !slices.Contains(lost, gitrepo.NewHash(f.Commit)) {
+				continue
+			}
+			for _, p := range f.Problems {
+				if broken[f.Commit] == nil {
+					broken[f.Commit] = map[string]bool{}
+				}
+				broken[f.Commit][p.Path] = true
+			}
+		}
+	}
 	next, err := s.repo.Replay(ctx, remote, mine, gitrepo.ReplayOptions{
+		Keep: func(c gitrepo.Hash, ch gitrepo.FileChange) bool {
+			// Nor is a record the remote purged.
+			return !broken[c.String()][ch.Path] && atRemote.Purged[ch.Path] == ""
+		},
 		SetAside: func(c gitrepo.Hash, conflict error) error {
 			if slices.Contains(own, c) {
 				return conflict
@@ -160,18 +190,24 @@ func (s *Store) replayOnto(ctx context.Context, remote, local gitrepo.Hash, own 
 	return next, nil
 }
 
+// lostCommits are the commits this clone fetched from the remote before
+// (seen) that the remote no longer has.
+func (s *Store) lostCommits(ctx context.Context, remote, seen gitrepo.Hash) ([]gitrepo.Hash, error) {
+	if seen.IsZero() || seen == remote {
+		return nil, nil
+	}
+	if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil || ok {
+		return nil, err
+	}
+	return s.repo.Commits(ctx, remote, seen)
+}
+
 // noteLost tells of the events the remote lost since this clone fetched
 // seen from it (someone force-pushed an older history): this clone has
 // them still, and puts them back on top of the remote's new tip, as the
 // same record files, with its own unpushed commits.
 func (s *Store) noteLost(ctx context.Context, remote, seen gitrepo.Hash) error {
-	if seen.IsZero() || seen == remote {
-		return nil
-	}
-	if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil || ok {
-		return err
-	}
-	lost, err := s.repo.Commits(ctx, remote, seen)
+	lost, err := s.lostCommits(ctx, remote, seen)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,9 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	if !tip.IsZero() {
-		s.saveIntegrity(st)
+		s.imu.Lock()
+		s.publish(st)
+		s.imu.Unlock()
 	}
 	acked := s.acknowledged()
 	out.Quarantined = st.Findings

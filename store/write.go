@@ -60,6 +60,7 @@ type Tx struct {
 	cfgData []byte
 	adds    []txEvent
 	envs    []txEvent
+	purges  []txEvent
 	newCfg  []byte
 	// Message is the subject of the commit of env and meta.yaml changes
 	// when it records more than one event, e.g. "operator rm alice:
@@ -67,11 +68,13 @@ type Tx struct {
 	Message string
 }
 
-// txEvent is an event to record at addr, with the env file it writes.
+// txEvent is an event to record at addr, with the env file it writes or
+// the record it purges.
 type txEvent struct {
-	addr projects.Address
-	ev   *metav1.Event
-	env  []byte
+	addr  projects.Address
+	ev    *metav1.Event
+	env   []byte
+	purge string
 }
 
 // Config is meta.yaml as the write found it after its pull.
@@ -220,7 +223,7 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if err := fn(tx); err != nil {
 			return nil, err
 		}
-		if len(tx.adds) == 0 && len(tx.envs) == 0 && tx.newCfg == nil {
+		if len(tx.adds) == 0 && len(tx.envs) == 0 && len(tx.purges) == 0 && tx.newCfg == nil {
 			return nil, ErrNoChange
 		}
 		out, err := s.commitTx(tx, actor, now, opts)

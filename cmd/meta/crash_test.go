@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -222,4 +223,131 @@ func TestKilledSyncsLoseNothing(t *testing.T) {
 	if ha, hb := logIDs(t, a), logIDs(t, b); len(ha) != len(hb) {
 		t.Errorf("clones hold %d and %d events", len(ha), len(hb))
 	}
+}
+
+// The same while the remote is abused: a forge pushes commits that modify
+// records (which every clone quarantines) and force-pushes older histories
+// (whose lost events the clones put back), while one operator's syncs,
+// appends and repairs are killed at random instants, in the middle of
+// quarantining, restoring and repairing. Afterwards both clones hold every
+// reported event exactly once, agree, and verify reports exactly the
+// quarantined commits still in history.
+func TestKilledQuarantineAndRestoreLoseNothing(t *testing.T) {
+	remote := filepath.Join(t.TempDir(), "remote.git")
+	gitOut(t, filepath.Dir(remote), "init", "-q", "--bare", remote) // a plain one
+	a, b, forge := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b"), filepath.Join(t.TempDir(), "forge")
+	for _, dir := range []string{a, b} {
+		if _, err := meta(t, "", "init", dir, "--remote", remote, "--project", "coop", "--env", "prod"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reported := map[string]bool{}
+	window, rng := calibrate(t, a, reported)
+	gitOut(t, filepath.Dir(forge), "clone", "-q", "-b", "main", remote, forge)
+	tampered := 0
+	for i := 0; i < 45; i++ {
+		id, err := meta(t, b, "append", "note", "a.example.com", "-m", "from b")
+		if err != nil {
+			t.Fatalf("b: %v", err)
+		}
+		reported[strings.TrimSpace(id)] = true
+		switch i % 5 {
+		case 1: // the forge edits a record in place
+			gitOut(t, forge, "pull", "-q", "--ff-only", "origin", "main")
+			recs := strings.Fields(gitOut(t, forge, "ls-files", "projects"))
+			f := filepath.Join(forge, recs[rng.Intn(len(recs))])
+			data, _ := os.ReadFile(f)
+			os.WriteFile(f, append(data, byte(i)), 0o644)
+			gitOut(t, forge, "commit", "-qam", "tamper "+itoa(i))
+			if _, err := exec.Command("git", "-C", forge, "push", "-q", "origin", "main").CombinedOutput(); err == nil {
+				tampered++
+			}
+		case 3: // and force-pushes an older history
+			gitOut(t, forge, "fetch", "-q", "origin")
+			gitOut(t, forge, "push", "-q", "--force", "origin", "origin/main~2:refs/heads/main")
+		}
+		switch i % 3 {
+		case 0:
+			killAtRandom(t, rng, window, "--dir", a, "sync")
+		case 1:
+			killAtRandom(t, rng, window, "--dir", a, "repair")
+		default:
+			if id, finished := killAtRandom(t, rng, window, "--dir", a, "append", "note", "a.example.com", "-m", "from a"); finished {
+				reported[id] = true
+			}
+		}
+	}
+	t.Logf("%d events reported, %d tampering commits pushed", len(reported), tampered)
+	for _, dir := range []string{a, b, a, b} {
+		if _, err := meta(t, dir, "sync"); err != nil {
+			t.Fatalf("sync after crashes: %v", err)
+		}
+	}
+	var quarantined []string
+	for _, dir := range []string{a, b} {
+		ids := logIDs(t, dir)
+		for id := range reported {
+			if ids[id] != 1 {
+				t.Errorf("%s: reported event %s appears %d times", filepath.Base(dir), id, ids[id])
+			}
+		}
+		for id, n := range ids {
+			if n != 1 {
+				t.Errorf("%s: event %s appears %d times", filepath.Base(dir), id, n)
+			}
+		}
+		// verify names exactly the commits in history that tamper.
+		out, _ := meta(t, dir, "--offline", "quarantine", "ls", "--all", "--json")
+		var qs []struct {
+			Commit  string `json:"commit"`
+			Subject string `json:"subject"`
+		}
+		if err := json.Unmarshal([]byte(out), &qs); err != nil {
+			t.Fatalf("%s: quarantine ls: %v: %s", filepath.Base(dir), err, out)
+		}
+		var got []string
+		for _, q := range qs {
+			if !strings.HasPrefix(q.Subject, "tamper ") {
+				t.Errorf("%s: quarantined %s (%q)", filepath.Base(dir), q.Commit, q.Subject)
+			}
+			got = append(got, q.Commit)
+		}
+		inHistory := strings.Fields(gitOut(t, dir, "log", "--format=%H", "--grep=^tamper ", "HEAD"))
+		if strings.Join(got, " ") != strings.Join(reverse(inHistory), " ") {
+			t.Errorf("%s: quarantined %v, history's tampering commits %v", filepath.Base(dir), got, inHistory)
+		}
+		if quarantined == nil {
+			quarantined = got
+		} else if strings.Join(quarantined, " ") != strings.Join(got, " ") {
+			t.Errorf("clones quarantine %v and %v", quarantined, got)
+		}
+		vout, _ := meta(t, dir, "--offline", "verify", "--json")
+		var v struct {
+			Findings []struct {
+				Commit  string `json:"commit"`
+				Problem string `json:"problem"`
+			} `json:"findings"`
+		}
+		json.Unmarshal([]byte(vout), &v)
+		for _, f := range v.Findings {
+			if !slices.Contains(got, f.Commit) || f.Problem != "record modified" {
+				t.Errorf("%s: verify finds %+v", filepath.Base(dir), f)
+			}
+		}
+		if st := gitOut(t, dir, "status", "--porcelain", "--untracked-files=all"); st != "" {
+			t.Errorf("%s: status\n%s", filepath.Base(dir), st)
+		}
+		gitOut(t, dir, "fsck", "--strict", "--no-progress", "--no-dangling")
+	}
+	if ta, tb := gitOut(t, a, "rev-parse", "HEAD"), gitOut(t, b, "rev-parse", "HEAD"); ta != tb {
+		t.Errorf("clones end at %s and %s", ta, tb)
+	}
+}
+
+func reverse(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[len(s)-1-i] = x
+	}
+	return out
 }

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/doctor"
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 )
 

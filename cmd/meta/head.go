@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
-	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
@@ -58,11 +57,11 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 				return err
 			}
 			if asJSON {
-				problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
+				r, err := s.Report(cmd.Context(), h)
 				if err != nil {
 					return err
 				}
-				return writeJSON(e.stdout, headView{Head: h, Unpushed: len(unpushed), Quarantined: printableCopy(problems)})
+				return writeJSON(e.stdout, headView{HeadReport: r, Unpushed: len(unpushed)})
 			}
 			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), now)
 		},
@@ -76,12 +75,9 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 // headView is `meta head --json`: the folded head, plus what only this
 // clone knows.
 type headView struct {
-	*fold.Head
+	store.HeadReport
 	// Unpushed counts this app's events not on the remote yet.
 	Unpushed int `json:"unpushed"`
-	// Quarantined are what quarantined commits broke in the app's
-	// directory, which the head leaves out.
-	Quarantined []store.Finding `json:"quarantined"`
 }
 
 func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time) error {

@@ -9,7 +9,6 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store"
-	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
 func newLs(e *env) *cobra.Command {
@@ -28,13 +27,13 @@ func newLs(e *env) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				views := make([]lsView, 0, len(heads))
+				views := make([]store.HeadReport, 0, len(heads))
 				for _, h := range heads {
-					problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
+					r, err := s.Report(cmd.Context(), h)
 					if err != nil {
 						return err
 					}
-					views = append(views, lsView{Head: h, Quarantined: printableCopy(problems)})
+					views = append(views, r)
 				}
 				return writeJSON(e.stdout, views)
 			}
@@ -66,10 +65,3 @@ func newLs(e *env) *cobra.Command {
 	return cmd
 }
 
-// lsView is one head of `meta ls --json`.
-type lsView struct {
-	*fold.Head
-	// Quarantined are what quarantined commits broke in the app's
-	// directory, which the head leaves out.
-	Quarantined []store.Finding `json:"quarantined"`
-}

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -120,7 +121,8 @@ func exitCode(err error) int {
 		errors.Is(err, store.ErrMoved),
 		errors.Is(err, store.ErrBatchOpen),
 		errors.Is(err, store.ErrNoBatch),
-		errors.Is(err, store.ErrExists):
+		errors.Is(err, store.ErrExists),
+		errors.Is(err, store.ErrPurged):
 		return exitBadUse
 	}
 	return exitFailed
@@ -153,7 +155,7 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e))
 	usageArgs(root)
 	return root
 }
@@ -202,8 +204,26 @@ func (e *env) open() (*store.Store, error) {
 	s, err := e.find()
 	if err == nil {
 		e.opened = append(e.opened, s)
+		e.showChecks(s)
 	}
 	return s, err
+}
+
+// showChecks shows progress while the log checks a long stretch of its
+// history (a fresh clone's first read): quiet under a second, as always.
+func (e *env) showChecks(s *store.Store) {
+	var n atomic.Int64
+	var stop func()
+	s.OnCheck = func(commits int, done bool) {
+		n.Store(int64(commits))
+		switch {
+		case done && stop != nil:
+			stop()
+			stop = nil
+		case !done && stop == nil:
+			stop = e.progress(func() string { return fmt.Sprintf("checking the log's history: %d commits", n.Load()) })
+		}
+	}
 }
 
 func (e *env) find() (*store.Store, error) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,15 +94,20 @@ func gitDaemon(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("GITD", fmt.Sprintf("git://127.0.0.1:%d", port))
 }
 
-// forge PATH FIELD=VALUE... rewrites the event recorded at PATH (in the
-// script's work directory) with FIELD set: a well-formed event, at its
-// path, that says something its first commit did not. FIELD is version or
-// message.
+// forge GLOB FIELD=VALUE... rewrites the event recorded at the one file
+// GLOB matches (in the script's work directory) with FIELD set: a
+// well-formed event, at its path, that says something its first commit did
+// not. FIELD is version or message.
 func forgeRecord(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
-		ts.Fatalf("usage: forge PATH FIELD=VALUE...")
+		ts.Fatalf("usage: forge GLOB FIELD=VALUE...")
 	}
-	p := ts.MkAbs(args[0])
+	matches, err := filepath.Glob(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if len(matches) != 1 {
+		ts.Fatalf("forge: %s matches %d files, want one", args[0], len(matches))
+	}
+	p := matches[0]
 	data, err := os.ReadFile(p)
 	ts.Check(err)
 	ev, err := record.Unmarshal(data)

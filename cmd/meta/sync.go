@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
+	"time"
+
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/envs"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 )
 
@@ -31,10 +35,11 @@ history rewritten, and re-adds this clone's events on top of it.`,
 			if err != nil {
 				return err
 			}
+			start := time.Now()
 			if err := s.Sync(cmd.Context(), opts); err != nil {
 				return err
 			}
-			return e.reapplyAfterSync(cmd, s)
+			return e.reapplyAfterSync(cmd, s, start)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Rejoin, "rejoin", false, "take a remote whose history shares no commit with this clone's, re-adding this clone's events on top")
@@ -43,7 +48,11 @@ history rewritten, and re-adds this clone's events on top of it.`,
 
 // reapplyAfterSync re-applies the env changes a sync set aside, when there
 // are any and meta-seal and an age identity are at hand; else it says how.
-func (e *env) reapplyAfterSync(cmd *cobra.Command, s *store.Store) error {
+//
+// A change this sync set aside that collides is its error (exit 4); one
+// set aside before, still colliding, is a warning: the operator was told,
+// and the log goes on.
+func (e *env) reapplyAfterSync(cmd *cobra.Command, s *store.Store, start time.Time) error {
 	asides, err := s.Asides(cmd.Context())
 	if err != nil {
 		return err
@@ -64,5 +73,26 @@ func (e *env) reapplyAfterSync(cmd *cobra.Command, s *store.Store) error {
 		e.warn("env changes are set aside; `meta env reapply` re-applies them once you can decrypt: %v", err)
 		return nil
 	}
-	return e.reapplied(cmd.Context(), ev, "", false, false)
+	err = e.reapplied(cmd.Context(), ev, "", false, false)
+	var fresh []error
+	for _, err := range unjoin(err) {
+		var c *envs.CollisionError
+		if errors.As(err, &c) && c.Aside.SetAside.Before(start) {
+			e.warn("%v", err)
+			continue
+		}
+		fresh = append(fresh, err)
+	}
+	return errors.Join(fresh...)
+}
+
+// unjoin lists the errors errors.Join joined, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -147,11 +147,13 @@ func (r *Repo) Info(h Hash) (CommitInfo, error) {
 	return CommitInfo{ID: h, Parents: c.ParentHashes, Author: c.Author.Name + " <" + c.Author.Email + ">", When: c.Author.When.UTC(), Subject: subject}, nil
 }
 
-// Edit is one change of a commit Build makes: the file at Path becomes the
-// blob Blob, already in the repository, or is removed when Blob is zero.
+// Edit is one change of a commit Build makes: the file at Path becomes
+// Data, or the blob Blob already in the repository, or is removed when
+// both are empty.
 type Edit struct {
 	Path string
 	Blob Hash
+	Data []byte
 }
 
 // Build makes a commit on parent that applies edits, with sig as author
@@ -166,6 +168,11 @@ func (r *Repo) Build(parent Hash, edits []Edit, msg string, sig Signature) (Hash
 	}
 	w := r.newWriter()
 	for _, e := range edits {
+		if e.Data != nil {
+			if e.Blob, err = w.blob(e.Data); err != nil {
+				return ZeroHash, err
+			}
+		}
 		var entry *object.TreeEntry
 		if !e.Blob.IsZero() {
 			entry = &object.TreeEntry{Mode: filemode.Regular, Hash: e.Blob}

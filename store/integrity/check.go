@@ -15,17 +15,19 @@ import (
 
 // Problems a commit can have, as Problem.What begins.
 const (
-	Modified     = "record modified"
-	Deleted      = "record deleted"
-	ReAdded      = "record re-added with other content than its first"
-	NotRecord    = "not a record"
-	BadRecord    = "not a valid event"
-	EnvNoEvent   = "env file changed without its env event"
-	EnvDeleted   = "env file deleted"
-	BadConfig    = "meta.yaml is not valid"
-	ConfigGone   = "meta.yaml deleted"
-	EventNoEnv   = "env event without the env file it describes"
-	modifiedJunk = "a file that is no record, changed"
+	Modified   = "record modified"
+	Deleted    = "record deleted"
+	ReAdded    = "record re-added with other content than its first"
+	NotRecord  = "not a record"
+	BadRecord  = "not a valid event"
+	EnvNoEvent = "env file changed without its env event"
+	EnvDeleted = "env file deleted"
+	BadConfig  = "meta.yaml is not valid"
+	ConfigGone = "meta.yaml deleted"
+	EventNoEnv = "env event without the env file it describes"
+	// PurgedReAdded: a record a purge event took out, added again.
+	PurgedReAdded = "purged event re-added"
+	modifiedJunk  = "a file that is no record, changed"
 )
 
 // Check brings the state up to the commit to: it walks every commit
@@ -40,7 +42,13 @@ const (
 // contents says whether to read every added record of the new commits to
 // check it is a valid event: a walk of a whole long history leaves that to
 // the reads, which decode every record anyway.
-func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash, contents bool) error {
+//
+// onCommit, when set, is called after each commit checked, for progress.
+func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash, contents bool, onCommit func()) error {
+	visit := func(gitrepo.CommitInfo, []gitrepo.Change) {}
+	if onCommit != nil {
+		visit = func(gitrepo.CommitInfo, []gitrepo.Change) { onCommit() }
+	}
 	if st.Version != Version {
 		*st = *New()
 	}
@@ -57,12 +65,12 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash,
 		from = base
 		if base != checked {
 			*st = *New()
-			if err := st.walk(ctx, repo, gitrepo.ZeroHash, base, false); err != nil {
+			if err := st.walkVisiting(ctx, repo, gitrepo.ZeroHash, base, false, visit); err != nil {
 				return err
 			}
 		}
 	}
-	if err := st.walk(ctx, repo, from, to, contents); err != nil {
+	if err := st.walkVisiting(ctx, repo, from, to, contents, visit); err != nil {
 		return err
 	}
 	st.Checked = to.String()
@@ -79,10 +87,6 @@ func Verify(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash, visit func
 	}
 	st.Checked = to.String()
 	return st, nil
-}
-
-func (st *State) walk(ctx context.Context, repo *gitrepo.Repo, from, to gitrepo.Hash, contents bool) error {
-	return st.walkVisiting(ctx, repo, from, to, contents, nil)
 }
 
 func (st *State) walkVisiting(ctx context.Context, repo *gitrepo.Repo, from, to gitrepo.Hash, contents bool, visit func(gitrepo.CommitInfo, []gitrepo.Change)) error {
@@ -120,6 +124,10 @@ func (st *State) Advance(repo *gitrepo.Repo, info gitrepo.CommitInfo, parent git
 func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change, contents bool) error {
 	var problems []Problem
 	add := func(path, what string) { problems = append(problems, Problem{Path: path, What: what}) }
+	purged, err := purges(repo, changes)
+	if err != nil {
+		return err
+	}
 	var envChanges, envEvents []gitrepo.Change
 	for _, ch := range changes {
 		p := ch.Path
@@ -139,6 +147,10 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 				if what := st.junk(ch, err); what != "" {
 					add(p, what)
 				}
+				continue
+			}
+			if id, ok := purged[p]; ok {
+				st.purge(p, id)
 				continue
 			}
 			what, err := st.record(repo, ch, contents)
@@ -183,6 +195,9 @@ func (st *State) record(repo *gitrepo.Repo, ch gitrepo.Change, contents bool) (s
 	}
 	first, known := st.Restored[p]
 	switch {
+	case ch.From.IsZero() && st.Purged[p] != "": // added again after a purge
+		st.exclude(p, to)
+		return PurgedReAdded, nil
 	case ch.From.IsZero(): // added
 		if known {
 			if to == first {
@@ -212,6 +227,52 @@ func (st *State) record(repo *gitrepo.Repo, ch gitrepo.Change, contents bool) (s
 		}
 		return Modified, nil
 	}
+}
+
+// purges finds the records a commit deletes on purpose: each named, with
+// its path, by a purge event the same commit adds in the same app. It reads
+// the added records of commits that delete records only.
+func purges(repo *gitrepo.Repo, changes []gitrepo.Change) (map[string]string, error) {
+	deletes := false
+	for _, ch := range changes {
+		if _, err := projects.ParseRecordPath(ch.Path); err == nil && !ch.From.IsZero() && ch.To.IsZero() {
+			deletes = true
+		}
+	}
+	if !deletes {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, ch := range changes {
+		if _, err := projects.ParseRecordPath(ch.Path); err != nil || !ch.From.IsZero() || ch.To.IsZero() {
+			continue
+		}
+		data, err := repo.ReadBlob(ch.To)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := record.Unmarshal(data)
+		if err != nil || ev.GetKind() != metav1.Kind_KIND_PURGE || record.CheckPath(ev, ch.Path) != nil || record.Validate(ev) != nil {
+			continue
+		}
+		target := ev.GetPurge().GetPath()
+		for _, del := range changes {
+			if del.Path == target && !del.From.IsZero() && del.To.IsZero() {
+				out[target] = ev.GetId()
+			}
+		}
+	}
+	return out, nil
+}
+
+// purge takes a record out of every read, by a purge event: no finding.
+func (st *State) purge(p, id string) {
+	st.byApp = nil
+	if st.Purged == nil {
+		st.Purged = map[string]string{}
+	}
+	st.Purged[p] = id
+	delete(st.Restored, p)
 }
 
 // junk applies the rules to a file under projects/ that is no record path.

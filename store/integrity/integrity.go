@@ -31,7 +31,7 @@ import (
 
 // Version changes whenever the rules do, so that a State checked by older
 // rules is rebuilt.
-const Version = 1
+const Version = 2
 
 // State is what a log's history says beyond its tip's tree.
 type State struct {
@@ -49,11 +49,14 @@ type State struct {
 	// not; Envs the same per env file.
 	Config string            `json:"config,omitempty"`
 	Envs   map[string]string `json:"envs,omitempty"`
+	// Purged maps the path of every record a purge event took out of the
+	// log (see Check) to that event's id.
+	Purged map[string]string `json:"purged,omitempty"`
 	// Findings name the quarantined commits, oldest first.
 	Findings []Finding `json:"findings,omitempty"`
 
-	// byApp indexes Restored and Excluded by app directory, built on the
-	// first App and dropped whenever either changes.
+	// byApp indexes Restored and Excluded by app directory, built by
+	// Index and dropped whenever either changes.
 	byApp map[string]App
 }
 
@@ -90,6 +93,7 @@ func (st *State) Clone() *State {
 	c.Restored = maps.Clone(st.Restored)
 	c.Excluded = maps.Clone(st.Excluded)
 	c.Envs = maps.Clone(st.Envs)
+	c.Purged = maps.Clone(st.Purged)
 	c.Findings = slices.Clone(st.Findings)
 	for i := range c.Findings {
 		c.Findings[i].Problems = slices.Clone(c.Findings[i].Problems)
@@ -122,26 +126,35 @@ type App struct {
 
 // App returns what the state says of the app at a.
 func (st *State) App(a projects.Address) App {
-	if st.byApp == nil {
-		st.byApp = map[string]App{}
-		for p, b := range st.Restored {
-			app := st.byApp[appDir(p)]
-			if app.Restored == nil {
-				app.Restored = map[string]gitrepo.Hash{}
-			}
-			app.Restored[p] = gitrepo.NewHash(b)
-			st.byApp[appDir(p)] = app
-		}
-		for p := range st.Excluded {
-			app := st.byApp[appDir(p)]
-			if app.Excluded == nil {
-				app.Excluded = map[string]bool{}
-			}
-			app.Excluded[p] = true
-			st.byApp[appDir(p)] = app
-		}
+	if st.byApp != nil {
+		return st.byApp[a.Dir()]
 	}
-	return st.byApp[a.Dir()]
+	return st.index()[a.Dir()]
+}
+
+// Index builds the index App answers from, for a state that will not
+// change again: App is then safe to call from many goroutines at once.
+func (st *State) Index() { st.byApp = st.index() }
+
+func (st *State) index() map[string]App {
+	by := map[string]App{}
+	for p, b := range st.Restored {
+		app := by[appDir(p)]
+		if app.Restored == nil {
+			app.Restored = map[string]gitrepo.Hash{}
+		}
+		app.Restored[p] = gitrepo.NewHash(b)
+		by[appDir(p)] = app
+	}
+	for p := range st.Excluded {
+		app := by[appDir(p)]
+		if app.Excluded == nil {
+			app.Excluded = map[string]bool{}
+		}
+		app.Excluded[p] = true
+		by[appDir(p)] = app
+	}
+	return by
 }
 
 // appDir is the app directory a record path lies in:

@@ -27,6 +27,7 @@ const (
 	BodyObservation Body = "observation"
 	BodyLock        Body = "lock"
 	BodyUnlock      Body = "unlock"
+	BodyPurge       Body = "purge"
 )
 
 // kindSpec is what the log knows of one kind. It is the one table the
@@ -69,6 +70,7 @@ var kinds = map[metav1.Kind]kindSpec{
 	metav1.Kind_KIND_OBSERVE:         {name: "observe", body: BodyObservation, required: true, ownCommand: true},
 	metav1.Kind_KIND_LOCK:            {name: "lock", body: BodyLock, required: true, ownCommand: true, lease: true},
 	metav1.Kind_KIND_UNLOCK:          {name: "unlock", body: BodyUnlock, required: true, ownCommand: true, lease: true},
+	metav1.Kind_KIND_PURGE:           {name: "purge", body: BodyPurge, required: true, ownCommand: true},
 }
 
 // bodyFields are the fields of each body a person or a wrapper may set by

@@ -185,6 +185,17 @@ func validateBody(ev *metav1.Event) error {
 		if ev.GetUnlock().GetLockId() == "" {
 			return fmt.Errorf("%w: an unlock needs the id of the lock it releases", ErrInvalid)
 		}
+	case BodyPurge:
+		pg := ev.GetPurge()
+		if err := projects.ValidateID(pg.GetEventId()); err != nil {
+			return fmt.Errorf("%w: a purge needs the id of the event it purges: %w", ErrInvalid, err)
+		}
+		if strings.TrimSpace(pg.GetReason()) == "" {
+			return fmt.Errorf("%w: a purge needs a reason (--reason): the log keeps who purged what, and why", ErrInvalid)
+		}
+		if rec, err := projects.ParseRecordPath(pg.GetPath()); err != nil || rec.ID != pg.GetEventId() || rec.Address != Address(ev) {
+			return fmt.Errorf("%w: a purge names the record path of the event it purges, in its own app", ErrInvalid)
+		}
 	}
 	if id := ev.GetBrokeLock(); id != "" {
 		if err := projects.ValidateID(id); err != nil {

@@ -40,6 +40,7 @@ type View struct {
 	Observation   *ObservedView `json:"observation,omitempty"`
 	Lock          *LockView     `json:"lock,omitempty"`
 	Unlock        *UnlockView   `json:"unlock,omitempty"`
+	Purge         *PurgeView    `json:"purge,omitempty"`
 	BatchSummary  string        `json:"batch_summary"`
 	BrokeLock     string        `json:"broke_lock"`
 	Format        uint32        `json:"format"`
@@ -83,6 +84,13 @@ func (o ObservedView) Running() string {
 // LockView is the body of a lock event.
 type LockView struct {
 	Expires time.Time `json:"expires"`
+}
+
+// PurgeView is the body of a purge event.
+type PurgeView struct {
+	EventID string `json:"event_id"`
+	Path    string `json:"path"`
+	Reason  string `json:"reason"`
 }
 
 // UnlockView is the body of an unlock event.
@@ -182,6 +190,8 @@ func ViewOf(ev *metav1.Event) View {
 		v.Lock = &LockView{Expires: b.Lock.GetExpires().AsTime().UTC()}
 	case *metav1.Event_Unlock:
 		v.Unlock = &UnlockView{LockID: b.Unlock.GetLockId()}
+	case *metav1.Event_Purge:
+		v.Purge = &PurgeView{EventID: b.Purge.GetEventId(), Path: b.Purge.GetPath(), Reason: b.Purge.GetReason()}
 	}
 	return v
 }

@@ -61,6 +61,10 @@ const (
 	// KIND_ENV records a change of the app's sealed env file; its body is
 	// EnvChange and env_digest is the digest of the new file.
 	Kind_KIND_ENV Kind = 17
+	// KIND_PURGE takes an earlier event of the app out of every read, on
+	// purpose: its commit deletes that event's record, which no other commit
+	// may. Its body says which event and why, never what the event held.
+	Kind_KIND_PURGE Kind = 18
 )
 
 // Enum value maps for Kind.
@@ -84,6 +88,7 @@ var (
 		15: "KIND_LOCK",
 		16: "KIND_UNLOCK",
 		17: "KIND_ENV",
+		18: "KIND_PURGE",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":     0,
@@ -104,6 +109,7 @@ var (
 		"KIND_LOCK":            15,
 		"KIND_UNLOCK":          16,
 		"KIND_ENV":             17,
+		"KIND_PURGE":           18,
 	}
 )
 
@@ -249,6 +255,7 @@ type Event struct {
 	//	*Event_Observation
 	//	*Event_Lock
 	//	*Event_Unlock
+	//	*Event_Purge
 	Body          isEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -491,6 +498,15 @@ func (x *Event) GetUnlock() *Unlock {
 	return nil
 }
 
+func (x *Event) GetPurge() *Purge {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Purge); ok {
+			return x.Purge
+		}
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -531,6 +547,10 @@ type Event_Unlock struct {
 	Unlock *Unlock `protobuf:"bytes,28,opt,name=unlock,proto3,oneof"`
 }
 
+type Event_Purge struct {
+	Purge *Purge `protobuf:"bytes,30,opt,name=purge,proto3,oneof"`
+}
+
 func (*Event_Rollback) isEvent_Body() {}
 
 func (*Event_Move) isEvent_Body() {}
@@ -548,6 +568,8 @@ func (*Event_Observation) isEvent_Body() {}
 func (*Event_Lock) isEvent_Body() {}
 
 func (*Event_Unlock) isEvent_Body() {}
+
+func (*Event_Purge) isEvent_Body() {}
 
 // Actor identifies who appended an event.
 type Actor struct {
@@ -1260,11 +1282,74 @@ func (x *Unlock) GetLockId() string {
 	return ""
 }
 
+// Purge names the event a KIND_PURGE event takes out of the log, and why.
+type Purge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_id is the id of the event purged; path is where its record was.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Path    string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// reason is why, in the purging operator's words.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Purge) Reset() {
+	*x = Purge{}
+	mi := &file_meta_v1_event_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Purge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Purge) ProtoMessage() {}
+
+func (x *Purge) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Purge.ProtoReflect.Descriptor instead.
+func (*Purge) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Purge) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *Purge) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Purge) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\a\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\a\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -1294,7 +1379,8 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x03env\x18\x19 \x01(\v2\x12.meta.v1.EnvChangeH\x00R\x03env\x128\n" +
 	"\vobservation\x18\x1a \x01(\v2\x14.meta.v1.ObservationH\x00R\vobservation\x12#\n" +
 	"\x04lock\x18\x1b \x01(\v2\r.meta.v1.LockH\x00R\x04lock\x12)\n" +
-	"\x06unlock\x18\x1c \x01(\v2\x0f.meta.v1.UnlockH\x00R\x06unlockB\x06\n" +
+	"\x06unlock\x18\x1c \x01(\v2\x0f.meta.v1.UnlockH\x00R\x06unlock\x12&\n" +
+	"\x05purge\x18\x1e \x01(\v2\x0e.meta.v1.PurgeH\x00R\x05purgeB\x06\n" +
 	"\x04bodyJ\x04\b\x1d\x10\x1e\"E\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1343,7 +1429,11 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x04Lock\x124\n" +
 	"\aexpires\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"!\n" +
 	"\x06Unlock\x12\x17\n" +
-	"\alock_id\x18\x01 \x01(\tR\x06lockId*\xd6\x02\n" +
+	"\alock_id\x18\x01 \x01(\tR\x06lockId\"N\n" +
+	"\x05Purge\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\xe6\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_DEPLOY\x10\x01\x12\x10\n" +
@@ -1363,7 +1453,9 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\fKIND_OBSERVE\x10\x0e\x12\r\n" +
 	"\tKIND_LOCK\x10\x0f\x12\x0f\n" +
 	"\vKIND_UNLOCK\x10\x10\x12\f\n" +
-	"\bKIND_ENV\x10\x11*b\n" +
+	"\bKIND_ENV\x10\x11\x12\x0e\n" +
+	"\n" +
+	"KIND_PURGE\x10\x12*b\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
@@ -1383,7 +1475,7 @@ func file_meta_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_meta_v1_event_proto_goTypes = []any{
 	(Kind)(0),                     // 0: meta.v1.Kind
 	(Outcome)(0),                  // 1: meta.v1.Outcome
@@ -1399,10 +1491,11 @@ var file_meta_v1_event_proto_goTypes = []any{
 	(*Observation)(nil),           // 11: meta.v1.Observation
 	(*Lock)(nil),                  // 12: meta.v1.Lock
 	(*Unlock)(nil),                // 13: meta.v1.Unlock
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*Purge)(nil),                 // 14: meta.v1.Purge
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_meta_v1_event_proto_depIdxs = []int32{
-	14, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: meta.v1.Event.actor:type_name -> meta.v1.Actor
 	4,  // 2: meta.v1.Event.address:type_name -> meta.v1.Address
 	0,  // 3: meta.v1.Event.kind:type_name -> meta.v1.Kind
@@ -1416,12 +1509,13 @@ var file_meta_v1_event_proto_depIdxs = []int32{
 	11, // 11: meta.v1.Event.observation:type_name -> meta.v1.Observation
 	12, // 12: meta.v1.Event.lock:type_name -> meta.v1.Lock
 	13, // 13: meta.v1.Event.unlock:type_name -> meta.v1.Unlock
-	14, // 14: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	14, // 14: meta.v1.Event.purge:type_name -> meta.v1.Purge
+	15, // 15: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_meta_v1_event_proto_init() }
@@ -1439,6 +1533,7 @@ func file_meta_v1_event_proto_init() {
 		(*Event_Observation)(nil),
 		(*Event_Lock)(nil),
 		(*Event_Unlock)(nil),
+		(*Event_Purge)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1446,7 +1541,7 @@ func file_meta_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_v1_event_proto_rawDesc), len(file_meta_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
