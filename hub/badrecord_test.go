@@ -2,8 +2,8 @@ package hub
 
 import (
 	"context"
-	"os"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"

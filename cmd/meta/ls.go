@@ -64,4 +64,3 @@ func newLs(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of heads (keys as meta head --json, without unpushed)")
 	return cmd
 }
-
