@@ -17,11 +17,11 @@ import (
 func TestReapplyByKey(t *testing.T) {
 	alice, bob := newOperator(t, "alice"), newOperator(t, "bob")
 	for _, tc := range []struct {
-		name       string
+		name        string
 		mine, their string // the offline change, the pushed one
-		mineWins   bool
-		collides   []string
-		want       map[string]string
+		mineWins    bool
+		collides    []string
+		want        map[string]string
 	}{
 		{"other keys", "B=mine", "C=theirs", false, nil, map[string]string{"A": "1", "B": "mine", "C": "theirs"}},
 		{"same key, same value", "A=2", "A=2", false, nil, map[string]string{"A": "2"}},

@@ -13,89 +13,14 @@ import (
 // an order of magnitude faster than go-git does, which matters for `meta
 // verify` on logs of 100,000 events.
 
-// Change is one file under a directory that differs between a commit and
-// one of its parents. From is the blob in the parent, To the blob in the
+// Change is one file that differs between a commit and one of its parents
+// (see Walk). From is the blob in the parent, To the blob in the
 // commit; the zero hash means the file is absent there.
 type Change struct {
 	Commit Hash
 	Path   string
 	From   Hash
 	To     Hash
-}
-
-// History calls visit for every file under dir that any commit reachable
-// from the branch tip adds, modifies or deletes relative to each of its
-// parents, newest commit first, and onCommit once per commit. It asks git
-// for all of history without a path filter, so history simplification
-// cannot hide a merge that drops one side's files.
-func (r *Repo) History(ctx context.Context, dir string, onCommit func(), visit func(Change) error) error {
-	tip, err := r.Head()
-	if err != nil || tip.IsZero() {
-		return err
-	}
-	cmd := command(ctx, r.root, "log", "--no-color", "--raw", "-m", "--root", "--no-renames", "--no-abbrev",
-		"--format=commit %H", tip.String())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	prefix := strings.TrimSuffix(dir, "/") + "/"
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	var commit Hash
-	var visitErr error
-	for sc.Scan() && visitErr == nil {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "commit "):
-			h := NewHash(strings.TrimPrefix(line, "commit "))
-			if h != commit && onCommit != nil {
-				onCommit() // -m repeats a merge once per parent
-			}
-			commit = h
-		case strings.HasPrefix(line, ":"):
-			// :<old mode> <new mode> <old blob> <new blob> <status>\t<path>
-			meta, path, ok := strings.Cut(line, "\t")
-			f := strings.Fields(meta)
-			if !ok || len(f) < 5 || !strings.HasPrefix(path, prefix) {
-				continue
-			}
-			// git prints the all-zero id for "absent", which is ZeroHash.
-			ch := Change{Commit: commit, Path: path, From: NewHash(f[2]), To: NewHash(f[3])}
-			if f[0] == ":160000" || f[1] == "160000" {
-				continue // submodules are not files
-			}
-			visitErr = visit(ch)
-		}
-	}
-	if visitErr != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return visitErr
-	}
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git log: %v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return sc.Err()
-}
-
-// LastWrite is the newest commit on the branch that wrote path (added or
-// changed it); zero if none did.
-func (r *Repo) LastWrite(ctx context.Context, path string) (Hash, error) {
-	out, err := r.git(ctx, "log", "-1", "--format=%H", "--diff-filter=AM", "--full-history", "--", path)
-	if err != nil {
-		return ZeroHash, err
-	}
-	s := strings.TrimSpace(out)
-	if !IsHash(s) {
-		return ZeroHash, nil
-	}
-	return NewHash(s), nil
 }
 
 // TreeFiles calls fn for every file under dir in commit's tree.
