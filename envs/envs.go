@@ -40,6 +40,9 @@ type Note struct {
 	// Expect, when set, is the digest the env file must still have: the
 	// optimistic check of an edit made on a copy.
 	Expect string
+	// Over replaces the whole file on purpose, an uncommitted hand edit
+	// too (kept aside, see store.Tx.EnvOver): what an import does.
+	Over bool
 }
 
 // Result is a committed env change.
@@ -132,7 +135,11 @@ func (e *Envs) Modify(ctx context.Context, app *metav1.Address, reason string, n
 			return err
 		}
 		res.Address = addr
-		data, err := tx.Env(addr)
+		env := tx.Env
+		if note.Over {
+			env = tx.EnvOver
+		}
+		data, err := env(addr)
 		if err != nil {
 			return err
 		}

@@ -26,6 +26,7 @@ import (
 // to the log is placed as any first event is (app's project and env, else
 // meta.yaml's defaults).
 func (e *Envs) Import(ctx context.Context, app *metav1.Address, plain dotenv.File, note Note) (*Result, error) {
+	note.Over = true
 	return e.Modify(ctx, app, "import", note, func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
 }
 

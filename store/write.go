@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/afero"
 
 	"google.golang.org/protobuf/proto"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
@@ -127,6 +131,36 @@ func (tx *Tx) Env(a projects.Address) ([]byte, error) {
 		return last, err
 	}
 	return committed, nil
+}
+
+// EnvOver is Env for a change that replaces the whole file on purpose
+// (meta env import, which is how a hand edit is recorded): an uncommitted
+// hand edit does not stop it, and is kept in .git/meta/hand-edits, with a
+// note saying so, before the change writes over it.
+func (tx *Tx) EnvOver(a projects.Address) ([]byte, error) {
+	data, err := tx.Env(a)
+	if !errors.Is(err, ErrConflict) {
+		return data, err
+	}
+	p := projects.EnvPath(a)
+	have, err := tx.s.work.read(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if have != nil {
+		keep := filepath.Join(tx.s.gitDir, "meta", "hand-edits", fmt.Sprintf("%s.%d", filepath.Base(p), time.Now().UnixNano()))
+		if err := os.MkdirAll(filepath.Dir(keep), 0o700); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(afero.NewOsFs(), keep, have, 0o600); err != nil {
+			return nil, fmt.Errorf("keep the hand edit of %s: %w", p, err)
+		}
+		tx.s.notef("replaced the hand edit of %s, which was not committed; a copy is kept in %s", p, keep)
+	}
+	if last, quarantined, err := tx.s.envAt(tx.tip, a); err != nil || quarantined {
+		return last, err
+	}
+	return tx.s.repo.FileAt(tx.tip, p)
 }
 
 // Envs lists the apps that have a sealed env file.
