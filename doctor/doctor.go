@@ -127,7 +127,7 @@ func remote(ctx context.Context, in Inputs, st *store.Status) Check {
 	if st.Failure != "" {
 		c.Severity = Warning
 		c.Detail += fmt.Sprintf("; but the last sync failed at %s: %s", st.LastFailure.Format(time.RFC3339), st.Failure)
-		c.Fix = "meta sync"
+		c.Fix = st.FailureFix
 	}
 	return c
 }
@@ -261,13 +261,14 @@ func unpushed(st *store.Status) Check {
 func aside(st *store.Status) Check {
 	c := Check{Name: "set aside", Severity: OK, Detail: "nothing"}
 	if n := len(st.SetAside); n > 0 {
-		var ids []string
+		var ids, ways []string
 		for _, a := range st.SetAside {
 			ids = append(ids, a.Short()+" "+a.Subject)
+			ways = append(ways, a.Short()+": "+a.WayOut())
 		}
 		c.Severity = Warning
 		c.Detail = fmt.Sprintf("%d local commits a sync set aside: %s", n, strings.Join(ids, "; "))
-		c.Fix = "meta env reapply (env changes, key by key); meta aside show COMMIT; meta aside drop COMMIT"
+		c.Fix = strings.Join(ways, "; ")
 	}
 	return c
 }

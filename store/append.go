@@ -50,12 +50,12 @@ var errUnchanged = errors.New("unchanged")
 // (and refuses when it cannot), then pushes; a failed push leaves the
 // event appended locally, with a warning.
 func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
-	return s.append(ctx, ev, actor, now, opts, nil)
+	return s.append(ctx, "append", ev, actor, now, opts, nil)
 }
 
 // append is Append, stopped with errUnchanged when unless says so of the
-// app's head after the pull.
-func (s *Store) append(ctx context.Context, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions, unless func(*fold.Head) bool) (*Appended, error) {
+// app's head after the pull; verb names the command in its errors.
+func (s *Store) append(ctx context.Context, verb string, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions, unless func(*fold.Head) bool) (*Appended, error) {
 	domain := ev.GetAddress().GetApp()
 	if ev.GetKind() == metav1.Kind_KIND_ENV {
 		return nil, fmt.Errorf("append %s: %w: env events are written by the meta env commands, with the env file they describe", domain, record.ErrInvalid)
@@ -84,7 +84,7 @@ func (s *Store) append(ctx context.Context, ev *metav1.Event, actor *metav1.Acto
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("append %s: %w", domain, err)
+		return nil, fmt.Errorf("%s %s: %w", verb, domain, err)
 	}
 	return &Appended{Written: out, Event: out.Events[0], Path: out.Paths[0]}, nil
 }
@@ -136,7 +136,7 @@ func (s *Store) Observe(ctx context.Context, domain string, o *metav1.Observatio
 	if o.GetChaos() {
 		ev.ChaosVersion = o.GetChaosVersion()
 	}
-	out, err := s.append(ctx, ev, actor, now, opts, func(h *fold.Head) bool { return h.Observed.SameAs(o) })
+	out, err := s.append(ctx, "observe", ev, actor, now, opts, func(h *fold.Head) bool { return h.Observed.SameAs(o) })
 	if errors.Is(err, errUnchanged) {
 		return nil, nil
 	}
@@ -162,7 +162,7 @@ func (s *Store) Lock(ctx context.Context, domain string, actor *metav1.Actor, no
 		Message: reason,
 		Body:    &metav1.Event_Lock{Lock: &metav1.Lock{Expires: timestamppb.New(now.Add(ttl))}},
 	}
-	return s.Append(ctx, ev, actor, now, opts)
+	return s.append(ctx, "lock", ev, actor, now, opts, nil)
 }
 
 // Unlock ends the lease on the app at domain. Only its holder may, unless
@@ -175,5 +175,5 @@ func (s *Store) Unlock(ctx context.Context, domain string, actor *metav1.Actor, 
 		Message: message,
 		Body:    &metav1.Event_Unlock{Unlock: &metav1.Unlock{}},
 	}
-	return s.Append(ctx, ev, actor, now, opts)
+	return s.append(ctx, "unlock", ev, actor, now, opts, nil)
 }

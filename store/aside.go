@@ -65,6 +65,16 @@ type AsideEvent struct {
 // Short is the commit's id cut for people to read.
 func (a Aside) Short() string { return a.Commit[:12] }
 
+// WayOut is the one thing to do about the commit: an env change is
+// re-applied key by key; anything else is done again by hand (what it did
+// is `meta aside show`'s), then dropped.
+func (a Aside) WayOut() string {
+	if a.EnvOnly() {
+		return "`meta env reapply " + a.Short() + "` re-applies it key by key on top of the remote's (or `meta aside drop " + a.Short() + "` drops it)"
+	}
+	return "re-do it (`meta aside show " + a.Short() + "` says what it did), then `meta aside drop " + a.Short() + "`"
+}
+
 // EnvOnly says every event of the commit is an env change: what can be
 // re-applied key by key.
 func (a Aside) EnvOnly() bool {
@@ -108,10 +118,6 @@ func (s *Store) setAside(ctx context.Context, c gitrepo.Hash, conflict error) er
 	if err != nil {
 		return err
 	}
-	way := "`meta aside show " + a.Short() + "` shows it, `meta aside drop " + a.Short() + "` drops it"
-	if a.EnvOnly() {
-		way = "`meta env reapply` re-applies it key by key on top of the remote's; " + way
-	}
 	var keys []string
 	for _, e := range a.Events {
 		if k := append(append(append([]string{}, e.Added...), e.Changed...), e.Removed...); len(k) > 0 {
@@ -122,7 +128,7 @@ func (s *Store) setAside(ctx context.Context, c gitrepo.Hash, conflict error) er
 	if len(keys) > 0 {
 		what = " (keys " + strings.Join(keys, "; ") + ")"
 	}
-	s.notef("set aside your commit %s %q%s: %v; the rest of the log goes on: %s", a.Short(), a.Subject, what, conflict, way)
+	s.notef("set aside your commit %s %q%s: %v; the rest of the log goes on: %s", a.Short(), a.Subject, what, conflict, a.WayOut())
 	return nil
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,6 +190,20 @@ func (s *Store) stampEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now
 	}
 	batch.mark(ev)
 	at := stamp(ev, actor, e.addr, head, when)
+	if e.purge != "" {
+		// The purged event leaves every read, and with it the link from
+		// its parents to what came after: the purge event names them too,
+		// or they would read as the heads of a fork.
+		if data, err := s.repo.FileAt(tip, e.purge); err == nil && data != nil {
+			if target, err := record.Unmarshal(data); err == nil {
+				for _, p := range target.GetParents() {
+					if !slices.Contains(ev.Parents, p) {
+						ev.Parents = append(ev.Parents, p)
+					}
+				}
+			}
+		}
+	}
 	if l := ev.GetLock(); l != nil {
 		// The lease runs from the event's own time, which a clock step
 		// back may have put after now.

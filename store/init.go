@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -91,33 +92,75 @@ type JoinOptions struct {
 // empty. A remote without a log (empty, or a repository without meta.yaml)
 // gets one: meta.yaml is committed and pushed. A remote in a format meta
 // does not write is refused, and dir left as it was.
+//
+// The clone is made beside dir, in a directory of its own, and moved into
+// place only once it is a log: a join killed half-way leaves dir as it
+// was, and the next join starts over.
 func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 	entries, err := os.ReadDir(dir)
 	if err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("init %s: %w: the directory is not empty; clone into a new one", dir, ErrExists)
 	}
 	existed := err == nil
-	repo, err := gitrepo.Clone(ctx, opts.URL, dir)
-	if errors.Is(err, gitrepo.ErrUnsupported) {
-		removeClone(dir, existed)
+	s, err := joinOnce(ctx, dir, existed, opts)
+	if errors.Is(err, errRaced) {
+		// Another operator started the log on the same empty remote a
+		// moment before: join theirs instead, as if this had come later.
+		s, err = joinOnce(ctx, dir, existed, opts)
+	}
+	return s, err
+}
+
+// joinStarted is called when a join has started a log and is about to
+// push it: where a test lets another operator's start win the race.
+var joinStarted = func() {}
+
+// errRaced: a log this join started could not be pushed, because the
+// remote got a log of its own meanwhile.
+var errRaced = errors.New("the remote got a log meanwhile")
+
+func joinOnce(ctx context.Context, dir string, existed bool, opts JoinOptions) (*Store, error) {
+	staging := joinStaging(dir)
+	if err := os.RemoveAll(staging); err != nil { // what a killed join left
 		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	defer os.RemoveAll(staging)
+	in := func(err error) error { return stagedError{err, staging, dir} }
+	repo, err := gitrepo.Clone(ctx, opts.URL, staging)
+	if errors.Is(err, gitrepo.ErrUnsupported) {
+		return nil, fmt.Errorf("init %s: %w", dir, in(err))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("init %s: %w: %w", dir, ErrSync, err)
+		return nil, fmt.Errorf("init %s: %w: %w", dir, ErrSync, in(err))
 	}
-	defer repo.Close()
-	if err := useLogBranch(ctx, repo); err != nil {
-		removeClone(dir, existed)
-		return nil, fmt.Errorf("init %s: %w", dir, err)
+	err = useLogBranch(ctx, repo)
+	repo.Close()
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, in(err))
 	}
-	s, err := Open(dir)
+	s, err := Open(staging)
 	if err != nil && !errors.Is(err, ErrNotLog) {
 		// A log is there, but no meta could read it: do not start another
 		// one over it.
-		removeClone(dir, existed)
-		return nil, fmt.Errorf("init %s: the remote holds a log this meta cannot read: %w", dir, err)
+		return nil, fmt.Errorf("init %s: the remote holds a log this meta cannot read: %w", dir, in(err))
 	}
-	if err == nil {
+	joined := err == nil
+	if joined {
+		s.Close()
+	} else {
+		// No log there yet: start one, pushed once it is in place.
+		if s, err = Init(staging, opts.InitOptions); err != nil {
+			return nil, in(err)
+		}
+		s.Close()
+	}
+	if err := moveInto(staging, dir); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	if s, err = Open(dir); err != nil {
+		return nil, fmt.Errorf("init %s: %w", dir, err)
+	}
+	if joined {
 		now := time.Now() // one instant: a sync after an attempt means it worked
 		s.state.save(syncTimes{LastSync: now, LastAttempt: now})
 		// Read every record once now, while the operator expects a clone
@@ -127,19 +170,62 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 		}
 		return s, nil // joined an existing log
 	}
-	if s, err = Init(dir, opts.InitOptions); err != nil {
-		return nil, err
-	}
+	joinStarted()
 	if err := s.Sync(ctx, SyncOptions{}); err != nil {
-		if errors.Is(err, gitrepo.ErrUnsupported) {
-			// Nothing this clone writes can ever reach that remote.
+		if errors.Is(err, gitrepo.ErrUnsupported) || errors.Is(err, ErrUnrelated) {
+			// Nothing this clone writes can ever reach that remote, or it
+			// holds a log now: this clone's is only its meta.yaml.
 			s.Close()
 			removeClone(dir, existed)
+			if errors.Is(err, ErrUnrelated) {
+				return nil, errRaced
+			}
 			return nil, fmt.Errorf("init %s: %w", dir, err)
 		}
-		return nil, fmt.Errorf("init %s: the log was created here but not pushed: %w", dir, err)
+		return nil, fmt.Errorf("init %s: the log was created here but not pushed (`meta sync` pushes it): %w", dir, err)
 	}
 	return s, nil
+}
+
+// stagedError names the directory a join is for, not the one it clones
+// into, in what git and Init said.
+type stagedError struct {
+	err          error
+	staging, dir string
+}
+
+func (e stagedError) Error() string {
+	return strings.ReplaceAll(e.err.Error(), e.staging, e.dir)
+}
+
+func (e stagedError) Unwrap() error { return e.err }
+
+// joinStaging is where a join into dir clones: beside it, hidden, named
+// for it, so that a join killed half-way is cleared by the next.
+func joinStaging(dir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(filepath.Clean(dir))+".meta-join")
+}
+
+// moveInto puts the finished clone in place: one rename, which replaces
+// dir when it is an empty directory; entry by entry when dir cannot be
+// replaced (a mount point).
+func moveInto(staging, dir string) error {
+	if err := os.Rename(staging, dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(staging)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(staging, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // useLogBranch checks out, in a fresh clone, the branch the remote's log
@@ -159,6 +245,12 @@ func useLogBranch(ctx context.Context, repo *gitrepo.Repo) error {
 	}
 	candidates := []string{head, gitrepo.DefaultBranch, "master"}
 	candidates = append(candidates, branches...)
+	// A log names its branch (an older one, without the field, is where
+	// it was found). When no meta.yaml names its own branch, the first
+	// branch holding one is the log's: a commit that renamed the branch
+	// there is quarantined like any meta.yaml out of its rules, and the
+	// last valid one read instead.
+	first := ""
 	for _, b := range candidates {
 		if !slices.Contains(branches, b) {
 			continue
@@ -170,12 +262,15 @@ func useLogBranch(ctx context.Context, repo *gitrepo.Repo) error {
 		if data == nil {
 			continue
 		}
-		// A log names its branch; an older one, without the field, is
-		// where it was found.
-		if cfg, err := config.Parse(data); err == nil && cfg.Branch != "" && cfg.Branch != b {
-			return fmt.Errorf("the remote's branch %s holds a meta.yaml that names branch %s: push the log to %s, or mend meta.yaml", b, cfg.Branch, cfg.Branch)
+		if cfg, err := config.Parse(data); err == nil && (cfg.Branch == "" || cfg.Branch == b) {
+			return repo.UseBranch(ctx, b)
 		}
-		return repo.UseBranch(ctx, b)
+		if first == "" {
+			first = b
+		}
+	}
+	if first != "" {
+		return repo.UseBranch(ctx, first)
 	}
 	if head == "" {
 		head = gitrepo.DefaultBranch

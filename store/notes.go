@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
@@ -43,10 +42,6 @@ func (s *Store) noteQuarantined(ctx context.Context, from, to gitrepo.Hash) {
 		if was, err := s.repo.IsAncestor(ctx, c, from); err != nil || was {
 			continue
 		}
-		var what []string
-		for _, p := range f.Problems {
-			what = append(what, p.Path+": "+p.What)
-		}
-		s.notef("quarantined commit %s by %s (%q): %s; what it breaks is not read, the rest of the log goes on (`meta quarantine ls`)", f.Short(), f.Author, f.Subject, strings.Join(what, "; "))
+		s.notef("quarantined commit %s by %s (%q): %s; reads leave out what it broke, the rest of the log goes on (`meta quarantine ls`)", f.Short(), f.Author, f.Subject, f.Summary())
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,9 +76,10 @@ func (s *Store) integrityAtLocked(ctx context.Context, tip gitrepo.Hash) (*integ
 // checkFrom is the state at tip, walked from the first candidate whose
 // commit is tip or an ancestor of it; from scratch when none is.
 func (s *Store) checkFrom(ctx context.Context, tip gitrepo.Hash, candidates ...*integrity.State) (*integrity.State, error) {
+	branch, _ := s.repo.Branch()
 	var from *integrity.State
 	for _, c := range candidates {
-		if c == nil || c.Checked == "" {
+		if c == nil || c.Checked == "" || c.Branch != branch {
 			continue
 		}
 		if c.Checked == tip.String() {
@@ -111,7 +113,7 @@ func (s *Store) checkFrom(ctx context.Context, tip gitrepo.Hash, candidates ...*
 		defer func() { s.OnCheck(n, true) }()
 		onCommit = func() { n++; s.OnCheck(n, false) }
 	}
-	if err := from.Check(ctx, s.repo, tip, contents, onCommit); err != nil {
+	if err := from.Check(ctx, s.repo, branch, tip, contents, onCommit); err != nil {
 		return nil, fmt.Errorf("check the log's history: %w", err)
 	}
 	return from, nil
@@ -220,6 +222,9 @@ func (s *Store) reject(tip gitrepo.Hash, path string, blob gitrepo.Hash, why err
 	}
 }
 
+// ErrNotQuarantined: no quarantined commit has the id asked for.
+var ErrNotQuarantined = errors.New("no quarantined commit")
+
 // Quarantined is a quarantined commit as this clone sees it. Its JSON keys
 // are part of meta's interface (`meta quarantine ls --json`).
 type Quarantined struct {
@@ -282,7 +287,7 @@ func (s *Store) Acknowledge(ctx context.Context, commits []string) ([]Quarantine
 		}
 		switch len(match) {
 		case 0:
-			return nil, fmt.Errorf("%w: no quarantined commit %s (`meta quarantine ls --all` lists them; give at least 7 digits)", ErrNotFound, want)
+			return nil, fmt.Errorf("%w %s (`meta quarantine ls --all` lists them; give at least 7 digits)", ErrNotQuarantined, want)
 		case 1:
 			take(match[0])
 		default:

@@ -297,6 +297,10 @@ func (s *Store) events(commit gitrepo.Hash, a projects.Address) ([]*metav1.Event
 // it quarantined (see reject): one bad record must not stop the reads of
 // its app.
 func (s *Store) read(commit gitrepo.Hash, a projects.Address, refs []recordRef) ([]*metav1.Event, error) {
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return nil, err
+	}
 	cached := s.cache.Records(a)
 	raw := make([][]byte, len(refs))
 	events := make([]*metav1.Event, len(refs))
@@ -327,6 +331,9 @@ func (s *Store) read(commit gitrepo.Hash, a projects.Address, refs []recordRef) 
 				ev, err := record.Unmarshal(raw[i])
 				if err == nil {
 					err = record.CheckPath(ev, refs[i].path)
+				}
+				if err == nil {
+					err = st.CheckEvent(s.repo, refs[i].path, ev)
 				}
 				events[i], errs[i] = ev, err
 			}

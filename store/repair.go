@@ -35,7 +35,7 @@ func (s *Store) checkUnpushed(ctx context.Context) error {
 	}
 	var what []string
 	for _, f := range bad {
-		what = append(what, fmt.Sprintf("commit %s by %s (%q) %s", f.Short(), f.Author, f.Subject, problems(f)))
+		what = append(what, fmt.Sprintf("commit %s by %s (%q): %s", f.Short(), f.Author, f.Subject, f.Summary()))
 	}
 	return fmt.Errorf("%w: %s; nothing was pushed: `meta repair` takes back what it breaks, keeping every valid event and every file meta does not manage", ErrBroken, strings.Join(what, "; "))
 }
@@ -64,15 +64,6 @@ func (s *Store) unpushedFindings(ctx context.Context, st *integrity.State) ([]in
 		}
 	}
 	return out, nil
-}
-
-// problems says what a finding's commit broke, for messages.
-func problems(f integrity.Finding) string {
-	var what []string
-	for _, p := range f.Problems {
-		what = append(what, p.What+" "+p.Path)
-	}
-	return strings.Join(what, ", ")
 }
 
 // Repaired is what Repair did. Its JSON keys are part of meta's interface.

@@ -28,6 +28,8 @@ type Status struct {
 	// while no sync succeeded since; zero and empty otherwise.
 	LastFailure time.Time `json:"last_failure"`
 	Failure     string    `json:"failure"`
+	// FailureFix is the command that gets past that failure.
+	FailureFix string `json:"failure_fix"`
 	// Unpushed are local events the remote does not have.
 	Unpushed []Unpushed `json:"unpushed"`
 	// Quarantined are the commits that break the log's rules and are not
@@ -90,7 +92,10 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 		OtherChanges: others,
 	}
 	if times.LastFailure.After(times.LastSync) {
-		st.LastFailure, st.Failure = times.LastFailure, times.Failure
+		st.LastFailure, st.Failure, st.FailureFix = times.LastFailure, times.Failure, times.FailureFix
+		if st.FailureFix == "" {
+			st.FailureFix = "meta sync"
+		}
 	}
 	if st.Branch == "" {
 		st.Branch, _ = s.repo.Branch()
@@ -148,6 +153,11 @@ func (s *Store) Unpushed(ctx context.Context, domain string) ([]Unpushed, error)
 			rec, err := projects.ParseRecordPath(ch.Path)
 			if err != nil || !ch.From.IsZero() || ch.To.IsZero() || domain != "" && rec.Address.App != domain {
 				continue
+			}
+			if has, err := s.repo.Has(remote, ch.Path); err != nil {
+				return nil, err
+			} else if has {
+				continue // deleted and added again here: the remote has it
 			}
 			out = append(out, Unpushed{EventID: rec.ID, Domain: rec.Address.App, Path: ch.Path, Commit: c.String()})
 		}

@@ -100,7 +100,7 @@ func Open(root string) (*Store, error) {
 		root:    root,
 		gitDir:  repo.GitDir(),
 		repo:    repo,
-		work:    &worktree{fs: afero.NewBasePathFs(afero.NewOsFs(), root)},
+		work:    &worktree{fs: afero.NewBasePathFs(afero.NewOsFs(), root), root: root},
 		cache:   cache.New(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(metaDir, "cache"))),
 		journal: journal{dir: metaDir},
 		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
@@ -184,15 +184,21 @@ func (s *Store) configAt(commit gitrepo.Hash) ([]byte, error) {
 	if commit.IsZero() {
 		return nil, nil
 	}
-	// A valid one is the tip's: the rule that quarantines a meta.yaml is
-	// config.Parse failing, so no walk of history is needed to know.
+	// A valid one is the tip's: the rules that quarantine a meta.yaml are
+	// config.Parse failing and a branch other than the log's, so no walk
+	// of history is needed to know (see integrity.State.config). One that
+	// names another branch this clone has is valid there: this clone is on
+	// the wrong branch, which Open says.
 	data, err := s.repo.FileAt(commit, config.File)
 	if err != nil {
 		return nil, err
 	}
 	if data != nil {
-		if _, err := config.Parse(data); err == nil {
-			return data, nil
+		if cfg, err := config.Parse(data); err == nil {
+			branch, _ := s.repo.Branch()
+			if cfg.Branch == "" || cfg.Branch == branch || s.repo.HasBranch(cfg.Branch) {
+				return data, nil
+			}
 		}
 	}
 	st, err := s.stateAt(commit)

@@ -104,23 +104,26 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		return nil
 	}
 	next := remote // local is empty, or behind: fast-forward
-	if err := s.noteLost(ctx, remote, seen); err != nil {
-		return err
-	}
+	base := gitrepo.ZeroHash
 	if !local.IsZero() {
 		// One merge-base answers everything: it walks back only to the
 		// common commit, where "is remote an ancestor of local?" would walk
 		// all of history to say no.
-		base, err := s.repo.MergeBase(ctx, local, remote)
-		if err != nil {
+		if base, err = s.repo.MergeBase(ctx, local, remote); err != nil {
 			return err
 		}
+		if base.IsZero() && !opts.rejoin {
+			return fmt.Errorf("%w: the remote's history shares no commit with this clone's: it is another log, or someone rewrote all of its history. If it is this log, `meta sync --rejoin` takes the remote's history and re-adds this clone's events on top of it; else point the clone at its own remote (git remote set-url origin URL)", ErrUnrelated)
+		}
+	}
+	if err := s.noteLost(ctx, remote, seen); err != nil {
+		return err
+	}
+	if !local.IsZero() {
 		switch {
 		case base == remote:
 			return nil // the remote has nothing this clone lacks
 		case base == local:
-		case base.IsZero() && !opts.rejoin:
-			return fmt.Errorf("%w: the remote's history shares no commit with this clone's: it is another log, or someone rewrote all of its history. If it is this log, `meta sync --rejoin` takes the remote's history and re-adds this clone's events on top of it; else point the clone at its own remote (git remote set-url origin URL)", ErrUnrelated)
 		default:
 			at, err := s.checkpointRemote(ctx, remote)
 			if err != nil {
@@ -276,12 +279,22 @@ func (s *Store) materialize(changes []gitrepo.FileChange) error {
 			deleted = append(deleted, ch.Path)
 			continue
 		}
-		if !ch.IsFile() {
-			continue // meta's logs hold no symlinks or submodules; git checkout restores them
+		if !ch.IsFile() && !ch.IsSymlink() {
+			continue // a submodule entry: no file (diffTrees skips them)
 		}
 		data, err := s.repo.ReadBlob(ch.To)
 		if err != nil {
 			return err
+		}
+		if ch.IsSymlink() {
+			// A link someone committed (over a record, say: the log's rules
+			// read that record as first written). The work tree holds what
+			// the commit holds, as after git checkout.
+			if err := s.work.link(ch.Path, string(data)); err != nil {
+				return err
+			}
+			staged = append(staged, ch.Path)
+			continue
 		}
 		perm := os.FileMode(0o644)
 		if ch.IsExecutable() {

@@ -343,3 +343,44 @@ func mustAppendAt(t testing.TB, s *Store, ev *metav1.Event, at time.Time) *Appen
 	}
 	return out
 }
+
+// Two operators start a log on one empty remote at once: Bob's push lands
+// while Alice's join is between starting hers and pushing it. Alice's
+// join takes Bob's log instead, with nothing of hers set aside or left
+// over.
+func TestJoinThatLosesTheRaceToStartJoinsTheWinner(t *testing.T) {
+	remote := filepath.Join(t.TempDir(), "log.git")
+	git(t, filepath.Dir(remote), "init", "-q", "--bare", remote) // a plain one
+	var bob *Store
+	joinStarted = func() {
+		joinStarted = func() {}
+		var err error
+		bob, err = Join(ctx, filepath.Join(t.TempDir(), "bob"), JoinOptions{URL: remote, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Bob", When: time.Now()}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, bob, deploy("a.example.com", "1.0.0"))
+	}
+	t.Cleanup(func() { joinStarted = func() {} })
+	dir := filepath.Join(t.TempDir(), "alice")
+	alice, err := Join(ctx, dir, JoinOptions{URL: remote, InitOptions: InitOptions{Project: "coop", Env: "prod", Operator: Signature{Name: "Alice", When: time.Now()}}})
+	if err != nil {
+		t.Fatalf("the join that lost the race: %v", err)
+	}
+	if bob == nil {
+		t.Fatal("the race was not run")
+	}
+	h, err := alice.Head("a.example.com")
+	if err != nil || h.Version != "1.0.0" {
+		t.Fatalf("alice's head %+v, %v: not bob's log", h, err)
+	}
+	if a, b := git(t, dir, "rev-parse", "HEAD"), git(t, bob.Root(), "rev-parse", "HEAD"); a != b {
+		t.Fatalf("alice at %s, bob at %s", a, b)
+	}
+	if refs := git(t, dir, "for-each-ref", "refs/meta/"); refs != "" {
+		t.Fatalf("left over: %s", refs)
+	}
+	if _, err := os.Stat(joinStaging(dir)); !os.IsNotExist(err) {
+		t.Fatalf("staging left: %v", err)
+	}
+}

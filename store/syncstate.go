@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,8 @@ type syncTimes struct {
 	// LastFailure is when a sync last failed, and Failure all it said.
 	LastFailure time.Time `json:"last_failure,omitempty"`
 	Failure     string    `json:"failure,omitempty"`
+	// FailureFix is the command that gets past it (see failureFix).
+	FailureFix string `json:"failure_fix,omitempty"`
 }
 
 func (s syncState) load() syncTimes {
@@ -56,8 +59,22 @@ func (s syncState) synced(at time.Time) {
 
 func (s syncState) failed(at time.Time, err error) {
 	t := s.load()
-	t.LastFailure, t.Failure = at, err.Error()
+	t.LastFailure, t.Failure, t.FailureFix = at, err.Error(), failureFix(err)
 	s.save(t)
+}
+
+// failureFix is what gets a clone past a failed sync: what the error
+// names, or trying again.
+func failureFix(err error) string {
+	switch {
+	case errors.Is(err, ErrUnrelated):
+		return "meta sync --rejoin"
+	case errors.Is(err, ErrBroken):
+		return "meta repair"
+	case errors.Is(err, ErrConflict):
+		return "git stash (your uncommitted changes of the files named), then meta sync"
+	}
+	return "meta sync"
 }
 
 // staleness says how old the local view is, for warnings.

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -74,7 +76,8 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 	}
 	out := &Verification{}
 	var envs []historyFile
-	st, err := integrity.Verify(ctx, s.repo, tip, func(info gitrepo.CommitInfo, changes []gitrepo.Change) {
+	branch, _ := s.repo.Branch()
+	st, err := integrity.Verify(ctx, s.repo, branch, tip, func(info gitrepo.CommitInfo, changes []gitrepo.Change) {
 		out.Commits++
 		for _, ch := range changes {
 			if isEnvPath(ch.Path) && !ch.To.IsZero() {
@@ -158,6 +161,12 @@ func (s *Store) checkEnvs(tip gitrepo.Hash, committed map[string]gitrepo.Hash) (
 	for _, a := range apps {
 		p := projects.EnvPath(a)
 		data, err := s.work.read(p)
+		if errors.Is(err, os.ErrNotExist) {
+			if _, ok := committed[p]; ok {
+				findings = append(findings, Finding{Path: p, Problem: "committed but missing from the work tree (`git checkout -- " + p + "` restores it)"})
+			}
+			continue
+		}
 		if err != nil {
 			findings = append(findings, Finding{Path: p, Problem: err.Error()})
 			continue

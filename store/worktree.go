@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/spf13/afero"
 
@@ -20,6 +21,9 @@ import (
 // of what is committed (see read.go).
 type worktree struct {
 	fs afero.Fs
+	// root is the work tree's directory, for what afero cannot do
+	// faithfully (a symbolic link's target is written as git has it).
+	root string
 }
 
 // create writes a new record, whole or not at all; an existing file is
@@ -46,6 +50,20 @@ func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
 	return atomicfile.Write(w.fs, p, data, perm)
 }
 
+// link makes p a symbolic link to target, replacing what is there, as git
+// checks out a link a commit holds. meta never writes through one: every
+// write replaces the link itself.
+func (w *worktree) link(p, target string) error {
+	if err := w.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
+		return err
+	}
+	full := filepath.Join(w.root, filepath.FromSlash(p))
+	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.Symlink(target, full)
+}
+
 // clearTemps removes what writes of paths left when a meta was killed half
 // way through them. The caller holds the log's lock, so no write of them
 // is under way.
@@ -62,7 +80,21 @@ func (w *worktree) clearTemps(paths []string) error {
 // file is fine.
 func (w *worktree) remove(p string) error { return atomicfile.Discard(w.fs, p) }
 
-func (w *worktree) read(p string) ([]byte, error) { return afero.ReadFile(w.fs, p) }
+// read returns a file's content as git hashes it: a symbolic link's is
+// the path it names, never what it points to (a link committed over a
+// record is that commit's content, and comparing what it points to with
+// the committed blob would call the checkout an uncommitted change).
+func (w *worktree) read(p string) ([]byte, error) {
+	if ls, ok := w.fs.(afero.Lstater); ok {
+		if fi, _, err := ls.LstatIfPossible(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if lr, ok := w.fs.(afero.LinkReader); ok {
+				target, err := lr.ReadlinkIfPossible(p)
+				return []byte(target), err
+			}
+		}
+	}
+	return afero.ReadFile(w.fs, p)
+}
 
 // exists says whether p is a file in the work tree.
 func (w *worktree) exists(p string) bool {
@@ -77,6 +109,9 @@ func (w *worktree) records(a projects.Address) []string {
 	for _, month := range w.names(a.Dir()) {
 		dir := a.Dir() + "/" + month + "/"
 		for _, name := range w.names(dir) {
+			if fi, err := w.fs.Stat(dir + name); err == nil && fi.IsDir() {
+				continue // what git checks out for a submodule entry
+			}
 			if path.Ext(name) == projects.RecordExt {
 				out = append(out, dir+name)
 			}

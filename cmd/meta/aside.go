@@ -87,11 +87,7 @@ then dropped here.`,
 					fmt.Fprintf(tw, "  command:\t%s\n", strings.Join(ev.Command, " "))
 				}
 			}
-			next := "re-do it (its command is above), then `meta aside drop " + a.Short() + "`"
-			if a.EnvOnly() {
-				next = "`meta env reapply " + a.Short() + "` re-applies it key by key"
-			}
-			fmt.Fprintf(tw, "next:\t%s\n", next)
+			fmt.Fprintf(tw, "next:\t%s\n", a.WayOut())
 			return tw.Flush()
 		},
 	}

@@ -351,3 +351,54 @@ func reverse(s []string) []string {
 	}
 	return out
 }
+
+// A join killed at any instant leaves the directory as it was (absent)
+// or a whole log, never a half-made clone: the next `meta init --remote`
+// of the same directory works, with nothing else to do first. Joins of an
+// empty remote are killed too, where the join starts the log and pushes.
+func TestKilledJoinsLeaveNothingHalfDone(t *testing.T) {
+	root := t.TempDir()
+	remote := filepath.Join(root, "remote.git")
+	gitOut(t, root, "init", "-q", "--bare", remote) // a plain one
+	a := filepath.Join(root, "a")
+	if _, err := meta(t, "", "init", a, "--remote", remote, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	reported := map[string]bool{}
+	_, rng := calibrate(t, a, reported)
+	for i := 0; i < 20; i++ {
+		if _, err := meta(t, a, "append", "note", "app"+itoa(i%4)+".example.com", "-m", "n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if _, err := meta(t, "", "init", filepath.Join(root, "timed"), "--remote", remote); err != nil {
+		t.Fatal(err)
+	}
+	window := time.Since(start) * 3 / 2
+	for i := 0; i < 30; i++ {
+		dir := filepath.Join(root, "j"+itoa(i))
+		url := remote
+		if i%5 == 4 { // an empty remote: the join starts the log
+			url = filepath.Join(root, "empty"+itoa(i)+".git")
+			gitOut(t, root, "init", "-q", "--bare", url)
+		}
+		killAtRandom(t, rng, window, "init", dir, "--remote", url)
+		if _, err := os.Stat(dir); err == nil {
+			// Whole or nothing: what is there is a log every command reads.
+			if _, err := meta(t, dir, "--offline", "ls"); err != nil {
+				t.Fatalf("join %d killed: left %s that is no log: %v", i, dir, err)
+			}
+			continue
+		}
+		if _, err := meta(t, "", "init", dir, "--remote", url); err != nil {
+			t.Fatalf("join %d again after a kill: %v", i, err)
+		}
+		if _, err := meta(t, dir, "ls"); err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, ".j"+itoa(i)+".meta-join")); err == nil {
+			t.Errorf("join %d: what the killed join left is still there", i)
+		}
+	}
+}

@@ -88,7 +88,7 @@ only runs abra, so the alias can live in a shared shell profile:
 			if err != nil {
 				// abra ran: its exit code stands, and meta says loudly
 				// what it could not record.
-				fmt.Fprintf(e.stderr, "meta: error: %s\n", printableLines(err.Error()))
+				fmt.Fprintf(e.stderr, "meta: error: %s\n", message(err.Error()))
 			}
 			return exitWith(res.Code)
 		},

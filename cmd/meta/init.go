@@ -26,6 +26,12 @@ ssh://, git://, https://; credentials come from git's own setup (ssh agent
 and config, credential helpers).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("remote") && remote == "" {
+				return usageError{fmt.Errorf("--remote needs a URL (leave it out to start a log of this clone only)")}
+			}
+			if remote != "" && e.offline {
+				return usageError{fmt.Errorf("--remote clones, which --offline forbids: leave one out")}
+			}
 			actor, err := e.actor(args[0])
 			if err != nil {
 				return err

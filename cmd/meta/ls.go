@@ -52,8 +52,16 @@ func newLs(e *env) *cobra.Command {
 				if h.Lock != nil {
 					notes = append(notes, p.paint("33", "locked by "+h.Lock.Holder))
 				}
-				if problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}); err == nil && len(problems) > 0 {
-					notes = append(notes, p.paint("31", "quarantined:"+itoa(len(problems))))
+				if problems, err := s.AppProblems(cmd.Context(), projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}); err == nil {
+					open := 0 // acknowledged ones are known, and read about
+					for _, f := range problems {
+						if !f.Acknowledged {
+							open++
+						}
+					}
+					if open > 0 {
+						notes = append(notes, p.paint("31", "quarantined:"+itoa(open)))
+					}
 				}
 				note := strings.Join(notes, " ")
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Domain, h.Project, h.Env, p.state(h.State), orDash(h.Running()), when(h.Since), orDash(h.DeployedBy), note)

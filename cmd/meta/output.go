@@ -101,6 +101,14 @@ func printable(s string) string { return escape(s, false) }
 // messages of several lines.
 func printableLines(s string) string { return escape(s, true) }
 
+// message is printableLines for what follows "meta: error: " or "meta:
+// warning: ": every line after the first is indented, so that nothing in
+// it (a file name with a line break in it) can pass for a line of meta's
+// own.
+func message(s string) string {
+	return strings.ReplaceAll(strings.TrimRight(printableLines(s), "\n"), "\n", "\n  ")
+}
+
 func escape(s string, lines bool) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return unsafeRune(r, lines) }) {
 		return s

@@ -33,6 +33,23 @@ func TestPrintable(t *testing.T) {
 	}
 }
 
+// What follows "meta: warning: " or "meta: error: " cannot start a line of
+// its own: a file name with a line break in it would otherwise print a
+// line that passes for meta's.
+func TestMessageIndentsEveryLineAfterTheFirst(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"one line", "one line"},
+		{"projects/x\nmeta: warning: all clear", "projects/x\n  meta: warning: all clear"},
+		{"git said:\nfatal: no\n", "git said:\n  fatal: no"},
+		{"esc \x1b[2J\nnext", `esc \x1b[2J` + "\n  next"},
+	}
+	for _, tt := range tests {
+		if got := message(tt.in); got != tt.want {
+			t.Errorf("message(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 // A head or an event from a record committed by hand, or by an older meta,
 // reaches the terminal with every control character escaped (review F6).
 func TestTextOutputHoldsNoControlCharacters(t *testing.T) {

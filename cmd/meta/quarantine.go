@@ -3,12 +3,11 @@ package main
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/store"
-	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 )
 
 func newQuarantine(e *env) *cobra.Command {
@@ -114,30 +113,22 @@ func writeQuarantine(e *env, qs []store.Quarantined) {
 		fmt.Fprintln(e.stderr, "meta: no quarantined commits")
 		return
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	// The commits' columns line up; each problem goes on a line of its own
+	// below its commit, so a long path pushes nothing off the screen.
+	width := 0
+	for i := range qs {
+		qs[i] = printableCopy(qs[i])
+		width = max(width, utf8.RuneCountInString(qs[i].Author))
+	}
 	for _, q := range qs {
-		q = printableCopy(q)
 		ack := ""
 		if q.Acknowledged {
 			ack = " (acknowledged)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\n", q.Short(), when(q.Time), q.Author, q.Subject, ack)
+		pad := strings.Repeat(" ", width-utf8.RuneCountInString(q.Author))
+		fmt.Fprintf(e.stdout, "%s  %s  %s%s  %s%s\n", q.Short(), when(q.Time), q.Author, pad, q.Subject, ack)
 		for _, p := range q.Problems {
-			fmt.Fprintf(tw, "\t  %s\t%s\n", p.Path, p.What)
+			fmt.Fprintf(e.stdout, "    %s: %s\n", p.Path, p.What)
 		}
 	}
-	tw.Flush()
-}
-
-// problemSummary says what a quarantined commit broke in one line.
-func problemSummary(ps []integrity.Problem) string {
-	var what []string
-	for i, p := range ps {
-		if i == 3 {
-			what = append(what, fmt.Sprintf("and %d more", len(ps)-3))
-			break
-		}
-		what = append(what, p.What+" "+p.Path)
-	}
-	return strings.Join(what, ", ")
 }

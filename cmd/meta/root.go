@@ -61,7 +61,7 @@ type env struct {
 // Output rules, after age's: messages to stderr start with "meta: ", are
 // lower case and have no final period; stdout carries only the answer.
 func (e *env) warn(format string, args ...any) {
-	fmt.Fprintf(e.stderr, "meta: warning: %s\n", printableLines(fmt.Sprintf(format, args...)))
+	fmt.Fprintf(e.stderr, "meta: warning: %s\n", message(fmt.Sprintf(format, args...)))
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -85,7 +85,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	var silent silentError
 	if !errors.As(err, &silent) {
-		fmt.Fprintf(stderr, "meta: error: %s\n", printableLines(err.Error()))
+		fmt.Fprintf(stderr, "meta: error: %s\n", message(err.Error()))
 	}
 	return exitCode(err)
 }
@@ -294,7 +294,7 @@ func (e *env) warnQuarantined(ctx context.Context, s *store.Store) error {
 			e.warn("and %d more quarantined commits: `meta quarantine ls`", len(qs)-most)
 			break
 		}
-		e.warn("quarantined commit %s by %s (%q): %s; not read (`meta quarantine ls` explains, `meta quarantine ack %s` silences this)", q.Short(), q.Author, q.Subject, problemSummary(q.Problems), q.Short())
+		e.warn("quarantined commit %s by %s (%q): %s; reads leave out what it broke (`meta quarantine ls` explains, `meta quarantine ack %s` silences this)", q.Short(), q.Author, q.Subject, q.Summary(), q.Short())
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func newStatus(e *env) *cobra.Command {
 				fmt.Fprintf(tw, "last sync:\t%s\n", last)
 				if st.Failure != "" {
 					fmt.Fprintf(tw, "last failure:\t%s (%s): %s\n", when(st.LastFailure), ago(st.LastFailure, time.Now()), printable(st.Failure))
+					fmt.Fprintf(tw, "way out:\t%s\n", st.FailureFix)
 				}
 				fmt.Fprintf(tw, "unpushed:\t%d events\n", len(st.Unpushed))
 				for _, u := range st.Unpushed {
@@ -50,16 +51,16 @@ func newStatus(e *env) *cobra.Command {
 			if len(st.Quarantined) > 0 {
 				fmt.Fprintf(tw, "quarantined:\t%d commits (meta quarantine ls)\n", len(st.Quarantined))
 				for _, q := range printableCopy(st.Quarantined) {
-					fmt.Fprintf(tw, "\t  %s %s: %s\n", q.Short(), q.Author, problemSummary(q.Problems))
+					fmt.Fprintf(tw, "\t  %s %s: %s\n", q.Short(), q.Author, q.Summary())
 				}
 			}
 			if len(st.Unsendable) > 0 {
 				fmt.Fprintf(tw, "not pushable:\t%d local commits break the log; meta repair takes back what they break\n", len(st.Unsendable))
 			}
 			if len(st.SetAside) > 0 {
-				fmt.Fprintf(tw, "set aside:\t%d commits (meta aside ls; meta env reapply)\n", len(st.SetAside))
+				fmt.Fprintf(tw, "set aside:\t%d commits (meta aside ls)\n", len(st.SetAside))
 				for _, a := range printableCopy(st.SetAside) {
-					fmt.Fprintf(tw, "\t  %s %s %s\n", a.Short(), a.Subject, asideKeys(a))
+					fmt.Fprintf(tw, "\t  %s %s %s: %s\n", a.Short(), a.Subject, asideKeys(a), a.WayOut())
 				}
 			}
 			if st.Interrupted {
@@ -74,6 +75,6 @@ func newStatus(e *env) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"remote", "branch", "last_sync", "last_failure", "failure", "unpushed", "quarantined", "unsendable", "set_aside", "interrupted", "other_changes"}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"remote", "branch", "last_sync", "last_failure", "failure", "failure_fix", "unpushed", "quarantined", "unsendable", "set_aside", "interrupted", "other_changes"}`)
 	return cmd
 }

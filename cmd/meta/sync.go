@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,9 @@ it may be another collective's log; --rejoin takes it as this log's, its
 history rewritten, and re-adds this clone's events on top of it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Rejoin && e.offline {
+				return usageError{fmt.Errorf("--rejoin takes the remote's history, which --offline forbids: leave one out")}
+			}
 			s, err := e.open()
 			if err != nil {
 				return err

@@ -90,3 +90,9 @@ func (r *Repo) LsRemote(ctx context.Context, branch string) (Hash, error) {
 	}
 	return ZeroHash, nil
 }
+
+// HasBranch says the clone has a local branch of that name.
+func (r *Repo) HasBranch(name string) bool {
+	h, err := r.readRef("refs/heads/" + name)
+	return err == nil && !h.IsZero()
+}

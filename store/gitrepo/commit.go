@@ -103,7 +103,7 @@ func (r *Repo) stage(files []File) error {
 		if err != nil {
 			return err
 		}
-		entries = append(entries, gitindex.Entry{Path: f.Path, Hash: BlobID(f.Data), Stat: gitindex.StatOf(fi)})
+		entries = append(entries, gitindex.Entry{Path: f.Path, Hash: BlobID(f.Data), Mode: gitMode(fi), Stat: gitindex.StatOf(fi)})
 	}
 	// Git holds index.lock for milliseconds; wait for it rather than leave
 	// a committed file out of the index.
@@ -115,6 +115,18 @@ func (r *Repo) stage(files []File) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// gitMode is the mode git records for a file in the work tree, as git
+// with core.fileMode: a symbolic link, or the owner's execute bit.
+func gitMode(fi os.FileInfo) uint32 {
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return 0o120000
+	case fi.Mode()&0o100 != 0:
+		return 0o100755
+	}
+	return 0o100644
 }
 
 // indexLockWait bounds how long a commit waits for another process's

@@ -21,6 +21,13 @@ type Change struct {
 	Path   string
 	From   Hash
 	To     Hash
+	// Parent is which of the commit's parents the change is against: a
+	// merge's changes come once per parent, each from that parent's diff.
+	Parent int
+	// Gitlink says the To side is a submodule entry. A submodule entry is
+	// no file: on either side its hash reads as zero, so a record
+	// replaced by one is deleted.
+	Gitlink bool
 }
 
 // TreeFiles calls fn for every file under dir in commit's tree.

@@ -19,7 +19,7 @@ import (
 func (r *Repo) Stage(paths ...string) error {
 	files := make([]File, 0, len(paths))
 	for _, p := range paths {
-		data, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(p)))
+		data, err := readWorkFile(filepath.Join(r.root, filepath.FromSlash(p)))
 		if err != nil {
 			return err
 		}
@@ -29,6 +29,16 @@ func (r *Repo) Stage(paths ...string) error {
 		return nil
 	}
 	return r.stage(files)
+}
+
+// readWorkFile is a work tree file's content as git hashes it: a
+// symbolic link's is the path it names.
+func readWorkFile(p string) ([]byte, error) {
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		target, err := os.Readlink(p)
+		return []byte(target), err
+	}
+	return os.ReadFile(p)
 }
 
 // Unstage drops paths from the index, for files a sync deleted.

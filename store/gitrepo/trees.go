@@ -192,6 +192,10 @@ func (c FileChange) IsFile() bool {
 	return c.mode == filemode.Regular || c.mode == filemode.Executable || c.mode == filemode.Deprecated
 }
 
+// IsSymlink says the To side is a symbolic link: its blob is the path it
+// names.
+func (c FileChange) IsSymlink() bool { return c.mode == filemode.Symlink }
+
 // IsExecutable says the To side is an executable file.
 func (c FileChange) IsExecutable() bool { return c.mode == filemode.Executable }
 
@@ -254,7 +258,7 @@ func (r *Repo) diffTrees(a, b Hash, prefix string, fn func(FileChange) error) er
 			yh = y.Hash
 		}
 		switch {
-		case xh == yh && xDir == yDir:
+		case xh == yh && xDir == yDir && (!inA || !inB || x.Mode == y.Mode):
 		case xDir && yDir:
 			err = r.diffTrees(xh, yh, p, fn)
 		case xDir || yDir:

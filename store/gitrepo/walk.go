@@ -72,12 +72,13 @@ func (r *Repo) walk(ctx context.Context, from, to Hash, paths []string, visit fu
 	sc.Split(splitNUL)
 	var cur *CommitInfo
 	var changes []Change
+	section := 0 // which parent's diff (-m shows a merge once per parent)
 	var visitErr error
 	flush := func() {
 		if cur != nil && visitErr == nil {
 			visitErr = visit(*cur, changes)
 		}
-		cur, changes = nil, nil
+		cur, changes, section = nil, nil, 0
 	}
 	for visitErr == nil && sc.Scan() {
 		tok := strings.TrimPrefix(sc.Text(), "\n")
@@ -89,7 +90,8 @@ func (r *Repo) walk(ctx context.Context, from, to Hash, paths []string, visit fu
 				break
 			}
 			if cur != nil && cur.ID == info.ID {
-				continue // -m shows a merge once per parent
+				section++ // -m shows a merge once per parent
+				continue
 			}
 			flush()
 			cur = &info
@@ -101,10 +103,19 @@ func (r *Repo) walk(ctx context.Context, from, to Hash, paths []string, visit fu
 				break
 			}
 			path := sc.Text()
-			if len(f) < 5 || cur == nil || f[0] == ":160000" || f[1] == "160000" {
-				continue // submodules are not files
+			if len(f) < 5 || cur == nil || f[0] == ":160000" && f[1] == "160000" {
+				continue
 			}
-			changes = append(changes, Change{Commit: cur.ID, Path: path, From: NewHash(f[2]), To: NewHash(f[3])})
+			// A submodule entry is no file: the side that is one reads as
+			// absent, so a record replaced by one is seen deleted.
+			ch := Change{Commit: cur.ID, Path: path, From: NewHash(f[2]), To: NewHash(f[3]), Parent: section}
+			if f[0] == ":160000" {
+				ch.From = ZeroHash
+			}
+			if f[1] == "160000" {
+				ch.To, ch.Gitlink = ZeroHash, true
+			}
+			changes = append(changes, ch)
 		}
 	}
 	flush()

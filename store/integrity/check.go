@@ -2,6 +2,7 @@ package integrity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -25,6 +26,7 @@ const (
 	BadConfig  = "meta.yaml is not valid"
 	ConfigGone = "meta.yaml deleted"
 	EventNoEnv = "env event without the env file it describes"
+	NotFile    = "a submodule entry, not a file"
 	// PurgedReAdded: a record a purge event took out, added again.
 	PurgedReAdded = "purged event re-added"
 	modifiedJunk  = "a file that is no record, changed"
@@ -44,13 +46,14 @@ const (
 // the reads, which decode every record anyway.
 //
 // onCommit, when set, is called after each commit checked, for progress.
-func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash, contents bool, onCommit func()) error {
+func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, contents bool, onCommit func()) error {
 	visit := func(gitrepo.CommitInfo, []gitrepo.Change) {}
 	if onCommit != nil {
 		visit = func(gitrepo.CommitInfo, []gitrepo.Change) { onCommit() }
 	}
-	if st.Version != Version {
+	if st.Version != Version || st.Branch != branch {
 		*st = *New()
+		st.Branch = branch
 	}
 	from := gitrepo.ZeroHash
 	if st.Checked != "" {
@@ -58,13 +61,24 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash,
 		if checked == to {
 			return nil
 		}
-		base, err := repo.MergeBase(ctx, checked, to)
-		if err != nil {
-			return err
+		if _, err := repo.Info(checked); err != nil {
+			// The commit is gone (a reset, then git gc): nothing of the
+			// state is known to hold.
+			*st = *New()
+			st.Branch = branch
+			checked = gitrepo.ZeroHash
+		}
+		base := gitrepo.ZeroHash
+		if !checked.IsZero() {
+			var err error
+			if base, err = repo.MergeBase(ctx, checked, to); err != nil {
+				return err
+			}
 		}
 		from = base
 		if base != checked {
 			*st = *New()
+			st.Branch = branch
 			if err := st.walkVisiting(ctx, repo, gitrepo.ZeroHash, base, false, visit); err != nil {
 				return err
 			}
@@ -80,8 +94,9 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash,
 // Verify checks all of history up to to afresh, reading every record
 // added, and tells visit of each commit after its check: what `meta
 // verify` runs.
-func Verify(ctx context.Context, repo *gitrepo.Repo, to gitrepo.Hash, visit func(gitrepo.CommitInfo, []gitrepo.Change)) (*State, error) {
+func Verify(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, visit func(gitrepo.CommitInfo, []gitrepo.Change)) (*State, error) {
 	st := New()
+	st.Branch = branch
 	if err := st.walkVisiting(ctx, repo, gitrepo.ZeroHash, to, true, visit); err != nil {
 		return nil, err
 	}
@@ -122,15 +137,31 @@ func (st *State) Advance(repo *gitrepo.Repo, info gitrepo.CommitInfo, parent git
 
 // apply takes in one commit: what it changed against each of its parents.
 func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change, contents bool) error {
+	changes = st.ownChanges(len(info.Parents), changes)
 	var problems []Problem
 	add := func(path, what string) { problems = append(problems, Problem{Path: path, What: what}) }
 	purged, err := purges(repo, changes)
 	if err != nil {
 		return err
 	}
-	var envChanges, envEvents []gitrepo.Change
+	var envChanges []gitrepo.Change
+	envFiles := map[projects.Address]gitrepo.Hash{}
+	for _, ch := range changes {
+		if a, err := projects.ParseEnvPath(ch.Path); err == nil && !ch.To.IsZero() {
+			envFiles[a] = ch.To
+		}
+	}
 	for _, ch := range changes {
 		p := ch.Path
+		if ch.From.IsZero() && ch.To.IsZero() {
+			// A submodule entry added or removed, no file: one put where
+			// the log keeps its files is named. One that replaced a file
+			// is that file deleted, by the rules below.
+			if ch.Gitlink && strings.HasPrefix(p, projects.Root+"/") {
+				add(p, NotFile)
+			}
+			continue
+		}
 		switch {
 		case p == config.File:
 			if what, err := st.config(repo, ch); err != nil {
@@ -153,18 +184,21 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 				st.purge(p, id)
 				continue
 			}
+			if rec, _ := projects.ParseRecordPath(p); ch.From.IsZero() && !ch.To.IsZero() {
+				if env, ok := envFiles[rec.Address]; ok {
+					st.envWith(p, env)
+				}
+			}
 			what, err := st.record(repo, ch, contents)
 			if err != nil {
 				return err
 			}
 			if what != "" {
 				add(p, what)
-			} else if ch.From.IsZero() && !ch.To.IsZero() && contents {
-				envEvents = append(envEvents, ch)
 			}
 		}
 	}
-	envProblems, err := st.envs(repo, changes, envChanges, envEvents, contents)
+	envProblems, err := st.envs(repo, changes, envChanges)
 	if err != nil {
 		return err
 	}
@@ -173,6 +207,47 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 		st.finding(info, problems...)
 	}
 	return nil
+}
+
+// ownChanges are what a commit did itself. A merge's diff against one
+// parent shows what the other side's commits did, and those were checked
+// on their own: a path the merge left as one of its parents has it is
+// that side's doing. What is the merge's own: a path that differs from
+// every parent (an evil merge, a conflict's resolution), as against its
+// first parent; and a file a parent has that the merge dropped, unless the
+// other side deleted it in a commit of its own (`git merge -s ours` drops
+// the other side's records: that is the merge's deletion).
+func (st *State) ownChanges(parents int, changes []gitrepo.Change) []gitrepo.Change {
+	if parents < 2 {
+		return changes
+	}
+	var paths []string
+	byPath := map[string][]gitrepo.Change{}
+	for _, ch := range changes {
+		if byPath[ch.Path] == nil {
+			paths = append(paths, ch.Path)
+		}
+		byPath[ch.Path] = append(byPath[ch.Path], ch)
+	}
+	var out []gitrepo.Change
+	for _, p := range paths {
+		chs := byPath[p]
+		differs := map[int]bool{}
+		for _, ch := range chs {
+			differs[ch.Parent] = true
+		}
+		switch {
+		case len(differs) == parents:
+			out = append(out, chs[0])
+		case !chs[0].To.IsZero():
+			// as a parent has it
+		case st.Restored[p] != "":
+			// deleted by a commit of the side the merge took it from
+		default:
+			out = append(out, chs[0])
+		}
+	}
+	return out
 }
 
 // record applies the rules to one change of a record path; it returns
@@ -206,8 +281,11 @@ func (st *State) record(repo *gitrepo.Repo, ch gitrepo.Change, contents bool) (s
 			return ReAdded, nil
 		}
 		if contents {
-			if err := validRecord(repo, p, ch.To); err != nil {
+			if err := st.validRecord(repo, p, ch.To); err != nil {
 				st.exclude(p, to)
+				if errors.Is(err, ErrEventNoEnv) {
+					return EventNoEnv, nil
+				}
 				return BadRecord + ": " + err.Error(), nil
 			}
 		}
@@ -293,7 +371,11 @@ func (st *State) Reject(path string, blob gitrepo.Hash, commit gitrepo.CommitInf
 		return false
 	}
 	st.exclude(path, blob.String())
-	st.finding(commit, Problem{Path: path, What: BadRecord + ": " + why.Error()})
+	what := BadRecord + ": " + why.Error()
+	if errors.Is(why, ErrEventNoEnv) {
+		what = EventNoEnv
+	}
+	st.finding(commit, Problem{Path: path, What: what})
 	return true
 }
 
@@ -333,7 +415,13 @@ func (st *State) config(repo *gitrepo.Repo, ch gitrepo.Change) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := config.Parse(data); err != nil {
+	cfg, err := config.Parse(data)
+	if err == nil && cfg.Branch != "" && st.Branch != "" && cfg.Branch != st.Branch {
+		// Every clone follows the branch meta.yaml names: one commit
+		// renaming it would send them all to a branch that holds no log.
+		err = fmt.Errorf("it names branch %s, but the log lives on %s, and a log's branch is recorded once", cfg.Branch, st.Branch)
+	}
+	if err != nil {
 		lastValid()
 		return BadConfig + ": " + err.Error(), nil
 	}
@@ -343,36 +431,30 @@ func (st *State) config(repo *gitrepo.Repo, ch gitrepo.Change) (string, error) {
 
 // envs applies the rules to the env files a commit changed: each needs an
 // env event of its app in the same commit whose digest is the new file's.
-// Reading the commit's added records, it also finds env events whose file
-// the commit did not change (only when contents are checked).
-func (st *State) envs(repo *gitrepo.Repo, all, envChanges, added []gitrepo.Change, contents bool) ([]Problem, error) {
-	if len(envChanges) == 0 && !contents {
+// (An env event without its file is CheckEvent's.)
+func (st *State) envs(repo *gitrepo.Repo, all, envChanges []gitrepo.Change) ([]Problem, error) {
+	if len(envChanges) == 0 {
 		return nil, nil
 	}
-	// The env events the commit adds, by app: read only the records of
-	// apps whose env file changed, unless contents are checked anyway.
+	// The digests the env events the commit adds name, by app: only the
+	// records of apps whose env file changed are read.
 	changedApps := map[projects.Address]bool{}
 	for _, ch := range envChanges {
 		a, _ := projects.ParseEnvPath(ch.Path)
 		changedApps[a] = true
 	}
-	candidates := added
-	if !contents {
-		for _, ch := range all {
-			if rec, err := projects.ParseRecordPath(ch.Path); err == nil && ch.From.IsZero() && !ch.To.IsZero() && changedApps[rec.Address] {
-				candidates = append(candidates, ch)
-			}
-		}
-	}
 	digests := map[projects.Address]map[string]bool{}
-	events := map[projects.Address][]gitrepo.Change{}
-	for _, ch := range candidates {
+	for _, ch := range all {
+		rec, err := projects.ParseRecordPath(ch.Path)
+		if err != nil || !ch.From.IsZero() || ch.To.IsZero() || !changedApps[rec.Address] {
+			continue
+		}
 		data, err := repo.ReadBlob(ch.To)
 		if err != nil {
 			return nil, err
 		}
 		ev, err := record.Unmarshal(data)
-		if err != nil || ev.GetKind() != metav1.Kind_KIND_ENV {
+		if err != nil || ev.GetKind() != metav1.Kind_KIND_ENV || record.CheckPath(ev, ch.Path) != nil {
 			continue
 		}
 		a := record.Address(ev)
@@ -380,10 +462,8 @@ func (st *State) envs(repo *gitrepo.Repo, all, envChanges, added []gitrepo.Chang
 			digests[a] = map[string]bool{}
 		}
 		digests[a][ev.GetEnvDigest()] = true
-		events[a] = append(events[a], ch)
 	}
 	var problems []Problem
-	described := map[projects.Address]bool{}
 	for _, ch := range envChanges {
 		a, _ := projects.ParseEnvPath(ch.Path)
 		lastValid := func() {
@@ -413,28 +493,14 @@ func (st *State) envs(repo *gitrepo.Repo, all, envChanges, added []gitrepo.Chang
 			problems = append(problems, Problem{Path: ch.Path, What: EnvNoEvent})
 			continue
 		}
-		described[a] = true
 		delete(st.Envs, ch.Path)
-	}
-	if contents {
-		for a, evs := range events {
-			if described[a] || changedApps[a] {
-				continue
-			}
-			// An env event says the file changed: without the file it is
-			// not folded, or the head would name an env nobody has.
-			for _, ch := range evs {
-				st.exclude(ch.Path, ch.To.String())
-				problems = append(problems, Problem{Path: ch.Path, What: EventNoEnv})
-			}
-		}
 	}
 	return problems, nil
 }
 
 // validRecord says why the blob at a record path is not a valid event
 // there, nil when it is.
-func validRecord(repo *gitrepo.Repo, p string, blob gitrepo.Hash) error {
+func (st *State) validRecord(repo *gitrepo.Repo, p string, blob gitrepo.Hash) error {
 	data, err := repo.ReadBlob(blob)
 	if err != nil {
 		return err
@@ -443,7 +509,44 @@ func validRecord(repo *gitrepo.Repo, p string, blob gitrepo.Hash) error {
 	if err != nil {
 		return err
 	}
-	return record.CheckPath(ev, p)
+	if err := record.CheckPath(ev, p); err != nil {
+		return err
+	}
+	return st.CheckEvent(repo, p, ev)
+}
+
+// ErrEventNoEnv: an env event whose commit did not change its app's env
+// file to the file it describes.
+var ErrEventNoEnv = fmt.Errorf("%w: %s", record.ErrCorrupt, EventNoEnv)
+
+// CheckEvent applies the rules that need history to a decoded event at
+// path p: an env event says its app's env file changed, so the commit that
+// added it must have changed that file to one whose digest it names, or
+// the head would name an env nobody has. Reads call it on every event they
+// decode; a walk that reads contents, on every record it checks.
+func (st *State) CheckEvent(repo *gitrepo.Repo, p string, ev *metav1.Event) error {
+	if ev.GetKind() != metav1.Kind_KIND_ENV {
+		return nil
+	}
+	blob, ok := st.EnvWith[p]
+	if !ok {
+		return ErrEventNoEnv
+	}
+	data, err := repo.ReadBlob(gitrepo.NewHash(blob))
+	if err != nil {
+		return err
+	}
+	if sealed.Digest(data) != ev.GetEnvDigest() {
+		return ErrEventNoEnv
+	}
+	return nil
+}
+
+func (st *State) envWith(p string, blob gitrepo.Hash) {
+	if st.EnvWith == nil {
+		st.EnvWith = map[string]string{}
+	}
+	st.EnvWith[p] = blob.String()
 }
 
 func isEnvPath(p string) bool {

@@ -19,6 +19,7 @@
 package integrity
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -31,11 +32,14 @@ import (
 
 // Version changes whenever the rules do, so that a State checked by older
 // rules is rebuilt.
-const Version = 2
+const Version = 3
 
 // State is what a log's history says beyond its tip's tree.
 type State struct {
 	Version int `json:"version"`
+	// Branch is the branch the history was walked on, the log's: a
+	// meta.yaml naming another is not valid.
+	Branch string `json:"branch,omitempty"`
 	// Checked is the commit the state holds for: every commit reachable
 	// from it has been checked.
 	Checked string `json:"checked"`
@@ -49,6 +53,10 @@ type State struct {
 	// not; Envs the same per env file.
 	Config string            `json:"config,omitempty"`
 	Envs   map[string]string `json:"envs,omitempty"`
+	// EnvWith maps the path of every record added by a commit that also
+	// changed its app's env file to that file's new blob: the file an env
+	// event there describes (see CheckEvent).
+	EnvWith map[string]string `json:"env_with,omitempty"`
 	// Purged maps the path of every record a purge event took out of the
 	// log (see Check) to that event's id.
 	Purged map[string]string `json:"purged,omitempty"`
@@ -83,6 +91,20 @@ func (f Finding) Short() string {
 	return f.Commit
 }
 
+// Summary says in one line what the commit broke: "path: problem" for
+// the first three, then how many more.
+func (f Finding) Summary() string {
+	var what []string
+	for i, p := range f.Problems {
+		if i == 3 {
+			what = append(what, fmt.Sprintf("and %d more", len(f.Problems)-3))
+			break
+		}
+		what = append(what, p.Path+": "+p.What)
+	}
+	return strings.Join(what, "; ")
+}
+
 // New is the state of a log nobody checked yet.
 func New() *State { return &State{Version: Version} }
 
@@ -94,6 +116,7 @@ func (st *State) Clone() *State {
 	c.Excluded = maps.Clone(st.Excluded)
 	c.Envs = maps.Clone(st.Envs)
 	c.Purged = maps.Clone(st.Purged)
+	c.EnvWith = maps.Clone(st.EnvWith)
 	c.Findings = slices.Clone(st.Findings)
 	for i := range c.Findings {
 		c.Findings[i].Problems = slices.Clone(c.Findings[i].Problems)

@@ -96,7 +96,7 @@ func (h *history) check(st *State, contents bool) *State {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := st.Check(ctx, h.repo, tip, contents, nil); err != nil {
+	if err := st.Check(ctx, h.repo, "main", tip, contents, nil); err != nil {
 		h.t.Fatal(err)
 	}
 	return st
@@ -272,7 +272,7 @@ func TestRules(t *testing.T) {
 			// Checked incrementally, commit by commit, the state is the same.
 			again := New()
 			for _, c := range strings.Fields(h.git("rev-list", "--reverse", "--topo-order", "HEAD")) {
-				if err := again.Check(ctx, h.repo, gitrepo.NewHash(c), tt.contents, nil); err != nil {
+				if err := again.Check(ctx, h.repo, "main", gitrepo.NewHash(c), tt.contents, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

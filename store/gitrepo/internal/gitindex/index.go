@@ -39,11 +39,13 @@ const (
 	nameMask     = 0x0fff
 )
 
-// Entry is one new path to record in the index as a regular, non-executable
-// file with the given blob id.
+// Entry is one new path to record in the index with the given blob id.
 type Entry struct {
 	Path string
 	Hash [20]byte
+	// Mode is git's: 0o100644 (also for zero), 0o100755 or 0o120000 (a
+	// symbolic link, whose blob is the path it names).
+	Mode uint32
 	// Stat is the file's metadata in the working tree; git compares it to
 	// decide the file is unchanged without reading it.
 	Stat Stat
@@ -177,7 +179,11 @@ func fixed(a Entry) []byte {
 	put(12, uint32(a.Stat.Mtime.Nanosecond()))
 	put(16, a.Stat.Dev)
 	put(20, a.Stat.Ino)
-	put(24, 0o100644)
+	mode := a.Mode
+	if mode == 0 {
+		mode = 0o100644
+	}
+	put(24, mode)
 	put(28, a.Stat.UID)
 	put(32, a.Stat.GID)
 	put(36, a.Stat.Size)
