@@ -86,6 +86,9 @@ type JoinOptions struct {
 	InitOptions
 	// URL is the remote: any URL git can fetch from and push to.
 	URL string
+	// Branch is the remote's branch the log lives on, when the operator
+	// says (else it is found; see useLogBranch).
+	Branch string
 }
 
 // Join clones the log at opts.URL into dir, which must not exist or be
@@ -111,6 +114,10 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 	return s, err
 }
 
+// ErrManyLogs: the remote holds a log on more than one branch, and the
+// join does not guess which.
+var ErrManyLogs = errors.New("more than one log")
+
 // joinStarted is called when a join has started a log and is about to
 // push it: where a test lets another operator's start win the race.
 var joinStarted = func() {}
@@ -133,7 +140,7 @@ func joinOnce(ctx context.Context, dir string, existed bool, opts JoinOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("init %s: %w: %w", dir, ErrSync, in(err))
 	}
-	err = useLogBranch(ctx, repo)
+	err = useLogBranch(ctx, repo, opts.Branch)
 	repo.Close()
 	if err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, in(err))
@@ -231,30 +238,43 @@ func moveInto(staging, dir string) error {
 // useLogBranch checks out, in a fresh clone, the branch the remote's log
 // lives on, whatever the remote's HEAD names: a plain `git init --bare`
 // names master, which a log started on main (or no branch at all) leaves
-// dangling. The log's branch is the first of these that holds meta.yaml:
-// the one HEAD names, main, master, then any other. When none does, a new
-// log starts on the branch HEAD names (adopting what is there), or main.
-func useLogBranch(ctx context.Context, repo *gitrepo.Repo) error {
-	head, err := repo.RemoteHead(ctx)
-	if err != nil {
-		return err
-	}
+// dangling. want, when set, is the operator's choice.
+//
+// A branch holds the log when its meta.yaml names it, or names no branch
+// (an older log): as its tip has it, or, when a later commit renamed the
+// branch there (which the log's rules quarantine), as the first commit
+// that added meta.yaml wrote it. A branch whose meta.yaml names another
+// holds a copy of that log (a branch someone made from it), not the log.
+// One that names itself is preferred to one that names none. When two
+// branches hold a log alike, the join does not guess: anyone who can push
+// can make a branch, and the operator says which log is theirs. When none
+// holds one, a new log starts on the branch HEAD names (adopting what is
+// there), or main.
+func useLogBranch(ctx context.Context, repo *gitrepo.Repo, want string) error {
 	branches, err := repo.RemoteBranches(ctx)
 	if err != nil {
 		return err
 	}
-	candidates := []string{head, gitrepo.DefaultBranch, "master"}
-	candidates = append(candidates, branches...)
-	// A log names its branch (an older one, without the field, is where
-	// it was found). When no meta.yaml names its own branch, the first
-	// branch holding one is the log's: a commit that renamed the branch
-	// there is quarantined like any meta.yaml out of its rules, and the
-	// last valid one read instead.
-	first := ""
-	for _, b := range candidates {
-		if !slices.Contains(branches, b) {
+	if want != "" {
+		if err := config.ValidBranch(want); err != nil {
+			return fmt.Errorf("--branch: %w", err)
+		}
+		if !slices.Contains(branches, want) {
+			return fmt.Errorf("%w: --branch %s: the remote has no such branch (it has %s)", ErrNotFound, want, orNone(branches))
+		}
+		return repo.UseBranch(ctx, want)
+	}
+	head, err := repo.RemoteHead(ctx)
+	if err != nil {
+		return err
+	}
+	var named, unnamed []string
+	seen := map[string]bool{}
+	for _, b := range append([]string{head, gitrepo.DefaultBranch, "master"}, branches...) {
+		if seen[b] || !slices.Contains(branches, b) {
 			continue
 		}
+		seen[b] = true
 		data, err := repo.RemoteFile(b, config.File)
 		if err != nil {
 			return err
@@ -262,20 +282,44 @@ func useLogBranch(ctx context.Context, repo *gitrepo.Repo) error {
 		if data == nil {
 			continue
 		}
-		if cfg, err := config.Parse(data); err == nil && (cfg.Branch == "" || cfg.Branch == b) {
-			return repo.UseBranch(ctx, b)
+		cfg, err := config.Parse(data)
+		if err != nil || cfg.Branch != "" && cfg.Branch != b {
+			first, err := repo.RemoteFirstFile(ctx, b, config.File)
+			if err != nil {
+				return err
+			}
+			if cfg, err = config.Parse(first); err != nil {
+				continue
+			}
 		}
-		if first == "" {
-			first = b
+		switch cfg.Branch {
+		case b:
+			named = append(named, b)
+		case "":
+			unnamed = append(unnamed, b)
 		}
 	}
-	if first != "" {
-		return repo.UseBranch(ctx, first)
+	logs := named
+	if len(logs) == 0 {
+		logs = unnamed
+	}
+	switch {
+	case len(logs) == 1:
+		return repo.UseBranch(ctx, logs[0])
+	case len(logs) > 1:
+		return fmt.Errorf("%w: the remote holds a log on each of the branches %s: pass --branch to say which is yours", ErrManyLogs, strings.Join(logs, ", "))
 	}
 	if head == "" {
 		head = gitrepo.DefaultBranch
 	}
 	return repo.UseBranch(ctx, head)
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // removeClone takes back a clone into dir: the directory goes, or its

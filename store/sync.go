@@ -248,11 +248,8 @@ func isEnvPath(p string) bool {
 func (s *Store) preflight(changes []gitrepo.FileChange) error {
 	var collide []string
 	for _, ch := range changes {
-		data, err := s.work.read(ch.Path)
-		have := gitrepo.ZeroHash
-		if err == nil {
-			have = gitrepo.BlobID(data)
-		} else if !errors.Is(err, os.ErrNotExist) {
+		have, err := s.work.blob(ch.Path)
+		if err != nil {
 			return err
 		}
 		if have != ch.From && have != ch.To {
@@ -260,7 +257,7 @@ func (s *Store) preflight(changes []gitrepo.FileChange) error {
 		}
 	}
 	if len(collide) > 0 {
-		return fmt.Errorf("%w: the remote changes %s, which you changed here and did not commit; move them out of the way (git stash), then sync", ErrConflict, strings.Join(collide, ", "))
+		return fmt.Errorf("%w: the remote changes %s, which you changed here and did not commit; move them out of the way (git stash -u), then sync", ErrConflict, strings.Join(collide, ", "))
 	}
 	return nil
 }
@@ -270,6 +267,8 @@ func (s *Store) preflight(changes []gitrepo.FileChange) error {
 func (s *Store) materialize(changes []gitrepo.FileChange) error {
 	var staged, deleted []string
 	cfgChanged := false
+	// Deletions first: a file a commit put where a directory was (or the
+	// other way round) goes before what takes its place is written.
 	for _, ch := range changes {
 		cfgChanged = cfgChanged || ch.Path == config.File
 		if ch.To.IsZero() {
@@ -277,6 +276,10 @@ func (s *Store) materialize(changes []gitrepo.FileChange) error {
 				return err
 			}
 			deleted = append(deleted, ch.Path)
+		}
+	}
+	for _, ch := range changes {
+		if ch.To.IsZero() {
 			continue
 		}
 		if !ch.IsFile() && !ch.IsSymlink() {
@@ -305,10 +308,12 @@ func (s *Store) materialize(changes []gitrepo.FileChange) error {
 		}
 		staged = append(staged, ch.Path)
 	}
-	if err := s.repo.Stage(staged...); err != nil {
+	// Unstaged first, for the same reason: the index may not hold a file
+	// and a directory of one name.
+	if err := s.repo.Unstage(deleted...); err != nil {
 		return err
 	}
-	if err := s.repo.Unstage(deleted...); err != nil {
+	if err := s.repo.Stage(staged...); err != nil {
 		return err
 	}
 	if cfgChanged {

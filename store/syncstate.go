@@ -72,7 +72,7 @@ func failureFix(err error) string {
 	case errors.Is(err, ErrBroken):
 		return "meta repair"
 	case errors.Is(err, ErrConflict):
-		return "git stash (your uncommitted changes of the files named), then meta sync"
+		return "git stash -u (your uncommitted changes of the files named), then meta sync"
 	}
 	return "meta sync"
 }

@@ -7,11 +7,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/afero"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
 
 // worktree is the log's work tree, where meta puts the files it commits
@@ -41,7 +43,7 @@ func (w *worktree) create(p string, data []byte) error {
 // hash is that blob's, so a copy a crash damaged costs a read from git, not
 // an event. Env files and meta.yaml, which people and sops read here, are.
 func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
-	if err := w.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
+	if err := w.dirs(p); err != nil {
 		return err
 	}
 	if _, err := projects.ParseRecordPath(p); err == nil {
@@ -54,14 +56,54 @@ func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
 // checks out a link a commit holds. meta never writes through one: every
 // write replaces the link itself.
 func (w *worktree) link(p, target string) error {
-	if err := w.fs.MkdirAll(path.Dir(p), 0o755); err != nil {
+	if err := w.dirs(p); err != nil {
 		return err
 	}
 	full := filepath.Join(w.root, filepath.FromSlash(p))
 	if err := os.Remove(full); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+		return fmt.Errorf("put %s in place: %w", p, err)
 	}
 	return os.Symlink(target, full)
+}
+
+// dirs makes the directories p lies in, as the commit being brought in
+// has them: a file or a symbolic link where one of them goes is taken
+// away first (a commit put it there; the commit meta writes has a
+// directory), so that nothing is ever written through a link, outside the
+// work tree. A directory where p itself goes, left empty by the deletions
+// a sync brings first, goes too.
+func (w *worktree) dirs(p string) error {
+	parts := strings.Split(path.Dir(p), "/")
+	for i := range parts {
+		if parts[i] == "." {
+			break
+		}
+		dir := filepath.Join(w.root, filepath.FromSlash(strings.Join(parts[:i+1], "/")))
+		fi, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+		case err != nil:
+			return err
+		case fi.IsDir():
+		default:
+			if err := os.Remove(dir); err != nil {
+				return err
+			}
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	full := filepath.Join(w.root, filepath.FromSlash(p))
+	if fi, err := os.Lstat(full); err == nil && fi.IsDir() {
+		if err := os.Remove(full); err != nil {
+			return fmt.Errorf("put %s in place of the directory there: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // clearTemps removes what writes of paths left when a meta was killed half
@@ -78,7 +120,28 @@ func (w *worktree) clearTemps(paths []string) error {
 
 // remove deletes a file and what a killed write of it left; a missing
 // file is fine.
-func (w *worktree) remove(p string) error { return atomicfile.Discard(w.fs, p) }
+func (w *worktree) remove(p string) error {
+	if !w.inside(p) {
+		return nil // below a link or a file: nothing of the work tree's to remove
+	}
+	return atomicfile.Discard(w.fs, p)
+}
+
+// inside says every directory p lies in is a directory of the work tree,
+// not a link to somewhere else.
+func (w *worktree) inside(p string) bool {
+	parts := strings.Split(path.Dir(p), "/")
+	for i := range parts {
+		if parts[i] == "." {
+			break
+		}
+		fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(strings.Join(parts[:i+1], "/"))))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
 
 // read returns a file's content as git hashes it: a symbolic link's is
 // the path it names, never what it points to (a link committed over a
@@ -94,6 +157,25 @@ func (w *worktree) read(p string) ([]byte, error) {
 		}
 	}
 	return afero.ReadFile(w.fs, p)
+}
+
+// blob is the id git would give the file at p, zero when there is none
+// (nothing there, a directory, or a path below a link).
+func (w *worktree) blob(p string) (gitrepo.Hash, error) {
+	if !w.inside(p) {
+		return gitrepo.ZeroHash, nil
+	}
+	if fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(p))); err == nil && fi.IsDir() {
+		return gitrepo.ZeroHash, nil
+	}
+	data, err := w.read(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return gitrepo.ZeroHash, nil
+	}
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	return gitrepo.BlobID(data), nil
 }
 
 // exists says whether p is a file in the work tree.

@@ -11,7 +11,7 @@ import (
 
 func newInit(e *env) *cobra.Command {
 	var opts store.InitOptions
-	var remote string
+	var remote, branch string
 	cmd := &cobra.Command{
 		Use:   "init DIR",
 		Short: "Start a log in DIR, or join a shared one with --remote",
@@ -23,11 +23,16 @@ With --remote URL it joins the log at URL instead: it clones it into DIR (a
 new or empty directory), or, when the remote holds no log yet, starts one and
 pushes it. URL is anything git can fetch from and push to: a path, file://,
 ssh://, git://, https://; credentials come from git's own setup (ssh agent
-and config, credential helpers).`,
+and config, credential helpers). The log's branch is found whatever the
+remote's HEAD names; when two branches hold a log, init names them and
+--branch says which is yours.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("remote") && remote == "" {
 				return usageError{fmt.Errorf("--remote needs a URL (leave it out to start a log of this clone only)")}
+			}
+			if branch != "" && remote == "" {
+				return usageError{fmt.Errorf("--branch names the remote's branch to join: it needs --remote")}
 			}
 			if remote != "" && e.offline {
 				return usageError{fmt.Errorf("--remote clones, which --offline forbids: leave one out")}
@@ -39,7 +44,7 @@ and config, credential helpers).`,
 			opts.Operator = store.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: time.Now()}
 			var s *store.Store
 			if remote != "" {
-				s, err = store.Join(cmd.Context(), args[0], store.JoinOptions{InitOptions: opts, URL: remote})
+				s, err = store.Join(cmd.Context(), args[0], store.JoinOptions{InitOptions: opts, URL: remote, Branch: branch})
 			} else {
 				s, err = store.Init(args[0], opts)
 			}
@@ -53,5 +58,6 @@ and config, credential helpers).`,
 	cmd.Flags().StringVar(&opts.Project, "project", "", "default project for apps' first events")
 	cmd.Flags().StringVar(&opts.Env, "env", "", "default env for apps' first events")
 	cmd.Flags().StringVar(&remote, "remote", "", "join (clone) the log at this git URL, or start it there")
+	cmd.Flags().StringVar(&branch, "branch", "", "with --remote: the remote's branch the log lives on, when it holds more than one log")
 	return cmd
 }

@@ -117,6 +117,7 @@ func exitCode(err error) int {
 	case errors.Is(err, projects.ErrInvalidName),
 		errors.Is(err, record.ErrInvalid),
 		errors.Is(err, store.ErrAmbiguous),
+		errors.Is(err, store.ErrManyLogs),
 		errors.Is(err, store.ErrNeedAddress),
 		errors.Is(err, store.ErrMoved),
 		errors.Is(err, store.ErrBatchOpen),

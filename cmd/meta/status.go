@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -60,7 +62,7 @@ func newStatus(e *env) *cobra.Command {
 			if len(st.SetAside) > 0 {
 				fmt.Fprintf(tw, "set aside:\t%d commits (meta aside ls)\n", len(st.SetAside))
 				for _, a := range printableCopy(st.SetAside) {
-					fmt.Fprintf(tw, "\t  %s %s %s: %s\n", a.Short(), a.Subject, asideKeys(a), a.WayOut())
+					fmt.Fprintf(tw, "\t  %s\n", strings.Join(slices.DeleteFunc([]string{a.Short(), a.Subject, asideKeys(a)}, func(s string) bool { return s == "" }), " ")+": "+a.WayOut())
 				}
 			}
 			if st.Interrupted {

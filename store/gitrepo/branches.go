@@ -96,3 +96,18 @@ func (r *Repo) HasBranch(name string) bool {
 	h, err := r.readRef("refs/heads/" + name)
 	return err == nil && !h.IsZero()
 }
+
+// RemoteFirstFile returns path as the first commit on the remote's branch
+// that added it wrote it (the oldest of those reachable from the tip); nil
+// when none did.
+func (r *Repo) RemoteFirstFile(ctx context.Context, branch, path string) ([]byte, error) {
+	out, err := r.git(ctx, "log", "--reverse", "--format=%H", "--diff-filter=A", Remote+"/"+branch, "--", path)
+	if err != nil {
+		return nil, err
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	if !IsHash(first) {
+		return nil, nil
+	}
+	return r.FileAt(NewHash(first), path)
+}

@@ -76,6 +76,12 @@ func (r *Repo) Commit(parent Hash, files []File, msg string, sig Signature) (Has
 		}
 		return ZeroHash, err
 	}
+	if len(w.displaced) > 0 {
+		// The index may not hold a file where a directory now is.
+		if err := gitindex.Remove(filepath.Join(r.gitDir, "index"), w.displaced...); err != nil {
+			return commit, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", commit, err)
+		}
+	}
 	if err := r.stage(files); err != nil {
 		return commit, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", commit, err)
 	}

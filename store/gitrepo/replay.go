@@ -110,7 +110,19 @@ func (r *Repo) replay(ctx context.Context, onto Hash, commits []Hash, opts Repla
 // tree base, or says which one conflicts.
 func (r *Repo) applyChanges(w *writer, base, h Hash, changes []FileChange, keep func(Hash, FileChange) bool) (Hash, error, error) {
 	tree := base
+	// Deletions first, as in Build.
+	ordered := make([]FileChange, 0, len(changes))
 	for _, ch := range changes {
+		if ch.To.IsZero() {
+			ordered = append(ordered, ch)
+		}
+	}
+	for _, ch := range changes {
+		if !ch.To.IsZero() {
+			ordered = append(ordered, ch)
+		}
+	}
+	for _, ch := range ordered {
 		if keep != nil && !keep(h, ch) {
 			continue
 		}
@@ -167,7 +179,21 @@ func (r *Repo) Build(parent Hash, edits []Edit, msg string, sig Signature) (Hash
 		return ZeroHash, err
 	}
 	w := r.newWriter()
+	// Deletions first: a file that goes from where a directory is to be
+	// written (a link over a month, say) must not take that directory
+	// with it.
+	ordered := make([]Edit, 0, len(edits))
 	for _, e := range edits {
+		if e.Data == nil && e.Blob.IsZero() {
+			ordered = append(ordered, e)
+		}
+	}
+	for _, e := range edits {
+		if e.Data != nil || !e.Blob.IsZero() {
+			ordered = append(ordered, e)
+		}
+	}
+	for _, e := range ordered {
 		if e.Data != nil {
 			if e.Blob, err = w.blob(e.Data); err != nil {
 				return ZeroHash, err

@@ -146,8 +146,8 @@ func (r *Repo) blobIn(tree Hash, path string) (Hash, error) {
 		return ZeroHash, err
 	}
 	for _, e := range t.Entries {
-		if e.Name == name && e.Mode != filemode.Dir {
-			return e.Hash, nil
+		if e.Name == name && e.Mode != filemode.Dir && e.Mode != filemode.Submodule {
+			return e.Hash, nil // a submodule entry is no file: its hash is a commit's
 		}
 	}
 	return ZeroHash, nil

@@ -19,6 +19,8 @@ type writer struct {
 	st      storer.EncodedObjectStorer
 	obj     *objects
 	written []plumbing.Hash
+	// displaced are the paths of files set replaced by a directory.
+	displaced []string
 }
 
 func (r *Repo) newWriter() *writer { return &writer{st: r.st, obj: r.obj} }
@@ -61,6 +63,11 @@ func (w *writer) commit(c *object.Commit) (plumbing.Hash, error) {
 // it; directories left empty go too, as git keeps none). replace says
 // whether an existing file may be replaced.
 func (w *writer) set(tree plumbing.Hash, path []string, e *object.TreeEntry, replace bool) (plumbing.Hash, error) {
+	return w.setIn(tree, "", path, e, replace)
+}
+
+// setIn is set on the tree at dir.
+func (w *writer) setIn(tree plumbing.Hash, dir string, path []string, e *object.TreeEntry, replace bool) (plumbing.Hash, error) {
 	var entries []object.TreeEntry
 	if !tree.IsZero() {
 		t, err := w.obj.tree(tree)
@@ -87,13 +94,17 @@ func (w *writer) set(tree plumbing.Hash, path []string, e *object.TreeEntry, rep
 		}
 	} else {
 		sub := plumbing.ZeroHash
-		if at >= 0 {
-			if entries[at].Mode != filemode.Dir {
-				return plumbing.ZeroHash, fmt.Errorf("%s is a file, not a directory", name)
-			}
+		if at >= 0 && entries[at].Mode == filemode.Dir {
 			sub = entries[at].Hash
+		} else if at >= 0 && e == nil {
+			return tree, nil // nothing lies below a file
+		} else if at >= 0 {
+			// A file, link or submodule entry where a directory is needed
+			// (a commit put one where the log keeps directories, and the
+			// log's rules left it out): what is written below replaces it.
+			w.displaced = append(w.displaced, dir+name)
 		}
-		h, err := w.set(sub, path[1:], e, replace)
+		h, err := w.setIn(sub, dir+name+"/", path[1:], e, replace)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}

@@ -169,8 +169,9 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 			} else if what != "" {
 				add(p, what)
 			}
-		case !strings.HasPrefix(p, projects.Root+"/"):
-			// Outside projects/ anything goes.
+		case p != projects.Root && !strings.HasPrefix(p, projects.Root+"/"):
+			// Outside projects/ anything goes (a file named projects is
+			// in the log's place: junk, below).
 		case isEnvPath(p):
 			envChanges = append(envChanges, ch)
 		default:
