@@ -368,7 +368,7 @@ func (s *Store) read(commit gitrepo.Hash, a projects.Address, refs []recordRef) 
 // when it is exactly that (a hash of a small file costs less than a read
 // from git), else the object itself.
 func (s *Store) recordBytes(r recordRef) ([]byte, error) {
-	if data, err := s.work.read(r.path); err == nil && gitrepo.BlobID(data) == r.blob {
+	if data, err := s.work.copyOf(r.path); err == nil && gitrepo.BlobID(data) == r.blob {
 		return data, nil
 	}
 	data, err := s.repo.ReadBlob(r.blob)
