@@ -85,6 +85,10 @@ func (s *Store) checkFrom(ctx context.Context, tip gitrepo.Hash, candidates ...*
 		if c.Checked == tip.String() {
 			return c, nil
 		}
+		if s.repo.LinearAncestor(gitrepo.NewHash(c.Checked), tip) {
+			from = c
+			break
+		}
 		if ok, err := s.repo.IsAncestor(ctx, gitrepo.NewHash(c.Checked), tip); err == nil && ok {
 			from = c
 			break

@@ -68,6 +68,24 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, branch string, t
 			st.Branch = branch
 			checked = gitrepo.ZeroHash
 		}
+		if !checked.IsZero() {
+			// The common case, read without starting git: a few commits of
+			// one parent each on top of the one checked.
+			ok, err := repo.WalkLinear(checked, to, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+				if err := st.apply(repo, info, changes, contents); err != nil {
+					return err
+				}
+				visit(info, changes)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("check history: %w", err)
+			}
+			if ok {
+				st.Checked = to.String()
+				return nil
+			}
+		}
 		base := gitrepo.ZeroHash
 		if !checked.IsZero() {
 			var err error
