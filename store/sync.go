@@ -108,9 +108,17 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 	if !local.IsZero() {
 		// One merge-base answers everything: it walks back only to the
 		// common commit, where "is remote an ancestor of local?" would walk
-		// all of history to say no.
-		if base, err = s.repo.MergeBase(ctx, local, remote); err != nil {
-			return err
+		// all of history to say no. Before it, the common cases (behind or
+		// ahead by a few commits) are read in-process, without a git.
+		switch {
+		case s.repo.LinearAncestor(local, remote): // behind: the common case, without git
+			base = local
+		case s.repo.LinearAncestor(remote, local):
+			base = remote
+		default:
+			if base, err = s.repo.MergeBase(ctx, local, remote); err != nil {
+				return err
+			}
 		}
 		if base.IsZero() && !opts.rejoin {
 			return fmt.Errorf("%w: the remote's history shares no commit with this clone's: it is another log, or someone rewrote all of its history. If it is this log, `meta sync --rejoin` takes the remote's history and re-adds this clone's events on top of it; else point the clone at its own remote (git remote set-url origin URL)", ErrUnrelated)
@@ -198,6 +206,9 @@ func (s *Store) replayOnto(ctx context.Context, remote, local, seen gitrepo.Hash
 func (s *Store) lostCommits(ctx context.Context, remote, seen gitrepo.Hash) ([]gitrepo.Hash, error) {
 	if seen.IsZero() || seen == remote {
 		return nil, nil
+	}
+	if s.repo.LinearAncestor(seen, remote) {
+		return nil, nil // the remote went on from what was seen: nothing lost
 	}
 	if ok, err := s.repo.IsAncestor(ctx, seen, remote); err != nil || ok {
 		return nil, err

@@ -296,11 +296,14 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 // it committed here with a warning, except a change of a file another
 // operator changed and pushed first, which is taken back.
 func (s *Store) pushWritten(ctx context.Context, tx *Tx, out *Written) error {
-	own, err := s.repo.Commits(ctx, tx.tip, gitrepo.NewHash(out.Commit))
-	if err != nil {
-		return err
+	own, ok := s.repo.Linear(tx.tip, gitrepo.NewHash(out.Commit))
+	if !ok {
+		var err error
+		if own, err = s.repo.Commits(ctx, tx.tip, gitrepo.NewHash(out.Commit)); err != nil {
+			return err
+		}
 	}
-	err = s.push(ctx, own...)
+	err := s.push(ctx, own...)
 	switch {
 	case err == nil:
 		out.Pushed = true

@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -186,4 +187,26 @@ func (r *Repo) LinearAncestor(a, b Hash) bool {
 		h = c.ParentHashes[0]
 	}
 	return false
+}
+
+// Linear is Commits without starting git, for the common case: the
+// commits after from up to to, oldest first, when to descends from from
+// through at most MaxLinear commits of one parent each; ok false when it
+// does not tell.
+func (r *Repo) Linear(from, to Hash) (commits []Hash, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h := to; h != from; {
+		if len(commits) == MaxLinear {
+			return nil, false
+		}
+		c, err := r.obj.commit(h)
+		if err != nil || len(c.ParentHashes) != 1 {
+			return nil, false
+		}
+		commits = append(commits, h)
+		h = c.ParentHashes[0]
+	}
+	slices.Reverse(commits)
+	return commits, true
 }
