@@ -77,21 +77,30 @@ func (s *Store) integrityAtLocked(ctx context.Context, tip gitrepo.Hash) (*integ
 // commit is tip or an ancestor of it; from scratch when none is.
 func (s *Store) checkFrom(ctx context.Context, tip gitrepo.Hash, candidates ...*integrity.State) (*integrity.State, error) {
 	branch, _ := s.repo.Branch()
-	var from *integrity.State
+	usable := candidates[:0:0]
 	for _, c := range candidates {
-		if c == nil || c.Checked == "" || c.Branch != branch {
-			continue
+		if c != nil && c.Checked != "" && c.Branch == branch {
+			if c.Checked == tip.String() {
+				return c, nil
+			}
+			usable = append(usable, c)
 		}
-		if c.Checked == tip.String() {
-			return c, nil
-		}
+	}
+	// A few commits behind tip is the common case, told without a git;
+	// only when no candidate is, git is asked of each.
+	var from *integrity.State
+	for _, c := range usable {
 		if s.repo.LinearAncestor(gitrepo.NewHash(c.Checked), tip) {
 			from = c
 			break
 		}
+	}
+	for _, c := range usable {
+		if from != nil {
+			break
+		}
 		if ok, err := s.repo.IsAncestor(ctx, gitrepo.NewHash(c.Checked), tip); err == nil && ok {
 			from = c
-			break
 		}
 	}
 	contents := from != nil

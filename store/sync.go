@@ -116,8 +116,11 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		case s.repo.LinearAncestor(remote, local):
 			base = remote
 		default:
-			if base, err = s.repo.MergeBase(ctx, local, remote); err != nil {
-				return err
+			var ok bool
+			if base, ok = s.repo.LinearMergeBase(local, remote); !ok {
+				if base, err = s.repo.MergeBase(ctx, local, remote); err != nil {
+					return err
+				}
 			}
 		}
 		if base.IsZero() && !opts.rejoin {
@@ -137,7 +140,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 			if err != nil {
 				return err
 			}
-			if next, err = s.replayOnto(ctx, remote, local, seen, opts.own, at); err != nil {
+			if next, err = s.replayOnto(ctx, remote, local, base, seen, opts.own, at); err != nil {
 				return err
 			}
 		}
@@ -157,10 +160,13 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 
 // replayOnto replays the local commits remote lacks on top of it, setting
 // aside those that collide.
-func (s *Store) replayOnto(ctx context.Context, remote, local, seen gitrepo.Hash, own []gitrepo.Hash, atRemote *integrity.State) (gitrepo.Hash, error) {
-	mine, err := s.repo.Commits(ctx, remote, local)
-	if err != nil {
-		return gitrepo.ZeroHash, err
+func (s *Store) replayOnto(ctx context.Context, remote, local, base, seen gitrepo.Hash, own []gitrepo.Hash, atRemote *integrity.State) (gitrepo.Hash, error) {
+	mine, ok := s.repo.Linear(base, local)
+	if base.IsZero() || !ok {
+		var err error
+		if mine, err = s.repo.Commits(ctx, remote, local); err != nil {
+			return gitrepo.ZeroHash, err
+		}
 	}
 	// What a quarantined commit the remote had broke is not replayed: a
 	// force-push that dropped it does not get it back. (This clone's own,

@@ -210,3 +210,32 @@ func (r *Repo) Linear(from, to Hash) (commits []Hash, ok bool) {
 	slices.Reverse(commits)
 	return commits, true
 }
+
+// LinearMergeBase is MergeBase without starting git, for two tips that
+// each go back to a common commit through at most MaxLinear commits of
+// one parent each (two operators' appends on one tip); ok false when it
+// does not tell.
+func (r *Repo) LinearMergeBase(a, b Hash) (base Hash, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	onA := map[Hash]bool{}
+	for i, h := 0, a; i <= MaxLinear; i++ {
+		onA[h] = true
+		c, err := r.obj.commit(h)
+		if err != nil || len(c.ParentHashes) != 1 {
+			break
+		}
+		h = c.ParentHashes[0]
+	}
+	for i, h := 0, b; i <= MaxLinear; i++ {
+		if onA[h] {
+			return h, true
+		}
+		c, err := r.obj.commit(h)
+		if err != nil || len(c.ParentHashes) != 1 {
+			return ZeroHash, false
+		}
+		h = c.ParentHashes[0]
+	}
+	return ZeroHash, false
+}

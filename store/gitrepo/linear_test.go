@@ -92,3 +92,35 @@ func TestWalkLinearGivesWhatWalkGives(t *testing.T) {
 		t.Fatal("LinearAncestor is wrong")
 	}
 }
+
+// Linear and LinearMergeBase answer what Commits and MergeBase answer,
+// for two operators' appends on one tip.
+func TestLinearAnswersWhatGitAnswers(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	dir := r.Root()
+	commitFile(t, r, "a.txt", "a")
+	base := commitFile(t, r, "b.txt", "b")
+	git(t, dir, "reset", "-q", "--hard")
+	sh(t, dir, "git checkout -q -b x && echo 1 > x1 && git add x1 && git commit -qm x1 && echo 2 > x2 && git add x2 && git commit -qm x2")
+	sh(t, dir, "git checkout -q -b y "+base.String()+" && echo 1 > y1 && git add y1 && git commit -qm y1")
+	x, y := NewHash(git(t, dir, "rev-parse", "x")), NewHash(git(t, dir, "rev-parse", "y"))
+	got, ok := r.LinearMergeBase(x, y)
+	want, err := r.MergeBase(ctx, x, y)
+	if err != nil || !ok || got != want || got != base {
+		t.Fatalf("LinearMergeBase = %s, %v; MergeBase = %s, %v; want %s", got, ok, want, err, base)
+	}
+	mine, ok := r.Linear(base, x)
+	gitMine, err := r.Commits(ctx, y, x)
+	if err != nil || !ok || !reflect.DeepEqual(mine, gitMine) || len(mine) != 2 {
+		t.Fatalf("Linear = %v, %v; Commits = %v, %v", mine, ok, gitMine, err)
+	}
+	if _, ok := r.Linear(x, y); ok {
+		t.Fatal("Linear across branches")
+	}
+	sh(t, dir, "git checkout -q --orphan z && git commit -q --allow-empty -m z")
+	z := NewHash(git(t, dir, "rev-parse", "z"))
+	if _, ok := r.LinearMergeBase(x, z); ok {
+		t.Fatal("a merge base of unrelated histories")
+	}
+}
