@@ -151,6 +151,11 @@ func joinOnce(ctx context.Context, dir string, existed bool, opts JoinOptions) (
 		// one over it.
 		return nil, fmt.Errorf("init %s: the remote holds a log this meta cannot read: %w", dir, in(err))
 	}
+	if errors.Is(err, ErrNotLog) && exists(filepath.Join(staging, config.File)) {
+		// A log whose meta.yaml names a branch the remote does not have:
+		// someone renamed or deleted the log's branch on the remote.
+		return nil, fmt.Errorf("init %s: the remote holds a log on a branch other than the one its meta.yaml names, which the remote no longer has (renamed or deleted there): a clone of the log puts the branch back with `meta sync`; then join again (%w)", dir, in(err))
+	}
 	joined := err == nil
 	if joined {
 		s.Close()

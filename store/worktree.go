@@ -99,11 +99,31 @@ func (w *worktree) dirs(p string) error {
 	}
 	full := filepath.Join(w.root, filepath.FromSlash(p))
 	if fi, err := os.Lstat(full); err == nil && fi.IsDir() {
-		if err := os.Remove(full); err != nil {
+		if err := removeEmptyDirs(full); err != nil {
 			return fmt.Errorf("put %s in place of the directory there: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// removeEmptyDirs removes dir and the directories in it when nothing else
+// is left in them (git keeps no directories: the deletions a sync brought
+// first leave them empty); a file left in one is refused, named.
+func removeEmptyDirs(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.Type()&os.ModeType != os.ModeDir {
+			return fmt.Errorf("%s is in the way, and not the log's: move it out of the way, then sync", p)
+		}
+		if err := removeEmptyDirs(p); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
 }
 
 // clearTemps removes what writes of paths left when a meta was killed half

@@ -38,9 +38,11 @@ func (r *Repo) WalkLinear(from, to Hash, visit func(CommitInfo, []Change) error)
 			r.mu.Unlock()
 			return false, err
 		}
-		if len(c.ParentHashes) != 1 {
+		if len(c.ParentHashes) != 1 || c.Encoding != "" && !strings.EqualFold(string(c.Encoding), "UTF-8") {
+			// A merge or the root, or a message git re-encodes: git
+			// walks those.
 			r.mu.Unlock()
-			return false, nil // a merge or the root: git walks those
+			return false, nil
 		}
 		p, err := r.obj.commit(c.ParentHashes[0])
 		if err != nil {
@@ -158,7 +160,7 @@ func (r *Repo) allEntries(tree Hash) (map[string]object.TreeEntry, error) {
 func subjectOf(msg string) string {
 	var lines []string
 	for _, line := range strings.Split(msg, "\n") {
-		line = strings.TrimRight(line, " \t\r\v\f")
+		line = strings.TrimRight(line, " \t\r") // git's isspace: no \v, no \f
 		if line == "" {
 			if len(lines) > 0 {
 				break

@@ -124,3 +124,25 @@ func TestLinearAnswersWhatGitAnswers(t *testing.T) {
 		t.Fatal("a merge base of unrelated histories")
 	}
 }
+
+// A subject ending in a form feed keeps it, as git's does; a message in
+// another encoding than UTF-8, which git re-encodes, is left to git.
+func TestWalkLinearSubjectsAreGits(t *testing.T) {
+	r := newRepo(t)
+	dir := r.Root()
+	first := commitFile(t, r, "a.txt", "a")
+	git(t, dir, "reset", "-q", "--hard")
+	sh(t, dir, `echo b > b && git add b && printf 'bad\014 \n\nbody\n' > m && git commit -qF m`)
+	tip, _ := r.Head()
+	var want, got []string
+	r.Walk(context.Background(), first, tip, func(info CommitInfo, _ []Change) error { want = append(want, info.Subject); return nil })
+	ok, err := r.WalkLinear(first, tip, func(info CommitInfo, _ []Change) error { got = append(got, info.Subject); return nil })
+	if err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("WalkLinear subjects %q (%v, %v), git's %q", got, ok, err, want)
+	}
+	sh(t, dir, `echo c > c && git add c && printf 'caf\351\n' > m && git -c i18n.commitEncoding=ISO-8859-1 commit -qF m`)
+	latin, _ := r.Head()
+	if ok, _ := r.WalkLinear(tip, latin, func(CommitInfo, []Change) error { return nil }); ok {
+		t.Fatal("a Latin-1 message read in-process")
+	}
+}

@@ -493,14 +493,15 @@ func (st *State) envs(repo *gitrepo.Repo, all, envChanges []gitrepo.Change) ([]P
 				st.Envs[ch.Path] = ch.From.String()
 			}
 		}
+		if last, ok := st.Envs[ch.Path]; ok && last == ch.To.String() {
+			// Put back as its last valid commit left it (or, for one that
+			// never was valid, removed): that mends it.
+			delete(st.Envs, ch.Path)
+			continue
+		}
 		if ch.To.IsZero() {
 			lastValid()
 			problems = append(problems, Problem{Path: ch.Path, What: EnvDeleted})
-			continue
-		}
-		if last, ok := st.Envs[ch.Path]; ok && last == ch.To.String() {
-			// Put back as its last valid commit left it: that mends it.
-			delete(st.Envs, ch.Path)
 			continue
 		}
 		data, err := repo.ReadBlob(ch.To)
