@@ -42,6 +42,9 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 			return nil, fmt.Errorf("init %s: %w", dir, err)
 		}
 	}
+	if err := refuseNesting(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
@@ -105,6 +108,9 @@ func Join(ctx context.Context, dir string, opts JoinOptions) (*Store, error) {
 		return nil, fmt.Errorf("init %s: %w: the directory is not empty; clone into a new one", dir, ErrExists)
 	}
 	existed := err == nil
+	if err := refuseNesting(dir); err != nil {
+		return nil, err
+	}
 	s, err := joinOnce(ctx, dir, existed, opts)
 	if errors.Is(err, errRaced) {
 		// Another operator started the log on the same empty remote a
@@ -211,6 +217,23 @@ func (e stagedError) Error() string {
 }
 
 func (e stagedError) Unwrap() error { return e.err }
+
+// ErrNested: the directory is inside another log's work tree.
+var ErrNested = errors.New("inside the log")
+
+// refuseNesting refuses a log inside another log's work tree: its files
+// would be the outer log's untracked files, and a read in it would answer
+// for the wrong log.
+func refuseNesting(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("init %s: %w", dir, err)
+	}
+	if outer, err := Find(filepath.Dir(abs)); err == nil {
+		return fmt.Errorf("init %s: %w at %s: start or join a log outside it", dir, ErrNested, outer)
+	}
+	return nil
+}
 
 // joinStaging is where a join into dir clones: beside it, hidden, named
 // for it, so that a join killed half-way is cleared by the next.

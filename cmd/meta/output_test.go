@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,28 @@ func TestLeft(t *testing.T) {
 	} {
 		if got := left(d); got != want {
 			t.Errorf("left(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// --version says the module version and, when the build recorded it, the
+// commit (and whether the work tree had changes).
+func TestVersionNamesTheCommit(t *testing.T) {
+	rev := "0504253" + "6d47958e676705840b02f0022edee3698"
+	tests := []struct {
+		version  string
+		settings []debug.BuildSetting
+		want     string
+	}{
+		{"(devel)", nil, "devel"},
+		{"v0.3.0", nil, "v0.3.0"},
+		{"(devel)", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}}, "devel (commit 05042536d479)"},
+		{"(devel)", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "true"}}, "devel (commit 05042536d479, modified)"},
+	}
+	for _, tt := range tests {
+		bi := &debug.BuildInfo{Main: debug.Module{Version: tt.version}, Settings: tt.settings}
+		if got := versionOf(bi); got != tt.want {
+			t.Errorf("versionOf(%s, %v) = %q, want %q", tt.version, tt.settings, got, tt.want)
 		}
 	}
 }

@@ -118,6 +118,7 @@ func exitCode(err error) int {
 		errors.Is(err, record.ErrInvalid),
 		errors.Is(err, store.ErrAmbiguous),
 		errors.Is(err, store.ErrManyLogs),
+		errors.Is(err, store.ErrNested),
 		errors.Is(err, store.ErrNeedAddress),
 		errors.Is(err, store.ErrMoved),
 		errors.Is(err, store.ErrBatchOpen),
@@ -191,13 +192,41 @@ func usageArgs(cmd *cobra.Command) {
 	}
 }
 
-// version is the module version meta was built as, or "devel" for a build
-// from a work tree.
+// version is the module version meta was built as ("devel" for a build
+// from a work tree), and the commit it was built from when the build
+// recorded one (a build in a git checkout does; "modified" when the work
+// tree had changes).
 func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
 	}
-	return "devel"
+	return versionOf(bi)
+}
+
+func versionOf(bi *debug.BuildInfo) string {
+	v := "devel"
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var commit, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			commit = kv.Value
+		case "vcs.modified":
+			if kv.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if commit != "" {
+		v += " (commit " + commit + modified + ")"
+	}
+	return v
 }
 
 // open finds and opens the log.
