@@ -35,6 +35,11 @@ history rewritten, and re-adds this clone's events on top of it.`,
 			if opts.Rejoin && e.offline {
 				return usageError{fmt.Errorf("--rejoin takes the remote's history, which --offline forbids: leave one out")}
 			}
+			if e.offline {
+				// --offline means no remote work, on every command.
+				fmt.Fprintln(e.stderr, "meta: nothing synced: --offline does no remote work")
+				return nil
+			}
 			s, err := e.open()
 			if err != nil {
 				return err
