@@ -120,3 +120,30 @@ func TestParseRecordPathRejects(t *testing.T) {
 		}
 	}
 }
+
+// A new app, env or project is refused a name Windows keeps for a device,
+// with or without a dot and more after it; names that only begin alike
+// are fine.
+func TestPortableRefusesWindowsDeviceNames(t *testing.T) {
+	tests := []struct {
+		addr Address
+		bad  string
+	}{
+		{Address{Project: "coop", Env: "prod", App: "con.example.com"}, `"con" is a name Windows keeps`},
+		{Address{Project: "coop", Env: "nul", App: "a.example.com"}, `"nul" is a name Windows keeps`},
+		{Address{Project: "lpt1", Env: "prod", App: "a.example.com"}, `"lpt1"`},
+		{Address{Project: "coop", Env: "prod", App: "com9.example.org"}, `"com9"`},
+		{Address{Project: "coop", Env: "prod", App: "console.example.com"}, ""},
+		{Address{Project: "coop", Env: "prod", App: "a.con.example.com"}, ""},
+		{Address{Project: "com10", Env: "auxiliary", App: "a.example.com"}, ""},
+	}
+	for _, tt := range tests {
+		err := tt.addr.Portable()
+		switch {
+		case tt.bad == "" && err != nil:
+			t.Errorf("%v: %v", tt.addr, err)
+		case tt.bad != "" && (err == nil || !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), tt.bad)):
+			t.Errorf("%v: got %v, want an invalid name saying %s", tt.addr, err, tt.bad)
+		}
+	}
+}

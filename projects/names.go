@@ -133,3 +133,34 @@ func charReason(c byte) string {
 	}
 	return fmt.Sprintf("contains %q, which is not allowed", c)
 }
+
+// windowsDevices are the names Windows keeps for devices, whatever follows
+// them after a dot: a directory named so cannot be made there.
+var windowsDevices = map[string]bool{
+	"con": true, "prn": true, "aux": true, "nul": true,
+	"com1": true, "com2": true, "com3": true, "com4": true, "com5": true, "com6": true, "com7": true, "com8": true, "com9": true,
+	"lpt1": true, "lpt2": true, "lpt3": true, "lpt4": true, "lpt5": true, "lpt6": true, "lpt7": true, "lpt8": true, "lpt9": true,
+}
+
+// ValidatePortable checks a name a new app, env or project would be filed
+// under can be a directory on every system a clone runs on: Windows
+// refuses con, nul and the other device names, even with a dot and more
+// after them. Names already in a log are not checked again: a log holding
+// one stays readable where it was made.
+func ValidatePortable(field, name string) error {
+	base, _, _ := strings.Cut(name, ".")
+	if windowsDevices[strings.ToLower(base)] {
+		return &NameError{Field: field, Name: name, Reason: fmt.Sprintf("%q is a name Windows keeps for a device, so no clone on Windows could hold it", base)}
+	}
+	return nil
+}
+
+// Portable is ValidatePortable for each part of the address.
+func (a Address) Portable() error {
+	for _, p := range []struct{ field, name string }{{"project", a.Project}, {"env", a.Env}, {"app", a.App}} {
+		if err := ValidatePortable(p.field, p.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

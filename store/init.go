@@ -36,9 +36,15 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		if err := projects.ValidateProject(opts.Project); err != nil {
 			return nil, fmt.Errorf("init %s: %w", dir, err)
 		}
+		if err := projects.ValidatePortable("project", opts.Project); err != nil {
+			return nil, fmt.Errorf("init %s: %w", dir, err)
+		}
 	}
 	if opts.Env != "" {
 		if err := projects.ValidateEnv(opts.Env); err != nil {
+			return nil, fmt.Errorf("init %s: %w", dir, err)
+		}
+		if err := projects.ValidatePortable("env", opts.Env); err != nil {
 			return nil, fmt.Errorf("init %s: %w", dir, err)
 		}
 	}

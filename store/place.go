@@ -65,7 +65,10 @@ func (s *Store) place(tip gitrepo.Hash, cfg config.Config, a *metav1.Address, se
 		}
 		return projects.Address{}, fmt.Errorf("%w: %s has no events yet; %s", ErrNeedAddress, want.App, hint)
 	}
-	return want, want.Validate()
+	if err := want.Validate(); err != nil {
+		return projects.Address{}, err
+	}
+	return want, want.Portable() // a new app: its directories are made now
 }
 
 func orAny(s string) string {
@@ -86,5 +89,8 @@ func (tx *Tx) PlaceArrival(from projects.Address, server string) (projects.Addre
 		project = from.Project
 	}
 	a := projects.Address{Project: project, Env: env, App: from.App}
-	return a, a.Validate()
+	if err := a.Validate(); err != nil {
+		return projects.Address{}, err
+	}
+	return a, a.Portable()
 }
