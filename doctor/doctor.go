@@ -18,6 +18,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // Severity says how much a check's outcome matters.
@@ -234,7 +235,7 @@ func quarantine(st *store.Status) Check {
 	c := Check{Name: "quarantine", Severity: OK, Detail: "no quarantined commits to acknowledge"}
 	if len(st.Unsendable) > 0 {
 		c.Severity = Problem
-		c.Detail = fmt.Sprintf("%d local commits break the log's rules, so nothing is pushed: %s", len(st.Unsendable), shortList(st.Unsendable))
+		c.Detail = fmt.Sprintf("%s breaking the log's rules, so nothing is pushed: %s", record.Count(len(st.Unsendable), "local commit"), shortList(st.Unsendable))
 		c.Fix = "meta repair"
 		return c
 	}
@@ -244,7 +245,7 @@ func quarantine(st *store.Status) Check {
 		for _, q := range st.Quarantined {
 			ids = append(ids, q.Short()+" by "+q.Author)
 		}
-		c.Detail = fmt.Sprintf("%d quarantined commits, not read: %s", len(ids), strings.Join(ids, ", "))
+		c.Detail = fmt.Sprintf("%s, not read: %s", record.Count(len(ids), "quarantined commit"), strings.Join(ids, ", "))
 		c.Fix = "meta quarantine ls explains; meta repair puts the files back as history has them; meta quarantine ack silences them"
 	}
 	return c
@@ -253,7 +254,7 @@ func quarantine(st *store.Status) Check {
 func unpushed(st *store.Status) Check {
 	c := Check{Name: "unpushed", Severity: OK, Detail: "none"}
 	if n := len(st.Unpushed); n > 0 {
-		c.Severity, c.Detail, c.Fix = Warning, fmt.Sprintf("%d events only this clone has", n), "meta sync"
+		c.Severity, c.Detail, c.Fix = Warning, record.Count(n, "event")+" only this clone has", "meta sync"
 	}
 	return c
 }
@@ -267,7 +268,7 @@ func aside(st *store.Status) Check {
 			ways = append(ways, a.Short()+": "+a.WayOut())
 		}
 		c.Severity = Warning
-		c.Detail = fmt.Sprintf("%d local commits a sync set aside: %s", n, strings.Join(ids, "; "))
+		c.Detail = fmt.Sprintf("%s a sync set aside: %s", record.Count(n, "local commit"), strings.Join(ids, "; "))
 		c.Fix = strings.Join(ways, "; ")
 	}
 	return c
@@ -300,7 +301,7 @@ func workTree(ctx context.Context, s *store.Store, st *store.Status) Check {
 		c.Fix = "git -C " + s.Root() + " checkout -- PATH drops a hand edit; meta env import records an env file's"
 	}
 	if n := len(st.OtherChanges); n > 0 {
-		c.Detail += fmt.Sprintf("; %d files meta does not manage changed (meta status lists them)", n)
+		c.Detail += fmt.Sprintf("; %s meta does not manage changed (meta status lists them)", record.Count(n, "file"))
 	}
 	return c
 }

@@ -23,6 +23,7 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // Defaults for Config.
@@ -240,7 +241,7 @@ func (h *Hub) cycle(ctx context.Context) {
 		if n == 1 {
 			h.cfg.Logf("published 1 event")
 		} else {
-			h.cfg.Logf("published %d events", n)
+			h.cfg.Logf("published %s", record.Count(n, "event"))
 		}
 		if n > 1000 {
 			// A first catch-up reads the whole log once; give that memory

@@ -12,6 +12,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // meta never pushes a commit that breaks the log's rules (see package
@@ -238,7 +239,7 @@ func (s *Store) mend(tip gitrepo.Hash, st *integrity.State, actor *metav1.Actor,
 		return tip, nil
 	}
 	sig := gitrepo.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: s.now()}
-	msg := fmt.Sprintf("meta: repair: put back %d files as the log's history has them\n", len(edits))
+	msg := "meta: repair: put back " + record.Count(len(edits), "file") + " as the log's history has them\n"
 	return s.repo.Build(tip, edits, msg, sig)
 }
 

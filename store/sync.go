@@ -14,6 +14,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // Errors of sharing the log through a remote.
@@ -248,7 +249,7 @@ func (s *Store) noteLost(ctx context.Context, remote, seen gitrepo.Hash) error {
 		}
 	}
 	if len(ids) > 0 {
-		s.notef("the remote lost %d events this clone had (someone force-pushed an older history); this clone puts them back on top of it: %s", len(ids), strings.Join(ids, ", "))
+		s.notef("the remote lost %s this clone had (someone force-pushed an older history); this clone puts them back on top of it: %s", record.Count(len(ids), "event"), strings.Join(ids, ", "))
 	}
 	return nil
 }

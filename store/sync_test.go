@@ -214,7 +214,7 @@ func TestRewrittenRemoteIsMended(t *testing.T) {
 		defer untouched()
 		git(t, remote, "update-ref", "refs/heads/main", "main~1") // someone force-pushed
 		mustAppend(t, a, note("a.example.com"))
-		if got := strings.Join(a.Notes(), "\n"); !strings.Contains(got, "the remote lost 1 events") || !strings.Contains(got, lost.Event.GetId()) {
+		if got := strings.Join(a.Notes(), "\n"); !strings.Contains(got, "the remote lost 1 event ") || !strings.Contains(got, lost.Event.GetId()) {
 			t.Fatalf("notes = %q", got)
 		}
 		if !strings.Contains(git(t, remote, "ls-tree", "-r", "--name-only", "main"), lost.Path) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"github.com/spf13/cobra"
 )
 
@@ -55,7 +56,7 @@ and meta log shows them grouped under it, on every machine.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "closed batch %s (%s): %d events\n", b.ID, printable(b.Summary), len(events))
+			fmt.Fprintf(e.stdout, "closed batch %s (%s): %s\n", b.ID, printable(b.Summary), record.Count(len(events), "event"))
 			return nil
 		},
 	}

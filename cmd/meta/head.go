@@ -13,6 +13,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newHead(e *env) *cobra.Command {
@@ -138,10 +139,10 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 	}
 	row("events", fmt.Sprint(h.Events))
 	if unpushed > 0 {
-		row(p.paint("33", "unpushed"), fmt.Sprintf("%d events only in this clone; `meta sync` shares them", unpushed))
+		row(p.paint("33", "unpushed"), record.Count(unpushed, "event")+" only in this clone; `meta sync` shares them")
 	}
 	if h.UnknownEvents > 0 {
-		row("unknown", fmt.Sprintf("%d events of kinds a newer meta wrote; upgrade meta to interpret them", h.UnknownEvents))
+		row("unknown", record.Count(h.UnknownEvents, "event")+" of kinds a newer meta wrote; upgrade meta to interpret them")
 	}
 	if h.Forked {
 		heads := make([]string, len(h.Heads))

@@ -118,7 +118,7 @@ func envSummary(c *record.EnvView) string {
 	}{{"+", c.Added}, {"~", c.Changed}, {"-", c.Removed}} {
 		switch {
 		case len(g.keys) > 3:
-			parts = append(parts, fmt.Sprintf("%s%d keys", g.sign, len(g.keys)))
+			parts = append(parts, g.sign+record.Count(len(g.keys), "key"))
 		case len(g.keys) > 0:
 			parts = append(parts, g.sign+strings.Join(g.keys, " "+g.sign))
 		}

@@ -251,7 +251,7 @@ func (e *env) showChecks(s *store.Store) {
 			stop()
 			stop = nil
 		case !done && stop == nil:
-			stop = e.progress(func() string { return fmt.Sprintf("checking the log's history: %d commits", n.Load()) })
+			stop = e.progress(func() string { return "checking the log's history: " + record.Count(int(n.Load()), "commit") })
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"github.com/spf13/cobra"
 )
 
@@ -45,22 +46,22 @@ func newStatus(e *env) *cobra.Command {
 					fmt.Fprintf(tw, "last failure:\t%s (%s): %s\n", when(st.LastFailure), ago(st.LastFailure, time.Now()), printable(st.Failure))
 					fmt.Fprintf(tw, "way out:\t%s\n", st.FailureFix)
 				}
-				fmt.Fprintf(tw, "unpushed:\t%d events\n", len(st.Unpushed))
+				fmt.Fprintf(tw, "unpushed:\t%s\n", record.Count(len(st.Unpushed), "event"))
 				for _, u := range st.Unpushed {
 					fmt.Fprintf(tw, "\t  %s %s\n", u.EventID, u.Domain)
 				}
 			}
 			if len(st.Quarantined) > 0 {
-				fmt.Fprintf(tw, "quarantined:\t%d commits (meta quarantine ls)\n", len(st.Quarantined))
+				fmt.Fprintf(tw, "quarantined:\t%s (meta quarantine ls)\n", record.Count(len(st.Quarantined), "commit"))
 				for _, q := range printableCopy(st.Quarantined) {
 					fmt.Fprintf(tw, "\t  %s %s: %s\n", q.Short(), q.Author, q.Summary())
 				}
 			}
 			if len(st.Unsendable) > 0 {
-				fmt.Fprintf(tw, "not pushable:\t%d local commits break the log; meta repair takes back what they break\n", len(st.Unsendable))
+				fmt.Fprintf(tw, "not pushable:\t%s breaking the log; meta repair takes back what breaks it\n", record.Count(len(st.Unsendable), "local commit"))
 			}
 			if len(st.SetAside) > 0 {
-				fmt.Fprintf(tw, "set aside:\t%d commits (meta aside ls)\n", len(st.SetAside))
+				fmt.Fprintf(tw, "set aside:\t%s (meta aside ls)\n", record.Count(len(st.SetAside), "commit"))
 				for _, a := range printableCopy(st.SetAside) {
 					fmt.Fprintf(tw, "\t  %s\n", strings.Join(slices.DeleteFunc([]string{a.Short(), a.Subject, asideKeys(a)}, func(s string) bool { return s == "" }), " ")+": "+a.WayOut())
 				}
@@ -69,7 +70,7 @@ func newStatus(e *env) *cobra.Command {
 				fmt.Fprintf(tw, "interrupted:\ta killed meta left a write half done; the next meta command finishes it (meta sync)\n")
 			}
 			if len(st.OtherChanges) > 0 {
-				fmt.Fprintf(tw, "not meta's:\t%d changed files meta leaves alone\n", len(st.OtherChanges))
+				fmt.Fprintf(tw, "not meta's:\t%s meta leaves alone\n", record.Count(len(st.OtherChanges), "changed file"))
 				for _, o := range st.OtherChanges {
 					fmt.Fprintf(tw, "\t  %s\n", printable(o))
 				}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newVerify(e *env) *cobra.Command {
@@ -30,7 +31,7 @@ stay quarantined.`,
 				return err
 			}
 			var commits atomic.Int64
-			stop := e.progress(func() string { return fmt.Sprintf("verify: %d commits read", commits.Load()) })
+			stop := e.progress(func() string { return "verify: " + record.Count(int(commits.Load()), "commit") + " read" })
 			v, err := s.Verify(cmd.Context(), func() { commits.Add(1) })
 			stop()
 			if err != nil {
@@ -50,7 +51,7 @@ stay quarantined.`,
 				}
 			}
 			if v.Failed() {
-				fmt.Fprintf(e.stderr, "meta: verify: %d problems in %d commits (meta doctor explains the ways out)\n", len(v.Findings), v.Commits)
+				fmt.Fprintf(e.stderr, "meta: verify: %s in %s (meta doctor explains the ways out)\n", record.Count(len(v.Findings), "problem"), record.Count(v.Commits, "commit"))
 				return silentError{exitFailed}
 			}
 			return nil
