@@ -1,13 +1,11 @@
 package gitrepo
 
 import (
-	"path"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // MaxLinear is how many commits WalkLinear reads in-process at most: the
@@ -56,7 +54,7 @@ func (r *Repo) WalkLinear(from, to Hash, visit func(CommitInfo, []Change) error)
 	changes := make([][]Change, len(chain))
 	for i := range chain {
 		var out []Change
-		if err := r.walkDiff(parentTrees[i], trees[i], "", chain[i].ID, &out); err != nil {
+		if err := r.walkDiff(parentTrees[i], trees[i], chain[i].ID, &out); err != nil {
 			r.mu.Unlock()
 			return false, err
 		}
@@ -72,86 +70,26 @@ func (r *Repo) WalkLinear(from, to Hash, visit func(CommitInfo, []Change) error)
 	return true, nil
 }
 
-// walkDiff adds to out what changed from tree a to tree b under prefix,
-// as `git log --raw` says it: a file's side that is a submodule entry
-// reads as absent (Change.Gitlink when it is the new side), a change of
-// mode alone is a change.
-func (r *Repo) walkDiff(a, b Hash, prefix string, commit Hash, out *[]Change) error {
-	if a == b {
-		return nil
-	}
-	ea, err := r.allEntries(a)
-	if err != nil {
-		return err
-	}
-	eb, err := r.allEntries(b)
-	if err != nil {
-		return err
-	}
-	names := map[string]bool{}
-	for n := range ea {
-		names[n] = true
-	}
-	for n := range eb {
-		names[n] = true
-	}
-	for n := range names {
-		x, inA := ea[n]
-		y, inB := eb[n]
-		p := path.Join(prefix, n)
-		xDir, yDir := inA && x.Mode == filemode.Dir, inB && y.Mode == filemode.Dir
-		var from, to Hash
-		if xDir {
-			from = x.Hash
+// walkDiff adds to out what changed from tree a to tree b, as `git log
+// --raw` says it: a side that is a submodule entry reads as absent
+// (Change.Gitlink when it is the new side), a change of mode alone is a
+// change.
+func (r *Repo) walkDiff(a, b Hash, commit Hash, out *[]Change) error {
+	return r.diffEntries(a, b, "", true, func(fc FileChange) error {
+		fromSub, toSub := fc.fromMode == filemode.Submodule, fc.mode == filemode.Submodule
+		if fromSub && toSub {
+			return nil
 		}
-		if yDir {
-			to = y.Hash
+		ch := Change{Commit: commit, Path: fc.Path, From: fc.From, To: fc.To}
+		if fromSub {
+			ch.From = ZeroHash
 		}
-		if xDir || yDir {
-			if err := r.walkDiff(from, to, p, commit, out); err != nil {
-				return err
-			}
-		}
-		xFile, yFile := inA && !xDir, inB && !yDir
-		if !xFile && !yFile {
-			continue
-		}
-		if xFile && yFile && x.Hash == y.Hash && x.Mode == y.Mode {
-			continue
-		}
-		ch := Change{Commit: commit, Path: p}
-		if xFile && x.Mode != filemode.Submodule {
-			ch.From = x.Hash
-		}
-		if yFile {
-			if y.Mode == filemode.Submodule {
-				ch.Gitlink = true
-			} else {
-				ch.To = y.Hash
-			}
-		}
-		if xFile && yFile && x.Mode == filemode.Submodule && y.Mode == filemode.Submodule {
-			continue
+		if toSub {
+			ch.To, ch.Gitlink = ZeroHash, true
 		}
 		*out = append(*out, ch)
-	}
-	return nil
-}
-
-// allEntries are a tree's entries by name, submodule entries included.
-func (r *Repo) allEntries(tree Hash) (map[string]object.TreeEntry, error) {
-	out := map[string]object.TreeEntry{}
-	if tree.IsZero() {
-		return out, nil
-	}
-	t, err := r.obj.tree(tree)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range t.Entries {
-		out[e.Name] = e
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // subjectOf is a commit message's subject as git's %s gives it (pretty.c,

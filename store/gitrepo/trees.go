@@ -183,6 +183,7 @@ type FileChange struct {
 	Path     string
 	From, To Hash
 	mode     filemode.FileMode // on the To side
+	fromMode filemode.FileMode // on the From side
 }
 
 // IsFile says the To side is a regular or executable file, which a sync
@@ -225,16 +226,23 @@ func (r *Repo) diffCommits(a, b Hash) ([]FileChange, error) {
 }
 
 // diffTrees reports every file that differs between trees a and b (either
-// may be zero), with its path under prefix and its mode on the b side.
+// may be zero), with its path under prefix and its modes; submodule
+// entries are no files, and left out.
 func (r *Repo) diffTrees(a, b Hash, prefix string, fn func(FileChange) error) error {
+	return r.diffEntries(a, b, prefix, false, fn)
+}
+
+// diffEntries is diffTrees, with submodule entries reported too when
+// submodules is set (the walk of history names them).
+func (r *Repo) diffEntries(a, b Hash, prefix string, submodules bool, fn func(FileChange) error) error {
 	if a == b {
 		return nil
 	}
-	ea, err := r.entries(a)
+	ea, err := r.entries(a, submodules)
 	if err != nil {
 		return err
 	}
-	eb, err := r.entries(b)
+	eb, err := r.entries(b, submodules)
 	if err != nil {
 		return err
 	}
@@ -260,7 +268,7 @@ func (r *Repo) diffTrees(a, b Hash, prefix string, fn func(FileChange) error) er
 		switch {
 		case xh == yh && xDir == yDir && (!inA || !inB || x.Mode == y.Mode):
 		case xDir && yDir:
-			err = r.diffTrees(xh, yh, p, fn)
+			err = r.diffEntries(xh, yh, p, submodules, fn)
 		case xDir || yDir:
 			// A file became a directory or the other way round: report
 			// the file side as a change and walk the directory side.
@@ -271,13 +279,13 @@ func (r *Repo) diffTrees(a, b Hash, prefix string, fn func(FileChange) error) er
 				fileTo, dirTo = ZeroHash, yh
 			}
 			if !fileFrom.IsZero() || !fileTo.IsZero() {
-				err = fn(FileChange{Path: p, From: fileFrom, To: fileTo, mode: y.Mode})
+				err = fn(FileChange{Path: p, From: fileFrom, To: fileTo, mode: y.Mode, fromMode: x.Mode})
 			}
 			if err == nil {
-				err = r.diffTrees(dirFrom, dirTo, p, fn)
+				err = r.diffEntries(dirFrom, dirTo, p, submodules, fn)
 			}
 		default:
-			err = fn(FileChange{Path: p, From: xh, To: yh, mode: y.Mode})
+			err = fn(FileChange{Path: p, From: xh, To: yh, mode: y.Mode, fromMode: x.Mode})
 		}
 		if err != nil {
 			return err
@@ -286,7 +294,7 @@ func (r *Repo) diffTrees(a, b Hash, prefix string, fn func(FileChange) error) er
 	return nil
 }
 
-func (r *Repo) entries(tree Hash) (map[string]object.TreeEntry, error) {
+func (r *Repo) entries(tree Hash, submodules bool) (map[string]object.TreeEntry, error) {
 	out := map[string]object.TreeEntry{}
 	if tree.IsZero() {
 		return out, nil
@@ -296,7 +304,7 @@ func (r *Repo) entries(tree Hash) (map[string]object.TreeEntry, error) {
 		return nil, fmt.Errorf("read tree %s: %w", tree, err)
 	}
 	for _, e := range t.Entries {
-		if e.Mode == filemode.Submodule {
+		if e.Mode == filemode.Submodule && !submodules {
 			continue
 		}
 		out[e.Name] = e
