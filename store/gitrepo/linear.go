@@ -114,19 +114,8 @@ func subjectOf(msg string) string {
 // commits of one parent each: an answer to IsAncestor without starting
 // git. False means only that this way does not tell.
 func (r *Repo) LinearAncestor(a, b Hash) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, h := 0, b; i <= MaxLinear; i++ {
-		if h == a {
-			return true
-		}
-		c, err := r.obj.commit(h)
-		if err != nil || len(c.ParentHashes) != 1 {
-			return false
-		}
-		h = c.ParentHashes[0]
-	}
-	return false
+	_, ok := r.Linear(a, b)
+	return ok
 }
 
 // Linear is Commits without starting git, for the common case: the
