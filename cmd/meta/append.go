@@ -81,9 +81,9 @@ later ones find the app by its domain. Secret kinds take --name and
 	fl := cmd.Flags()
 	fl.StringVar(&f.project, "project", "", "project of the app's first event")
 	fl.StringVar(&f.env, "env", "", "env (environment or server) of the app's first event")
-	fl.StringVar(&f.version, "version", "", "recipe version, e.g. 4.0.0+v1.93.0 (for rollback: the target)")
+	fl.StringVar(&f.version, "version", "", "recipe version, e.g. 4.0.0+v1.93.0 (for rollback: the target; "+strings.Join(record.VersionedKinds(), ", ")+")")
 	fl.StringVar(&f.recipe, "recipe", "", "recipe name, e.g. matrix-synapse")
-	fl.StringVar(&f.chaos, "chaos", "", "chaos version (recipe commit) deployed, e.g. eb96de94+U")
+	fl.StringVar(&f.chaos, "chaos", "", "chaos version (recipe commit) deployed, e.g. eb96de94+U ("+strings.Join(record.VersionedKinds(), ", ")+")")
 	fl.StringVar(&f.outcome, "outcome", "succeeded", "succeeded, failed or aborted")
 	fl.StringVarP(&f.message, "message", "m", "", "a note for the log")
 	fl.StringVar(&f.batch, "batch", "", "batch id grouping related events")
@@ -129,6 +129,13 @@ func (f *appendFlags) event(kindName, domain string) (*metav1.Event, error) {
 	body := record.BodyOf(kind)
 	values := map[string]string{}
 	var errs []error
+	if !record.IsVersioned(kind) {
+		for _, fv := range [][2]string{{"version", f.version}, {"chaos", f.chaos}} {
+			if fv[1] != "" {
+				errs = append(errs, fmt.Errorf("--%s does not apply to %s events (only to %s)", fv[0], kindName, strings.Join(record.VersionedKinds(), ", ")))
+			}
+		}
+	}
 	for _, b := range bodyFlags {
 		v := *f.body[b.name]
 		switch {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -52,15 +50,17 @@ finds a problem, 0 when there are only warnings.`,
 				}
 			} else {
 				p := e.painter(e.stdout)
-				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+				t := newTable(e.stdout)
 				for _, c := range printableCopy(checks) {
 					mark := map[doctor.Severity]string{doctor.OK: p.paint("32", "ok"), doctor.Warning: p.paint("33", "warning"), doctor.Problem: p.paint("31", "problem")}[c.Severity]
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, mark, printableLines(c.Detail))
+					t.row(c.Name, mark, printableLines(c.Detail))
 					if c.Fix != "" {
-						fmt.Fprintf(tw, "\t\t→ %s\n", c.Fix)
+						t.row("", "", "→ "+c.Fix)
 					}
 				}
-				tw.Flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
 			}
 			if doctor.Failed(checks) {
 				return silentError{exitFailed}

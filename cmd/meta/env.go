@@ -67,7 +67,7 @@ func addIdentityFlag(cmd *cobra.Command, f *sealFlags) {
 func addChangeFlags(cmd *cobra.Command, f *sealFlags, expect bool) {
 	cmd.Flags().StringVarP(&f.message, "message", "m", "", "a note for the log")
 	if expect {
-		cmd.Flags().StringVar(&f.expect, "expect", "", "refuse unless the env file still has this digest (from `meta env get --json` or `meta head`)")
+		cmd.Flags().StringVar(&f.expect, "expect", "", "refuse unless the env file still has this digest (from meta env get --json, or meta head)")
 	}
 }
 

@@ -96,7 +96,7 @@ only runs abra, so the alias can live in a shared shell profile:
 	cmd.Flags().SetInterspersed(false)
 	fl := cmd.Flags()
 	fl.StringVar(&abraPath, "abra", "", "the abra executable to run (default: abra: from the operator config, else abra on PATH)")
-	fl.BoolVar(&o.NoSync, "no-operator-sync", false, "neither pull before nor push after; what is recorded stays in this clone until `meta sync`")
+	fl.BoolVar(&o.NoSync, "no-operator-sync", false, "neither pull before nor push after; what is recorded stays in this clone until meta sync")
 	fl.BoolVar(&o.NoLog, "no-operator-log", false, "record nothing")
 	fl.BoolVar(&o.Force, "force", false, "go ahead despite another operator's lock on the app (the log records that you did)")
 	return cmd

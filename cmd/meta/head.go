@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -83,8 +82,8 @@ type headView struct {
 
 func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time) error {
 	h = printableCopy(h)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	t := newTable(w)
+	row := func(k, v string) { t.row(k+":", v) }
 	row("app", h.Domain+" ("+h.Project+"/"+h.Env+")")
 	row("state", p.state(h.State))
 	version := orDash(h.Version)
@@ -151,7 +150,7 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		}
 		row(p.paint("31", "forked"), "operators appended without seeing each other: "+strings.Join(heads, ", ")+"; the next append joins them")
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 // left says how long a lease has to run, to the second under a minute and

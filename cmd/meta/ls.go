@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -38,8 +36,8 @@ func newLs(e *env) *cobra.Command {
 				return writeJSON(e.stdout, views)
 			}
 			p := e.painter(e.stdout)
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "DOMAIN\tPROJECT\tENV\tSTATE\tVERSION\tSINCE\tBY\tNOTE")
+			t := newTable(e.stdout)
+			t.row("DOMAIN", "PROJECT", "ENV", "STATE", "VERSION", "SINCE", "BY", "NOTE")
 			for _, h := range heads {
 				h = printableCopy(h)
 				var notes []string
@@ -64,9 +62,9 @@ func newLs(e *env) *cobra.Command {
 					}
 				}
 				note := strings.Join(notes, " ")
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Domain, h.Project, h.Env, p.state(h.State), orDash(h.Running()), when(h.Since), orDash(h.DeployedBy), note)
+				t.row(h.Domain, h.Project, h.Env, p.state(h.State), orDash(h.Running()), when(h.Since), orDash(h.DeployedBy), note)
 			}
-			return tw.Flush()
+			return t.flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of heads (keys as meta head --json, without unpushed)")

@@ -168,3 +168,65 @@ func escapeStrings(v reflect.Value) {
 		}
 	}
 }
+
+// table lays text out in columns two spaces apart, as text/tabwriter
+// would, but measures each cell as a person sees it: the colour a painter
+// adds is not counted, so a coloured cell lines up with plain ones
+// (tabwriter counts the escape bytes, and shifted coloured rows by 9
+// columns). Cells are printable already: the only escape sequences in
+// them are the painter's.
+type table struct {
+	w    io.Writer
+	rows [][]string
+}
+
+func newTable(w io.Writer) *table { return &table{w: w} }
+
+// row adds a row; rows may have different numbers of cells, and the last
+// cell of a row is never padded.
+func (t *table) row(cells ...string) { t.rows = append(t.rows, cells) }
+
+// flush writes the rows.
+func (t *table) flush() error {
+	var widths []int
+	for _, r := range t.rows {
+		for i, c := range r[:max(len(r)-1, 0)] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], visibleWidth(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range t.rows {
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-visibleWidth(c)+2))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	t.rows = nil
+	_, err := io.WriteString(t.w, b.String())
+	return err
+}
+
+// visibleWidth is how many columns s takes on a terminal: its runes, less
+// the painter's colour sequences (ESC [ ... m).
+func visibleWidth(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '[' {
+			j := strings.IndexByte(s[i:], 'm')
+			if j > 0 {
+				i += j + 1
+				continue
+			}
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	return n
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -113,6 +114,46 @@ func TestVersionNamesTheCommit(t *testing.T) {
 		bi := &debug.BuildInfo{Main: debug.Module{Version: tt.version}, Settings: tt.settings}
 		if got := versionOf(bi); got != tt.want {
 			t.Errorf("versionOf(%s, %v) = %q, want %q", tt.version, tt.settings, got, tt.want)
+		}
+	}
+}
+
+// sgr matches the colour sequences a painter adds.
+var sgr = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// Coloured output lines up exactly as plain output does: padding is
+// measured before colouring (tabwriter counted the escape bytes, and
+// shifted `meta ls` rows 9 columns from the header).
+func TestColourDoesNotMoveColumns(t *testing.T) {
+	now := time.Now()
+	h := &fold.Head{Domain: "a.example.com", Project: "coop", Env: "prod", State: "deploy-failed", Version: "1.0",
+		Since: now, DeployedBy: "Alice", Operator: "Alice", Drift: "version", DriftDetail: "Swarm runs 0.9",
+		Lock: &fold.Lock{Holder: "Bob", Expires: now.Add(time.Hour)}, Forked: true}
+	render := func(p painter) string {
+		var out bytes.Buffer
+		if err := writeHead(&out, h, 2, p, now); err != nil {
+			t.Fatal(err)
+		}
+		tab := newTable(&out)
+		tab.row("DOMAIN", "STATE", "NOTE")
+		tab.row("a.example.com", p.state("deploy-failed"), p.paint("31", "drift:version"))
+		tab.row("b.example.com", p.state("undeployed"), "")
+		tab.row(p.paint("33", "c"), "deployed", "-")
+		if err := tab.flush(); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	plain, coloured := render(painter{}), render(painter{on: true})
+	if !strings.Contains(coloured, "\x1b[") {
+		t.Fatal("the painter added no colour; the test proves nothing")
+	}
+	if got := sgr.ReplaceAllString(coloured, ""); got != plain {
+		t.Errorf("coloured output, colour removed, differs from plain output:\n%s\nwant:\n%s", got, plain)
+	}
+	for _, line := range strings.Split(plain, "\n") {
+		if strings.HasPrefix(line, "b.example.com") && !strings.HasPrefix(line, "b.example.com  undeployed     ") {
+			t.Errorf("columns not two spaces past the widest cell: %q", line)
 		}
 	}
 }

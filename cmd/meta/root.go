@@ -149,15 +149,20 @@ else git's user.name and user.email.`,
 	}
 	root.PersistentFlags().StringVar(&e.dir, "dir", "", "the log repository (default $META_DIR, else found upward from here)")
 	root.PersistentFlags().StringVar(&e.operator, "operator", "", `who you are, "Name <email>" (default $META_OPERATOR, else git's user.name/user.email)`)
-	root.PersistentFlags().BoolVar(&e.offline, "offline", false, "do no remote work: read the local log, append locally and push later with `meta sync`")
+	root.PersistentFlags().BoolVar(&e.offline, "offline", false, "do no remote work: read the local log, append locally and push later with meta sync")
 	root.PersistentFlags().BoolVar(&e.offline, "no-sync", false, "the same as --offline")
 	root.PersistentFlags().BoolVar(&e.forceSync, "force-sync", false, "fetch before reading even if the last fetch is recent")
 	root.PersistentFlags().StringVar(&e.natsURL, "nats", "", "NATS server or cluster to tell followers about new events (default $META_NATS_URL)")
 	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
 	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
+	})
 
 	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e))
+	// cobra adds its completion command when the root runs; added now, it
+	// gets the same argument checks (`meta completion bogus` exits 2).
+	root.InitDefaultCompletionCmd()
 	usageArgs(root)
 	return root
 }
@@ -182,7 +187,7 @@ func usageArgs(cmd *cobra.Command) {
 				if errors.As(err, &u) {
 					return err
 				}
-				return usageError{err}
+				return usageError{argError(c, args, err)}
 			}
 			return nil
 		}
@@ -190,6 +195,45 @@ func usageArgs(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		usageArgs(sub)
 	}
+}
+
+// argError says what is wrong with a command's arguments in its own terms:
+// which argument is missing, or which one is too many, by the names its
+// usage line gives them, and shows that line. cobra's own words ("accepts
+// 1 arg(s), received 0") say neither.
+func argError(c *cobra.Command, args []string, err error) error {
+	required, optional, variadic := positionals(c.Use)
+	detail := err.Error()
+	switch {
+	case len(args) < len(required):
+		detail = "missing " + strings.Join(required[len(args):], " ")
+	case !variadic && len(args) > len(required)+optional:
+		detail = fmt.Sprintf("unexpected argument %q", args[len(required)+optional])
+	}
+	return fmt.Errorf("%s: %s\nusage: %s", c.CommandPath(), detail, c.UseLine())
+}
+
+// positionals reads a usage line ("get DOMAIN [KEY]", "ack COMMIT...",
+// "add NAME --age RECIPIENT") for the arguments it names: the required ones
+// by name, how many optional ones, and whether the last repeats. Flags and
+// what follows them are not arguments.
+func positionals(use string) (required []string, optional int, variadic bool) {
+	words := strings.Fields(use)
+	for _, w := range words[min(1, len(words)):] {
+		if w == "[flags]" {
+			continue
+		}
+		if strings.HasPrefix(w, "-") || strings.HasPrefix(w, "(") || w == "|" {
+			break
+		}
+		variadic = strings.HasSuffix(strings.TrimSuffix(w, "]"), "...")
+		if strings.HasPrefix(w, "[") {
+			optional++
+		} else {
+			required = append(required, strings.TrimSuffix(w, "..."))
+		}
+	}
+	return required, optional, variadic
 }
 
 // version is the module version meta was built as ("devel" for a build

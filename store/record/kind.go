@@ -47,20 +47,25 @@ type kindSpec struct {
 	ownCommand bool
 	// deploy: puts a version into service.
 	deploy bool
+	// versioned: an event of this kind says which recipe version it
+	// concerns (deploys, and the version an app is created with or
+	// arrives with after a move); on any other kind a version means
+	// nothing, and `meta append` refuses one rather than record it.
+	versioned bool
 	// lease: takes or ends a lease, which counts only once the remote has
 	// it before anyone else's.
 	lease bool
 }
 
 var kinds = map[metav1.Kind]kindSpec{
-	metav1.Kind_KIND_DEPLOY:          {name: "deploy", deploy: true},
-	metav1.Kind_KIND_UPGRADE:         {name: "upgrade", deploy: true},
-	metav1.Kind_KIND_ROLLBACK:        {name: "rollback", body: BodyRollback, deploy: true},
+	metav1.Kind_KIND_DEPLOY:          {name: "deploy", deploy: true, versioned: true},
+	metav1.Kind_KIND_UPGRADE:         {name: "upgrade", deploy: true, versioned: true},
+	metav1.Kind_KIND_ROLLBACK:        {name: "rollback", body: BodyRollback, deploy: true, versioned: true},
 	metav1.Kind_KIND_UNDEPLOY:        {name: "undeploy"},
-	metav1.Kind_KIND_NEW:             {name: "new"},
+	metav1.Kind_KIND_NEW:             {name: "new", versioned: true},
 	metav1.Kind_KIND_REMOVE:          {name: "remove"},
 	metav1.Kind_KIND_RESTORE:         {name: "restore", body: BodyRestore},
-	metav1.Kind_KIND_MOVE:            {name: "move", body: BodyMove, succeeded: []string{"to_server"}},
+	metav1.Kind_KIND_MOVE:            {name: "move", body: BodyMove, succeeded: []string{"to_server"}, versioned: true},
 	metav1.Kind_KIND_SECRET_GENERATE: {name: "secret-generate", body: BodySecret, required: true, succeeded: []string{"version"}},
 	metav1.Kind_KIND_SECRET_INSERT:   {name: "secret-insert", body: BodySecret, required: true, succeeded: []string{"version"}},
 	metav1.Kind_KIND_SECRET_REMOVE:   {name: "secret-remove", body: BodySecret, required: true},
@@ -136,6 +141,10 @@ func IsSecretKind(k metav1.Kind) bool { return kinds[k].body == BodySecret }
 // IsDeployKind reports whether events of kind k put a version into service.
 func IsDeployKind(k metav1.Kind) bool { return kinds[k].deploy }
 
+// IsVersioned reports whether events of kind k carry a recipe version
+// (and chaos version): deploys, new apps, moves.
+func IsVersioned(k metav1.Kind) bool { return kinds[k].versioned }
+
 // IsLeaseKind reports whether events of kind k take or end a lease.
 func IsLeaseKind(k metav1.Kind) bool { return kinds[k].lease }
 
@@ -147,6 +156,18 @@ func KindsWith(b Body) []string {
 	var out []string
 	for _, s := range kinds {
 		if b != BodyNone && s.body == b {
+			out = append(out, s.name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// VersionedKinds names the kinds that carry a recipe version, sorted.
+func VersionedKinds() []string {
+	var out []string
+	for _, s := range kinds {
+		if s.versioned {
 			out = append(out, s.name)
 		}
 	}
