@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/doctor"
