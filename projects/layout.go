@@ -8,6 +8,7 @@
 package projects
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -134,3 +135,61 @@ func (e *PathError) Error() string {
 
 // Unwrap lets callers match ErrInvalidName.
 func (e *PathError) Unwrap() error { return ErrInvalidName }
+
+// ParseRef reads how a person names an app: its domain, or
+// project/env/domain for a domain that has events in more than one place
+// (a project or env of "*", or empty, matches any, as `--project` alone
+// does).
+// What it returns has App set, and Project and Env where given.
+func ParseRef(ref string) (Address, error) {
+	parts := strings.Split(ref, "/")
+	var a Address
+	switch len(parts) {
+	case 1:
+		a.App = ref
+	case 3:
+		wild := func(s string) string { return strings.TrimPrefix(s, "*") }
+		a = Address{Project: wild(parts[0]), Env: wild(parts[1]), App: parts[2]}
+	default:
+		return Address{}, &NameError{Field: "app", Name: ref, Reason: "neither a domain nor project/env/domain"}
+	}
+	if len(parts) == 1 {
+		return a, ValidateApp(a.App)
+	}
+	for _, part := range []struct {
+		name     string
+		validate func(string) error
+		optional bool
+	}{{a.Project, ValidateProject, true}, {a.Env, ValidateEnv, true}, {a.App, ValidateApp, false}} {
+		if part.name == "" && part.optional {
+			continue
+		}
+		var bad *NameError
+		if err := part.validate(part.name); errors.As(err, &bad) {
+			return Address{}, &NameError{Field: "app", Name: ref, Reason: fmt.Sprintf("as project/env/domain, its %s %q: %s", bad.Field, bad.Name, bad.Reason)}
+		}
+	}
+	return a, nil
+}
+
+// Ref names the app at project and env, either of which may be empty
+// (any), the way ParseRef reads it back: the bare domain when both are.
+func Ref(project, env, domain string) string {
+	if project == "" && env == "" {
+		return domain
+	}
+	wild := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return s
+	}
+	return wild(project) + "/" + wild(env) + "/" + domain
+}
+
+// Matches reports whether b is an address that a, read as a reference
+// (see ParseRef), names: the same app, in a's project and env where a
+// gives them.
+func (a Address) Matches(b Address) bool {
+	return b.App == a.App && (a.Project == "" || a.Project == b.Project) && (a.Env == "" || a.Env == b.Env)
+}

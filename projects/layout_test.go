@@ -147,3 +147,36 @@ func TestPortableRefusesWindowsDeviceNames(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRef(t *testing.T) {
+	tests := []struct {
+		ref  string
+		want Address
+		bad  string
+	}{
+		{ref: "cloud.example.com", want: Address{App: "cloud.example.com"}},
+		{ref: "coop/prod/cloud.example.com", want: Address{Project: "coop", Env: "prod", App: "cloud.example.com"}},
+		{ref: "*/prod/cloud.example.com", want: Address{Env: "prod", App: "cloud.example.com"}},
+		{ref: "coop//cloud.example.com", want: Address{Project: "coop", App: "cloud.example.com"}},
+		{ref: "coop/cloud.example.com", bad: "neither a domain nor project/env/domain"},
+		{ref: "a/b/c/cloud.example.com", bad: "neither a domain nor project/env/domain"},
+		{ref: "../prod/cloud.example.com", bad: `invalid app "../prod/cloud.example.com": as project/env/domain, its project ".."`},
+		{ref: "../../etc", bad: `invalid app "../../etc": as project/env/domain, its project ".."`},
+		{ref: "coop/prod/Cloud.example.com", bad: "upper-case"},
+		{ref: "", bad: "invalid app"},
+	}
+	for _, tt := range tests {
+		got, err := ParseRef(tt.ref)
+		switch {
+		case tt.bad != "" && (err == nil || !strings.Contains(err.Error(), tt.bad) || !errors.Is(err, ErrInvalidName)):
+			t.Errorf("ParseRef(%q) = %v, %v; want an invalid name error saying %q", tt.ref, got, err, tt.bad)
+		case tt.bad == "" && (err != nil || got != tt.want):
+			t.Errorf("ParseRef(%q) = %v, %v; want %v", tt.ref, got, err, tt.want)
+		}
+		if tt.bad == "" {
+			if back, _ := ParseRef(Ref(got.Project, got.Env, got.App)); back != got {
+				t.Errorf("Ref of %v reads back as %v", got, back)
+			}
+		}
+	}
+}

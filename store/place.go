@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -15,10 +17,18 @@ import (
 // meta.yaml's servers: map puts that server; else meta.yaml's defaults.
 // cfg is meta.yaml as the write read it after its pull.
 func (s *Store) place(tip gitrepo.Hash, cfg config.Config, a *metav1.Address, server string) (projects.Address, error) {
-	want := projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}
-	if err := projects.ValidateApp(want.App); err != nil {
+	// The app may be named project/env/domain (projects.ParseRef), as
+	// well as by the address's own project and env.
+	want, err := projects.ParseRef(a.GetApp())
+	if err != nil {
 		return projects.Address{}, err
 	}
+	for _, f := range []struct{ field, named, given string }{{"project", want.Project, a.GetProject()}, {"env", want.Env, a.GetEnv()}} {
+		if f.named != "" && f.given != "" && f.named != f.given {
+			return projects.Address{}, fmt.Errorf("%w: %s names %s %s, and --%s says %s", ErrNeedAddress, a.GetApp(), f.field, f.named, f.field, f.given)
+		}
+	}
+	want.Project, want.Env = cmp.Or(want.Project, a.GetProject()), cmp.Or(want.Env, a.GetEnv())
 	if want.Project != "" {
 		if err := projects.ValidateProject(want.Project); err != nil {
 			return projects.Address{}, err
@@ -36,12 +46,10 @@ func (s *Store) place(tip gitrepo.Hash, cfg config.Config, a *metav1.Address, se
 	found = s.dropMovedAway(tip, found, want)
 	switch {
 	case len(found) > 1:
-		for _, a := range found {
-			if a.Project == want.Project && a.Env == want.Env {
-				return a, nil // the caller chose one
-			}
+		if named := slices.DeleteFunc(slices.Clone(found), func(a projects.Address) bool { return !want.Matches(a) }); len(named) == 1 {
+			return named[0], nil // the caller chose one
 		}
-		return projects.Address{}, fmt.Errorf("%w; pass --project and --env to choose", ambiguous(want.App, found))
+		return projects.Address{}, ambiguous(want.App, found)
 	case len(found) == 1:
 		have := found[0]
 		if want.Project != "" && want.Project != have.Project || want.Env != "" && want.Env != have.Env {

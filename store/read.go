@@ -194,24 +194,34 @@ func (s *Store) Locate(domain string) (projects.Address, error) {
 	return s.locate(tip, domain)
 }
 
-func (s *Store) locate(tip gitrepo.Hash, domain string) (projects.Address, error) {
-	if err := projects.ValidateApp(domain); err != nil {
-		return projects.Address{}, err
-	}
-	found, err := s.find(tip, domain)
+// locate finds the app ref names: a domain, or project/env/domain (see
+// projects.ParseRef) where the domain has events in more than one place.
+func (s *Store) locate(tip gitrepo.Hash, ref string) (projects.Address, error) {
+	want, err := projects.ParseRef(ref)
 	if err != nil {
 		return projects.Address{}, err
+	}
+	all, err := s.find(tip, want.App)
+	if err != nil {
+		return projects.Address{}, err
+	}
+	found := slices.DeleteFunc(slices.Clone(all), func(a projects.Address) bool { return !want.Matches(a) })
+	if len(found) == 1 {
+		return found[0], nil // named, even where it moved away from
 	}
 	if here := s.dropMovedAway(tip, found, projects.Address{}); len(here) > 0 {
 		found = here
 	}
 	switch len(found) {
 	case 0:
-		return projects.Address{}, fmt.Errorf("%w for %s", ErrNotFound, domain)
+		if len(all) > 0 {
+			return projects.Address{}, fmt.Errorf("%w for %s: %s has events only under %s", ErrNotFound, ref, want.App, addresses(all))
+		}
+		return projects.Address{}, fmt.Errorf("%w for %s", ErrNotFound, ref)
 	case 1:
 		return found[0], nil
 	}
-	return projects.Address{}, ambiguous(domain, found)
+	return projects.Address{}, ambiguous(want.App, found)
 }
 
 // dropMovedAway leaves out the addresses an app moved away from (its log
@@ -231,12 +241,18 @@ func (s *Store) dropMovedAway(tip gitrepo.Hash, found []projects.Address, keep p
 	return out
 }
 
+// ambiguous is the error for a domain with events in more than one place,
+// saying how to name one.
 func ambiguous(domain string, found []projects.Address) error {
-	names := make([]string, len(found))
-	for i, a := range found {
+	return fmt.Errorf("%w: %s has events under %s; pass --project and --env to choose, or name it as %s", ErrAmbiguous, domain, addresses(found), found[0])
+}
+
+func addresses(as []projects.Address) string {
+	names := make([]string, len(as))
+	for i, a := range as {
 		names[i] = a.String()
 	}
-	return fmt.Errorf("%w: %s has events under %s", ErrAmbiguous, domain, strings.Join(names, " and "))
+	return strings.Join(names, " and ")
 }
 
 // head folds the app at a as commit has it, or returns the head memoised

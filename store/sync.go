@@ -156,6 +156,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		return err
 	}
 	s.noteQuarantined(ctx, local, next)
+	s.noteAmbiguous(local, next)
 	return nil
 }
 

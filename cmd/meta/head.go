@@ -156,8 +156,8 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 // left says how long a lease has to run, to the second under a minute and
 // to the minute above: "42s", "29m".
 func left(d time.Duration) string {
-	if d < time.Minute {
-		return d.Round(time.Second).String()
+	if d = d.Round(time.Second); d < time.Minute {
+		return d.String()
 	}
 	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }

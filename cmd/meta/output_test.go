@@ -87,7 +87,7 @@ func TestTextOutputHoldsNoControlCharacters(t *testing.T) {
 
 func TestLeft(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		2500 * time.Millisecond: "3s", 59 * time.Second: "59s",
+		2500 * time.Millisecond: "3s", 59 * time.Second: "59s", 59*time.Second + 900*time.Millisecond: "1m",
 		30 * time.Minute: "30m", 90*time.Minute + 20*time.Second: "1h30m", 24 * time.Hour: "24h0m",
 	} {
 		if got := left(d); got != want {

@@ -160,6 +160,7 @@ else git's user.name and user.email.`,
 	})
 
 	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e))
+	appFlags(root)
 	// cobra adds its completion command when the root runs; added now, it
 	// gets the same argument checks (`meta completion bogus` exits 2).
 	root.InitDefaultCompletionCmd()
@@ -194,6 +195,30 @@ func usageArgs(cmd *cobra.Command) {
 	}
 	for _, sub := range cmd.Commands() {
 		usageArgs(sub)
+	}
+}
+
+// appFlags gives every command whose first argument is a DOMAIN the flags
+// --project and --env, which name the app where the domain has events in
+// more than one place; the command gets the domain as project/env/domain
+// (projects.Ref), which the log reads back wherever it takes a domain.
+// Commands with flags of those names of their own (append, env import)
+// already mean the same by them.
+func appFlags(cmd *cobra.Command) {
+	if required, _, _ := positionals(cmd.Use); len(required) > 0 && required[0] == "DOMAIN" && cmd.Flags().Lookup("project") == nil && cmd.RunE != nil {
+		var project, envName string
+		cmd.Flags().StringVar(&project, "project", "", "the app's project, where its domain has events in more than one")
+		cmd.Flags().StringVar(&envName, "env", "", "the app's env, where its domain has events in more than one")
+		run := cmd.RunE
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				args[0] = projects.Ref(project, envName, args[0])
+			}
+			return run(c, args)
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		appFlags(sub)
 	}
 }
 
