@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/afero"
@@ -73,6 +74,9 @@ type Store struct {
 	before map[string]*integrity.State
 	// notes are what the command should tell (notes.go).
 	notes []string
+	// fetched: this Store tried a fetch since it was opened (see
+	// RefreshAfterMiss).
+	fetched atomic.Bool
 	// OnCheck, when set, is told how many commits a walk of history has
 	// checked (see quarantine.go), and when it is done: for progress on a
 	// first walk of a long history.

@@ -66,6 +66,7 @@ type pullOptions struct {
 
 func (s *Store) pullWith(ctx context.Context, opts pullOptions) error {
 	s.state.attempted(time.Now())
+	s.fetched.Store(true)
 	seen, err := s.repo.RemoteTip()
 	if err != nil {
 		return err
@@ -436,6 +437,21 @@ func (s *Store) Pull(ctx context.Context) error {
 		return err
 	}
 	return s.pull(ctx)
+}
+
+// RefreshAfterMiss is what a read does when it found nothing that the
+// remote may have by now (an app whose first event another operator just
+// pushed, an env file just sealed to this operator): it fetches, whatever
+// the cooldown, unless this Store fetched already since it was opened, and
+// says whether it did, so that the read asks again. A miss is answered
+// after at most one fetch: the cooldown spares the remote the reads that
+// found what they wanted.
+func (s *Store) RefreshAfterMiss(ctx context.Context) (fetched bool, warning string, err error) {
+	if s.fetched.Load() || !s.HasRemote(ctx) {
+		return false, "", nil
+	}
+	warning, err = s.Refresh(ctx, true)
+	return err == nil && warning == "", warning, err
 }
 
 // Refresh is what a read does before answering: fetch and integrate, at

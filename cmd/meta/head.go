@@ -33,8 +33,8 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 			if err != nil {
 				return err
 			}
-			h, err := s.Head(args[0])
-			if err != nil {
+			var h *fold.Head
+			if err := e.answer(cmd.Context(), s, func() (err error) { h, err = s.Head(args[0]); return err }); err != nil {
 				return err
 			}
 			now := time.Now()

@@ -36,8 +36,8 @@ Lines, one event per line (keys in README.md).`,
 			if len(args) == 1 {
 				domain = args[0]
 			}
-			events, err := s.Log(domain, n)
-			if err != nil {
+			var events []*metav1.Event
+			if err := e.answer(cmd.Context(), s, func() (err error) { events, err = s.Log(domain, n); return err }); err != nil {
 				return err
 			}
 			if asJSON {

@@ -380,6 +380,30 @@ func (e *env) openFresh(ctx context.Context) (*store.Store, error) {
 	return s, e.warnQuarantined(ctx, s)
 }
 
+// answer runs a read, and when it missed what a fetch could bring (an app,
+// an env file's reader, an operator this clone does not know yet), fetches
+// once, cooldown or not, and reads again: seconds after Alice pushes an
+// app's first event, Bob's read must not say there is no such app.
+func (e *env) answer(ctx context.Context, s *store.Store, read func() error) error {
+	err := read()
+	if err == nil || e.offline || !missed(err) {
+		return err
+	}
+	fetched, warning, ferr := s.RefreshAfterMiss(ctx)
+	if warning != "" {
+		e.warn("%s", warning)
+	}
+	if ferr != nil || !fetched {
+		return err
+	}
+	return read()
+}
+
+// missed reports whether err is a read's miss that the remote may answer.
+func missed(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, sealed.ErrNotRecipient) || errors.Is(err, config.ErrOperator)
+}
+
 // warnQuarantined is what every read says until the operator acknowledges
 // it: one line per quarantined commit, with its id and author.
 func (e *env) warnQuarantined(ctx context.Context, s *store.Store) error {

@@ -27,8 +27,8 @@ FILE is usually the app's abra env file.`,
 			if err != nil {
 				return err
 			}
-			h, err := s.Head(args[0])
-			if err != nil {
+			var h *fold.Head
+			if err := e.answer(cmd.Context(), s, func() (err error) { h, err = s.Head(args[0]); return err }); err != nil {
 				return err
 			}
 			version, err := syncVersion(h)
