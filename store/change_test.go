@@ -105,7 +105,7 @@ func TestChangeRefusesUncommittedEnvEdits(t *testing.T) {
 		_, err := tx.Env(a)
 		return err
 	})
-	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "not committed") {
+	if !errors.Is(err, ErrUncommitted) || !strings.Contains(err.Error(), "not committed") {
 		t.Fatalf("a change over a hand edit: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ func TestUncommittedMetaYAMLEditsAreNotUsedNorCommitted(t *testing.T) {
 	_, err := s.Write(ctx, alice, time.Now(), AppendOptions{Offline: true}, func(tx *Tx) error {
 		return tx.PutConfig(tx.Config())
 	})
-	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), config.File) {
+	if !errors.Is(err, ErrUncommitted) || !strings.Contains(err.Error(), config.File) {
 		t.Fatalf("a meta.yaml change over a hand edit: %v", err)
 	}
 	if got, _ := os.ReadFile(cfg); string(got) != edited {

@@ -27,6 +27,9 @@ var (
 	// ErrConflict: a remote change collides with files the operator
 	// changed by hand, or with a change of the same file made here.
 	ErrConflict = gitrepo.ErrConflict
+	// ErrUncommitted: a write would replace a file the operator changed
+	// by hand and did not commit (meta.yaml, an env file), so it does not.
+	ErrUncommitted = errors.New("uncommitted changes in the way")
 	// ErrUnexpected: the app's head is not what the operator expected.
 	ErrUnexpected = errors.New("head is not as expected")
 	// ErrBroken: a local commit breaks the log's rules (it modifies or

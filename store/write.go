@@ -125,7 +125,7 @@ func (tx *Tx) Env(a projects.Address) ([]byte, error) {
 		return nil, err
 	}
 	if string(have) != string(committed) {
-		return nil, fmt.Errorf("%w: %s has changes that are not committed (edited with sops by hand?): `git -C %s checkout -- %s` drops them, or record them with `meta env import %s <(sops decrypt %s)`", ErrConflict, p, tx.s.root, p, a.App, p)
+		return nil, fmt.Errorf("%w: %s has changes that are not committed (edited with sops by hand?): `git -C %s checkout -- %s` drops them, or record them with `meta env import %s <(sops decrypt %s)`", ErrUncommitted, p, tx.s.root, p, a.App, p)
 	}
 	if last, quarantined, err := tx.s.envAt(tx.tip, a); err != nil || quarantined {
 		return last, err
@@ -139,7 +139,7 @@ func (tx *Tx) Env(a projects.Address) ([]byte, error) {
 // note saying so, before the change writes over it.
 func (tx *Tx) EnvOver(a projects.Address) ([]byte, error) {
 	data, err := tx.Env(a)
-	if !errors.Is(err, ErrConflict) {
+	if !errors.Is(err, ErrUncommitted) {
 		return data, err
 	}
 	p := projects.EnvPath(a)
@@ -192,7 +192,7 @@ func (tx *Tx) PutConfig(c config.Config) error {
 		have, err = nil, nil // deleted, as the tip has it
 	}
 	if err != nil || string(have) != string(committed) {
-		return fmt.Errorf("%w: %s has changes that are not committed: commit them (git commit %s) or drop them (git checkout -- %s), then run the command again", ErrConflict, config.File, config.File, config.File)
+		return fmt.Errorf("%w: %s has changes that are not committed: commit them (git commit %s) or drop them (git checkout -- %s), then run the command again", ErrUncommitted, config.File, config.File, config.File)
 	}
 	data, err := c.Rewrite(tx.cfgData)
 	if err != nil {

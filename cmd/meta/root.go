@@ -105,7 +105,7 @@ func exitCode(err error) int {
 		return exitBusy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
-	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUncommitted):
 		return exitUnexpected
 	case errors.As(err, new(usageError)),
 		errors.Is(err, dotenv.ErrSyntax),

@@ -3,8 +3,10 @@ package gitrepo
 import (
 	"bufio"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,23 +71,78 @@ func (r *Repo) Others(dir string) []string {
 			return []string{"cannot check for other changes: " + err.Error()}
 		}
 	}
-	var out []string
+	// What differs from the tip, and then, only for those, what the index
+	// says: a change someone staged with git add is theirs as much as an
+	// unstaged one, but they should read which it is.
+	type change struct {
+		path    string
+		work    Hash // zero: deleted, or unreadable
+		missing bool
+		dir     bool
+	}
+	var changes []change
 	for p, blob := range tracked {
 		data, err := os.ReadFile(filepath.Join(r.root, filepath.FromSlash(p)))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			out = append(out, "deleted: "+p)
+			changes = append(changes, change{path: p, missing: true})
 		case err != nil:
-			out = append(out, "unreadable: "+p)
+			changes = append(changes, change{path: p})
 		case BlobID(data) != blob:
-			out = append(out, "modified: "+p)
+			changes = append(changes, change{path: p, work: BlobID(data)})
 		}
 	}
 	ignored := r.ignoreMatcher()
 	entries, _ := os.ReadDir(r.root)
+	var untracked []change
 	for _, e := range entries {
 		if !top[e.Name()] && !ignored.Match([]string{e.Name()}, e.IsDir()) {
-			out = append(out, "untracked: "+e.Name())
+			untracked = append(untracked, change{path: e.Name(), dir: e.IsDir()})
+		}
+	}
+	if len(changes)+len(untracked) == 0 {
+		return nil
+	}
+	staged, err := gitindex.Lookup(filepath.Join(r.gitDir, "index"), func(p string) bool {
+		if _, ok := tracked[p]; ok {
+			return true
+		}
+		top, _, _ := strings.Cut(p, "/")
+		return slices.ContainsFunc(untracked, func(c change) bool { return c.path == top })
+	})
+	if err != nil {
+		staged = nil // said as unstaged, rather than not at all
+	}
+	var out []string
+	for _, c := range changes {
+		inIndex, indexed := staged[c.path]
+		stagedChange := staged != nil && (!indexed || Hash(inIndex) != tracked[c.path])
+		switch {
+		case c.missing && stagedChange:
+			out = append(out, "deleted (staged): "+c.path)
+		case c.missing:
+			out = append(out, "deleted: "+c.path)
+		case c.work.IsZero():
+			out = append(out, "unreadable: "+c.path)
+		case stagedChange && Hash(inIndex) == c.work:
+			out = append(out, "modified (staged): "+c.path)
+		case stagedChange:
+			out = append(out, "modified (partly staged): "+c.path)
+		default:
+			out = append(out, "modified: "+c.path)
+		}
+	}
+	for _, c := range untracked {
+		name := c.path
+		if c.dir {
+			name += "/"
+		}
+		_, exact := staged[c.path]
+		inside := slices.ContainsFunc(slices.Collect(maps.Keys(staged)), func(p string) bool { return strings.HasPrefix(p, c.path+"/") })
+		if exact || inside {
+			out = append(out, "new (staged): "+name)
+		} else {
+			out = append(out, "untracked: "+name)
 		}
 	}
 	sort.Strings(out)

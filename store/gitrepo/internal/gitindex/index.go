@@ -407,3 +407,26 @@ func Remove(indexPath string, paths ...string) error {
 		return writePlanned(indexPath, ix, kept)
 	})
 }
+
+// Lookup returns the blob ids the index at indexPath records, at merge
+// stage 0, for the paths match accepts. It reads the whole index: callers
+// ask only when the work tree has something to explain.
+func Lookup(indexPath string, match func(path string) bool) (map[string][20]byte, error) {
+	ix, err := read(indexPath)
+	if err != nil {
+		return nil, err
+	}
+	all, err := resolve(indexPath, ix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][20]byte{}
+	for _, e := range all {
+		if binary.BigEndian.Uint16(e.raw[60:])>>12&3 == 0 && match(e.path) {
+			var h [20]byte
+			copy(h[:], e.raw[40:60])
+			out[e.path] = h
+		}
+	}
+	return out, nil
+}
