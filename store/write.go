@@ -253,6 +253,9 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if tx.cfgData, err = s.reloadConfig(); err != nil {
 			return nil, err
 		}
+		if err := s.refuseNewer(tx.tip); err != nil {
+			return nil, err
+		}
 		tx.cfg = s.cfg
 		if err := fn(tx); err != nil {
 			return nil, err
@@ -321,6 +324,24 @@ func (s *Store) pushWritten(ctx context.Context, tx *Tx, out *Written) error {
 		out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v", err))
 	default:
 		out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v; `meta sync` pushes it", err))
+	}
+	return nil
+}
+
+// refuseNewer refuses a write to a log whose meta.yaml, at tip, a newer
+// meta wrote: this meta cannot know what its rules ask of a write. Reads
+// go on (under the last meta.yaml this meta knows, the newer one's commit
+// quarantined); the way out is a newer meta.
+func (s *Store) refuseNewer(tip gitrepo.Hash) error {
+	if tip.IsZero() {
+		return nil
+	}
+	data, err := s.repo.FileAt(tip, config.File)
+	if err != nil || data == nil {
+		return err
+	}
+	if _, err := config.Parse(data); errors.Is(err, config.ErrNewer) {
+		return fmt.Errorf("%w; nothing was written", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@
 package config
 
 import (
+	"errors"
 	"bytes"
 	"fmt"
 	"net/url"
@@ -127,14 +128,25 @@ type Webhook struct {
 	SecretEnv string `yaml:"secret_env"`
 }
 
+// ErrNewer: meta.yaml is of a layout version a newer meta wrote. Its
+// rules may say what this meta does not know (that events must be signed,
+// say), so it is not obeyed as if it were of this meta's version: history
+// quarantines the commit that made it so, reads go on under the last
+// meta.yaml this meta knows, and writes refuse (see store.Write).
+var ErrNewer = errors.New("a newer meta wrote this log's meta.yaml")
+
 // Parse reads and checks meta.yaml's content. Keys it does not know,
-// written by a newer meta, are ignored.
+// written by a newer meta of the same version, are ignored; a newer
+// version is ErrNewer.
 func Parse(data []byte) (Config, error) {
 	var c Config
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", File, err)
 	}
-	if c.Version < 1 {
+	switch {
+	case c.Version > Version:
+		return Config{}, fmt.Errorf("%w: %s is version %d, and this meta knows versions up to %d: upgrade meta (go install ./cmd/... in a newer checkout)", ErrNewer, File, c.Version, Version)
+	case c.Version < 1:
 		return Config{}, fmt.Errorf("%s: version must be 1 or more, got %d", File, c.Version)
 	}
 	if c.Branch != "" {

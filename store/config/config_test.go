@@ -108,3 +108,30 @@ func TestConfigRefusesBadOperators(t *testing.T) {
 		}
 	}
 }
+
+// A layout version this meta does not know is ErrNewer, never read as if
+// it were this meta's; versions below 1 are plain mistakes.
+func TestParseVersions(t *testing.T) {
+	tests := []struct {
+		yaml  string
+		newer bool
+		bad   string
+	}{
+		{yaml: "version: 1\n"},
+		{yaml: "version: 2\n", newer: true, bad: "meta.yaml is version 2, and this meta knows versions up to 1: upgrade meta"},
+		{yaml: "version: 99\nsignatures: required\n", newer: true, bad: "version 99"},
+		{yaml: "version: 0\n", bad: "version must be 1 or more"},
+		{yaml: "project: coop\n", bad: "version must be 1 or more, got 0"},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.yaml))
+		switch {
+		case tt.bad == "" && err != nil:
+			t.Errorf("Parse(%q): %v", tt.yaml, err)
+		case tt.bad != "" && (err == nil || !strings.Contains(err.Error(), tt.bad)):
+			t.Errorf("Parse(%q) = %v, want an error saying %q", tt.yaml, err, tt.bad)
+		case errors.Is(err, ErrNewer) != tt.newer:
+			t.Errorf("Parse(%q) = %v: ErrNewer is %v, want %v", tt.yaml, err, errors.Is(err, ErrNewer), tt.newer)
+		}
+	}
+}
