@@ -7,8 +7,8 @@
 package config
 
 import (
-	"errors"
 	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
