@@ -42,7 +42,7 @@ func TestReapplyByKey(t *testing.T) {
 			}
 			// Alice's sync takes Bob's change in; hers is set aside or, when
 			// the same, already there.
-			if err := clones[0].Sync(ctx, store.SyncOptions{}); err != nil {
+			if _, err := clones[0].Sync(ctx, store.SyncOptions{}); err != nil {
 				t.Fatalf("sync: %v", err)
 			}
 			a.Options = store.AppendOptions{}
@@ -73,7 +73,7 @@ func TestReapplyByKey(t *testing.T) {
 				}
 			}
 			// Bob, syncing, gets the same.
-			if err := clones[1].Sync(ctx, store.SyncOptions{}); err != nil {
+			if _, err := clones[1].Sync(ctx, store.SyncOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			fb, _, _, err := b.Open(ctx, app)

@@ -82,7 +82,7 @@ func TestNoSyncRecordsLocallyWithoutPullingOrPushing(t *testing.T) {
 	if err := os.Rename(gone, w.remote); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.log.Sync(ctx, store.SyncOptions{}); err != nil {
+	if _, err := w.log.Sync(ctx, store.SyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := bobs.Pull(ctx); err != nil {

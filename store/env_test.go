@@ -22,7 +22,7 @@ func TestGitEnvironmentDoesNotRedirectTheLog(t *testing.T) {
 		if !out.Pushed {
 			t.Fatalf("not pushed: %v", out.Warnings)
 		}
-		if err := s.Sync(ctx, SyncOptions{}); err != nil {
+		if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
 			t.Fatalf("sync: %v", err)
 		}
 	})

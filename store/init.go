@@ -195,7 +195,7 @@ func joinOnce(ctx context.Context, dir string, existed bool, opts JoinOptions) (
 		return s, nil // joined an existing log
 	}
 	joinStarted()
-	if err := s.Sync(ctx, SyncOptions{}); err != nil {
+	if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
 		if errors.Is(err, gitrepo.ErrUnsupported) || errors.Is(err, ErrUnrelated) {
 			// Nothing this clone writes can ever reach that remote, or it
 			// holds a log now: this clone's is only its meta.yaml.

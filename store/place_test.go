@@ -142,7 +142,7 @@ func TestRepairMendsWhatPushedCommitsBroke(t *testing.T) {
 	git(t, bob, "rm", "-q", out.Path)
 	git(t, bob, "commit", "-qam", "break things")
 	git(t, bob, "push", "-q", "origin", "main")
-	if err := mine.Sync(ctx, SyncOptions{}); err != nil {
+	if _, err := mine.Sync(ctx, SyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := mine.Repair(ctx, alice, false)

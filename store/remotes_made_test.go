@@ -81,7 +81,7 @@ func TestLogsLiveOnAnyRemotePeopleMake(t *testing.T) {
 			if out := mustAppend(t, bob, upgrade("a.example.com", "1.1.0")); !out.Pushed {
 				t.Fatalf("bob's append was not pushed: %v", out.Warnings)
 			}
-			if err := alice.Sync(ctx, SyncOptions{}); err != nil {
+			if _, err := alice.Sync(ctx, SyncOptions{}); err != nil {
 				t.Fatalf("alice's sync: %v", err)
 			}
 			if h, _ := alice.Head("a.example.com"); h.Version != "1.1.0" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
 
 // Unpushed is a local event the remote does not have yet.
@@ -81,7 +82,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	}
 	times := s.state.load()
 	st := &Status{
-		Remote:       s.repo.RemoteURL(ctx),
+		Remote:       gitrepo.ShownURL(s.repo.RemoteURL(ctx)),
 		Branch:       s.cfg.Branch,
 		LastSync:     times.LastSync,
 		Unpushed:     unpushed,
@@ -136,7 +137,15 @@ func (s *Store) Unpushed(ctx context.Context, domain string) ([]Unpushed, error)
 	if err != nil {
 		return nil, err
 	}
-	commits, err := s.repo.Commits(ctx, remote, local)
+	return s.added(ctx, remote, local, domain)
+}
+
+// added lists the events the commits from..to add that from lacks, oldest
+// first, for one app (domain) or all (""): what a push would give the
+// remote at from, or what a fetch brought to a clone at from.
+func (s *Store) added(ctx context.Context, from, to gitrepo.Hash, domain string) ([]Unpushed, error) {
+	out := []Unpushed{}
+	commits, err := s.repo.Commits(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +163,10 @@ func (s *Store) Unpushed(ctx context.Context, domain string) ([]Unpushed, error)
 			if err != nil || !ch.From.IsZero() || ch.To.IsZero() || domain != "" && rec.Address.App != domain {
 				continue
 			}
-			if has, err := s.repo.Has(remote, ch.Path); err != nil {
+			if has, err := s.repo.Has(from, ch.Path); err != nil {
 				return nil, err
 			} else if has {
-				continue // deleted and added again here: the remote has it
+				continue // deleted and added again: from has it
 			}
 			out = append(out, Unpushed{EventID: rec.ID, Domain: rec.Address.App, Path: ch.Path, Commit: c.String()})
 		}

@@ -45,7 +45,7 @@ const maxPushes = 10
 // directory as a file URL.
 func (s *Store) Source(ctx context.Context) string {
 	if url := s.repo.RemoteURL(ctx); url != "" {
-		return url
+		return gitrepo.ShownURL(url)
 	}
 	return "file://" + s.root
 }
@@ -402,26 +402,54 @@ type SyncOptions struct {
 	Rejoin bool
 }
 
+// SyncReport is what a sync did, for the one line `meta sync` says.
+type SyncReport struct {
+	// Remote is where the log was synced with.
+	Remote string
+	// TookIn counts the events the remote brought that this clone lacked.
+	TookIn int
+	// Pushed counts this clone's events the remote took.
+	Pushed int
+}
+
 // Sync pushes this clone's unpushed events and integrates the remote's.
-func (s *Store) Sync(ctx context.Context, opts SyncOptions) error {
+func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
+	fail := func(err error) (SyncReport, error) { return SyncReport{}, fmt.Errorf("sync: %w", err) }
 	release, err := lock(s.gitDir)
 	if err != nil {
-		return fmt.Errorf("sync: %w", err)
+		return fail(err)
 	}
 	defer release()
 	if err := s.repairAll(); err != nil {
-		return fmt.Errorf("sync: %w", err)
+		return fail(err)
 	}
 	if !s.HasRemote(ctx) {
-		return fmt.Errorf("sync: %w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync)
+		return fail(fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync))
+	}
+	before, err := s.repo.Head()
+	if err != nil {
+		return fail(err)
 	}
 	if err := s.pullWith(ctx, pullOptions{rejoin: opts.Rejoin}); err != nil {
-		return fmt.Errorf("sync: %w", err)
+		return fail(err)
 	}
+	report := SyncReport{Remote: gitrepo.ShownURL(s.repo.RemoteURL(ctx))}
+	if remote, err := s.repo.RemoteTip(); err == nil {
+		in, err := s.added(ctx, before, remote, "")
+		if err != nil {
+			return fail(err)
+		}
+		report.TookIn = len(in)
+	}
+	out, err := s.Unpushed(ctx, "")
+	if err != nil {
+		return fail(err)
+	}
+	report.Pushed = len(out)
 	if err := s.push(ctx); err != nil {
-		return fmt.Errorf("sync: %w", err)
+		return fail(err)
 	}
-	return nil
+	return report, nil
 }
 
 // Pull brings the log up to date with the remote now, whatever the

@@ -109,7 +109,7 @@ func TestOfflineAppendsSyncIntoAFork(t *testing.T) {
 	}
 	untouched := plantOthers(t, a.Root())
 	for _, s := range []*Store{a, b, a} {
-		if err := s.Sync(ctx, SyncOptions{}); err != nil {
+		if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,7 +292,7 @@ func TestSyncLeavesOtherFilesAlone(t *testing.T) {
 	os.WriteFile(filepath.Join(b.Root(), "NOTES"), []byte("v2\n"), 0o644)
 	git(t, b.Root(), "commit", "-qam", "notes v2")
 	git(t, b.Root(), "push", "-q", "origin", "main")
-	if err := a.Sync(ctx, SyncOptions{}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "NOTES") {
+	if _, err := a.Sync(ctx, SyncOptions{}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "NOTES") {
 		t.Fatalf("sync over a local edit: %v", err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(a.Root(), "NOTES")); string(got) != "a's edit\n" {

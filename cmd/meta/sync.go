@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/envs"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newSync(e *env) *cobra.Command {
@@ -45,9 +47,13 @@ history rewritten, and re-adds this clone's events on top of it.`,
 				return err
 			}
 			start := time.Now()
-			if err := s.Sync(cmd.Context(), opts); err != nil {
+			report, err := s.Sync(cmd.Context(), opts)
+			if err != nil {
 				return err
 			}
+			// What it did, in one line: quiet is for reads, and a sync
+			// that says nothing leaves the operator wondering.
+			fmt.Fprintf(e.stderr, "meta: synced with %s: %s\n", printable(report.Remote), syncSummary(report))
 			return e.reapplyAfterSync(cmd, s, start)
 		},
 	}
@@ -104,4 +110,20 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// syncSummary says what a sync moved: "took in 3 events, pushed 1 event",
+// or "up to date".
+func syncSummary(r store.SyncReport) string {
+	var parts []string
+	if r.TookIn > 0 {
+		parts = append(parts, "took in "+record.Count(r.TookIn, "event"))
+	}
+	if r.Pushed > 0 {
+		parts = append(parts, "pushed "+record.Count(r.Pushed, "event"))
+	}
+	if len(parts) == 0 {
+		return "up to date"
+	}
+	return strings.Join(parts, ", ")
 }

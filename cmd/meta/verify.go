@@ -54,6 +54,17 @@ stay quarantined.`,
 				fmt.Fprintf(e.stderr, "meta: verify: %s in %s (meta doctor explains the ways out)\n", record.Count(len(v.Findings), "problem"), record.Count(v.Commits, "commit"))
 				return silentError{exitFailed}
 			}
+			known := 0
+			for _, f := range v.Findings {
+				if f.Acknowledged {
+					known++
+				}
+			}
+			line := "meta: verify: " + record.Count(v.Commits, "commit") + " checked, no problems"
+			if known > 0 {
+				line += " but " + itoa(known) + " acknowledged (meta quarantine ls)"
+			}
+			fmt.Fprintln(e.stderr, line)
 			return nil
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,23 @@ func (r *Repo) RemoteURL(ctx context.Context) string {
 		return rc.URLs[0]
 	}
 	return ""
+}
+
+// ShownURL is a remote URL as meta shows or announces it: without the
+// password or token an https URL may carry (https://user:TOKEN@host/...),
+// which belongs in git's config only, never on a terminal, in status JSON
+// or in what followers receive. URLs without one (ssh, scp-like, paths)
+// are unchanged.
+func ShownURL(remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil || u.User == nil || u.Scheme == "" {
+		return remote
+	}
+	if _, has := u.User.Password(); !has {
+		return remote
+	}
+	u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	return strings.Replace(u.String(), "REDACTED", "***", 1)
 }
 
 // trackingRef is where the remote's copy of branch is kept.

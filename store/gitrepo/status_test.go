@@ -73,3 +73,21 @@ func TestOthersSaysWhatIsStaged(t *testing.T) {
 		t.Errorf("Others on a clean tree = %q", got)
 	}
 }
+
+// A token in an https remote URL is git's to know: meta shows and
+// announces the URL without it.
+func TestShownURLDropsPasswords(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://alice:ghp_SECRET@github.com/coop/log.git": "https://alice:***@github.com/coop/log.git",
+		"https://oauth2:glpat-x@gitlab.example/log.git":    "https://oauth2:***@gitlab.example/log.git",
+		"https://alice@github.com/coop/log.git":            "https://alice@github.com/coop/log.git",
+		"ssh://git@host:2222/coop/log.git":                 "ssh://git@host:2222/coop/log.git",
+		"git@github.com:coop/log.git":                      "git@github.com:coop/log.git",
+		"/srv/git/log.git":                                 "/srv/git/log.git",
+		"git://host/log.git":                               "git://host/log.git",
+	} {
+		if got := ShownURL(in); got != want {
+			t.Errorf("ShownURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
