@@ -39,7 +39,7 @@ then dropped here.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(e.stdout, printableCopy(all))
+				return writeJSON(e.stdout, all)
 			}
 			if len(all) == 0 {
 				fmt.Fprintln(e.stderr, "meta: nothing set aside")

@@ -44,7 +44,7 @@ finds a problem, 0 when there are only warnings.`,
 			}
 			checks := doctor.Run(cmd.Context(), in)
 			if asJSON {
-				if err := writeJSON(e.stdout, printableCopy(checks)); err != nil {
+				if err := writeJSON(e.stdout, checks); err != nil {
 					return err
 				}
 			} else {

@@ -89,7 +89,7 @@ func quarantineJSON(qs []store.Quarantined) []quarantineItem {
 	if qs == nil {
 		return []quarantineItem{}
 	}
-	return printableCopy(qs)
+	return qs
 }
 
 // quarantineOf marks the findings of v's quarantined commits as
