@@ -176,7 +176,7 @@ func (h *Hub) routes() http.Handler {
 	for name := range forges {
 		mux.HandleFunc("POST /hooks/"+name, k.handle(name))
 	}
-	return mux
+	return jsonErrors(mux)
 }
 
 // NATSURL is where followers reach the hub's NATS.
