@@ -31,6 +31,23 @@ const (
 	DefaultHTTPListen = "127.0.0.1:8080"
 	DefaultNATSListen = "127.0.0.1:4222"
 	DefaultPoll       = 30 * time.Second
+
+	// A request (headers and body) must arrive within DefaultReadTimeout,
+	// its answer be written within DefaultWriteTimeout (the API streams
+	// nothing), and a keep-alive connection wait at most DefaultIdleTimeout
+	// for its next request. At most DefaultMaxConns are open at once.
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+	DefaultIdleTimeout  = 60 * time.Second
+	DefaultMaxConns     = 256
+)
+
+// Limits of the HTTP server that are not configurable: headers come
+// within readHeaderTimeout (or the read timeout, if shorter) and are at
+// most maxHeaderBytes; forges and API clients send far less.
+const (
+	readHeaderTimeout = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
 )
 
 // stateBucket is the JetStream key-value bucket where the hub remembers
@@ -55,6 +72,11 @@ type Config struct {
 	HTTPListen string
 	// Poll is how often the hub syncs with the remote and publishes.
 	Poll time.Duration
+	// The HTTP server's limits; zero (or less) takes the Default one.
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
+	HTTPIdleTimeout  time.Duration
+	HTTPMaxConns     int
 	// WebhookSecret signs incoming push webhooks; empty turns them off.
 	WebhookSecret []byte
 	// Webhooks receive every new event.
@@ -71,7 +93,7 @@ type Hub struct {
 	pub      *notify.Publisher
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
-	listener net.Listener
+	listener *connLimiter
 	http     *http.Server
 	wake     chan struct{}
 	// retryBase is the first webhook retry's ceiling; it doubles per try.
@@ -81,9 +103,11 @@ type Hub struct {
 // New starts the hub's NATS server (unless external), connects to NATS and
 // opens the HTTP listener; Run does the rest.
 func New(ctx context.Context, cfg Config) (*Hub, error) {
-	if cfg.Poll <= 0 {
-		cfg.Poll = DefaultPoll
-	}
+	orDefault(&cfg.Poll, DefaultPoll)
+	orDefault(&cfg.HTTPReadTimeout, DefaultReadTimeout)
+	orDefault(&cfg.HTTPWriteTimeout, DefaultWriteTimeout)
+	orDefault(&cfg.HTTPIdleTimeout, DefaultIdleTimeout)
+	orDefault(&cfg.HTTPMaxConns, DefaultMaxConns)
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -107,13 +131,29 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if listen == "" {
 		listen = DefaultHTTPListen
 	}
-	h.listener, err = net.Listen("tcp", listen)
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("listen on %s: %w", listen, err)
 	}
-	h.http = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second}
+	h.listener = newConnLimiter(l, cfg.HTTPMaxConns)
+	h.http = &http.Server{
+		Handler:           h.routes(),
+		ReadHeaderTimeout: min(readHeaderTimeout, cfg.HTTPReadTimeout),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         h.listener.track,
+	}
 	return h, nil
+}
+
+// orDefault sets *v to def when it is zero or less.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 func (h *Hub) startNATS() error {

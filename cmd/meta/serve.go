@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,17 @@ secret in --webhook-secret-file or $META_WEBHOOK_SECRET (without one,
 webhooks are off).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, f := range []struct {
+				flag string
+				d    time.Duration
+			}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout}, {"--http-idle-timeout", cfg.HTTPIdleTimeout}} {
+				if f.d <= 0 {
+					return usageError{fmt.Errorf("%s %s: want a duration above zero", f.flag, f.d)}
+				}
+			}
+			if cfg.HTTPMaxConns <= 0 {
+				return usageError{fmt.Errorf("--http-max-conns %d: want at least 1", cfg.HTTPMaxConns)}
+			}
 			s, err := e.open()
 			if err != nil {
 				return err
@@ -79,6 +91,10 @@ webhooks are off).`,
 	cmd.Flags().StringVar(&cfg.NATSListen, "nats-listen", hub.DefaultNATSListen, "address of the embedded NATS server")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "where the embedded NATS server keeps its data (default .git/meta/nats)")
 	cmd.Flags().DurationVar(&cfg.Poll, "poll", hub.DefaultPoll, "how often to sync with the remote and publish")
+	cmd.Flags().DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", hub.DefaultReadTimeout, "how long a request, headers and body, may take to arrive")
+	cmd.Flags().DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", hub.DefaultWriteTimeout, "how long writing an answer may take")
+	cmd.Flags().DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", hub.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	cmd.Flags().IntVar(&cfg.HTTPMaxConns, "http-max-conns", hub.DefaultMaxConns, "open HTTP connections at most; at the cap the longest idle one makes way")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the secret incoming webhooks are signed with (default $META_WEBHOOK_SECRET)")
 	return cmd
 }
