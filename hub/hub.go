@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
@@ -93,9 +94,11 @@ type Hub struct {
 	pub      *notify.Publisher
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
-	listener *connLimiter
-	http     *http.Server
-	wake     chan struct{}
+	// unlockData releases the embedded NATS's data directory.
+	unlockData func()
+	listener   *connLimiter
+	http       *http.Server
+	wake       chan struct{}
 	// retryBase is the first webhook retry's ceiling; it doubles per try.
 	retryBase time.Duration
 }
@@ -113,7 +116,15 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1), retryBase: time.Second}
 	if h.natsURL == "" {
+		if h.cfg.DataDir == "" {
+			h.cfg.DataDir = filepath.Join(cfg.Store.Root(), ".git", "meta", "nats")
+		}
+		var err error
+		if h.unlockData, err = lockData(h.cfg.DataDir); err != nil {
+			return nil, err
+		}
 		if err := h.startNATS(); err != nil {
+			h.Close()
 			return nil, err
 		}
 	}
@@ -134,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("listen on %s: %w", listen, err)
+		return nil, cannotListen("the JSON API", "--listen", listen, err)
 	}
 	h.listener = newConnLimiter(l, cfg.HTTPMaxConns)
 	h.http = &http.Server{
@@ -171,19 +182,23 @@ func (h *Hub) startNATS() error {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// NATS says nothing when it cannot listen: it is just never
+		// ready. Try the address first to say why, and at once.
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			return cannotListen("embedded NATS", "--nats-listen", listen, err)
+		}
+		l.Close()
 	}
-	dir := h.cfg.DataDir
-	if dir == "" {
-		dir = filepath.Join(h.cfg.Store.Root(), ".git", "meta", "nats")
-	}
-	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true, ServerName: "meta-hub"})
+	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: h.cfg.DataDir, NoSigs: true, NoLog: true, ServerName: "meta-hub"})
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return fmt.Errorf("embedded NATS did not start on %s", listen)
+		return fmt.Errorf("embedded NATS did not start on %s within 10s (--nats-listen)", listen)
 	}
 	h.embedded, h.natsURL = srv, srv.ClientURL()
 	return nil
@@ -337,4 +352,18 @@ func (h *Hub) Close() {
 		h.embedded.Shutdown()
 		h.embedded.WaitForShutdown()
 	}
+	if h.unlockData != nil {
+		h.unlockData()
+	}
+}
+
+// cannotListen says what cannot listen on addr, why, and which flag picks
+// another address.
+func cannotListen(what, flag, addr string, err error) error {
+	why := err
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		why = sys.Err // "address already in use", not the whole chain again
+	}
+	return fmt.Errorf("%s cannot listen on %s: %w; choose another address with %s", what, addr, why, flag)
 }
