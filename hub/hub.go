@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -101,6 +102,9 @@ type Hub struct {
 	wake       chan struct{}
 	// retryBase is the first webhook retry's ceiling; it doubles per try.
 	retryBase time.Duration
+	// What Stats tells: since when Run runs, and its counts.
+	started                      atomic.Value // time.Time
+	published, delivered, failed atomic.Int64
 }
 
 // New starts the hub's NATS server (unless external), connects to NATS and
@@ -252,6 +256,7 @@ func (h *Hub) Wake() {
 // requests finish, the NATS server stops after its clients are closed.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.Close()
+	h.started.Store(time.Now())
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- h.http.Serve(h.listener) }()
 	var deliveries sync.WaitGroup
@@ -293,11 +298,7 @@ func (h *Hub) cycle(ctx context.Context) {
 	if n, err := h.CatchUp(ctx); err != nil {
 		h.cfg.Logf("publish: %v", err)
 	} else if n > 0 {
-		if n == 1 {
-			h.cfg.Logf("published 1 event")
-		} else {
-			h.cfg.Logf("published %s", record.Count(n, "event"))
-		}
+		h.cfg.Logf("published %s", record.Count(n, "event"))
 		if n > 1000 {
 			// A first catch-up reads the whole log once; give that memory
 			// back instead of keeping it for the hub's idle life.
@@ -328,6 +329,7 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 		if err := h.pub.Publish(ctx, ev); err != nil {
 			return i, err
 		}
+		h.published.Add(1)
 	}
 	if tip != last {
 		if _, err := h.kv.PutString(ctx, publishedKey, tip); err != nil {
@@ -366,4 +368,44 @@ func cannotListen(what, flag, addr string, err error) error {
 		why = sys.Err // "address already in use", not the whole chain again
 	}
 	return fmt.Errorf("%s cannot listen on %s: %w; choose another address with %s", what, addr, why, flag)
+}
+
+// Stats is what a hub did while it ran.
+type Stats struct {
+	Served    time.Duration
+	Published int // events the hub put on NATS from git
+	Webhooks  int // endpoints that get every event
+	Delivered int // webhook deliveries the endpoint took (2xx)
+	Failed    int // webhook delivery attempts that failed (retried, or dropped)
+}
+
+// Stats says what the hub did so far.
+func (h *Hub) Stats() Stats {
+	s := Stats{
+		Published: int(h.published.Load()),
+		Webhooks:  len(h.cfg.Webhooks),
+		Delivered: int(h.delivered.Load()),
+		Failed:    int(h.failed.Load()),
+	}
+	if start, ok := h.started.Load().(time.Time); ok {
+		s.Served = time.Since(start)
+	}
+	return s
+}
+
+// String says it in a line: "served 12m3s: published 3 events, delivered
+// 5 webhooks (1 failed attempt)"; webhooks only when there are some.
+func (s Stats) String() string {
+	served := s.Served.Round(time.Second)
+	if s.Served < time.Second {
+		served = s.Served.Round(time.Millisecond)
+	}
+	line := fmt.Sprintf("served %s: published %s", served, record.Count(s.Published, "event"))
+	if s.Webhooks > 0 {
+		line += ", delivered " + record.Count(s.Delivered, "webhook")
+		if s.Failed > 0 {
+			line += " (" + record.Count(s.Failed, "failed attempt") + ")"
+		}
+	}
+	return line
 }

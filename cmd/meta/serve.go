@@ -84,7 +84,12 @@ webhooks are off).`,
 			if err != nil {
 				return err
 			}
-			return h.Run(cmd.Context())
+			err = h.Run(cmd.Context())
+			if cmd.Context().Err() != nil {
+				// Stopped, as asked: one line on what it did.
+				fmt.Fprintf(e.stderr, "meta: %s\n", h.Stats())
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfg.HTTPListen, "listen", hub.DefaultHTTPListen, "address of the JSON API")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,5 +119,32 @@ func TestServeNamesATakenPort(t *testing.T) {
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("%s taken: said after %s", tt.flag, took)
 		}
+	}
+}
+
+// Stopped by SIGINT or SIGTERM, serve says in one line what it did; it
+// says nothing of the kind when it could not start.
+func TestServeSaysWhatItDidWhenItStops(t *testing.T) {
+	dir := newServeLog(t)
+	for i, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
+		if _, err := meta(t, dir, "append", "deploy", "a.example.com", "--version", fmt.Sprintf("1.0.%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		p := startServe(t, dir)
+		time.Sleep(300 * time.Millisecond) // a first cycle publishes the event
+		errOut, code := p.stop(t, sig)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		last := lines[len(lines)-1]
+		if code != 0 || !regexp.MustCompile(`^meta: served [0-9.]+m?s: published 1 event$`).MatchString(last) {
+			t.Fatalf("%v: exit %d, last line %q of %q", sig, code, last, errOut)
+		}
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if errOut, _ := runServe(t, dir, "--listen", taken.Addr().String(), "--nats-listen", "127.0.0.1:0"); strings.Contains(errOut, "served") {
+		t.Fatalf("a hub that did not start says %q", errOut)
 	}
 }
