@@ -126,3 +126,21 @@ func TestAPortInUseIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// A bad address is refused before anything starts: no lock is taken.
+func TestBadAddressesAreRefusedFirst(t *testing.T) {
+	s := newLog(t)
+	data := t.TempDir()
+	for _, cfg := range []Config{
+		{Store: s, DataDir: data, HTTPListen: "notaport", NATSListen: "127.0.0.1:0"},
+		{Store: s, DataDir: data, HTTPListen: "127.0.0.1:0", NATSListen: "127.0.0.1:70000"},
+	} {
+		if h, err := New(context.Background(), cfg); err == nil {
+			h.Close()
+			t.Fatalf("%q, %q: accepted", cfg.HTTPListen, cfg.NATSListen)
+		}
+		if _, err := os.Stat(data + "/meta-serve.lock"); !os.IsNotExist(err) {
+			t.Fatalf("%q, %q: the data directory was touched: %v", cfg.HTTPListen, cfg.NATSListen, err)
+		}
+	}
+}

@@ -115,6 +115,19 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	orDefault(&cfg.HTTPWriteTimeout, DefaultWriteTimeout)
 	orDefault(&cfg.HTTPIdleTimeout, DefaultIdleTimeout)
 	orDefault(&cfg.HTTPMaxConns, DefaultMaxConns)
+	if cfg.HTTPListen == "" {
+		cfg.HTTPListen = DefaultHTTPListen
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = DefaultNATSListen
+	}
+	// Addresses are checked before anything starts.
+	if err := CheckListen(cfg.HTTPListen); err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", cfg.HTTPListen, err)
+	}
+	if err := CheckListen(cfg.NATSListen); cfg.NATSURL == "" && err != nil {
+		return nil, fmt.Errorf("--nats-listen %q: %w", cfg.NATSListen, err)
+	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -142,14 +155,10 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
-	listen := cfg.HTTPListen
-	if listen == "" {
-		listen = DefaultHTTPListen
-	}
-	l, err := net.Listen("tcp", listen)
+	l, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		h.Close()
-		return nil, cannotListen("the JSON API", "--listen", listen, err)
+		return nil, cannotListen("the JSON API", "--listen", cfg.HTTPListen, err)
 	}
 	h.listener = newConnLimiter(l, cfg.HTTPMaxConns)
 	h.http = &http.Server{
@@ -172,18 +181,9 @@ func orDefault[T int | time.Duration](v *T, def T) {
 }
 
 func (h *Hub) startNATS() error {
-	listen := h.cfg.NATSListen
-	if listen == "" {
-		listen = DefaultNATSListen
-	}
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return fmt.Errorf("--nats-listen %q: %w", listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return fmt.Errorf("--nats-listen %q: bad port", listen)
-	}
+	listen := h.cfg.NATSListen // checked by New
+	host, portStr, _ := net.SplitHostPort(listen)
+	port, _ := strconv.Atoi(portStr)
 	if port == 0 {
 		port = server.RANDOM_PORT
 	} else {
@@ -357,6 +357,20 @@ func (h *Hub) Close() {
 	if h.unlockData != nil {
 		h.unlockData()
 	}
+}
+
+// CheckListen says whether addr is an address to listen on: host:port,
+// the host may be empty (every interface), the port a number from 0 to
+// 65535 (0: any free one).
+func CheckListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. 127.0.0.1:8080 (port 0 for any free one)")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 // cannotListen says what cannot listen on addr, why, and which flag picks

@@ -41,6 +41,11 @@ secret in --webhook-secret-file or $META_WEBHOOK_SECRET (without one,
 webhooks are off).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, f := range []struct{ flag, addr string }{{"--listen", cfg.HTTPListen}, {"--nats-listen", cfg.NATSListen}} {
+				if err := hub.CheckListen(f.addr); err != nil {
+					return usageError{fmt.Errorf("%s %q: %w", f.flag, f.addr, err)}
+				}
+			}
 			for _, f := range []struct {
 				flag string
 				d    time.Duration

@@ -148,3 +148,30 @@ func TestServeSaysWhatItDidWhenItStops(t *testing.T) {
 		t.Fatalf("a hub that did not start says %q", errOut)
 	}
 }
+
+// Bad addresses and limits are usage errors (exit 2), said before
+// anything starts, naming the flag and the value.
+func TestServeRefusesBadFlags(t *testing.T) {
+	dir := newServeLog(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "notaport"}, `--listen "notaport": want host:port`},
+		{[]string{"--listen", ""}, `--listen "": want host:port`},
+		{[]string{"--listen", "127.0.0.1:99999"}, `--listen "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		{[]string{"--listen", "127.0.0.1:-1"}, `--listen "127.0.0.1:-1": port "-1" is not`},
+		{[]string{"--listen", "127.0.0.1:http"}, `--listen "127.0.0.1:http": port "http" is not`},
+		{[]string{"--listen", "127.0.0.1:80:80"}, `--listen "127.0.0.1:80:80": want host:port`},
+		{[]string{"--nats-listen", "localhost"}, `--nats-listen "localhost": want host:port`},
+		{[]string{"--nats-listen", ":65536"}, `--nats-listen ":65536": port "65536" is not`},
+		{[]string{"--http-read-timeout", "0s"}, `--http-read-timeout 0s: want a duration above zero`},
+		{[]string{"--http-idle-timeout", "-1s"}, `--http-idle-timeout -1s: want a duration above zero`},
+		{[]string{"--http-max-conns", "0"}, `--http-max-conns 0: want at least 1`},
+	} {
+		errOut, code := runServe(t, dir, tt.args...)
+		if code != exitBadUse || !strings.Contains(errOut, "meta: error: "+tt.want) {
+			t.Errorf("serve %q: exit %d, %q; want %d and %q", tt.args, code, errOut, exitBadUse, tt.want)
+		}
+	}
+}
