@@ -122,11 +122,13 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		cfg.NATSListen = DefaultNATSListen
 	}
 	// Addresses are checked before anything starts.
-	if err := CheckListen(cfg.HTTPListen); err != nil {
-		return nil, fmt.Errorf("--listen %q: %w", cfg.HTTPListen, err)
+	if err := CheckListen("--listen", cfg.HTTPListen); err != nil {
+		return nil, err
 	}
-	if err := CheckListen(cfg.NATSListen); cfg.NATSURL == "" && err != nil {
-		return nil, fmt.Errorf("--nats-listen %q: %w", cfg.NATSListen, err)
+	if cfg.NATSURL == "" {
+		if err := CheckListen("--nats-listen", cfg.NATSListen); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -359,16 +361,16 @@ func (h *Hub) Close() {
 	}
 }
 
-// CheckListen says whether addr is an address to listen on: host:port,
-// the host may be empty (every interface), the port a number from 0 to
-// 65535 (0: any free one).
-func CheckListen(addr string) error {
+// CheckListen says whether addr, given with flag, is an address to listen
+// on: host:port, the host may be empty (every interface), the port a
+// number from 0 to 65535 (0: any free one).
+func CheckListen(flag, addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return errors.New("want host:port, e.g. 127.0.0.1:8080 (port 0 for any free one)")
+		return fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8080 (port 0 for any free one)", flag, addr)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+		return fmt.Errorf("%s %q: port %q is not a number from 0 to 65535", flag, addr, port)
 	}
 	return nil
 }

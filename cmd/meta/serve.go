@@ -36,14 +36,16 @@ the environment variable it names); failures are retried with backoff, and
 pending deliveries survive a restart.
 
 Push webhooks from the forge that holds the remote make the hub sync at
-once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, signed with the
-secret in --webhook-secret-file or $META_WEBHOOK_SECRET (without one,
-webhooks are off).`,
+once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, as JSON or as a
+form (GitHub's default), signed with the secret in --webhook-secret-file or
+$META_WEBHOOK_SECRET (without one, webhooks are off).
+
+Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, f := range []struct{ flag, addr string }{{"--listen", cfg.HTTPListen}, {"--nats-listen", cfg.NATSListen}} {
-				if err := hub.CheckListen(f.addr); err != nil {
-					return usageError{fmt.Errorf("%s %q: %w", f.flag, f.addr, err)}
+				if err := hub.CheckListen(f.flag, f.addr); err != nil {
+					return usageError{err}
 				}
 			}
 			for _, f := range []struct {
