@@ -3,6 +3,8 @@ package hub
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 
@@ -66,7 +68,54 @@ func NewHandler(s *store.Store) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
-	return mux
+	return jsonErrors(mux)
+}
+
+// jsonErrors serves mux, but answers what mux has no route for (404, or
+// 405 with Allow) as JSON, the shape of every other error, instead of
+// ServeMux's plain text.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No route: h is ServeMux's own answer, a 404, a 405 or a redirect
+		// to the cleaned path. Keep its status and headers, not its text.
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			writeJSON(w, rec.status, map[string]string{"error": fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeJSON(w, rec.status, map[string]string{"error": fmt.Sprintf("%s does not take %s, only %s", r.URL.Path, r.Method, allow)})
+		default:
+			maps.Copy(w.Header(), rec.header)
+			w.WriteHeader(rec.status)
+		}
+	})
+}
+
+// statusRecorder keeps a response's status and headers, and drops its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 func reply(w http.ResponseWriter, v any, err error) {

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 )
@@ -21,11 +23,14 @@ type forge struct {
 	prefix    string   // before the hex, e.g. "sha256="
 	event     string   // header naming the event
 	delivery  string   // header with the delivery id
+	// formSignsPayload: in a form delivery the HMAC covers the payload
+	// field's JSON (Gitea, Forgejo), not the body as sent (GitHub).
+	formSignsPayload bool
 }
 
 var forges = map[string]forge{
-	"gitea":   {signature: []string{"X-Gitea-Signature"}, event: "X-Gitea-Event", delivery: "X-Gitea-Delivery"},
-	"forgejo": {signature: []string{"X-Forgejo-Signature", "X-Gitea-Signature"}, event: "X-Forgejo-Event", delivery: "X-Forgejo-Delivery"},
+	"gitea":   {signature: []string{"X-Gitea-Signature"}, event: "X-Gitea-Event", delivery: "X-Gitea-Delivery", formSignsPayload: true},
+	"forgejo": {signature: []string{"X-Forgejo-Signature", "X-Gitea-Signature"}, event: "X-Forgejo-Event", delivery: "X-Forgejo-Delivery", formSignsPayload: true},
 	"github":  {signature: []string{"X-Hub-Signature-256"}, prefix: "sha256=", event: "X-GitHub-Event", delivery: "X-GitHub-Delivery"},
 }
 
@@ -60,8 +65,28 @@ func (k *hooks) handle(name string) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "cannot read body"})
 			return
 		}
-		if !k.signed(f, r.Header, body) {
+		// A form (GitHub's default content type, an option in Gitea and
+		// Forgejo) carries the JSON in its payload field. GitHub signs the
+		// form as sent, so it is checked before it is parsed; Gitea and
+		// Forgejo sign the JSON, which must be taken out first.
+		payload, formErr := body, error(nil)
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+			payload, formErr = formPayload(body)
+		}
+		if formErr != nil && f.formSignsPayload {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": formErr.Error()})
+			return
+		}
+		signedOver := body
+		if f.formSignsPayload {
+			signedOver = payload
+		}
+		if !k.signed(f, r.Header, signedOver) {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong signature"})
+			return
+		}
+		if formErr != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": formErr.Error()})
 			return
 		}
 		event := r.Header.Get(f.event)
@@ -77,7 +102,7 @@ func (k *hooks) handle(name string) http.HandlerFunc {
 			Ref   string `json:"ref"`
 			After string `json:"after"`
 		}
-		if err := json.Unmarshal(body, &push); err != nil || push.Ref == "" {
+		if err := json.Unmarshal(payload, &push); err != nil || push.Ref == "" {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "not a push payload"})
 			return
 		}
@@ -88,6 +113,18 @@ func (k *hooks) handle(name string) http.HandlerFunc {
 		k.wake()
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "syncing"})
 	}
+}
+
+// formPayload is the payload field of a form-encoded delivery.
+func formPayload(body []byte) ([]byte, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errors.New("form body is not valid application/x-www-form-urlencoded")
+	}
+	if p := form["payload"]; len(p) == 1 {
+		return []byte(p[0]), nil
+	}
+	return nil, errors.New("a form delivery carries its JSON in exactly one payload field")
 }
 
 // signed checks the body's HMAC-SHA256 in constant time.

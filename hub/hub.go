@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,6 +33,23 @@ const (
 	DefaultHTTPListen = "127.0.0.1:8080"
 	DefaultNATSListen = "127.0.0.1:4222"
 	DefaultPoll       = 30 * time.Second
+
+	// A request (headers and body) must arrive within DefaultReadTimeout,
+	// its answer be written within DefaultWriteTimeout (the API streams
+	// nothing), and a keep-alive connection wait at most DefaultIdleTimeout
+	// for its next request. At most DefaultMaxConns are open at once.
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+	DefaultIdleTimeout  = 60 * time.Second
+	DefaultMaxConns     = 256
+)
+
+// Limits of the HTTP server that are not configurable: headers come
+// within readHeaderTimeout (or the read timeout, if shorter) and are at
+// most maxHeaderBytes; forges and API clients send far less.
+const (
+	readHeaderTimeout = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
 )
 
 // stateBucket is the JetStream key-value bucket where the hub remembers
@@ -55,6 +74,11 @@ type Config struct {
 	HTTPListen string
 	// Poll is how often the hub syncs with the remote and publishes.
 	Poll time.Duration
+	// The HTTP server's limits; zero (or less) takes the Default one.
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
+	HTTPIdleTimeout  time.Duration
+	HTTPMaxConns     int
 	// WebhookSecret signs incoming push webhooks; empty turns them off.
 	WebhookSecret []byte
 	// Webhooks receive every new event.
@@ -71,25 +95,55 @@ type Hub struct {
 	pub      *notify.Publisher
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
-	listener net.Listener
-	http     *http.Server
-	wake     chan struct{}
+	// unlockData releases the embedded NATS's data directory.
+	unlockData func()
+	listener   *connLimiter
+	http       *http.Server
+	wake       chan struct{}
 	// retryBase is the first webhook retry's ceiling; it doubles per try.
 	retryBase time.Duration
+	// What Stats tells: since when Run runs, and its counts.
+	started                      atomic.Value // time.Time
+	published, delivered, failed atomic.Int64
 }
 
 // New starts the hub's NATS server (unless external), connects to NATS and
 // opens the HTTP listener; Run does the rest.
 func New(ctx context.Context, cfg Config) (*Hub, error) {
-	if cfg.Poll <= 0 {
-		cfg.Poll = DefaultPoll
+	orDefault(&cfg.Poll, DefaultPoll)
+	orDefault(&cfg.HTTPReadTimeout, DefaultReadTimeout)
+	orDefault(&cfg.HTTPWriteTimeout, DefaultWriteTimeout)
+	orDefault(&cfg.HTTPIdleTimeout, DefaultIdleTimeout)
+	orDefault(&cfg.HTTPMaxConns, DefaultMaxConns)
+	if cfg.HTTPListen == "" {
+		cfg.HTTPListen = DefaultHTTPListen
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = DefaultNATSListen
+	}
+	// Addresses are checked before anything starts.
+	if err := CheckListen("--listen", cfg.HTTPListen); err != nil {
+		return nil, err
+	}
+	if cfg.NATSURL == "" {
+		if err := CheckListen("--nats-listen", cfg.NATSListen); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
 	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1), retryBase: time.Second}
 	if h.natsURL == "" {
+		if h.cfg.DataDir == "" {
+			h.cfg.DataDir = filepath.Join(cfg.Store.Root(), ".git", "meta", "nats")
+		}
+		var err error
+		if h.unlockData, err = lockData(h.cfg.DataDir); err != nil {
+			return nil, err
+		}
 		if err := h.startNATS(); err != nil {
+			h.Close()
 			return nil, err
 		}
 	}
@@ -103,47 +157,54 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		h.Close()
 		return nil, err
 	}
-	listen := cfg.HTTPListen
-	if listen == "" {
-		listen = DefaultHTTPListen
-	}
-	h.listener, err = net.Listen("tcp", listen)
+	l, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("listen on %s: %w", listen, err)
+		return nil, cannotListen("the JSON API", "--listen", cfg.HTTPListen, err)
 	}
-	h.http = &http.Server{Handler: h.routes(), ReadHeaderTimeout: 10 * time.Second}
+	h.listener = newConnLimiter(l, cfg.HTTPMaxConns)
+	h.http = &http.Server{
+		Handler:           h.routes(),
+		ReadHeaderTimeout: min(readHeaderTimeout, cfg.HTTPReadTimeout),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         h.listener.track,
+	}
 	return h, nil
 }
 
+// orDefault sets *v to def when it is zero or less.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (h *Hub) startNATS() error {
-	listen := h.cfg.NATSListen
-	if listen == "" {
-		listen = DefaultNATSListen
-	}
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return fmt.Errorf("--nats-listen %q: %w", listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return fmt.Errorf("--nats-listen %q: bad port", listen)
-	}
+	listen := h.cfg.NATSListen // checked by New
+	host, portStr, _ := net.SplitHostPort(listen)
+	port, _ := strconv.Atoi(portStr)
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// NATS says nothing when it cannot listen: it is just never
+		// ready. Try the address first to say why, and at once.
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			return cannotListen("embedded NATS", "--nats-listen", listen, err)
+		}
+		l.Close()
 	}
-	dir := h.cfg.DataDir
-	if dir == "" {
-		dir = filepath.Join(h.cfg.Store.Root(), ".git", "meta", "nats")
-	}
-	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true, ServerName: "meta-hub"})
+	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: h.cfg.DataDir, NoSigs: true, NoLog: true, ServerName: "meta-hub"})
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return fmt.Errorf("embedded NATS did not start on %s", listen)
+		return fmt.Errorf("embedded NATS did not start on %s within 10s (--nats-listen)", listen)
 	}
 	h.embedded, h.natsURL = srv, srv.ClientURL()
 	return nil
@@ -176,7 +237,7 @@ func (h *Hub) routes() http.Handler {
 	for name := range forges {
 		mux.HandleFunc("POST /hooks/"+name, k.handle(name))
 	}
-	return mux
+	return jsonErrors(mux)
 }
 
 // NATSURL is where followers reach the hub's NATS.
@@ -197,6 +258,7 @@ func (h *Hub) Wake() {
 // requests finish, the NATS server stops after its clients are closed.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.Close()
+	h.started.Store(time.Now())
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- h.http.Serve(h.listener) }()
 	var deliveries sync.WaitGroup
@@ -238,11 +300,7 @@ func (h *Hub) cycle(ctx context.Context) {
 	if n, err := h.CatchUp(ctx); err != nil {
 		h.cfg.Logf("publish: %v", err)
 	} else if n > 0 {
-		if n == 1 {
-			h.cfg.Logf("published 1 event")
-		} else {
-			h.cfg.Logf("published %s", record.Count(n, "event"))
-		}
+		h.cfg.Logf("published %s", record.Count(n, "event"))
 		if n > 1000 {
 			// A first catch-up reads the whole log once; give that memory
 			// back instead of keeping it for the hub's idle life.
@@ -273,6 +331,7 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 		if err := h.pub.Publish(ctx, ev); err != nil {
 			return i, err
 		}
+		h.published.Add(1)
 	}
 	if tip != last {
 		if _, err := h.kv.PutString(ctx, publishedKey, tip); err != nil {
@@ -297,4 +356,72 @@ func (h *Hub) Close() {
 		h.embedded.Shutdown()
 		h.embedded.WaitForShutdown()
 	}
+	if h.unlockData != nil {
+		h.unlockData()
+	}
+}
+
+// CheckListen says whether addr, given with flag, is an address to listen
+// on: host:port, the host may be empty (every interface), the port a
+// number from 0 to 65535 (0: any free one).
+func CheckListen(flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:8080 (port 0 for any free one)", flag, addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s %q: port %q is not a number from 0 to 65535", flag, addr, port)
+	}
+	return nil
+}
+
+// cannotListen says what cannot listen on addr, why, and which flag picks
+// another address.
+func cannotListen(what, flag, addr string, err error) error {
+	why := err
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		why = sys.Err // "address already in use", not the whole chain again
+	}
+	return fmt.Errorf("%s cannot listen on %s: %w; choose another address with %s", what, addr, why, flag)
+}
+
+// Stats is what a hub did while it ran.
+type Stats struct {
+	Served    time.Duration
+	Published int // events the hub put on NATS from git
+	Webhooks  int // endpoints that get every event
+	Delivered int // webhook deliveries the endpoint took (2xx)
+	Failed    int // webhook delivery attempts that failed (retried, or dropped)
+}
+
+// Stats says what the hub did so far.
+func (h *Hub) Stats() Stats {
+	s := Stats{
+		Published: int(h.published.Load()),
+		Webhooks:  len(h.cfg.Webhooks),
+		Delivered: int(h.delivered.Load()),
+		Failed:    int(h.failed.Load()),
+	}
+	if start, ok := h.started.Load().(time.Time); ok {
+		s.Served = time.Since(start)
+	}
+	return s
+}
+
+// String says it in a line: "served 12m3s: published 3 events, delivered
+// 5 webhooks (1 failed attempt)"; webhooks only when there are some.
+func (s Stats) String() string {
+	served := s.Served.Round(time.Second)
+	if s.Served < time.Second {
+		served = s.Served.Round(time.Millisecond)
+	}
+	line := fmt.Sprintf("served %s: published %s", served, record.Count(s.Published, "event"))
+	if s.Webhooks > 0 {
+		line += ", delivered " + record.Count(s.Delivered, "webhook")
+		if s.Failed > 0 {
+			line += " (" + record.Count(s.Failed, "failed attempt") + ")"
+		}
+	}
+	return line
 }

@@ -96,7 +96,13 @@ func (h *Hub) deliver(ctx context.Context, w Webhook) {
 	// The POST is not tied to ctx: an in-flight delivery finishes, and is
 	// acknowledged, even while the hub stops.
 	handle := func(ev *metav1.Event, d notify.Delivery) notify.Verdict {
-		switch result, after := h.post(client, w, key, ev); result {
+		result, after := h.post(client, w, key, ev)
+		if result == delivered {
+			h.delivered.Add(1)
+		} else {
+			h.failed.Add(1)
+		}
+		switch result {
 		case delivered:
 			return notify.Ack
 		case undeliverable:

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/hub"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
@@ -101,7 +102,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &silent):
 		return silent.code
-	case errors.Is(err, store.ErrBusy):
+	case errors.Is(err, store.ErrBusy), errors.Is(err, hub.ErrDataInUse):
 		return exitBusy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked

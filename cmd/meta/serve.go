@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,11 +36,29 @@ the environment variable it names); failures are retried with backoff, and
 pending deliveries survive a restart.
 
 Push webhooks from the forge that holds the remote make the hub sync at
-once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, signed with the
-secret in --webhook-secret-file or $META_WEBHOOK_SECRET (without one,
-webhooks are off).`,
+once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, as JSON or as a
+form (GitHub's default), signed with the secret in --webhook-secret-file or
+$META_WEBHOOK_SECRET (without one, webhooks are off).
+
+Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, f := range []struct{ flag, addr string }{{"--listen", cfg.HTTPListen}, {"--nats-listen", cfg.NATSListen}} {
+				if err := hub.CheckListen(f.flag, f.addr); err != nil {
+					return usageError{err}
+				}
+			}
+			for _, f := range []struct {
+				flag string
+				d    time.Duration
+			}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout}, {"--http-idle-timeout", cfg.HTTPIdleTimeout}} {
+				if f.d <= 0 {
+					return usageError{fmt.Errorf("%s %s: want a duration above zero", f.flag, f.d)}
+				}
+			}
+			if cfg.HTTPMaxConns <= 0 {
+				return usageError{fmt.Errorf("--http-max-conns %d: want at least 1", cfg.HTTPMaxConns)}
+			}
 			s, err := e.open()
 			if err != nil {
 				return err
@@ -72,13 +91,22 @@ webhooks are off).`,
 			if err != nil {
 				return err
 			}
-			return h.Run(cmd.Context())
+			err = h.Run(cmd.Context())
+			if cmd.Context().Err() != nil {
+				// Stopped, as asked: one line on what it did.
+				fmt.Fprintf(e.stderr, "meta: %s\n", h.Stats())
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfg.HTTPListen, "listen", hub.DefaultHTTPListen, "address of the JSON API")
 	cmd.Flags().StringVar(&cfg.NATSListen, "nats-listen", hub.DefaultNATSListen, "address of the embedded NATS server")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "where the embedded NATS server keeps its data (default .git/meta/nats)")
 	cmd.Flags().DurationVar(&cfg.Poll, "poll", hub.DefaultPoll, "how often to sync with the remote and publish")
+	cmd.Flags().DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", hub.DefaultReadTimeout, "how long a request, headers and body, may take to arrive")
+	cmd.Flags().DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", hub.DefaultWriteTimeout, "how long writing an answer may take")
+	cmd.Flags().DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", hub.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	cmd.Flags().IntVar(&cfg.HTTPMaxConns, "http-max-conns", hub.DefaultMaxConns, "open HTTP connections at most; at the cap the longest idle one makes way")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the secret incoming webhooks are signed with (default $META_WEBHOOK_SECRET)")
 	return cmd
 }

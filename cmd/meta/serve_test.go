@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// newServeLog makes a log for serve tests to run a hub on.
+func newServeLog(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "log")
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// serveProc is a meta serve running in the background.
+type serveProc struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+}
+
+// startServe starts meta serve on dir with its NATS and HTTP on free
+// ports, and waits until it answers HTTP.
+func startServe(t *testing.T, dir string, args ...string) *serveProc {
+	t.Helper()
+	httpPort := freePort(t)
+	p := &serveProc{}
+	p.cmd = exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "100ms"}, args...)...)
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	waitPort(t, httpPort)
+	return p
+}
+
+// stop sends sig and returns what serve wrote on stderr and its exit code.
+func (p *serveProc) stop(t *testing.T, sig os.Signal) (string, int) {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	err := p.cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return p.stderr.String(), p.cmd.ProcessState.ExitCode()
+}
+
+// runServe runs meta serve on dir, expecting it to stop on its own within
+// 20 seconds, and returns its stderr and exit code.
+func runServe(t *testing.T, dir string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "meta", append([]string{"--dir", dir, "serve"}, args...)...)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("meta serve %v still running after 20s: %s", args, errOut.String())
+	}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return errOut.String(), cmd.ProcessState.ExitCode()
+}
+
+// A second hub on the data directory of a running one is refused (exit 3)
+// naming the directory and the first hub's pid; once the first is killed
+// (SIGKILL: no cleanup ran), a new one starts.
+func TestServeRefusesASecondHubOnItsData(t *testing.T) {
+	dir := newServeLog(t)
+	first := startServe(t, dir)
+	errOut, code := runServe(t, dir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	data := filepath.Join(dir, ".git", "meta", "nats")
+	if code != exitBusy || !strings.Contains(errOut, data) || !strings.Contains(errOut, fmt.Sprintf("pid %d", first.cmd.Process.Pid)) || !strings.Contains(errOut, "--data") {
+		t.Fatalf("second hub: exit %d, %q; want %d naming %s, pid %d and --data", code, errOut, exitBusy, data, first.cmd.Process.Pid)
+	}
+	first.stop(t, syscall.SIGKILL)
+	third := startServe(t, dir)
+	if errOut, code := third.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("hub after a killed one: exit %d: %s", code, errOut)
+	}
+}
+
+// A port taken by something else is named, with the flag that picks
+// another, at once (NATS alone would wait ten seconds and not say why).
+func TestServeNamesATakenPort(t *testing.T) {
+	dir := newServeLog(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, tt := range []struct{ flag, other string }{{"--nats-listen", "--listen"}, {"--listen", "--nats-listen"}} {
+		start := time.Now()
+		errOut, code := runServe(t, dir, tt.flag, addr, tt.other, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		want := fmt.Sprintf("cannot listen on %s: address already in use; choose another address with %s", addr, tt.flag)
+		if code != exitFailed || !strings.Contains(errOut, want) {
+			t.Errorf("%s taken: exit %d, %q; want %d and %q", tt.flag, code, errOut, exitFailed, want)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s taken: said after %s", tt.flag, took)
+		}
+	}
+}
+
+// Stopped by SIGINT or SIGTERM, serve says in one line what it did; it
+// says nothing of the kind when it could not start.
+func TestServeSaysWhatItDidWhenItStops(t *testing.T) {
+	dir := newServeLog(t)
+	for i, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
+		if _, err := meta(t, dir, "append", "deploy", "a.example.com", "--version", fmt.Sprintf("1.0.%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		p := startServe(t, dir)
+		time.Sleep(300 * time.Millisecond) // a first cycle publishes the event
+		errOut, code := p.stop(t, sig)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		last := lines[len(lines)-1]
+		if code != 0 || !regexp.MustCompile(`^meta: served [0-9.]+m?s: published 1 event$`).MatchString(last) {
+			t.Fatalf("%v: exit %d, last line %q of %q", sig, code, last, errOut)
+		}
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if errOut, _ := runServe(t, dir, "--listen", taken.Addr().String(), "--nats-listen", "127.0.0.1:0"); strings.Contains(errOut, "served") {
+		t.Fatalf("a hub that did not start says %q", errOut)
+	}
+}
+
+// Bad addresses and limits are usage errors (exit 2), said before
+// anything starts, naming the flag and the value.
+func TestServeRefusesBadFlags(t *testing.T) {
+	dir := newServeLog(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "notaport"}, `--listen "notaport": want host:port`},
+		{[]string{"--listen", ""}, `--listen "": want host:port`},
+		{[]string{"--listen", "127.0.0.1:99999"}, `--listen "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		{[]string{"--listen", "127.0.0.1:-1"}, `--listen "127.0.0.1:-1": port "-1" is not`},
+		{[]string{"--listen", "127.0.0.1:http"}, `--listen "127.0.0.1:http": port "http" is not`},
+		{[]string{"--listen", "127.0.0.1:80:80"}, `--listen "127.0.0.1:80:80": want host:port`},
+		{[]string{"--nats-listen", "localhost"}, `--nats-listen "localhost": want host:port`},
+		{[]string{"--nats-listen", ":65536"}, `--nats-listen ":65536": port "65536" is not`},
+		{[]string{"--http-read-timeout", "0s"}, `--http-read-timeout 0s: want a duration above zero`},
+		{[]string{"--http-idle-timeout", "-1s"}, `--http-idle-timeout -1s: want a duration above zero`},
+		{[]string{"--http-max-conns", "0"}, `--http-max-conns 0: want at least 1`},
+	} {
+		errOut, code := runServe(t, dir, tt.args...)
+		if code != exitBadUse || !strings.Contains(errOut, "meta: error: "+tt.want) {
+			t.Errorf("serve %q: exit %d, %q; want %d and %q", tt.args, code, errOut, exitBadUse, tt.want)
+		}
+	}
+}
