@@ -51,6 +51,8 @@ type Delivery struct {
 	// first time, 2 after one retry, and so on. A handler can base a
 	// backoff on it.
 	Attempt uint64
+	// Sequence is the event's message's place in the stream.
+	Sequence uint64
 }
 
 // ConsumerConfig names a durable consumer of the events stream and says
@@ -65,9 +67,11 @@ type ConsumerConfig struct {
 	// event on the stream.
 	Filter string
 	// New starts a consumer created now with the events published after
-	// it, rather than with the first event the stream keeps. A consumer
-	// that exists resumes where it was either way.
-	New bool
+	// it, rather than with the first event the stream keeps; Since, when
+	// set, with the first event published at or after it. A consumer that
+	// exists resumes where it was whatever they say.
+	New   bool
+	Since time.Time
 	// AckWait is how long the server waits for a verdict on an event
 	// before it gives it out again; zero is the server's default (30s).
 	// It should outlast the longest a handler may take.
@@ -83,32 +87,60 @@ type Consumer struct {
 	c       jetstream.Consumer
 }
 
-// NewConsumer makes sure the events stream exists and creates (or updates)
-// the durable consumer c describes.
+// NewConsumer makes sure the events stream exists and creates the durable
+// consumer c describes, or updates the one that exists (its filter, its
+// AckWait), keeping where it is.
 func NewConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfig) (*Consumer, error) {
 	s, err := EnsureStream(ctx, js)
 	if err != nil {
 		return nil, err
 	}
-	deliver := jetstream.DeliverAllPolicy
-	if c.New {
-		deliver = jetstream.DeliverNewPolicy
-	}
-	jc, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		Description:   c.Description,
 		FilterSubject: c.Filter,
-		DeliverPolicy: deliver,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// One at a time: the next event waits for this one's verdict, so
 		// a handler sees events in order even when it fails and retries.
 		MaxAckPending: 1,
 		AckWait:       c.AckWait,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", c.Durable, err)
 	}
-	return &Consumer{durable: c.Durable, c: jc}, nil
+	// Where a consumer starts is fixed when it is made (the server refuses
+	// to change it), so one that exists keeps its own start: it resumes,
+	// whatever start this caller would give a new one. A second try covers
+	// a consumer made by someone else between the look-up and the create.
+	for try := 0; ; try++ {
+		existing, err := s.Consumer(ctx, c.Durable)
+		var jc jetstream.Consumer
+		switch {
+		case err == nil:
+			was := existing.CachedInfo().Config
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = was.DeliverPolicy, was.OptStartSeq, was.OptStartTime
+			jc, err = s.UpdateConsumer(ctx, cfg)
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			cfg.DeliverPolicy, cfg.OptStartTime = c.start()
+			jc, err = s.CreateConsumer(ctx, cfg)
+			if errors.Is(err, jetstream.ErrConsumerExists) && try == 0 {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", c.Durable, err)
+		}
+		return &Consumer{durable: c.Durable, c: jc}, nil
+	}
+}
+
+// start is where a consumer made now begins.
+func (c ConsumerConfig) start() (jetstream.DeliverPolicy, *time.Time) {
+	switch {
+	case !c.Since.IsZero():
+		t := c.Since.UTC()
+		return jetstream.DeliverByStartTimePolicy, &t
+	case c.New:
+		return jetstream.DeliverNewPolicy, nil
+	}
+	return jetstream.DeliverAllPolicy, nil
 }
 
 // ackBudget bounds how long a consumer that is stopping waits for the
@@ -160,7 +192,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, handle func(*m
 	}
 	d := Delivery{Attempt: 1}
 	if md, err := msg.Metadata(); err == nil {
-		d.Attempt = md.NumDelivered
+		d.Attempt, d.Sequence = md.NumDelivered, md.Sequence.Stream
 	}
 	v := handle(ev, d)
 	switch v.action {

@@ -133,7 +133,12 @@ func TestConsume(t *testing.T) {
 
 func jetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(notifytest.Server(t).ClientURL())
+	return jetStreamAt(t, notifytest.Server(t).ClientURL())
+}
+
+func jetStreamAt(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,11 +58,17 @@ func Token(name string) (string, error) {
 	}
 	t := strings.ReplaceAll(name, ".", "_")
 	for _, c := range t {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if !tokenRune(c) {
 			return "", fmt.Errorf("%w: %q holds %q", ErrSubject, name, c)
 		}
 	}
 	return t, nil
+}
+
+// tokenRune says whether c may stand in a subject token as meta makes
+// them, and so in a follower's name.
+func tokenRune(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
 func kindToken(k metav1.Kind) string {

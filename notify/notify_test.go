@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,10 +137,35 @@ func TestConnectFailsFastWithoutAServer(t *testing.T) {
 	}
 }
 
+// A follower name is what NATS takes as a durable consumer's name and as a
+// key: anything else is refused, with ErrName, before anything reaches
+// NATS.
 func TestFollowerNames(t *testing.T) {
-	for name, ok := range map[string]bool{"ci": true, "watch-alice-laptop_2": true, "": false, "a.b": false, "a b": false, "a*": false} {
-		if err := validConsumerName(name); (err == nil) != ok {
-			t.Errorf("validConsumerName(%q) = %v", name, err)
+	for name, ok := range map[string]bool{
+		"ci": true, "watch-alice-laptop_2": true, strings.Repeat("a", 255): true,
+		"": false, "a.b": false, "a b": false, "a*": false, "a>": false, "a/b": false, `a\b`: false,
+		"a\tb": false, "a\x1bb": false, "é": false, strings.Repeat("a", 256): false,
+	} {
+		err := ValidName(name)
+		if (err == nil) != ok || (err != nil && !errors.Is(err, ErrName)) {
+			t.Errorf("ValidName(%q) = %v", name, err)
+		}
+	}
+}
+
+// A URL is printed without the credentials it may carry.
+func TestDisplayURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                    "nats://127.0.0.1:4222",
+		"nats://alice:s3cret@hub.example.com:4222": "nats://hub.example.com:4222",
+		"nats://t0ken@hub.example.com":             "nats://hub.example.com",
+		"tls://a:b@one:4222, nats://c@two:4222":    "tls://one:4222,nats://two:4222",
+		"alice:pw@hub:4222":                        "hub:4222",
+		"nats://u:p@w@hub:4222/path?x=@":           "nats://hub:4222/path?x=@",
+		"":                                         "",
+	} {
+		if got := DisplayURL(in); got != want {
+			t.Errorf("DisplayURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -89,7 +89,7 @@ func Connect(ctx context.Context, o Options) (*Publisher, error) {
 	opts := append([]nats.Option{nats.Name("meta"), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(0)}, o.NATSOptions...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", DisplayURL(o.URL), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -125,7 +125,7 @@ func Ping(ctx context.Context, o Options) error {
 	opts := append([]nats.Option{nats.Name("meta doctor"), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(0)}, o.NATSOptions...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+		return fmt.Errorf("connect to NATS at %s: %w", DisplayURL(o.URL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -133,7 +133,7 @@ func Ping(ctx context.Context, o Options) error {
 		return err
 	}
 	if _, err := js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("NATS at %s answers, but without JetStream for this account: %w", o.URL, err)
+		return fmt.Errorf("NATS at %s answers, but without JetStream for this account: %w", DisplayURL(o.URL), err)
 	}
 	return nil
 }

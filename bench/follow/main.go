@@ -66,7 +66,7 @@ func run(n int, out string) error {
 	received := map[string]time.Time{}
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go notify.Follow(fctx, notify.FollowOptions{Options: notify.Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}, Name: "latency", Filter: "meta.events.>"},
+	go notify.Follow(fctx, notify.FollowOptions{Options: notify.Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}, Name: "latency", Filter: "meta.events.>", FromStart: true},
 		func(ev *metav1.Event) error {
 			mu.Lock()
 			received[ev.GetId()] = time.Now()
@@ -136,7 +136,7 @@ func run(n int, out string) error {
 	cctx, cstop := context.WithCancel(ctx)
 	defer cstop()
 	start = time.Now()
-	go notify.Follow(cctx, notify.FollowOptions{Options: notify.Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}, Name: "catchup", Filter: "meta.events.bench.>"},
+	go notify.Follow(cctx, notify.FollowOptions{Options: notify.Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}, Name: "catchup", Filter: "meta.events.bench.>", FromStart: true},
 		func(ev *metav1.Event) error {
 			if count++; count == published {
 				close(done)

@@ -30,7 +30,7 @@ func TestStandaloneNATSServer(t *testing.T) {
 	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
 		t.Fatal(err)
 	}
-	w := startWatch(t, url, "--json", "--name", "standalone")
+	w := startWatch(t, url, "--json", "--name", "standalone", "--from-start")
 	live, err := meta(t, dir, "--nats", url, "append", "deploy", "matrix.example.com", "--version", "1.0.0")
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ const (
 	exitOK         = 0
 	exitFailed     = 1 // the command could not do its job: not found, verify findings, I/O, git
 	exitBadUse     = 2 // the input was wrong: flags, names, ambiguous domain
-	exitBusy       = 3 // another meta process held the log too long; try again
+	exitBusy       = 3 // another meta process held the log too long, or follows under the same --name; try again
 	exitUnexpected = 4 // the log is not as the operator expected: --expect, or another operator's change collides
 	exitLocked     = 5 // another operator holds a lock on the app
 )
@@ -102,7 +102,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &silent):
 		return silent.code
-	case errors.Is(err, store.ErrBusy), errors.Is(err, hub.ErrDataInUse):
+	case errors.Is(err, store.ErrBusy), errors.Is(err, hub.ErrDataInUse), errors.Is(err, notify.ErrNameInUse):
 		return exitBusy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked

@@ -2,24 +2,53 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
 )
 
 // watcher is a running `meta watch --json`, its events arriving on lines.
 type watcher struct {
-	cmd   *exec.Cmd
-	lines chan string
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr *lockedBuffer
+	exited chan struct{} // closed once the process ended, err set
+	err    error
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startWatch(t *testing.T, url string, args ...string) *watcher {
@@ -29,19 +58,32 @@ func startWatch(t *testing.T, url string, args ...string) *watcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	w := &watcher{cmd: cmd, lines: make(chan string, 100), stderr: &lockedBuffer{}}
+	cmd.Stderr = w.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &watcher{cmd: cmd, lines: make(chan string, 100)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("meta watch %s, stderr:\n%s", strings.Join(args, " "), w.stderr)
+		}
+	})
+	w.exited = make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			w.lines <- sc.Text()
 		}
 		close(w.lines)
+		w.err = cmd.Wait()
+		close(w.exited)
 	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		for range w.lines {
+		}
+		<-w.exited
+	})
 	return w
 }
 
@@ -70,8 +112,9 @@ func (w *watcher) next(t *testing.T) string {
 func (w *watcher) stop(t *testing.T) {
 	t.Helper()
 	w.cmd.Process.Signal(syscall.SIGTERM)
-	if err := w.cmd.Wait(); err != nil {
-		t.Fatalf("watch did not stop cleanly: %v", err)
+	<-w.exited
+	if w.err != nil {
+		t.Fatalf("watch did not stop cleanly: %v", w.err)
 	}
 	for line := range w.lines {
 		t.Fatalf("watch printed %q after being stopped", line)
@@ -99,6 +142,7 @@ func TestWatchResumesWithoutMissingOrRepeating(t *testing.T) {
 		return ids
 	}
 	w := startWatch(t, url, "--json", "--name", "ci", "a.example.com")
+	waitFollower(t, url, "ci")
 	first := appendN(3)
 	for _, want := range first {
 		if got := w.next(t); got != want {
@@ -115,10 +159,10 @@ func TestWatchResumesWithoutMissingOrRepeating(t *testing.T) {
 	}
 	w.stop(t)
 
-	// --exec: a new follower starts from the first event; the command gets
-	// the event on stdin and in its environment.
+	// --exec: a new follower told to start from the first event gets every
+	// one; the command gets the event on stdin and in its environment.
 	got := filepath.Join(t.TempDir(), "got")
-	e := startWatch(t, url, "--name", "hook", "--exec", `read -r line; echo "$META_EVENT_ID $META_EVENT_KIND $META_EVENT_DOMAIN ${#line}" >> `+got)
+	e := startWatch(t, url, "--name", "hook", "--from-start", "--exec", `read -r line; echo "$META_EVENT_ID $META_EVENT_KIND $META_EVENT_DOMAIN ${#line}" >> `+got)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		data, _ := os.ReadFile(got)
@@ -164,7 +208,7 @@ func TestServeBringsOfflineEventsToFollowers(t *testing.T) {
 	}
 	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
 	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	w := startWatch(t, url, "--json", "--name", "dash")
+	w := startWatch(t, url, "--json", "--name", "dash", "--from-start")
 	for _, id := range want {
 		if got := w.next(t); got != id {
 			t.Fatalf("got %s, want %s", got, id)
@@ -229,7 +273,7 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	serve := startServe()
-	w := startWatch(t, url, "--json", "--name", "dash")
+	w := startWatch(t, url, "--json", "--name", "dash", "--from-start")
 	var want []string
 	want = append(want, appendOne("a.example.com", "--nats", url))
 	if got := w.next(t); got != want[0] {
@@ -279,4 +323,391 @@ func waitPort(t *testing.T, port int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("nothing listens on port %d", port)
+}
+
+// waitFollower waits until the follower named name has its durable
+// consumer on the server: from then on it gets every event announced, even
+// one it started too late to see otherwise (a new name starts with the
+// events announced after it).
+func waitFollower(t *testing.T, url, name string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.Consumer(ctx, notify.StreamName, name)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("follower %s has no consumer: %v", name, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runMeta runs meta to its end and returns its output and exit code.
+func runMeta(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "meta", args...)
+	cmd.Env = append(os.Environ(), "META_OPERATOR=Watch <watch@example.com>")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("meta %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// watchLog makes a log for the watch tests and returns its directory and a
+// function that appends a note for app, announced on url, and returns its
+// id.
+func watchLog(t *testing.T, url string) (string, func(app string) string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "log")
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	return dir, func(app string) string {
+		t.Helper()
+		out, errOut, err := metaFull(t, dir, "--nats", url, "append", "note", app, "-m", "hello")
+		if err != nil || errOut != "" {
+			t.Fatalf("append: %v\n%s", err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+}
+
+// Bad input is refused (exit 2) before anything reaches NATS: a name NATS
+// cannot take, an empty one, two starts, a start that is not a time, a
+// retry policy that makes no sense.
+func TestWatchRefusesBadInput(t *testing.T) {
+	srv := notifytest.Server(t)
+	url := srv.ClientURL()
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"an empty name", []string{"--name", ""}, "--name: invalid follower name: it is empty"},
+		{"a space", []string{"--name", "a b"}, `invalid follower name "a b": ' ' is not allowed`},
+		{"a dot", []string{"--name", "ci.prod"}, `"ci.prod": '.' is not allowed`},
+		{"a wildcard", []string{"--name", "ci*"}, `'*' is not allowed`},
+		{"a tail wildcard", []string{"--name", "ci>"}, `'>' is not allowed`},
+		{"a slash", []string{"--name", "ci/prod"}, `'/' is not allowed`},
+		{"a control character", []string{"--name", "ci\x1b[2J"}, `"ci\x1b[2J": '\x1b' is not allowed`},
+		{"too long", []string{"--name", strings.Repeat("a", 256)}, "256 bytes long, at most 255"},
+		{"two starts", []string{"--name", "x", "--from-start", "--since", "1h"}, "--from-start and --since both say where to start"},
+		{"a since that is neither", []string{"--since", "yesterday"}, `--since "yesterday" is neither a time in RFC 3339`},
+		{"a since not before now", []string{"--since", "-2h"}, "--since -2h: give how long ago"},
+		{"a since in the future", []string{"--since", future}, "is in the future"},
+		{"negative attempts", []string{"--max-attempts", "-1"}, "--max-attempts -1"},
+		{"no backoff", []string{"--backoff", "0s"}, "--backoff 0s"},
+		{"parked with exec", []string{"--parked", "--exec", "true"}, "--parked lists parked events; it takes no --exec"},
+		{"parked with a filter", []string{"--parked", "a.example.com"}, "it takes no DOMAIN or SUBJECT"},
+		{"a bad filter", []string{"not a domain!"}, "is neither a domain nor a subject"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := runMeta(t, append([]string{"--nats", url, "watch"}, tt.args...)...)
+			if code != 2 || out != "" || !strings.HasPrefix(errOut, "meta: error: ") || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and an error holding %q", code, out, errOut, tt.want)
+			}
+			if strings.ContainsRune(errOut, 0x1b) {
+				t.Fatalf("stderr holds a raw escape: %q", errOut)
+			}
+		})
+	}
+	// Nothing reached NATS: no stream, no bucket.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for name := range js.StreamNames(context.Background()).Name() {
+		t.Errorf("bad input made stream %s", name)
+	}
+}
+
+// A new name starts with the events announced after it, unless told
+// --from-start or --since; a name that exists resumes where it stopped
+// whatever it is told.
+func TestWatchStartsAtNewEventsUnlessTold(t *testing.T) {
+	url := notifytest.Server(t).ClientURL()
+	_, appendOne := watchLog(t, url)
+	var all []string
+	add := func() string {
+		id := appendOne("a.example.com")
+		all = append(all, id)
+		return id
+	}
+	add()
+	add()
+	time.Sleep(50 * time.Millisecond)
+	cut := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(50 * time.Millisecond)
+	add()
+
+	stoppedAt := map[string]int{} // how many of all each name had seen
+	tests := []struct {
+		name string
+		args []string
+		// first are the events the follower gets before a live one,
+		// given all the events so far.
+		first func(all []string) []string
+	}{
+		{"fresh", nil, func([]string) []string { return nil }},
+		{"everything", []string{"--from-start"}, func(all []string) []string { return all }},
+		{"an-hour", []string{"--since", "1h"}, func(all []string) []string { return all }},
+		{"since-cut", []string{"--since", cut}, func(all []string) []string { return all[2:] }},
+		// Existing names, told to start elsewhere: they resume.
+		{"fresh", []string{"--from-start"}, func(all []string) []string { return all[stoppedAt["fresh"]:] }},
+		{"everything", []string{"--since", "1h"}, func(all []string) []string { return all[stoppedAt["everything"]:] }},
+		{"since-cut", nil, func(all []string) []string { return all[stoppedAt["since-cut"]:] }},
+	}
+	for _, tt := range tests {
+		w := startWatch(t, url, append([]string{"--json", "--name", tt.name}, tt.args...)...)
+		waitFollower(t, url, tt.name)
+		want := append(append([]string{}, tt.first(all)...), add())
+		for i, id := range want {
+			if got := w.next(t); got != id {
+				t.Fatalf("%s %v: event %d is %s, want %s (of %v)", tt.name, tt.args, i, got, id, want)
+			}
+		}
+		w.stop(t)
+		stoppedAt[tt.name] = len(all)
+	}
+}
+
+// One watcher at a time under a name: a second is refused (exit 3) naming
+// it and saying what to do, while other names follow alongside. A watcher
+// that stops lets go at once; one that is killed keeps the name no longer
+// than notify.LeaseTTL, and the one after it gets what it missed.
+func TestWatchNameHasOneWatcher(t *testing.T) {
+	url := notifytest.Server(t).ClientURL()
+	_, appendOne := watchLog(t, url)
+	first := startWatch(t, url, "--json", "--name", "ci")
+	waitFollower(t, url, "ci")
+	refused := func() bool {
+		t.Helper()
+		_, errOut, code := runMeta(t, "--nats", url, "watch", "--json", "--name", "ci")
+		if code != 3 {
+			return false
+		}
+		for _, want := range []string{`meta: error: follower name "ci" is in use by another meta watch (pid `, "one watcher per --name", "give this one a --name of its own", "within 10s"} {
+			if !strings.Contains(errOut, want) {
+				t.Fatalf("refusal %q does not say %q", errOut, want)
+			}
+		}
+		return true
+	}
+	if !refused() {
+		t.Fatal("a second watcher under ci was not refused")
+	}
+	other := startWatch(t, url, "--json", "--name", "other")
+	waitFollower(t, url, "other")
+	id := appendOne("a.example.com")
+	if got := first.next(t); got != id {
+		t.Fatalf("ci got %s, want %s", got, id)
+	}
+	if got := other.next(t); got != id {
+		t.Fatalf("other got %s, want %s", got, id)
+	}
+	other.stop(t)
+
+	// Killed: the name stays held a while, then is free.
+	first.cmd.Process.Kill()
+	<-first.exited
+	killed := time.Now()
+	missed := appendOne("a.example.com")
+	if !refused() {
+		t.Fatal("the name was free at once after its watcher was killed: the hold did not outlive the process")
+	}
+	var next *watcher
+	for next == nil {
+		if time.Since(killed) > notify.LeaseTTL+5*time.Second {
+			t.Fatalf("the name is still held %v after its watcher was killed", time.Since(killed))
+		}
+		time.Sleep(250 * time.Millisecond)
+		w := startWatch(t, url, "--json", "--name", "ci")
+		select {
+		case <-w.exited:
+			if w.cmd.ProcessState.ExitCode() != 3 {
+				t.Fatalf("watch exited %d: %s", w.cmd.ProcessState.ExitCode(), w.stderr)
+			}
+		case <-time.After(1500 * time.Millisecond):
+			next = w // still running: it holds the name
+		}
+	}
+	t.Logf("the name was free %v after its watcher was killed", time.Since(killed).Round(100*time.Millisecond))
+	if got := next.next(t); got != missed {
+		t.Fatalf("the next watcher got %s, want %s, which it missed", got, missed)
+	}
+
+	// Stopped: the name is free at once.
+	next.stop(t)
+	again := startWatch(t, url, "--json", "--name", "ci")
+	id = appendOne("a.example.com")
+	if got := again.next(t); got != id {
+		t.Fatalf("after a clean stop got %s, want %s", got, id)
+	}
+	again.stop(t)
+}
+
+// A failing --exec is retried with a doubling backoff, the events behind
+// it waiting; after --max-attempts the event is parked (reported, listed by
+// --parked) and the next events run.
+func TestWatchExecRetriesThenParks(t *testing.T) {
+	url := notifytest.Server(t).ClientURL()
+	_, appendOne := watchLog(t, url)
+	flaky, doomed, fine := appendOne("a.example.com"), appendOne("b.example.com"), appendOne("c.example.com")
+	runs := filepath.Join(t.TempDir(), "runs")
+	// flaky fails twice, then works; doomed always fails.
+	script := `echo "$META_EVENT_ID $(date +%s%N)" >> ` + runs + `
+case $META_EVENT_ID in
+` + flaky + `) [ "$(grep -c ` + flaky + " " + runs + `)" -ge 3 ] ;;
+` + doomed + `) echo "b.example.com is down" >&2; exit 7 ;;
+esac`
+	w := startWatch(t, url, "--name", "hook", "--from-start", "--max-attempts", "3", "--backoff", "200ms", "--exec", script)
+	type run struct {
+		id string
+		at time.Time
+	}
+	readRuns := func() []run {
+		data, _ := os.ReadFile(runs)
+		var out []run
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 2 {
+				continue
+			}
+			var ns int64
+			fmt.Sscan(f[1], &ns)
+			out = append(out, run{f[0], time.Unix(0, ns)})
+		}
+		return out
+	}
+	waitRuns := func(n int) []run {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(readRuns()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("--exec ran %d times, want %d: %v", len(readRuns()), n, readRuns())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // long enough for a run too many to show
+		return readRuns()
+	}
+	got := waitRuns(7)
+	want := []string{flaky, flaky, flaky, doomed, doomed, doomed, fine}
+	if len(got) != len(want) {
+		t.Fatalf("runs %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].id != want[i] {
+			t.Fatalf("run %d was %s, want %s (all: %v)", i, got[i].id, want[i], got)
+		}
+	}
+	for _, i := range []int{1, 4} {
+		if d := got[i].at.Sub(got[i-1].at); d < 200*time.Millisecond {
+			t.Errorf("attempt 2 came %v after the first, want at least the 200ms backoff", d)
+		}
+		if d := got[i+1].at.Sub(got[i].at); d < 400*time.Millisecond {
+			t.Errorf("attempt 3 came %v after the second, want at least 400ms (doubled)", d)
+		}
+	}
+	// An event announced after the parking runs once, too.
+	later := appendOne("c.example.com")
+	if got := waitRuns(8); got[7].id != later {
+		t.Fatalf("the event after the parked one: runs %v", got)
+	}
+	w.stop(t)
+
+	stderr := w.stderr.String()
+	for _, want := range []string{
+		"meta: warning: event " + flaky + ": --exec failed: exit status 1 (attempt 1 of 3); again in 200ms\n",
+		"meta: warning: event " + flaky + ": --exec failed: exit status 1 (attempt 2 of 3); again in 400ms\n",
+		"meta: warning: event " + doomed + ": --exec failed: exit status 7 (attempt 2 of 3); again in 400ms\n",
+		"meta: warning: event " + doomed + " parked after 3 attempts: --exec failed: exit status 7; later events go on (meta watch --name hook --parked lists it)\n",
+		"b.example.com is down\n",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	if n := strings.Count(stderr, "parked after"); n != 1 {
+		t.Errorf("%d events parked, want 1:\n%s", n, stderr)
+	}
+
+	out, errOut, code := runMeta(t, "--nats", url, "watch", "--name", "hook", "--parked", "--json")
+	if code != 0 {
+		t.Fatalf("--parked: exit %d: %s", code, errOut)
+	}
+	var parked []map[string]any
+	if err := json.Unmarshal([]byte(out), &parked); err != nil {
+		t.Fatalf("--parked --json printed %q: %v", out, err)
+	}
+	if len(parked) != 1 || parked[0]["event_id"] != doomed || parked[0]["follower"] != "hook" || parked[0]["domain"] != "b.example.com" ||
+		parked[0]["kind"] != "note" || parked[0]["attempts"] != 3.0 || parked[0]["error"] != "--exec failed: exit status 7" || parked[0]["stream_sequence"] != 2.0 {
+		t.Fatalf("--parked --json = %s", out)
+	}
+	if _, err := time.Parse(time.RFC3339, parked[0]["parked_at"].(string)); err != nil {
+		t.Fatalf("parked_at: %v", err)
+	}
+	out, _, code = runMeta(t, "--nats", url, "watch", "--name", "hook", "--parked")
+	if code != 0 || !strings.Contains(out, doomed+"  b.example.com  note  3 attempts  --exec failed: exit status 7\n") {
+		t.Fatalf("--parked: exit %d, %q", code, out)
+	}
+	// Another name parked nothing.
+	if out, _, code := runMeta(t, "--nats", url, "watch", "--name", "other", "--parked", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("--parked for another name: exit %d, %q", code, out)
+	}
+}
+
+// NATS away, at the start or later, is one line when it goes and one when
+// it is back, however long it stays away; the follower then carries on.
+func TestWatchReportsANATSOutageOnce(t *testing.T) {
+	srv := notifytest.NewOutage(t)
+	url := srv.URL()
+	_, appendOne := watchLog(t, url)
+	w := startWatch(t, url, "--json", "--name", "dash")
+	time.Sleep(3 * time.Second) // NATS not up yet: three tries at least
+	srv.Start()
+	waitFollower(t, url, "dash")
+	id := appendOne("a.example.com")
+	if got := w.next(t); got != id {
+		t.Fatalf("got %s, want %s", got, id)
+	}
+	srv.Stop()
+	time.Sleep(3 * time.Second)
+	srv.Start()
+	waitFollower(t, url, "dash")
+	id = appendOne("a.example.com")
+	if got := w.next(t); got != id {
+		t.Fatalf("after the outage got %s, want %s", got, id)
+	}
+	w.stop(t)
+	down := "meta: warning: NATS at " + url + " is unreachable; retrying\n"
+	back := "meta: warning: NATS at " + url + " is reachable again\n"
+	if got, want := w.stderr.String(), down+back+down+back; got != want {
+		t.Fatalf("stderr:\n%s\nwant:\n%s", got, want)
+	}
 }

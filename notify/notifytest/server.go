@@ -2,6 +2,9 @@
 package notifytest
 
 import (
+	"fmt"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +16,16 @@ import (
 // test ends.
 func Server(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	return start(t, options(t, -1))
+}
+
+func options(t testing.TB, port int) *server.Options {
+	return &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+}
+
+func start(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,4 +35,53 @@ func Server(t testing.TB) *server.Server {
 	}
 	t.Cleanup(s.Shutdown)
 	return s
+}
+
+// Outage is an embedded NATS server with JetStream that a test stops and
+// starts again, on the same port with the same data, as a server that goes
+// away and comes back does. It is not running until Start.
+type Outage struct {
+	t    testing.TB
+	opts *server.Options
+	mu   sync.Mutex
+	srv  *server.Server
+}
+
+// NewOutage picks a free loopback port and a data directory for a server
+// that Start starts.
+func NewOutage(t testing.TB) *Outage {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return &Outage{t: t, opts: options(t, port)}
+}
+
+// URL is where the server listens, running or not.
+func (o *Outage) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", o.opts.Port) }
+
+// Start starts the server and waits until it takes connections.
+func (o *Outage) Start() {
+	o.t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.srv != nil {
+		o.t.Fatal("NATS server started twice")
+	}
+	opts := *o.opts
+	o.srv = start(o.t, &opts)
+}
+
+// Stop shuts the server down and waits until it is gone.
+func (o *Outage) Stop() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.srv != nil {
+		o.srv.Shutdown()
+		o.srv.WaitForShutdown()
+		o.srv = nil
+	}
 }
