@@ -278,16 +278,15 @@ func (e *Envs) Diff(ctx context.Context, domain, from, to string) (dotenv.Change
 		return dotenv.Changes{}, wrap(err)
 	}
 	digest := func(id string) (string, projects.Address, error) {
-		for _, ev := range evs {
-			if ev.GetId() == id {
-				a := ev.GetAddress()
-				if ev.GetEnvDigest() == "" {
-					return "", projects.Address{}, fmt.Errorf("%w: event %s records none", store.ErrNoEnv, id)
-				}
-				return ev.GetEnvDigest(), projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}, nil
-			}
+		ev, err := store.EventIDs.Find(id, evs)
+		if err != nil {
+			return "", projects.Address{}, err
 		}
-		return "", projects.Address{}, fmt.Errorf("%s has no event %s", domain, id)
+		a := ev.GetAddress()
+		if ev.GetEnvDigest() == "" {
+			return "", projects.Address{}, fmt.Errorf("%w: event %s records none", store.ErrNoEnv, ev.GetId())
+		}
+		return ev.GetEnvDigest(), projects.Address{Project: a.GetProject(), Env: a.GetEnv(), App: a.GetApp()}, nil
 	}
 	var files [2][]byte
 	var addr projects.Address

@@ -93,22 +93,26 @@ func ValidateApp(domain string) error {
 // ValidateID checks the shape of an event id: a ULID, 26 characters of
 // Crockford's base32 in upper case.
 func ValidateID(id string) error {
-	if len(id) != 26 {
+	if len(id) != IDLen {
 		return &NameError{Field: "event id", Name: id, Reason: "not 26 characters long"}
 	}
 	if id[0] > '7' {
 		return &NameError{Field: "event id", Name: id, Reason: "timestamp overflows 48 bits"}
 	}
 	for i := 0; i < len(id); i++ {
-		if !strings.ContainsRune(crockford, rune(id[i])) {
+		if !strings.ContainsRune(IDAlphabet, rune(id[i])) {
 			return &NameError{Field: "event id", Name: id, Reason: fmt.Sprintf("character %q is not in Crockford's base32 alphabet", id[i])}
 		}
 	}
 	return nil
 }
 
-// crockford is the ULID alphabet: base32 without I, L, O and U.
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+// IDAlphabet is the alphabet event ids are written in, the ULID's:
+// Crockford's base32, upper case, without I, L, O and U.
+const IDAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// IDLen is how many characters an event id has.
+const IDLen = 26
 
 // commonProblem catches what every path component must avoid.
 func commonProblem(name string) string {

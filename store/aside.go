@@ -63,7 +63,7 @@ type AsideEvent struct {
 }
 
 // Short is the commit's id cut for people to read.
-func (a Aside) Short() string { return a.Commit[:12] }
+func (a Aside) Short() string { return a.Commit[:ShortLen] }
 
 // WayOut is the one thing to do about the commit: an env change is
 // re-applied key by key; anything else is done again by hand (what it did
@@ -150,26 +150,25 @@ func (s *Store) Asides(ctx context.Context) ([]Aside, error) {
 	return out, nil
 }
 
-// FindAside finds the commit set aside whose id starts with id (at least
-// seven hex digits).
+// FindAside finds the commit set aside id names (the whole commit id or
+// its start, see Prefix).
 func (s *Store) FindAside(ctx context.Context, id string) (Aside, error) {
 	all, err := s.Asides(ctx)
 	if err != nil {
 		return Aside{}, err
 	}
-	var found []Aside
-	for _, a := range all {
-		if len(id) >= 7 && strings.HasPrefix(a.Commit, strings.ToLower(id)) {
-			found = append(found, a)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return Aside{}, fmt.Errorf("%w as %s (`meta aside ls` lists what is)", ErrNoAside, id)
-	case 1:
-		return found[0], nil
-	}
-	return Aside{}, fmt.Errorf("%w: %s names %d commits set aside; give more of its id", ErrAmbiguous, id, len(found))
+	return Prefix[Aside]{
+		What:   "commit",
+		Digits: commitDigits,
+		Len:    commitLen,
+		ID:     func(a Aside) string { return a.Commit },
+		Describe: func(a Aside) string {
+			return fmt.Sprintf("set aside %s  %s  %q", a.SetAside.UTC().Format(timeLayout), a.Author, a.Subject)
+		},
+		Missing: func(id string) error {
+			return fmt.Errorf("%w as %s (`meta aside ls` lists what is)", ErrNoAside, id)
+		},
+	}.Find(id, all)
 }
 
 // aside describes the commit c set aside.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"github.com/spf13/afero"
@@ -117,20 +119,70 @@ func (b *Batch) mark(ev *metav1.Event) {
 	}
 }
 
-// BatchEvents are the events of batch id across the whole log, oldest
-// first.
-func (s *Store) BatchEvents(id string) ([]*metav1.Event, error) {
+// BatchEvents returns the whole id of the batch id names (the whole id or
+// its start, see Prefix; "" names the last batch: the one started last,
+// open in this clone or not) and its events across the whole log, oldest
+// first. An open batch may have none yet.
+func (s *Store) BatchEvents(id string) (string, []*metav1.Event, error) {
 	all, err := s.Log("", 0)
 	if err != nil {
-		return nil, err
+		return "", nil, err
+	}
+	type batch struct {
+		id, summary string
+		events      int
+	}
+	var batches []batch
+	seen := map[string]int{}
+	add := func(id, summary string, events int) {
+		if i, ok := seen[id]; ok {
+			batches[i].events += events
+			return
+		}
+		seen[id] = len(batches)
+		batches = append(batches, batch{id, summary, events})
+	}
+	if b, open, err := s.OpenBatch(); err != nil {
+		return "", nil, err
+	} else if open {
+		add(b.ID, b.Summary, 0)
+	}
+	for _, ev := range all {
+		if ev.GetBatchId() != "" {
+			add(ev.GetBatchId(), ev.GetBatchSummary(), 1)
+		}
+	}
+	var b batch
+	switch {
+	case id != "":
+		b, err = Prefix[batch]{
+			What:   "batch",
+			Digits: ulidDigits,
+			Len:    projects.IDLen,
+			ID:     func(b batch) string { return b.id },
+			Describe: func(b batch) string {
+				return fmt.Sprintf("%q  %s", b.summary, record.Count(b.events, "event"))
+			},
+			Missing: func(id string) error {
+				return fmt.Errorf("%w in batch %s (`meta log` shows the batches)", ErrNotFound, id)
+			},
+		}.Find(id, batches)
+		if err != nil {
+			return "", nil, err
+		}
+	case len(batches) == 0:
+		return "", nil, fmt.Errorf("%w in any batch: `meta batch start -m SUMMARY` opens one", ErrNotFound)
+	default:
+		// Batch ids are ULIDs: the greatest was made last.
+		b = slices.MaxFunc(batches, func(x, y batch) int { return strings.Compare(x.id, y.id) })
 	}
 	var out []*metav1.Event
 	for i := len(all) - 1; i >= 0; i-- {
-		if strings.EqualFold(all[i].GetBatchId(), id) {
+		if all[i].GetBatchId() == b.id {
 			out = append(out, all[i])
 		}
 	}
-	return out, nil
+	return b.id, out, nil
 }
 
 // probeEvent is a valid event carrying summary, to check it by the rules

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
-	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -25,9 +24,10 @@ import (
 // ErrPurged: the event was purged already.
 var ErrPurged = errors.New("purged already")
 
-// Purge takes the event with id out of the log, recording why.
+// Purge takes the event id names (the whole id or its start, see Prefix)
+// out of the log, recording why.
 func (s *Store) Purge(ctx context.Context, id, reason string, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
-	if err := projects.ValidateID(id); err != nil {
+	if err := eventIDs[eventRef](nil, nil).Check(id); err != nil {
 		return nil, fmt.Errorf("purge: %w", err)
 	}
 	if strings.TrimSpace(reason) == "" {
@@ -35,15 +35,18 @@ func (s *Store) Purge(ctx context.Context, id, reason string, actor *metav1.Acto
 	}
 	out := &Appended{}
 	w, err := s.Write(ctx, actor, now, opts, func(tx *Tx) error {
-		a, path, err := s.findRecord(tx.tip, id)
+		r, err := s.findEvent(tx.tip, id)
 		if err != nil {
 			return err
 		}
-		tx.purges = append(tx.purges, txEvent{addr: a, purge: path, ev: &metav1.Event{
+		if r.purgedBy != "" {
+			return fmt.Errorf("%w: %s (by %s)", ErrPurged, r.ref.path, r.purgedBy)
+		}
+		tx.purges = append(tx.purges, txEvent{addr: r.addr, purge: r.ref.path, ev: &metav1.Event{
 			Kind:    metav1.Kind_KIND_PURGE,
 			Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
 			Message: reason,
-			Body:    &metav1.Event_Purge{Purge: &metav1.Purge{EventId: id, Path: path, Reason: reason}},
+			Body:    &metav1.Event_Purge{Purge: &metav1.Purge{EventId: r.id, Path: r.ref.path, Reason: reason}},
 		}})
 		return nil
 	})
@@ -53,36 +56,6 @@ func (s *Store) Purge(ctx context.Context, id, reason string, actor *metav1.Acto
 	out.Written = w
 	out.Event, out.Path = w.Events[0], w.Paths[0]
 	return out, nil
-}
-
-// findRecord finds where the event with id is recorded at tip, as reads
-// take it.
-func (s *Store) findRecord(tip gitrepo.Hash, id string) (projects.Address, string, error) {
-	st, err := s.stateAt(tip)
-	if err != nil {
-		return projects.Address{}, "", err
-	}
-	for p := range st.Purged {
-		if rec, err := projects.ParseRecordPath(p); err == nil && rec.ID == id {
-			return projects.Address{}, "", fmt.Errorf("%w: %s", ErrPurged, p)
-		}
-	}
-	apps, err := s.apps(tip)
-	if err != nil {
-		return projects.Address{}, "", err
-	}
-	for _, a := range apps {
-		refs, err := s.records(tip, a)
-		if err != nil {
-			return projects.Address{}, "", err
-		}
-		for _, r := range refs {
-			if strings.HasSuffix(r.path, "/"+id+projects.RecordExt) {
-				return a, r.path, nil
-			}
-		}
-	}
-	return projects.Address{}, "", fmt.Errorf("%w: no event %s in the log", ErrNotFound, id)
 }
 
 // commitPurge commits one purge on tip: the purge event's record added and

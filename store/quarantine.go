@@ -291,21 +291,24 @@ func (s *Store) Acknowledge(ctx context.Context, commits []string) ([]Quarantine
 			done = append(done, q)
 		}
 	}
+	quarantined := Prefix[Quarantined]{
+		What:   "quarantined commit",
+		Digits: commitDigits,
+		Len:    commitLen,
+		ID:     func(q Quarantined) string { return q.Commit },
+		Describe: func(q Quarantined) string {
+			return fmt.Sprintf("%s  %s  %q", q.Time.UTC().Format(timeLayout), q.Author, q.Subject)
+		},
+		Missing: func(id string) error {
+			return fmt.Errorf("%w %s (`meta quarantine ls --all` lists them)", ErrNotQuarantined, id)
+		},
+	}
 	for _, want := range commits {
-		var match []Quarantined
-		for _, q := range found {
-			if len(want) >= 7 && strings.HasPrefix(q.Commit, strings.ToLower(want)) {
-				match = append(match, q)
-			}
+		q, err := quarantined.Find(want, found)
+		if err != nil {
+			return nil, err
 		}
-		switch len(match) {
-		case 0:
-			return nil, fmt.Errorf("%w %s (`meta quarantine ls --all` lists them; give at least 7 digits)", ErrNotQuarantined, want)
-		case 1:
-			take(match[0])
-		default:
-			return nil, fmt.Errorf("%w: %s names %d quarantined commits; give more of its id", ErrAmbiguous, want, len(match))
-		}
+		take(q)
 	}
 	if len(commits) == 0 {
 		for _, q := range found {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -420,46 +421,102 @@ func (s *Store) Head(domain string) (*fold.Head, error) {
 // every app's events newest first by time when domain is empty; at most n
 // when n > 0.
 func (s *Store) Log(domain string, n int) ([]*metav1.Event, error) {
+	return s.Events(Query{Domain: domain, N: n})
+}
+
+// Query picks events from the log, for `meta log`. A field left zero lets
+// every event through.
+type Query struct {
+	// Domain: only this app's events, in the reverse of fold order (else
+	// every app's, newest first by time). It is a domain, or
+	// project/env/domain (projects.ParseRef); with Project or Env, a
+	// domain, the app there when it has events under two.
+	Domain string
+	// Project, Env: only events of apps there.
+	Project, Env string
+	// Since, Until: only events at or after Since, at or before Until.
+	Since, Until time.Time
+	// Kinds, Outcomes: only events of one of these.
+	Kinds    []metav1.Kind
+	Outcomes []metav1.Outcome
+	// Operator: only events whose operator's name or email holds it, in
+	// any case ("alice" finds "Alice Smith <alice@example.org>").
+	Operator string
+	// N: at most the N newest of the events the rest lets through.
+	N int
+}
+
+// match reports whether q lets ev through, N aside.
+func (q Query) match(ev *metav1.Event) bool {
+	at := ev.GetTime().AsTime()
+	actor := ev.GetActor()
+	a := ev.GetAddress()
+	return within(projects.Address{Project: a.GetProject(), Env: a.GetEnv()}, q.Project, q.Env) &&
+		(q.Since.IsZero() || !at.Before(q.Since)) &&
+		(q.Until.IsZero() || !at.After(q.Until)) &&
+		(len(q.Kinds) == 0 || slices.Contains(q.Kinds, ev.GetKind())) &&
+		(len(q.Outcomes) == 0 || slices.Contains(q.Outcomes, ev.GetOutcome())) &&
+		(q.Operator == "" || containsFold(actor.GetName(), q.Operator) || containsFold(actor.GetEmail(), q.Operator))
+}
+
+// within reports whether a is in project and env ("" for any).
+func within(a projects.Address, project, env string) bool {
+	return projects.Address{Project: project, Env: env, App: a.App}.Matches(a)
+}
+
+func containsFold(s, part string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(part))
+}
+
+// Events returns the events q picks.
+func (s *Store) Events(q Query) ([]*metav1.Event, error) {
+	what := "log"
+	if q.Domain != "" {
+		what += " " + q.Domain
+	}
+	wrap := func(err error) error { return fmt.Errorf("%s: %w", what, err) }
 	if err := s.repairIfPending(); err != nil {
-		return nil, fmt.Errorf("log: %w", err)
+		return nil, wrap(err)
 	}
 	tip, err := s.repo.Head()
 	if err != nil {
-		return nil, fmt.Errorf("log: %w", err)
+		return nil, wrap(err)
 	}
 	var out []*metav1.Event
-	if domain != "" {
-		a, err := s.locate(tip, domain)
+	if q.Domain != "" {
+		a, err := s.locate(tip, projects.Ref(q.Project, q.Env, q.Domain))
 		if err != nil {
-			return nil, fmt.Errorf("log %s: %w", domain, err)
+			return nil, wrap(err)
 		}
 		events, err := s.events(tip, a)
 		if err != nil {
-			return nil, fmt.Errorf("log %s: %w", domain, err)
+			return nil, wrap(err)
 		}
 		out = fold.Order(events)
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
+		slices.Reverse(out)
 	} else {
 		apps, err := s.apps(tip)
 		if err != nil {
-			return nil, fmt.Errorf("log: %w", err)
+			return nil, wrap(err)
 		}
 		for _, a := range apps {
+			if !within(a, q.Project, q.Env) {
+				continue // not read at all
+			}
 			events, err := s.events(tip, a)
 			if errors.Is(err, ErrNotFound) {
 				continue // an app directory without records yet
 			}
 			if err != nil {
-				return nil, fmt.Errorf("log: %w", err)
+				return nil, wrap(err)
 			}
 			out = append(out, events...)
 		}
 		sort.Slice(out, func(i, j int) bool { return fold.Before(out[j], out[i]) })
 	}
-	if n > 0 && len(out) > n {
-		out = out[:n]
+	out = slices.DeleteFunc(out, func(ev *metav1.Event) bool { return !q.match(ev) })
+	if q.N > 0 && len(out) > q.N {
+		out = out[:q.N]
 	}
 	return out, nil
 }

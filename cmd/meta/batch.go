@@ -52,7 +52,7 @@ and meta log shows them grouped under it, on every machine.`,
 			if err != nil {
 				return err
 			}
-			events, err := s.BatchEvents(b.ID)
+			_, events, err := s.BatchEvents(b.ID)
 			if err != nil {
 				return err
 			}
@@ -63,8 +63,12 @@ and meta log shows them grouped under it, on every machine.`,
 	var asJSON bool
 	show := &cobra.Command{
 		Use:   "show [ID]",
-		Short: "List a batch's events, oldest first (default: the open batch)",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "List a batch's events, oldest first (default: the last batch started)",
+		Long: `show lists the events of the batch ID names (its whole id or, as for every
+id meta takes, its start) across the whole log, oldest first. Without ID it
+shows the last batch started, open in this clone or closed. A batch no event
+of the log names, and none open here, is an error (exit 1).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.openFresh(cmd.Context())
 			if err != nil {
@@ -73,19 +77,13 @@ and meta log shows them grouped under it, on every machine.`,
 			id := ""
 			if len(args) == 1 {
 				id = args[0]
-			} else {
-				b, open, err := s.OpenBatch()
-				if err != nil {
-					return err
-				}
-				if !open {
-					return usageError{fmt.Errorf("no batch is open in this clone; name one: meta batch show ID")}
-				}
-				id = b.ID
 			}
-			events, err := s.BatchEvents(id)
+			id, events, err := s.BatchEvents(id)
 			if err != nil {
 				return err
+			}
+			if len(events) == 0 {
+				fmt.Fprintf(e.stderr, "meta: batch %s has no events yet\n", id)
 			}
 			if asJSON {
 				return writeEventsJSON(e.stdout, events)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,15 +29,7 @@ driver and show events as text in ` + "`git log -p`" + `:
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			if asJSON {
-				return writeJSON(e.stdout, record.ViewOf(ev))
-			}
-			var text strings.Builder
-			if err := record.WriteText(&text, ev); err != nil {
-				return err
-			}
-			_, err = io.WriteString(e.stdout, printableLines(text.String()))
-			return err
+			return writeEvent(e.stdout, ev, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the event as JSON")

@@ -80,7 +80,7 @@ func TestTextOutputHoldsNoControlCharacters(t *testing.T) {
 	if err := writeEvents(&out, []*metav1.Event{ev}); err != nil {
 		t.Fatal(err)
 	}
-	if strings.ContainsAny(out.String(), "\x1b\x07\r") || strings.Count(out.String(), "\n") != 1 {
+	if strings.ContainsAny(out.String(), "\x1b\x07\r") || strings.Count(out.String(), "\n") != 2 { // the header and the event
 		t.Fatalf("log printed control characters or broke its line:\n%q", out.String())
 	}
 }

@@ -19,7 +19,8 @@ the deletion of the event's record and a purge event that names the event,
 who purged it and why (--reason, required; never what the event held).
 Every read leaves the event out from then on, in every clone; a commit that
 adds the record again is quarantined, and a sync after a force-push does
-not bring it back.
+not bring it back. EVENT_ID is the event's whole id or its start, as meta
+log shows it (at least 4 characters, naming one event).
 
 Deleting a record any other way (git rm, a force-push of an older history)
 is quarantined or undone: the event comes back.
@@ -40,7 +41,7 @@ history in and, seeing the purge event, does not put the record back.`,
 				return err
 			}
 			e.appended(cmd, s, out)
-			fmt.Fprintf(e.stdout, "purged %s from %s (%s)\n", args[0], out.Event.GetAddress().GetApp(), out.Event.GetId())
+			fmt.Fprintf(e.stdout, "purged %s from %s (%s)\n", out.Event.GetPurge().GetEventId(), out.Event.GetAddress().GetApp(), out.Event.GetId())
 			return nil
 		},
 	}

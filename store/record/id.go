@@ -11,7 +11,7 @@ import (
 )
 
 // crockford is the ULID alphabet.
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+const crockford = projects.IDAlphabet
 
 // idGen makes ids that sort in creation order even within one millisecond of
 // one process: the random part of a repeated millisecond is incremented.

@@ -105,10 +105,16 @@ func KnownKind(k metav1.Kind) bool {
 }
 
 // KindNames lists the kinds an operator may append, in a stable order.
-func KindNames() []string {
+func KindNames() []string { return kindNames(Appendable) }
+
+// AllKindNames lists every kind this meta knows, in a stable order: what
+// `meta log --kind` takes.
+func AllKindNames() []string { return kindNames(KnownKind) }
+
+func kindNames(keep func(metav1.Kind) bool) []string {
 	names := make([]string, 0, len(kinds))
 	for k, s := range kinds {
-		if Appendable(k) {
+		if keep(k) {
 			names = append(names, s.name)
 		}
 	}
@@ -125,14 +131,23 @@ func Appendable(k metav1.Kind) bool {
 	return ok && !s.ownCommand
 }
 
-// ParseKind turns a kind's name back into the kind.
-func ParseKind(name string) (metav1.Kind, error) {
+// ParseKind turns a kind's name back into the kind, for `meta append`:
+// its error for a name it does not know lists the kinds an operator may
+// append (every kind is known; append refuses the others with its own
+// message).
+func ParseKind(name string) (metav1.Kind, error) { return parseKind(name, KindNames()) }
+
+// ParseAnyKind is ParseKind whose error lists every kind: for reading the
+// log, where each is as good as another.
+func ParseAnyKind(name string) (metav1.Kind, error) { return parseKind(name, AllKindNames()) }
+
+func parseKind(name string, want []string) (metav1.Kind, error) {
 	for k, s := range kinds {
 		if s.name == name {
 			return k, nil
 		}
 	}
-	return 0, inputError(fmt.Sprintf("unknown kind %q (want one of %s)", name, strings.Join(KindNames(), ", ")))
+	return 0, inputError(fmt.Sprintf("unknown kind %q (want one of %s)", name, strings.Join(want, ", ")))
 }
 
 // IsSecretKind reports whether events of kind k carry a Secret body.

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+func newShow(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Print one event, every field of it",
+		Long: `show prints the event ID names: its whole id or, as meta log shows it, its
+start (at least 4 characters). An id that starts several events is refused
+(exit 2) and they are listed; one that names none is an error (exit 1).
+--json prints the event with the keys of meta log --json.`,
+		Example: `  meta show 01JD6M4S2ZC8`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.openFresh(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ev, err := s.Event(args[0])
+			if err != nil {
+				return err
+			}
+			return writeEvent(e.stdout, ev, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the event as JSON (keys as meta log --json)")
+	return cmd
+}
+
+// writeEvent prints one event whole: as "key: value" lines, or as the JSON
+// object meta log --json prints for it. meta show and meta cat print with
+// it.
+func writeEvent(w io.Writer, ev *metav1.Event, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, record.ViewOf(ev))
+	}
+	var text strings.Builder
+	if err := record.WriteText(&text, ev); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, printableLines(text.String()))
+	return err
+}
