@@ -188,6 +188,7 @@ func TestDiffNamesKeysBetweenEvents(t *testing.T) {
 	}
 	rekeyed := evs[0].GetId()
 	later := id(e.Set(ctx, app, []envs.KV{{Key: "E", Value: "5"}}, envs.Note{}))
+	short := store.Abbreviate([]string{imported, set, unset, deployed, rekeyed, note, later})
 
 	for _, c := range []struct {
 		name                    string
@@ -206,7 +207,9 @@ func TestDiffNamesKeysBetweenEvents(t *testing.T) {
 		{name: "the import to a deploy", from: imported, to: deployed, added: []string{"D"}, changed: []string{"B"}, removed: []string{"A"}},
 		{name: "across a rekey", from: unset, to: rekeyed},
 		{name: "an event with no env", from: imported, to: note, is: store.ErrNoEnv, says: "records none"},
-		{name: "no such event", from: "01J00000000000000000000000", to: set, says: "has no event 01J00000000000000000000000"},
+		{name: "by the start of their ids, in any case", from: strings.ToLower(short[imported]), to: short[set], added: []string{"D"}, changed: []string{"B"}},
+		{name: "an id too short", from: imported[:3], to: set, is: store.ErrAmbiguousID, says: "too short"},
+		{name: "no such event", from: "01J00000000000000000000000", to: set, is: store.ErrNotFound, says: "no events with the id 01J00000000000000000000000"},
 		{name: "bob, since the rekey", by: bob, from: rekeyed, to: later, added: []string{"E"}},
 		{name: "bob, from before he could read it", by: bob, from: set, to: later, is: sealed.ErrNotRecipient, says: "your age identity cannot decrypt it"},
 	} {

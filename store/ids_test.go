@@ -225,7 +225,7 @@ func TestEventsProjectAndEnvPickTheApp(t *testing.T) {
 		t.Fatalf("--env staging: %v, %v", got, err)
 	}
 	_, err = s.Events(Query{Domain: "twice.example.com", Project: "nope"})
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no events for twice.example.com under project nope") {
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "twice.example.com has events only under coop/prod/twice.example.com and coop/staging/twice.example.com") {
 		t.Fatalf("--project nope: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"github.com/spf13/cobra"
 )
@@ -74,12 +75,13 @@ of the log names, and none open here, is an error (exit 1).`,
 			if err != nil {
 				return err
 			}
-			id := ""
+			named := ""
 			if len(args) == 1 {
-				id = args[0]
+				named = args[0]
 			}
-			id, events, err := s.BatchEvents(id)
-			if err != nil {
+			var id string
+			var events []*metav1.Event
+			if err := e.answer(cmd.Context(), s, func() (err error) { id, events, err = s.BatchEvents(named); return err }); err != nil {
 				return err
 			}
 			if len(events) == 0 {

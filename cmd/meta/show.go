@@ -26,8 +26,8 @@ start (at least 4 characters). An id that starts several events is refused
 			if err != nil {
 				return err
 			}
-			ev, err := s.Event(args[0])
-			if err != nil {
+			var ev *metav1.Event
+			if err := e.answer(cmd.Context(), s, func() (err error) { ev, err = s.Event(args[0]); return err }); err != nil {
 				return err
 			}
 			return writeEvent(e.stdout, ev, asJSON)
