@@ -177,7 +177,7 @@ func usageArgs(cmd *cobra.Command) {
 		// Run without a subcommand, a group shows its help.
 		cmd.Args = func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unknown command %q for %q; `%s --help` lists them", args[0], c.CommandPath(), c.CommandPath())
+				return usageError{fmt.Errorf("unknown command %q for %q; `%s --help` lists them", args[0], c.CommandPath(), c.CommandPath())}
 			}
 			return nil
 		}
