@@ -74,6 +74,11 @@ func Parse(name string, data []byte) (File, error) {
 		if strings.HasPrefix(value, "ENC[AES256_GCM,") {
 			return File{}, fmt.Errorf("%s: %w (line %d holds an encrypted value); give meta the decrypted file", name, ErrSealed, n)
 		}
+		if rest, ok := strings.CutPrefix(key, "export "); ok && ValidKey(strings.TrimSpace(rest)) == nil {
+			// godotenv, and so abra, would read it; sops's dotenv store
+			// would keep "export " as part of the key.
+			return File{}, fmt.Errorf("%s line %d: %w: %s: drop the export prefix (abra reads the line without it)", name, n, ErrKey, strings.TrimSpace(rest))
+		}
 		if err := ValidKey(key); err != nil {
 			return File{}, fmt.Errorf("%s line %d: %w", name, n, err)
 		}
