@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"github.com/spf13/afero"
 )
@@ -100,7 +101,7 @@ func assignments(data []byte) [][2]string {
 
 // StampKey is the env file key Co-op Cloud's Resolution 013 reserves for the
 // version the operator log says is deployed.
-const StampKey = "OPERATOR_SYNC_VERSION"
+const StampKey = dotenv.SyncVersionKey
 
 // stampComment marks the line meta writes and owns.
 const stampComment = "# managed by meta"

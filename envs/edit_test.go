@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -161,76 +160,6 @@ func TestEditRefusesBeforeTheEditor(t *testing.T) {
 			}
 		})
 	}
-}
-
-// Export writes the plain env abra reads: mode 0600, the whole file
-// replaced, nothing beside it.
-func TestExport(t *testing.T) {
-	alice, carol := newOperator(t, "alice"), newOperator(t, "carol")
-	s := newLog(t, alice)
-	importApp(t, s, alice, &metav1.Address{App: app}, appEnv)
-	appendDeploy(t, s, "deployed.example.org")
-	long := strings.Repeat("OLD_KEY=an older and much longer value than any of the new ones\n", 200)
-	for _, c := range []struct {
-		name     string
-		as       operator
-		domain   string
-		existing string // "" for none
-		mode     os.FileMode
-		is       error
-	}{
-		{name: "a new file", as: alice, domain: app},
-		{name: "replaces a longer file whole", as: alice, domain: app, existing: long, mode: 0o644},
-		{name: "replaces a read-only file", as: alice, domain: app, existing: "A=1\n", mode: 0o444},
-		{name: "an app the log does not know leaves the file", as: alice, domain: "new.example.org", existing: long, mode: 0o644, is: store.ErrNotFound},
-		{name: "an app without an env leaves the file", as: alice, domain: "deployed.example.org", existing: long, mode: 0o644, is: store.ErrNoEnv},
-		{name: "not a recipient leaves the file", as: carol, domain: app, existing: long, mode: 0o600, is: sealed.ErrNotRecipient},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			p := filepath.Join(dir, app+".env")
-			if c.existing != "" {
-				if err := os.WriteFile(p, []byte(c.existing), c.mode); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err := as(s, c.as).Export(ctx, c.domain, p)
-			entries, _ := os.ReadDir(dir)
-			var names []string
-			for _, e := range entries {
-				names = append(names, e.Name())
-			}
-			if c.is != nil {
-				if !errors.Is(err, c.is) {
-					t.Fatalf("export: %v, want %v", err, c.is)
-				}
-				if data, _ := os.ReadFile(p); string(data) != c.existing {
-					t.Error("the file was changed")
-				}
-				if !slices.Equal(names, []string{app + ".env"}) {
-					t.Errorf("the directory holds %v", names)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			fi, err := os.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != 0o600 {
-				t.Errorf("mode %v, want 0600", fi.Mode().Perm())
-			}
-			if data, _ := os.ReadFile(p); string(data) != appRoundTrip {
-				t.Errorf("exported\n%s\nwant\n%s", data, appRoundTrip)
-			}
-			if !slices.Equal(names, []string{app + ".env"}) {
-				t.Errorf("the directory holds %v, want the file alone", names)
-			}
-		})
-	}
-	assertClean(t, s.Root())
 }
 
 func appendFile(p, text string) error {

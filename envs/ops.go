@@ -8,14 +8,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/spf13/afero"
-
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
-	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
@@ -121,19 +118,6 @@ func shred(p string) {
 		}
 	}
 	os.Remove(p)
-}
-
-// Export writes the app's decrypted env to path, the plain file abra
-// reads: mode 0600, replaced whole or not at all.
-func (e *Envs) Export(ctx context.Context, domain, path string) error {
-	file, _, _, err := e.Open(ctx, domain)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(afero.NewOsFs(), path, file.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("export %s: %w", domain, err)
-	}
-	return nil
 }
 
 // Listing is one env file of the log and who can read it, as `meta env

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"git.coopcloud.tech/coop-cloud/meta/envs"
@@ -105,11 +106,22 @@ func (e *env) writePlain(s string) error {
 
 func newEnvExport(e *env, f *sealFlags) *cobra.Command {
 	var out string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "export DOMAIN",
 		Short: "Write an app's decrypted env file, as abra reads it",
 		Long: `export decrypts the app's env into the plain file abra reads, to stdout or, with
--o, to FILE (created with mode 0600, replaced whole).`,
+-o, to FILE (created with mode 0600, replaced whole).
+
+The recipe line (TYPE= or RECIPE=) names the version the log says runs, and
+so does OPERATOR_SYNC_VERSION when the log's env or FILE has it: abra writes
+the version it deploys into its own file, never into the log's env, whose
+version is likely the one of its import.
+
+An existing FILE that says anything else the log's env does not (another
+value, a key more or less, by what abra reads: quoting aside) is not
+replaced: export names those keys, never their values, and exits 4. Record
+the file with meta env import, or pass --force to replace it all the same.`,
 		Example:           `  meta env export matrix.example.com -o ~/.abra/servers/prod.example.com/matrix.example.com.env`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
@@ -118,18 +130,28 @@ func newEnvExport(e *env, f *sealFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out != "" && out != "-" {
-				return ev.Export(cmd.Context(), args[0], out)
+			path := out
+			if path == "-" {
+				path = ""
 			}
-			file, _, _, err := ev.Open(cmd.Context(), args[0])
+			res, err := ev.Export(cmd.Context(), args[0], path, force)
 			if err != nil {
 				return err
 			}
-			_, err = e.stdout.Write(file.Bytes())
-			return err
+			if path == "" {
+				return e.writePlain(string(res.Data))
+			}
+			if c := res.Overwritten; !c.Empty() {
+				e.warn("replaced what %s said otherwise than the log's env: %s", path, strings.Join(slices.Concat(c.Changed, c.Removed, c.Added), ", "))
+			}
+			if res.Was != "" && res.Was != res.Version {
+				e.warn("%s named version %s; the log says %s runs, so it names that now", path, res.Was, orDash(res.Version))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to FILE (mode 0600) instead of stdout")
+	cmd.Flags().BoolVar(&force, "force", false, "replace FILE even where it differs from the log's env")
 	return cmd
 }
 

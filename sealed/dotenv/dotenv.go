@@ -195,30 +195,41 @@ func (c Changes) Empty() bool {
 }
 
 // Diff names the keys added, changed and removed from old to new, each list
-// sorted. Values are compared, never reported.
-func Diff(old, new File) Changes {
-	c := Changes{Added: []string{}, Changed: []string{}, Removed: []string{}}
-	before := map[string]string{}
-	for _, l := range old.Lines {
+// sorted. Values are compared as stored, never reported.
+func Diff(old, new File) Changes { return changes(old.stored(), new.stored()) }
+
+// keyed is a file's keys in order, each with what a comparison compares.
+type keyed struct {
+	keys []string
+	vals map[string]string
+}
+
+func (f File) stored() keyed {
+	k := keyed{vals: map[string]string{}}
+	for _, l := range f.Lines {
 		if !l.Comment {
-			before[l.Key] = l.Value
+			k.keys = append(k.keys, l.Key)
+			k.vals[l.Key] = l.Value
 		}
 	}
-	for _, l := range new.Lines {
-		if l.Comment {
-			continue
-		}
-		v, ok := before[l.Key]
+	return k
+}
+
+func changes(old, new keyed) Changes {
+	c := Changes{Added: []string{}, Changed: []string{}, Removed: []string{}}
+	for _, k := range new.keys {
+		v, ok := old.vals[k]
 		switch {
 		case !ok:
-			c.Added = append(c.Added, l.Key)
-		case v != l.Value:
-			c.Changed = append(c.Changed, l.Key)
+			c.Added = append(c.Added, k)
+		case v != new.vals[k]:
+			c.Changed = append(c.Changed, k)
 		}
-		delete(before, l.Key)
 	}
-	for k := range before {
-		c.Removed = append(c.Removed, k)
+	for _, k := range old.keys {
+		if _, ok := new.vals[k]; !ok {
+			c.Removed = append(c.Removed, k)
+		}
 	}
 	sort.Strings(c.Added)
 	sort.Strings(c.Changed)

@@ -41,7 +41,7 @@ func (f File) Value(key string) (string, bool, error) {
 		if l.Comment {
 			continue
 		}
-		v, err := value(l.Value, known)
+		v, _, err := value(l.Value, known)
 		if l.Key == key {
 			if err != nil {
 				return "", true, fmt.Errorf("%s: %w", key, err)
@@ -66,11 +66,12 @@ func (f File) Line(key string) (string, bool) {
 }
 
 // value reads raw, the text after a key's '=', by the rules above; known
-// holds the values of the keys above it.
-func value(raw string, known map[string]string) (string, error) {
+// holds the values of the keys above it. comment is what follows the value,
+// from its '#' on: abra's modifiers, if any.
+func value(raw string, known map[string]string) (v, comment string, err error) {
 	raw = strings.TrimLeftFunc(raw, blank)
 	if raw == "" {
-		return "", nil
+		return "", "", nil
 	}
 	q := raw[0]
 	if q != '"' && q != '\'' {
@@ -81,7 +82,7 @@ func value(raw string, known map[string]string) (string, error) {
 				break
 			}
 		}
-		return expand(strings.TrimFunc(raw[:end], blank), known, false), nil
+		return expand(strings.TrimFunc(raw[:end], blank), known, false), raw[end:], nil
 	}
 	kind := "double"
 	if q == '\'' {
@@ -95,16 +96,17 @@ func value(raw string, known map[string]string) (string, error) {
 		}
 	}
 	if end < 0 {
-		return "", fmt.Errorf("%w: the %s quote is not closed on its line", ErrValue, kind)
+		return "", "", fmt.Errorf("%w: the %s quote is not closed on its line", ErrValue, kind)
 	}
-	if rest := strings.TrimLeftFunc(raw[end+1:], blank); rest != "" && rest[0] != '#' {
-		return "", fmt.Errorf("%w: text after the closing %s quote (only a # comment may follow)", ErrValue, kind)
+	comment = strings.TrimLeftFunc(raw[end+1:], blank)
+	if comment != "" && comment[0] != '#' {
+		return "", "", fmt.Errorf("%w: text after the closing %s quote (only a # comment may follow)", ErrValue, kind)
 	}
 	inner := strings.Trim(raw[:end], string(q))
 	if q == '\'' {
-		return inner, nil
+		return inner, comment, nil
 	}
-	return expand(inner, known, true), nil
+	return expand(inner, known, true), comment, nil
 }
 
 // expand replaces $NAME and ${NAME} with known values; escapes says the
