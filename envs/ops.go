@@ -3,8 +3,6 @@ package envs
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -69,55 +67,6 @@ func existing(domain string, change func(dotenv.File) (dotenv.File, error)) func
 		}
 		return change(cur)
 	}
-}
-
-// Edit decrypts the app's env into a private temporary file (mode 0600,
-// under dir, "" for the system's), lets edit change it (an editor, run on
-// its path), and commits what it saved, unless another operator changed
-// the env meanwhile. The file is overwritten and removed whatever happens.
-func (e *Envs) Edit(ctx context.Context, domain, dir string, edit func(path string) error, note Note) (*Result, error) {
-	file, digest, _, err := e.Open(ctx, domain)
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(dir, "meta-env-")
-	if err != nil {
-		return nil, err
-	}
-	p := filepath.Join(tmp, domain+projects.EnvExt)
-	defer func() {
-		shred(p)
-		os.RemoveAll(tmp)
-	}()
-	if err := os.WriteFile(p, file.Bytes(), 0o600); err != nil {
-		return nil, err
-	}
-	if err := edit(p); err != nil {
-		return nil, fmt.Errorf("%w; nothing was written", err)
-	}
-	saved, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := dotenv.Parse("your edit", saved)
-	if err != nil {
-		return nil, fmt.Errorf("%w; nothing was written", err)
-	}
-	note.Expect = digest
-	return e.Modify(ctx, &metav1.Address{App: domain}, "edit", note, func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
-}
-
-// shred overwrites a file before removing it, so that a plain-text env
-// does not linger in freed blocks of a disk-backed temporary directory.
-func shred(p string) {
-	if fi, err := os.Stat(p); err == nil {
-		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-			f.Write(make([]byte, fi.Size()))
-			f.Sync()
-			f.Close()
-		}
-	}
-	os.Remove(p)
 }
 
 // Listing is one env file of the log and who can read it, as `meta env

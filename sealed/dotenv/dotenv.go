@@ -48,11 +48,15 @@ const unencryptedSuffix = "_unencrypted"
 
 // Parse reads an env file; name says which file in errors. Windows line
 // ends are accepted and dropped. Errors name the line, never its value.
-func Parse(name string, data []byte) (File, error) {
+func Parse(name string, data []byte) (File, error) { return ParseFrom(name, data, 1) }
+
+// ParseFrom is Parse of data that starts at line first of what the
+// operator sees, for the numbers in errors: the part below a header.
+func ParseFrom(name string, data []byte, first int) (File, error) {
 	var f File
 	seen := map[string]int{}
 	for i, raw := range bytes.Split(data, []byte("\n")) {
-		n := i + 1
+		n := first + i
 		line := strings.TrimSuffix(string(raw), "\r")
 		if strings.TrimSpace(line) == "" {
 			continue

@@ -76,3 +76,44 @@ func TestRecipeAndSetVersion(t *testing.T) {
 		})
 	}
 }
+
+// Merge applies the other side's changes where this side left the keys
+// alone, keeps this side's text, and names the keys both changed apart.
+func TestMerge(t *testing.T) {
+	const base = "# head\nA=1\nB=2\nC=3\nD=4\n"
+	tests := []struct {
+		name, mine, theirs, want string
+		conflicts                []string
+	}{
+		{"apart", "# head, mine\nA=mine\nB=2\nC=3\nD=4\nMINE=1\n", "# head\nA=1\nB=theirs\nD=4\nTHEIRS=1\n",
+			"# head, mine\nA=mine\nB=theirs\nD=4\nMINE=1\nTHEIRS=1\n", nil},
+		{"the same change on both sides", "A=x\nB=2\nC=3\nD=4\n", "# head\nA=x\nB=2\nC=3\n",
+			"A=x\nB=2\nC=3\n", nil},
+		{"both changed a key", "# head\nA=mine\nB=2\nC=3\nD=4\n", "# head\nA=theirs\nB=2\nC=3\nD=4\n",
+			"# head\nA=mine\nB=2\nC=3\nD=4\n", []string{"A"}},
+		{"one changed, one removed", "# head\nB=2\nC=mine\nD=4\n", "# head\nA=theirs\nB=2\nD=4\n",
+			"# head\nB=2\nC=mine\nD=4\n", []string{"A", "C"}},
+		{"both added a key otherwise", "# head\nA=1\nB=2\nC=3\nD=4\nN=mine\n", "# head\nA=1\nB=2\nC=3\nD=4\nN=theirs\n",
+			"# head\nA=1\nB=2\nC=3\nD=4\nN=mine\n", []string{"N"}},
+		{"nothing of theirs", "A=9\n", base, "A=9\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := func(s string) File {
+				f, err := Parse("f", []byte(s))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			mine := p(tt.mine)
+			got, conflicts := Merge(p(base), mine, p(tt.theirs))
+			if string(got.Bytes()) != tt.want || !slices.Equal(conflicts, tt.conflicts) {
+				t.Errorf("Merge:\n%s%v\nwant\n%s%v", got.Bytes(), conflicts, tt.want, tt.conflicts)
+			}
+			if string(mine.Bytes()) != tt.mine {
+				t.Error("Merge changed mine")
+			}
+		})
+	}
+}
