@@ -65,6 +65,15 @@ func (f File) Line(key string) (string, bool) {
 	return key + "=" + v, true
 }
 
+// ValueOf is the value abra reads from raw, the text after a key's '=' on
+// one line, by the rules above; above holds the values of the keys above
+// it (nil for none), for $NAME. For readers of files that Parse refuses
+// but abra reads, line by line.
+func ValueOf(raw string, above map[string]string) (string, error) {
+	v, _, err := value(raw, above)
+	return v, err
+}
+
 // value reads raw, the text after a key's '=', by the rules above; known
 // holds the values of the keys above it. comment is what follows the value,
 // from its '#' on: abra's modifiers, if any.
