@@ -89,7 +89,9 @@ func (e *Envs) Export(ctx context.Context, domain, path string, force bool) (*Ex
 	if out.Version == "" {
 		_, _, out.Version, _ = file.Recipe()
 	}
-	file.SetVersion(out.Version)
+	if out.Version != "" {
+		file.SetVersion(out.Version)
+	}
 	if local != nil {
 		if c := dotenv.LocalDiff(*local, file); !c.Empty() {
 			if !force {

@@ -37,7 +37,8 @@ func (f File) Recipe() (key, recipe, version string, ok bool) {
 func isRecipeKey(k string) bool { return k == recipeKeys[0] || k == recipeKeys[1] }
 
 // SetVersion writes version into f's recipe line, "name:version", as abra
-// does when it deploys; it reports whether f has a recipe line.
+// does when it deploys, keeping a comment after it; it reports whether f
+// has a recipe line.
 func (f *File) SetVersion(version string) bool {
 	key, recipe, _, ok := f.Recipe()
 	if !ok {
@@ -49,6 +50,9 @@ func (f *File) SetVersion(version string) bool {
 	}
 	for i, l := range f.Lines {
 		if !l.Comment && l.Key == key {
+			if _, comment, err := value(l.Value, nil); err == nil && comment != "" {
+				v += " " + comment
+			}
 			f.Lines[i].Value = v
 		}
 	}

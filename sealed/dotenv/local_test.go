@@ -59,6 +59,7 @@ func TestRecipeAndSetVersion(t *testing.T) {
 		{"TYPE", "A=1\nTYPE=app:1.3.0\n", "1.5.0+2", "A=1\nTYPE=app:1.5.0+2\n", true},
 		{"RECIPE first", "RECIPE=app\nTYPE=old:1\n", "eb96de94+U", "RECIPE=app:eb96de94+U\nTYPE=old:1\n", true},
 		{"quoted", "TYPE=\"app:1.3.0\"\n", "1.5.0", "TYPE=app:1.5.0\n", true},
+		{"a comment kept", "TYPE=app:1.3.0  # pinned\n", "1.5.0", "TYPE=app:1.5.0 # pinned\n", true},
 		{"none", "A=1\n", "1.5.0", "A=1\n", false},
 	}
 	for _, tt := range tests {
