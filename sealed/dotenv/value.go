@@ -9,9 +9,10 @@ import (
 // What abra reads. A Line keeps a value byte for byte as the file has it
 // (quotes, escapes, abra's "# length=128" modifiers), which is what sops
 // round-trips and what `meta env get --raw` prints. abra reads the file
-// with a fork of github.com/joho/godotenv (v1.5's parser, plus the
-// modifiers it takes from the comment after a value), so the value it sees
-// follows godotenv's rules, which Value implements once:
+// with github.com/joho/godotenv's parser (a fork of it that also reads the
+// modifiers from the comment after a value; abra's own source was not to
+// be had where this was written, godotenv's parser.go was), so the value
+// it sees follows godotenv's rules, which Value implements once:
 //
 //   - Unquoted: the text up to a '#' that follows a blank (the last such:
 //     "v1 # length=128" is v1), blanks around it trimmed, $NAME and
