@@ -67,6 +67,13 @@ SECRET_REGISTRATION_SHARED_SECRET_VERSION="v2" # length=128
 	if r, v, ok := Recipe([]byte("RECIPE=custom-html # no version yet\n")); !ok || r != "custom-html" || v != "" {
 		t.Fatalf("RECIPE without version = %q %q %v", r, v, ok)
 	}
+	// As abra reads it (dotenv.ValueOf): a comment after a tab, a key above.
+	if r, v, ok := Recipe([]byte("TYPE=custom-html:1.2.0+1\t# pinned\n")); !ok || r != "custom-html" || v != "1.2.0+1" {
+		t.Fatalf("TYPE with a comment after a tab = %q %q %v", r, v, ok)
+	}
+	if got := StackName("x.example.com", []byte("APP=x\nSTACK_NAME=\"${APP}_stack\" # short\n")); got != "x_stack" {
+		t.Errorf("STACK_NAME from a key above = %q", got)
+	}
 	want := []Secret{{"db_password", "v1"}, {"registration_shared_secret", "v2"}}
 	if got := Secrets(file); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Secrets = %v, want %v", got, want)

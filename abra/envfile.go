@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"github.com/spf13/afero"
 )
@@ -69,10 +70,12 @@ func Secrets(data []byte) []Secret {
 	return out
 }
 
-// assignments are the KEY=value lines of an env file, values unquoted and
-// without a trailing comment, the way abra and Docker read them.
+// assignments are the KEY=value lines of an env file, each value as abra
+// reads it (dotenv.ValueOf: unquoted, without a trailing comment), or as
+// written where abra could not read it.
 func assignments(data []byte) [][2]string {
 	var out [][2]string
+	above := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -85,22 +88,21 @@ func assignments(data []byte) [][2]string {
 		if !ok {
 			continue
 		}
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') {
-			if end := strings.IndexByte(v[1:], v[0]); end >= 0 {
-				v = v[1 : end+1]
-			}
-		} else if i := strings.Index(v, " #"); i >= 0 {
-			v = strings.TrimSpace(v[:i])
+		k = strings.TrimSpace(k)
+		if read, err := dotenv.ValueOf(v, above); err == nil {
+			v = read
+		} else {
+			v = strings.TrimSpace(v)
 		}
-		out = append(out, [2]string{strings.TrimSpace(k), v})
+		above[k] = v
+		out = append(out, [2]string{k, v})
 	}
 	return out
 }
 
 // StampKey is the env file key Co-op Cloud's Resolution 013 reserves for the
 // version the operator log says is deployed.
-const StampKey = "OPERATOR_SYNC_VERSION"
+const StampKey = dotenv.SyncVersionKey
 
 // stampComment marks the line meta writes and owns.
 const stampComment = "# managed by meta"

@@ -41,9 +41,10 @@ func shared(t *testing.T, alice, bob operator) (remote string, clones [2]*store.
 	return remote, [2]*store.Store{a, join("bob")}
 }
 
-// changes are the ways two operators change one env at the same moment:
-// each calls meet once it has read the env it changes, and goes on only
-// when the other has too.
+// changes are the ways two operators change one env at the same moment
+// that refuse the loser's change: each calls meet once it has read the env
+// it changes, and goes on only when the other has too. (An edit is not
+// refused: TestConcurrentEditsBothLand.)
 var changes = []struct {
 	name, reason string
 	change       func(t *testing.T, e *envs.Envs, key string, meet func()) (*envs.Result, error)
@@ -54,12 +55,6 @@ var changes = []struct {
 			meet()
 			return cur, err
 		})
-	}},
-	{"edit, both editors open", "edit", func(t *testing.T, e *envs.Envs, key string, meet func()) (*envs.Result, error) {
-		return e.Edit(ctx, app, t.TempDir(), func(p string) error {
-			meet()
-			return appendFile(p, key+"=1\n")
-		}, envs.Note{})
 	}},
 }
 
@@ -189,5 +184,69 @@ func TestEnvRaceLoserEndsAtTheWinnersChange(t *testing.T) {
 				t.Errorf("the loser's next read: warning %q, %v", warning, err)
 			}
 		})
+	}
+}
+
+// Alice and bob edit the same env at the same moment, both editors open:
+// both edits land, the loser's opened again on top of the winner's and
+// saved as it is.
+func TestConcurrentEditsBothLand(t *testing.T) {
+	alice, bob := newOperator(t, "alice"), newOperator(t, "bob")
+	ops := [2]operator{alice, bob}
+	keys := [2]string{"FROM_ALICE", "FROM_BOB"}
+	remote, clones := shared(t, alice, bob)
+	ready := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	var opened [2]int
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range clones {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = as(clones[i], ops[i]).Edit(ctx, app, t.TempDir(), func(p string) error {
+				opened[i]++
+				if opened[i] > 1 {
+					return nil // the rebased edit, saved as it is
+				}
+				close(ready[i])
+				select {
+				case <-ready[1-i]:
+				case <-time.After(30 * time.Second):
+					t.Errorf("%s waited in vain for the other", ops[i].name)
+				}
+				return appendFile(p, keys[i]+"=1\n")
+			}, envs.Note{})
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("alice %v, bob %v", errs[0], errs[1])
+	}
+	if opened[0]+opened[1] != 3 {
+		t.Errorf("the editors ran %v times: want one of them opened again", opened)
+	}
+	for i, s := range clones {
+		if err := s.Pull(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f, err := openAs(t, s, ops[i], app)
+		if err != nil || !slices.Contains(f.Keys(), keys[0]) || !slices.Contains(f.Keys(), keys[1]) {
+			t.Errorf("%s's clone: %v, %v", ops[i].name, f.Keys(), err)
+		}
+		assertClean(t, s.Root())
+	}
+	evs, err := clones[0].Log(app, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, ev := range evs {
+		reasons = append(reasons, ev.GetEnv().GetReason())
+	}
+	if want := []string{"edit", "edit", "import"}; !slices.Equal(reasons, want) {
+		t.Errorf("env events newest first %v, want %v", reasons, want)
+	}
+	if git(t, remote, "rev-parse", "main") != headOf(t, clones[0]) {
+		t.Error("the remote is not where the clones are")
 	}
 }

@@ -4,69 +4,62 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"git.coopcloud.tech/coop-cloud/meta/envs"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
-	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 )
 
 // Edit hands the editor a private file holding the plain env, commits what
-// it saved, and leaves no trace of the file, however the edit ends.
+// it saved, and leaves no trace of the file, however the edit ends; when it
+// stops on a failure after the operator changed something, it keeps their
+// text in a private file of its own and names it.
 func TestEdit(t *testing.T) {
 	alice := newOperator(t, "alice")
 	for _, c := range []struct {
 		name string
-		// save is what the editor does to the file; e is the operator's
-		// view, for an editor that changes the env meanwhile.
-		save func(t *testing.T, e *envs.Envs, path string) error
+		// save is what the editor does to the file.
+		save func(t *testing.T, path string) error
 		// is and says describe the refusal; neither for a commit.
 		is   error
 		says string
+		// kept is the text kept for the operator ("" for none).
+		kept string
 		// want is the env afterwards, when committed.
 		want string
 	}{
-		{name: "saves a change", save: func(t *testing.T, _ *envs.Envs, p string) error {
+		{name: "saves a change", save: func(t *testing.T, p string) error {
 			return appendFile(p, "EDITED=PLANT-edit-c0ffee\n")
 		}, want: appRoundTrip + "EDITED=PLANT-edit-c0ffee\n"},
-		{name: "rewrites the file", save: func(t *testing.T, _ *envs.Envs, p string) error {
+		{name: "rewrites the file", save: func(t *testing.T, p string) error {
 			return os.WriteFile(p, []byte("# only this\nDOMAIN=app.example.org\n"), 0o600)
 		}, want: "# only this\nDOMAIN=app.example.org\n"},
-		{name: "the editor fails", save: func(t *testing.T, _ *envs.Envs, p string) error {
+		{name: "the editor fails after a change", save: func(t *testing.T, p string) error {
 			appendFile(p, "HALF=PLANT-half-91c5aa\n")
 			return errors.New("editor exited with status 1")
+		}, says: "editor exited with status 1; nothing was written; your edit is kept in ", kept: appRoundTrip + "HALF=PLANT-half-91c5aa\n"},
+		{name: "the editor fails without a change", save: func(t *testing.T, p string) error {
+			return errors.New("editor exited with status 1")
 		}, says: "editor exited with status 1; nothing was written"},
-		{name: "saves something that is not dotenv", save: func(t *testing.T, _ *envs.Envs, p string) error {
-			return appendFile(p, "this line has a PLANT-secret-d15ea5e\n")
-		}, is: dotenv.ErrSyntax, says: "your edit line 6: not a dotenv file"},
-		{name: "saves a sealed file", save: func(t *testing.T, e *envs.Envs, p string) error {
-			data, _, err := e.Store.EnvFile(app)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p, data, 0o600)
-		}, is: dotenv.ErrSealed, says: "already sops-encrypted"},
-		{name: "saves it unchanged", save: func(t *testing.T, _ *envs.Envs, p string) error { return nil }, is: store.ErrNoChange},
-		{name: "removes the file", save: func(t *testing.T, _ *envs.Envs, p string) error { return os.Remove(p) }, is: os.ErrNotExist},
-		{name: "another change lands while the editor is open", save: func(t *testing.T, e *envs.Envs, p string) error {
-			if _, err := e.Set(ctx, app, []envs.KV{{Key: "MEANWHILE", Value: "1"}}, envs.Note{}); err != nil {
-				t.Fatal(err)
-			}
-			return appendFile(p, "EDITED=PLANT-lost-4e7b12\n")
-		}, is: store.ErrConflict, says: "changed since you read it"},
+		{name: "saves it unchanged", save: func(t *testing.T, p string) error { return nil }, is: envs.ErrCancelled, says: "edit cancelled, no changes made"},
+		{name: "empties the file", save: func(t *testing.T, p string) error { return os.WriteFile(p, []byte("\n \n"), 0o600) },
+			is: envs.ErrCancelled, says: "edit cancelled, no changes made: the file was empty"},
+		{name: "removes the file", save: func(t *testing.T, p string) error { return os.Remove(p) }, is: os.ErrNotExist},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newLog(t, alice)
 			importApp(t, s, alice, &metav1.Address{App: app}, appEnv)
+			before := headOf(t, s)
 			e := as(s, alice)
 			tmp := t.TempDir()
 			saw := ""
-			var inner string // HEAD after a change the editor made meanwhile
 			res, err := e.Edit(ctx, app, tmp, func(p string) error {
+				if saw != "" {
+					t.Fatal("the editor was opened again")
+				}
 				saw = p
 				fi, err := os.Stat(p)
 				if err != nil {
@@ -85,18 +78,17 @@ func TestEdit(t *testing.T) {
 				if data, _ := os.ReadFile(p); string(data) != appRoundTrip {
 					t.Errorf("the editor sees\n%s\nwant the plain env\n%s", data, appRoundTrip)
 				}
-				err = c.save(t, e, p)
-				inner = headOf(t, s)
-				return err
+				return c.save(t, p)
 			}, envs.Note{Message: "by hand"})
 			if saw == "" {
 				t.Fatal("the editor was not run")
 			}
-			if left, _ := os.ReadDir(tmp); len(left) != 0 {
-				t.Errorf("left behind under the temporary directory: %v", left)
-			}
 			if _, err := os.Lstat(saw); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the editor's file is still there: %v", err)
+			}
+			assertKept(t, tmp, err, c.kept)
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("left behind under the temporary directory: %v", left)
 			}
 			if c.want == "" {
 				if err == nil {
@@ -111,14 +103,14 @@ func TestEdit(t *testing.T) {
 				if strings.Contains(err.Error(), "PLANT") {
 					t.Errorf("the error quotes a value: %v", err)
 				}
-				assertUnwritten(t, s, inner)
-				assertNoLeak(t, []string{"PLANT-half-91c5aa", "PLANT-secret-d15ea5e", "PLANT-lost-4e7b12"}, s.Root())
+				assertUnwritten(t, s, before)
+				assertNoLeak(t, []string{"PLANT-half-91c5aa"}, s.Root())
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if git(t, s.Root(), "rev-parse", "HEAD~1") != inner {
+			if git(t, s.Root(), "rev-parse", "HEAD~1") != before {
 				t.Error("not one commit")
 			}
 			if ch := res.Events[0].GetEnv(); ch.GetReason() != "edit" || res.Events[0].GetMessage() != "by hand" {
@@ -130,6 +122,33 @@ func TestEdit(t *testing.T) {
 				t.Errorf("committed\n%s\nwant\n%s%v", f.Bytes(), c.want, err)
 			}
 		})
+	}
+}
+
+// assertKept checks the file an edit that stopped kept under dir: there
+// when want is not "", named by err, private, holding want; it removes it.
+func assertKept(t *testing.T, dir string, err error, want string) {
+	t.Helper()
+	kept, _ := filepath.Glob(filepath.Join(dir, "meta-env-edit-"+app+"-*.env"))
+	if want == "" {
+		if len(kept) != 0 {
+			t.Errorf("kept %v, want nothing kept", kept)
+		}
+		return
+	}
+	if len(kept) != 1 {
+		t.Fatalf("kept %v, want one file", kept)
+	}
+	defer os.Remove(kept[0])
+	if err == nil || !strings.Contains(err.Error(), "your edit is kept in "+kept[0]+" (plain text, mode 0600: remove it when done)") {
+		t.Errorf("the error does not name %s: %v", kept[0], err)
+	}
+	fi, serr := os.Stat(kept[0])
+	if serr != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the kept file: %v, %v", fi, serr)
+	}
+	if data, _ := os.ReadFile(kept[0]); string(data) != want {
+		t.Errorf("kept\n%s\nwant\n%s", data, want)
 	}
 }
 
@@ -161,76 +180,6 @@ func TestEditRefusesBeforeTheEditor(t *testing.T) {
 			}
 		})
 	}
-}
-
-// Export writes the plain env abra reads: mode 0600, the whole file
-// replaced, nothing beside it.
-func TestExport(t *testing.T) {
-	alice, carol := newOperator(t, "alice"), newOperator(t, "carol")
-	s := newLog(t, alice)
-	importApp(t, s, alice, &metav1.Address{App: app}, appEnv)
-	appendDeploy(t, s, "deployed.example.org")
-	long := strings.Repeat("OLD_KEY=an older and much longer value than any of the new ones\n", 200)
-	for _, c := range []struct {
-		name     string
-		as       operator
-		domain   string
-		existing string // "" for none
-		mode     os.FileMode
-		is       error
-	}{
-		{name: "a new file", as: alice, domain: app},
-		{name: "replaces a longer file whole", as: alice, domain: app, existing: long, mode: 0o644},
-		{name: "replaces a read-only file", as: alice, domain: app, existing: "A=1\n", mode: 0o444},
-		{name: "an app the log does not know leaves the file", as: alice, domain: "new.example.org", existing: long, mode: 0o644, is: store.ErrNotFound},
-		{name: "an app without an env leaves the file", as: alice, domain: "deployed.example.org", existing: long, mode: 0o644, is: store.ErrNoEnv},
-		{name: "not a recipient leaves the file", as: carol, domain: app, existing: long, mode: 0o600, is: sealed.ErrNotRecipient},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			p := filepath.Join(dir, app+".env")
-			if c.existing != "" {
-				if err := os.WriteFile(p, []byte(c.existing), c.mode); err != nil {
-					t.Fatal(err)
-				}
-			}
-			err := as(s, c.as).Export(ctx, c.domain, p)
-			entries, _ := os.ReadDir(dir)
-			var names []string
-			for _, e := range entries {
-				names = append(names, e.Name())
-			}
-			if c.is != nil {
-				if !errors.Is(err, c.is) {
-					t.Fatalf("export: %v, want %v", err, c.is)
-				}
-				if data, _ := os.ReadFile(p); string(data) != c.existing {
-					t.Error("the file was changed")
-				}
-				if !slices.Equal(names, []string{app + ".env"}) {
-					t.Errorf("the directory holds %v", names)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			fi, err := os.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != 0o600 {
-				t.Errorf("mode %v, want 0600", fi.Mode().Perm())
-			}
-			if data, _ := os.ReadFile(p); string(data) != appRoundTrip {
-				t.Errorf("exported\n%s\nwant\n%s", data, appRoundTrip)
-			}
-			if !slices.Equal(names, []string{app + ".env"}) {
-				t.Errorf("the directory holds %v, want the file alone", names)
-			}
-		})
-	}
-	assertClean(t, s.Root())
 }
 
 func appendFile(p, text string) error {

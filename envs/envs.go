@@ -31,6 +31,9 @@ type Envs struct {
 	Actor    *metav1.Actor
 	Now      func() time.Time
 	Options  store.AppendOptions
+	// Warn tells the operator something that does not stop the command,
+	// such as an edit opened again; nil says nothing.
+	Warn func(format string, args ...any)
 }
 
 // Note is what the operator says about a change, for its event.

@@ -166,7 +166,10 @@ func TestNotRecipientErrorNamesReaders(t *testing.T) {
 			_, err := e.Set(ctx, app, []envs.KV{{Key: "A", Value: "1"}}, envs.Note{})
 			return err
 		},
-		"export": func(e *envs.Envs) error { return e.Export(ctx, app, filepath.Join(t.TempDir(), "out.env")) },
+		"export": func(e *envs.Envs) error {
+			_, err := e.Export(ctx, app, filepath.Join(t.TempDir(), "out.env"), false)
+			return err
+		},
 	}
 	for _, c := range []struct {
 		name string

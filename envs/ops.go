@@ -3,19 +3,14 @@ package envs
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/spf13/afero"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
-	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
@@ -72,68 +67,6 @@ func existing(domain string, change func(dotenv.File) (dotenv.File, error)) func
 		}
 		return change(cur)
 	}
-}
-
-// Edit decrypts the app's env into a private temporary file (mode 0600,
-// under dir, "" for the system's), lets edit change it (an editor, run on
-// its path), and commits what it saved, unless another operator changed
-// the env meanwhile. The file is overwritten and removed whatever happens.
-func (e *Envs) Edit(ctx context.Context, domain, dir string, edit func(path string) error, note Note) (*Result, error) {
-	file, digest, _, err := e.Open(ctx, domain)
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(dir, "meta-env-")
-	if err != nil {
-		return nil, err
-	}
-	p := filepath.Join(tmp, domain+projects.EnvExt)
-	defer func() {
-		shred(p)
-		os.RemoveAll(tmp)
-	}()
-	if err := os.WriteFile(p, file.Bytes(), 0o600); err != nil {
-		return nil, err
-	}
-	if err := edit(p); err != nil {
-		return nil, fmt.Errorf("%w; nothing was written", err)
-	}
-	saved, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := dotenv.Parse("your edit", saved)
-	if err != nil {
-		return nil, fmt.Errorf("%w; nothing was written", err)
-	}
-	note.Expect = digest
-	return e.Modify(ctx, &metav1.Address{App: domain}, "edit", note, func(dotenv.File, bool) (dotenv.File, error) { return plain, nil })
-}
-
-// shred overwrites a file before removing it, so that a plain-text env
-// does not linger in freed blocks of a disk-backed temporary directory.
-func shred(p string) {
-	if fi, err := os.Stat(p); err == nil {
-		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-			f.Write(make([]byte, fi.Size()))
-			f.Sync()
-			f.Close()
-		}
-	}
-	os.Remove(p)
-}
-
-// Export writes the app's decrypted env to path, the plain file abra
-// reads: mode 0600, replaced whole or not at all.
-func (e *Envs) Export(ctx context.Context, domain, path string) error {
-	file, _, _, err := e.Open(ctx, domain)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.Write(afero.NewOsFs(), path, file.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("export %s: %w", domain, err)
-	}
-	return nil
 }
 
 // Listing is one env file of the log and who can read it, as `meta env

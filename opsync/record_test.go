@@ -201,11 +201,11 @@ func TestRunRecordsWhatEachCommandDid(t *testing.T) {
 }
 
 // unstamped is ev without what the store stamps and what the test checks
-// on its own.
+// on its own (the env a deploy ran with: envcheck_test.go).
 func unstamped(ev *metav1.Event) *metav1.Event {
 	ev = proto.Clone(ev).(*metav1.Event)
 	ev.Format, ev.Id, ev.Time, ev.Actor, ev.Parents, ev.Address = 0, "", nil, nil, nil, nil
-	ev.Command, ev.Recipe, ev.EnvDigest = nil, "", ""
+	ev.Command, ev.Recipe, ev.EnvDigest, ev.LocalEnv = nil, "", "", false
 	return ev
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
@@ -55,6 +56,11 @@ type Runner struct {
 	Recorded func(*metav1.Event)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OpenEnv decrypts the log's sealed env of an app and returns it with
+	// its digest, to tell whether a deploy ran with it (see envcheck.go);
+	// nil when there is no way to, and deploys are recorded as run with a
+	// local env.
+	OpenEnv func(ctx context.Context, domain string) (dotenv.File, string, error)
 }
 
 // Result is what Run did.
@@ -109,6 +115,7 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("abra exited %d but meta could not tell what it did: %w", code, err)
 	}
+	r.markEnv(ctx, cmd.Domain, before, events)
 	out, err := r.Store.Write(ctx, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force}, func(tx *store.Tx) error {
 		return place(tx, events)
 	})

@@ -209,8 +209,9 @@ func (s *Store) stampEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now
 		// back may have put after now.
 		l.Expires = timestamppb.New(at.Add(l.GetExpires().AsTime().Sub(now)))
 	}
-	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" {
-		// The env file in force now is what this deploy ran with.
+	if record.IsDeployKind(ev.GetKind()) && ev.GetEnvDigest() == "" && !ev.GetLocalEnv() {
+		// The env file in force now is what this deploy ran with, unless
+		// its recorder knows it ran with a local one.
 		if data, err := s.work.read(projects.EnvPath(e.addr)); err == nil {
 			ev.EnvDigest = sealed.Digest(data)
 		}

@@ -57,6 +57,7 @@ func (e *env) envsFor(s *store.Store, f *sealFlags) (*envs.Envs, error) {
 		Actor:    actor,
 		Now:      time.Now,
 		Options:  store.AppendOptions{Offline: e.offline},
+		Warn:     e.warn,
 	}, nil
 }
 
@@ -247,8 +248,16 @@ func newEnvEdit(e *env, f *sealFlags) *cobra.Command {
 		Long: `edit decrypts the app's env into a private temporary file (mode 0600, in
 $XDG_RUNTIME_DIR when set), opens it in $VISUAL or $EDITOR (default vi), then
 encrypts and commits what you saved and overwrites and removes the temporary
-file. If another operator changed the env while you edited, nothing is
-written and you are told: edit again on top of their change.`,
+file. Saved unchanged, or emptied, nothing is written.
+
+As kubectl edit does, it opens the editor again instead of throwing your edit
+away: when what you saved is not a dotenv file (a header at the top, its lines
+starting with #~, says what is wrong and on which line; meta drops them), and
+when another operator changed the env while you edited (your edit is put on
+top of their change; keys you both changed stand between git's conflict
+markers, <<<<<<< yours and >>>>>>> theirs, for you to settle). Saving a file
+reopened for a fix unchanged stops, as does any failure: your edit is then
+kept in a private file, which meta names.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -257,6 +266,10 @@ written and you are told: edit again on top of their change.`,
 				return err
 			}
 			res, err := ev.Edit(cmd.Context(), args[0], e.getenv("XDG_RUNTIME_DIR"), e.editor, note(cmd, f, args, ""))
+			if errors.Is(err, envs.ErrCancelled) {
+				fmt.Fprintf(e.stderr, "meta: %s\n", message(err.Error()))
+				return nil
+			}
 			return e.reportedEnv(cmd, ev, res, err)
 		},
 	}

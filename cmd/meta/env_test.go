@@ -188,8 +188,9 @@ func TestEnvLeaksNoSecret(t *testing.T) {
 	}
 }
 
-// Two operators change one env at once. The one who comes second is told
-// and writes nothing; no change that was reported done goes missing.
+// Two operators change one env at once. A set that comes second is told
+// and writes nothing; an edit that comes second is opened again on top of
+// the first change; no change that was reported done goes missing.
 func TestConcurrentEnvEdits(t *testing.T) {
 	remote := filepath.Join(t.TempDir(), "remote.git")
 	gitOut(t, filepath.Dir(remote), "init", "-q", "--bare", "-b", "main", remote)
@@ -203,18 +204,26 @@ func TestConcurrentEnvEdits(t *testing.T) {
 	bob.must(t, "init", bob.dir, "--remote", remote)
 
 	// Bob edits; while his editor is open, Alice changes the env and
-	// pushes. Bob's save must not overwrite her change.
+	// pushes. Bob's editor opens again with his edit on top of her change,
+	// and he saves it as it is: both land.
 	editor := filepath.Join(t.TempDir(), "editor.sh")
-	script := fmt.Sprintf("#!/bin/sh\nenv '%s' meta --dir %s env set app.example.org FROM_ALICE=1 >/dev/null || exit 9\necho FROM_BOB=1 >> \"$1\"\n",
+	script := fmt.Sprintf("#!/bin/sh\nn=$(( $(cat \"$0.count\" 2>/dev/null || echo 0) + 1 )); echo $n > \"$0.count\"\ncp \"$1\" \"$0.seen.$n\"\n"+
+		"[ $n = 1 ] || exit 0\nenv '%s' meta --dir %s env set app.example.org FROM_ALICE=1 >/dev/null || exit 9\necho FROM_BOB=1 >> \"$1\"\n",
 		strings.Join(alice.env, "' '"), alice.dir)
 	os.WriteFile(editor, []byte(script), 0o755)
 	_, errOut, code := bob.run(t, "", []string{"EDITOR=" + editor}, "env", "edit", "app.example.org")
-	if code != exitUnexpected || !strings.Contains(errOut, "changed since you read it") {
+	if code != 0 || !strings.Contains(errOut, "meta: warning: alice (env event ") || !strings.Contains(errOut, "changed the env of app.example.org while you edited it (added FROM_ALICE); opening your edit again, on top of their change") {
 		t.Fatalf("bob's edit over alice's change: exit %d, %s", code, errOut)
 	}
+	if n, _ := os.ReadFile(editor + ".count"); string(n) != "2\n" {
+		t.Errorf("the editor ran %q times, want 2", n)
+	}
+	if seen, _ := os.ReadFile(editor + ".seen.2"); !strings.HasSuffix(string(seen), "\nA=1\nFROM_BOB=1\nFROM_ALICE=1\n") {
+		t.Errorf("the editor's second run saw\n%s", seen)
+	}
 	got := bob.must(t, "--force-sync", "env", "get", "app.example.org")
-	if !strings.Contains(got, "FROM_ALICE=1") || strings.Contains(got, "FROM_BOB") {
-		t.Fatalf("after the refused edit the env is\n%s", got)
+	if got != "A=1\nFROM_BOB=1\nFROM_ALICE=1\n" {
+		t.Fatalf("after the edit the env is\n%s", got)
 	}
 
 	// Both set different keys at the same time, many times. Each set either

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -8,6 +9,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/opsync"
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 )
 
 func newExec(e *env) *cobra.Command {
@@ -26,8 +28,10 @@ pass through unchanged) and keeps the operator log in step with it:
   after:  deploy, upgrade, rollback, undeploy, move, new --secrets, remove,
           restore, secret generate/insert/remove and volume remove are
           recorded with their outcome (abra's exit code), the version abra
-          wrote into the env file (the chaos version for --chaos) and the
-          command line with secret values redacted, then pushed.
+          wrote into the env file (the chaos version for --chaos), the env
+          it ran with (the log's, when your env file says the same apart
+          from the version; else "local env") and the command line with
+          secret values redacted, then pushed.
 
 Commands that change nothing are not recorded. An app's first event goes to
 the project/env meta.yaml's servers: maps its abra server to (default: the
@@ -76,6 +80,14 @@ only runs abra, so the alias can live in a shared shell profile:
 				return fmt.Errorf("%w; to run abra without the log, pass --no-operator-sync --no-operator-log or set sync: false in %s", err, cfg.path)
 			}
 			r.Options.ForceSync = e.forceSync
+			r.OpenEnv = func(ctx context.Context, domain string) (dotenv.File, string, error) {
+				ev, err := e.envsFor(r.Store, &sealFlags{})
+				if err != nil {
+					return dotenv.File{}, "", err
+				}
+				f, digest, _, err := ev.Open(ctx, domain)
+				return f, digest, err
+			}
 			r.Recorded = func(ev *metav1.Event) {
 				if err := e.publish(cmd.Context(), r.Store, ev); err != nil {
 					e.warn("recorded, but not announced on NATS: %v", err)

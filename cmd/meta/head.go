@@ -109,12 +109,18 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		}
 		row("secrets", strings.Join(names, ", "))
 	}
+	var env []string
 	if h.EnvDigest != "" {
-		env := fmt.Sprintf("%s, written by %s at %s", sealed.ShortDigest(h.EnvDigest), h.EnvChanged.Operator, when(h.EnvChanged.Time))
+		env = append(env, fmt.Sprintf("%s, written by %s at %s", sealed.ShortDigest(h.EnvDigest), h.EnvChanged.Operator, when(h.EnvChanged.Time)))
 		if h.EnvChangedSinceDeploy {
-			env += p.paint("33", "; changed since the last deploy")
+			env = append(env, p.paint("33", "changed since the last deploy"))
 		}
-		row("env", env)
+	}
+	if h.Deployed != nil && h.Deployed.LocalEnv {
+		env = append(env, p.paint("33", "the last deploy ran with a "+record.LocalEnvNote+", not the log's"))
+	}
+	if len(env) > 0 {
+		row("env", strings.Join(env, "; "))
 	}
 	if h.MovedTo != "" {
 		row("moved to", h.MovedTo)

@@ -228,6 +228,8 @@ func writeEvents(w io.Writer, events []*metav1.Event) error {
 			what = "until " + when(v.Lock.Expires)
 		case v.EnvDigest != "":
 			what += " (env " + sealed.ShortDigest(v.EnvDigest) + ")"
+		case v.LocalEnv:
+			what += " (" + record.LocalEnvNote + ")"
 		}
 		if v.BrokeLock != "" {
 			msg = strings.TrimSpace("broke lock " + abbrev(ev.GetBrokeLock()) + "  " + msg)

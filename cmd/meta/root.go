@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/envs"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/hub"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
@@ -106,7 +107,7 @@ func exitCode(err error) int {
 		return exitBusy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
-	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUncommitted):
+	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUncommitted), errors.Is(err, envs.ErrLocalChanges):
 		return exitUnexpected
 	case errors.As(err, new(usageError)),
 		errors.Is(err, dotenv.ErrSyntax),

@@ -48,11 +48,15 @@ const unencryptedSuffix = "_unencrypted"
 
 // Parse reads an env file; name says which file in errors. Windows line
 // ends are accepted and dropped. Errors name the line, never its value.
-func Parse(name string, data []byte) (File, error) {
+func Parse(name string, data []byte) (File, error) { return ParseFrom(name, data, 1) }
+
+// ParseFrom is Parse of data that starts at line first of what the
+// operator sees, for the numbers in errors: the part below a header.
+func ParseFrom(name string, data []byte, first int) (File, error) {
 	var f File
 	seen := map[string]int{}
 	for i, raw := range bytes.Split(data, []byte("\n")) {
-		n := i + 1
+		n := first + i
 		line := strings.TrimSuffix(string(raw), "\r")
 		if strings.TrimSpace(line) == "" {
 			continue
@@ -73,6 +77,11 @@ func Parse(name string, data []byte) (File, error) {
 		}
 		if strings.HasPrefix(value, "ENC[AES256_GCM,") {
 			return File{}, fmt.Errorf("%s: %w (line %d holds an encrypted value); give meta the decrypted file", name, ErrSealed, n)
+		}
+		if rest, ok := strings.CutPrefix(key, "export "); ok && ValidKey(strings.TrimSpace(rest)) == nil {
+			// godotenv, and so abra, would read it; sops's dotenv store
+			// would keep "export " as part of the key.
+			return File{}, fmt.Errorf("%s line %d: %w: %s: drop the export prefix (abra reads the line without it)", name, n, ErrKey, strings.TrimSpace(rest))
 		}
 		if err := ValidKey(key); err != nil {
 			return File{}, fmt.Errorf("%s line %d: %w", name, n, err)
@@ -190,30 +199,41 @@ func (c Changes) Empty() bool {
 }
 
 // Diff names the keys added, changed and removed from old to new, each list
-// sorted. Values are compared, never reported.
-func Diff(old, new File) Changes {
-	c := Changes{Added: []string{}, Changed: []string{}, Removed: []string{}}
-	before := map[string]string{}
-	for _, l := range old.Lines {
+// sorted. Values are compared as stored, never reported.
+func Diff(old, new File) Changes { return changes(old.stored(), new.stored()) }
+
+// keyed is a file's keys in order, each with what a comparison compares.
+type keyed struct {
+	keys []string
+	vals map[string]string
+}
+
+func (f File) stored() keyed {
+	k := keyed{vals: map[string]string{}}
+	for _, l := range f.Lines {
 		if !l.Comment {
-			before[l.Key] = l.Value
+			k.keys = append(k.keys, l.Key)
+			k.vals[l.Key] = l.Value
 		}
 	}
-	for _, l := range new.Lines {
-		if l.Comment {
-			continue
-		}
-		v, ok := before[l.Key]
+	return k
+}
+
+func changes(old, new keyed) Changes {
+	c := Changes{Added: []string{}, Changed: []string{}, Removed: []string{}}
+	for _, k := range new.keys {
+		v, ok := old.vals[k]
 		switch {
 		case !ok:
-			c.Added = append(c.Added, l.Key)
-		case v != l.Value:
-			c.Changed = append(c.Changed, l.Key)
+			c.Added = append(c.Added, k)
+		case v != new.vals[k]:
+			c.Changed = append(c.Changed, k)
 		}
-		delete(before, l.Key)
 	}
-	for k := range before {
-		c.Removed = append(c.Removed, k)
+	for _, k := range old.keys {
+		if _, ok := new.vals[k]; !ok {
+			c.Removed = append(c.Removed, k)
+		}
 	}
 	sort.Strings(c.Added)
 	sort.Strings(c.Changed)

@@ -10,7 +10,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 4
+const Version = 5
 
 // States an app can be in, as Head.State says it.
 const (
@@ -133,8 +133,18 @@ type Ref struct {
 	ChaosVersion string    `json:"chaos_version"`
 	Operator     string    `json:"operator"`
 	Time         time.Time `json:"time"`
-	// EnvDigest is the digest of the env file in force at that event.
+	// EnvDigest is the digest of the env file in force at that event;
+	// LocalEnv says it ran with a local env file instead, one the log does
+	// not know.
 	EnvDigest string `json:"env_digest"`
+	LocalEnv  bool   `json:"local_env"`
+}
+
+// envChangedSince says the env file with digest env (the log's, "" for
+// none) is not the one the deploy ran with. After a deploy with a local env
+// the log cannot tell, and does not claim it.
+func envChangedSince(env string, deploy Ref) bool {
+	return env != "" && !deploy.LocalEnv && deploy.EnvDigest != env
 }
 
 // Running is the version the log says runs: the chaos version after a
@@ -163,6 +173,7 @@ func RefOf(ev *metav1.Event) Ref {
 		Operator:     ev.GetActor().GetName(),
 		Time:         ev.GetTime().AsTime().UTC(),
 		EnvDigest:    ev.GetEnvDigest(),
+		LocalEnv:     ev.GetLocalEnv(),
 	}
 }
 
@@ -269,7 +280,7 @@ func (h *Head) apply(ev *metav1.Event) {
 		h.ChaosVersion = ev.GetChaosVersion()
 		h.Since, h.DeployedBy = last.Time, last.Operator
 		h.Deployed = &last
-		h.EnvChangedSinceDeploy = h.EnvDigest != "" && last.EnvDigest != h.EnvDigest
+		h.EnvChangedSinceDeploy = envChangedSince(h.EnvDigest, last)
 		// What Swarm was seen running before this deploy says nothing
 		// about it: only a later observation can.
 		h.Drift, h.DriftDetail = "", ""
@@ -297,7 +308,7 @@ func (h *Head) apply(ev *metav1.Event) {
 		h.removeSecret(ev.GetSecret().GetName())
 	case kind == metav1.Kind_KIND_ENV:
 		h.EnvDigest, h.EnvChanged = ev.GetEnvDigest(), &last
-		h.EnvChangedSinceDeploy = h.Deployed != nil && h.Deployed.EnvDigest != h.EnvDigest
+		h.EnvChangedSinceDeploy = h.Deployed != nil && envChangedSince(h.EnvDigest, *h.Deployed)
 	}
 }
 

@@ -202,6 +202,9 @@ func validateBody(ev *metav1.Event) error {
 			return fmt.Errorf("%w: broke_lock: %w", ErrInvalid, err)
 		}
 	}
+	if ev.GetLocalEnv() && (!IsDeployKind(ev.GetKind()) || ev.GetEnvDigest() != "") {
+		return fmt.Errorf("%w: local_env marks a deploy that ran with a local env file, whose digest the log does not know: a %s event with env_digest %q cannot carry it", ErrInvalid, name, ev.GetEnvDigest())
+	}
 	if id := ev.GetBatchId(); id != "" {
 		if err := projects.ValidateID(id); err != nil {
 			return fmt.Errorf("%w: batch: %w (a batch id is what `meta batch start` printed)", ErrInvalid, err)

@@ -198,6 +198,8 @@ func TestValidateRejects(t *testing.T) {
 				e.Command = append(e.Command, strings.Repeat("c", 1000))
 			}
 		}, "command line is"},
+		{"a local env with a digest", func(e *metav1.Event) { e.LocalEnv, e.EnvDigest = true, "sha256:"+strings.Repeat("0", 64) }, "cannot carry it"},
+		{"a local env on a note", func(e *metav1.Event) { e.Kind, e.Body, e.LocalEnv = metav1.Kind_KIND_NOTE, nil, true }, "a note event"},
 		{"volume without name", func(e *metav1.Event) {
 			e.Kind = metav1.Kind_KIND_VOLUME_REMOVE
 			e.Body = &metav1.Event_Volume{Volume: &metav1.Volume{}}

@@ -31,6 +31,7 @@ type View struct {
 	Message       string        `json:"message"`
 	BatchID       string        `json:"batch_id"`
 	EnvDigest     string        `json:"env_digest"`
+	LocalEnv      bool          `json:"local_env"`
 	Rollback      *RollbackView `json:"rollback,omitempty"`
 	Move          *MoveView     `json:"move,omitempty"`
 	Secret        *SecretView   `json:"secret,omitempty"`
@@ -45,6 +46,10 @@ type View struct {
 	BrokeLock     string        `json:"broke_lock"`
 	Format        uint32        `json:"format"`
 }
+
+// LocalEnvNote is how meta says a deploy ran with a local env (see
+// Event.local_env).
+const LocalEnvNote = "local env"
 
 // ObservedView is the body of an observe event: what Swarm runs.
 type ObservedView struct {
@@ -162,6 +167,7 @@ func ViewOf(ev *metav1.Event) View {
 		BatchSummary:  ev.GetBatchSummary(),
 		BrokeLock:     ev.GetBrokeLock(),
 		EnvDigest:     ev.GetEnvDigest(),
+		LocalEnv:      ev.GetLocalEnv(),
 		Format:        ev.GetFormat(),
 	}
 	switch b := ev.GetBody().(type) {
@@ -273,6 +279,9 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 	line("command", strings.Join(v.Command, " "))
 	line("batch", strings.TrimSpace(v.BatchID+" "+v.BatchSummary))
 	line("env digest", v.EnvDigest)
+	if v.LocalEnv {
+		line("env", LocalEnvNote)
+	}
 	line("message", v.Message)
 	if n := len(ev.ProtoReflect().GetUnknown()); n > 0 {
 		line("unknown", fmt.Sprintf("%d bytes of fields from a newer meta, kept", n))

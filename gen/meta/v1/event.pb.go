@@ -242,6 +242,12 @@ type Event struct {
 	// broke_lock is the id of another operator's lock event this event went
 	// ahead despite (--force); empty when no lock stood in the way.
 	BrokeLock string `protobuf:"bytes,17,opt,name=broke_lock,json=brokeLock,proto3" json:"broke_lock,omitempty"`
+	// local_env says a deploy, upgrade or rollback ran with the operator's own
+	// env file (abra's), which meta could not tell says what the log's sealed
+	// env says: it differs (apart from the version abra writes into it), the
+	// operator cannot decrypt the sealed one, or the log holds none.
+	// env_digest is then empty: the log does not know the env it ran with.
+	LocalEnv bool `protobuf:"varint,18,opt,name=local_env,json=localEnv,proto3" json:"local_env,omitempty"`
 	// body carries what only some kinds have.
 	//
 	// Types that are valid to be assigned to Body:
@@ -408,6 +414,13 @@ func (x *Event) GetBrokeLock() string {
 		return x.BrokeLock
 	}
 	return ""
+}
+
+func (x *Event) GetLocalEnv() bool {
+	if x != nil {
+		return x.LocalEnv
+	}
+	return false
 }
 
 func (x *Event) GetBody() isEvent_Body {
@@ -1349,7 +1362,7 @@ var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\a\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\b\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -1370,7 +1383,8 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"env_digest\x18\x0f \x01(\tR\tenvDigest\x12#\n" +
 	"\rbatch_summary\x18\x10 \x01(\tR\fbatchSummary\x12\x1d\n" +
 	"\n" +
-	"broke_lock\x18\x11 \x01(\tR\tbrokeLock\x12/\n" +
+	"broke_lock\x18\x11 \x01(\tR\tbrokeLock\x12\x1b\n" +
+	"\tlocal_env\x18\x12 \x01(\bR\blocalEnv\x12/\n" +
 	"\brollback\x18\x14 \x01(\v2\x11.meta.v1.RollbackH\x00R\brollback\x12#\n" +
 	"\x04move\x18\x15 \x01(\v2\r.meta.v1.MoveH\x00R\x04move\x12)\n" +
 	"\x06secret\x18\x16 \x01(\v2\x0f.meta.v1.SecretH\x00R\x06secret\x12)\n" +
