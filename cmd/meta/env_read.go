@@ -7,9 +7,12 @@ import (
 	"slices"
 	"strings"
 
-	"git.coopcloud.tech/coop-cloud/meta/envs"
-	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/envs"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/sealed/dotenv"
 )
 
 type envView struct {
@@ -51,8 +54,13 @@ secret values: that is its job.`,
 			if err != nil {
 				return err
 			}
-			file, digest, addr, err := ev.Open(cmd.Context(), args[0])
-			if err != nil {
+			var file dotenv.File
+			var digest string
+			var addr projects.Address
+			if err := e.answer(cmd.Context(), ev.Store, func() (err error) {
+				file, digest, addr, err = ev.Open(cmd.Context(), args[0])
+				return err
+			}); err != nil {
 				return err
 			}
 			if len(args) == 2 {
@@ -134,8 +142,8 @@ the file with meta env import, or pass --force to replace it all the same.`,
 			if path == "-" {
 				path = ""
 			}
-			res, err := ev.Export(cmd.Context(), args[0], path, force)
-			if err != nil {
+			var res *envs.Exported
+			if err := e.answer(cmd.Context(), ev.Store, func() (err error) { res, err = ev.Export(cmd.Context(), args[0], path, force); return err }); err != nil {
 				return err
 			}
 			if path == "" {
@@ -170,8 +178,8 @@ and names the keys added, changed and removed. It prints no values.`,
 			if err != nil {
 				return err
 			}
-			c, err := ev.Diff(cmd.Context(), args[0], args[1], args[2])
-			if err != nil {
+			var c dotenv.Changes
+			if err := e.answer(cmd.Context(), ev.Store, func() (err error) { c, err = ev.Diff(cmd.Context(), args[0], args[1], args[2]); return err }); err != nil {
 				return err
 			}
 			if asJSON {

@@ -197,14 +197,17 @@ func (t *table) flush() error {
 			widths[i] = max(widths[i], visibleWidth(c))
 		}
 	}
-	var b strings.Builder
+	var b, line strings.Builder
 	for _, r := range t.rows {
+		line.Reset()
 		for i, c := range r {
-			b.WriteString(c)
+			line.WriteString(c)
 			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-visibleWidth(c)+2))
+				line.WriteString(strings.Repeat(" ", widths[i]-visibleWidth(c)+2))
 			}
 		}
+		// Empty last cells leave no trailing blanks.
+		b.WriteString(strings.TrimRight(line.String(), " "))
 		b.WriteByte('\n')
 	}
 	t.rows = nil

@@ -152,8 +152,11 @@ func TestColourDoesNotMoveColumns(t *testing.T) {
 		t.Errorf("coloured output, colour removed, differs from plain output:\n%s\nwant:\n%s", got, plain)
 	}
 	for _, line := range strings.Split(plain, "\n") {
-		if strings.HasPrefix(line, "b.example.com") && !strings.HasPrefix(line, "b.example.com  undeployed     ") {
+		if strings.HasPrefix(line, "c  ") && line != "c              deployed       -" {
 			t.Errorf("columns not two spaces past the widest cell: %q", line)
+		}
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("a row ends in blanks: %q", line)
 		}
 	}
 }
