@@ -3,7 +3,6 @@ package opsync
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
@@ -88,7 +87,9 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []envFile, code 
 	if domain == "" {
 		return nil, errors.New("no app domain on the command line, and abra wrote no new env file")
 	}
-	line := append([]string{filepath.Base(argv[0])}, argv[1:]...)
+	// The line as abra's: it was read, and is redacted, by abra's grammar
+	// whatever the executable is called.
+	line := append([]string{"abra"}, argv[1:]...)
 	// The server and recipe are the env file's; without one (a new app
 	// abra failed to write), what the command line said.
 	server, recipe := cmd.Server, cmd.RecipeArg()

@@ -91,7 +91,7 @@ later ones find the app by its domain. Secret kinds take --name and
 	for _, b := range bodyFlags {
 		f.body[b.name] = fl.String(b.name, "", b.usage+" ("+strings.Join(record.KindsWith(b.body), ", ")+")")
 	}
-	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event, recorded as given; redact secret values before passing it")
+	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event; an abra line is redacted by abra's grammar, others only of --password-style flags: redact their secrets first")
 	fl.BoolVar(&force, "force", false, "append despite another operator's lock on the app (the log records that you did)")
 	fl.StringVar(&expect, "expect", "", "refuse unless, after fetching, the app's head is at this version or event id")
 	cmd.RegisterFlagCompletionFunc("outcome", cobra.FixedCompletions([]string{"succeeded", "failed", "aborted"}, cobra.ShellCompDirectiveNoFileComp))
