@@ -165,6 +165,8 @@ func TestRedact(t *testing.T) {
 		{"abra app rm -f D", "abra app rm -f D"},
 		// Redacted words are unsure, even where they were typed.
 		{"abra app secret insert D <redacted> v1 s3cr3t", "abra app secret insert D <redacted> <redacted> <redacted>"},
+		// After it, a flag's value in the word may be what abra makes of it.
+		{"abra app new --password --domain=s3cr3t -s s3cr3t -ss3cr3t -S", "abra app new <redacted> <redacted> -s <redacted> <redacted> -S"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -178,7 +179,7 @@ func Redact(argv []string) (out []string, isAbra bool) {
 		switch w.kind {
 		case wordProgram, wordCommand, wordFlag, wordEnd:
 			keep = true
-		case wordValue:
+		case wordValue, wordFlagValue:
 			keep = !unsure
 		case wordArg:
 			keep = !unsure && w.arg < l.names()
@@ -282,13 +283,14 @@ var topLevel = []string{"autocomplete", "ac", "catalogue", "c", "help", "h", "re
 type wordKind int
 
 const (
-	wordArg     wordKind = iota // a positional argument
-	wordProgram                 // argv[0]
-	wordCommand                 // a command's name: app, secret, insert
-	wordFlag                    // flags abra knows for the command, with their values if in the word
-	wordValue                   // the value of the flag before
-	wordEnd                     // "--": every word after it is an argument
-	wordUnsure                  // a word abra would not take, or one already redacted
+	wordArg       wordKind = iota // a positional argument
+	wordProgram                   // argv[0]
+	wordCommand                   // a command's name: app, secret, insert
+	wordFlag                      // flags abra knows for the command (switches with true or false)
+	wordFlagValue                 // the same, with a flag's value in the word: --server=X, -sX
+	wordValue                     // the value of the flag before
+	wordEnd                       // "--": every word after it is an argument
+	wordUnsure                    // a word abra would not take, or one already redacted
 )
 
 // word is one word of a command line as parse read it.
@@ -359,6 +361,9 @@ func parse(argv []string) *line {
 				continue
 			}
 			l.words[i] = word{kind: wordFlag}
+			if last := set[len(set)-1]; !takesNext && slices.ContainsFunc(flags, func(f flagSpec) bool { return f.value && f.long == last.long }) {
+				l.words[i] = word{kind: wordFlagValue}
+			}
 			if takesNext && i+1 < len(argv) {
 				i++
 				l.words[i] = word{kind: wordValue}
@@ -399,10 +404,10 @@ func command(path []string, a string) (name string, spec *appSpec, last, ok bool
 	case len(path) == 0 && (a == "app" || a == "a"):
 		return "app", nil, false, true
 	case len(path) == 0:
-		return a, nil, true, contains(topLevel, a)
+		return a, nil, true, slices.Contains(topLevel, a)
 	case len(path) == 1:
 		for group, aliases := range appGroups {
-			if a == group || contains(aliases, a) {
+			if a == group || slices.Contains(aliases, a) {
 				return group, nil, false, true
 			}
 		}
@@ -414,11 +419,11 @@ func command(path []string, a string) (name string, spec *appSpec, last, ok bool
 		if !found {
 			g, n = "", g
 		}
-		if g == group && (a == n || contains(s.aliases, a)) {
+		if g == group && (a == n || slices.Contains(s.aliases, a)) {
 			return n, s, true, true
 		}
 	}
-	return a, nil, true, contains(otherApp, strings.TrimSpace(group+" "+a))
+	return a, nil, true, slices.Contains(otherApp, strings.TrimSpace(group+" "+a))
 }
 
 // readFlag reads the flag word a against the flags the command takes: the
@@ -472,22 +477,12 @@ func isBool(s string) bool {
 	return err == nil
 }
 
+// find is the flag of flags that match picks.
 func find(flags []flagSpec, match func(flagSpec) bool) (flagSpec, bool) {
-	for _, f := range flags {
-		if match(f) {
-			return f, true
-		}
+	if i := slices.IndexFunc(flags, match); i >= 0 {
+		return flags[i], true
 	}
 	return flagSpec{}, false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Dir is abra's directory: $ABRA_DIR, else $HOME/.abra.

@@ -52,7 +52,7 @@ type Written struct {
 	// Warnings are problems that did not stop the write, such as files
 	// meta left uncommitted.
 	Warnings []string
-	// NewApps are the apps whose logs the write started, and why where.
+	// NewApps are the apps whose logs the write started: where, and why.
 	NewApps []Placement
 }
 
@@ -90,20 +90,13 @@ func (tx *Tx) Config() config.Config { return tx.cfg }
 
 // Place settles which project/env an event for a.App goes to (see place):
 // server, when not empty, is the abra server whose env file names the app.
+// A new app the write then adds events of is in Written.NewApps.
 func (tx *Tx) Place(a *metav1.Address, server string) (projects.Address, error) {
-	p, err := tx.Placement(a, server)
-	return p.Address, err
-}
-
-// Placement is Place, saying too whether the app is new to the log and why
-// it goes where it does. A new app whose events the write adds is in the
-// Written's NewApps.
-func (tx *Tx) Placement(a *metav1.Address, server string) (Placement, error) {
 	p, err := tx.s.place(tx.tip, tx.cfg, a, server)
 	if err == nil && p.New && !slices.ContainsFunc(tx.placed, func(q Placement) bool { return q.Address == p.Address }) {
 		tx.placed = append(tx.placed, p)
 	}
-	return p, err
+	return p.Address, err
 }
 
 // Knows says the log, as the write found it after its pull, has events of
