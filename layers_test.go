@@ -23,9 +23,9 @@ var layers = map[string]int{
 	"store/gitrepo/internal/gitindex": 1,
 	"sealed":                          1,
 	"swarm":                           1,
-	"abra":                            1,
 
 	"store/gitrepo":   2,
+	"abra":            2,
 	"store/fold":      2,
 	"store/config":    2,
 	"notify":          2,

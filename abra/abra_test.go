@@ -2,6 +2,7 @@ package abra
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,15 @@ func TestParseCommand(t *testing.T) {
 		{"abra app ps matrix.example.com", Command{Action: "ps", Domain: "matrix.example.com"}, false},
 		{"abra app secret ls matrix.example.com", Command{Action: "secret ls", Domain: "matrix.example.com"}, false},
 		{"abra app ls", Command{Action: "ls"}, false},
+		// Flags anywhere, bundled, with values in the word, after --.
+		{"abra app -n deploy -d matrix.example.com -fC", Command{Action: Deploy, Domain: "matrix.example.com", Chaos: true}, true},
+		{"abra app deploy --chaos=false matrix.example.com", Command{Action: Deploy, Domain: "matrix.example.com"}, true},
+		{"abra app deploy -D matrix.example.com", Command{Action: Deploy, Domain: "matrix.example.com"}, true}, // -D: --no-domain-checks, a switch
+		{"abra app new -Sssw1.example.com matrix-synapse -D=matrix.example.com", Command{Action: New, Domain: "matrix.example.com", Args: []string{"matrix-synapse"}, Server: "sw1.example.com", Secrets: true}, true},
+		{"abra app secret insert matrix.example.com db_password v3 -- -hunter2", Command{Action: SecretInsert, Domain: "matrix.example.com", Args: []string{"db_password", "v3", "-hunter2"}}, true},
+		{"abra app secret insert -- matrix.example.com -db v3", Command{Action: SecretInsert, Domain: "matrix.example.com", Args: []string{"-db", "v3"}}, true},
+		{"abra app secret", Command{Action: "secret"}, false},
+		{"abra app nonsense matrix.example.com", Command{Action: "nonsense", Domain: "matrix.example.com"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
@@ -46,7 +56,7 @@ func TestParseCommand(t *testing.T) {
 			}
 		})
 	}
-	for _, line := range []string{"abra", "abra recipe ls", "abra server add x", "abra app"} {
+	for _, line := range []string{"abra", "abra recipe ls", "abra server add x", "abra app", "abra -d", "abra deploy x.example.com"} {
 		if _, err := ParseCommand(strings.Fields(line)); err == nil {
 			t.Errorf("%q: no error", line)
 		}
@@ -97,4 +107,148 @@ func TestStampReplacesTheOlderLine(t *testing.T) {
 	if string(twice) != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", twice, want)
 	}
+}
+
+// The abra commands whose command line can carry a secret value, as abra's
+// command definitions take them (cli/app/secret.go, cli/app/run.go,
+// cli/app/cmd.go; see opsync's TestRunLeaksNoSecretValue for the list):
+// `app secret insert <domain> <secret> <version> <data>`, `app run <domain>
+// <service> <cmd> [<args>...]`, `app cmd <domain> [<service>] <cmd> [--
+// <args>...]`. Redact keeps what names something and redacts the rest by
+// abra's grammar, failing closed where it cannot be sure.
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		// secret insert: DATA however typed.
+		{"abra app secret insert D db v1 s3cr3t", "abra app secret insert D db v1 <redacted>"},
+		{"abra a s i D db v1 s3cr3t", "abra a s i D db v1 <redacted>"},
+		{"abra app secrets i D db v1 s3cr3t", "abra app secrets i D db v1 <redacted>"},
+		{"abra app secret insert D db v1 -- -s3cr3t", "abra app secret insert D db v1 -- <redacted>"},
+		{"abra app secret insert D db v1 -s3cr3t", "abra app secret insert D db v1 <redacted>"},
+		{"abra app secret insert D db v1 --s3cr3t", "abra app secret insert D db v1 <redacted>"},
+		{"abra app secret insert D db v1 -", "abra app secret insert D db v1 <redacted>"},
+		{"abra app secret insert -- D db v1 -s3cr3t", "abra app secret insert -- D db v1 <redacted>"},
+		{"abra app secret insert D -- db v1 s3cr3t --trim", "abra app secret insert D -- db v1 <redacted> <redacted>"},
+		{"abra app secret insert D db v1 s3cr3t --trim", "abra app secret insert D db v1 <redacted> --trim"},
+		{"abra app secret insert --trim D db v1 s3cr3t more", "abra app secret insert --trim D db v1 <redacted> <redacted>"},
+		{"abra app secret insert -f D db v1 ./pass.txt", "abra app secret insert -f D db v1 <redacted>"},
+		{"abra app secret insert -ftC D db v1 s3cr3t", "abra app secret insert -ftC D db v1 <redacted>"},
+		{"abra app secret insert -ft=false D db v1 s3cr3t", "abra app secret insert -ft=false D db v1 <redacted>"},
+		{"abra app secret insert --trim=s3cr3t D db v1", "abra app secret insert <redacted> <redacted> <redacted> <redacted>"},
+		{"abra app secret insert -t=s3cr3t D db v1", "abra app secret insert <redacted> <redacted> <redacted> <redacted>"},
+		{"abra app secret insert -tx D db v1 s3cr3t", "abra app secret insert <redacted> <redacted> <redacted> <redacted> <redacted>"},
+		{"abra app secret insert D --password s3cr3t db v1", "abra app secret insert D <redacted> <redacted> <redacted> <redacted>"},
+		{"abra app secret insert D db v1 KEY=s3cr3t", "abra app secret insert D db v1 <redacted>"},
+		{"abra -d app -n secret -o insert D db v1 s3cr3t -h", "abra -d app -n secret -o insert D db v1 <redacted> -h"},
+		{"abra -dno app secret insert D db v1 s3cr3t", "abra -dno app secret insert D db v1 <redacted>"},
+		{"/usr/local/bin/abra app secret insert D db v1 s3cr3t", "/usr/local/bin/abra app secret insert D db v1 <redacted>"},
+		// A word meta cannot place makes the rest unsure: only flag and
+		// command names survive it.
+		{"abra --weird app secret insert D db v1 s3cr3t --trim", "abra <redacted> app secret insert <redacted> <redacted> <redacted> <redacted> --trim"},
+		{"abra app secret add D db v1 s3cr3t", "abra app secret <redacted> <redacted> <redacted> <redacted> <redacted>"},
+		{"abra app sekret insert D db v1 s3cr3t", "abra app <redacted> <redacted> <redacted> <redacted> <redacted> <redacted>"},
+		// Commands meta does not know word by word keep the domain only.
+		{"abra app run D app -- psql -c s3cr3t", "abra app run D <redacted> -- <redacted> <redacted> <redacted>"},
+		{"abra app run -t D app sh", "abra app run <redacted> <redacted> <redacted> <redacted>"},
+		{"abra app cmd D app set_pass -- s3cr3t", "abra app cmd D <redacted> <redacted> -- <redacted>"},
+		{"abra app secret ls D", "abra app secret ls D"},
+		{"abra app ps D", "abra app ps D"},
+		// Outside abra app, no argument is kept.
+		{"abra server add host.example.com root 2222", "abra server <redacted> <redacted> <redacted> <redacted>"},
+		{"abra -d recipe ls", "abra -d recipe <redacted>"},
+		{"abra", "abra"},
+		// What names something stays.
+		{"abra app deploy D 1.2.0+3.4", "abra app deploy D 1.2.0+3.4"},
+		{"abra app d -fCDc D", "abra app d -fCDc D"},
+		{"abra app deploy D 1.2.0+3.4 extra", "abra app deploy D 1.2.0+3.4 <redacted>"},
+		{"abra app new matrix-synapse 4.0.0+v1.93.0 -s sw1 --domain=D -SP", "abra app new matrix-synapse 4.0.0+v1.93.0 -s sw1 --domain=D -SP"},
+		{"abra app new matrix-synapse -s", "abra app new matrix-synapse -s"},
+		{"abra app restore D app -s 4a5b --target=/x", "abra app restore D app -s 4a5b --target=/x"},
+		{"abra app secret generate D db v2 -m", "abra app secret generate D db v2 -m"},
+		{"abra app s g --all D", "abra app s g --all D"},
+		{"abra app secret rm D db", "abra app secret rm D db"},
+		{"abra app volume remove D data -f", "abra app volume remove D data -f"},
+		{"abra app move D swarm2.example.com", "abra app move D swarm2.example.com"},
+		{"abra app undeploy -p D", "abra app undeploy -p D"},
+		{"abra app rm -f D", "abra app rm -f D"},
+		// Redacted words are unsure, even where they were typed.
+		{"abra app secret insert D <redacted> v1 s3cr3t", "abra app secret insert D <redacted> <redacted> <redacted>"},
+		// After it, a flag's value in the word may be what abra makes of it.
+		{"abra app new --password --domain=s3cr3t -s s3cr3t -ss3cr3t -S", "abra app new <redacted> <redacted> -s <redacted> <redacted> -S"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			in := strings.Fields(tt.in)
+			orig := slices.Clone(in)
+			out, isAbra := Redact(in)
+			if got := strings.Join(out, " "); got != tt.want || !isAbra {
+				t.Errorf("Redact(%q)\n got %q (abra: %v)\nwant %q", tt.in, got, isAbra, tt.want)
+			}
+			if !slices.Equal(in, orig) {
+				t.Error("Redact changed its argument")
+			}
+			if again, _ := Redact(out); !slices.Equal(again, out) {
+				t.Errorf("Redact again gives %q", again)
+			}
+		})
+	}
+	for _, line := range [][]string{nil, {"meta", "env", "set", "D", "K=V"}, {"sudo", "abra", "app", "secret", "insert", "D", "db", "v1", "x"}} {
+		if out, isAbra := Redact(line); isAbra || !slices.Equal(out, line) {
+			t.Errorf("Redact(%q) = %q, %v: not an abra line", line, out, isAbra)
+		}
+	}
+}
+
+// Whatever surrounds it, a value after VERSION of a secret insert is never
+// kept, and Redact gives the same line applied twice. The fuzzer builds the
+// line from words abra takes, words it refuses, and the value, which may
+// look like anything: only a value abra itself reads as insert's flags, or
+// as "--", not after "--", may stay (abra then inserts no value).
+func FuzzRedact(f *testing.F) {
+	f.Add("s3cr3t", uint64(0), uint8(0))
+	f.Add("-s3cr3t", uint64(1), uint8(1))
+	f.Add("--s3cr3t=x", uint64(0x2143), uint8(2))
+	f.Add("-ft", uint64(0x55), uint8(3))
+	f.Add("--", uint64(0x99), uint8(0))
+	f.Add("<redacted>", uint64(7), uint8(4))
+	pieces := []string{"-d", "-n", "--debug", "-f", "--trim", "-tC", "--chaos=false", "--", "-x", "--file=maybe", "-", "extra", "<redacted>"}
+	insert := specOf(SecretInsert)
+	f.Fuzz(func(t *testing.T, value string, mix uint64, at uint8) {
+		if strings.ContainsAny(value, " \t\n") || value == "" {
+			return
+		}
+		// abra app secret insert D db v1, with up to 8 pieces put in at
+		// places mix picks, then the value somewhere after v1.
+		line := []string{"abra", "app", "secret", "insert", "D", "db", "v1"}
+		for n := 0; n < 8 && mix != 0; n++ {
+			p := pieces[mix%uint64(len(pieces))]
+			mix /= uint64(len(pieces))
+			i := 1 + int(mix%uint64(len(line)))
+			mix /= uint64(len(line))
+			line = slices.Insert(line, i, p)
+		}
+		after := slices.Index(line, "v1") + 1
+		i := after + int(at)%(len(line)-after+1)
+		line = slices.Insert(line, i, value)
+		out, _ := Redact(line)
+		if len(out) != len(line) {
+			t.Fatalf("Redact(%q) = %q: not word for word", line, out)
+		}
+		if again, _ := Redact(out); !slices.Equal(again, out) {
+			t.Fatalf("Redact(%q) = %q, and again %q", line, out, again)
+		}
+		_, _, isFlag := readFlag(value, append(slices.Clone(insert.flags), globalFlags...))
+		readAsFlag := strings.HasPrefix(value, "-") && value != "-" && (isFlag || value == "--") && !slices.Contains(line[:i], "--")
+		if out[i] == value && value != "<redacted>" && !readAsFlag {
+			t.Fatalf("Redact(%q) = %q keeps the value", line, out)
+		}
+	})
+}
+
+func specOf(a Action) *appSpec {
+	for i := range appSpecs {
+		if appSpecs[i].name == a {
+			return &appSpecs[i]
+		}
+	}
+	panic("no spec for " + a)
 }

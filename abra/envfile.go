@@ -23,8 +23,12 @@ type EnvFile struct {
 }
 
 // EnvFiles lists the env files under abraDir, for one domain or (domain
-// "") all of them, sorted by path.
+// "") all of them, sorted by path. A domain that no file name can hold
+// (one with a path separator or a glob character) has none.
 func EnvFiles(abraDir, domain string) ([]EnvFile, error) {
+	if strings.ContainsAny(domain, `/\*?[`) {
+		return nil, nil
+	}
 	pattern := "*.env"
 	if domain != "" {
 		pattern = domain + ".env"
@@ -39,6 +43,17 @@ func EnvFiles(abraDir, domain string) ([]EnvFile, error) {
 		out = append(out, EnvFile{Path: p, Server: filepath.Base(filepath.Dir(p)), Domain: strings.TrimSuffix(filepath.Base(p), ".env")})
 	}
 	return out, nil
+}
+
+// ServerOf is the abra server whose env file names the app at domain: ""
+// when abra has none, or several (then where the app is is not abra's to
+// say). An app's first event goes where meta.yaml puts that server.
+func ServerOf(abraDir, domain string) string {
+	files, err := EnvFiles(abraDir, domain)
+	if err != nil || len(files) != 1 {
+		return ""
+	}
+	return files[0].Server
 }
 
 // Recipe reads the recipe line of an env file, RECIPE= or the older TYPE=,

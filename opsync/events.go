@@ -3,7 +3,7 @@ package opsync
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
+	"slices"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
@@ -42,14 +42,27 @@ type recorded struct {
 // place settles where each event goes, with meta.yaml as the write found
 // it after its pull, and adds it to the write. A move between servers that
 // map to different envs is recorded under both; between servers of one
-// env, once.
-func place(tx *store.Tx, events []recorded) error {
+// env, once. A command that did not succeed on an app the log has no
+// events of (a typo'd domain, most likely) starts no log: its events are
+// left out, and unknown names the apps they were of.
+func place(tx *store.Tx, events []recorded) (unknown []string, err error) {
 	var left projects.Address
 	for i, e := range events {
 		if !e.arrival {
+			app := e.ev.GetAddress().GetApp()
+			if e.ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+				if known, err := tx.Knows(app); err != nil {
+					return nil, err
+				} else if !known {
+					if !slices.Contains(unknown, app) {
+						unknown = append(unknown, app)
+					}
+					continue
+				}
+			}
 			a, err := tx.Place(e.ev.GetAddress(), e.server)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			tx.Add(a, e.ev)
 			left = a
@@ -57,7 +70,7 @@ func place(tx *store.Tx, events []recorded) error {
 		}
 		arrived, err := tx.PlaceArrival(left, e.server)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if arrived == left {
 			continue
@@ -68,7 +81,7 @@ func place(tx *store.Tx, events []recorded) error {
 		events[i-1].ev.Version = e.ev.GetVersion()
 		tx.Add(arrived, e.ev)
 	}
-	return nil
+	return unknown, nil
 }
 
 // events are what the log records of cmd, which exited with code.
@@ -88,7 +101,9 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []envFile, code 
 	if domain == "" {
 		return nil, errors.New("no app domain on the command line, and abra wrote no new env file")
 	}
-	line := append([]string{filepath.Base(argv[0])}, argv[1:]...)
+	// The line as abra's: it was read, and is redacted, by abra's grammar
+	// whatever the executable is called.
+	line := append([]string{"abra"}, argv[1:]...)
 	// The server and recipe are the env file's; without one (a new app
 	// abra failed to write), what the command line said.
 	server, recipe := cmd.Server, cmd.RecipeArg()

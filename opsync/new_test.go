@@ -77,10 +77,21 @@ func TestNewWithSecretsRecordsTheAppAndEachSecret(t *testing.T) {
 	}
 }
 
-// A failed `app new --secrets` is recorded as a failed new, and nothing
-// more: no secret was generated.
+// removedApp leaves domain in the log as removed, its env file gone: an app
+// a new `abra app new` may create again.
+func removedApp(w *world) {
+	w.envFile(s1, domain, "1.0.0")
+	w.mustRun(0, "app", "deploy", domain)
+	w.mustRun(0, "app", "remove", domain)
+}
+
+// A failed `app new --secrets` of an app the log knows (here created again
+// after a remove) is recorded as a failed new, and nothing more: no secret
+// was generated. Of an app the log does not know, nothing is recorded
+// (TestFailedCommandOnAnAppTheLogDoesNotKnowRecordsNothing).
 func TestFailedNewWithSecretsRecordsOnlyTheFailure(t *testing.T) {
 	w := newWorld(t, nil)
+	removedApp(w)
 	w.order("exit", "2")
 	res := w.mustRun(2, "app", "new", recipe, "-s", s1, "-D", domain, "--secrets")
 	if len(res.Recorded) != 1 {
@@ -89,6 +100,9 @@ func TestFailedNewWithSecretsRecordsOnlyTheFailure(t *testing.T) {
 	ev := res.Recorded[0]
 	if ev.GetKind() != metav1.Kind_KIND_NEW || ev.GetOutcome() != failed || ev.GetMessage() != "abra exited 2" {
 		t.Fatalf("recorded %s", prototext.Format(ev))
+	}
+	if where(ev) != "coop/"+s1+"/"+domain {
+		t.Fatalf("the failed new went to %s, not where the app lives", where(ev))
 	}
 }
 
@@ -108,31 +122,14 @@ func TestFailedNewDoesNotRecordTheRecipeAsItsVersion(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, nil)
+			removedApp(w)
 			w.order("exit", "2")
 			res := w.mustRun(2, tt.args...)
+			if len(res.Recorded) != 1 {
+				t.Fatalf("recorded %d events", len(res.Recorded))
+			}
 			if got := res.Recorded[0].GetVersion(); got != tt.want {
 				t.Fatalf("the failed new records version %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-// A failed `abra app new --secrets -s SERVER`, whose env file abra did not
-// write, is placed where servers: maps SERVER, with or without a default
-// env in meta.yaml (the server used to come from the env file only, so the
-// event went to the default env, or was not recorded without one).
-func TestFailedNewIsPlacedByItsServerFlag(t *testing.T) {
-	for name, env := range map[string]string{"default env prod": "prod", "no default env": ""} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			w := newWorldEnv(t, env, map[string]string{s1: "staging"})
-			w.order("exit", "2")
-			res, err := w.run(Options{}, "app", "new", recipe, "-s", s1, "-D", domain, "--secrets")
-			if err != nil || res.Code != 2 || len(res.Recorded) != 1 {
-				t.Fatalf("Run = %+v, %v; want code 2 and the failure recorded", res, err)
-			}
-			if got := where(res.Recorded[0]); got != "coop/staging/"+domain {
-				t.Fatalf("the failed new went to %s, want coop/staging/%s", got, domain)
 			}
 		})
 	}

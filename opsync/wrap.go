@@ -69,6 +69,8 @@ type Result struct {
 	Code int
 	// Recorded are the events recorded for the command.
 	Recorded []*metav1.Event
+	// NewApps are the apps whose logs those events started, and where.
+	NewApps []store.Placement
 }
 
 // Pass runs argv with nothing around it: operator sync is off.
@@ -116,13 +118,21 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 		return res, fmt.Errorf("abra exited %d but meta could not tell what it did: %w", code, err)
 	}
 	r.markEnv(ctx, cmd.Domain, before, events)
-	out, err := r.Store.Write(ctx, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force}, func(tx *store.Tx) error {
-		return place(tx, events)
+	var unknown []string
+	out, err := r.Store.Write(ctx, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force}, func(tx *store.Tx) (err error) {
+		unknown, err = place(tx, events)
+		return err
 	})
+	for _, app := range unknown {
+		r.Warn("abra exited %d, and the log has no events of %s: nothing recorded", code, app)
+	}
+	if errors.Is(err, store.ErrNoChange) && len(unknown) > 0 {
+		return res, nil
+	}
 	if err != nil {
 		return res, fmt.Errorf("abra exited %d but the event was not recorded: %w; record it with `meta append`", code, err)
 	}
-	res.Recorded = out.Events
+	res.Recorded, res.NewApps = out.Events, out.NewApps
 	for _, w := range out.Warnings {
 		r.Warn("%s", w)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
@@ -293,8 +295,24 @@ func stamp(ev *metav1.Event, actor *metav1.Actor, addr projects.Address, head *f
 	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}
 	ev.Actor = proto.Clone(actor).(*metav1.Actor)
 	ev.Parents = head.HeadIDs()
-	ev.Command = record.RedactCommand(ev.Command)
+	ev.Command = redactCommand(ev.Command)
 	return idTime
+}
+
+// redactCommand is the command line an event may record: an abra line
+// redacted by abra's own grammar (abra.Redact), meta's own lines and any
+// other by record.RedactCommand. A line that is not meta's is an abra line
+// from its first word that runs abra on, so that `sudo abra ...` is one
+// too.
+func redactCommand(argv []string) []string {
+	if len(argv) > 0 && filepath.Base(argv[0]) != "meta" {
+		for i := range argv {
+			if out, isAbra := abra.Redact(argv[i:]); isAbra {
+				return append(record.RedactCommand(argv[:i]), out...)
+			}
+		}
+	}
+	return record.RedactCommand(argv)
 }
 
 // commitMessage is one readable line, then trailers git tools can parse.

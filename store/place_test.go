@@ -164,3 +164,44 @@ func TestRepairMendsWhatPushedCommitsBroke(t *testing.T) {
 	}
 	assertClean(t, mine.Root())
 }
+
+// A new app's placement says why it goes where it goes, in the line every
+// command that starts an app's log prints; an app the log knows is no
+// news.
+func TestPlacementSaysWhyANewAppGoesThere(t *testing.T) {
+	s := newLog(t)
+	cfg := filepath.Join(s.Root(), config.File)
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(data, "servers:\n  s1.example.com: staging\n  s2.example.com: clients/edge\n"...), 0o644)
+	git(t, s.Root(), "commit", "-qam", "map abra servers")
+	tests := []struct{ app, project, env, server, want string }{
+		{"a.example.com", "", "", "", "in project coop, env prod (from meta.yaml)"},
+		{"b.example.com", "p", "e", "s1.example.com", "in project p, env e (from the command line)"},
+		{"p/e/c.example.com", "", "", "s1.example.com", "in project p, env e (from the command line)"},
+		{"d.example.com", "", "qa", "", "in project coop, env qa (project from meta.yaml, env from the command line)"},
+		{"e.example.com", "", "", "s1.example.com", "in project coop, env staging (from servers: in meta.yaml for abra server s1.example.com)"},
+		{"f.example.com", "", "", "s2.example.com", "in project clients, env edge (from servers: in meta.yaml for abra server s2.example.com)"},
+		{"g.example.com", "", "", "s3.example.com", "in project coop, env s3.example.com (project from meta.yaml, env from abra server s3.example.com)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.app, func(t *testing.T) {
+			ev := deploy(tt.app, "1.0.0")
+			ev.Address.Project, ev.Address.Env = tt.project, tt.env
+			out, err := s.Append(ctx, ev, alice, time.Now(), AppendOptions{Offline: true, Server: tt.server})
+			if err != nil {
+				t.Fatal(err)
+			}
+			domain := tt.app[strings.LastIndex(tt.app, "/")+1:]
+			if want := "new app " + domain + " " + tt.want; len(out.NewApps) != 1 || out.NewApps[0].String() != want {
+				t.Fatalf("NewApps = %v, want [%s]", out.NewApps, want)
+			}
+			if a := out.Event.GetAddress(); a.GetProject() != out.NewApps[0].Project || a.GetEnv() != out.NewApps[0].Env {
+				t.Errorf("the event went to %s/%s, the placement says %s", a.GetProject(), a.GetEnv(), out.NewApps[0].Address)
+			}
+			out, err = s.Append(ctx, deploy(domain, "1.1.0"), alice, time.Now(), AppendOptions{Offline: true, Server: "s2.example.com"})
+			if err != nil || len(out.NewApps) != 0 {
+				t.Fatalf("a second event: NewApps %v, %v", out.NewApps, err)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,8 @@ type Written struct {
 	// Warnings are problems that did not stop the write, such as files
 	// meta left uncommitted.
 	Warnings []string
+	// NewApps are the apps whose logs the write started: where, and why.
+	NewApps []Placement
 }
 
 // Tx is what one write puts into the log: new event records, each its own
@@ -66,6 +69,7 @@ type Tx struct {
 	envs    []txEvent
 	purges  []txEvent
 	newCfg  []byte
+	placed  []Placement // the new apps placed
 	// Message is the subject of the commit of env and meta.yaml changes
 	// when it records more than one event, e.g. "operator rm alice:
 	// re-encrypt 3 env files".
@@ -86,8 +90,32 @@ func (tx *Tx) Config() config.Config { return tx.cfg }
 
 // Place settles which project/env an event for a.App goes to (see place):
 // server, when not empty, is the abra server whose env file names the app.
+// A new app the write then adds events of is in Written.NewApps.
 func (tx *Tx) Place(a *metav1.Address, server string) (projects.Address, error) {
-	return tx.s.place(tx.tip, tx.cfg, a, server)
+	p, err := tx.s.place(tx.tip, tx.cfg, a, server)
+	if err == nil && p.New && !slices.ContainsFunc(tx.placed, func(q Placement) bool { return q.Address == p.Address }) {
+		tx.placed = append(tx.placed, p)
+	}
+	return p.Address, err
+}
+
+// Knows says the log, as the write found it after its pull, has events of
+// the app at domain, anywhere.
+func (tx *Tx) Knows(domain string) (bool, error) {
+	found, err := tx.s.find(tx.tip, domain)
+	return len(found) > 0, err
+}
+
+// newApps are the new apps the write placed and adds events of.
+func (tx *Tx) newApps() []Placement {
+	var out []Placement
+	for _, p := range tx.placed {
+		added := func(e txEvent) bool { return e.addr == p.Address }
+		if slices.ContainsFunc(tx.adds, added) || slices.ContainsFunc(tx.envs, added) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Head is the head of the app at a before this write; nil when the log has
@@ -267,6 +295,7 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if err != nil {
 			return nil, err
 		}
+		out.NewApps = tx.newApps()
 		for _, o := range s.repo.Others(projects.Root) {
 			out.Warnings = append(out.Warnings, "not committed by meta: "+o)
 		}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -46,9 +48,11 @@ func newAppend(e *env) *cobra.Command {
 		Long: `append records one event for the app at DOMAIN and commits it, then prints the
 event's id. KIND is one of: ` + strings.Join(record.KindNames(), ", ") + `.
 
-An app's first event needs --project and --env (or defaults in meta.yaml);
-later ones find the app by its domain. Secret kinds take --name and
---secret-version, never a value.`,
+An app's first event goes where --project and --env say; else, when abra
+has an env file for the app here, where meta exec would put it (meta.yaml's
+servers: map for its abra server); else to meta.yaml's defaults. meta says
+where on stderr. Later events find the app by its domain. Secret kinds take
+--name and --secret-version, never a value.`,
 		Example: `  meta append deploy matrix.example.com --version 4.0.0+v1.93.0 --project coop --env prod
   meta append upgrade matrix.example.com --version 4.1.0+v1.94.0
   meta append deploy matrix.example.com --version 4.2.0+v1.95.0 --outcome failed -m "migration timed out"
@@ -69,7 +73,13 @@ later ones find the app by its domain. Secret kinds take --name and
 			if err != nil {
 				return err
 			}
-			out, err := s.Append(cmd.Context(), ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect, Force: force})
+			// A new app goes where meta exec would put it: by the abra
+			// server its env file is under, if abra has one here.
+			server := ""
+			if ref, err := projects.ParseRef(args[1]); err == nil {
+				server = abra.ServerOf(abra.Dir(e.getenv), ref.App)
+			}
+			out, err := s.Append(cmd.Context(), ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect, Force: force, Server: server})
 			if err != nil {
 				return err
 			}
@@ -91,7 +101,7 @@ later ones find the app by its domain. Secret kinds take --name and
 	for _, b := range bodyFlags {
 		f.body[b.name] = fl.String(b.name, "", b.usage+" ("+strings.Join(record.KindsWith(b.body), ", ")+")")
 	}
-	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event, recorded as given; redact secret values before passing it")
+	fl.StringSliceVar(&f.command, "command", nil, "the command line that caused the event; an abra line is redacted by abra's grammar, others only of --password-style flags: redact their secrets first")
 	fl.BoolVar(&force, "force", false, "append despite another operator's lock on the app (the log records that you did)")
 	fl.StringVar(&expect, "expect", "", "refuse unless, after fetching, the app's head is at this version or event id")
 	cmd.RegisterFlagCompletionFunc("outcome", cobra.FixedCompletions([]string{"succeeded", "failed", "aborted"}, cobra.ShellCompDirectiveNoFileComp))

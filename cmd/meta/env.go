@@ -124,6 +124,7 @@ func (e *env) reported(cmd *cobra.Command, s *store.Store, changed *store.Writte
 	for _, w := range changed.Warnings {
 		e.warn("%s", w)
 	}
+	e.newApps(changed.NewApps)
 	for _, ev := range changed.Events {
 		if err := e.publish(cmd.Context(), s, ev); err != nil {
 			e.warn("committed, but not announced on NATS: %v", err)

@@ -92,6 +92,14 @@ func TestEnvLeaksNoSecret(t *testing.T) {
 		"edit":          "PLANT-edit-c0ffee",
 		"secret-insert": "PLANT-secret-d15ea5e",
 		"flag":          "PLANT-flag-0ddba11",
+		// Through meta exec and append --command, in the forms abra's
+		// grammar allows (see abra.Redact and opsync's leak test).
+		"exec-after-dashes": "-PLANT-exec-a11ce5",
+		"exec-dash":         "-PLANT-exec-b0b0b0",
+		"exec-bundled":      "PLANT-exec-c4fe00",
+		"append-dash":       "--PLANT-append-d00d1e",
+		"append-run":        "PLANT-append-e1e1e1",
+		"append-cmd":        "PLANT-append-f00f00",
 	}
 	var printed strings.Builder
 	keep := func(out, errOut string, code int) {
@@ -115,6 +123,24 @@ func TestEnvLeaksNoSecret(t *testing.T) {
 		"--command", "abra,app,secret,insert,app.example.org,db_password,v2,"+plants["secret-insert"])...))
 	keep(alice.run(t, "", nil, append(natsFlag, "append", "deploy", "app.example.org", "--version", "1.0.0+1",
 		"--command", "some-tool,--admin-password,"+plants["flag"])...))
+	// A stand-in abra that takes any line; it refuses a flag it does not
+	// know, as abra does a value starting with "-" typed without "--".
+	fakeAbra := filepath.Join(t.TempDir(), "abra")
+	os.WriteFile(fakeAbra, []byte("#!/bin/sh\nfor a; do [ \"$a\" = -- ] && exit 0; [ \"$a\" = "+plants["exec-dash"]+" ] && exit 1; done\nexit 0\n"), 0o755)
+	execAbra := append(natsFlag, "exec", "--abra", fakeAbra, "--", "abra")
+	keep(alice.run(t, "", nil, append(execAbra, "app", "secret", "insert", "app.example.org", "db_password", "v3", "--", plants["exec-after-dashes"])...))
+	keep(alice.run(t, "", nil, append(execAbra, "-d", "a", "s", "-n", "i", "-tC", "app.example.org", "db_password", "v4", plants["exec-bundled"], "--trim")...))
+	out, errOut, code := alice.run(t, "", nil, append(execAbra, "app", "secret", "insert", "app.example.org", "db_password", "v5", plants["exec-dash"])...)
+	if printed.WriteString(out + errOut); code != 1 {
+		t.Fatalf("meta exec of a failing abra: exit %d, want abra's 1: %s", code, errOut)
+	}
+	for what, line := range map[string]string{
+		"append-dash": "abra,app,secret,insert,app.example.org,db_password,v6," + plants["append-dash"],
+		"append-run":  "abra,app,run,app.example.org,app,--,mysql,-p" + plants["append-run"],
+		"append-cmd":  "/usr/bin/abra,app,cmd,app.example.org,app,set_admin_pass," + plants["append-cmd"],
+	} {
+		keep(alice.run(t, "", nil, append(natsFlag, "append", "note", "app.example.org", "-m", what, "--command", line)...))
+	}
 	keep(alice.run(t, "", nil, append(natsFlag, "operator", "add", "bob", "--age", bob.recipient)...))
 	keep(alice.run(t, "", nil, append(natsFlag, "env", "rekey", "app.example.org")...))
 	for _, args := range [][]string{
@@ -133,7 +159,7 @@ func TestEnvLeaksNoSecret(t *testing.T) {
 		t.Fatal("bob cannot read the env he was given access to")
 	}
 	for what, v := range plants {
-		if what == "secret-insert" || what == "flag" {
+		if what == "secret-insert" || what == "flag" || strings.HasPrefix(what, "exec-") || strings.HasPrefix(what, "append-") {
 			continue // never stored anywhere: abra keeps it in Docker
 		}
 		if !strings.Contains(got, v) {

@@ -33,9 +33,11 @@ pass through unchanged) and keeps the operator log in step with it:
           from the version; else "local env") and the command line with
           secret values redacted, then pushed.
 
-Commands that change nothing are not recorded. An app's first event goes to
-the project/env meta.yaml's servers: maps its abra server to (default: the
-env named like the server, in the default project).
+Commands that change nothing are not recorded, nor is a command that failed
+on an app the log has no events of (a typo'd domain): meta says so. An app's
+first event goes to the project/env meta.yaml's servers: maps its abra
+server to (default: the env named like the server, in the default project),
+as with meta append, and meta says where.
 
 With sync: false in your operator config (~/.config/meta/config.yaml) exec
 only runs abra, so the alias can live in a shared shell profile:
@@ -97,6 +99,7 @@ only runs abra, so the alias can live in a shared shell profile:
 			if res == nil {
 				return err
 			}
+			e.newApps(res.NewApps)
 			if err != nil {
 				// abra ran: its exit code stands, and meta says loudly
 				// what it could not record.

@@ -74,11 +74,20 @@ func newUnlock(e *env) *cobra.Command {
 	return cmd
 }
 
+// newApps says where a write started the logs of new apps, one line each,
+// the same from every command that can start one.
+func (e *env) newApps(placed []store.Placement) {
+	for _, p := range placed {
+		fmt.Fprintf(e.stderr, "meta: %s\n", message(p.String()))
+	}
+}
+
 // appended tells the operator and NATS about an event just appended.
 func (e *env) appended(cmd *cobra.Command, s *store.Store, out *store.Appended) {
 	for _, w := range out.Warnings {
 		e.warn("%s", w)
 	}
+	e.newApps(out.NewApps)
 	if err := e.publish(cmd.Context(), s, out.Event); err != nil {
 		e.warn("appended, but not announced on NATS: %v", err)
 	}

@@ -3,31 +3,25 @@ package record
 import "strings"
 
 // RedactCommand returns argv with every secret value it can recognise
-// replaced by Redacted, so that a command line can be recorded:
-//   - the value of `abra app secret insert DOMAIN NAME VERSION VALUE`
-//     (and its aliases `abra a s i`), and anything after it;
+// replaced by Redacted, so that a command line that is not abra's can be
+// recorded (abra's follow abra's grammar: abra.Redact; the store chooses):
 //   - VALUE in KEY=VALUE arguments of `env set` (meta's own);
 //   - the value of flags whose name says password, secret, token or key,
 //     as --flag=VALUE or --flag VALUE.
 //
-// The events meta writes pass through it; callers with other ways of taking
-// secrets must redact them before.
+// Callers with other ways of taking secrets must redact them before.
 func RedactCommand(argv []string) []string {
 	if len(argv) == 0 {
 		return argv
 	}
 	out := make([]string, len(argv))
 	copy(out, argv)
-	insertAt, envSet := -1, false
+	envSet := false
 	for i, a := range out {
-		if i > 0 && (a == "insert" || a == "i") && (out[i-1] == "secret" || out[i-1] == "s" || out[i-1] == "secrets") {
-			insertAt = i
-		}
 		if i > 0 && a == "set" && out[i-1] == "env" {
 			envSet = true
 		}
 	}
-	positional := 0
 	for i := 0; i < len(out); i++ {
 		a := out[i]
 		if name, _, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") && secretFlag(name) {
@@ -42,12 +36,6 @@ func RedactCommand(argv []string) []string {
 		if envSet && !strings.HasPrefix(a, "-") {
 			if k, _, ok := strings.Cut(a, "="); ok {
 				out[i] = k + "=" + Redacted
-			}
-		}
-		if insertAt >= 0 && i > insertAt && !strings.HasPrefix(a, "-") {
-			positional++
-			if positional >= 4 { // DOMAIN NAME VERSION VALUE
-				out[i] = Redacted
 			}
 		}
 	}
