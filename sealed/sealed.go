@@ -93,7 +93,9 @@ func ClearKeys(file []byte) []string {
 		if !ok || strings.HasPrefix(line, "#") || strings.HasPrefix(key, "sops_") {
 			continue
 		}
-		if !strings.HasPrefix(value, "ENC[") {
+		// sops leaves an empty value as it is (KEY=, common in abra's
+		// env files): there is nothing in it to read.
+		if value != "" && !strings.HasPrefix(value, "ENC[") {
 			out = append(out, key)
 		}
 	}

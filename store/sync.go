@@ -408,6 +408,9 @@ type SyncReport struct {
 	Remote string
 	// TookIn counts the events the remote brought that this clone lacked.
 	TookIn int
+	// Commits counts the remote's commits it brought, events or not (a
+	// change of meta.yaml, a commit quarantined).
+	Commits int
 	// Pushed counts this clone's events the remote took.
 	Pushed int
 }
@@ -439,7 +442,11 @@ func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) 
 		if err != nil {
 			return fail(err)
 		}
-		report.TookIn = len(in)
+		commits, err := s.repo.Commits(ctx, before, remote)
+		if err != nil {
+			return fail(err)
+		}
+		report.TookIn, report.Commits = len(in), len(commits)
 	}
 	out, err := s.Unpushed(ctx, "")
 	if err != nil {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
-	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
-	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"github.com/spf13/cobra"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newBatch(e *env) *cobra.Command {
@@ -53,8 +56,10 @@ and meta log shows them grouped under it, on every machine.`,
 			if err != nil {
 				return err
 			}
+			// A batch closed before anything was recorded in it has no
+			// events: that is its answer, not an error.
 			_, events, err := s.BatchEvents(b.ID)
-			if err != nil {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "closed batch %s (%s): %s\n", b.ID, printable(b.Summary), record.Count(len(events), "event"))

@@ -175,14 +175,21 @@ else git's user.name and user.email.`,
 // as its flag checks are, and an unknown subcommand of a group one.
 func usageArgs(cmd *cobra.Command) {
 	if cmd.HasSubCommands() && !cmd.Runnable() {
-		// Run without a subcommand, a group shows its help.
 		cmd.Args = func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageError{fmt.Errorf("unknown command %q for %q; `%s --help` lists them", args[0], c.CommandPath(), c.CommandPath())}
 			}
 			return nil
 		}
-		cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+		// Run without a subcommand, a group is a usage error, as any
+		// missing argument is: its usage lists the subcommands. meta
+		// itself, run bare, shows its help.
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if !c.HasParent() {
+				return c.Help()
+			}
+			return usageError{fmt.Errorf("%s: missing COMMAND; `%s --help` lists them\nusage: %s COMMAND", c.CommandPath(), c.CommandPath(), c.CommandPath())}
+		}
 	}
 	if check := cmd.Args; check != nil {
 		cmd.Args = func(c *cobra.Command, args []string) error {
@@ -248,8 +255,8 @@ func argError(c *cobra.Command, args []string, err error) error {
 func positionals(use string) (required []string, optional int, variadic bool) {
 	words := strings.Fields(use)
 	for _, w := range words[min(1, len(words)):] {
-		if w == "[flags]" {
-			continue
+		if w == "[flags]" || w == "--" {
+			continue // "exec [flags] -- abra app COMMAND DOMAIN": what follows -- is named
 		}
 		if strings.HasPrefix(w, "-") || strings.HasPrefix(w, "(") || w == "|" {
 			break

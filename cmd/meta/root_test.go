@@ -42,7 +42,7 @@ func TestPositionals(t *testing.T) {
 		{"add NAME --age RECIPIENT", []string{"NAME"}, 0, false},
 		{"start -m SUMMARY", nil, 0, false},
 		{"observe DOMAIN (--inspect FILE | --docker)", []string{"DOMAIN"}, 0, false},
-		{"exec [flags] -- abra app COMMAND DOMAIN [ARGS...]", nil, 0, false},
+		{"exec [flags] -- abra app COMMAND DOMAIN [ARGS...]", []string{"abra", "app", "COMMAND", "DOMAIN"}, 1, true},
 		{"ls", nil, 0, false},
 	}
 	for _, tt := range tests {

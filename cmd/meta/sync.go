@@ -113,11 +113,16 @@ func unjoin(err error) []error {
 }
 
 // syncSummary says what a sync moved: "took in 3 events, pushed 1 event",
-// or "up to date".
+// "took in 1 commit without events", or "up to date".
 func syncSummary(r store.SyncReport) string {
 	var parts []string
-	if r.TookIn > 0 {
+	switch {
+	case r.TookIn > 0:
 		parts = append(parts, "took in "+record.Count(r.TookIn, "event"))
+	case r.Commits > 0:
+		// Commits without events: meta.yaml changed, or what a warning
+		// below says was quarantined.
+		parts = append(parts, "took in "+record.Count(r.Commits, "commit")+" without events")
 	}
 	if r.Pushed > 0 {
 		parts = append(parts, "pushed "+record.Count(r.Pushed, "event"))
