@@ -130,6 +130,9 @@ func TestRedact(t *testing.T) {
 		{"abra app secret insert D -- db v1 s3cr3t --trim", "abra app secret insert D -- db v1 <redacted> <redacted>"},
 		{"abra app secret insert D db v1 s3cr3t --trim", "abra app secret insert D db v1 <redacted> --trim"},
 		{"abra app secret insert --trim D db v1 s3cr3t more", "abra app secret insert --trim D db v1 <redacted> <redacted>"},
+		// a word missing: the secret may stand where the version should
+		{"abra app secret insert D a16=v1 SUPERSECRET16", "abra app secret insert D <redacted> <redacted>"},
+		{"abra app secret insert D SUPERSECRET16", "abra app secret insert D <redacted>"},
 		{"abra app secret insert -f D db v1 ./pass.txt", "abra app secret insert -f D db v1 <redacted>"},
 		{"abra app secret insert -ftC D db v1 s3cr3t", "abra app secret insert -ftC D db v1 <redacted>"},
 		{"abra app secret insert -ft=false D db v1 s3cr3t", "abra app secret insert -ft=false D db v1 <redacted>"},

@@ -321,12 +321,29 @@ type line struct {
 // names is how many arguments of the line name something harmless.
 func (l *line) names() int {
 	switch {
+	case l.spec != nil && l.spec.name == SecretInsert && l.given() < l.spec.names+1:
+		// abra takes DOMAIN NAME VERSION DATA: with a word missing, the
+		// secret may stand in any place after the domain (`NAME=v1
+		// VALUE`), so only the domain is kept.
+		return 1
 	case l.spec != nil:
 		return l.spec.names
 	case l.app:
 		return 1 // the domain
 	}
 	return 0
+}
+
+// given counts the line's arguments, a word redacted before counting as
+// the argument it was (so that redacting twice gives the same line).
+func (l *line) given() int {
+	n := len(l.args)
+	for _, w := range l.words {
+		if w.kind == wordUnsure {
+			n++
+		}
+	}
+	return n
 }
 
 // parse reads argv as abra does: global flags, then the command's names
