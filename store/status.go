@@ -137,18 +137,18 @@ func (s *Store) Unpushed(ctx context.Context, domain string) ([]Unpushed, error)
 	if err != nil {
 		return nil, err
 	}
-	return s.added(ctx, remote, local, domain)
-}
-
-// added lists the events the commits from..to add that from lacks, oldest
-// first, for one app (domain) or all (""): what a push would give the
-// remote at from, or what a fetch brought to a clone at from.
-func (s *Store) added(ctx context.Context, from, to gitrepo.Hash, domain string) ([]Unpushed, error) {
-	out := []Unpushed{}
-	commits, err := s.repo.Commits(ctx, from, to)
+	commits, err := s.repo.Commits(ctx, remote, local)
 	if err != nil {
 		return nil, err
 	}
+	return s.added(commits, remote, domain)
+}
+
+// added lists the events commits (from..something, oldest first) add that
+// from lacks, for one app (domain) or all (""): what a push would give the
+// remote at from, or what a fetch brought to a clone at from.
+func (s *Store) added(commits []gitrepo.Hash, from gitrepo.Hash, domain string) ([]Unpushed, error) {
+	out := []Unpushed{}
 	for _, c := range commits {
 		parent, err := s.repo.Parent(c)
 		if err != nil {

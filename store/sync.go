@@ -438,11 +438,11 @@ func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) 
 	}
 	report := SyncReport{Remote: gitrepo.ShownURL(s.repo.RemoteURL(ctx))}
 	if remote, err := s.repo.RemoteTip(); err == nil {
-		in, err := s.added(ctx, before, remote, "")
+		commits, err := s.repo.Commits(ctx, before, remote)
 		if err != nil {
 			return fail(err)
 		}
-		commits, err := s.repo.Commits(ctx, before, remote)
+		in, err := s.added(commits, before, "")
 		if err != nil {
 			return fail(err)
 		}
