@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 
@@ -54,38 +55,42 @@ func (s *Store) noteQuarantined(ctx context.Context, from, to gitrepo.Hash) {
 // place at to and did not at from: first events for one app made apart,
 // offline, in different projects or envs. Reading it from now on takes
 // --project and --env, so the sync that brought it says so.
-func (s *Store) noteAmbiguous(from, to gitrepo.Hash) {
-	before := s.ambiguousDomains(from)
-	now := s.ambiguousDomains(to)
-	for _, domain := range slices.Sorted(maps.Keys(now)) {
-		if _, was := before[domain]; !was {
-			s.notef("%s now has events under %s (first events made apart); commands that take it need --project and --env, or the domain as %s", domain, addresses(now[domain]), now[domain][0])
-		}
-	}
-}
-
-// ambiguousDomains are the domains with events in more than one place at
-// commit, as locate finds them, by domain.
-func (s *Store) ambiguousDomains(commit gitrepo.Hash) map[string][]projects.Address {
-	out := map[string][]projects.Address{}
-	if commit.IsZero() {
-		return out
-	}
-	apps, err := s.apps(commit)
+//
+// Only a place new at to can make a domain ambiguous, so only the domains
+// of the records from..to adds are looked up, at to: a sync does not list
+// every app, and never works out the state of history at from (which, no
+// longer the tip, is not at hand: at 100k events that took seconds).
+func (s *Store) noteAmbiguous(ctx context.Context, from, to gitrepo.Hash) {
+	commits, err := s.repo.Commits(ctx, from, to)
 	if err != nil {
-		return out
+		return
 	}
-	byDomain := map[string][]projects.Address{}
-	for _, a := range apps {
-		byDomain[a.App] = append(byDomain[a.App], a)
+	added, err := s.added(commits, from, "")
+	if err != nil {
+		return
 	}
-	for domain, found := range byDomain {
-		if len(found) < 2 {
+	fresh := map[projects.Address]bool{}
+	for _, u := range added {
+		rec, err := projects.ParseRecordPath(u.Path)
+		if err != nil || fresh[rec.Address] {
 			continue
 		}
-		if here := s.dropMovedAway(commit, found, projects.Address{}); len(here) > 1 {
-			out[domain] = here
+		if tree, err := s.repo.TreeID(from, rec.Address.Dir()); err == nil && tree.IsZero() {
+			fresh[rec.Address] = true // a place the domain did not have
 		}
 	}
-	return out
+	noted := map[string]bool{}
+	for _, a := range slices.SortedFunc(maps.Keys(fresh), func(x, y projects.Address) int { return strings.Compare(x.String(), y.String()) }) {
+		if noted[a.App] {
+			continue
+		}
+		found, err := s.find(to, a.App)
+		if err != nil || len(found) < 2 {
+			continue
+		}
+		if here := s.dropMovedAway(to, found, projects.Address{}); len(here) > 1 {
+			noted[a.App] = true
+			s.notef("%s now has events under %s (first events made apart); commands that take it need --project and --env, or the domain as %s", a.App, addresses(here), here[0])
+		}
+	}
 }

@@ -160,7 +160,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		return err
 	}
 	s.noteQuarantined(ctx, local, next)
-	s.noteAmbiguous(local, next)
+	s.noteAmbiguous(ctx, local, next)
 	return nil
 }
 
