@@ -18,6 +18,7 @@ var layers = map[string]int{
 	"projects":         0,
 	"sealed/dotenv":    0,
 	"store/atomicfile": 0,
+	"store/signing":    0,
 
 	"store/record":                    1,
 	"store/gitrepo/internal/gitindex": 1,
