@@ -77,7 +77,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	if err := config.ValidBranch(branch); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	data := config.Config{Version: config.Version, Branch: branch, Project: opts.Project, Env: opts.Env}.Marshal()
+	data := config.Config{Version: config.Initial, Branch: branch, Project: opts.Project, Env: opts.Env}.Marshal()
 	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}

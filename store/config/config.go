@@ -23,8 +23,28 @@ import (
 // and holds its shared settings. It is committed.
 const File = "meta.yaml"
 
-// Version is the meta.yaml layout this meta writes.
-const Version = 1
+// Version is the newest meta.yaml layout this meta reads. A log starts at
+// version 1 (Initial), and moves to 2 only when it needs to: a meta.yaml
+// that requires signatures says version 2, so that a meta that cannot
+// check signatures refuses it (ErrNewer) instead of reading it as version 1
+// and believing every commit.
+//
+//	1: branch, project, env, sync_cooldown, webhooks, operators, access, servers
+//	2: signatures, signatures_since; operators' ssh keys
+const Version = 2
+
+// Initial is the version a new log's meta.yaml is written at.
+const Initial = 1
+
+// The trust policies meta.yaml's signatures: may name.
+const (
+	// SignaturesRequired: every commit must be signed by an operator's
+	// key, as the operator list stood at its parent.
+	SignaturesRequired = "required"
+	// SignaturesOptional: signatures are checked and shown, never
+	// required. The default.
+	SignaturesOptional = "optional"
+)
 
 // DefaultCooldown is how long reads trust the last fetch when meta.yaml
 // does not say.
@@ -52,6 +72,14 @@ type Config struct {
 	// Access narrows who may read which project's or env's env files; a
 	// project/env no rule names is readable by every operator.
 	Access []AccessRule `yaml:"access,omitempty"`
+	// Signatures is the log's trust policy: SignaturesRequired, or
+	// SignaturesOptional (the default, also when empty).
+	Signatures string `yaml:"signatures,omitempty"`
+	// SignaturesSince is the commit the policy was adopted on: the history
+	// it and its ancestors hold was written before signatures were
+	// required (`meta verify` reports it as such). Empty: from the commit
+	// that made them required.
+	SignaturesSince string `yaml:"signatures_since,omitempty"`
 	// Servers maps an abra server (the directory under $ABRA_DIR/servers)
 	// to the log's "env" or "project/env" for `meta exec`; a server not
 	// named here is an env of its own name in the default project.
@@ -183,6 +211,9 @@ func Parse(data []byte) (Config, error) {
 	if err := c.validateOperators(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", File, err)
 	}
+	if err := c.validateSignatures(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", File, err)
+	}
 	for server, to := range c.Servers {
 		p, e := splitPlace(to)
 		if p != "" {
@@ -200,6 +231,37 @@ func Parse(data []byte) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// SignaturesRequired says the log requires every commit to be signed.
+func (c Config) SignaturesRequired() bool { return c.Signatures == SignaturesRequired }
+
+func (c Config) validateSignatures() error {
+	switch c.Signatures {
+	case "", SignaturesOptional:
+	case SignaturesRequired:
+		if c.Version < 2 {
+			return fmt.Errorf("signatures: %s needs version: 2, so that a meta too old to check signatures refuses this log instead of believing every commit", SignaturesRequired)
+		}
+	default:
+		return fmt.Errorf("signatures: %q is not %q or %q", c.Signatures, SignaturesRequired, SignaturesOptional)
+	}
+	if c.SignaturesSince != "" && !isCommitID(c.SignaturesSince) {
+		return fmt.Errorf("signatures_since: %q is not a full commit id (40 hex digits)", c.SignaturesSince)
+	}
+	return nil
+}
+
+func isCommitID(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Marshal renders c as meta.yaml, with a comment for people who find it.

@@ -118,7 +118,17 @@ func TestParseVersions(t *testing.T) {
 		bad   string
 	}{
 		{yaml: "version: 1\n"},
-		{yaml: "version: 2\n", newer: true, bad: "meta.yaml is version 2, and this meta knows versions up to 1: upgrade meta"},
+		{yaml: "version: 2\n"},
+		{yaml: "version: 3\n", newer: true, bad: "meta.yaml is version 3, and this meta knows versions up to 2: upgrade meta"},
+		{yaml: "version: 2\nsignatures: required\n"},
+		{yaml: "version: 2\nsignatures: optional\n"},
+		{yaml: "version: 1\nsignatures: optional\n"},
+		{yaml: "version: 2\nsignatures: required\nsignatures_since: 0123456789abcdef0123456789abcdef01234567\n"},
+		// An older meta ignores keys it does not know: requiring
+		// signatures at version 1 would be believed by none of them.
+		{yaml: "version: 1\nsignatures: required\n", bad: "signatures: required needs version: 2"},
+		{yaml: "version: 2\nsignatures: yes\n", bad: `signatures: "yes" is not "required" or "optional"`},
+		{yaml: "version: 2\nsignatures: required\nsignatures_since: HEAD~3\n", bad: "signatures_since: \"HEAD~3\" is not a full commit id"},
 		{yaml: "version: 99\nsignatures: required\n", newer: true, bad: "version 99"},
 		{yaml: "version: 0\n", bad: "version must be 1 or more"},
 		{yaml: "project: coop\n", bad: "version must be 1 or more, got 0"},

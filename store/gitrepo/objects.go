@@ -201,3 +201,18 @@ func (c *catFile) close() {
 	c.in.Close()
 	c.cmd.Wait()
 }
+
+// RawCommit returns commit h's object as git stores it (what `git cat-file
+// commit` prints): what its signature, if any, is checked over.
+func (r *Repo) RawCommit(h Hash) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, data, err := r.obj.raw(h)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	if t != plumbing.CommitObject {
+		return nil, fmt.Errorf("object %s is a %s, not a commit", h, t)
+	}
+	return data, nil
+}
