@@ -14,7 +14,7 @@ const (
 
 func TestReadersMostSpecificRuleWins(t *testing.T) {
 	c := Config{
-		Operators: []Operator{{"alice", ageA}, {"bob", ageB}, {"carol", ageC}},
+		Operators: []Operator{{Name: "alice", Age: ageA}, {Name: "bob", Age: ageB}, {Name: "carol", Age: ageC}},
 		Access: []AccessRule{
 			{Scope: "*", Operators: []string{"alice", "bob"}},
 			{Scope: "coop/*", Operators: []string{"bob"}},
@@ -48,15 +48,15 @@ func TestOperatorChangesKeepMetaYAMLAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err = c.WithOperator(Operator{"alice", ageA})
+	c, err = c.WithOperator(Operator{Name: "alice", Age: ageA})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ = c.WithOperator(Operator{"bob", ageB})
-	if _, err := c.WithOperator(Operator{"bob", ageC}); !errors.Is(err, ErrOperator) {
+	c, _ = c.WithOperator(Operator{Name: "bob", Age: ageB})
+	if _, err := c.WithOperator(Operator{Name: "bob", Age: ageC}); !errors.Is(err, ErrOperator) {
 		t.Errorf("a second bob: %v", err)
 	}
-	if _, err := c.WithOperator(Operator{"carol", ageA}); !errors.Is(err, ErrOperator) {
+	if _, err := c.WithOperator(Operator{Name: "carol", Age: ageA}); !errors.Is(err, ErrOperator) {
 		t.Errorf("alice's key for carol: %v", err)
 	}
 	c, err = c.WithAccess("coop/prod", []string{"alice"})

@@ -8,7 +8,10 @@ import (
 	"strings"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"golang.org/x/crypto/ssh"
+
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // ErrOperator: an operator or access change names an operator, key or
@@ -22,6 +25,23 @@ var ErrOperator = errors.New("operator list")
 type Operator struct {
 	Name string `yaml:"name"`
 	Age  string `yaml:"age"`
+	// SSH is the public key the operator signs commits with, one
+	// authorized_keys line ("ssh-ed25519 AAAA... comment"); empty for an
+	// operator who does not sign.
+	SSH string `yaml:"ssh,omitempty"`
+}
+
+// OperatorByKey returns the operator whose ssh key is k.
+func (c Config) OperatorByKey(k ssh.PublicKey) (Operator, bool) {
+	for _, o := range c.Operators {
+		if o.SSH == "" {
+			continue
+		}
+		if ok, err := signing.ParseKey(o.SSH); err == nil && signing.Same(ok, k) {
+			return o, true
+		}
+	}
+	return Operator{}, false
 }
 
 type AccessRule struct {

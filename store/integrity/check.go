@@ -156,6 +156,12 @@ func (st *State) Advance(repo *gitrepo.Repo, info gitrepo.CommitInfo, parent git
 // apply takes in one commit: what it changed against each of its parents.
 func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change, contents bool) error {
 	changes = st.ownChanges(len(info.Parents), changes)
+	if problem, err := st.trust(repo, info, changes); err != nil {
+		return err
+	} else if problem != "" {
+		st.distrust(info, changes, problem)
+		return nil
+	}
 	var problems []Problem
 	add := func(path, what string) { problems = append(problems, Problem{Path: path, What: what}) }
 	purged, err := purges(repo, changes)
@@ -445,6 +451,7 @@ func (st *State) config(repo *gitrepo.Repo, ch gitrepo.Change) (string, error) {
 		return BadConfig + ": " + err.Error(), nil
 	}
 	st.Config = ""
+	st.Trusted = ch.To.String()
 	return "", nil
 }
 

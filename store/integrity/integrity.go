@@ -27,12 +27,13 @@ import (
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 )
 
 // Version changes whenever the rules do, so that a State checked by older
 // rules is rebuilt.
-const Version = 3
+const Version = 4
 
 // State is what a log's history says beyond its tip's tree.
 type State struct {
@@ -53,6 +54,10 @@ type State struct {
 	// not; Envs the same per env file.
 	Config string            `json:"config,omitempty"`
 	Envs   map[string]string `json:"envs,omitempty"`
+	// Trusted is the blob of the meta.yaml in force at Checked, valid or
+	// not the tip's: who may sign the next commit, and whether one must
+	// (see trust.go).
+	Trusted string `json:"trusted,omitempty"`
 	// EnvWith maps the path of every record added by a commit that also
 	// changed its app's env file to that file's new blob: the file an env
 	// event there describes (see CheckEvent).
@@ -66,6 +71,9 @@ type State struct {
 	// byApp indexes Restored and Excluded by app directory, built by
 	// Index and dropped whenever either changes.
 	byApp map[string]App
+	// parsed is Trusted read, for the blob parsedBlob.
+	parsed     *config.Config
+	parsedBlob string
 }
 
 // Finding is one quarantined commit and what it broke.
@@ -81,6 +89,15 @@ type Finding struct {
 type Problem struct {
 	Path string `json:"path"`
 	What string `json:"problem"`
+}
+
+// String says the problem, after the path it lies at; a problem of the
+// whole commit (its signature) has no path.
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.What
+	}
+	return p.Path + ": " + p.What
 }
 
 // Short is the commit's id cut for people to read.
@@ -100,7 +117,7 @@ func (f Finding) Summary() string {
 			what = append(what, fmt.Sprintf("and %d more", len(f.Problems)-3))
 			break
 		}
-		what = append(what, p.Path+": "+p.What)
+		what = append(what, p.String())
 	}
 	return strings.Join(what, "; ")
 }

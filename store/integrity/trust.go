@@ -1,0 +1,188 @@
+package integrity
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
+)
+
+// The trust rule: where meta.yaml requires signatures (at a commit's
+// parent, or in what the commit itself makes it say), a commit must carry
+// a valid SSH signature by the key of an operator listed in the meta.yaml
+// in force at its parent. Everything such a commit changes is then left
+// out, whatever it is: its records, its env files, its meta.yaml. So a
+// stranger who can push cannot add themselves (their commit is judged by
+// the list before it), and an operator removed cannot sign after removal.
+
+// The states of a commit's signature, as Verdict.Status and the JSON
+// `signature` key say them.
+const (
+	// Verified: a valid signature by an operator's key.
+	Verified = "verified"
+	// Unsigned: no signature.
+	Unsigned = "unsigned"
+	// UnknownKey: a valid signature by a key no operator had.
+	UnknownKey = "unknown_key"
+	// BadSignature: a signature that is malformed or does not verify.
+	BadSignature = "bad"
+)
+
+// Problems the trust rule finds, as Problem.What begins.
+const (
+	NotSigned   = "not signed, and meta.yaml requires signatures"
+	NotOperator = "signed by a key that was no operator's"
+	BadSig      = "bad signature"
+)
+
+// Verdict is what a commit's signature says.
+type Verdict struct {
+	Status string
+	// Operator is who signed, for Verified.
+	Operator string
+	// Key is the fingerprint of the key that signed, when there is one.
+	Key string
+	// Why says what is wrong with a BadSignature.
+	Why string
+}
+
+// Judge reads commit h's signature and says whether an operator of cfg
+// made it.
+func Judge(repo *gitrepo.Repo, h gitrepo.Hash, cfg config.Config) (Verdict, error) {
+	raw, err := repo.RawCommit(h)
+	if err != nil {
+		return Verdict{}, err
+	}
+	key, err := signing.Verify(signing.Split(raw))
+	switch {
+	case errors.Is(err, signing.ErrUnsigned):
+		return Verdict{Status: Unsigned}, nil
+	case err != nil:
+		v := Verdict{Status: BadSignature, Why: err.Error()}
+		if key != nil {
+			v.Key = signing.Fingerprint(key)
+		}
+		return v, nil
+	}
+	v := Verdict{Key: signing.Fingerprint(key), Status: UnknownKey}
+	if o, ok := cfg.OperatorByKey(key); ok {
+		v.Status, v.Operator = Verified, o.Name
+	}
+	return v, nil
+}
+
+// trusted is the meta.yaml in force at the commit the state holds for:
+// the last one a commit changed validly.
+func (st *State) trusted(repo *gitrepo.Repo) (config.Config, error) {
+	if st.Trusted == "" {
+		return config.Config{}, nil
+	}
+	if st.parsed != nil && st.parsedBlob == st.Trusted {
+		return *st.parsed, nil
+	}
+	data, err := repo.ReadBlob(gitrepo.NewHash(st.Trusted))
+	if err != nil {
+		return config.Config{}, fmt.Errorf("read meta.yaml %s: %w", st.Trusted, err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		// It was valid when taken in, by these rules: a broken blob.
+		return config.Config{}, fmt.Errorf("meta.yaml %s: %w", st.Trusted, err)
+	}
+	st.parsed, st.parsedBlob = &cfg, st.Trusted
+	return cfg, nil
+}
+
+// requires says whether the trust rule applies to a commit: meta.yaml
+// requires signatures at its parent, or the commit makes it require them
+// (adopting the policy is itself signed). It returns the operator list
+// the commit is judged by: its parent's, or for a root commit its own.
+func (st *State) requires(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change) (bool, config.Config, error) {
+	parent, err := st.trusted(repo)
+	if err != nil {
+		return false, config.Config{}, err
+	}
+	if parent.SignaturesRequired() {
+		return true, parent, nil
+	}
+	for _, ch := range changes {
+		if ch.Path != config.File || ch.To.IsZero() {
+			continue
+		}
+		data, err := repo.ReadBlob(ch.To)
+		if err != nil {
+			return false, config.Config{}, err
+		}
+		own, err := config.Parse(data)
+		if err != nil || !own.SignaturesRequired() {
+			return false, parent, nil
+		}
+		if len(info.Parents) == 0 {
+			return true, own, nil
+		}
+		return true, parent, nil
+	}
+	return false, parent, nil
+}
+
+// trust applies the trust rule to one commit: it returns the problem that
+// quarantines it whole, "" when it stands.
+func (st *State) trust(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change) (string, error) {
+	required, by, err := st.requires(repo, info, changes)
+	if err != nil || !required {
+		return "", err
+	}
+	v, err := Judge(repo, info.ID, by)
+	if err != nil {
+		return "", err
+	}
+	switch v.Status {
+	case Verified:
+		return "", nil
+	case Unsigned:
+		return NotSigned, nil
+	case UnknownKey:
+		return NotOperator + " at its parent (" + v.Key + ")", nil
+	default:
+		return BadSig + ": " + v.Why, nil
+	}
+}
+
+// distrust leaves out everything a commit changed: records it added are
+// excluded, records it changed or deleted read as first written, and
+// meta.yaml and env files stay as the last valid commit left them.
+func (st *State) distrust(info gitrepo.CommitInfo, changes []gitrepo.Change, problem string) {
+	for _, ch := range changes {
+		p := ch.Path
+		switch {
+		case ch.From.IsZero() && ch.To.IsZero():
+		case p == config.File:
+			if st.Config == "" && !ch.From.IsZero() {
+				st.Config = ch.From.String()
+			}
+		case p != projects.Root && !hasRoot(p):
+		case isEnvPath(p):
+			if st.Envs == nil {
+				st.Envs = map[string]string{}
+			}
+			if _, ok := st.Envs[p]; !ok {
+				st.Envs[p] = ch.From.String()
+			}
+		case ch.From.IsZero():
+			if _, known := st.Restored[p]; !known {
+				st.exclude(p, ch.To.String())
+			}
+		default:
+			if _, known := st.Restored[p]; !known && st.Excluded[p] == "" {
+				st.restore(p, ch.From.String())
+			}
+		}
+	}
+	st.finding(info, Problem{What: problem})
+}
+
+func hasRoot(p string) bool { return strings.HasPrefix(p, projects.Root+"/") }
