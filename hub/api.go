@@ -59,9 +59,9 @@ func NewHandler(s *store.Store) http.Handler {
 			}
 		}
 		events, err := s.Log(r.PathValue("domain"), n)
-		views := make([]record.View, len(events))
-		for i, ev := range events {
-			views[i] = record.ViewOf(ev)
+		var views []record.View
+		if err == nil {
+			views, err = s.Views(r.Context(), events)
 		}
 		reply(w, views, err)
 	})

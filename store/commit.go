@@ -107,9 +107,11 @@ func (s *Store) commitRetrying(out *Written, plan func(tip gitrepo.Hash) (*plann
 		out.Events = append(out.Events, c.events...)
 		out.Paths = append(out.Paths, c.paths...)
 		out.Commit = commit.String()
-		if c.memo != nil && c.memo.head != nil {
+		if c.memo != nil && c.memo.head != nil && !s.quarantined(commit) {
 			// The new event sits on every head, so the next head is one
 			// fold step away: memoise it and the next read needs no refold.
+			// Not for a commit history leaves out (one the trust rule
+			// refuses): its event is on no head.
 			if key, err := s.memoKey(commit, c.memo.addr); err == nil {
 				s.cache.StoreHead(c.memo.addr, key, c.memo.head)
 			}
@@ -359,3 +361,13 @@ func changeMessage(subject string, events []*metav1.Event, actor *metav1.Actor) 
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// quarantined says the integrity state finds commit breaks the log.
+func (s *Store) quarantined(commit gitrepo.Hash) bool {
+	st, err := s.stateAt(commit)
+	if err != nil {
+		return true
+	}
+	_, found := st.Finding(commit.String())
+	return found
+}

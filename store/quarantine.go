@@ -356,8 +356,16 @@ type HeadReport struct {
 	Quarantined []Finding `json:"quarantined"`
 }
 
-// Report adds to h what quarantined commits broke in its app's directory.
+// Report adds to h what quarantined commits broke in its app's directory,
+// with who signed each event it names.
 func (s *Store) Report(ctx context.Context, h *fold.Head) (HeadReport, error) {
 	problems, err := s.AppProblems(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
-	return HeadReport{Head: h, Quarantined: problems}, err
+	if err != nil {
+		return HeadReport{Head: h}, err
+	}
+	signed, err := s.signHead(ctx, h)
+	if err != nil {
+		return HeadReport{Head: h}, err
+	}
+	return HeadReport{Head: signed, Quarantined: problems}, nil
 }

@@ -188,16 +188,18 @@ func (s *Store) configAt(commit gitrepo.Hash) ([]byte, error) {
 	if commit.IsZero() {
 		return nil, nil
 	}
-	// A valid one is the tip's: the rules that quarantine a meta.yaml are
-	// config.Parse failing and a branch other than the log's, so no walk
-	// of history is needed to know (see integrity.State.config). One that
-	// names another branch this clone has is valid there: this clone is on
-	// the wrong branch, which Open says.
+	// A valid one is the tip's when the state kept for it says no commit
+	// was left out that changed it: then no walk of history is needed. The
+	// rules that quarantine a meta.yaml are config.Parse failing, a branch
+	// other than the log's (see integrity.State.config), and a commit the
+	// trust rule leaves out, whose meta.yaml parses well. One that names
+	// another branch this clone has is valid there: this clone is on the
+	// wrong branch, which Open says.
 	data, err := s.repo.FileAt(commit, config.File)
 	if err != nil {
 		return nil, err
 	}
-	if data != nil {
+	if kept := s.keptState(commit); data != nil && kept != nil && kept.Config == "" {
 		if cfg, err := config.Parse(data); err == nil {
 			branch, _ := s.repo.Branch()
 			if cfg.Branch == "" || cfg.Branch == branch || s.repo.HasBranch(cfg.Branch) {
@@ -213,6 +215,21 @@ func (s *Store) configAt(commit gitrepo.Hash) ([]byte, error) {
 		return s.repo.ReadBlob(gitrepo.NewHash(st.Config))
 	}
 	return s.repo.FileAt(commit, config.File)
+}
+
+// keptState is the integrity state at commit if one is at hand without a
+// walk: the one this process published, or the one kept on disk.
+func (s *Store) keptState(commit gitrepo.Hash) *integrity.State {
+	s.imu.Lock()
+	st := s.integ
+	s.imu.Unlock()
+	if st != nil && st.Checked == commit.String() {
+		return st
+	}
+	if st := loadState(s.integrityPath()); st != nil && st.Checked == commit.String() {
+		return st
+	}
+	return nil
 }
 
 // Find walks up from dir to the first directory holding meta.yaml and a

@@ -34,6 +34,9 @@ func (f Finding) String() string {
 	if f.Acknowledged {
 		ack = ", acknowledged"
 	}
+	if f.Path == "" { // the commit's own problem: its signature
+		return fmt.Sprintf("commit %s: %s%s", f.Commit[:12], f.Problem, ack)
+	}
 	return fmt.Sprintf("%s: %s (commit %s%s)", f.Path, f.Problem, f.Commit[:12], ack)
 }
 
@@ -41,6 +44,11 @@ func (f Finding) String() string {
 type Verification struct {
 	// Commits is how many commits it checked.
 	Commits int
+	// Signatures counts the commits by what their signature says
+	// (integrity.Verified, Unsigned, UnknownKey, BadSignature), against
+	// the operators listed at each one's parent. Where meta.yaml requires
+	// signatures, all but Verified are quarantined and in Findings too.
+	Signatures map[string]int
 	// Quarantined are the commits that break the log's rules, oldest
 	// first (see package integrity).
 	Quarantined []integrity.Finding
@@ -77,8 +85,10 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 	out := &Verification{}
 	var envs []historyFile
 	branch, _ := s.repo.Branch()
-	st, err := integrity.Verify(ctx, s.repo, branch, tip, func(info gitrepo.CommitInfo, changes []gitrepo.Change) {
+	out.Signatures = map[string]int{}
+	st, err := integrity.Verify(ctx, s.repo, branch, tip, func(info gitrepo.CommitInfo, changes []gitrepo.Change, v integrity.Verdict) {
 		out.Commits++
+		out.Signatures[v.Status]++
 		for _, ch := range changes {
 			if isEnvPath(ch.Path) && !ch.To.IsZero() {
 				// Env files change in place; every version must be sealed.

@@ -93,7 +93,7 @@ of the log names, and none open here, is an error (exit 1).`,
 				fmt.Fprintf(e.stderr, "meta: batch %s has no events yet\n", id)
 			}
 			if asJSON {
-				return writeEventsJSON(e.stdout, events)
+				return writeEventsJSON(cmd.Context(), e.stdout, s, events)
 			}
 			return writeEvents(e.stdout, events)
 		},

@@ -29,7 +29,7 @@ driver and show events as text in ` + "`git log -p`" + `:
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			return writeEvent(e.stdout, ev, asJSON)
+			return writeEvent(e.stdout, record.ViewOf(ev), ev, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the event as JSON")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -63,7 +64,7 @@ meta purge and every other command that takes an id take them.`,
 				return err
 			}
 			if asJSON {
-				return writeEventsJSON(e.stdout, events)
+				return writeEventsJSON(cmd.Context(), e.stdout, s, events)
 			}
 			return writeEvents(e.stdout, events)
 		},
@@ -167,10 +168,15 @@ func parseWhen(flag, v string, now time.Time, end bool) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// writeEventsJSON prints events as JSON Lines, one View per line.
-func writeEventsJSON(w io.Writer, events []*metav1.Event) error {
-	for _, ev := range events {
-		if err := writeJSON(w, record.ViewOf(ev)); err != nil {
+// writeEventsJSON prints events as JSON Lines, one View per line, with who
+// signed each.
+func writeEventsJSON(ctx context.Context, w io.Writer, s *store.Store, events []*metav1.Event) error {
+	views, err := s.Views(ctx, events)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if err := writeJSON(w, v); err != nil {
 			return err
 		}
 	}

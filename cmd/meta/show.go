@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 
@@ -30,7 +31,11 @@ start (at least 4 characters). An id that starts several events is refused
 			if err := e.answer(cmd.Context(), s, func() (err error) { ev, err = s.Event(args[0]); return err }); err != nil {
 				return err
 			}
-			return writeEvent(e.stdout, ev, asJSON)
+			views, err := s.Views(cmd.Context(), []*metav1.Event{ev})
+			if err != nil {
+				return err
+			}
+			return writeEvent(e.stdout, views[0], ev, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the event as JSON (keys as meta log --json)")
@@ -38,16 +43,29 @@ start (at least 4 characters). An id that starts several events is refused
 }
 
 // writeEvent prints one event whole: as "key: value" lines, or as the JSON
-// object meta log --json prints for it. meta show and meta cat print with
-// it.
-func writeEvent(w io.Writer, ev *metav1.Event, asJSON bool) error {
+// object meta log --json prints for it (v, its view). meta show and meta
+// cat print with it; cat, which reads a file outside any log, knows no
+// signature.
+func writeEvent(w io.Writer, v record.View, ev *metav1.Event, asJSON bool) error {
 	if asJSON {
-		return writeJSON(w, record.ViewOf(ev))
+		return writeJSON(w, v)
 	}
 	var text strings.Builder
 	if err := record.WriteText(&text, ev); err != nil {
 		return err
 	}
+	if v.Signature != "" {
+		fmt.Fprintf(&text, "signature: %s\n", signatureText(v.Signature, v.SignedBy))
+	}
 	_, err := io.WriteString(w, printableLines(text.String()))
 	return err
+}
+
+// signatureText says a signature's state for people: "verified (alice)",
+// "unsigned", "unknown key", "bad".
+func signatureText(state, by string) string {
+	if by != "" {
+		return state + " (" + by + ")"
+	}
+	return strings.ReplaceAll(state, "_", " ")
 }

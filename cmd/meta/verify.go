@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -38,7 +40,7 @@ stay quarantined.`,
 				return err
 			}
 			if asJSON {
-				report := verifyReport{OK: !v.Failed(), Commits: v.Commits, Findings: v.Findings, Quarantined: quarantineJSON(quarantineOf(v))}
+				report := verifyReport{OK: !v.Failed(), Commits: v.Commits, Signatures: signatureCounts(v.Signatures), Findings: v.Findings, Quarantined: quarantineJSON(quarantineOf(v))}
 				if report.Findings == nil {
 					report.Findings = []store.Finding{}
 				}
@@ -51,7 +53,7 @@ stay quarantined.`,
 				}
 			}
 			if v.Failed() {
-				fmt.Fprintf(e.stderr, "meta: verify: %s in %s (meta doctor explains the ways out)\n", record.Count(len(v.Findings), "problem"), record.Count(v.Commits, "commit"))
+				fmt.Fprintf(e.stderr, "meta: verify: %s in %s (%s; meta doctor explains the ways out)\n", record.Count(len(v.Findings), "problem"), record.Count(v.Commits, "commit"), signatureLine(v.Signatures))
 				return silentError{exitFailed}
 			}
 			known := 0
@@ -60,7 +62,7 @@ stay quarantined.`,
 					known++
 				}
 			}
-			line := "meta: verify: " + record.Count(v.Commits, "commit") + " checked, no problems"
+			line := "meta: verify: " + record.Count(v.Commits, "commit") + " checked (" + signatureLine(v.Signatures) + "), no problems"
 			if known > 0 {
 				line += " but " + itoa(known) + " acknowledged (meta quarantine ls)"
 			}
@@ -68,7 +70,7 @@ stay quarantined.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok", "commits", "findings": [{"path", "commit", "problem", "acknowledged"}], "quarantined": [...]}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok", "commits", "signatures": {"verified", "unsigned", "unknown_key", "bad"}, "findings": [{"path", "commit", "problem", "acknowledged"}], "quarantined": [...]}`)
 	return cmd
 }
 
@@ -76,6 +78,7 @@ stay quarantined.`,
 type verifyReport struct {
 	OK          bool             `json:"ok"`
 	Commits     int              `json:"commits"`
+	Signatures  signatures       `json:"signatures"`
 	Findings    []store.Finding  `json:"findings"`
 	Quarantined []quarantineItem `json:"quarantined"`
 }
@@ -111,4 +114,35 @@ func (e *env) progress(status func() string) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// signatures counts verified commits by what their signature says.
+type signatures struct {
+	Verified   int `json:"verified"`
+	Unsigned   int `json:"unsigned"`
+	UnknownKey int `json:"unknown_key"`
+	Bad        int `json:"bad"`
+}
+
+func signatureCounts(by map[string]int) signatures {
+	return signatures{Verified: by[integrity.Verified], Unsigned: by[integrity.Unsigned], UnknownKey: by[integrity.UnknownKey], Bad: by[integrity.BadSignature]}
+}
+
+// signatureLine says the counts for people: "3 signed and verified, 2
+// unsigned", leaving out what is none.
+func signatureLine(by map[string]int) string {
+	c := signatureCounts(by)
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{{c.Verified, "signed and verified"}, {c.Unsigned, "unsigned"}, {c.UnknownKey, "signed by keys of no operator"}, {c.Bad, "with bad signatures"}} {
+		if p.n > 0 {
+			parts = append(parts, itoa(p.n)+" "+p.what)
+		}
+	}
+	if len(parts) == 0 {
+		return "none signed"
+	}
+	return strings.Join(parts, ", ")
 }

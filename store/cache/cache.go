@@ -147,3 +147,16 @@ func (c *Cache) StoreHead(a projects.Address, tree gitrepo.Hash, h *fold.Head) {
 		c.write(c.file(a)+".head", data)
 	}
 }
+
+// Signed returns what store keeps of who signed app a's events (its own
+// format, which it checks), nil when there is nothing.
+func (c *Cache) Signed(a projects.Address) []byte {
+	data, err := afero.ReadFile(c.fs, c.file(a)+".signed")
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
+// StoreSigned keeps data as who signed app a's events.
+func (c *Cache) StoreSigned(a projects.Address, data []byte) { c.write(c.file(a)+".signed", data) }

@@ -10,7 +10,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 5
+const Version = 6
 
 // States an app can be in, as Head.State says it.
 const (
@@ -138,6 +138,12 @@ type Ref struct {
 	// not know.
 	EnvDigest string `json:"env_digest"`
 	LocalEnv  bool   `json:"local_env"`
+	// SignedBy and Signature say who signed the commit that wrote the
+	// event and whether it verified (integrity.Verified, ...). The fold
+	// leaves them empty: they are history's, not the records', and the
+	// store fills them in (store.Report).
+	SignedBy  string `json:"signed_by"`
+	Signature string `json:"signature"`
 }
 
 // envChangedSince says the env file with digest env (the log's, "" for

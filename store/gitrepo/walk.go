@@ -30,6 +30,12 @@ func (r *Repo) Walk(ctx context.Context, from, to Hash, visit func(CommitInfo, [
 	return r.walk(ctx, from, to, nil, visit)
 }
 
+// WalkPaths is Walk limited to the commits that change paths (files or
+// directories), each with its changes under them.
+func (r *Repo) WalkPaths(ctx context.Context, from, to Hash, paths []string, visit func(CommitInfo, []Change) error) error {
+	return r.walk(ctx, from, to, paths, visit)
+}
+
 // Introduced finds the commit reachable from to that wrote blob at path:
 // who to ask about a record. It is the zero CommitInfo when none did.
 func (r *Repo) Introduced(ctx context.Context, to Hash, path string, blob Hash) (CommitInfo, error) {

@@ -110,13 +110,29 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, branch string, t
 }
 
 // Verify checks all of history up to to afresh, reading every record
-// added, and tells visit of each commit after its check: what `meta
-// verify` runs.
-func Verify(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, visit func(gitrepo.CommitInfo, []gitrepo.Change)) (*State, error) {
+// added, and tells visit of each commit after its check, with what its
+// signature says against the operators listed at its parent (whether or
+// not meta.yaml requires signatures there): what `meta verify` runs.
+func Verify(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, visit func(gitrepo.CommitInfo, []gitrepo.Change, Verdict)) (*State, error) {
 	st := New()
 	st.Branch = branch
-	if err := st.walkVisiting(ctx, repo, gitrepo.ZeroHash, to, true, visit); err != nil {
-		return nil, err
+	err := repo.Walk(ctx, gitrepo.ZeroHash, to, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+		cfg, err := st.trusted(repo)
+		if err != nil {
+			return err
+		}
+		v, err := Judge(repo, info.ID, cfg)
+		if err != nil {
+			return err
+		}
+		if err := st.apply(repo, info, changes, true); err != nil {
+			return err
+		}
+		visit(info, changes, v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check history: %w", err)
 	}
 	st.Checked = to.String()
 	return st, nil

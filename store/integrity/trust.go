@@ -186,3 +186,18 @@ func (st *State) distrust(info gitrepo.CommitInfo, changes []gitrepo.Change, pro
 }
 
 func hasRoot(p string) bool { return strings.HasPrefix(p, projects.Root+"/") }
+
+// InForce is the meta.yaml in force at the commit the state holds for: the
+// operator list the next commit is judged by.
+func (st *State) InForce(repo *gitrepo.Repo) (config.Config, error) { return st.trusted(repo) }
+
+// Take takes in one commit of a walk the caller made, by the same rules as
+// Check, without reading records: how a walk of part of history (one
+// app's, with meta.yaml) follows who may sign.
+func (st *State) Take(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+	if err := st.apply(repo, info, changes, false); err != nil {
+		return err
+	}
+	st.Checked = info.ID.String()
+	return nil
+}

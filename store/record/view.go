@@ -45,6 +45,11 @@ type View struct {
 	BatchSummary  string        `json:"batch_summary"`
 	BrokeLock     string        `json:"broke_lock"`
 	Format        uint32        `json:"format"`
+	// SignedBy and Signature say who signed the commit that wrote the
+	// event and whether it verified; the store fills them in
+	// (store.Views), ViewOf leaves them empty.
+	SignedBy  string `json:"signed_by"`
+	Signature string `json:"signature"`
 }
 
 // LocalEnvNote is how meta says a deploy ran with a local env (see
