@@ -330,7 +330,7 @@ func (c *Checker) Check(token string) (string, error) {
 // minute old: the file is not rewritten on every request. It is safe to
 // lose, so it is written without syncs. The caller holds c.mu.
 func (c *Checker) noteUse(h string) {
-	now := c.now().UTC()
+	now := c.now().UTC().Truncate(time.Second)
 	c.used[h] = now
 	if now.Sub(c.written[h]) < time.Minute {
 		return
