@@ -7,6 +7,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
@@ -79,6 +81,12 @@ type Config struct {
 	HTTPWriteTimeout time.Duration
 	HTTPIdleTimeout  time.Duration
 	HTTPMaxConns     int
+	// The API's tokens (auth.go): TokensFile holds their hashes (empty:
+	// TokensFile(Store)); Insecure lets the API listen beyond loopback
+	// with none; TLSCert and TLSKey, both or neither, serve it over HTTPS.
+	TokensFile      string
+	Insecure        bool
+	TLSCert, TLSKey string
 	// WebhookSecret signs incoming push webhooks; empty turns them off.
 	WebhookSecret []byte
 	// Webhooks receive every new event.
@@ -99,6 +107,8 @@ type Hub struct {
 	unlockData func()
 	listener   *connLimiter
 	http       *http.Server
+	auth       *auth
+	tls        *tls.Config // nil: plain HTTP
 	wake       chan struct{}
 	// retryBase is the first webhook retry's ceiling; it doubles per try.
 	retryBase time.Duration
@@ -134,6 +144,9 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1), retryBase: time.Second}
+	if err := h.openAPI(); err != nil {
+		return nil, err
+	}
 	if h.natsURL == "" {
 		if h.cfg.DataDir == "" {
 			h.cfg.DataDir = filepath.Join(cfg.Store.Root(), ".git", "meta", "nats")
@@ -161,6 +174,11 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if err != nil {
 		h.Close()
 		return nil, cannotListen("the JSON API", "--listen", cfg.HTTPListen, err)
+	}
+	if h.tls != nil {
+		// TLS under the limiter: the server's ConnState then names the
+		// connections the limiter counts.
+		l = tls.NewListener(l, h.tls)
 	}
 	h.listener = newConnLimiter(l, cfg.HTTPMaxConns)
 	h.http = &http.Server{
@@ -231,7 +249,13 @@ func (h *Hub) openState(ctx context.Context) error {
 func (h *Hub) routes() http.Handler {
 	mux := http.NewServeMux()
 	api := NewHandler(h.cfg.Store)
-	mux.Handle("/v1/", api)
+	if h.auth == nil { // a Hub a test made without New: its clone's tokens
+		c, _ := tokens.NewChecker(TokensFile(h.cfg.Store))
+		h.auth = &auth{tokens: c}
+	}
+	mux.Handle("/v1/", h.auth.wrap(api))
+	// Open to all: it says only that the hub answers, for a proxy's or
+	// orchestrator's health check.
 	mux.Handle("/healthz", api)
 	k := &hooks{secret: h.cfg.WebhookSecret, wake: h.Wake}
 	for name := range forges {
@@ -268,7 +292,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	// Deliveries under way finish before the connection they ack on closes.
 	defer deliveries.Wait()
-	h.cfg.Logf("serving the log at http://%s, events on %s", h.HTTPAddr(), h.natsURL)
+	scheme := "http"
+	if h.tls != nil {
+		scheme = "https"
+	}
+	h.cfg.Logf("serving the log at %s://%s, events on %s", scheme, h.HTTPAddr(), h.natsURL)
 	tick := time.NewTicker(h.cfg.Poll)
 	defer tick.Stop()
 	for {

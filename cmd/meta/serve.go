@@ -26,6 +26,13 @@ appended offline or while NATS was down, and serves the log as JSON:
   GET /v1/apps/{domain}/log?n=N its events, newest first
   GET /healthz
 
+Once the hub has a token (meta token create NAME), every /v1/ request must
+send one, as "Authorization: Bearer TOKEN"; /healthz and the push-webhook
+receivers never ask for one. On an address beyond loopback (--listen
+0.0.0.0:8080) the hub refuses to start without a token, unless --insecure.
+With --tls-cert and --tls-key it serves HTTPS; or put it behind a reverse
+proxy that terminates TLS and passes the Authorization header on.
+
 By default it runs its own NATS server with JetStream (on --nats-listen, data
 under .git/meta/nats or --data), so followers (meta watch, meta append --nats)
 can connect to it. With --nats URL it uses that server or cluster instead.
@@ -107,6 +114,9 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 	cmd.Flags().DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", hub.DefaultWriteTimeout, "how long writing an answer may take")
 	cmd.Flags().DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", hub.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")
 	cmd.Flags().IntVar(&cfg.HTTPMaxConns, "http-max-conns", hub.DefaultMaxConns, "open HTTP connections at most; at the cap the longest idle one makes way")
+	cmd.Flags().BoolVar(&cfg.Insecure, "insecure", false, "serve the JSON API without tokens even beyond loopback (anyone who reaches it reads the log)")
+	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the JSON API over HTTPS with this PEM certificate chain (with --tls-key)")
+	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the secret incoming webhooks are signed with (default $META_WEBHOOK_SECRET)")
 	return cmd
 }

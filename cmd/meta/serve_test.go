@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,5 +174,66 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		if code != exitBadUse || !strings.Contains(errOut, "meta: error: "+tt.want) {
 			t.Errorf("serve %q: exit %d, %q; want %d and %q", tt.args, code, errOut, exitBadUse, tt.want)
 		}
+	}
+}
+
+// Beyond loopback the hub serves with --insecure, open, or with a token,
+// which `meta token rm` in another process revokes while it runs.
+func TestServeBeyondLoopback(t *testing.T) {
+	dir := newServeLog(t)
+	serve := func(args ...string) (base string) {
+		port := freePort(t)
+		cmd := exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--listen", fmt.Sprintf("0.0.0.0:%d", port), "--data", t.TempDir()}, args...)...)
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitPort(t, port)
+		return fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	status := func(url, token string) int {
+		t.Helper()
+		r, _ := http.NewRequest("GET", url+"/v1/apps", nil)
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	open := serve("--insecure")
+	if got := status(open, ""); got != 200 {
+		t.Fatalf("--insecure, no token: %d, want 200", got)
+	}
+	out, err := meta(t, dir, "token", "create", "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(out)
+	guarded := serve()
+	for _, tt := range []struct {
+		url, token string
+		want       int
+	}{{guarded, "", 401}, {guarded, "meta_wrong", 401}, {guarded, token, 200}, {open, "", 401}, {open, token, 200}} {
+		if got := status(tt.url, tt.token); got != tt.want {
+			t.Errorf("%s with %q: %d, want %d", tt.url, tt.token, got, tt.want)
+		}
+	}
+	if _, err := meta(t, dir, "token", "rm", "ci"); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(guarded, token); got != 401 {
+		t.Errorf("revoked while serving: %d, want 401", got)
+	}
+	if got := status(guarded, ""); got != 401 {
+		t.Errorf("last token revoked, beyond loopback: %d, want 401 (not open again)", got)
+	}
+	if got := status(open, ""); got != 200 {
+		t.Errorf("--insecure, last token revoked: %d, want 200", got)
 	}
 }
