@@ -192,6 +192,13 @@ func joinOnce(ctx context.Context, dir string, existed bool, opts JoinOptions) (
 		if _, err := s.List(); err != nil {
 			return nil, fmt.Errorf("init %s: the log was cloned, but reading it failed: %w", dir, err)
 		}
+		tip, err := s.repo.Head()
+		if err == nil {
+			err = s.checkPin(ctx, tip)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("init %s: the log was cloned, but pinning its operators failed: %w", dir, err)
+		}
 		return s, nil // joined an existing log
 	}
 	joinStarted()

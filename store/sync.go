@@ -151,6 +151,9 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		}
 	}
 	if next == local {
+		if _, ok, err := s.Pinned(); err != nil || !ok {
+			return s.checkPin(ctx, local) // a clone made before pins were
+		}
 		return nil
 	}
 	if _, err := s.checkpointRemote(ctx, remote); err != nil {
@@ -161,7 +164,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 	}
 	s.noteQuarantined(ctx, local, next)
 	s.noteAmbiguous(ctx, local, next)
-	return nil
+	return s.checkPin(ctx, next)
 }
 
 // replayOnto replays the local commits remote lacks on top of it, setting

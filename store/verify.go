@@ -114,6 +114,15 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 			out.Findings = append(out.Findings, Finding{Path: p.Path, Commit: f.Commit, Problem: p.What, Acknowledged: slices.Contains(acked, f.Commit)})
 		}
 	}
+	if p, ok, err := s.Pinned(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	} else if ok {
+		if err := s.pinHolds(ctx, p, tip); errors.Is(err, ErrPinLost) {
+			out.Findings = append(out.Findings, Finding{Commit: p.Commit, Problem: err.Error()})
+		} else if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+	}
 	sealedFindings, err := s.checkSealed(ctx, envs)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)

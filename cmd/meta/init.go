@@ -51,6 +51,7 @@ remote's HEAD names; when two branches hold a log, init names them and
 			if err != nil {
 				return err
 			}
+			e.opened = append(e.opened, s) // its notes are told, as every command's
 			fmt.Fprintln(e.stdout, s.Root())
 			return nil
 		},

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+func newTrust(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "trust",
+		Short: "Show the operators this clone pinned, the root its signature checks trace back to",
+		Long: `A clone pins the operator list it first trusted, as ssh's known_hosts pins a
+host's key: when it first sees the log, and again the first time it sees the
+log require signatures (meta.yaml's signatures: required). Every later
+operator list must come from commits signed by operators listed before them,
+so the list in force traces back, signature by signature, to the pinned one.
+When a sync finds the log's history no longer holds the pinned commit
+(someone rewrote it with a force-push), meta says so loudly on that sync and
+meta verify fails, until meta trust reset pins the operators the log has now.
+
+trust prints the pin: the commit, whether signatures were required there,
+and each operator's name and key fingerprint, to compare with what the
+collective says out of band.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			p, ok, err := s.Pinned()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if asJSON {
+					return writeJSON(e.stdout, nil)
+				}
+				fmt.Fprintln(e.stderr, "meta: this clone has pinned no operators yet: the next meta sync does")
+				return nil
+			}
+			holds := s.PinHolds(cmd.Context(), p)
+			if asJSON {
+				return writeJSON(e.stdout, trustView{Pin: p, Holds: holds == nil})
+			}
+			writePin(e, p)
+			if holds != nil {
+				return holds
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"commit", "operators": [{"name", "ssh", "fingerprint"}], "required", "pinned", "holds"}`)
+	reset := &cobra.Command{
+		Use:   "reset",
+		Short: "Pin the operators the log lists now, once the collective has said why history changed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := e.open()
+			if err != nil {
+				return err
+			}
+			p, err := s.ResetPin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			writePin(e, p)
+			return nil
+		},
+	}
+	cmd.AddCommand(reset)
+	return cmd
+}
+
+// trustView is `meta trust --json`.
+type trustView struct {
+	store.Pin
+	// Holds says the log's history still holds the pinned commit.
+	Holds bool `json:"holds"`
+}
+
+func writePin(e *env, p store.Pin) {
+	required := "optional"
+	if p.Required {
+		required = "required"
+	}
+	fmt.Fprintf(e.stdout, "pinned:     %s at commit %s (signatures %s there)\n", p.Pinned.Format("2006-01-02 15:04:05Z"), p.Commit[:12], required)
+	t := newTable(e.stdout)
+	t.row("OPERATOR", "FINGERPRINT")
+	for _, o := range p.Operators {
+		t.row(printable(o.Name), o.Fingerprint)
+	}
+	t.flush()
+}
