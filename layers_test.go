@@ -24,6 +24,7 @@ var layers = map[string]int{
 	"store/gitrepo/internal/gitindex": 1,
 	"sealed":                          1,
 	"swarm":                           1,
+	"store/signing/signingtest":       1,
 
 	"store/gitrepo":   2,
 	"abra":            2,
