@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,10 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
+
+// ErrSign: a commit could not be signed (ssh-agent gone, say), so it was
+// not written.
+var ErrSign = errors.New("could not sign the commit")
 
 // SetSigner makes every commit the repository writes from now on signed
 // by s, in git's own format (an SSH signature in the gpgsig header): the
@@ -42,7 +47,7 @@ func sign(s signing.Signer, c *object.Commit) error {
 	}
 	sig, err := s.Sign(payload)
 	if err != nil {
-		return fmt.Errorf("sign the commit: %w", err)
+		return fmt.Errorf("%w: %w", ErrSign, err)
 	}
 	c.PGPSignature = string(sig)
 	return nil
