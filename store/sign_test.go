@@ -18,7 +18,6 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/signing/signingtest"
 )
 
-
 const (
 	aliceAge = "age1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	bobAge   = "age1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
