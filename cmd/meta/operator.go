@@ -247,7 +247,7 @@ commit.`,
 func sshKeyArg(what, v string) (string, error) {
 	key := strings.TrimSpace(v)
 	from := ""
-	if _, err := config.ValidSSHKey(key); err != nil && !strings.Contains(key, " ") {
+	if _, err := config.ValidSSHKey(key); err != nil {
 		if data, rerr := os.ReadFile(key); rerr == nil {
 			key, from = strings.TrimSpace(string(data)), " (the file "+v+")"
 		}

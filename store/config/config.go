@@ -270,6 +270,7 @@ func (c Config) Marshal() []byte {
 	return b.Bytes()
 }
 
+// validWebhookName checks a webhook's name: what `meta serve` logs it by.
 func validWebhookName(name string) error {
 	if name == "" {
 		return fmt.Errorf("a webhook needs a name")
