@@ -25,6 +25,7 @@ var layers = map[string]int{
 	"sealed":                          1,
 	"swarm":                           1,
 	"hub/tokens":                      1,
+	"store/signing/signingtest":       1,
 
 	"store/gitrepo":   2,
 	"abra":            2,

@@ -116,6 +116,28 @@ func (e *Envs) AddOperator(ctx context.Context, o config.Operator, note Note) (*
 	return e.Rekey(ctx, "operator add "+o.Name, note, nil, func(c config.Config) (config.Config, error) { return c.WithOperator(o) })
 }
 
+// SetOperatorSSH sets the ssh public key of operator name in meta.yaml,
+// replacing theirs: a commit of meta.yaml alone, which re-encrypts
+// nothing and needs no identity.
+func (e *Envs) SetOperatorSSH(ctx context.Context, name, key string) (*store.Written, error) {
+	subject := "operator set-ssh " + name
+	written, err := e.Store.Write(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
+		next, err := tx.Config().WithOperatorSSH(name, key)
+		if err != nil {
+			return err
+		}
+		if o, _ := tx.Config().Operator(name); o.SSH == strings.TrimSpace(key) {
+			return store.ErrNoChange
+		}
+		tx.Message = subject
+		return tx.PutConfig(next)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", subject, err)
+	}
+	return written, nil
+}
+
 // RemoveOperator removes an operator from meta.yaml and its access rules,
 // and re-encrypts without them the env files they could read.
 func (e *Envs) RemoveOperator(ctx context.Context, name string, note Note) (*store.Written, error) {

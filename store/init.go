@@ -13,6 +13,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // InitOptions says how to create a log.
@@ -20,8 +21,11 @@ type InitOptions struct {
 	// Project and Env become meta.yaml's defaults; either may be empty.
 	Project string
 	Env     string
-	// Operator signs the commit that adds meta.yaml.
+	// Operator is the author of the commit that adds meta.yaml.
 	Operator Signature
+	// Signer, when set, signs that commit, and the log's commits from
+	// then on (see Store.SetSigner).
+	Signer signing.Signer
 }
 
 // Signature is who commits, and when.
@@ -78,6 +82,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
 	data := config.Config{Version: config.Initial, Branch: branch, Project: opts.Project, Env: opts.Env}.Marshal()
+	repo.SetSigner(opts.Signer)
 	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
@@ -87,7 +92,12 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
-	return Open(dir)
+	s, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.SetSigner(opts.Signer)
+	return s, nil
 }
 
 // JoinOptions says how to join or start a shared log.
@@ -184,6 +194,7 @@ func joinOnce(ctx context.Context, dir string, existed bool, opts JoinOptions) (
 	if s, err = Open(dir); err != nil {
 		return nil, fmt.Errorf("init %s: %w", dir, err)
 	}
+	s.SetSigner(opts.Signer)
 	if joined {
 		now := time.Now() // one instant: a sync after an attempt means it worked
 		s.state.save(syncTimes{LastSync: now, LastAttempt: now})

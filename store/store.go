@@ -28,6 +28,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // Errors callers branch on.
@@ -81,6 +82,8 @@ type Store struct {
 	// checked (see quarantine.go), and when it is done: for progress on a
 	// first walk of a long history.
 	OnCheck func(commits int, done bool)
+	// signer signs the commits the log makes; nil for none (SetSigner).
+	signer signing.Signer
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
@@ -179,6 +182,10 @@ func (s *Store) reloadConfig() ([]byte, error) {
 		return nil, fmt.Errorf("%w; mend it and commit it (git commit %s)", err, config.File)
 	}
 	s.cfg = cfg
+	if err := s.keepSigners(); err != nil {
+		// Verifying with git is a convenience; the log goes on without it.
+		s.notef("the allowed-signers file for git is not up to date: %v", err)
+	}
 	return data, nil
 }
 

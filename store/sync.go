@@ -145,6 +145,11 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 			if err != nil {
 				return err
 			}
+			// The replayed commits are new ones, signed by this clone:
+			// under the remote's rules.
+			if err := s.checkSignerAt(remote); err != nil {
+				return err
+			}
 			if next, err = s.replayOnto(ctx, remote, local, base, seen, opts.own, at); err != nil {
 				return err
 			}

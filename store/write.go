@@ -284,6 +284,9 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if err := s.refuseNewer(tx.tip); err != nil {
 			return nil, err
 		}
+		if err := s.checkSigner(s.cfg); err != nil {
+			return nil, err
+		}
 		tx.cfg = s.cfg
 		if err := fn(tx); err != nil {
 			return nil, err
@@ -292,6 +295,16 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 			return nil, ErrNoChange
 		}
 		out, err := s.commitTx(tx, actor, now, opts)
+		if errors.Is(err, gitrepo.ErrSign) {
+			// One commit of the write could not be signed: take back
+			// those before it, so that the write is all or nothing.
+			if tip, herr := s.repo.Head(); herr == nil && tip != tx.tip {
+				if uerr := s.undo(tip, tx.tip); uerr != nil {
+					return nil, fmt.Errorf("%w; and taking back the commits made before it failed: %v", err, uerr)
+				}
+			}
+			return nil, fmt.Errorf("%w; nothing was written", err)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
 func newInit(e *env) *cobra.Command {
@@ -42,6 +43,9 @@ remote's HEAD names; when two branches hold a log, init names them and
 				return err
 			}
 			opts.Operator = store.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: time.Now()}
+			// A new log has no operators: only a key the operator named
+			// signs its first commit.
+			opts.Signer = e.chooseSigner(args[0], config.Config{})
 			var s *store.Store
 			if remote != "" {
 				s, err = store.Join(cmd.Context(), args[0], store.JoinOptions{InitOptions: opts, URL: remote, Branch: branch})

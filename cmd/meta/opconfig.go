@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -22,7 +23,12 @@ type operatorConfig struct {
 	Dir string `yaml:"dir"`
 	// Abra is the abra executable `meta exec` runs (default: abra on PATH).
 	Abra string `yaml:"abra"`
-	path string
+	// SSHKey is the key meta signs the log's commits with, as git's
+	// user.signingkey names one: a private key file, or a public one
+	// (.pub) whose private half ssh-agent holds. "~/" is the home
+	// directory; a relative path is relative to the config file.
+	SSHKey string `yaml:"ssh_key"`
+	path   string
 }
 
 func (e *env) operatorConfigPath() string {
@@ -61,5 +67,19 @@ func (e *env) loadOperatorConfig() (operatorConfig, error) {
 	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
 		c.Dir = filepath.Join(filepath.Dir(p), c.Dir)
 	}
+	if c.SSHKey != "" {
+		c.SSHKey = e.expandHome(c.SSHKey)
+		if !filepath.IsAbs(c.SSHKey) {
+			c.SSHKey = filepath.Join(filepath.Dir(p), c.SSHKey)
+		}
+	}
 	return c, nil
+}
+
+// expandHome puts the home directory for a leading "~/", as a shell would.
+func (e *env) expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok && e.getenv("HOME") != "" {
+		return filepath.Join(e.getenv("HOME"), rest)
+	}
+	return p
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -9,15 +10,17 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/envs"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 func newOperator(e *env) *cobra.Command {
 	var f sealFlags
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Manage the operators whose age keys env files are encrypted to",
-		Long: `operator manages the list of operators in meta.yaml: each has a name and the
-age recipient (public key) that ` + "`age-keygen`" + ` prints. Adding or removing one
+		Short: "Manage the operators: their age keys env files are encrypted to, their ssh keys commits are signed with",
+		Long: `operator manages the list of operators in meta.yaml: each has a name, the
+age recipient (public key) that ` + "`age-keygen`" + ` prints, and the ssh public key
+their commits are signed with (optional; see set-ssh). Adding or removing one
 re-encrypts, with fresh data keys, every env file whose readers change, in
 the same commit; that needs your identity to decrypt them.
 
@@ -27,10 +30,11 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 	}
 	addIdentityFlag(cmd, &f)
 	add := &cobra.Command{
-		Use:     "add NAME --age RECIPIENT",
-		Short:   "Add an operator, and re-encrypt the env files they may read",
-		Example: `  meta operator add alice --age age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "add NAME --age RECIPIENT [--ssh KEY]",
+		Short: "Add an operator, and re-encrypt the env files they may read",
+		Example: `  meta operator add alice --age age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  meta operator add alice --age age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --ssh ~/.ssh/id_ed25519.pub`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			recipient, _ := cmd.Flags().GetString("age")
 			if recipient == "" {
@@ -43,11 +47,48 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 			if err := config.ValidRecipient(o.Age); err != nil {
 				return usageError{err}
 			}
+			if cmd.Flags().Changed("ssh") {
+				v, _ := cmd.Flags().GetString("ssh")
+				key, err := sshKeyArg("--ssh", v)
+				if err != nil {
+					return err
+				}
+				o.SSH = key
+			}
 			return e.changed(cmd, &f, args, func(ev *envs.Envs, n envs.Note) (*store.Written, error) { return ev.AddOperator(cmd.Context(), o, n) })
 		},
 	}
 	add.Flags().String("age", "", "the operator's age recipient (public key), age1...")
+	add.Flags().String("ssh", "", `the operator's ssh public key, "ssh-ed25519 AAAA... comment", or the .pub file holding it: their commits are signed with it`)
 	addChangeFlags(add, &f, false)
+	setSSH := &cobra.Command{
+		Use:   "set-ssh NAME KEY",
+		Short: "Give an operator the ssh public key their commits are signed with",
+		Long: `set-ssh sets the ssh public key of operator NAME in meta.yaml, replacing the
+one they had. KEY is the key itself ("ssh-ed25519 AAAA... comment", one line,
+as in a .pub file) or the path of the .pub file. meta signs every commit with
+the operator's key (see "Signed commits" in the README), and ` + "`meta signers`" + `
+lists the keys. It re-encrypts no env file.`,
+		Example: `  meta operator set-ssh alice ~/.ssh/id_ed25519.pub
+  meta operator set-ssh alice "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... alice@laptop"`,
+		Args: cobra.ExactArgs(2),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveDefault
+			}
+			return e.operatorNames(), cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := sshKeyArg("KEY", args[1])
+			if err != nil {
+				return err
+			}
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, _ envs.Note) (*store.Written, error) {
+				return ev.SetOperatorSSH(cmd.Context(), args[0], key)
+			})
+		},
+	}
+	addChangeFlags(setSSH, &f, false)
 	rm := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove an operator, and re-encrypt the env files they could read without them",
@@ -65,7 +106,7 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 	var asJSON bool
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "List the operators and their age recipients",
+		Short: "List the operators, their age recipients and their ssh keys' fingerprints",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.openFresh(cmd.Context())
@@ -73,24 +114,34 @@ then: rotate the secrets themselves (meta env set) if that matters.`,
 				return err
 			}
 			type row struct {
-				Name string `json:"name"`
-				Age  string `json:"age"`
+				Name           string `json:"name"`
+				Age            string `json:"age"`
+				SSH            string `json:"ssh"`
+				SSHFingerprint string `json:"ssh_fingerprint"`
 			}
 			rows := []row{}
 			for _, o := range s.Config().Operators {
-				rows = append(rows, row{o.Name, o.Age})
+				r := row{Name: o.Name, Age: o.Age, SSH: o.SSH}
+				if k, err := signing.ParseKey(o.SSH); err == nil {
+					r.SSHFingerprint = signing.Fingerprint(k)
+				}
+				rows = append(rows, r)
 			}
 			if asJSON {
 				return writeJSON(e.stdout, rows)
 			}
 			for _, r := range rows {
-				fmt.Fprintf(e.stdout, "%s\t%s\n", r.Name, printable(r.Age))
+				fp := r.SSHFingerprint
+				if fp == "" {
+					fp = "-"
+				}
+				fmt.Fprintf(e.stdout, "%s\t%s\t%s\n", r.Name, printable(r.Age), fp)
 			}
 			return nil
 		},
 	}
-	ls.Flags().BoolVar(&asJSON, "json", false, "print as JSON: [{name, age}]")
-	cmd.AddCommand(add, rm, ls)
+	ls.Flags().BoolVar(&asJSON, "json", false, "print as JSON: [{name, age, ssh, ssh_fingerprint}]")
+	cmd.AddCommand(add, setSSH, rm, ls)
 	return cmd
 }
 
@@ -188,4 +239,21 @@ commit.`,
 	ls.Flags().BoolVar(&asJSON, "json", false, "print as JSON: [{scope, operators}]")
 	cmd.AddCommand(set, rm, ls)
 	return cmd
+}
+
+// sshKeyArg reads an ssh public key given on the command line (what names
+// it: --ssh, KEY): the key itself, or the path of a file holding it (a
+// .pub file). config.ValidSSHKey says what is wrong with anything else.
+func sshKeyArg(what, v string) (string, error) {
+	key := strings.TrimSpace(v)
+	from := ""
+	if _, err := config.ValidSSHKey(key); err != nil {
+		if data, rerr := os.ReadFile(key); rerr == nil {
+			key, from = strings.TrimSpace(string(data)), " (the file "+v+")"
+		}
+	}
+	if _, err := config.ValidSSHKey(key); err != nil {
+		return "", usageError{fmt.Errorf("%s%s: %w", what, from, err)}
+	}
+	return key, nil
 }

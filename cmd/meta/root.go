@@ -26,6 +26,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // Exit codes, documented in README.md.
@@ -58,6 +59,12 @@ type env struct {
 	// opened are the logs the command opened, whose notes (what a sync
 	// brought back, set aside or quarantined) are printed when it ends.
 	opened []*store.Store
+	// The key the log's commits are signed with (signer.go): chosen once
+	// per command; noSigner says why there is none.
+	signer       signing.Signer
+	signerChosen bool
+	noSigner     string
+	sshAgent     *signing.Agent
 }
 
 // Output rules, after age's: messages to stderr start with "meta: ", are
@@ -77,6 +84,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
+	if e.sshAgent != nil {
+		e.sshAgent.Close()
+	}
+	err = e.signingHint(err)
 	for _, s := range e.opened {
 		for _, n := range s.Notes() {
 			e.warn("%s", n)
@@ -116,7 +127,9 @@ func exitCode(err error) int {
 		errors.Is(err, sealed.ErrRecipient),
 		errors.Is(err, config.ErrOperator),
 		errors.Is(err, hub.ErrOpenAPI),
-		errors.Is(err, hub.ErrTLS):
+		errors.Is(err, hub.ErrTLS),
+		errors.Is(err, store.ErrNoSigner),
+		errors.Is(err, store.ErrNotOperatorKey):
 		return exitBadUse
 	case errors.Is(err, projects.ErrInvalidName),
 		errors.Is(err, record.ErrInvalid),
@@ -164,7 +177,7 @@ else git's user.name and user.email.`,
 		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
 	})
 
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e))
 	appFlags(root)
 	// cobra adds its completion command when the root runs; added now, it
 	// gets the same argument checks (`meta completion bogus` exits 2).
@@ -316,6 +329,7 @@ func (e *env) open() (*store.Store, error) {
 	if err == nil {
 		e.opened = append(e.opened, s)
 		e.showChecks(s)
+		s.SetSigner(e.chooseSigner(s.Root(), s.Config()))
 	}
 	return s, err
 }

@@ -30,7 +30,13 @@ const File = "meta.yaml"
 // and believing every commit.
 //
 //	1: branch, project, env, sync_cooldown, webhooks, operators, access, servers
-//	2: signatures, signatures_since; operators' ssh keys
+//	2: signatures, signatures_since
+//
+// Operators' ssh keys need no version: a meta that knows none ignores
+// them and believes every commit anyway, as it always did. What it may do
+// is drop them, rewriting the operator list (`meta operator add` there
+// writes its own Operator back); that takes trust away, never adds it, and
+// a log that relies on the keys requires signatures, which is version 2.
 const Version = 2
 
 // Initial is the version a new log's meta.yaml is written at.
@@ -135,18 +141,6 @@ func splitPlace(to string) (project, env string) {
 	return "", to
 }
 
-// Operator is one operator and the age recipient (public key) their env
-// files are encrypted to.
-// AccessRule gives the operators it names, and only them, access to the
-// env files of Scope: "project/env", "project/*" (every env of a project)
-// or "*" (every project). The most specific rule that matches wins.
-// Readers are the operators who may read the env files of project/env, in
-// meta.yaml's order, and the access rule that decided it ("" for the
-// default: everyone).
-// Stale says a sealed env file of project/env is encrypted to other age
-// recipients than the operators c gives access to: `meta env rekey` would
-// re-encrypt it.
-// Operator returns the operator called name.
 // Webhook is one outgoing webhook endpoint. Its signing secret is
 // not here (meta.yaml is committed): SecretEnv names the environment
 // variable of the hub that holds it, as "whsec_<base64>".
@@ -276,11 +270,7 @@ func (c Config) Marshal() []byte {
 	return b.Bytes()
 }
 
-// ValidOperatorName checks an operator's name: what people type after
-// `meta operator rm`.
-// ValidRecipient catches what is plainly not an age recipient (a secret key
-// above all); meta-seal parses recipients for real when it encrypts.
-// ValidScope checks an access rule's scope: project/env, project/* or *.
+// validWebhookName checks a webhook's name: what `meta serve` logs it by.
 func validWebhookName(name string) error {
 	if name == "" {
 		return fmt.Errorf("a webhook needs a name")
@@ -343,11 +333,3 @@ func (c Config) Rewrite(old []byte) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
-// WithOperator is c with operator o added; ErrExists when the name or the
-// key is taken.
-// WithoutOperator is c with operator name removed, from the operators and
-// from every access rule; it refuses to leave a rule with nobody in it.
-// WithAccess is c with the rule for scope set to operators.
-// WithoutAccess is c without the rule for scope: its env files fall back
-// to the next broader rule, or to every operator.

@@ -1,9 +1,16 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 const (
@@ -143,5 +150,107 @@ func TestParseVersions(t *testing.T) {
 		case errors.Is(err, ErrNewer) != tt.newer:
 			t.Errorf("Parse(%q) = %v: ErrNewer is %v, want %v", tt.yaml, err, errors.Is(err, ErrNewer), tt.newer)
 		}
+	}
+}
+
+// sshKey is a fresh ed25519 key as a .pub file's line, and the PEM of its
+// private half (what someone might paste by mistake).
+func sshKey(t *testing.T, comment string) (pub string, private string) {
+	t.Helper()
+	pk, sk, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(sk, comment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " " + comment, string(pem.EncodeToMemory(block))
+}
+
+func TestOperatorSSHKeys(t *testing.T) {
+	alice, alicePriv := sshKey(t, "alice@laptop")
+	bob, _ := sshKey(t, "bob@laptop")
+	aliceAgain := strings.TrimSuffix(alice, "alice@laptop") + "someone-else"
+	base := "version: 1\noperators:\n  - {name: alice, age: " + ageA + ", ssh: " + alice + "}\n"
+	c, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatalf("an operator with an ssh key, at version 1: %v", err)
+	}
+	k, _ := signing.ParseKey(alice)
+	if o, ok := c.OperatorByKey(k); !ok || o.Name != "alice" {
+		t.Fatalf("OperatorByKey(alice's key) = %v, %v", o, ok)
+	}
+	kb, _ := signing.ParseKey(bob)
+	if o, ok := c.OperatorByKey(kb); ok {
+		t.Fatalf("OperatorByKey(bob's key) = %v: bob is no operator", o)
+	}
+
+	bad := []struct{ name, key, says string }{
+		{"private key", alicePriv, "that is a private key"},
+		{"two lines", alice + "\n" + bob, "one line"},
+		{"options", `command="/bin/true" ` + alice, "without options"},
+		{"age key", ageB, "that is an age key"},
+		{"age secret key", "AGE-SECRET-KEY-1QQQQ", "that is an age key"},
+		{"garbage", "ssh-ed25519 AAAA!!!", `ssh key "ssh-ed25519 AAAA!!!"`},
+		{"type only", "ssh-ed25519", "not an ssh public key"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := c.WithOperator(Operator{Name: "bob", Age: ageB, SSH: tt.key}); err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("WithOperator: %v, want an error saying %q", err, tt.says)
+			}
+			if _, err := c.WithOperatorSSH("alice", tt.key); err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("WithOperatorSSH: %v, want an error saying %q", err, tt.says)
+			}
+		})
+	}
+
+	// One key, two operators: refused however its comment reads.
+	if _, err := c.WithOperator(Operator{Name: "bob", Age: ageB, SSH: aliceAgain}); !errors.Is(err, ErrOperator) || !strings.Contains(err.Error(), "alice has that ssh key") {
+		t.Errorf("alice's key for bob: %v", err)
+	}
+	if _, err := Parse([]byte(base + "  - {name: bob, age: " + ageB + ", ssh: " + aliceAgain + "}\n")); err == nil || !strings.Contains(err.Error(), "operators alice and bob have the same ssh key") {
+		t.Errorf("meta.yaml with one key for two: %v", err)
+	}
+	if _, err := Parse([]byte("version: 1\noperators:\n  - {name: alice, age: " + ageA + ", ssh: \"" + ageB + "\"}\n")); err == nil || !strings.Contains(err.Error(), "operator alice: ssh key: that is an age key") {
+		t.Errorf("meta.yaml with an age key as ssh key: %v", err)
+	}
+
+	// set-ssh: replace, add, unknown operator, another's key.
+	if _, err := c.WithOperatorSSH("carol", bob); !errors.Is(err, ErrOperator) {
+		t.Errorf("set-ssh of nobody: %v", err)
+	}
+	withBob, err := c.WithOperator(Operator{Name: "bob", Age: ageB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := withBob.WithOperatorSSH("bob", aliceAgain); !errors.Is(err, ErrOperator) {
+		t.Errorf("bob takes alice's key: %v", err)
+	}
+	next, err := withBob.WithOperatorSSH("bob", " "+bob+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := next.OperatorByKey(kb); !ok || o.Name != "bob" || o.SSH != bob {
+		t.Errorf("after set-ssh bob: %+v, %v", o, ok)
+	}
+	if withBob.Operators[1].SSH != "" {
+		t.Errorf("WithOperatorSSH changed the config it was called on")
+	}
+	out, err := next.Rewrite([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Signers(); len(got) != 2 || got[0].Principal != "alice" || got[1].Principal != "bob" || !signing.Same(got[1].Key, kb) {
+		t.Errorf("Signers after a rewrite: %+v\n%s", got, out)
 	}
 }

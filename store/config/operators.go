@@ -7,48 +7,45 @@ import (
 	"sort"
 	"strings"
 
-	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"golang.org/x/crypto/ssh"
 
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // ErrOperator: an operator or access change names an operator, key or
+// scope that is not there, or is there already.
+var ErrOperator = errors.New("operator list")
+
 // recipientChars are the characters of an age recipient after its age1
 // prefix: bech32 is lower-case letters and digits.
 const recipientChars = "abcdefghijklmnopqrstuvwxyz0123456789"
 
-// scope that is not there, or is there already.
-var ErrOperator = errors.New("operator list")
-
+// Operator is one operator: the age recipient (public key) their env
+// files are encrypted to, and the SSH public key their commits are signed
+// with.
 type Operator struct {
 	Name string `yaml:"name"`
 	Age  string `yaml:"age"`
-	// SSH is the public key the operator signs commits with, one
-	// authorized_keys line ("ssh-ed25519 AAAA... comment"); empty for an
-	// operator who does not sign.
+	// SSH is the operator's SSH public key as one authorized_keys line,
+	// "ssh-ed25519 AAAA... comment", empty for none. An older meta (of
+	// meta.yaml version 1) ignores it; see Version for why it needs no
+	// version of its own.
 	SSH string `yaml:"ssh,omitempty"`
 }
 
-// OperatorByKey returns the operator whose ssh key is k.
-func (c Config) OperatorByKey(k ssh.PublicKey) (Operator, bool) {
-	for _, o := range c.Operators {
-		if o.SSH == "" {
-			continue
-		}
-		if ok, err := signing.ParseKey(o.SSH); err == nil && signing.Same(ok, k) {
-			return o, true
-		}
-	}
-	return Operator{}, false
-}
-
+// AccessRule gives the operators it names, and only them, access to the
+// env files of Scope: "project/env", "project/*" (every env of a project)
+// or "*" (every project). The most specific rule that matches wins.
 type AccessRule struct {
 	Scope     string   `yaml:"scope"`
 	Operators []string `yaml:"operators"`
 }
 
+// Readers are the operators who may read the env files of project/env, in
+// meta.yaml's order, and the access rule that decided it ("" for the
+// default: everyone).
 func (c Config) Readers(project, env string) ([]Operator, string) {
 	rule, best := -1, 0
 	for i, r := range c.Access {
@@ -82,6 +79,9 @@ func (c Config) Readers(project, env string) ([]Operator, string) {
 	return out, c.Access[rule].Scope
 }
 
+// Stale says a sealed env file of project/env is encrypted to other age
+// recipients than the operators c gives access to: `meta env rekey` would
+// re-encrypt it.
 func (c Config) Stale(project, env string, file []byte) bool {
 	readers, _ := c.Readers(project, env)
 	want := make([]string, len(readers))
@@ -92,6 +92,7 @@ func (c Config) Stale(project, env string, file []byte) bool {
 	return !slices.Equal(sealed.Recipients(file), want)
 }
 
+// Operator returns the operator called name.
 func (c Config) Operator(name string) (Operator, bool) {
 	for _, o := range c.Operators {
 		if o.Name == name {
@@ -118,6 +119,18 @@ func (c Config) validateOperators() error {
 			return fmt.Errorf("operators %s and %s have the same age key", other, o.Name)
 		}
 		keys[o.Age] = o.Name
+		if o.SSH == "" {
+			continue
+		}
+		k, err := ValidSSHKey(o.SSH)
+		if err != nil {
+			return fmt.Errorf("operator %s: %w", o.Name, err)
+		}
+		id := "ssh:" + string(k.Marshal())
+		if other, ok := keys[id]; ok {
+			return fmt.Errorf("operators %s and %s have the same ssh key (%s)", other, o.Name, signing.Fingerprint(k))
+		}
+		keys[id] = o.Name
 	}
 	scopes := map[string]bool{}
 	for i, r := range c.Access {
@@ -140,6 +153,8 @@ func (c Config) validateOperators() error {
 	return nil
 }
 
+// ValidOperatorName checks an operator's name: what people type after
+// `meta operator rm`.
 func ValidOperatorName(name string) error {
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("operator name %q: 1 to 64 characters", name)
@@ -152,6 +167,8 @@ func ValidOperatorName(name string) error {
 	return nil
 }
 
+// ValidRecipient catches what is plainly not an age recipient (a secret key
+// above all); meta-seal parses recipients for real when it encrypts.
 func ValidRecipient(r string) error {
 	switch {
 	case strings.HasPrefix(r, "AGE-SECRET-KEY-"):
@@ -162,6 +179,37 @@ func ValidRecipient(r string) error {
 	return nil
 }
 
+// ValidSSHKey parses an operator's SSH public key, one authorized_keys
+// line without options, and says what is wrong with anything else: a
+// private key above all.
+func ValidSSHKey(key string) (ssh.PublicKey, error) {
+	t := strings.TrimSpace(key)
+	switch {
+	case strings.Contains(t, "PRIVATE KEY"):
+		return nil, errors.New("ssh key: that is a private key; give the public one (the .pub file beside it, or what `ssh-keygen -y -f KEYFILE` prints), and keep the private one to yourself")
+	case strings.HasPrefix(t, "age1"), strings.HasPrefix(t, "AGE-SECRET-KEY-"):
+		return nil, errors.New("ssh key: that is an age key; --age takes it, --ssh the operator's ssh public key (\"ssh-ed25519 AAAA...\")")
+	}
+	k, err := signing.ParseKey(t)
+	if err != nil {
+		return nil, fmt.Errorf("ssh key %q: %w", abbreviate(t), err)
+	}
+	return k, nil
+}
+
+// abbreviate shortens what someone gave for an error message that names
+// it.
+func abbreviate(s string) string {
+	if s, _, cut := strings.Cut(s, "\n"); cut {
+		return abbreviate(s) + "..."
+	}
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// ValidScope checks an access rule's scope: project/env, project/* or *.
 func ValidScope(scope string) error {
 	if scope == "*" {
 		return nil
@@ -181,12 +229,23 @@ func ValidScope(scope string) error {
 	return nil
 }
 
+// WithOperator is c with operator o added; ErrOperator when the name, the
+// age key or the SSH key is taken.
 func (c Config) WithOperator(o Operator) (Config, error) {
 	if err := ValidOperatorName(o.Name); err != nil {
 		return c, err
 	}
 	if err := ValidRecipient(o.Age); err != nil {
 		return c, err
+	}
+	if o.SSH != "" {
+		k, err := ValidSSHKey(o.SSH)
+		if err != nil {
+			return c, err
+		}
+		if have, ok := c.OperatorByKey(k); ok {
+			return c, fmt.Errorf("%w: operator %s has that ssh key already (%s)", ErrOperator, have.Name, signing.Fingerprint(k))
+		}
 	}
 	for _, have := range c.Operators {
 		if have.Name == o.Name {
@@ -200,6 +259,32 @@ func (c Config) WithOperator(o Operator) (Config, error) {
 	return c, nil
 }
 
+// WithOperatorSSH is c with the SSH public key of operator name set to key,
+// replacing the one they had; ErrOperator when no operator is called name
+// or another one has that key.
+func (c Config) WithOperatorSSH(name, key string) (Config, error) {
+	if _, ok := c.Operator(name); !ok {
+		return c, fmt.Errorf("%w: no operator is named %q (meta operator ls lists them)", ErrOperator, name)
+	}
+	k, err := ValidSSHKey(key)
+	if err != nil {
+		return c, err
+	}
+	if have, ok := c.OperatorByKey(k); ok && have.Name != name {
+		return c, fmt.Errorf("%w: operator %s has that ssh key already (%s)", ErrOperator, have.Name, signing.Fingerprint(k))
+	}
+	ops := append([]Operator(nil), c.Operators...)
+	for i := range ops {
+		if ops[i].Name == name {
+			ops[i].SSH = strings.TrimSpace(key)
+		}
+	}
+	c.Operators = ops
+	return c, nil
+}
+
+// WithoutOperator is c with operator name removed, from the operators and
+// from every access rule; it refuses to leave a rule with nobody in it.
 func (c Config) WithoutOperator(name string) (Config, error) {
 	if _, ok := c.Operator(name); !ok {
 		return c, fmt.Errorf("%w: no operator is named %q (meta operator ls lists them)", ErrOperator, name)
@@ -227,6 +312,7 @@ func (c Config) WithoutOperator(name string) (Config, error) {
 	return c, nil
 }
 
+// WithAccess is c with the rule for scope set to operators.
 func (c Config) WithAccess(scope string, operators []string) (Config, error) {
 	if err := ValidScope(scope); err != nil {
 		return c, err
@@ -255,6 +341,8 @@ func (c Config) WithAccess(scope string, operators []string) (Config, error) {
 	return c, nil
 }
 
+// WithoutAccess is c without the rule for scope: its env files fall back
+// to the next broader rule, or to every operator.
 func (c Config) WithoutAccess(scope string) (Config, error) {
 	var rules []AccessRule
 	for _, r := range c.Access {
@@ -278,4 +366,30 @@ func (c Config) OperatorByAge(key string) (Operator, bool) {
 		}
 	}
 	return Operator{}, false
+}
+
+// OperatorByKey returns the operator whose SSH public key is key: who
+// signed a commit.
+func (c Config) OperatorByKey(key ssh.PublicKey) (Operator, bool) {
+	for _, o := range c.Operators {
+		if o.SSH == "" {
+			continue
+		}
+		if k, err := signing.ParseKey(o.SSH); err == nil && signing.Same(k, key) {
+			return o, true
+		}
+	}
+	return Operator{}, false
+}
+
+// Signers are the operators' SSH keys, for an allowed-signers file: each
+// operator with a key, principal their name, in meta.yaml's order.
+func (c Config) Signers() []signing.Allowed {
+	var out []signing.Allowed
+	for _, o := range c.Operators {
+		if k, err := signing.ParseKey(o.SSH); err == nil {
+			out = append(out, signing.Allowed{Principal: o.Name, Key: k})
+		}
+	}
+	return out
 }

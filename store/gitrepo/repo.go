@@ -27,6 +27,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // Errors callers branch on.
@@ -70,6 +72,8 @@ type Repo struct {
 	// reading does not go through st).
 	st  *filesystem.Storage
 	obj *objects
+	// signer signs the commits the repository writes; nil for none.
+	signer signing.Signer
 }
 
 // Open opens the repository whose work tree is root. root must hold a .git

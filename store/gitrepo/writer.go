@@ -10,6 +10,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
 // writer stores new objects and remembers them so they can be made durable
@@ -21,9 +23,11 @@ type writer struct {
 	written []plumbing.Hash
 	// displaced are the paths of files set replaced by a directory.
 	displaced []string
+	// signer signs each commit written; nil for none.
+	signer signing.Signer
 }
 
-func (r *Repo) newWriter() *writer { return &writer{st: r.st, obj: r.obj} }
+func (r *Repo) newWriter() *writer { return &writer{st: r.st, obj: r.obj, signer: r.signer} }
 
 func (w *writer) store(o plumbing.EncodedObject) (plumbing.Hash, error) {
 	h, err := w.st.SetEncodedObject(o)
@@ -51,7 +55,15 @@ func (w *writer) blob(data []byte) (plumbing.Hash, error) {
 	return w.store(o)
 }
 
+// commit writes c, signed when the repository has a signer: every commit
+// meta makes (Commit, Replay, Build) is written here. A signature that
+// fails writes no commit.
 func (w *writer) commit(c *object.Commit) (plumbing.Hash, error) {
+	if w.signer != nil {
+		if err := sign(w.signer, c); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
 	o := w.st.NewEncodedObject()
 	if err := c.Encode(o); err != nil {
 		return plumbing.ZeroHash, err
