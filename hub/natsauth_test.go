@@ -331,3 +331,40 @@ func TestCredentialFiles(t *testing.T) {
 		t.Fatalf("a bad seed file: %v", err)
 	}
 }
+
+// README's example server configuration gives followers exactly the
+// permissions of the embedded server's follower key.
+func TestREADMEListsFollowerPermissions(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "authorization {\n")
+	end := strings.Index(text[max(start, 0):], "\n```")
+	if start < 0 || end < 0 {
+		t.Fatal("README has no authorization block")
+	}
+	block := text[start : start+end]
+	section := func(from, to string) []string {
+		part := block[strings.Index(block, from):]
+		part = part[:strings.Index(part, to)]
+		var quoted []string
+		for i := strings.IndexByte(part, '"'); i >= 0; i = strings.IndexByte(part, '"') {
+			j := strings.IndexByte(part[i+1:], '"')
+			quoted = append(quoted, part[i+1:i+1+j])
+			part = part[i+j+2:]
+		}
+		return quoted
+	}
+	for what, tt := range map[string]struct {
+		got, want []string
+	}{
+		"publish":   {section("publish:", "subscribe:"), FollowerPublish()},
+		"subscribe": {section("subscribe:", "}"), FollowerSubscribe()},
+	} {
+		if strings.Join(tt.got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("README's follower %s permissions\n%v\nwant\n%v", what, tt.got, tt.want)
+		}
+	}
+}
