@@ -333,7 +333,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		deliveries.Add(1)
 		go func() { defer deliveries.Done(); h.deliver(ctx, o) }()
 	}
-	// Deliveries under way finish before the connection they ack on closes.
+	// Deliveries under way finish, and save how far they got, before the
+	// connection to the bucket closes.
 	defer deliveries.Wait()
 	creds := ""
 	if h.keys != nil {
