@@ -78,7 +78,8 @@ func Prepare(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-// Publisher publishes events to the stream.
+// Publisher publishes events to the stream: the hub's, which is the one
+// publisher of events (it publishes what it read from git).
 type Publisher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream

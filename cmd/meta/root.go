@@ -159,7 +159,7 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().StringVar(&e.natsURL, "nats", "", "NATS server or cluster to tell followers about new events (default $META_NATS_URL)")
 	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
 	root.PersistentFlags().StringVar(&e.natsNkey, "nats-nkey", "", "NATS nkey seed file, e.g. the follower.nk meta serve writes (default $META_NATS_NKEY)")
-	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
+	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "meta serve publishes events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
 	})
