@@ -38,7 +38,7 @@ func TestCatchUpGoesPastABadRecord(t *testing.T) {
 	if n, err := h.CatchUp(context.Background()); err != nil || n != 2 {
 		t.Fatalf("catch-up published %d, %v; want the two good events", n, err)
 	}
-	if ids := streamIDs(t, h.NATSURL()); len(ids) != 2 || ids[0] != good || ids[1] != after {
+	if ids := streamIDs(t, h); len(ids) != 2 || ids[0] != good || ids[1] != after {
 		t.Fatalf("stream %v, want %s then %s", ids, good, after)
 	}
 	if len(logged) != 1 || !strings.Contains(logged[0], "not published") {

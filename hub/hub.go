@@ -3,6 +3,12 @@
 // NATS was down, still reach every follower), and serves the log as JSON
 // over HTTP. By default it runs its own NATS server, so there is nothing to
 // install; pointed at an external server or cluster it uses that instead.
+//
+// Followers believe only the log: the hub is the one publisher of events,
+// and publishes only what it read from git through the store. Its NATS
+// server lets in the hub and read-only followers (natsauth.go); an append
+// nudges the hub to look (notify.SyncSubject) rather than publishing; and
+// outgoing webhooks are fed from git, not from NATS (webhooks.go).
 package hub
 
 import (
@@ -65,10 +71,13 @@ const (
 type Config struct {
 	Store *store.Store
 	// NATSURL is an external NATS server or cluster; empty runs one inside
-	// the hub, listening on NATSListen, with its data in DataDir.
-	NATSURL     string
-	NATSListen  string
-	DataDir     string
+	// the hub, listening on NATSListen, with its data and the credential
+	// files it makes (HubSeedFile, FollowerSeedFile) in DataDir.
+	NATSURL    string
+	NATSListen string
+	DataDir    string
+	// NATSOptions are the hub's credentials (and TLS) for an external
+	// server; the embedded one is reached with the hub's own key.
 	NATSOptions []nats.Option
 	// JSONBody publishes events' JSON view instead of protobuf.
 	JSONBody bool
@@ -100,9 +109,15 @@ type Hub struct {
 	cfg      Config
 	embedded *server.Server
 	natsURL  string
+	// keys are the embedded server's users; nil for an external one.
+	keys *natsKeys
+	// natsOpts are how the hub connects to NATS.
+	natsOpts []nats.Option
 	pub      *notify.Publisher
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
+	// outboxes feed the webhooks, one per endpoint.
+	outboxes []*outbox
 	// unlockData releases the embedded NATS's data directory.
 	unlockData func()
 	listener   *connLimiter
@@ -110,11 +125,17 @@ type Hub struct {
 	auth       *auth
 	tls        *tls.Config // nil: plain HTTP
 	wake       chan struct{}
+	// wakeGap is the least time between two syncs that wakes asked for:
+	// however many nudges and push webhooks come, the hub fetches at most
+	// once per wakeGap for them.
+	wakeGap time.Duration
 	// retryBase is the first webhook retry's ceiling; it doubles per try.
 	retryBase time.Duration
 	// What Stats tells: since when Run runs, and its counts.
 	started                      atomic.Value // time.Time
 	published, delivered, failed atomic.Int64
+	// cycles counts syncs, for the tests of wakes.
+	cycles atomic.Int64
 }
 
 // New starts the hub's NATS server (unless external), connects to NATS and
@@ -143,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, wake: make(chan struct{}, 1), retryBase: time.Second}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second}
 	if err := h.openAPI(); err != nil {
 		return nil, err
 	}
@@ -161,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		}
 	}
 	var err error
-	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second, NATSOptions: cfg.NATSOptions})
+	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second, NATSOptions: h.natsOpts})
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -215,7 +236,15 @@ func (h *Hub) startNATS() error {
 		}
 		l.Close()
 	}
-	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: h.cfg.DataDir, NoSigs: true, NoLog: true, ServerName: "meta-hub"})
+	keys, err := loadKeys(h.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	// Authentication is always on: the hub makes the keys itself, so there
+	// is nothing to configure, and a server anyone on the host could
+	// publish to would let anyone speak for the log.
+	srv, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: h.cfg.DataDir, NoSigs: true, NoLog: true, ServerName: "meta-hub",
+		Nkeys: keys.users()})
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -225,11 +254,12 @@ func (h *Hub) startNATS() error {
 		return fmt.Errorf("embedded NATS did not start on %s within 10s (--nats-listen)", listen)
 	}
 	h.embedded, h.natsURL = srv, srv.ClientURL()
+	h.keys, h.natsOpts = keys, []nats.Option{keys.hubOption()}
 	return nil
 }
 
 func (h *Hub) openState(ctx context.Context) error {
-	nc, err := nats.Connect(h.natsURL, append([]nats.Option{nats.Name("meta hub")}, h.cfg.NATSOptions...)...)
+	nc, err := nats.Connect(h.natsURL, append([]nats.Option{nats.Name("meta hub")}, h.natsOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -238,9 +268,21 @@ func (h *Hub) openState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := notify.Prepare(ctx, js); err != nil {
+		return err
+	}
 	h.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: stateBucket, Description: "meta hub state", History: 1})
 	if err != nil {
 		return fmt.Errorf("hub state bucket: %w", err)
+	}
+	// A nudge is only a wake: what it carries is never read.
+	if _, err := nc.Subscribe(notify.SyncSubject, func(m *nats.Msg) {
+		h.Wake()
+		if m.Reply != "" {
+			m.Respond(nil)
+		}
+	}); err != nil {
+		return fmt.Errorf("listen for nudges on %s: %w", notify.SyncSubject, err)
 	}
 	return nil
 }
@@ -267,10 +309,34 @@ func (h *Hub) routes() http.Handler {
 // NATSURL is where followers reach the hub's NATS.
 func (h *Hub) NATSURL() string { return h.natsURL }
 
+// FollowerSeed is the file of the followers' credentials (an nkey seed,
+// for --nats-nkey) on the embedded NATS server; "" with an external one,
+// whose credentials its operators hand out.
+func (h *Hub) FollowerSeed() string {
+	if h.keys == nil {
+		return ""
+	}
+	return h.keys.followerFile
+}
+
+// HubSeed is the file of the hub's own credentials on the embedded NATS
+// server, which may publish events; "" with an external one.
+func (h *Hub) HubSeed() string {
+	if h.keys == nil {
+		return ""
+	}
+	return h.keys.hubFile
+}
+
 // HTTPAddr is where the JSON API listens.
 func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
 
-// Wake makes the hub sync and publish now rather than at the next poll.
+// defaultWakeGap is Hub.wakeGap.
+const defaultWakeGap = 500 * time.Millisecond
+
+// Wake makes the hub sync and publish now rather than at the next poll
+// (or, when it synced less than wakeGap ago, once that much time passed).
+// Wakes that come meanwhile are one.
 func (h *Hub) Wake() {
 	select {
 	case h.wake <- struct{}{}:
@@ -285,22 +351,37 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.started.Store(time.Now())
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- h.http.Serve(h.listener) }()
+	h.openOutboxes(ctx)
 	var deliveries sync.WaitGroup
-	for _, w := range h.cfg.Webhooks {
+	for _, o := range h.outboxes {
 		deliveries.Add(1)
-		go func() { defer deliveries.Done(); h.deliver(ctx, w) }()
+		go func() { defer deliveries.Done(); h.deliver(ctx, o) }()
 	}
-	// Deliveries under way finish before the connection they ack on closes.
+	// Deliveries under way finish, and save how far they got, before the
+	// connection to the bucket closes.
 	defer deliveries.Wait()
 	scheme := "http"
 	if h.tls != nil {
 		scheme = "https"
 	}
-	h.cfg.Logf("serving the log at %s://%s, events on %s", scheme, h.HTTPAddr(), h.natsURL)
+	creds := ""
+	if h.keys != nil {
+		creds = " (followers connect with --nats-nkey " + h.keys.followerFile + ")"
+	}
+	h.cfg.Logf("serving the log at %s://%s, events on %s%s", scheme, h.HTTPAddr(), notify.DisplayURL(h.natsURL), creds)
 	tick := time.NewTicker(h.cfg.Poll)
 	defer tick.Stop()
+	last := time.Now()
 	for {
-		h.cycle(ctx)
+		if ctx.Err() == nil {
+			// A wake that came before this cycle starts is answered by it.
+			select {
+			case <-h.wake:
+			default:
+			}
+			last = time.Now()
+			h.cycle(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -313,6 +394,10 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		case <-h.wake:
+			select {
+			case <-ctx.Done():
+			case <-time.After(h.wakeGap - time.Since(last)):
+			}
 		}
 	}
 }
@@ -320,6 +405,7 @@ func (h *Hub) Run(ctx context.Context) error {
 // cycle syncs with the remote, if any, and publishes what git has that the
 // stream may not.
 func (h *Hub) cycle(ctx context.Context) {
+	h.cycles.Add(1)
 	if warning, err := h.cfg.Store.Refresh(ctx, true); err != nil {
 		h.cfg.Logf("sync: %v", err)
 	} else if warning != "" {
@@ -338,8 +424,9 @@ func (h *Hub) cycle(ctx context.Context) {
 }
 
 // CatchUp publishes every event added to git since the last commit it
-// published up to, and remembers the new one. Events published meanwhile
-// by appends are dropped by the stream as duplicates.
+// published up to, and remembers the new one; it hands the same events to
+// the webhooks. What it publishes is only what the store read from git:
+// the hub is the one publisher of events.
 func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 	last := ""
 	if e, err := h.kv.Get(ctx, publishedKey); err == nil {
@@ -351,6 +438,8 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Webhooks get the same events, whatever becomes of the publishing.
+	h.feed(ctx, last, events, tip)
 	for _, bad := range skipped {
 		// Said once: the hub moves past it with the rest of the commits.
 		h.cfg.Logf("not published, not a valid event (quarantined; meta verify lists it): %s", bad)

@@ -89,10 +89,28 @@ func TestAPI(t *testing.T) {
 	}
 }
 
-// streamIDs lists the event ids on the stream, in stream order.
-func streamIDs(t *testing.T, url string) []string {
+// connectAs connects to h's NATS with the credentials in seed (the hub's
+// or the followers'; "" for none).
+func connectAs(t *testing.T, h *Hub, seed string, opts ...nats.Option) (*nats.Conn, error) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	if seed != "" {
+		opt, err := nats.NkeyOptionFromSeed(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(h.NATSURL(), opts...)
+	if err == nil {
+		t.Cleanup(nc.Close)
+	}
+	return nc, err
+}
+
+// streamIDs lists the event ids on the stream, in stream order.
+func streamIDs(t *testing.T, h *Hub) []string {
+	t.Helper()
+	nc, err := connectAs(t, h, h.HubSeed())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +162,7 @@ func TestCatchUp(t *testing.T) {
 	if n, _ := h.CatchUp(ctx); n != 0 {
 		t.Fatalf("nothing new, yet %d published", n)
 	}
-	got := streamIDs(t, h.NATSURL())
+	got := streamIDs(t, h)
 	if len(got) != len(want) {
 		t.Fatalf("stream holds %v, want %v", got, want)
 	}
@@ -160,7 +178,7 @@ func TestCatchUp(t *testing.T) {
 	if n, err := h.CatchUp(ctx); err != nil || n != 0 {
 		t.Fatalf("after restart: %d, %v", n, err)
 	}
-	if got := streamIDs(t, h.NATSURL()); len(got) != len(want) {
+	if got := streamIDs(t, h); len(got) != len(want) {
 		t.Fatalf("after restart the stream holds %d", len(got))
 	}
 }
@@ -178,13 +196,13 @@ func TestRunAndShutdown(t *testing.T) {
 	go func() { done <- h.Run(ctx) }()
 	var head map[string]any
 	deadline := time.Now().Add(10 * time.Second)
-	for get(t, "http://"+h.HTTPAddr()+"/v1/apps/a.example.com", &head) != 200 || len(streamIDs(t, h.NATSURL())) == 0 {
+	for get(t, "http://"+h.HTTPAddr()+"/v1/apps/a.example.com", &head) != 200 || len(streamIDs(t, h)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("hub did not serve and publish")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if ids := streamIDs(t, h.NATSURL()); ids[0] != id {
+	if ids := streamIDs(t, h); ids[0] != id {
 		t.Fatalf("stream %v", ids)
 	}
 	cancel()

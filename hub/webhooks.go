@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,74 +62,215 @@ const (
 	maxRetryDelay   = time.Hour
 )
 
-// deliver sends events to one endpoint until ctx ends: one at a time, in
-// stream order, from a durable consumer, so a restart loses no pending
-// delivery. 2xx is delivered; 410 disables the endpoint; anything else is
-// retried later (after Retry-After when the endpoint gives one, else with
-// exponential backoff and jitter).
-func (h *Hub) deliver(ctx context.Context, w Webhook) {
-	key, err := ParseSecret(w.Secret)
-	if err != nil {
-		h.cfg.Logf("webhook %s: %v; not delivering", w.Name, err)
-		return
+// Outgoing webhooks are fed from git, inside the hub: each cycle hands
+// every endpoint the events CatchUp read from git through the store (the
+// store reads its own for an endpoint that is behind), never anything that
+// came over NATS. Not from a JetStream consumer, as they once were: a
+// consumer delivers whatever reaches its stream, and the hub cannot make
+// sure that only it writes to a stream of an external cluster (a
+// hub-private stream included), while git read through the store is the
+// one source it checks.
+//
+// Durability across restarts is each endpoint's cursor in the hub's
+// bucket (cursorKey): the commit up to which everything was delivered, and
+// the ids of the events after it delivered so far. A restarted hub reads
+// what the endpoint has not taken from git. Followers' credentials cannot
+// write that bucket; whoever could (an external cluster that lets them)
+// could make an endpoint miss or repeat events, never receive one that is
+// not in git.
+
+// cursor is how far an endpoint got.
+type cursor struct {
+	Commit string   `json:"commit"`
+	Done   []string `json:"done,omitempty"`
+}
+
+// batch is the events between two commits, to deliver in this order.
+type batch struct {
+	events []*metav1.Event
+	tip    string
+}
+
+// outbox is one endpoint: the batch it delivers, and how far it got. The
+// cycle hands it a batch only when it is idle (not busy), so its cursor is
+// the cycle's to read while idle and the delivery's to move while busy.
+type outbox struct {
+	w       Webhook
+	key     []byte
+	batches chan batch
+	mu      sync.Mutex
+	cur     cursor
+	loaded  bool // cur read from the bucket (or found missing)
+	fresh   bool // no cursor yet: it starts with what comes next
+	busy    bool
+	stopped bool // disabled
+}
+
+// openOutboxes makes an outbox per webhook that may deliver, and forgets
+// the JetStream consumers through which older hubs fed them.
+func (h *Hub) openOutboxes(ctx context.Context) {
+	js, _ := jetstream.New(h.nc)
+	for _, w := range h.cfg.Webhooks {
+		key, err := ParseSecret(w.Secret)
+		if err != nil {
+			h.cfg.Logf("webhook %s: %v; not delivering", w.Name, err)
+			continue
+		}
+		if h.webhookDisabled(ctx, w.Name) {
+			h.cfg.Logf("webhook %s: disabled (it answered 410 Gone); remove it from meta.yaml or clear %s in the %s bucket", w.Name, disabledKey(w.Name), stateBucket)
+			continue
+		}
+		if js != nil {
+			js.DeleteConsumer(ctx, notify.StreamName, "webhook-"+w.Name)
+		}
+		h.outboxes = append(h.outboxes, &outbox{w: w, key: key, batches: make(chan batch, 1)})
 	}
-	if h.webhookDisabled(ctx, w.Name) {
-		h.cfg.Logf("webhook %s: disabled (it answered 410 Gone); remove it from meta.yaml or clear %s in the %s bucket", w.Name, disabledKey(w.Name), stateBucket)
-		return
+}
+
+func cursorKey(name string) string { return "webhook." + name + ".cursor" }
+
+// load reads o's cursor from the bucket, once.
+func (h *Hub) load(ctx context.Context, o *outbox) error {
+	if o.loaded {
+		return nil
 	}
-	js, err := jetstream.New(h.nc)
-	if err != nil {
-		h.cfg.Logf("webhook %s: %v", w.Name, err)
-		return
+	e, err := h.kv.Get(ctx, cursorKey(o.w.Name))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		o.fresh = true
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(e.Value(), &o.cur); err != nil || o.cur.Commit == "" {
+			return fmt.Errorf("%s in the %s bucket is not a cursor meta wrote; delete it to start the endpoint anew", cursorKey(o.w.Name), stateBucket)
+		}
 	}
-	c, err := notify.NewConsumer(ctx, js, notify.ConsumerConfig{
-		Durable:     "webhook-" + w.Name,
-		Description: "meta webhook " + w.URL,
-		// An endpoint gets what happens once it is configured, not the
-		// stream's year of history.
-		New:     true,
-		AckWait: 2 * deliveryTimeout,
-	})
-	if err != nil {
-		h.cfg.Logf("webhook %s: %v", w.Name, err)
-		return
+	o.loaded = true
+	return nil
+}
+
+// save remembers c as how far o got; a failure is said and the delivery
+// goes on (after a restart, the endpoint gets some events again).
+func (h *Hub) save(o *outbox, c cursor) {
+	data, _ := json.Marshal(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.kv.Put(ctx, cursorKey(o.w.Name), data); err != nil {
+		h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
 	}
+}
+
+// feed hands each idle endpoint the events git has that it has not taken:
+// events, read from git from the commit from up to tip, when its cursor is
+// from, else what the store reads since its cursor. An endpoint new to the
+// hub starts at from (the commit the hub had published up to), or at tip
+// on a hub's first run: it gets what happens from then on, not the log's
+// history.
+func (h *Hub) feed(ctx context.Context, from string, events []*metav1.Event, tip string) {
+	for _, o := range h.outboxes {
+		o.mu.Lock()
+		if o.busy || o.stopped {
+			o.mu.Unlock()
+			continue
+		}
+		if err := h.load(ctx, o); err != nil {
+			o.mu.Unlock()
+			h.cfg.Logf("webhook %s: %v", o.w.Name, err)
+			continue
+		}
+		if o.fresh {
+			o.cur, o.fresh = cursor{Commit: cmp.Or(from, tip)}, false
+			h.save(o, o.cur)
+		}
+		if o.cur.Commit == tip {
+			o.mu.Unlock()
+			continue
+		}
+		evs := events
+		if o.cur.Commit != from {
+			var err error
+			if evs, _, _, err = h.cfg.Store.Since(ctx, o.cur.Commit); err != nil {
+				o.mu.Unlock()
+				h.cfg.Logf("webhook %s: read the events since commit %s: %v", o.w.Name, o.cur.Commit, err)
+				continue
+			}
+		}
+		o.busy = true
+		o.mu.Unlock()
+		o.batches <- batch{events: evs, tip: tip}
+	}
+}
+
+// deliver sends each batch the cycle hands o to its endpoint until ctx
+// ends or the endpoint is disabled: one event at a time, in order. 2xx is
+// delivered; 410 disables the endpoint; anything else is retried later
+// (after Retry-After when the endpoint gives one, else with exponential
+// backoff and jitter), and the events behind it wait.
+func (h *Hub) deliver(ctx context.Context, o *outbox) {
 	client := &http.Client{Timeout: deliveryTimeout}
-	// The POST is not tied to ctx: an in-flight delivery finishes, and is
-	// acknowledged, even while the hub stops.
-	handle := func(ev *metav1.Event, d notify.Delivery) notify.Verdict {
-		result, after := h.post(client, w, key, ev)
+	for {
+		var b batch
+		select {
+		case <-ctx.Done():
+			return
+		case b = <-o.batches:
+		}
+		o.mu.Lock()
+		done := make(map[string]bool, len(o.cur.Done))
+		for _, id := range o.cur.Done {
+			done[id] = true
+		}
+		o.mu.Unlock()
+		for _, ev := range b.events {
+			if done[ev.GetId()] {
+				continue // delivered before the hub restarted
+			}
+			if !h.deliverOne(ctx, o, client, ev) {
+				return
+			}
+			o.mu.Lock()
+			o.cur.Done = append(o.cur.Done, ev.GetId())
+			c := o.cur
+			o.mu.Unlock()
+			h.save(o, c)
+		}
+		o.mu.Lock()
+		o.cur, o.busy = cursor{Commit: b.tip}, false
+		c := o.cur
+		o.mu.Unlock()
+		h.save(o, c)
+	}
+}
+
+// deliverOne tries ev until the endpoint takes it (or it can never be
+// delivered): true. False when ctx ended first, or the endpoint is gone.
+// The POST is not tied to ctx: an in-flight delivery finishes, and is
+// remembered, even while the hub stops.
+func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev *metav1.Event) bool {
+	for attempt := uint64(1); ; attempt++ {
+		result, after := h.post(client, o.w, o.key, ev)
 		if result == delivered {
 			h.delivered.Add(1)
 		} else {
 			h.failed.Add(1)
 		}
 		switch result {
-		case delivered:
-			return notify.Ack
-		case undeliverable:
-			return notify.Drop
+		case delivered, undeliverable:
+			return true
 		case gone:
-			h.disableWebhook(w.Name)
-			return notify.Stop
-		default:
-			if after == 0 {
-				after = h.retryDelay(d.Attempt)
-			}
-			return notify.RetryAfter(after)
+			h.disableWebhook(o.w.Name)
+			o.mu.Lock()
+			o.stopped = true
+			o.mu.Unlock()
+			return false
 		}
-	}
-	for ctx.Err() == nil {
-		err := c.Consume(ctx, handle)
-		if err == nil {
-			return // ctx ended, or the endpoint is gone
+		if after == 0 {
+			after = h.retryDelay(attempt)
 		}
-		// NATS away, most likely: the consumer is durable, so carry on
-		// with it once NATS answers again.
-		h.cfg.Logf("webhook %s: %v", w.Name, err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+			return false
+		case <-time.After(after):
 		}
 	}
 }

@@ -133,6 +133,42 @@ func TestWebhookDeliveries(t *testing.T) {
 	}
 }
 
+// A hub stopped in the middle of a batch remembers which of its events
+// the endpoint took: restarted, it sends the rest, and nothing twice.
+func TestWebhookResumesWithinABatch(t *testing.T) {
+	s := newLog(t)
+	secret := newSecret(t)
+	key, _ := ParseSecret(secret)
+	ep := &endpoint{t: t, key: key, script: []int{200, 500, 500, 500, 500, 500, 500, 500, 500, 500}}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	cfg := Config{Store: s, NATSListen: "127.0.0.1:0", DataDir: t.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour,
+		Webhooks: []Webhook{{Name: "dash", URL: srv.URL, Secret: secret}}}
+	h, stop := runHub(t, cfg)
+	waitFor(t, "the first cycle", func() bool { return h.cycles.Load() == 1 })
+	want := []string{
+		appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0"),
+		appendEv(t, s, metav1.Kind_KIND_UPGRADE, "a.example.com", "1.1.0"),
+	}
+	h.Wake() // one cycle, one batch of two
+	waitFor(t, "the first delivered, the second failing", func() bool {
+		ep.mu.Lock()
+		defer ep.mu.Unlock()
+		return len(ep.accepted) == 1 && ep.tries >= 3
+	})
+	stop()
+	ep.mu.Lock()
+	ep.script = nil
+	ep.mu.Unlock()
+	_, stop = runHub(t, cfg)
+	defer stop()
+	waitFor(t, "the second delivery", func() bool { return len(ep.got()) == 2 })
+	time.Sleep(300 * time.Millisecond) // long enough for a repeat to show
+	if got := ep.got(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("delivered %v, want %v once each", got, want)
+	}
+}
+
 // 410 Gone disables an endpoint for good: after a restart nothing more is
 // sent to it.
 func TestWebhookGoneDisables(t *testing.T) {

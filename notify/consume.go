@@ -80,8 +80,9 @@ type ConsumerConfig struct {
 
 // Consumer is a durable consumer of the events stream that hands events
 // to a handler one at a time, in stream order. It is the one place where
-// events are decoded, acknowledged, retried and dropped, for followers and
-// the hub's webhook deliveries alike.
+// events are decoded, acknowledged, retried and dropped for followers.
+// (The hub's webhook deliveries do not consume the stream: they are fed
+// from git, see hub/webhooks.go.)
 type Consumer struct {
 	durable string
 	c       jetstream.Consumer

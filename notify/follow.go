@@ -91,8 +91,8 @@ func (e unreachableError) Unwrap() error { return e.error }
 // events behind it wait, until the MaxAttempts-th attempt fails: then it is
 // parked and the next event comes. A follower outlives NATS: it waits for
 // the server to come (back) and carries on. Follow fails at once with an
-// *InUseError when another follower holds the name, and with the error of
-// a handle that returned Fatal.
+// *InUseError when another follower holds the name, when the server refuses
+// its credentials, and with the error of a handle that returned Fatal.
 func Follow(ctx context.Context, o FollowOptions, handle func(*metav1.Event) error) error {
 	if err := ValidName(o.Name); err != nil {
 		return err
@@ -173,6 +173,10 @@ func (f *follower) session(ctx context.Context) error {
 	// Follow, which connects again, is the one place that waits for NATS.
 	opts := append([]nats.Option{nats.Name("meta watch " + o.Name), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(0)}, o.NATSOptions...)
 	nc, err := nats.Connect(o.URL, opts...)
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+		// No retry mends it, and "unreachable" would say the wrong thing.
+		return fatalError{fmt.Errorf("NATS at %s refused this follower: %w; give the follower credentials of the hub (--nats-nkey FILE, e.g. the follower.nk meta serve writes, or --nats-creds FILE)", DisplayURL(o.URL), err)}
+	}
 	if err != nil {
 		return unreachableError{err}
 	}

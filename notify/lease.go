@@ -72,14 +72,32 @@ func newLease(name string) *lease {
 	return &lease{name: name, me: me, value: value}
 }
 
-// leases opens (creating) the bucket of holds. Its MaxAge is what makes a
-// hold that is not renewed lapse.
-func leases(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// leasesConfig is the bucket of holds. Its TTL is what makes a hold that
+// is not renewed lapse.
+func leasesConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket: LeaseBucket, Description: "meta watch: which follower runs under each name", History: 1, TTL: LeaseTTL,
-	})
+	}
+}
+
+// leases opens the bucket of holds.
+func leases(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	return openBucket(ctx, js, leasesConfig())
+}
+
+// openBucket opens a followers' bucket, creating it when it does not exist
+// yet. It does not update one that exists: the hub does that (EnsureStream),
+// and a follower's credentials allow it to use the bucket, not to change it.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket) // created meanwhile
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", LeaseBucket, err)
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
 }

@@ -44,9 +44,9 @@ func park(ctx context.Context, js jetstream.JetStream, follower string, ev *meta
 		Follower: follower, EventID: ev.GetId(), Domain: ev.GetAddress().GetApp(), Kind: record.KindName(ev.GetKind()),
 		Sequence: d.Sequence, Attempts: d.Attempt, Error: cause.Error(), Time: time.Now().UTC(),
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, parkedConfig())
+	kv, err := openBucket(ctx, js, parkedConfig())
 	if err != nil {
-		return p, fmt.Errorf("bucket %s: %w", ParkedBucket, err)
+		return p, err
 	}
 	data, err := json.Marshal(p)
 	if err != nil {

@@ -16,9 +16,11 @@ import (
 const StreamName = "META_EVENTS"
 
 // Stream limits: a year of events, at most 1 GiB, each event kept once
-// however often it is published within DuplicateWindow. The window is long
-// because an event an append announced can reach the hub's clone through
-// git much later (a push that failed until the operator was back online).
+// however often it is published within DuplicateWindow. Only the hub
+// publishes, from git; it publishes an event twice when it stopped between
+// publishing and remembering how far it got, or when its record of that
+// was lost. The window is long so that such a second publish, days later,
+// is still dropped.
 const (
 	MaxAge          = 365 * 24 * time.Hour
 	MaxBytes        = 1 << 30
@@ -60,7 +62,24 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream
 	return s, nil
 }
 
-// Publisher publishes events to the stream.
+// Prepare makes the events stream and the followers' buckets exist, and
+// brings the buckets' settings (their TTLs) to this meta's: what the hub
+// does once it connects, so that followers, whose credentials allow them
+// to use these but not to make or change them, find them ready.
+func Prepare(ctx context.Context, js jetstream.JetStream) error {
+	if _, err := EnsureStream(ctx, js); err != nil {
+		return err
+	}
+	for _, cfg := range []jetstream.KeyValueConfig{leasesConfig(), parkedConfig()} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// Publisher publishes events to the stream: the hub's, which is the one
+// publisher of events (it publishes what it read from git).
 type Publisher struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream

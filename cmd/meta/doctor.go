@@ -25,7 +25,10 @@ finds a problem, 0 when there are only warnings.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, openErr := e.open()
-			url, nopts := e.natsOptions()
+			url, nopts, err := e.natsOptions()
+			if err != nil {
+				return usageError{err}
+			}
 			nopts.URL = url
 			in := doctor.Inputs{
 				Store:   s,

@@ -125,10 +125,12 @@ func (e *env) reported(cmd *cobra.Command, s *store.Store, changed *store.Writte
 		e.warn("%s", w)
 	}
 	e.newApps(changed.NewApps)
-	for _, ev := range changed.Events {
-		if err := e.publish(cmd.Context(), s, ev); err != nil {
-			e.warn("committed, but not announced on NATS: %v", err)
+	if len(changed.Events) > 0 {
+		if err := e.nudgeHub(cmd.Context()); err != nil {
+			e.warn("committed, but the hub was not told (it finds the events at its next poll): %v", err)
 		}
+	}
+	for _, ev := range changed.Events {
 		fmt.Fprintln(e.stdout, ev.GetId())
 	}
 	return nil

@@ -13,11 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"git.coopcloud.tech/coop-cloud/meta/notify"
-	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
 )
 
 // operator is one person at their own clone, with their own age key.
@@ -78,7 +76,6 @@ func (o *operator) must(t *testing.T, args ...string) string {
 // or the remote, not in any event, not in any NATS message, not in any file
 // under .git, and not in anything else meta printed.
 func TestEnvLeaksNoSecret(t *testing.T) {
-	srv := notifytest.Server(t)
 	remote := filepath.Join(t.TempDir(), "remote.git")
 	gitOut(t, filepath.Dir(remote), "init", "-q", "--bare", "-b", "main", remote)
 	alice := newTestOperator(t, "alice")
@@ -108,8 +105,14 @@ func TestEnvLeaksNoSecret(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
 	}
-	natsFlag := []string{"--nats", srv.ClientURL()}
 	keep(alice.run(t, "", nil, "init", alice.dir, "--remote", remote, "--project", "coop", "--env", "prod"))
+	// The hub runs on a clone of its own; every command nudges it.
+	hubDir := filepath.Join(t.TempDir(), "hub")
+	if _, err := meta(t, "", "init", hubDir, "--remote", remote); err != nil {
+		t.Fatal(err)
+	}
+	hub := startHub(t, hubDir)
+	natsFlag := hub.flags()
 	keep(alice.run(t, "", nil, append(natsFlag, "operator", "add", "alice", "--age", alice.recipient)...))
 	plain := filepath.Join(t.TempDir(), "app.env")
 	os.WriteFile(plain, []byte("# token "+plants["comment"]+"\nDOMAIN=app.example.org\nSMTP_PASSWORD="+plants["import"]+"\n"), 0o600)
@@ -184,20 +187,16 @@ func TestEnvLeaksNoSecret(t *testing.T) {
 			return nil
 		})
 	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js, _ := jetstream.New(hub.conn(filepath.Join(hub.data, "hub.nk")))
 	stream, err := js.Stream(context.Background(), notify.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, _ := stream.Info(context.Background())
-	if info.State.Msgs < 8 {
-		t.Fatalf("NATS holds %d messages; the commands announced more", info.State.Msgs)
-	}
+	var info *jetstream.StreamInfo
+	waitUntil(t, "the hub to publish what the commands did", func() bool {
+		info, err = stream.Info(context.Background())
+		return err == nil && info.State.Msgs >= 8
+	})
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		m, err := stream.GetMsg(context.Background(), seq)
 		if err != nil {

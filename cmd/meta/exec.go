@@ -91,8 +91,8 @@ only runs abra, so the alias can live in a shared shell profile:
 				return f, digest, err
 			}
 			r.Recorded = func(ev *metav1.Event) {
-				if err := e.publish(cmd.Context(), r.Store, ev); err != nil {
-					e.warn("recorded, but not announced on NATS: %v", err)
+				if err := e.nudgeHub(cmd.Context()); err != nil {
+					e.warn("recorded, but the hub was not told (it finds the event at its next poll): %v", err)
 				}
 			}
 			res, err := r.Run(cmd.Context(), argv)

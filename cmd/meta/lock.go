@@ -88,7 +88,7 @@ func (e *env) appended(cmd *cobra.Command, s *store.Store, out *store.Appended) 
 		e.warn("%s", w)
 	}
 	e.newApps(out.NewApps)
-	if err := e.publish(cmd.Context(), s, out.Event); err != nil {
-		e.warn("appended, but not announced on NATS: %v", err)
+	if err := e.nudgeHub(cmd.Context()); err != nil {
+		e.warn("appended, but the hub was not told (it finds the event at its next poll): %v", err)
 	}
 }

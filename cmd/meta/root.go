@@ -55,6 +55,7 @@ type env struct {
 	forceSync      bool // reads fetch even within the cooldown
 	natsURL        string
 	natsCreds      string
+	natsNkey       string
 	natsJSON       bool
 	// opened are the logs the command opened, whose notes (what a sync
 	// brought back, set aside or quarantined) are printed when it ends.
@@ -172,7 +173,8 @@ else git's user.name and user.email.`,
 	root.PersistentFlags().BoolVar(&e.forceSync, "force-sync", false, "fetch before reading even if the last fetch is recent")
 	root.PersistentFlags().StringVar(&e.natsURL, "nats", "", "NATS server or cluster to tell followers about new events (default $META_NATS_URL)")
 	root.PersistentFlags().StringVar(&e.natsCreds, "nats-creds", "", "NATS credentials file (default $META_NATS_CREDS)")
-	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "announce events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
+	root.PersistentFlags().StringVar(&e.natsNkey, "nats-nkey", "", "NATS nkey seed file, e.g. the follower.nk meta serve writes (default $META_NATS_NKEY)")
+	root.PersistentFlags().BoolVar(&e.natsJSON, "nats-json", false, "meta serve publishes events with a JSON body instead of protobuf (default $META_NATS_JSON=1)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
 	})
@@ -376,14 +378,22 @@ func (e *env) find() (*store.Store, error) {
 	return store.Open(root)
 }
 
-// natsOptions are the NATS settings the flags and environment give.
-func (e *env) natsOptions() (url string, o notify.Options) {
+// natsOptions are the NATS settings the flags and environment give; an
+// nkey seed file that cannot be read is an error naming it.
+func (e *env) natsOptions() (url string, o notify.Options, err error) {
 	url = firstNonEmpty(e.natsURL, e.getenv("META_NATS_URL"))
 	o = notify.Options{URL: url, JSON: e.natsJSON || e.getenv("META_NATS_JSON") == "1"}
 	if creds := firstNonEmpty(e.natsCreds, e.getenv("META_NATS_CREDS")); creds != "" {
 		o.NATSOptions = append(o.NATSOptions, nats.UserCredentials(creds))
 	}
-	return url, o
+	if seed := firstNonEmpty(e.natsNkey, e.getenv("META_NATS_NKEY")); seed != "" {
+		opt, err := nats.NkeyOptionFromSeed(seed)
+		if err != nil {
+			return "", o, fmt.Errorf("--nats-nkey %s: %w", seed, err)
+		}
+		o.NATSOptions = append(o.NATSOptions, opt)
+	}
+	return url, o, nil
 }
 
 // openFresh opens the log for a read, first bringing it up to date with the

@@ -34,8 +34,13 @@ With --tls-cert and --tls-key it serves HTTPS; or put it behind a reverse
 proxy that terminates TLS and passes the Authorization header on.
 
 By default it runs its own NATS server with JetStream (on --nats-listen, data
-under .git/meta/nats or --data), so followers (meta watch, meta append --nats)
-can connect to it. With --nats URL it uses that server or cluster instead.
+under .git/meta/nats or --data), which lets in only those with its keys: it
+writes follower.nk there (read-only: meta watch, and meta append's nudge,
+take it with --nats-nkey) and hub.nk (its own, which may publish), and says
+where on start. With --nats URL it uses that server or cluster instead, with
+the hub's credentials from --nats-creds or --nats-nkey. The hub is the only
+publisher of events: an append nudges it, and it publishes what it reads from
+git.
 
 Every new event is also POSTed, as JSON signed per the Standard Webhooks
 spec, to the webhooks listed in meta.yaml (each with its whsec_ secret in
@@ -89,7 +94,10 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 				}
 				cfg.WebhookSecret = bytes.TrimSpace(data)
 			}
-			url, o := e.natsOptions()
+			url, o, err := e.natsOptions()
+			if err != nil {
+				return usageError{err}
+			}
 			cfg.NATSURL, cfg.NATSOptions, cfg.JSONBody = url, o.NATSOptions, o.JSON
 			cfg.Logf = func(format string, args ...any) {
 				fmt.Fprintf(e.stderr, "meta: serve: %s\n", printableLines(fmt.Sprintf(format, args...)))

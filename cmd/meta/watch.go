@@ -52,7 +52,10 @@ kept for --parked to list, and the next events go on.
 --parked lists the events the follower --name parked, and exits.`, notify.LeaseTTL, fmt.Sprintf("%dm", int(notify.MaxBackoff.Minutes()))),
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			url, o := e.natsOptions()
+			url, o, err := e.natsOptions()
+			if err != nil {
+				return usageError{err}
+			}
 			if url == "" {
 				return usageError{errors.New("watch needs a NATS server: --nats URL or META_NATS_URL")}
 			}

@@ -51,9 +51,93 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func startWatch(t *testing.T, url string, args ...string) *watcher {
+// natsHub is a meta serve whose embedded NATS, as always, lets in only
+// those with its credentials; it syncs only when nudged (or started), so a
+// test that sees an event there knows the nudge worked.
+type natsHub struct {
+	t        *testing.T
+	dir      string
+	data     string // its NATS data and credential files
+	natsPort int
+	url      string
+	args     []string // more flags of meta serve
+	cmd      *exec.Cmd
+	stderr   *lockedBuffer
+}
+
+// newHub picks the ports and data directory of a hub on dir's log; start
+// starts it.
+func newHub(t *testing.T, dir string) *natsHub {
 	t.Helper()
-	cmd := exec.Command("meta", append([]string{"--nats", url, "watch"}, args...)...)
+	port := freePort(t)
+	return &natsHub{t: t, dir: dir, data: filepath.Join(t.TempDir(), "nats"), natsPort: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+}
+
+// startHub starts a hub on dir's log and waits until it serves.
+func startHub(t *testing.T, dir string) *natsHub {
+	t.Helper()
+	h := newHub(t, dir)
+	h.start()
+	return h
+}
+
+func (h *natsHub) start() {
+	h.t.Helper()
+	httpPort := freePort(h.t)
+	h.cmd = exec.Command("meta", "--dir", h.dir, "serve", "--data", h.data, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", h.natsPort),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "1h")
+	h.cmd.Args = append(h.cmd.Args, h.args...)
+	h.stderr = &lockedBuffer{}
+	h.cmd.Stderr = h.stderr
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	cmd, stderr := h.cmd, h.stderr
+	h.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if h.t.Failed() {
+			h.t.Logf("meta serve, stderr:\n%s", stderr)
+		}
+	})
+	waitPort(h.t, httpPort)
+}
+
+// stop stops the hub (SIGTERM) and waits until it is gone.
+func (h *natsHub) stop() {
+	h.t.Helper()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	if err := h.cmd.Wait(); err != nil {
+		h.t.Fatalf("serve: %v\n%s", err, h.stderr)
+	}
+}
+
+// follower is the followers' credentials file the hub wrote.
+func (h *natsHub) follower() string { return filepath.Join(h.data, "follower.nk") }
+
+// flags are the flags that reach the hub's NATS as a follower.
+func (h *natsHub) flags() []string { return []string{"--nats", h.url, "--nats-nkey", h.follower()} }
+
+// conn connects to the hub's NATS with the credentials in file.
+func (h *natsHub) conn(file string) *nats.Conn {
+	h.t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(file)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	nc, err := nats.Connect(h.url, opt)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(nc.Close)
+	return nc
+}
+
+// startWatch starts meta watch with the NATS flags nats (a hub's flags(),
+// or --nats URL) and args.
+func startWatch(t *testing.T, nats []string, args ...string) *watcher {
+	t.Helper()
+	cmd := exec.Command("meta", append(append(append([]string{}, nats...), "watch"), args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -124,16 +208,16 @@ func (w *watcher) stop(t *testing.T) {
 // A durable follower receives every announced event once: stopped, it
 // misses nothing; restarted under its name, it repeats nothing.
 func TestWatchResumesWithoutMissingOrRepeating(t *testing.T) {
-	srv := notifytest.Server(t)
-	url := srv.ClientURL()
 	dir := filepath.Join(t.TempDir(), "log")
 	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
 		t.Fatal(err)
 	}
+	hub := startHub(t, dir)
+	url := hub.flags()
 	appendN := func(n int) []string {
 		var ids []string
 		for i := 0; i < n; i++ {
-			id, err := meta(t, dir, "--nats", url, "append", "note", "a.example.com", "-m", "hello")
+			id, err := meta(t, dir, append(url, "append", "note", "a.example.com", "-m", "hello")...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +226,7 @@ func TestWatchResumesWithoutMissingOrRepeating(t *testing.T) {
 		return ids
 	}
 	w := startWatch(t, url, "--json", "--name", "ci", "a.example.com")
-	waitFollower(t, url, "ci")
+	waitFollower(t, hub, "ci")
 	first := appendN(3)
 	for _, want := range first {
 		if got := w.next(t); got != want {
@@ -199,23 +283,16 @@ func TestServeBringsOfflineEventsToFollowers(t *testing.T) {
 		}
 		want = append(want, strings.TrimSpace(id))
 	}
-	natsPort, httpPort := freePort(t), freePort(t)
-	serve := exec.Command("meta", "--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
-		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "100ms")
-	serve.Stderr = os.Stderr
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
-	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	w := startWatch(t, url, "--json", "--name", "dash", "--from-start")
+	hub := startHub(t, dir)
+	w := startWatch(t, hub.flags(), "--json", "--name", "dash", "--from-start")
 	for _, id := range want {
 		if got := w.next(t); got != id {
 			t.Fatalf("got %s, want %s", got, id)
 		}
 	}
-	// Appended with the hub's NATS named: straight to the follower, once.
-	id, err := meta(t, dir, "--nats", url, "append", "note", "a.example.com", "-m", "live")
+	// Appended with the hub's NATS named: the append nudges the hub, which
+	// publishes the event from git, once.
+	id, err := meta(t, dir, append(hub.flags(), "append", "note", "a.example.com", "-m", "live")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,10 +300,7 @@ func TestServeBringsOfflineEventsToFollowers(t *testing.T) {
 		t.Fatalf("live event: got %s", got)
 	}
 	w.stop(t)
-	serve.Process.Signal(syscall.SIGTERM)
-	if err := serve.Wait(); err != nil {
-		t.Fatalf("serve did not stop cleanly: %v", err)
-	}
+	hub.stop()
 }
 
 func freePort(t *testing.T) int {
@@ -248,23 +322,9 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
 		t.Fatal(err)
 	}
-	natsPort, httpPort := freePort(t), freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	startServe := func() *exec.Cmd {
-		c := exec.Command("meta", "--dir", dir, "serve", "--data", data, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
-			"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "100ms")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
-		return c
-	}
-	stopServe := func(c *exec.Cmd) {
-		c.Process.Signal(syscall.SIGTERM)
-		if err := c.Wait(); err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	}
+	hub := newHub(t, dir)
+	hub.data = data
+	url := hub.flags()
 	appendOne := func(app string, args ...string) string {
 		out, errOut, err := metaFull(t, dir, append(args, "append", "note", app)...)
 		if err != nil {
@@ -272,20 +332,20 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}
-	serve := startServe()
+	hub.start()
 	w := startWatch(t, url, "--json", "--name", "dash", "--from-start")
 	var want []string
-	want = append(want, appendOne("a.example.com", "--nats", url))
+	want = append(want, appendOne("a.example.com", url...))
 	if got := w.next(t); got != want[0] {
 		t.Fatalf("got %s", got)
 	}
 	w.stop(t)
 	// Missed while the follower was away, NATS up.
-	want = append(want, appendOne("a.example.com", "--nats", url), appendOne("b.example.com", "--nats", url))
-	stopServe(serve)
+	want = append(want, appendOne("a.example.com", url...), appendOne("b.example.com", url...))
+	hub.stop()
 	// Appended while NATS is down: only git has them.
-	want = append(want, appendOne("a.example.com", "--nats", url), appendOne("b.example.com"))
-	serve = startServe()
+	want = append(want, appendOne("a.example.com", url...), appendOne("b.example.com"))
+	hub.start()
 	w = startWatch(t, url, "--json", "--name", "dash")
 	got := map[string]int{}
 	var order []string
@@ -308,7 +368,7 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 		t.Fatalf("order %v breaks an app's fold order", order)
 	}
 	w.stop(t)
-	stopServe(serve)
+	hub.stop()
 }
 
 // waitPort waits until something listens on port.
@@ -329,12 +389,9 @@ func waitPort(t *testing.T, port int) {
 // consumer on the server: from then on it gets every event announced, even
 // one it started too late to see otherwise (a new name starts with the
 // events announced after it).
-func waitFollower(t *testing.T, url, name string) {
+func waitFollower(t *testing.T, hub *natsHub, name string) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := hub.conn(hub.follower())
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -374,24 +431,49 @@ func runMeta(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
-// watchLog makes a log for the watch tests and returns its directory and a
-// function that appends a note for app, announced on url, and returns its
-// id.
-func watchLog(t *testing.T, url string) (string, func(app string) string) {
+// watchLog makes a log for the watch tests, with a hub on it, and returns
+// the hub and a function that appends a note for app, nudging the hub,
+// and returns its id.
+func watchLog(t *testing.T) (*natsHub, func(app string) string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "log")
 	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
 		t.Fatal(err)
 	}
-	return dir, func(app string) string {
+	hub := startHub(t, dir)
+	return hub, func(app string) string {
 		t.Helper()
-		out, errOut, err := metaFull(t, dir, "--nats", url, "append", "note", app, "-m", "hello")
+		out, errOut, err := metaFull(t, dir, append(hub.flags(), "append", "note", app, "-m", "hello")...)
 		// A first event says where the new app went; nothing else.
 		if err != nil || strings.TrimPrefix(errOut, "meta: new app "+app+" in project coop, env prod (from meta.yaml)\n") != "" {
 			t.Fatalf("append: %v\n%s", err, errOut)
 		}
-		return strings.TrimSpace(out)
+		id := strings.TrimSpace(out)
+		hub.waitPublished(id)
+		return id
 	}
+}
+
+// waitPublished waits until the hub published the event id: an append
+// returns once the hub was told, and the hub publishes a moment later.
+func (h *natsHub) waitPublished(id string) {
+	h.t.Helper()
+	nc := h.conn(filepath.Join(h.data, "hub.nk"))
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	waitUntil(h.t, "the hub to publish event "+id, func() bool {
+		s, err := js.Stream(ctx, notify.StreamName)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return false
+		}
+		m, err := s.GetMsg(ctx, info.State.LastSeq)
+		return err == nil && m.Header.Get("ce-id") == id
+	})
 }
 
 // Bad input is refused (exit 2) before anything reaches NATS: a name NATS
@@ -451,8 +533,8 @@ func TestWatchRefusesBadInput(t *testing.T) {
 // --from-start or --since; a name that exists resumes where it stopped
 // whatever it is told.
 func TestWatchStartsAtNewEventsUnlessTold(t *testing.T) {
-	url := notifytest.Server(t).ClientURL()
-	_, appendOne := watchLog(t, url)
+	hub, appendOne := watchLog(t)
+	url := hub.flags()
 	var all []string
 	add := func() string {
 		id := appendOne("a.example.com")
@@ -485,7 +567,7 @@ func TestWatchStartsAtNewEventsUnlessTold(t *testing.T) {
 	}
 	for _, tt := range tests {
 		w := startWatch(t, url, append([]string{"--json", "--name", tt.name}, tt.args...)...)
-		waitFollower(t, url, tt.name)
+		waitFollower(t, hub, tt.name)
 		want := append(append([]string{}, tt.first(all)...), add())
 		for i, id := range want {
 			if got := w.next(t); got != id {
@@ -502,13 +584,13 @@ func TestWatchStartsAtNewEventsUnlessTold(t *testing.T) {
 // that stops lets go at once; one that is killed keeps the name no longer
 // than notify.LeaseTTL, and the one after it gets what it missed.
 func TestWatchNameHasOneWatcher(t *testing.T) {
-	url := notifytest.Server(t).ClientURL()
-	_, appendOne := watchLog(t, url)
+	hub, appendOne := watchLog(t)
+	url := hub.flags()
 	first := startWatch(t, url, "--json", "--name", "ci")
-	waitFollower(t, url, "ci")
+	waitFollower(t, hub, "ci")
 	refused := func() bool {
 		t.Helper()
-		_, errOut, code := runMeta(t, "--nats", url, "watch", "--json", "--name", "ci")
+		_, errOut, code := runMeta(t, append(url, "watch", "--json", "--name", "ci")...)
 		if code != 3 {
 			return false
 		}
@@ -523,7 +605,7 @@ func TestWatchNameHasOneWatcher(t *testing.T) {
 		t.Fatal("a second watcher under ci was not refused")
 	}
 	other := startWatch(t, url, "--json", "--name", "other")
-	waitFollower(t, url, "other")
+	waitFollower(t, hub, "other")
 	id := appendOne("a.example.com")
 	if got := first.next(t); got != id {
 		t.Fatalf("ci got %s, want %s", got, id)
@@ -576,8 +658,8 @@ func TestWatchNameHasOneWatcher(t *testing.T) {
 // it waiting; after --max-attempts the event is parked (reported, listed by
 // --parked) and the next events run.
 func TestWatchExecRetriesThenParks(t *testing.T) {
-	url := notifytest.Server(t).ClientURL()
-	_, appendOne := watchLog(t, url)
+	hub, appendOne := watchLog(t)
+	url := hub.flags()
 	flaky, doomed, fine := appendOne("a.example.com"), appendOne("b.example.com"), appendOne("c.example.com")
 	runs := filepath.Join(t.TempDir(), "runs")
 	// flaky fails twice, then works; doomed always fails.
@@ -658,7 +740,7 @@ esac`
 		t.Errorf("%d events parked, want 1:\n%s", n, stderr)
 	}
 
-	out, errOut, code := runMeta(t, "--nats", url, "watch", "--name", "hook", "--parked", "--json")
+	out, errOut, code := runMeta(t, append(url, "watch", "--name", "hook", "--parked", "--json")...)
 	if code != 0 {
 		t.Fatalf("--parked: exit %d: %s", code, errOut)
 	}
@@ -673,12 +755,12 @@ esac`
 	if _, err := time.Parse(time.RFC3339, parked[0]["parked_at"].(string)); err != nil {
 		t.Fatalf("parked_at: %v", err)
 	}
-	out, _, code = runMeta(t, "--nats", url, "watch", "--name", "hook", "--parked")
+	out, _, code = runMeta(t, append(url, "watch", "--name", "hook", "--parked")...)
 	if code != 0 || !strings.Contains(out, doomed+"  b.example.com  note  3 attempts  --exec failed: exit status 7\n") {
 		t.Fatalf("--parked: exit %d, %q", code, out)
 	}
 	// Another name parked nothing.
-	if out, _, code := runMeta(t, "--nats", url, "watch", "--name", "other", "--parked", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+	if out, _, code := runMeta(t, append(url, "watch", "--name", "other", "--parked", "--json")...); code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("--parked for another name: exit %d, %q", code, out)
 	}
 }
@@ -686,21 +768,23 @@ esac`
 // NATS away, at the start or later, is one line when it goes and one when
 // it is back, however long it stays away; the follower then carries on.
 func TestWatchReportsANATSOutageOnce(t *testing.T) {
-	srv := notifytest.NewOutage(t)
-	url := srv.URL()
-	_, appendOne := watchLog(t, url)
-	w := startWatch(t, url, "--json", "--name", "dash")
+	// The hub (and so its NATS) goes away and comes back; it has run once,
+	// so that its follower credentials exist before the watcher starts.
+	hub, appendOne := watchLog(t)
+	hub.stop()
+	url := hub.url
+	w := startWatch(t, hub.flags(), "--json", "--name", "dash")
 	time.Sleep(3 * time.Second) // NATS not up yet: three tries at least
-	srv.Start()
-	waitFollower(t, url, "dash")
+	hub.start()
+	waitFollower(t, hub, "dash")
 	id := appendOne("a.example.com")
 	if got := w.next(t); got != id {
 		t.Fatalf("got %s, want %s", got, id)
 	}
-	srv.Stop()
+	hub.stop()
 	time.Sleep(3 * time.Second)
-	srv.Start()
-	waitFollower(t, url, "dash")
+	hub.start()
+	waitFollower(t, hub, "dash")
 	id = appendOne("a.example.com")
 	if got := w.next(t); got != id {
 		t.Fatalf("after the outage got %s, want %s", got, id)
@@ -710,5 +794,23 @@ func TestWatchReportsANATSOutageOnce(t *testing.T) {
 	back := "meta: warning: NATS at " + url + " is reachable again\n"
 	if got, want := w.stderr.String(), down+back+down+back; got != want {
 		t.Fatalf("stderr:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A watcher without the hub's credentials is refused by the server and
+// says so (exit 1), instead of waiting for a NATS that is there; an nkey
+// file that is not one is bad input (exit 2).
+func TestWatchWithoutCredentials(t *testing.T) {
+	hub, _ := watchLog(t)
+	out, errOut, code := runMeta(t, "--nats", hub.url, "watch", "--name", "intruder")
+	if code != 1 || out != "" || !strings.Contains(errOut, "meta: error: NATS at "+hub.url+" refused this follower: nats: Authorization Violation") ||
+		!strings.Contains(errOut, "--nats-nkey FILE") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	notSeed := filepath.Join(t.TempDir(), "follower.nk")
+	os.WriteFile(notSeed, []byte("SUNOTASEED\n"), 0o600)
+	out, errOut, code = runMeta(t, "--nats", hub.url, "--nats-nkey", notSeed, "watch", "--name", "intruder")
+	if code != 2 || out != "" || !strings.Contains(errOut, "meta: error: --nats-nkey "+notSeed+": ") {
+		t.Fatalf("a bad nkey file: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
