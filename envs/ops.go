@@ -138,6 +138,31 @@ func (e *Envs) SetOperatorSSH(ctx context.Context, name, key string) (*store.Wri
 	return written, nil
 }
 
+// SetSignatures sets the log's trust policy in meta.yaml: required (from
+// the tip the write starts on) or optional. Requiring it takes a signing
+// key that is an operator's already (the store refuses otherwise).
+func (e *Envs) SetSignatures(ctx context.Context, required bool) (*store.Written, error) {
+	subject := "trust optional"
+	if required {
+		subject = "trust require"
+	}
+	written, err := e.Store.Write(ctx, e.Actor, e.Now(), e.Options, func(tx *store.Tx) error {
+		if tx.Config().SignaturesRequired() == required {
+			return store.ErrNoChange
+		}
+		since := ""
+		if !tx.Tip().IsZero() {
+			since = tx.Tip().String()
+		}
+		tx.Message = subject
+		return tx.PutConfig(tx.Config().WithSignatures(required, since))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", subject, err)
+	}
+	return written, nil
+}
+
 // RemoveOperator removes an operator from meta.yaml and its access rules,
 // and re-encrypts without them the env files they could read.
 func (e *Envs) RemoveOperator(ctx context.Context, name string, note Note) (*store.Written, error) {

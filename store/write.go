@@ -88,6 +88,9 @@ type txEvent struct {
 // Config is meta.yaml as the write found it after its pull.
 func (tx *Tx) Config() config.Config { return tx.cfg }
 
+// Tip is the commit the write starts from.
+func (tx *Tx) Tip() gitrepo.Hash { return tx.tip }
+
 // Place settles which project/env an event for a.App goes to (see place):
 // server, when not empty, is the abra server whose env file names the app.
 // A new app the write then adds events of is in Written.NewApps.
@@ -221,6 +224,16 @@ func (tx *Tx) PutConfig(c config.Config) error {
 	}
 	if err != nil || string(have) != string(committed) {
 		return fmt.Errorf("%w: %s has changes that are not committed: commit them (git commit %s) or drop them (git checkout -- %s), then run the command again", ErrUncommitted, config.File, config.File, config.File)
+	}
+	if c.SignaturesRequired() && !tx.cfg.SignaturesRequired() {
+		// The commit adopting the policy is judged by it, against the
+		// operators listed before it (integrity's trust rule): refuse it
+		// here rather than commit what every clone would quarantine.
+		judge := tx.cfg
+		judge.Signatures = config.SignaturesRequired
+		if err := tx.s.checkSigner(judge); err != nil {
+			return err
+		}
 	}
 	data, err := c.Rewrite(tx.cfgData)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.coopcloud.tech/coop-cloud/meta/envs"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 )
 
@@ -71,7 +72,36 @@ collective says out of band.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(reset)
+	var f sealFlags
+	require := &cobra.Command{
+		Use:   "require",
+		Short: "Require every commit to be signed by an operator (meta.yaml: signatures: required)",
+		Long: `require adopts the trust policy: it commits meta.yaml with version: 2,
+signatures: required, and signatures_since: the commit it starts on (history
+up to it was written before the policy). From this commit on, every commit
+must be signed by the key of an operator listed at its parent, this one
+included: your signing key must already be an operator's ssh key in
+meta.yaml (meta operator set-ssh, in a commit before), or it is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, _ envs.Note) (*store.Written, error) {
+				return ev.SetSignatures(cmd.Context(), true)
+			})
+		},
+	}
+	addChangeFlags(require, &f, false)
+	optional := &cobra.Command{
+		Use:   "optional",
+		Short: "Stop requiring signatures (itself signed, where they are required)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.changed(cmd, &f, args, func(ev *envs.Envs, _ envs.Note) (*store.Written, error) {
+				return ev.SetSignatures(cmd.Context(), false)
+			})
+		},
+	}
+	addChangeFlags(optional, &f, false)
+	cmd.AddCommand(reset, require, optional)
 	return cmd
 }
 

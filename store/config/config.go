@@ -227,6 +227,21 @@ func Parse(data []byte) (Config, error) {
 	return c, nil
 }
 
+// WithSignatures is c with the trust policy set: required from commit
+// since on (the commit the policy is adopted on), which takes meta.yaml
+// version 2; or optional, which keeps the version and forgets since.
+func (c Config) WithSignatures(required bool, since string) Config {
+	if !required {
+		c.Signatures, c.SignaturesSince = SignaturesOptional, ""
+		return c
+	}
+	c.Signatures, c.SignaturesSince = SignaturesRequired, since
+	if c.Version < 2 {
+		c.Version = 2
+	}
+	return c
+}
+
 // SignaturesRequired says the log requires every commit to be signed.
 func (c Config) SignaturesRequired() bool { return c.Signatures == SignaturesRequired }
 
@@ -283,7 +298,7 @@ func validWebhookName(name string) error {
 	return nil
 }
 
-// Rewrite renders c's operators and access rules into old, the current
+// Rewrite renders c's version, trust policy, operators and access rules into old, the current
 // meta.yaml, keeping everything else there as people wrote it, comments
 // included.
 func (c Config) Rewrite(old []byte) ([]byte, error) {
@@ -314,6 +329,15 @@ func (c Config) Rewrite(old []byte) ([]byte, error) {
 		}
 		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &v)
 		return nil
+	}
+	if err := set("version", c.Version, false); err != nil {
+		return nil, err
+	}
+	if err := set("signatures", c.Signatures, c.Signatures == ""); err != nil {
+		return nil, err
+	}
+	if err := set("signatures_since", c.SignaturesSince, c.SignaturesSince == ""); err != nil {
+		return nil, err
 	}
 	if err := set("operators", c.Operators, len(c.Operators) == 0); err != nil {
 		return nil, err
