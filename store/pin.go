@@ -38,6 +38,12 @@ type Pin struct {
 	Pinned   time.Time `json:"pinned"`
 }
 
+// Matters says the pin holds something signatures are traced back to: an
+// operator's key, or the policy. A pin of a log nobody signs raises no
+// alarm when history is rewritten past it (the sync says what it lost, as
+// it always does), and is renewed once operators list keys.
+func (p Pin) Matters() bool { return p.Required || len(p.Operators) > 0 }
+
 // PinnedOperator is one operator of a Pin.
 type PinnedOperator struct {
 	Name        string `json:"name"`
@@ -128,8 +134,7 @@ func (s *Store) checkPin(ctx context.Context, tip gitrepo.Hash) error {
 			}
 			s.notef("DANGER: %v", err)
 			return nil
-		}
-		if p.Required {
+		} else if p.Required {
 			return nil
 		}
 	}
@@ -141,8 +146,8 @@ func (s *Store) checkPin(ctx context.Context, tip gitrepo.Hash) error {
 	if err != nil {
 		return err
 	}
-	if ok && !cfg.SignaturesRequired() {
-		return nil
+	if ok && !cfg.SignaturesRequired() && (p.Matters() || len(cfg.Signers()) == 0) {
+		return nil // pinned, or still nothing to pin but the commit
 	}
 	if p, err = s.pinAt(ctx, tip); err != nil {
 		return err
@@ -171,7 +176,7 @@ func (s *Store) pinHolds(ctx context.Context, p Pin, tip gitrepo.Hash) error {
 	if err != nil {
 		return err
 	}
-	if in {
+	if in || !p.Matters() {
 		return nil
 	}
 	return fmt.Errorf("%w (%s, where it trusted %s): someone rewrote the log's history past it, and what it says now cannot be traced back by signatures to what this clone trusted; ask your collective why, then `meta trust reset` pins the operators the log has now", ErrPinLost, p.Commit[:12], pinnedList(p))

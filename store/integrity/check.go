@@ -117,11 +117,11 @@ func Verify(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.H
 	st := New()
 	st.Branch = branch
 	err := repo.Walk(ctx, gitrepo.ZeroHash, to, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
-		cfg, err := st.trusted(repo)
+		_, by, err := st.requires(repo, info, st.ownChanges(len(info.Parents), changes))
 		if err != nil {
 			return err
 		}
-		v, err := Judge(repo, info.ID, cfg)
+		v, err := Judge(repo, info.ID, by)
 		if err != nil {
 			return err
 		}

@@ -118,13 +118,14 @@ func (st *State) requires(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes [
 			return false, config.Config{}, err
 		}
 		own, err := config.Parse(data)
-		if err != nil || !own.SignaturesRequired() {
+		if err != nil {
 			return false, parent, nil
 		}
 		if len(info.Parents) == 0 {
-			return true, own, nil
+			// A root commit has no parent to be judged by: its own list.
+			return own.SignaturesRequired(), own, nil
 		}
-		return true, parent, nil
+		return own.SignaturesRequired(), parent, nil
 	}
 	return false, parent, nil
 }
