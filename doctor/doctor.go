@@ -86,6 +86,7 @@ func Run(ctx context.Context, in Inputs) []Check {
 	add(seal(ctx, in, s))
 	add(natsCheck(ctx, in))
 	add(quarantine(st))
+	add(trust(ctx, s))
 	add(unpushed(st))
 	add(aside(st))
 	add(interrupted(st))
@@ -248,6 +249,31 @@ func quarantine(st *store.Status) Check {
 		c.Detail = fmt.Sprintf("%s, not read: %s", record.Count(len(ids), "quarantined commit"), strings.Join(ids, ", "))
 		c.Fix = "meta quarantine ls explains; meta repair puts the files back as history has them; meta quarantine ack silences them"
 	}
+	return c
+}
+
+// trust checks the pinned operators: that history still holds the pin,
+// and, where the log requires signatures, that this clone can sign.
+func trust(ctx context.Context, s *store.Store) Check {
+	c := Check{Name: "trust", Severity: OK}
+	p, ok, err := s.Pinned()
+	switch {
+	case err != nil:
+		c.Severity, c.Detail, c.Fix = Problem, errText(err), "meta trust reset, once you have checked the operators with your collective"
+		return c
+	case !ok:
+		c.Detail = "no operators pinned yet (the next meta sync pins them)"
+		return c
+	}
+	if err := s.PinHolds(ctx, p); err != nil {
+		c.Severity, c.Detail, c.Fix = Problem, errText(err), "ask your collective why history was rewritten, then meta trust reset"
+		return c
+	}
+	policy := "signatures optional"
+	if s.Config().SignaturesRequired() {
+		policy = "signatures required"
+	}
+	c.Detail = fmt.Sprintf("%s; operators pinned at %s (%s)", policy, p.Commit[:12], record.Count(len(p.Operators), "key"))
 	return c
 }
 

@@ -105,3 +105,33 @@ func TestDoctorNamesEachStateAndItsWayOut(t *testing.T) {
 		t.Fatalf("open: %v", openErr)
 	}
 }
+
+// A clone whose history no longer holds the commit it pinned its operators
+// at is a problem, named with its way out; one that holds it is fine.
+func TestDoctorNamesALostPin(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := store.Init(dir, store.InitOptions{Project: "coop", Env: "prod", Operator: store.Signature{Name: "Alice", When: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c := check(t, Run(ctx, inputs(s, nil)), "trust"); c.Severity != OK {
+		t.Fatalf("trust before any pin: %+v", c)
+	}
+	if _, err := s.ResetPin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := check(t, Run(ctx, inputs(s, nil)), "trust"); c.Severity != OK || !strings.Contains(c.Detail, "signatures optional; operators pinned at") {
+		t.Fatalf("trust with a pin that holds: %+v", c)
+	}
+	// A pin at a commit history lost, of an operator with a key.
+	pin := `{"commit": "0123456789abcdef0123456789abcdef01234567", "operators": [{"name": "alice", "ssh": "ssh-ed25519 AAAA", "fingerprint": "SHA256:x"}], "required": true}`
+	if err := os.WriteFile(filepath.Join(dir, ".git", "meta", "trust.json"), []byte(pin), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checks := Run(ctx, inputs(s, nil))
+	if c := check(t, checks, "trust"); c.Severity != Problem || !strings.Contains(c.Detail, "history no longer holds the commit this clone pinned") || !strings.Contains(c.Fix, "meta trust reset") || !Failed(checks) {
+		t.Fatalf("trust with a lost pin: %+v", c)
+	}
+}
