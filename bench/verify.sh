@@ -15,12 +15,12 @@ cd "$(dirname "$0")/.."
 events=${1:-100000}
 rounds=${2:-3}
 sample=${3:-2000}
-out=bench/out
+out="$PWD/bench/out"
 . bench/lib.sh
 build
 go build -o "$out/meta-seal" ./cmd/meta-seal
 go build -o "$out/signlog" ./bench/signlog
-export PATH="$PWD/$out:$PATH"
+export PATH="$out:$PATH"
 key="$out/signlog-key"
 [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C bench -f "$key"
 log="$out/signed-$events"

@@ -14,6 +14,7 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
@@ -36,6 +37,11 @@ type Pin struct {
 	// Required says meta.yaml required signatures there.
 	Required bool      `json:"required"`
 	Pinned   time.Time `json:"pinned"`
+	// Before is, after `meta trust reset` accepted a rewritten history,
+	// the remote's tip this clone had taken in before it: what the remote
+	// lost since, which the next sync puts back (less what history
+	// quarantined), as after any force-push.
+	Before string `json:"before,omitempty"`
 }
 
 // Matters says the pin holds something signatures are traced back to: an
@@ -71,7 +77,15 @@ func (s *Store) Pinned() (Pin, bool, error) {
 
 // pinAt pins the operators in force at commit.
 func (s *Store) pinAt(ctx context.Context, commit gitrepo.Hash) (Pin, error) {
-	st, err := s.integrityAt(ctx, commit)
+	var st *integrity.State
+	tip, err := s.repo.Head()
+	if err == nil {
+		if commit == tip {
+			st, err = s.integrityAt(ctx, commit)
+		} else { // the remote's tip, under this clone's own commits
+			st, err = s.checkpointRemote(ctx, commit)
+		}
+	}
 	if err != nil {
 		return Pin{}, err
 	}
@@ -90,86 +104,159 @@ func (s *Store) pinAt(ctx context.Context, commit gitrepo.Hash) (Pin, error) {
 		}
 		p.Operators = append(p.Operators, PinnedOperator{Name: o.Name, SSH: o.SSH, Fingerprint: signing.Fingerprint(k)})
 	}
-	data, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return Pin{}, err
-	}
-	if err := os.MkdirAll(filepath.Dir(s.pinPath()), 0o755); err != nil {
-		return Pin{}, err
-	}
-	return p, atomicfile.Write(afero.NewOsFs(), s.pinPath(), append(data, '\n'), 0o644)
+	return p, s.writePin(p)
 }
 
-// ResetPin pins the operators in force at the tip, replacing the pin: the
-// way on once a collective has said why history was rewritten.
+func (s *Store) writePin(p Pin) error {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.pinPath()), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(afero.NewOsFs(), s.pinPath(), append(data, '\n'), 0o644)
+}
+
+// seenBefore is the remote tip a sync counts lost commits from: before is
+// the remote-tracking tip before the fetch, unless a trust reset said it
+// was another (the fetch that was refused moved the tracking ref on).
+func (s *Store) seenBefore(before gitrepo.Hash) gitrepo.Hash {
+	if p, ok, err := s.Pinned(); err == nil && ok && p.Before != "" {
+		return gitrepo.NewHash(p.Before)
+	}
+	return before
+}
+
+// lostTaken forgets Pin.Before once a sync has put back what was lost.
+func (s *Store) lostTaken() error {
+	p, ok, err := s.Pinned()
+	if err != nil || !ok || p.Before == "" {
+		return err
+	}
+	p.Before = ""
+	return s.writePin(p)
+}
+
+// ResetPin pins the operators in force at the remote's tip as last
+// fetched (the local tip for a log without a remote), replacing the pin:
+// the way on once a collective has said why history was rewritten.
 func (s *Store) ResetPin(ctx context.Context) (Pin, error) {
 	tip, err := s.repo.Head()
 	if err != nil {
 		return Pin{}, err
 	}
+	if s.HasRemote(ctx) {
+		if remote, err := s.repo.RemoteTip(); err == nil && !remote.IsZero() {
+			tip = remote
+		}
+	}
 	if tip.IsZero() {
 		return Pin{}, fmt.Errorf("trust reset: the log has no commits yet")
 	}
-	return s.pinAt(ctx, tip)
+	old, had, _ := s.Pinned()
+	p, err := s.pinAt(ctx, tip)
+	if err != nil || !had || old.Commit == p.Commit {
+		return p, err
+	}
+	if in, err := s.repo.IsAncestor(ctx, gitrepo.NewHash(old.Commit), tip); err == nil && !in {
+		p.Before = old.Commit
+		if old.Before != "" {
+			p.Before = old.Before // reset twice before a sync: the first tip
+		}
+		err = s.writePin(p)
+	}
+	return p, err
 }
 
-// checkPin makes sure the clone has a pin, and that tip's history still
-// holds it, saying so loudly when it does not. A clone pins on first use:
-// when it first sees the log, and again the first time it sees the log
-// require signatures (the operators trusted from then on are those listed
-// when this clone first saw the policy), said loudly, with the keys'
-// fingerprints to compare.
-func (s *Store) checkPin(ctx context.Context, tip gitrepo.Hash) error {
-	if tip.IsZero() {
+// checkPin keeps the pin at remote, the remote's tip this clone has just
+// taken in or pushed: the commit at which it last saw, and verified, the
+// log's history. The pin moves forward with every sync (a ratchet), so a
+// remote that later drops any of what this clone saw is refused
+// (guardPin). A clone pins on first use (when it first sees the log, and
+// the first time it sees it require signatures), said loudly, with the
+// keys' fingerprints to compare with the collective's.
+func (s *Store) checkPin(ctx context.Context, remote gitrepo.Hash) error {
+	if remote.IsZero() {
 		return nil
 	}
 	p, ok, err := s.Pinned()
 	if err != nil {
 		return err
 	}
+	if ok && p.Commit == remote.String() {
+		return nil
+	}
 	if ok {
-		if err := s.pinHolds(ctx, p, tip); err != nil {
-			if !errors.Is(err, ErrPinLost) {
-				return err
-			}
-			s.notef("DANGER: %v", err)
-			return nil
-		} else if p.Required {
-			return nil
+		if err := s.pinHolds(ctx, p, remote); err != nil {
+			return nil // guardPin's to say, before anything is taken in
 		}
 	}
-	st, err := s.integrityAt(ctx, tip)
+	np, err := s.pinAt(ctx, remote)
 	if err != nil {
 		return err
 	}
-	cfg, err := st.InForce(s.repo)
-	if err != nil {
-		return err
-	}
-	if ok && !cfg.SignaturesRequired() && (p.Matters() || len(cfg.Signers()) == 0) {
-		return nil // pinned, or still nothing to pin but the commit
-	}
-	if p, err = s.pinAt(ctx, tip); err != nil {
-		return err
-	}
-	if p.Required {
-		s.notef("this log requires signatures: trusting, on first use, the operators it lists at %s: %s; compare these fingerprints with your collective's (meta trust shows them)", tip.String()[:12], pinnedList(p))
+	if np.Required && (!ok || !p.Required) {
+		s.notef("this log requires signatures: trusting, on first use, the operators it lists at %s: %s; compare these fingerprints with your collective's (meta trust shows them)", remote.String()[:12], pinnedList(np))
 	}
 	return nil
 }
 
-// PinHolds says whether the branch's history holds the pin's commit:
-// ErrPinLost, with the way out, when it does not.
+// ratchetPin is checkPin after a push, for a pin that matters (keys or
+// the policy): a log nobody signs pays nothing for it on each append.
+func (s *Store) ratchetPin(ctx context.Context, remote gitrepo.Hash) error {
+	p, ok, err := s.Pinned()
+	if err != nil || ok && (!p.Matters() && len(s.cfg.Signers()) == 0 || p.Commit == remote.String()) {
+		return err
+	}
+	return s.checkPin(ctx, remote)
+}
+
+// guardPin refuses a remote whose history no longer holds the pinned
+// commit where the pin says signatures were required: nothing of it is
+// taken in, nothing replayed on it or pushed, until the operator, having
+// asked why, runs `meta trust reset`. Where they were not required, it
+// warns and the sync goes on (lost events come back as before).
+func (s *Store) guardPin(ctx context.Context, remote gitrepo.Hash) error {
+	p, ok, err := s.Pinned()
+	if err != nil || !ok {
+		return err
+	}
+	err = s.pinHolds(ctx, p, remote)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, ErrPinLost):
+		return err
+	case p.Required:
+		return fmt.Errorf("%w; nothing was taken in", err)
+	}
+	s.notef("DANGER: %v", err)
+	return nil
+}
+
+// PinHolds says whether the remote's history as last fetched (the
+// branch's, for a log without a remote) holds the pin's commit: ErrPinLost,
+// with the way out, when it does not.
 func (s *Store) PinHolds(ctx context.Context, p Pin) error {
 	tip, err := s.repo.Head()
 	if err != nil {
 		return err
 	}
+	if s.HasRemote(ctx) {
+		if remote, err := s.repo.RemoteTip(); err == nil && !remote.IsZero() {
+			tip = remote
+		}
+	}
 	return s.pinHolds(ctx, p, tip)
 }
 
 func (s *Store) pinHolds(ctx context.Context, p Pin, tip gitrepo.Hash) error {
-	in, err := s.repo.IsAncestor(ctx, gitrepo.NewHash(p.Commit), tip)
+	pinned := gitrepo.NewHash(p.Commit)
+	if pinned == tip || s.repo.LinearAncestor(pinned, tip) {
+		return nil // the common case, read in-process
+	}
+	in, err := s.repo.IsAncestor(ctx, pinned, tip)
 	if _, gone := s.repo.Info(gitrepo.NewHash(p.Commit)); err != nil && gone != nil {
 		in, err = false, nil // not even in the repository any more
 	}

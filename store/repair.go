@@ -190,6 +190,11 @@ func (s *Store) dropBroken(ctx context.Context, tip gitrepo.Hash, st *integrity.
 	return s.repo.Replay(ctx, onto, commits[first:], gitrepo.ReplayOptions{
 		Keep: func(c gitrepo.Hash, ch gitrepo.FileChange) bool {
 			problem, ok := broken[c.String()][ch.Path]
+			if !ok {
+				// A commit the trust rule refused whole: none of it is
+				// kept, or this clone's key would sign it.
+				problem, ok = broken[c.String()][""]
+			}
 			if ok {
 				out.Dropped = append(out.Dropped, RepairChange{Commit: c.String(), Path: ch.Path, Problem: problem})
 			}

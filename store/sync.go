@@ -80,8 +80,11 @@ func (s *Store) pullWith(ctx context.Context, opts pullOptions) error {
 		s.state.failed(time.Now(), err)
 		return err
 	}
-	if err := s.integrate(ctx, remote, seen, opts); err != nil {
+	if err := s.integrate(ctx, remote, s.seenBefore(seen), opts); err != nil {
 		s.state.failed(time.Now(), err)
+		return err
+	}
+	if err := s.lostTaken(); err != nil {
 		return err
 	}
 	s.state.synced(time.Now())
@@ -105,8 +108,16 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 	if err != nil {
 		return err
 	}
-	if remote.IsZero() || remote == local {
+	if remote.IsZero() {
 		return nil
+	}
+	// A remote that no longer holds what this clone pinned is refused
+	// before anything of it is taken in or replayed on it (pin.go).
+	if err := s.guardPin(ctx, remote); err != nil {
+		return err
+	}
+	if remote == local {
+		return s.checkPin(ctx, remote)
 	}
 	next := remote // local is empty, or behind: fast-forward
 	base := gitrepo.ZeroHash
@@ -156,10 +167,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 		}
 	}
 	if next == local {
-		if _, ok, err := s.Pinned(); err != nil || !ok {
-			return s.checkPin(ctx, local) // a clone made before pins were
-		}
-		return nil
+		return s.checkPin(ctx, remote)
 	}
 	if _, err := s.checkpointRemote(ctx, remote); err != nil {
 		return err
@@ -169,7 +177,7 @@ func (s *Store) integrate(ctx context.Context, remote, seen gitrepo.Hash, opts p
 	}
 	s.noteQuarantined(ctx, local, next)
 	s.noteAmbiguous(ctx, local, next)
-	return s.checkPin(ctx, next)
+	return s.checkPin(ctx, remote)
 }
 
 // replayOnto replays the local commits remote lacks on top of it, setting
@@ -206,7 +214,10 @@ func (s *Store) replayOnto(ctx context.Context, remote, local, base, seen gitrep
 	next, err := s.repo.Replay(ctx, remote, mine, gitrepo.ReplayOptions{
 		Keep: func(c gitrepo.Hash, ch gitrepo.FileChange) bool {
 			// Nor is a record the remote purged.
-			return !broken[c.String()][ch.Path] && atRemote.Purged[ch.Path] == ""
+			// A commit the trust rule refused whole (its problem has no
+			// path) is replayed not at all: putting it back would sign a
+			// stranger's change with this clone's key.
+			return !broken[c.String()][ch.Path] && !broken[c.String()][""] && atRemote.Purged[ch.Path] == ""
 		},
 		SetAside: func(c gitrepo.Hash, conflict error) error {
 			if slices.Contains(own, c) {
@@ -246,7 +257,16 @@ func (s *Store) noteLost(ctx context.Context, remote, seen gitrepo.Hash) error {
 		return err
 	}
 	var ids []string
+	var st *integrity.State
+	if local, err := s.repo.Head(); err == nil && len(lost) > 0 {
+		st, _ = s.stateAt(local) // what this clone took the lost commits in as
+	}
 	for _, c := range lost {
+		if st != nil {
+			if f, ok := st.Finding(c.String()); ok && slices.ContainsFunc(f.Problems, func(p integrity.Problem) bool { return p.Path == "" }) {
+				continue // refused whole by the trust rule: not put back (replayOnto)
+			}
+		}
 		parent, err := s.repo.Parent(c)
 		if err != nil {
 			return err
@@ -392,6 +412,13 @@ func (s *Store) pushOnce(ctx context.Context) error {
 		return err
 	}
 	s.state.synced(time.Now())
+	// What the remote now holds, this clone saw: the pin moves on to it,
+	// so a remote that drops it later is refused (pin.go).
+	if tip, err := s.repo.RemoteTip(); err == nil {
+		if err := s.ratchetPin(ctx, tip); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -83,6 +83,9 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	out := &Verification{}
+	// Who signed each event is derived and kept in the cache: verify
+	// believes none of it, and the next read walks history for it again.
+	s.cache.DropSigned()
 	var envs []historyFile
 	branch, _ := s.repo.Branch()
 	out.Signatures = map[string]int{}
@@ -117,7 +120,7 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 	if p, ok, err := s.Pinned(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	} else if ok {
-		if err := s.pinHolds(ctx, p, tip); errors.Is(err, ErrPinLost) {
+		if err := s.PinHolds(ctx, p); errors.Is(err, ErrPinLost) {
 			out.Findings = append(out.Findings, Finding{Commit: p.Commit, Problem: err.Error()})
 		} else if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)

@@ -17,7 +17,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
+	"strings"
 
 	"github.com/spf13/afero"
 
@@ -160,3 +162,15 @@ func (c *Cache) Signed(a projects.Address) []byte {
 
 // StoreSigned keeps data as who signed app a's events.
 func (c *Cache) StoreSigned(a projects.Address, data []byte) { c.write(c.file(a)+".signed", data) }
+
+// DropSigned forgets what store keeps of who signed every app's events, so
+// that the next read walks history for it again: what `meta verify`, which
+// trusts nothing derived, does.
+func (c *Cache) DropSigned() {
+	afero.Walk(c.fs, "/", func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && strings.HasSuffix(p, ".signed") {
+			c.fs.Remove(p)
+		}
+		return nil
+	})
+}

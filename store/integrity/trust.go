@@ -149,7 +149,7 @@ func (st *State) trust(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 	case UnknownKey:
 		return NotOperator + " at its parent (" + v.Key + ")", nil
 	default:
-		return BadSig + ": " + v.Why, nil
+		return BadSig + ": " + strings.TrimPrefix(v.Why, signing.ErrBadSignature.Error()+": "), nil
 	}
 }
 
