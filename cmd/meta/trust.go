@@ -16,16 +16,19 @@ func newTrust(e *env) *cobra.Command {
 		Short: "Show the operators this clone pinned, the root its signature checks trace back to",
 		Long: `A clone pins the operator list it first trusted, as ssh's known_hosts pins a
 host's key: when it first sees the log, and again the first time it sees the
-log require signatures (meta.yaml's signatures: required). Every later
-operator list must come from commits signed by operators listed before them,
-so the list in force traces back, signature by signature, to the pinned one.
-When a sync finds the log's history no longer holds the pinned commit
-(someone rewrote it with a force-push), meta says so loudly on that sync and
-meta verify fails, until meta trust reset pins the operators the log has now.
+log require signatures (meta.yaml's signatures: required). The pin then moves
+with every sync and push to the remote's tip this clone has taken in and
+checked, so each operator list after it traces back, signature by signature,
+to the one first trusted. A remote whose history no longer holds the pinned
+commit was rewritten past what this clone saw: where signatures are required,
+meta sync refuses it, nothing taken in, and meta verify, meta doctor and meta
+trust fail, until meta trust reset pins the remote as it is now (ask your
+collective why first). The next sync puts back what the remote lost, never a
+commit history quarantined.
 
-trust prints the pin: the commit, whether signatures were required there,
-and each operator's name and key fingerprint, to compare with what the
-collective says out of band.`,
+trust prints the pin: the commit, whether signatures were required there, and
+each operator's name and key fingerprint, to compare with what the collective
+says out of band.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.open()
@@ -57,7 +60,7 @@ collective says out of band.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"commit", "operators": [{"name", "ssh", "fingerprint"}], "required", "pinned", "holds"}`)
 	reset := &cobra.Command{
 		Use:   "reset",
-		Short: "Pin the operators the log lists now, once the collective has said why history changed",
+		Short: "Pin the remote's history as it is now, once the collective has said why it was rewritten",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := e.open()
