@@ -115,7 +115,11 @@ func (s *Store) writePin(p Pin) error {
 	if err := os.MkdirAll(filepath.Dir(s.pinPath()), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(afero.NewOsFs(), s.pinPath(), append(data, '\n'), 0o644)
+	// Not synced: it is written on every push, and a crash that loses the
+	// last write leaves the pin before it, an ancestor of it, which
+	// guards the same history less far forward (or, for the first pin,
+	// none: the next sync pins again).
+	return atomicfile.WriteUnsynced(afero.NewOsFs(), s.pinPath(), append(data, '\n'), 0o644)
 }
 
 // seenBefore is the remote tip a sync counts lost commits from: before is
