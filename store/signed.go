@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -27,55 +29,123 @@ type Signed struct {
 	Key string `json:"key"`
 }
 
-// signedVersion changes whenever what signedFile holds does.
-const signedVersion = 1
+// signedMagic starts what the cache keeps of one app's signatures; it
+// changes whenever the format does. The format is lines, so that a read
+// of a few events (a head's) scans for them without decoding the rest:
+//
+//	metasigned1 <branch> <checked commit>
+//	<the walk's integrity state, JSON, on one line>
+//	<event id> <commit> <signature> <signed_by or -> <key or ->
+//	...
+const signedMagic = "metasigned1"
 
 // signedFile is what the cache keeps of one app: who signed each of its
-// events, as history up to Checked says, and the state of the walk (of the
+// events, as history up to checked says, and the state of the walk (of the
 // app's directory and meta.yaml) that found it, to walk on from.
 type signedFile struct {
-	Version int               `json:"version"`
-	Checked string            `json:"checked"`
-	Walk    *integrity.State  `json:"walk"`
-	Events  map[string]Signed `json:"events"`
+	branch, checked string
+	walk            []byte // JSON of the walk's integrity.State
+	entries         []byte // the event lines
 }
 
-// Signatures returns who signed each of app a's events, by event id. It is
-// derived from history: kept in the cache, and walked on from where it was
-// kept (the commits that changed the app or meta.yaml only).
-func (s *Store) Signatures(ctx context.Context, a projects.Address) (map[string]Signed, error) {
+func parseSigned(data []byte) (signedFile, bool) {
+	head, rest, ok := bytes.Cut(data, []byte("\n"))
+	if !ok {
+		return signedFile{}, false
+	}
+	f := strings.Fields(string(head))
+	if len(f) != 3 || f[0] != signedMagic {
+		return signedFile{}, false
+	}
+	walk, entries, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return signedFile{}, false
+	}
+	return signedFile{branch: f[1], checked: f[2], walk: walk, entries: entries}, true
+}
+
+func (f signedFile) bytes() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s %s\n", signedMagic, f.branch, f.checked)
+	b.Write(f.walk)
+	b.WriteByte('\n')
+	b.Write(f.entries)
+	return b.Bytes()
+}
+
+// lookup reads the lines of the events ids names (all, for nil) into out.
+func (f signedFile) lookup(ids map[string]bool, out map[string]Signed) {
+	for line := range bytes.Lines(f.entries) {
+		sp := bytes.IndexByte(line, ' ')
+		if sp < 0 || ids != nil && !ids[string(line[:sp])] {
+			continue
+		}
+		if _, seen := out[string(line[:sp])]; seen {
+			continue // the first line of an id is its first written
+		}
+		fl := strings.Fields(string(line))
+		if len(fl) != 5 {
+			continue
+		}
+		undash := func(s string) string {
+			if s == "-" {
+				return ""
+			}
+			return s
+		}
+		out[fl[0]] = Signed{Commit: fl[1], Signature: fl[2], SignedBy: undash(fl[3]), Key: undash(fl[4])}
+	}
+}
+
+func entryLine(id string, v Signed) string {
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	return id + " " + v.Commit + " " + v.Signature + " " + dash(v.SignedBy) + " " + dash(v.Key) + "\n"
+}
+
+// Signatures returns who signed each of app a's events, by event id: all
+// of them, or those ids names. It is derived from history: kept in the
+// cache, and walked on from where it was kept (the commits that changed
+// the app or meta.yaml only).
+func (s *Store) Signatures(ctx context.Context, a projects.Address, ids ...string) (map[string]Signed, error) {
+	out := map[string]Signed{}
 	tip, err := s.repo.Head()
 	if err != nil || tip.IsZero() {
-		return map[string]Signed{}, err
+		return out, err
+	}
+	var want map[string]bool
+	if len(ids) > 0 {
+		want = map[string]bool{}
+		for _, id := range ids {
+			want[id] = true
+		}
 	}
 	branch, _ := s.repo.Branch()
-	var f signedFile
-	if data := s.cache.Signed(a); data == nil || json.Unmarshal(data, &f) != nil || f.Version != signedVersion || f.Walk == nil || f.Walk.Version != integrity.Version || f.Walk.Branch != branch {
-		f = signedFile{}
+	f, ok := parseSigned(s.cache.Signed(a))
+	if ok && f.branch == branch && f.checked == tip.String() {
+		f.lookup(want, out)
+		return out, nil
 	}
-	if f.Checked == tip.String() {
-		return f.Events, nil
-	}
+	walk := integrity.New()
 	from := gitrepo.ZeroHash
-	if f.Checked != "" {
-		from = gitrepo.NewHash(f.Checked)
-		if ok, err := s.repo.IsAncestor(ctx, from, tip); err != nil || !ok {
-			from, f = gitrepo.ZeroHash, signedFile{} // history rewritten: walk it afresh
-		}
+	if ok && f.branch == branch && json.Unmarshal(f.walk, walk) == nil && walk.Version == integrity.Version {
+		from = gitrepo.NewHash(f.checked)
 	}
-	if f.Walk == nil {
-		f = signedFile{Version: signedVersion, Walk: integrity.New(), Events: map[string]Signed{}}
-		f.Walk.Branch = branch
-	}
-	err = s.repo.WalkPaths(ctx, from, tip, []string{config.File, a.Dir()}, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
-		var added []string
+	have := map[string]bool{}
+	var added strings.Builder
+	visit := func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+		var recs []string
 		for _, ch := range changes {
 			if rec, err := projects.ParseRecordPath(ch.Path); err == nil && rec.Address == a && ch.From.IsZero() && !ch.To.IsZero() {
-				added = append(added, rec.ID)
+				recs = append(recs, rec.ID)
 			}
 		}
-		if len(added) > 0 {
-			cfg, err := f.Walk.InForce(s.repo)
+		if len(recs) > 0 {
+			cfg, err := walk.InForce(s.repo)
 			if err != nil {
 				return err
 			}
@@ -83,28 +153,75 @@ func (s *Store) Signatures(ctx context.Context, a projects.Address) (map[string]
 			if err != nil {
 				return err
 			}
-			for _, id := range added {
-				if _, ok := f.Events[id]; !ok { // first written
-					f.Events[id] = Signed{Commit: info.ID.String(), Signature: v.Status, SignedBy: v.Operator, Key: v.Key}
+			for _, id := range recs {
+				if !have[id] { // first written; a record re-added keeps its first
+					have[id] = true
+					added.WriteString(entryLine(id, Signed{Commit: info.ID.String(), Signature: v.Status, SignedBy: v.Operator, Key: v.Key}))
 				}
 			}
 		}
-		return f.Walk.Take(s.repo, info, changes)
+		return walk.Take(s.repo, info, changes)
+	}
+	// The common case, a few commits on from the one kept, is read
+	// in-process, keeping the changes a walk of the app's paths would see.
+	linear, err := s.repo.WalkLinear(from, tip, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+		mine := changes[:0:0]
+		for _, ch := range changes {
+			if ch.Path == config.File || strings.HasPrefix(ch.Path, a.Dir()+"/") {
+				mine = append(mine, ch)
+			}
+		}
+		if len(mine) == 0 {
+			return nil
+		}
+		return visit(info, mine)
 	})
+	if err == nil && !linear {
+		if !from.IsZero() {
+			if in, err := s.repo.IsAncestor(ctx, from, tip); err != nil || !in {
+				from = gitrepo.ZeroHash // history rewritten: walk it afresh
+			}
+		}
+		if from.IsZero() {
+			walk = integrity.New()
+			walk.Branch = branch
+			f, have = signedFile{branch: branch}, map[string]bool{}
+			added.Reset()
+		}
+		err = s.repo.WalkPaths(ctx, from, tip, []string{config.File, a.Dir()}, visit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("signatures of %s: %w", a.App, err)
 	}
-	f.Checked = tip.String()
-	if data, err := json.Marshal(f); err == nil {
-		s.cache.StoreSigned(a, data)
+	state, err := json.Marshal(walk)
+	if err != nil {
+		return nil, err
 	}
-	return f.Events, nil
+	// Older lines first: a lookup that meets an id twice (re-added after a
+	// rewrite the walk did not see) keeps the first written.
+	f.checked, f.walk = tip.String(), state
+	f.entries = append(f.entries, added.String()...)
+	s.cache.StoreSigned(a, f.bytes())
+	f.lookup(want, out)
+	return out, nil
 }
 
 // signHead is h with who signed each event it names filled in; h itself,
 // which the cache may share, is left as it is.
 func (s *Store) signHead(ctx context.Context, h *fold.Head) (*fold.Head, error) {
-	signed, err := s.Signatures(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain})
+	var ids []string
+	for _, r := range []*fold.Ref{h.Deployed, h.LastSuccess, h.LastFailure, h.EnvChanged, h.Previous} {
+		if r != nil {
+			ids = append(ids, r.EventID)
+		}
+	}
+	for _, r := range h.Heads {
+		ids = append(ids, r.EventID)
+	}
+	if len(ids) == 0 {
+		return h, nil
+	}
+	signed, err := s.Signatures(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}, ids...)
 	if err != nil {
 		return nil, err
 	}
