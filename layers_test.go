@@ -48,6 +48,7 @@ var layers = map[string]int{
 	"bench/fixture":     6,
 	"bench/follow":      7,
 	"bench/mkrepo":      7,
+	"bench/signlog":     7,
 	"cmd/meta":          7,
 	"cmd/meta-seal":     7,
 	"":                  8, // this package: docs and this test
