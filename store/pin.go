@@ -260,7 +260,17 @@ func (s *Store) pinHolds(ctx context.Context, p Pin, tip gitrepo.Hash) error {
 	if pinned == tip || s.repo.LinearAncestor(pinned, tip) {
 		return nil // the common case, read in-process
 	}
+	// The pin must be on the first-parent line of what the remote holds
+	// now: a merge whose first parent is another line (a fork from below
+	// the policy, or below an operator's removal) would have that line
+	// judged as if it came first, by the operators of its own past.
+	if on, err := s.repo.OnFirstParents(pinned, tip); err == nil && on {
+		return nil
+	}
 	in, err := s.repo.IsAncestor(ctx, pinned, tip)
+	if err == nil && in && p.Matters() {
+		return fmt.Errorf("%w (%s, where it trusted %s): the remote holds it only through a merge that puts another line of history first (a fork from below it, or a `git pull` that merged instead of rebasing); this clone does not trace signatures along such a line; ask your collective who pushed it, then `meta trust reset` accepts it", ErrPinLost, p.Commit[:12], pinnedList(p))
+	}
 	if _, gone := s.repo.Info(gitrepo.NewHash(p.Commit)); err != nil && gone != nil {
 		in, err = false, nil // not even in the repository any more
 	}

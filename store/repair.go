@@ -243,6 +243,15 @@ func (s *Store) mend(tip gitrepo.Hash, st *integrity.State, actor *metav1.Actor,
 			return tip, err
 		}
 	}
+	for _, p := range sortedKeys(st.Foreign) {
+		what := "put back as before a commit no operator signed"
+		if st.Foreign[p] == "" {
+			what = "removed: added by a commit no operator signed"
+		}
+		if err := put(p, gitrepo.NewHash(st.Foreign[p]), what); err != nil {
+			return tip, err
+		}
+	}
 	if len(edits) == 0 {
 		return tip, nil
 	}

@@ -168,3 +168,26 @@ func (r *Repo) LinearMergeBase(a, b Hash) (base Hash, ok bool) {
 	}
 	return ZeroHash, false
 }
+
+// OnFirstParents says whether a is b or a commit of b's first-parent chain:
+// the line of history b continues, as opposed to one a merge brought in
+// beside it. It reads in-process, back from b until it meets a or the
+// root.
+func (r *Repo) OnFirstParents(a, b Hash) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h := b; !h.IsZero(); {
+		if h == a {
+			return true, nil
+		}
+		c, err := r.obj.commit(h)
+		if err != nil {
+			return false, err
+		}
+		if len(c.ParentHashes) == 0 {
+			return false, nil
+		}
+		h = c.ParentHashes[0]
+	}
+	return false, nil
+}

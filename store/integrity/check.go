@@ -211,7 +211,9 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 			}
 		case p != projects.Root && !strings.HasPrefix(p, projects.Root+"/"):
 			// Outside projects/ anything goes (a file named projects is
-			// in the log's place: junk, below).
+			// in the log's place: junk, below); a trusted commit's change
+			// of a file a refused one changed settles it.
+			delete(st.Foreign, p)
 		case isEnvPath(p):
 			envChanges = append(envChanges, ch)
 		default:

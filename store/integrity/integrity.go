@@ -54,6 +54,11 @@ type State struct {
 	// not; Envs the same per env file.
 	Config string            `json:"config,omitempty"`
 	Envs   map[string]string `json:"envs,omitempty"`
+	// Foreign maps each file outside projects/ that a commit the trust rule
+	// refused changed (and no trusted commit changed since) to its blob
+	// before that commit, "" for none: reads never use such files, but a
+	// signed commit vouches for its whole tree, so repair puts them back.
+	Foreign map[string]string `json:"foreign,omitempty"`
 	// Trusted is the blob of the meta.yaml in force at Checked, valid or
 	// not the tip's: who may sign the next commit, and whether one must
 	// (see trust.go).
@@ -134,6 +139,7 @@ func (st *State) Clone() *State {
 	c.Envs = maps.Clone(st.Envs)
 	c.Purged = maps.Clone(st.Purged)
 	c.EnvWith = maps.Clone(st.EnvWith)
+	c.Foreign = maps.Clone(st.Foreign)
 	c.Findings = slices.Clone(st.Findings)
 	for i := range c.Findings {
 		c.Findings[i].Problems = slices.Clone(c.Findings[i].Problems)
@@ -143,7 +149,7 @@ func (st *State) Clone() *State {
 
 // Clean says nothing in the state differs from the tip's tree.
 func (st *State) Clean() bool {
-	return len(st.Restored) == 0 && len(st.Excluded) == 0 && st.Config == "" && len(st.Envs) == 0
+	return len(st.Restored) == 0 && len(st.Excluded) == 0 && st.Config == "" && len(st.Envs) == 0 && len(st.Foreign) == 0
 }
 
 // Finding returns the finding for commit, if it is quarantined.

@@ -166,6 +166,16 @@ func (st *State) distrust(info gitrepo.CommitInfo, changes []gitrepo.Change, pro
 				st.Config = ch.From.String()
 			}
 		case p != projects.Root && !hasRoot(p):
+			if st.Foreign == nil {
+				st.Foreign = map[string]string{}
+			}
+			if _, ok := st.Foreign[p]; !ok {
+				before := ""
+				if !ch.From.IsZero() {
+					before = ch.From.String()
+				}
+				st.Foreign[p] = before
+			}
 		case isEnvPath(p):
 			if st.Envs == nil {
 				st.Envs = map[string]string{}
