@@ -101,6 +101,8 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 		if onCommit != nil {
 			onCommit()
 		}
+	}, func() {
+		out.Commits, out.Signatures, envs = 0, map[string]int{}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)

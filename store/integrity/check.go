@@ -83,7 +83,7 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, branch string, t
 			}
 			if ok {
 				st.Checked = to.String()
-				return nil
+				return st.settleForks(ctx, repo, branch, to, contents, visit)
 			}
 		}
 		base := gitrepo.ZeroHash
@@ -106,16 +106,84 @@ func (st *State) Check(ctx context.Context, repo *gitrepo.Repo, branch string, t
 		return err
 	}
 	st.Checked = to.String()
+	return st.settleForks(ctx, repo, branch, to, contents, visit)
+}
+
+// settleForks walks all of history to to again when the walk that brought
+// the state there took commits as from before the policy that are not
+// (lateForks), judging those as under it; it forgets what the walk learnt
+// of the adoption either way.
+func (st *State) settleForks(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, contents bool, visit func(gitrepo.CommitInfo, []gitrepo.Change)) error {
+	force, revoked := map[gitrepo.Hash]bool{}, map[gitrepo.Hash]string{}
+	for range 3 { // each pass can only add to them; one is the rule
+		grew, err := st.grow(ctx, repo, force, revoked)
+		if err != nil {
+			return err
+		}
+		if !grew {
+			break
+		}
+		*st = *New()
+		st.Branch, st.force, st.revoked = branch, force, revoked
+		if err := st.walkVisiting(ctx, repo, gitrepo.ZeroHash, to, contents, visit); err != nil {
+			return err
+		}
+		st.Checked = to.String()
+	}
+	st.forget()
 	return nil
+}
+
+// grow adds what late finds to force and revoked, and says whether that
+// added anything.
+func (st *State) grow(ctx context.Context, repo *gitrepo.Repo, force map[gitrepo.Hash]bool, revoked map[gitrepo.Hash]string) (bool, error) {
+	f, r, err := st.late(ctx, repo)
+	if err != nil {
+		return false, err
+	}
+	grew := false
+	for _, h := range f {
+		if !force[h] {
+			force[h], grew = true, true
+		}
+	}
+	for h, k := range r {
+		if revoked[h] != k {
+			revoked[h], grew = k, true
+		}
+	}
+	return grew, nil
 }
 
 // Verify checks all of history up to to afresh, reading every record
 // added, and tells visit of each commit after its check, with what its
 // signature says against the operators listed at its parent (whether or
 // not meta.yaml requires signatures there): what `meta verify` runs.
-func Verify(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, visit func(gitrepo.CommitInfo, []gitrepo.Change, Verdict)) (*State, error) {
+//
+// restart, when a first walk finds a line forked from below the policy
+// (settleForks), is called before the walk is made again, visit and all.
+func Verify(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, visit func(gitrepo.CommitInfo, []gitrepo.Change, Verdict), restart func()) (*State, error) {
+	force, revoked := map[gitrepo.Hash]bool{}, map[gitrepo.Hash]string{}
+	for pass := 0; ; pass++ {
+		st, err := verifyOnce(ctx, repo, branch, to, force, revoked, visit)
+		if err != nil {
+			return nil, err
+		}
+		grew, err := st.grow(ctx, repo, force, revoked)
+		if err != nil {
+			return nil, err
+		}
+		if !grew || pass == 2 {
+			st.forget()
+			return st, nil
+		}
+		restart()
+	}
+}
+
+func verifyOnce(ctx context.Context, repo *gitrepo.Repo, branch string, to gitrepo.Hash, force map[gitrepo.Hash]bool, revoked map[gitrepo.Hash]string, visit func(gitrepo.CommitInfo, []gitrepo.Change, Verdict)) (*State, error) {
 	st := New()
-	st.Branch = branch
+	st.Branch, st.force, st.revoked = branch, force, revoked
 	err := repo.Walk(ctx, gitrepo.ZeroHash, to, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
 		_, by, err := st.requires(repo, info, st.ownChanges(len(info.Parents), changes))
 		if err != nil {
@@ -166,6 +234,7 @@ func (st *State) Advance(repo *gitrepo.Repo, info gitrepo.CommitInfo, parent git
 		return err
 	}
 	st.Checked = info.ID.String()
+	st.forget() // meta's own commit, on the tip: no fork
 	return nil
 }
 
@@ -177,6 +246,13 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 	} else if problem != "" {
 		st.distrust(info, changes, problem)
 		return nil
+	}
+	if before := st.Trusted; len(info.Parents) > 0 {
+		defer func() {
+			if st.Trusted != before {
+				st.noteRemovals(repo, before, info.Parents[0])
+			}
+		}()
 	}
 	var problems []Problem
 	add := func(path, what string) { problems = append(problems, Problem{Path: path, What: what}) }

@@ -79,6 +79,31 @@ type State struct {
 	// parsed is Trusted read, for the blob parsedBlob.
 	parsed     *config.Config
 	parsedBlob string
+	// What one walk learns of the policy's adoption, to check that the
+	// commits it took as from before the policy are (see lateForks):
+	// prePolicy are the commits it judged so, since the commit the policy
+	// was adopted on, and force the commits a walk again must judge as
+	// under the policy.
+	prePolicy []gitrepo.Hash
+	since     gitrepo.Hash
+	force     map[gitrepo.Hash]bool
+	// The same for operators removed: signed are the commits the walk
+	// found verified, with their keys; removals the keys trusted commits
+	// took off the list, with the history before each; revoked the
+	// commits a walk again must not take those keys for.
+	signed   []signedCommit
+	removals []removal
+	revoked  map[gitrepo.Hash]string
+}
+
+type signedCommit struct {
+	commit gitrepo.Hash
+	key    string
+}
+
+type removal struct {
+	key    string
+	before gitrepo.Hash
 }
 
 // Finding is one quarantined commit and what it broke.
@@ -140,6 +165,7 @@ func (st *State) Clone() *State {
 	c.Purged = maps.Clone(st.Purged)
 	c.EnvWith = maps.Clone(st.EnvWith)
 	c.Foreign = maps.Clone(st.Foreign)
+	c.forget()
 	c.Findings = slices.Clone(st.Findings)
 	for i := range c.Findings {
 		c.Findings[i].Problems = slices.Clone(c.Findings[i].Problems)

@@ -1,6 +1,7 @@
 package integrity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -106,7 +107,7 @@ func (st *State) requires(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes [
 	if err != nil {
 		return false, config.Config{}, err
 	}
-	if parent.SignaturesRequired() {
+	if parent.SignaturesRequired() || st.force[info.ID] {
 		return true, parent, nil
 	}
 	for _, ch := range changes {
@@ -134,15 +135,30 @@ func (st *State) requires(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes [
 // quarantines it whole, "" when it stands.
 func (st *State) trust(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gitrepo.Change) (string, error) {
 	required, by, err := st.requires(repo, info, changes)
-	if err != nil || !required {
+	if err != nil {
 		return "", err
+	}
+	if !required {
+		st.prePolicy = append(st.prePolicy, info.ID)
+		return "", nil
 	}
 	v, err := Judge(repo, info.ID, by)
 	if err != nil {
 		return "", err
 	}
+	if v.Status == Verified && st.revoked[info.ID] == v.Key {
+		// Signed by an operator on a line forked from below their
+		// removal: not theirs to sign any more (see late).
+		v.Status = UnknownKey
+	}
 	switch v.Status {
 	case Verified:
+		st.signed = append(st.signed, signedCommit{info.ID, v.Key})
+		if parent, err := st.trusted(repo); err == nil && !parent.SignaturesRequired() && len(info.Parents) > 0 {
+			// The policy's adoption: the history before it is what its
+			// parent holds (signatures_since says the same, when set).
+			st.since = info.Parents[0]
+		}
 		return "", nil
 	case Unsigned:
 		return NotSigned, nil
@@ -211,4 +227,87 @@ func (st *State) Take(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []git
 	}
 	st.Checked = info.ID.String()
 	return nil
+}
+
+// late finds what a walk judged by git's order and should not have: the
+// commits it took as from before the policy that are not in the history
+// the policy was adopted on (its since), but on a line forked from below
+// it and merged in, which git's order may reach before the adoption; and
+// the commits it took as signed by an operator that are not in the history
+// before that operator's removal, on a line forked from below it. The
+// caller walks again judging the first as under the policy (force) and the
+// second as signed by no operator (revoked).
+func (st *State) late(ctx context.Context, repo *gitrepo.Repo) (force []gitrepo.Hash, revoked map[gitrepo.Hash]string, err error) {
+	before := func(h gitrepo.Hash) (map[gitrepo.Hash]bool, error) {
+		hs, err := repo.Commits(ctx, gitrepo.ZeroHash, h)
+		in := make(map[gitrepo.Hash]bool, len(hs)+1)
+		for _, c := range hs {
+			in[c] = true
+		}
+		return in, err
+	}
+	if !st.since.IsZero() && len(st.prePolicy) > 0 {
+		cfg, err := st.trusted(repo)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg.SignaturesRequired() {
+			in, err := before(st.since)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, h := range st.prePolicy {
+				if !in[h] {
+					force = append(force, h)
+				}
+			}
+		}
+	}
+	for _, r := range st.removals {
+		in, err := before(r.before)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, sc := range st.signed {
+			if sc.key == r.key && !in[sc.commit] {
+				if revoked == nil {
+					revoked = map[gitrepo.Hash]string{}
+				}
+				revoked[sc.commit] = r.key
+			}
+		}
+	}
+	return force, revoked, nil
+}
+
+// noteRemovals notes the keys a trusted change of meta.yaml (from blob
+// old) took off the operator list, on a commit whose first parent is
+// parent.
+func (st *State) noteRemovals(repo *gitrepo.Repo, old string, parent gitrepo.Hash) {
+	if old == "" || parent.IsZero() {
+		return
+	}
+	data, err := repo.ReadBlob(gitrepo.NewHash(old))
+	if err != nil {
+		return
+	}
+	was, err := config.Parse(data)
+	if err != nil {
+		return
+	}
+	now, err := st.trusted(repo)
+	if err != nil {
+		return
+	}
+	for _, o := range was.Signers() {
+		if _, ok := now.OperatorByKey(o.Key); !ok {
+			st.removals = append(st.removals, removal{signing.Fingerprint(o.Key), parent})
+		}
+	}
+}
+
+// forget drops what one walk learnt for late.
+func (st *State) forget() {
+	st.prePolicy, st.since, st.force = nil, gitrepo.ZeroHash, nil
+	st.signed, st.removals, st.revoked = nil, nil, nil
 }

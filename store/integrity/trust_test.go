@@ -102,6 +102,27 @@ func TestTrustRule(t *testing.T) {
 			h.commit("unsigned, allowed again")
 			return nil
 		}, nil},
+		{"a fork from below the policy, merged so that it comes first", func(h *history) []string {
+			root := h.git("rev-list", "--max-parents=0", "HEAD")
+			h.event("a.example.com", "1")
+			h.signed(alice, "alice deploys")
+			h.git("checkout", "-q", "-b", "side", root)
+			p, _ := h.event("a.example.com", "6.6.6")
+			h.commit("side: forged")
+			h.git("merge", "-q", "--no-edit", "-m", "merge main into side", "main")
+			return []string{p}
+		}, []string{"merge main into side: " + NotSigned, "side: forged: " + NotSigned}},
+		{"a removed operator's fork from before the removal, merged first", func(h *history) []string {
+			h.event("a.example.com", "1")
+			beforeRemoval := h.signed(bob, "bob deploys while listed")
+			h.operators(true, alice)
+			h.signed(alice, "alice removes bob")
+			h.git("checkout", "-q", "-b", "side", beforeRemoval)
+			p, _ := h.event("a.example.com", "6.6.6")
+			h.signed(bob, "bob's fork")
+			h.git("-c", "gpg.format=ssh", "-c", "user.signingkey="+bob.priv, "merge", "-q", "-S", "--no-edit", "-m", "bob merges main", "main")
+			return []string{p}
+		}, []string{"bob merges main: " + NotOperator + " at its parent (SHA256", "bob's fork: " + NotOperator + " at its parent (SHA256"}},
 		{"a signed commit tampered into another", func(h *history) []string {
 			p, _ := h.event("a.example.com", "1")
 			h.signed(alice, "alice deploys")
