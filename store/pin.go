@@ -18,21 +18,23 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
-// ErrPinLost: the log's history no longer holds the commit at which this
-// clone first trusted its operators. Someone rewrote history past it
-// (a force-push), so the operator list now in force cannot be traced back
-// by signatures to the one this clone trusted.
+// ErrPinLost: the remote's history no longer holds the commit this clone
+// pinned (the last it saw and checked there), or holds it only beside
+// another line of history merged first. Someone rewrote history past it,
+// so the operator list now in force cannot be traced back by signatures to
+// the one this clone trusted.
 var ErrPinLost = errors.New("history no longer holds the commit this clone pinned its operators at")
 
-// Pin is the operator list a clone first trusted, and where, as ssh's
-// known_hosts keeps the key a host first showed: the root every later
-// signature is traced back to. It is not derived from history (that is the
-// point) and is kept in .git/meta/trust.json, written once, when the clone
-// starts or first sees the log, and again only by `meta trust reset`.
+// Pin is where a clone last saw and checked the remote's history, and the
+// operators listed there, as ssh's known_hosts keeps the key a host first
+// showed: the root every later signature is traced back to. It is not
+// derived from history (that is the point) and is kept in
+// .git/meta/trust.json: taken on first use, moved forward with every sync
+// and push (checkPin), and replaced by `meta trust reset` only.
 type Pin struct {
 	// Commit is the commit the operators were taken from.
 	Commit string `json:"commit"`
-	// Operators are its operators with ssh keys, as Name and key line.
+	// Operators are the operators with ssh keys in force at Commit.
 	Operators []PinnedOperator `json:"operators"`
 	// Required says meta.yaml required signatures there.
 	Required bool      `json:"required"`
