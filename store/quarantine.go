@@ -363,7 +363,7 @@ func (s *Store) Report(ctx context.Context, h *fold.Head) (HeadReport, error) {
 	if err != nil {
 		return HeadReport{Head: h}, err
 	}
-	signed, err := s.signHead(ctx, h)
+	signed, err := s.SignHead(ctx, h)
 	if err != nil {
 		return HeadReport{Head: h}, err
 	}

@@ -206,9 +206,9 @@ func (s *Store) Signatures(ctx context.Context, a projects.Address, ids ...strin
 	return out, nil
 }
 
-// signHead is h with who signed each event it names filled in; h itself,
+// SignHead is h with who signed each event it names filled in; h itself,
 // which the cache may share, is left as it is.
-func (s *Store) signHead(ctx context.Context, h *fold.Head) (*fold.Head, error) {
+func (s *Store) SignHead(ctx context.Context, h *fold.Head) (*fold.Head, error) {
 	var ids []string
 	for _, r := range []*fold.Ref{h.Deployed, h.LastSuccess, h.LastFailure, h.EnvChanged, h.Previous} {
 		if r != nil {

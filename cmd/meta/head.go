@@ -63,6 +63,12 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 				}
 				return writeJSON(e.stdout, headView{HeadReport: r, Unpushed: len(unpushed)})
 			}
+			if len(s.Signers()) > 0 || s.Config().SignaturesRequired() {
+				// A log whose operators sign says who signed the deploy.
+				if h, err = s.SignHead(cmd.Context(), h); err != nil {
+					return err
+				}
+			}
 			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), now)
 		},
 	}
@@ -94,6 +100,9 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 	row("recipe", orDash(h.Recipe))
 	if !h.Since.IsZero() {
 		row("since", when(h.Since)+" ("+ago(h.Since, now)+") by "+h.DeployedBy)
+	}
+	if d := h.Deployed; d != nil && d.Signature != "" {
+		row("signed", signatureText(d.Signature, d.SignedBy))
 	}
 	if f := h.LastFailure; f != nil {
 		row("failed", fmt.Sprintf("%s %s by %s at %s (%s)", f.Kind, orDash(f.Version), f.Operator, when(f.Time), f.EventID))
