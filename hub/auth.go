@@ -19,7 +19,7 @@ var ErrOpenAPI = errors.New("the JSON API would be open to the network")
 // TokensFile is where the hub of the clone s keeps its API tokens' hashes
 // (see package tokens for why there, not in meta.yaml).
 func TokensFile(s *store.Store) string {
-	return filepath.Join(s.Root(), ".git", "meta", "tokens.json")
+	return filepath.Join(s.MetaDir(), "tokens.json")
 }
 
 // openAPI reads the API's tokens and TLS files, and refuses an API that

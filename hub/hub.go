@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	if h.natsURL == "" {
 		if h.cfg.DataDir == "" {
-			h.cfg.DataDir = filepath.Join(cfg.Store.Root(), ".git", "meta", "nats")
+			h.cfg.DataDir = filepath.Join(cfg.Store.MetaDir(), "nats")
 		}
 		var err error
 		if h.unlockData, err = lockData(h.cfg.DataDir); err != nil {

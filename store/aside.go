@@ -94,7 +94,7 @@ func (a Aside) EnvOnly() bool {
 	return len(a.Events) > 0
 }
 
-func (s *Store) asideDir() string { return filepath.Join(s.gitDir, "meta", "aside") }
+func (s *Store) asideDir() string { return s.metaPath("aside") }
 
 // setAside keeps commit c under refs/meta/aside/ with why it collided, and
 // tells the operator. It is called by a replay, before the branch moves: a

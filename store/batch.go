@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -38,7 +37,7 @@ type Batch struct {
 	Operator string    `json:"operator"`
 }
 
-func (s *Store) batchPath() string { return filepath.Join(s.gitDir, "meta", "batch.json") }
+func (s *Store) batchPath() string { return s.metaPath("batch.json") }
 
 // OpenBatch returns the batch open in this clone, if any.
 func (s *Store) OpenBatch() (Batch, bool, error) {

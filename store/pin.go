@@ -59,7 +59,7 @@ type PinnedOperator struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-func (s *Store) pinPath() string { return filepath.Join(s.gitDir, "meta", "trust.json") }
+func (s *Store) pinPath() string { return s.metaPath("trust.json") }
 
 // Pinned returns the clone's pin; ok is false when it has none yet.
 func (s *Store) Pinned() (Pin, bool, error) {

@@ -30,11 +30,11 @@ import (
 // .git/meta/acknowledged, one commit id a line: the operator's, so never
 // rebuilt.
 
-func (s *Store) integrityPath() string { return filepath.Join(s.gitDir, "meta", "integrity.json") }
+func (s *Store) integrityPath() string { return s.metaPath("integrity.json") }
 func (s *Store) remoteStatePath() string {
-	return filepath.Join(s.gitDir, "meta", "integrity-remote.json")
+	return s.metaPath("integrity-remote.json")
 }
-func (s *Store) ackPath() string { return filepath.Join(s.gitDir, "meta", "acknowledged") }
+func (s *Store) ackPath() string { return s.metaPath("acknowledged") }
 
 // stateAt is the integrity state at commit, the branch tip for every read
 // and write: what the tip's tree holds that is not to be folded, and what

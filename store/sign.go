@@ -72,7 +72,7 @@ func (s *Store) checkSignerAt(commit gitrepo.Hash) error {
 // meta.yaml's operators (see Signers), and names in the clone's git config
 // (gpg.ssh.allowedSignersFile), so that `git verify-commit` and `git log
 // --show-signature` check meta's signatures with no setup.
-func (s *Store) SignersFile() string { return filepath.Join(s.gitDir, "meta", "allowed_signers") }
+func (s *Store) SignersFile() string { return s.metaPath("allowed_signers") }
 
 // Signers are the keys that may sign the log's commits as meta.yaml says
 // now: each operator's ssh key, the operator's name its principal.

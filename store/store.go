@@ -102,7 +102,7 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
-	metaDir := filepath.Join(repo.GitDir(), "meta")
+	metaDir := metaDirOf(repo.GitDir())
 	s := &Store{
 		root:    root,
 		gitDir:  repo.GitDir(),
@@ -146,6 +146,16 @@ func (s *Store) Close() error { return s.repo.Close() }
 
 // Root is the log's work tree.
 func (s *Store) Root() string { return s.root }
+
+// MetaDir is where the clone keeps what is its own and not the log's
+// (derived state, the journal, the pin, the hub's tokens and NATS data):
+// meta under its git directory, which git never shares.
+func (s *Store) MetaDir() string { return metaDirOf(s.gitDir) }
+
+// metaPath is the file name in MetaDir.
+func (s *Store) metaPath(name string) string { return filepath.Join(s.MetaDir(), name) }
+
+func metaDirOf(gitDir string) string { return filepath.Join(gitDir, "meta") }
 
 // Config is the log's meta.yaml as this clone last read it: when the log
 // was opened, or after the last pull that changed it.
