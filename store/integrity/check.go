@@ -273,7 +273,7 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 			// A submodule entry added or removed, no file: one put where
 			// the log keeps its files is named. One that replaced a file
 			// is that file deleted, by the rules below.
-			if ch.Gitlink && strings.HasPrefix(p, projects.Root+"/") {
+			if ch.Gitlink && inLog(p) {
 				add(p, NotFile)
 			}
 			continue
@@ -285,7 +285,7 @@ func (st *State) apply(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 			} else if what != "" {
 				add(p, what)
 			}
-		case p != projects.Root && !strings.HasPrefix(p, projects.Root+"/"):
+		case p != projects.Root && !inLog(p):
 			// Outside projects/ anything goes (a file named projects is
 			// in the log's place: junk, below); a trusted commit's change
 			// of a file a refused one changed settles it.
@@ -521,11 +521,7 @@ func (st *State) restore(p, blob string) {
 
 // config applies the rules to a change of meta.yaml.
 func (st *State) config(repo *gitrepo.Repo, ch gitrepo.Change) (string, error) {
-	lastValid := func() {
-		if st.Config == "" && !ch.From.IsZero() {
-			st.Config = ch.From.String()
-		}
-	}
+	lastValid := func() { st.keepConfig(ch.From) }
 	if ch.To.IsZero() {
 		lastValid()
 		return ConfigGone, nil
@@ -586,14 +582,7 @@ func (st *State) envs(repo *gitrepo.Repo, all, envChanges []gitrepo.Change) ([]P
 	var problems []Problem
 	for _, ch := range envChanges {
 		a, _ := projects.ParseEnvPath(ch.Path)
-		lastValid := func() {
-			if st.Envs == nil {
-				st.Envs = map[string]string{}
-			}
-			if _, ok := st.Envs[ch.Path]; !ok {
-				st.Envs[ch.Path] = ch.From.String()
-			}
-		}
+		lastValid := func() { st.keepEnv(ch.Path, ch.From) }
 		if last, ok := st.Envs[ch.Path]; ok && last == ch.To.String() {
 			// Put back as its last valid commit left it (or, for one that
 			// never was valid, removed): that mends it.
@@ -668,6 +657,28 @@ func (st *State) envWith(p string, blob gitrepo.Hash) {
 		st.EnvWith = map[string]string{}
 	}
 	st.EnvWith[p] = blob.String()
+}
+
+// inLog says p lies under projects/, where the log keeps its files.
+func inLog(p string) bool { return strings.HasPrefix(p, projects.Root+"/") }
+
+// keepConfig keeps from as the last valid meta.yaml, unless an earlier
+// one is kept already: a change of it that is not taken leaves it as it
+// was.
+func (st *State) keepConfig(from gitrepo.Hash) {
+	if st.Config == "" && !from.IsZero() {
+		st.Config = from.String()
+	}
+}
+
+// keepEnv is keepConfig for the env file at p.
+func (st *State) keepEnv(p string, from gitrepo.Hash) {
+	if st.Envs == nil {
+		st.Envs = map[string]string{}
+	}
+	if _, ok := st.Envs[p]; !ok {
+		st.Envs[p] = from.String()
+	}
 }
 
 func isEnvPath(p string) bool {

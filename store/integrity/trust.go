@@ -178,10 +178,8 @@ func (st *State) distrust(info gitrepo.CommitInfo, changes []gitrepo.Change, pro
 		switch {
 		case ch.From.IsZero() && ch.To.IsZero():
 		case p == config.File:
-			if st.Config == "" && !ch.From.IsZero() {
-				st.Config = ch.From.String()
-			}
-		case p != projects.Root && !hasRoot(p):
+			st.keepConfig(ch.From)
+		case p != projects.Root && !inLog(p):
 			if st.Foreign == nil {
 				st.Foreign = map[string]string{}
 			}
@@ -193,12 +191,7 @@ func (st *State) distrust(info gitrepo.CommitInfo, changes []gitrepo.Change, pro
 				st.Foreign[p] = before
 			}
 		case isEnvPath(p):
-			if st.Envs == nil {
-				st.Envs = map[string]string{}
-			}
-			if _, ok := st.Envs[p]; !ok {
-				st.Envs[p] = ch.From.String()
-			}
+			st.keepEnv(p, ch.From)
 		case ch.From.IsZero():
 			if _, known := st.Restored[p]; !known {
 				st.exclude(p, ch.To.String())
@@ -211,8 +204,6 @@ func (st *State) distrust(info gitrepo.CommitInfo, changes []gitrepo.Change, pro
 	}
 	st.finding(info, Problem{What: problem})
 }
-
-func hasRoot(p string) bool { return strings.HasPrefix(p, projects.Root+"/") }
 
 // InForce is the meta.yaml in force at the commit the state holds for: the
 // operator list the next commit is judged by.
