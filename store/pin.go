@@ -96,15 +96,9 @@ func (s *Store) pinAt(ctx context.Context, commit gitrepo.Hash) (Pin, error) {
 		return Pin{}, err
 	}
 	p := Pin{Commit: commit.String(), Required: cfg.SignaturesRequired(), Pinned: time.Now().UTC(), Operators: []PinnedOperator{}}
-	for _, o := range cfg.Operators {
-		if o.SSH == "" {
-			continue
-		}
-		k, err := signing.ParseKey(o.SSH)
-		if err != nil {
-			continue
-		}
-		p.Operators = append(p.Operators, PinnedOperator{Name: o.Name, SSH: o.SSH, Fingerprint: signing.Fingerprint(k)})
+	for _, a := range cfg.Signers() {
+		o, _ := cfg.Operator(a.Principal)
+		p.Operators = append(p.Operators, PinnedOperator{Name: o.Name, SSH: o.SSH, Fingerprint: signing.Fingerprint(a.Key)})
 	}
 	return p, s.writePin(p)
 }
@@ -148,14 +142,9 @@ func (s *Store) lostTaken() error {
 // fetched (the local tip for a log without a remote), replacing the pin:
 // the way on once a collective has said why history was rewritten.
 func (s *Store) ResetPin(ctx context.Context) (Pin, error) {
-	tip, err := s.repo.Head()
+	tip, err := s.fetchedTip(ctx)
 	if err != nil {
 		return Pin{}, err
-	}
-	if s.HasRemote(ctx) {
-		if remote, err := s.repo.RemoteTip(); err == nil && !remote.IsZero() {
-			tip = remote
-		}
 	}
 	if tip.IsZero() {
 		return Pin{}, fmt.Errorf("trust reset: the log has no commits yet")
@@ -193,6 +182,9 @@ func (s *Store) checkPin(ctx context.Context, remote gitrepo.Hash) error {
 	if ok && p.Commit == remote.String() {
 		return nil
 	}
+	if ok && !p.Matters() && !s.cfg.SignaturesRequired() && len(s.cfg.Signers()) == 0 {
+		return nil // a log nobody signs: nothing to move the pin for
+	}
 	if ok {
 		if err := s.pinHolds(ctx, p, remote); err != nil {
 			return nil // guardPin's to say, before anything is taken in
@@ -206,16 +198,6 @@ func (s *Store) checkPin(ctx context.Context, remote gitrepo.Hash) error {
 		s.notef("this log requires signatures: trusting, on first use, the operators it lists at %s: %s; compare these fingerprints with your collective's (meta trust shows them)", remote.String()[:12], pinnedList(np))
 	}
 	return nil
-}
-
-// ratchetPin is checkPin after a push, for a pin that matters (keys or
-// the policy): a log nobody signs pays nothing for it on each append.
-func (s *Store) ratchetPin(ctx context.Context, remote gitrepo.Hash) error {
-	p, ok, err := s.Pinned()
-	if err != nil || ok && (!p.Matters() && len(s.cfg.Signers()) == 0 || p.Commit == remote.String()) {
-		return err
-	}
-	return s.checkPin(ctx, remote)
 }
 
 // guardPin refuses a remote whose history no longer holds the pinned
@@ -245,16 +227,22 @@ func (s *Store) guardPin(ctx context.Context, remote gitrepo.Hash) error {
 // branch's, for a log without a remote) holds the pin's commit: ErrPinLost,
 // with the way out, when it does not.
 func (s *Store) PinHolds(ctx context.Context, p Pin) error {
-	tip, err := s.repo.Head()
+	tip, err := s.fetchedTip(ctx)
 	if err != nil {
 		return err
 	}
+	return s.pinHolds(ctx, p, tip)
+}
+
+// fetchedTip is the remote's tip as last fetched, where a pin lies; the
+// branch's tip for a log without a remote (or not fetched yet).
+func (s *Store) fetchedTip(ctx context.Context) (gitrepo.Hash, error) {
 	if s.HasRemote(ctx) {
 		if remote, err := s.repo.RemoteTip(); err == nil && !remote.IsZero() {
-			tip = remote
+			return remote, nil
 		}
 	}
-	return s.pinHolds(ctx, p, tip)
+	return s.repo.Head()
 }
 
 func (s *Store) pinHolds(ctx context.Context, p Pin, tip gitrepo.Hash) error {

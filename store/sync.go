@@ -415,7 +415,7 @@ func (s *Store) pushOnce(ctx context.Context) error {
 	// What the remote now holds, this clone saw: the pin moves on to it,
 	// so a remote that drops it later is refused (pin.go).
 	if tip, err := s.repo.RemoteTip(); err == nil {
-		if err := s.ratchetPin(ctx, tip); err != nil {
+		if err := s.checkPin(ctx, tip); err != nil {
 			return err
 		}
 	}
