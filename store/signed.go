@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
@@ -209,38 +210,32 @@ func (s *Store) Signatures(ctx context.Context, a projects.Address, ids ...strin
 // SignHead is h with who signed each event it names filled in; h itself,
 // which the cache may share, is left as it is.
 func (s *Store) SignHead(ctx context.Context, h *fold.Head) (*fold.Head, error) {
-	var ids []string
-	for _, r := range []*fold.Ref{h.Deployed, h.LastSuccess, h.LastFailure, h.EnvChanged, h.Previous} {
-		if r != nil {
-			ids = append(ids, r.EventID)
+	out := *h
+	out.Heads = slices.Clone(h.Heads)
+	var refs []*fold.Ref
+	for _, r := range []**fold.Ref{&out.Deployed, &out.LastSuccess, &out.LastFailure, &out.EnvChanged, &out.Previous} {
+		if *r != nil {
+			c := **r // a copy: h's own refs stay as they are
+			*r = &c
+			refs = append(refs, &c)
 		}
 	}
-	for _, r := range h.Heads {
-		ids = append(ids, r.EventID)
+	for i := range out.Heads {
+		refs = append(refs, &out.Heads[i])
 	}
-	if len(ids) == 0 {
+	if len(refs) == 0 {
 		return h, nil
+	}
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.EventID
 	}
 	signed, err := s.Signatures(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}, ids...)
 	if err != nil {
 		return nil, err
 	}
-	out := *h
-	sign := func(r *fold.Ref) *fold.Ref {
-		if r == nil {
-			return nil
-		}
-		c := *r
-		c.SignedBy, c.Signature = signed[c.EventID].SignedBy, signed[c.EventID].Signature
-		return &c
-	}
-	out.Deployed, out.LastSuccess, out.LastFailure = sign(h.Deployed), sign(h.LastSuccess), sign(h.LastFailure)
-	out.EnvChanged, out.Previous = sign(h.EnvChanged), sign(h.Previous)
-	if h.Heads != nil {
-		out.Heads = make([]fold.Ref, len(h.Heads))
-		for i := range h.Heads {
-			out.Heads[i] = *sign(&h.Heads[i])
-		}
+	for _, r := range refs {
+		r.SignedBy, r.Signature = signed[r.EventID].SignedBy, signed[r.EventID].Signature
 	}
 	return &out, nil
 }
