@@ -189,12 +189,16 @@ func verifyOnce(ctx context.Context, repo *gitrepo.Repo, branch string, to gitre
 		if err != nil {
 			return err
 		}
-		v, err := Judge(repo, info.ID, by)
-		if err != nil {
-			return err
-		}
 		if err := st.apply(repo, info, changes, true); err != nil {
 			return err
+		}
+		// The trust rule judged it already where it applied; else it is
+		// judged here, by the same operators, for the counts.
+		v, judged := st.judged, st.judgedID == info.ID
+		if !judged {
+			if v, err = Judge(repo, info.ID, by); err != nil {
+				return err
+			}
 		}
 		visit(info, changes, v)
 		return nil

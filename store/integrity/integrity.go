@@ -94,6 +94,10 @@ type State struct {
 	signed   []signedCommit
 	removals []removal
 	revoked  map[gitrepo.Hash]string
+	// judged is the verdict the trust rule gave the commit judgedID, the
+	// last it judged: what Verify counts, without reading it again.
+	judged   Verdict
+	judgedID gitrepo.Hash
 }
 
 type signedCommit struct {

@@ -149,8 +149,9 @@ func (st *State) trust(repo *gitrepo.Repo, info gitrepo.CommitInfo, changes []gi
 	if v.Status == Verified && st.revoked[info.ID] == v.Key {
 		// Signed by an operator on a line forked from below their
 		// removal: not theirs to sign any more (see late).
-		v.Status = UnknownKey
+		v.Status, v.Operator = UnknownKey, ""
 	}
+	st.judged, st.judgedID = v, info.ID
 	switch v.Status {
 	case Verified:
 		st.signed = append(st.signed, signedCommit{info.ID, v.Key})
