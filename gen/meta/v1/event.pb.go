@@ -149,6 +149,16 @@ const (
 	Outcome_OUTCOME_FAILED      Outcome = 2
 	// OUTCOME_ABORTED means the operator interrupted the action.
 	Outcome_OUTCOME_ABORTED Outcome = 3
+	// OUTCOME_ROLLED_BACK: abra applied the new spec, and Swarm's update
+	// monitor then rolled the service back to the version before.
+	Outcome_OUTCOME_ROLLED_BACK Outcome = 4
+	// OUTCOME_PAUSED: Swarm paused the update (failure_action: pause), so
+	// the new version runs on some tasks at most.
+	Outcome_OUTCOME_PAUSED Outcome = 5
+	// OUTCOME_PENDING: abra returned, and nobody has seen yet what Swarm did
+	// with the update (interrupted, the Engine unreachable, a timeout). An
+	// observation settles it later (Observation.settles).
+	Outcome_OUTCOME_PENDING Outcome = 6
 )
 
 // Enum value maps for Outcome.
@@ -158,12 +168,18 @@ var (
 		1: "OUTCOME_SUCCEEDED",
 		2: "OUTCOME_FAILED",
 		3: "OUTCOME_ABORTED",
+		4: "OUTCOME_ROLLED_BACK",
+		5: "OUTCOME_PAUSED",
+		6: "OUTCOME_PENDING",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
 		"OUTCOME_SUCCEEDED":   1,
 		"OUTCOME_FAILED":      2,
 		"OUTCOME_ABORTED":     3,
+		"OUTCOME_ROLLED_BACK": 4,
+		"OUTCOME_PAUSED":      5,
+		"OUTCOME_PENDING":     6,
 	}
 )
 
@@ -248,6 +264,11 @@ type Event struct {
 	// operator cannot decrypt the sealed one, or the log holds none.
 	// env_digest is then empty: the log does not know the env it ran with.
 	LocalEnv bool `protobuf:"varint,18,opt,name=local_env,json=localEnv,proto3" json:"local_env,omitempty"`
+	// swarm is what Docker Swarm was seen doing when `meta exec` stopped
+	// following the update a deploy, upgrade or rollback started: the
+	// outcome is what Swarm did (succeeded, rolled-back, paused), or
+	// pending when exec could not wait for it. Unset when nobody followed.
+	Swarm *Observation `protobuf:"bytes,19,opt,name=swarm,proto3" json:"swarm,omitempty"`
 	// body carries what only some kinds have.
 	//
 	// Types that are valid to be assigned to Body:
@@ -421,6 +442,13 @@ func (x *Event) GetLocalEnv() bool {
 		return x.LocalEnv
 	}
 	return false
+}
+
+func (x *Event) GetSwarm() *Observation {
+	if x != nil {
+		return x.Swarm
+	}
+	return nil
 }
 
 func (x *Event) GetBody() isEvent_Body {
@@ -1074,8 +1102,10 @@ func (x *EnvChange) GetReason() string {
 	return ""
 }
 
-// Observation is what Docker Swarm said about the app's `app` service, from
-// `docker service inspect` or the Docker Engine API.
+// Observation is what Docker Swarm said about the app's stack: the labels
+// and update status of its `app` service, from `docker service inspect` or
+// the Docker Engine API, and, from the Engine API, every service of the
+// stack with its replicas.
 type Observation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// service is the Swarm service inspected, e.g. "matrix_example_com_app".
@@ -1097,8 +1127,22 @@ type Observation struct {
 	PreviousVersion      string `protobuf:"bytes,8,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
 	PreviousChaosVersion string `protobuf:"bytes,9,opt,name=previous_chaos_version,json=previousChaosVersion,proto3" json:"previous_chaos_version,omitempty"`
 	// source says where the observation came from: "inspect" (a file or
-	// stdin) or "docker" (the Docker Engine API).
-	Source        string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
+	// stdin), "docker" (the Docker Engine API, asked once), "exec" (meta
+	// exec following a deploy) or "serve" (the hub watching the Engine).
+	Source string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
+	// services are all services of the stack, sorted by name; empty when
+	// the observation read only the app service (docker service inspect).
+	Services []*ServiceStatus `protobuf:"bytes,11,rep,name=services,proto3" json:"services,omitempty"`
+	// missing says the Engine has no service of the stack at all: the stack
+	// is gone (or was never deployed there).
+	Missing bool `protobuf:"varint,12,opt,name=missing,proto3" json:"missing,omitempty"`
+	// settles is the id of the pending deploy, upgrade or rollback whose
+	// outcome this observation decides, and settled_outcome that outcome;
+	// empty and unspecified when it settles nothing.
+	Settles        string  `protobuf:"bytes,13,opt,name=settles,proto3" json:"settles,omitempty"`
+	SettledOutcome Outcome `protobuf:"varint,14,opt,name=settled_outcome,json=settledOutcome,proto3,enum=meta.v1.Outcome" json:"settled_outcome,omitempty"`
+	// server is the abra server whose Engine was asked, when known.
+	Server        string `protobuf:"bytes,15,opt,name=server,proto3" json:"server,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1203,6 +1247,125 @@ func (x *Observation) GetSource() string {
 	return ""
 }
 
+func (x *Observation) GetServices() []*ServiceStatus {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *Observation) GetMissing() bool {
+	if x != nil {
+		return x.Missing
+	}
+	return false
+}
+
+func (x *Observation) GetSettles() string {
+	if x != nil {
+		return x.Settles
+	}
+	return ""
+}
+
+func (x *Observation) GetSettledOutcome() Outcome {
+	if x != nil {
+		return x.SettledOutcome
+	}
+	return Outcome_OUTCOME_UNSPECIFIED
+}
+
+func (x *Observation) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+// ServiceStatus is one Swarm service of an app's stack, as observed.
+type ServiceStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the service's name, e.g. "matrix_example_com_db".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// running counts the service's tasks running; desired the tasks Swarm
+	// wants running (replicas, or one per eligible node for global mode).
+	Running uint32 `protobuf:"varint,2,opt,name=running,proto3" json:"running,omitempty"`
+	Desired uint32 `protobuf:"varint,3,opt,name=desired,proto3" json:"desired,omitempty"`
+	// update_state is the service's UpdateStatus.State, empty when it has
+	// none.
+	UpdateState string `protobuf:"bytes,4,opt,name=update_state,json=updateState,proto3" json:"update_state,omitempty"`
+	// last_error is the error of the service's most recent failed task,
+	// e.g. "task: non-zero exit (1)"; empty when none failed.
+	LastError     string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceStatus) Reset() {
+	*x = ServiceStatus{}
+	mi := &file_meta_v1_event_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceStatus) ProtoMessage() {}
+
+func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
+func (*ServiceStatus) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ServiceStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetRunning() uint32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetDesired() uint32 {
+	if x != nil {
+		return x.Desired
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetUpdateState() string {
+	if x != nil {
+		return x.UpdateState
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 // Lock leases an app to one operator for work in progress.
 type Lock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1214,7 +1377,7 @@ type Lock struct {
 
 func (x *Lock) Reset() {
 	*x = Lock{}
-	mi := &file_meta_v1_event_proto_msgTypes[10]
+	mi := &file_meta_v1_event_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1389,7 @@ func (x *Lock) String() string {
 func (*Lock) ProtoMessage() {}
 
 func (x *Lock) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_v1_event_proto_msgTypes[10]
+	mi := &file_meta_v1_event_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1402,7 @@ func (x *Lock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lock.ProtoReflect.Descriptor instead.
 func (*Lock) Descriptor() ([]byte, []int) {
-	return file_meta_v1_event_proto_rawDescGZIP(), []int{10}
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Lock) GetExpires() *timestamppb.Timestamp {
@@ -1260,7 +1423,7 @@ type Unlock struct {
 
 func (x *Unlock) Reset() {
 	*x = Unlock{}
-	mi := &file_meta_v1_event_proto_msgTypes[11]
+	mi := &file_meta_v1_event_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1435,7 @@ func (x *Unlock) String() string {
 func (*Unlock) ProtoMessage() {}
 
 func (x *Unlock) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_v1_event_proto_msgTypes[11]
+	mi := &file_meta_v1_event_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1448,7 @@ func (x *Unlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unlock.ProtoReflect.Descriptor instead.
 func (*Unlock) Descriptor() ([]byte, []int) {
-	return file_meta_v1_event_proto_rawDescGZIP(), []int{11}
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Unlock) GetLockId() string {
@@ -1309,7 +1472,7 @@ type Purge struct {
 
 func (x *Purge) Reset() {
 	*x = Purge{}
-	mi := &file_meta_v1_event_proto_msgTypes[12]
+	mi := &file_meta_v1_event_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1484,7 @@ func (x *Purge) String() string {
 func (*Purge) ProtoMessage() {}
 
 func (x *Purge) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_v1_event_proto_msgTypes[12]
+	mi := &file_meta_v1_event_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1497,7 @@ func (x *Purge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Purge.ProtoReflect.Descriptor instead.
 func (*Purge) Descriptor() ([]byte, []int) {
-	return file_meta_v1_event_proto_rawDescGZIP(), []int{12}
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Purge) GetEventId() string {
@@ -1362,7 +1525,7 @@ var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\b\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\b\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -1384,7 +1547,8 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\rbatch_summary\x18\x10 \x01(\tR\fbatchSummary\x12\x1d\n" +
 	"\n" +
 	"broke_lock\x18\x11 \x01(\tR\tbrokeLock\x12\x1b\n" +
-	"\tlocal_env\x18\x12 \x01(\bR\blocalEnv\x12/\n" +
+	"\tlocal_env\x18\x12 \x01(\bR\blocalEnv\x12*\n" +
+	"\x05swarm\x18\x13 \x01(\v2\x14.meta.v1.ObservationR\x05swarm\x12/\n" +
 	"\brollback\x18\x14 \x01(\v2\x11.meta.v1.RollbackH\x00R\brollback\x12#\n" +
 	"\x04move\x18\x15 \x01(\v2\r.meta.v1.MoveH\x00R\x04move\x12)\n" +
 	"\x06secret\x18\x16 \x01(\v2\x0f.meta.v1.SecretH\x00R\x06secret\x12)\n" +
@@ -1427,7 +1591,7 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x04 \x03(\tR\n" +
 	"recipients\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xd7\x02\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x92\x04\n" +
 	"\vObservation\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
@@ -1439,7 +1603,19 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x10previous_version\x18\b \x01(\tR\x0fpreviousVersion\x124\n" +
 	"\x16previous_chaos_version\x18\t \x01(\tR\x14previousChaosVersion\x12\x16\n" +
 	"\x06source\x18\n" +
-	" \x01(\tR\x06source\"<\n" +
+	" \x01(\tR\x06source\x122\n" +
+	"\bservices\x18\v \x03(\v2\x16.meta.v1.ServiceStatusR\bservices\x12\x18\n" +
+	"\amissing\x18\f \x01(\bR\amissing\x12\x18\n" +
+	"\asettles\x18\r \x01(\tR\asettles\x129\n" +
+	"\x0fsettled_outcome\x18\x0e \x01(\x0e2\x10.meta.v1.OutcomeR\x0esettledOutcome\x12\x16\n" +
+	"\x06server\x18\x0f \x01(\tR\x06server\"\x99\x01\n" +
+	"\rServiceStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\arunning\x18\x02 \x01(\rR\arunning\x12\x18\n" +
+	"\adesired\x18\x03 \x01(\rR\adesired\x12!\n" +
+	"\fupdate_state\x18\x04 \x01(\tR\vupdateState\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\"<\n" +
 	"\x04Lock\x124\n" +
 	"\aexpires\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"!\n" +
 	"\x06Unlock\x12\x17\n" +
@@ -1469,12 +1645,15 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\vKIND_UNLOCK\x10\x10\x12\f\n" +
 	"\bKIND_ENV\x10\x11\x12\x0e\n" +
 	"\n" +
-	"KIND_PURGE\x10\x12*b\n" +
+	"KIND_PURGE\x10\x12*\xa4\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
 	"\x0eOUTCOME_FAILED\x10\x02\x12\x13\n" +
-	"\x0fOUTCOME_ABORTED\x10\x03B7Z5git.coopcloud.tech/coop-cloud/meta/gen/meta/v1;metav1b\x06proto3"
+	"\x0fOUTCOME_ABORTED\x10\x03\x12\x17\n" +
+	"\x13OUTCOME_ROLLED_BACK\x10\x04\x12\x12\n" +
+	"\x0eOUTCOME_PAUSED\x10\x05\x12\x13\n" +
+	"\x0fOUTCOME_PENDING\x10\x06B7Z5git.coopcloud.tech/coop-cloud/meta/gen/meta/v1;metav1b\x06proto3"
 
 var (
 	file_meta_v1_event_proto_rawDescOnce sync.Once
@@ -1489,7 +1668,7 @@ func file_meta_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_meta_v1_event_proto_goTypes = []any{
 	(Kind)(0),                     // 0: meta.v1.Kind
 	(Outcome)(0),                  // 1: meta.v1.Outcome
@@ -1503,33 +1682,37 @@ var file_meta_v1_event_proto_goTypes = []any{
 	(*Restore)(nil),               // 9: meta.v1.Restore
 	(*EnvChange)(nil),             // 10: meta.v1.EnvChange
 	(*Observation)(nil),           // 11: meta.v1.Observation
-	(*Lock)(nil),                  // 12: meta.v1.Lock
-	(*Unlock)(nil),                // 13: meta.v1.Unlock
-	(*Purge)(nil),                 // 14: meta.v1.Purge
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*ServiceStatus)(nil),         // 12: meta.v1.ServiceStatus
+	(*Lock)(nil),                  // 13: meta.v1.Lock
+	(*Unlock)(nil),                // 14: meta.v1.Unlock
+	(*Purge)(nil),                 // 15: meta.v1.Purge
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_meta_v1_event_proto_depIdxs = []int32{
-	15, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
+	16, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: meta.v1.Event.actor:type_name -> meta.v1.Actor
 	4,  // 2: meta.v1.Event.address:type_name -> meta.v1.Address
 	0,  // 3: meta.v1.Event.kind:type_name -> meta.v1.Kind
 	1,  // 4: meta.v1.Event.outcome:type_name -> meta.v1.Outcome
-	5,  // 5: meta.v1.Event.rollback:type_name -> meta.v1.Rollback
-	6,  // 6: meta.v1.Event.move:type_name -> meta.v1.Move
-	7,  // 7: meta.v1.Event.secret:type_name -> meta.v1.Secret
-	8,  // 8: meta.v1.Event.volume:type_name -> meta.v1.Volume
-	9,  // 9: meta.v1.Event.restore:type_name -> meta.v1.Restore
-	10, // 10: meta.v1.Event.env:type_name -> meta.v1.EnvChange
-	11, // 11: meta.v1.Event.observation:type_name -> meta.v1.Observation
-	12, // 12: meta.v1.Event.lock:type_name -> meta.v1.Lock
-	13, // 13: meta.v1.Event.unlock:type_name -> meta.v1.Unlock
-	14, // 14: meta.v1.Event.purge:type_name -> meta.v1.Purge
-	15, // 15: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	11, // 5: meta.v1.Event.swarm:type_name -> meta.v1.Observation
+	5,  // 6: meta.v1.Event.rollback:type_name -> meta.v1.Rollback
+	6,  // 7: meta.v1.Event.move:type_name -> meta.v1.Move
+	7,  // 8: meta.v1.Event.secret:type_name -> meta.v1.Secret
+	8,  // 9: meta.v1.Event.volume:type_name -> meta.v1.Volume
+	9,  // 10: meta.v1.Event.restore:type_name -> meta.v1.Restore
+	10, // 11: meta.v1.Event.env:type_name -> meta.v1.EnvChange
+	11, // 12: meta.v1.Event.observation:type_name -> meta.v1.Observation
+	13, // 13: meta.v1.Event.lock:type_name -> meta.v1.Lock
+	14, // 14: meta.v1.Event.unlock:type_name -> meta.v1.Unlock
+	15, // 15: meta.v1.Event.purge:type_name -> meta.v1.Purge
+	12, // 16: meta.v1.Observation.services:type_name -> meta.v1.ServiceStatus
+	1,  // 17: meta.v1.Observation.settled_outcome:type_name -> meta.v1.Outcome
+	16, // 18: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_meta_v1_event_proto_init() }
@@ -1555,7 +1738,7 @@ func file_meta_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_v1_event_proto_rawDesc), len(file_meta_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

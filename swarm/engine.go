@@ -1,0 +1,115 @@
+package swarm
+
+// This file is the contract of the Engine half of the package; engine.go's
+// bodies are filled in by the Docker Engine client work (moby/moby/client).
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+)
+
+// ErrUnreachable: the Docker Engine could not be reached or stopped
+// answering (a connection refused, an ssh failure, a stream cut).
+var ErrUnreachable = errors.New("docker engine unreachable")
+
+// ErrNotSettled: Follow stopped (its context ended or its timeout passed)
+// before Swarm settled the update.
+var ErrNotSettled = errors.New("swarm has not settled the update")
+
+// Host says how to reach one Docker Engine, as the docker CLI and abra do.
+type Host struct {
+	// DockerHost is in DOCKER_HOST's syntax: unix:///path, tcp://host:port
+	// or ssh://[user@]host[:port]. Empty: unix:///var/run/docker.sock.
+	DockerHost string
+	// CertPath is a directory holding ca.pem, cert.pem and key.pem, as
+	// DOCKER_CERT_PATH: with it, tcp:// speaks TLS and verifies the Engine.
+	CertPath string
+}
+
+// Stack is what one look at the Engine saw of one stack: every service
+// labelled com.docker.stack.namespace=<stack>.
+type Stack struct {
+	// Name is the stack's name, e.g. "matrix_example_com".
+	Name string
+	// Services, sorted by name; none when the stack is not there.
+	Services []ServiceState
+	// At is when the Engine was asked.
+	At time.Time
+}
+
+// ServiceState is one service of a stack at one look.
+type ServiceState struct {
+	Name           string
+	Labels         map[string]string
+	PreviousLabels map[string]string // PreviousSpec's labels; nil without one
+	// UpdateState and UpdateMessage are UpdateStatus's; empty without one.
+	UpdateState, UpdateMessage string
+	// UpdateStale says the UpdateStatus is an earlier update's: the spec
+	// changed after that update started (a label-only change starts none).
+	UpdateStale bool
+	// UpdatedAt is when the spec last changed.
+	UpdatedAt time.Time
+	// Running counts tasks running; Desired the tasks Swarm wants;
+	// Starting the tasks on their way to running (new ... starting).
+	Running, Desired, Starting int
+	// LastError is the error of the most recent failed task, LastErrorAt
+	// when it failed.
+	LastError   string
+	LastErrorAt time.Time
+	// Update is the service's update_config, with Swarm's defaults filled
+	// in; Replicas is nil for a global service.
+	Update   UpdateConfig
+	Replicas *uint64
+}
+
+// UpdateConfig is the part of a service's update_config that says how long
+// an update may take.
+type UpdateConfig struct {
+	Parallelism   uint64
+	Delay         time.Duration
+	Monitor       time.Duration
+	FailureAction string // "pause", "continue" or "rollback"
+	Order         string // "stop-first" or "start-first"
+}
+
+// Missing says the Engine has no service of the stack.
+func (s *Stack) Missing() bool { return len(s.Services) == 0 }
+
+// App is the stack's `app` service, nil when it has none.
+func (s *Stack) App() *ServiceState {
+	want := ServiceName(s.Name)
+	for i := range s.Services {
+		if s.Services[i].Name == want {
+			return &s.Services[i]
+		}
+	}
+	return nil
+}
+
+// Engine is a connection to one Docker Engine, through the official Docker
+// Engine client. It is safe for concurrent use.
+type Engine interface {
+	// Look reads one stack: one service list and one task list.
+	Look(ctx context.Context, stack string) (*Stack, error)
+	// Stacks reads every stack the Engine runs, by name.
+	Stacks(ctx context.Context) (map[string]*Stack, error)
+	// Changes streams the names of stacks whose services or tasks changed,
+	// as the Engine's event stream says, until ctx ends or the stream
+	// breaks (the error then wraps ErrUnreachable).
+	Changes(ctx context.Context) (<-chan string, <-chan error)
+	// Host is where the Engine is, for messages.
+	Host() string
+	Close() error
+}
+
+// Verdict is what Swarm did with an update, as a deploy's outcome.
+type Verdict struct {
+	// Outcome is OUTCOME_SUCCEEDED, _ROLLED_BACK, _PAUSED or _FAILED.
+	Outcome metav1.Outcome
+	// Detail says why in a sentence (Swarm's update message, the version
+	// that runs instead, the last task error).
+	Detail string
+}
