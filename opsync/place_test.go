@@ -137,7 +137,7 @@ func TestNewAppIsPlacedByTheMapThePullBrought(t *testing.T) {
 		t.Run(when, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, map[string]string{s1: "prod"})
-			if got := w.log.Config().Servers[s1]; got != "prod" {
+			if got := w.log.Config().Servers[s1]; got.Env != "prod" || got.Project != "" {
 				t.Fatalf("Alice's clone maps %s to %q", s1, got)
 			}
 			w.envFile(s1, domain, "1.0.0")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -31,13 +32,15 @@ const File = "meta.yaml"
 //
 //	1: branch, project, env, sync_cooldown, webhooks, operators, access, servers
 //	2: signatures, signatures_since
+//	3: servers: values may be mappings (project, env, docker_host,
+//	   docker_cert_path), so that the hub can watch each server's Engine
 //
 // Operators' ssh keys need no version: a meta that knows none ignores
 // them and believes every commit anyway, as it always did. What it may do
 // is drop them, rewriting the operator list (`meta operator add` there
 // writes its own Operator back); that takes trust away, never adds it, and
 // a log that relies on the keys requires signatures, which is version 2.
-const Version = 2
+const Version = 3
 
 // Initial is the version a new log's meta.yaml is written at.
 const Initial = 1
@@ -87,10 +90,54 @@ type Config struct {
 	// that made them required.
 	SignaturesSince string `yaml:"signatures_since,omitempty"`
 	// Servers maps an abra server (the directory under $ABRA_DIR/servers)
-	// to the log's "env" or "project/env" for `meta exec`; a server not
-	// named here is an env of its own name in the default project.
-	Servers map[string]string `yaml:"servers,omitempty"`
+	// to the log's place for its apps and, optionally, how to reach its
+	// Docker Engine; a server not named here is an env of its own name in
+	// the default project.
+	Servers map[string]Server `yaml:"servers,omitempty"`
 }
+
+// Server is one entry of servers:. It is written either as a place, "env"
+// or "project/env" (version 1), or as a mapping with the keys project, env,
+// docker_host and docker_cert_path (version 3).
+type Server struct {
+	// Project and Env place the server's apps; an empty Project is the
+	// default project, an empty Env the server's own name.
+	Project string `yaml:"project,omitempty"`
+	Env     string `yaml:"env,omitempty"`
+	// DockerHost is how to reach the server's Docker Engine, in
+	// DOCKER_HOST's syntax: unix://, tcp:// or ssh://[user@]host[:port].
+	DockerHost string `yaml:"docker_host,omitempty"`
+	// DockerCertPath is a directory with ca.pem, cert.pem and key.pem for
+	// a tcp:// Engine that speaks TLS, on the machine that runs meta (~
+	// is the home directory there).
+	DockerCertPath string `yaml:"docker_cert_path,omitempty"`
+}
+
+// UnmarshalYAML reads either form of a servers: entry.
+func (s *Server) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*s = Server{}
+		s.Project, s.Env = splitPlace(n.Value)
+		return nil
+	}
+	type plain Server // without this method
+	return n.Decode((*plain)(s))
+}
+
+// MarshalYAML writes a server that only places its apps in the short form.
+func (s Server) MarshalYAML() (any, error) {
+	if !s.long() {
+		if s.Project != "" {
+			return s.Project + "/" + s.Env, nil
+		}
+		return s.Env, nil
+	}
+	type plain Server
+	return plain(s), nil
+}
+
+// long says the entry needs the mapping form.
+func (s Server) long() bool { return s.DockerHost != "" || s.DockerCertPath != "" }
 
 // PlaceServer is the project and env the apps of an abra server belong
 // to, as Servers says; project is empty when neither Servers nor the
@@ -100,10 +147,35 @@ func (c Config) PlaceServer(server string) (project, env string) {
 	if !ok {
 		return c.Project, server
 	}
-	if project, env = splitPlace(to); project == "" {
+	project, env = to.Project, to.Env
+	if project == "" {
 		project = c.Project
 	}
+	if env == "" {
+		env = server
+	}
 	return project, env
+}
+
+// Engine is an abra server whose Docker Engine meta.yaml says how to
+// reach, and where its apps are in the log.
+type Engine struct {
+	Server, Project, Env       string
+	DockerHost, DockerCertPath string
+}
+
+// Engines are the servers with a docker_host, sorted by name.
+func (c Config) Engines() []Engine {
+	var out []Engine
+	for name, s := range c.Servers {
+		if s.DockerHost == "" {
+			continue
+		}
+		p, e := c.PlaceServer(name)
+		out = append(out, Engine{Server: name, Project: p, Env: e, DockerHost: s.DockerHost, DockerCertPath: s.DockerCertPath})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Server < out[j].Server })
+	return out
 }
 
 // ValidBranch checks a branch name by the parts of git's rules that matter
@@ -209,13 +281,7 @@ func Parse(data []byte) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", File, err)
 	}
 	for server, to := range c.Servers {
-		p, e := splitPlace(to)
-		if p != "" {
-			if err := projects.ValidateProject(p); err != nil {
-				return Config{}, fmt.Errorf("%s: servers: %s: %w", File, server, err)
-			}
-		}
-		if err := projects.ValidateEnv(e); err != nil {
+		if err := c.validateServer(server, to); err != nil {
 			return Config{}, fmt.Errorf("%s: servers: %s: %w", File, server, err)
 		}
 	}
@@ -225,6 +291,42 @@ func Parse(data []byte) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// dockerSchemes are the DOCKER_HOST schemes meta reaches an Engine by.
+var dockerSchemes = map[string]bool{"unix": true, "tcp": true, "ssh": true}
+
+func (c Config) validateServer(name string, s Server) error {
+	if s.Project != "" {
+		if err := projects.ValidateProject(s.Project); err != nil {
+			return err
+		}
+	}
+	if s.Env != "" || !s.long() {
+		if err := projects.ValidateEnv(s.Env); err != nil {
+			return err
+		}
+	}
+	if s.long() && c.Version < 3 {
+		return fmt.Errorf("docker_host and docker_cert_path need version: 3, so that a meta that does not know them refuses this file instead of misreading it")
+	}
+	if s.DockerCertPath != "" && s.DockerHost == "" {
+		return fmt.Errorf("docker_cert_path without a docker_host")
+	}
+	if s.DockerHost != "" {
+		u, err := url.Parse(s.DockerHost)
+		switch {
+		case err != nil:
+			return fmt.Errorf("docker_host %q: %w", s.DockerHost, err)
+		case !dockerSchemes[u.Scheme]:
+			return fmt.Errorf("docker_host %q: want unix:///path, tcp://host:port or ssh://[user@]host[:port]", s.DockerHost)
+		case u.Scheme == "unix" && u.Path == "", u.Scheme != "unix" && u.Host == "":
+			return fmt.Errorf("docker_host %q: no %s", s.DockerHost, map[bool]string{true: "socket path", false: "host"}[u.Scheme == "unix"])
+		case s.DockerCertPath != "" && u.Scheme != "tcp":
+			return fmt.Errorf("docker_cert_path is for tcp:// hosts, not %s", s.DockerHost)
+		}
+	}
+	return nil
 }
 
 // WithSignatures is c with the trust policy set: required from commit

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -126,7 +127,8 @@ func TestParseVersions(t *testing.T) {
 	}{
 		{yaml: "version: 1\n"},
 		{yaml: "version: 2\n"},
-		{yaml: "version: 3\n", newer: true, bad: "meta.yaml is version 3, and this meta knows versions up to 2: upgrade meta"},
+		{yaml: "version: 3\n"},
+		{yaml: "version: 4\n", newer: true, bad: "meta.yaml is version 4, and this meta knows versions up to 3: upgrade meta"},
 		{yaml: "version: 2\nsignatures: required\n"},
 		{yaml: "version: 2\nsignatures: optional\n"},
 		{yaml: "version: 1\nsignatures: optional\n"},
@@ -252,5 +254,65 @@ func TestOperatorSSHKeys(t *testing.T) {
 	}
 	if got := back.Signers(); len(got) != 2 || got[0].Principal != "alice" || got[1].Principal != "bob" || !signing.Same(got[1].Key, kb) {
 		t.Errorf("Signers after a rewrite: %+v\n%s", got, out)
+	}
+}
+
+// servers: entries are a place ("env", "project/env") or, from version 3,
+// a mapping that also says how to reach the server's Docker Engine.
+func TestServers(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       map[string]Server
+		engines    []Engine
+		bad        string
+	}{
+		{name: "places", yaml: "version: 1\nproject: coop\nservers:\n  s1: prod\n  s2: other/staging\n",
+			want: map[string]Server{"s1": {Env: "prod"}, "s2": {Project: "other", Env: "staging"}}},
+		{name: "engines", yaml: "version: 3\nproject: coop\nservers:\n  s1: {env: prod, docker_host: 'ssh://root@s1.example.org'}\n  s2: {docker_host: 'tcp://10.0.0.2:2376', docker_cert_path: ~/.docker/s2}\n  s3: prod\n",
+			want: map[string]Server{"s1": {Env: "prod", DockerHost: "ssh://root@s1.example.org"}, "s2": {DockerHost: "tcp://10.0.0.2:2376", DockerCertPath: "~/.docker/s2"}, "s3": {Env: "prod"}},
+			engines: []Engine{
+				{Server: "s1", Project: "coop", Env: "prod", DockerHost: "ssh://root@s1.example.org"},
+				{Server: "s2", Project: "coop", Env: "s2", DockerHost: "tcp://10.0.0.2:2376", DockerCertPath: "~/.docker/s2"},
+			}},
+		{name: "unix", yaml: "version: 3\nservers:\n  local: {env: dev, docker_host: 'unix:///run/docker.sock'}\n",
+			want:    map[string]Server{"local": {Env: "dev", DockerHost: "unix:///run/docker.sock"}},
+			engines: []Engine{{Server: "local", Env: "dev", DockerHost: "unix:///run/docker.sock"}}},
+		{name: "engines need version 3", yaml: "version: 2\nservers:\n  s1: {env: prod, docker_host: 'ssh://s1'}\n", bad: "servers: s1: docker_host and docker_cert_path need version: 3"},
+		{name: "scheme", yaml: "version: 3\nservers:\n  s1: {docker_host: 'http://s1:2375'}\n", bad: `servers: s1: docker_host "http://s1:2375": want unix:///path`},
+		{name: "no host", yaml: "version: 3\nservers:\n  s1: {docker_host: 'ssh://'}\n", bad: "no host"},
+		{name: "no socket", yaml: "version: 3\nservers:\n  s1: {docker_host: 'unix://'}\n", bad: "no socket path"},
+		{name: "certs beyond tcp", yaml: "version: 3\nservers:\n  s1: {docker_host: 'ssh://s1', docker_cert_path: /c}\n", bad: "docker_cert_path is for tcp:// hosts"},
+		{name: "certs alone", yaml: "version: 3\nservers:\n  s1: {env: prod, docker_cert_path: /c}\n", bad: "docker_cert_path without a docker_host"},
+		{name: "bad env", yaml: "version: 1\nservers:\n  s1: 'pr od'\n", bad: "servers: s1:"},
+		{name: "unknown keys of a newer meta", yaml: "version: 3\nservers:\n  s1: {env: prod, region: eu}\n", want: map[string]Server{"s1": {Env: "prod"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if tt.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.bad) {
+					t.Fatalf("Parse = %v, want an error saying %q", err, tt.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.Servers, tt.want) {
+				t.Errorf("servers %+v, want %+v", c.Servers, tt.want)
+			}
+			if got := c.Engines(); !reflect.DeepEqual(got, tt.engines) {
+				t.Errorf("engines %+v, want %+v", got, tt.engines)
+			}
+			// Written back, each entry keeps its form and reads the same.
+			again, err := Parse(c.Marshal())
+			if err != nil || !reflect.DeepEqual(again.Servers, c.Servers) {
+				t.Errorf("marshalled and parsed again: %+v, %v\n%s", again.Servers, err, c.Marshal())
+			}
+		})
+	}
+	short, _ := Parse([]byte("version: 1\nservers:\n  s1: coop/prod\n"))
+	if m := string(short.Marshal()); !strings.Contains(m, "s1: coop/prod") {
+		t.Errorf("a place is written back in the short form:\n%s", m)
 	}
 }
