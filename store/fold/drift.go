@@ -23,9 +23,7 @@ func (o *Observation) SameAs(seen *metav1.Observation) bool {
 	if o == nil {
 		return false
 	}
-	a, b := o.ObservedView, record.ObservedViewOf(seen)
-	a.Source, b.Source = "", ""
-	return a == b
+	return o.ObservedView.Same(record.ObservedViewOf(seen))
 }
 
 // observe takes in what Swarm was seen running and says whether, and why,

@@ -293,9 +293,22 @@ func contains(list []string, s string) bool {
 }
 
 var outcomeNames = map[metav1.Outcome]string{
-	metav1.Outcome_OUTCOME_SUCCEEDED: "succeeded",
-	metav1.Outcome_OUTCOME_FAILED:    "failed",
-	metav1.Outcome_OUTCOME_ABORTED:   "aborted",
+	metav1.Outcome_OUTCOME_SUCCEEDED:   "succeeded",
+	metav1.Outcome_OUTCOME_FAILED:      "failed",
+	metav1.Outcome_OUTCOME_ABORTED:     "aborted",
+	metav1.Outcome_OUTCOME_ROLLED_BACK: "rolled-back",
+	metav1.Outcome_OUTCOME_PAUSED:      "paused",
+	metav1.Outcome_OUTCOME_PENDING:     "pending",
+}
+
+// SwarmOutcome says o is one only Swarm decides: a deploy rolled back or
+// paused by Swarm's update, or pending until someone sees which.
+func SwarmOutcome(o metav1.Outcome) bool {
+	switch o {
+	case metav1.Outcome_OUTCOME_ROLLED_BACK, metav1.Outcome_OUTCOME_PAUSED, metav1.Outcome_OUTCOME_PENDING:
+		return true
+	}
+	return false
 }
 
 // OutcomeName is the name of o, "unknown(N)" for one this version does not
@@ -314,7 +327,7 @@ func ParseOutcome(name string) (metav1.Outcome, error) {
 			return o, nil
 		}
 	}
-	return 0, inputError(fmt.Sprintf("unknown outcome %q (want succeeded, failed or aborted)", name))
+	return 0, inputError(fmt.Sprintf("unknown outcome %q (want succeeded, failed, aborted, rolled-back, paused or pending)", name))
 }
 
 // inputError is a bad name typed by a person: it matches ErrInvalid without

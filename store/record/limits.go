@@ -28,7 +28,7 @@ const (
 
 // textFields are the string fields that hold free text, and may hold line
 // breaks and tabs; every other string is one short line.
-var textFields = map[protoreflect.Name]bool{"message": true, "command": true, "update_message": true}
+var textFields = map[protoreflect.Name]bool{"message": true, "command": true, "update_message": true, "last_error": true}
 
 // checkStrings refuses strings an event must not hold: invalid UTF-8,
 // control characters (line breaks and tabs only in free text) and more
@@ -86,10 +86,60 @@ func walkStrings(m protoreflect.Message, prefix string, fn func(path string, nam
 			}
 		case fd.Kind() == protoreflect.StringKind:
 			ok = fn(path, fd.Name(), v.String())
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap():
+		case fd.Kind() == protoreflect.MessageKind && fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && ok; i++ {
+				ok = walkStrings(l.Get(i).Message(), fmt.Sprintf("%s[%d].", path, i), fn)
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
 			ok = walkStrings(v.Message(), path+".", fn)
 		}
 		return ok
 	})
 	return ok
+}
+
+// Fit makes every string of m one an event may hold, for what meta takes
+// from elsewhere (what a Docker Engine says of its services): invalid
+// UTF-8 and forbidden characters become U+FFFD, and a string is cut, at a
+// character, to its field's limit.
+func Fit(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		limit, text := maxShort, textFields[fd.Name()]
+		if text {
+			limit = maxText
+		}
+		switch {
+		case fd.Kind() == protoreflect.StringKind && fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				l.Set(i, protoreflect.ValueOfString(fit(l.Get(i).String(), limit, text)))
+			}
+		case fd.Kind() == protoreflect.StringKind:
+			m.Set(fd, protoreflect.ValueOfString(fit(v.String(), limit, text)))
+		case fd.Kind() == protoreflect.MessageKind && fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				Fit(l.Get(i).Message())
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			Fit(v.Message())
+		}
+		return true
+	})
+}
+
+func fit(s string, limit int, text bool) string {
+	s = strings.Map(func(r rune) rune {
+		if forbidden(r, text) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	if len(s) > limit {
+		// Cut mid-character, the character's first bytes are no longer
+		// valid and go.
+		s = strings.ToValidUTF8(s[:limit], "")
+	}
+	return s
 }

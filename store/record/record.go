@@ -24,7 +24,12 @@ import (
 // Change log:
 //   - 1: first format: one Event per file at
 //     projects/<project>/<env>/<app>/<YYYY-MM>/<id>.pb.
-const FormatVersion = 1
+//   - 2: deploys may end rolled-back, paused or pending (what Swarm did)
+//     and carry Event.swarm; observations carry every service of the
+//     stack (replicas, last task error), missing, server, and may settle
+//     a pending deploy (settles, settled_outcome). A reader of format 1
+//     shows the new outcomes as unknown and changes no state by them.
+const FormatVersion = 2
 
 // Redacted replaces every secret value in a recorded command line.
 const Redacted = "<redacted>"
@@ -141,6 +146,23 @@ func Validate(ev *metav1.Event) error {
 	}
 	if _, ok := outcomeNames[ev.GetOutcome()]; !ok {
 		return bad("outcome %s cannot be appended", OutcomeName(ev.GetOutcome()))
+	}
+	if SwarmOutcome(ev.GetOutcome()) && !IsDeployKind(ev.GetKind()) {
+		return bad("a %s event cannot end %s: only deploys, upgrades and rollbacks start a Swarm update", KindName(ev.GetKind()), OutcomeName(ev.GetOutcome()))
+	}
+	if ev.GetSwarm() != nil && !IsDeployKind(ev.GetKind()) {
+		return bad("a %s event cannot say what Swarm did with an update: only deploys, upgrades and rollbacks start one", KindName(ev.GetKind()))
+	}
+	if o := ev.GetObservation(); o != nil && (o.GetSettles() == "") != (o.GetSettledOutcome() == metav1.Outcome_OUTCOME_UNSPECIFIED) {
+		return bad("an observation that settles a deploy names both the deploy (settles) and its outcome (settled_outcome)")
+	}
+	if o := ev.GetObservation(); o.GetSettles() != "" {
+		if err := projects.ValidateID(o.GetSettles()); err != nil {
+			return fmt.Errorf("%w: settles: %w", ErrInvalid, err)
+		}
+		if _, ok := outcomeNames[o.GetSettledOutcome()]; !ok || o.GetSettledOutcome() == metav1.Outcome_OUTCOME_PENDING {
+			return bad("an observation cannot settle a deploy as %s", OutcomeName(o.GetSettledOutcome()))
+		}
 	}
 	// A failed deploy may not know what it tried to deploy; a successful
 	// one must say what it put into service.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -116,10 +117,13 @@ func TestGoldenRecord(t *testing.T) {
 			t.Errorf("%s differs from the golden file (go test -run Golden -update rewrites it):\n got %q\nwant %q", name, got, want)
 		}
 	}
-	// And the golden bytes, as written by this format version, still decode.
-	old, _ := os.ReadFile(filepath.Join("testdata", "rollback.pb"))
-	if ev, err := Unmarshal(old); err != nil || ev.GetRollback().GetTargetVersion() != "4.0.0+v1.93.0" {
-		t.Fatalf("golden record decodes to %v, %v", ev, err)
+	// And the golden bytes, as written by this format version and by
+	// every one before, still decode.
+	for _, name := range []string{"rollback.pb", "rollback-format1.pb"} {
+		old, _ := os.ReadFile(filepath.Join("testdata", name))
+		if ev, err := Unmarshal(old); err != nil || ev.GetRollback().GetTargetVersion() != "4.0.0+v1.93.0" {
+			t.Fatalf("golden record %s decodes to %v, %v", name, ev, err)
+		}
 	}
 }
 
@@ -200,6 +204,32 @@ func TestValidateRejects(t *testing.T) {
 		}, "command line is"},
 		{"a local env with a digest", func(e *metav1.Event) { e.LocalEnv, e.EnvDigest = true, "sha256:"+strings.Repeat("0", 64) }, "cannot carry it"},
 		{"a local env on a note", func(e *metav1.Event) { e.Kind, e.Body, e.LocalEnv = metav1.Kind_KIND_NOTE, nil, true }, "a note event"},
+		{"a note rolled back", func(e *metav1.Event) {
+			e.Kind, e.Body, e.Outcome = metav1.Kind_KIND_NOTE, nil, metav1.Outcome_OUTCOME_ROLLED_BACK
+		}, "a note event cannot end rolled-back"},
+		{"an observation pending", func(e *metav1.Event) {
+			e.Kind, e.Outcome = metav1.Kind_KIND_OBSERVE, metav1.Outcome_OUTCOME_PENDING
+			e.Body = &metav1.Event_Observation{Observation: &metav1.Observation{Service: "s_app"}}
+		}, "cannot end pending"},
+		{"what Swarm did with a note", func(e *metav1.Event) {
+			e.Kind, e.Body, e.Swarm = metav1.Kind_KIND_NOTE, nil, &metav1.Observation{}
+		}, "cannot say what Swarm did"},
+		{"a settlement without its outcome", func(e *metav1.Event) {
+			e.Kind = metav1.Kind_KIND_OBSERVE
+			e.Body = &metav1.Event_Observation{Observation: &metav1.Observation{Settles: e.Parents[0]}}
+		}, "names both"},
+		{"a settlement of no event", func(e *metav1.Event) {
+			e.Kind = metav1.Kind_KIND_OBSERVE
+			e.Body = &metav1.Event_Observation{Observation: &metav1.Observation{Settles: "x", SettledOutcome: metav1.Outcome_OUTCOME_SUCCEEDED}}
+		}, "settles"},
+		{"settled as still pending", func(e *metav1.Event) {
+			e.Kind = metav1.Kind_KIND_OBSERVE
+			e.Body = &metav1.Event_Observation{Observation: &metav1.Observation{Settles: e.Parents[0], SettledOutcome: metav1.Outcome_OUTCOME_PENDING}}
+		}, "cannot settle a deploy as pending"},
+		{"an escape in a task error", func(e *metav1.Event) {
+			e.Kind = metav1.Kind_KIND_OBSERVE
+			e.Body = &metav1.Event_Observation{Observation: &metav1.Observation{Services: []*metav1.ServiceStatus{{Name: "s_app", LastError: "boom\x1b[2J"}}}}
+		}, "observation.services[0].last_error holds the control character U+001B"},
 		{"volume without name", func(e *metav1.Event) {
 			e.Kind = metav1.Kind_KIND_VOLUME_REMOVE
 			e.Body = &metav1.Event_Volume{Volume: &metav1.Volume{}}
@@ -335,5 +365,42 @@ func TestLimitsLeaveRealEventsAlone(t *testing.T) {
 	ev.Recipe = strings.Repeat("r", maxShort)
 	if data, err := Marshal(ev); err != nil || len(data) > MaxRecord {
 		t.Fatalf("an event at the field limits: %d bytes, %v", len(data), err)
+	}
+}
+
+// What an Engine says is made to fit before it is recorded: the event
+// then passes Validate, and says as much as it can of what was said.
+func TestFit(t *testing.T) {
+	ev := sample()
+	ev.Kind, ev.Outcome = metav1.Kind_KIND_OBSERVE, metav1.Outcome_OUTCOME_SUCCEEDED
+	long := "a" + strings.Repeat("é", maxText) // two bytes each after the a: cut mid-character
+	o := &metav1.Observation{
+		Service:       "s_app\x1b[8m",
+		UpdateMessage: "update rolled back\n\tdue to failure\u202e",
+		Services: []*metav1.ServiceStatus{
+			{Name: "s_app", LastError: long},
+			{Name: "s_db\xff", LastError: "task: non-zero exit (1)"},
+		},
+	}
+	ev.Body = &metav1.Event_Observation{Observation: o}
+	if _, err := Marshal(ev); err == nil {
+		t.Fatal("the raw observation passed")
+	}
+	Fit(o.ProtoReflect())
+	if _, err := Marshal(ev); err != nil {
+		t.Fatalf("fitted: %v", err)
+	}
+	for _, c := range []struct{ got, want string }{
+		{o.GetService(), "s_app\ufffd[8m"},
+		{o.GetUpdateMessage(), "update rolled back\n\tdue to failure\ufffd"},
+		{o.GetServices()[1].GetName(), "s_db\ufffd"},
+		{o.GetServices()[1].GetLastError(), "task: non-zero exit (1)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if got := o.GetServices()[0].GetLastError(); len(got) != maxText-1 || !utf8.ValidString(got) {
+		t.Errorf("a long error is cut to %d bytes (valid UTF-8: %v), want %d", len(got), utf8.ValidString(got), maxText-1)
 	}
 }

@@ -3,6 +3,8 @@ package record
 import (
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,12 +41,15 @@ type View struct {
 	Restore       *RestoreView  `json:"restore,omitempty"`
 	EnvChange     *EnvView      `json:"env_change,omitempty"`
 	Observation   *ObservedView `json:"observation,omitempty"`
-	Lock          *LockView     `json:"lock,omitempty"`
-	Unlock        *UnlockView   `json:"unlock,omitempty"`
-	Purge         *PurgeView    `json:"purge,omitempty"`
-	BatchSummary  string        `json:"batch_summary"`
-	BrokeLock     string        `json:"broke_lock"`
-	Format        uint32        `json:"format"`
+	// Swarm is what Swarm was seen doing when meta exec stopped
+	// following the update a deploy started (Event.swarm).
+	Swarm        *ObservedView `json:"swarm,omitempty"`
+	Lock         *LockView     `json:"lock,omitempty"`
+	Unlock       *UnlockView   `json:"unlock,omitempty"`
+	Purge        *PurgeView    `json:"purge,omitempty"`
+	BatchSummary string        `json:"batch_summary"`
+	BrokeLock    string        `json:"broke_lock"`
+	Format       uint32        `json:"format"`
 	// SignedBy and Signature say who signed the commit that wrote the
 	// event and whether it verified; the store fills them in
 	// (store.Views), ViewOf leaves them empty.
@@ -68,12 +73,52 @@ type ObservedView struct {
 	PreviousVersion      string `json:"previous_version"`
 	PreviousChaosVersion string `json:"previous_chaos_version"`
 	Source               string `json:"source"`
+	// Services are every service of the stack with its replicas, when
+	// the Engine API was asked; Missing says the stack was not there.
+	Services []ServiceView `json:"services"`
+	Missing  bool          `json:"missing"`
+	// Settles and SettledOutcome name the pending deploy this
+	// observation decided, and how it ended.
+	Settles        string `json:"settles"`
+	SettledOutcome string `json:"settled_outcome"`
+	// Server is the abra server whose Engine was asked.
+	Server string `json:"server"`
+}
+
+// ServiceView is one service of an observed stack.
+type ServiceView struct {
+	Name        string `json:"name"`
+	Running     uint32 `json:"running"`
+	Desired     uint32 `json:"desired"`
+	UpdateState string `json:"update_state"`
+	LastError   string `json:"last_error"`
+}
+
+// Same says o and p saw the same thing running, however and whoever
+// looked: their source aside, every field is equal.
+func (o ObservedView) Same(p ObservedView) bool {
+	o.Source, p.Source = "", ""
+	if !slices.Equal(o.Services, p.Services) {
+		return false
+	}
+	o.Services, p.Services = nil, nil
+	return reflect.DeepEqual(o, p)
 }
 
 // ObservedViewOf is the one conversion of what Swarm was seen running into
 // its view.
 func ObservedViewOf(o *metav1.Observation) ObservedView {
+	services := make([]ServiceView, len(o.GetServices()))
+	for i, s := range o.GetServices() {
+		services[i] = ServiceView{Name: s.GetName(), Running: s.GetRunning(), Desired: s.GetDesired(), UpdateState: s.GetUpdateState(), LastError: s.GetLastError()}
+	}
+	settled := ""
+	if o.GetSettles() != "" {
+		settled = OutcomeName(o.GetSettledOutcome())
+	}
 	return ObservedView{
+		Services: services, Missing: o.GetMissing(),
+		Settles: o.GetSettles(), SettledOutcome: settled, Server: o.GetServer(),
 		Service: o.GetService(), Version: o.GetVersion(), Recipe: o.GetRecipe(),
 		Chaos: o.GetChaos(), ChaosVersion: o.GetChaosVersion(),
 		UpdateState: o.GetUpdateState(), UpdateMessage: o.GetUpdateMessage(),
@@ -174,6 +219,10 @@ func ViewOf(ev *metav1.Event) View {
 		EnvDigest:     ev.GetEnvDigest(),
 		LocalEnv:      ev.GetLocalEnv(),
 		Format:        ev.GetFormat(),
+	}
+	if sw := ev.GetSwarm(); sw != nil {
+		o := ObservedViewOf(sw)
+		v.Swarm = &o
 	}
 	switch b := ev.GetBody().(type) {
 	case *metav1.Event_Rollback:
