@@ -176,8 +176,8 @@ func TestReplicaDrift(t *testing.T) {
 	}
 }
 
-// The same observation is the same whoever made it and however, but not
-// when what runs differs in any way the observation tells.
+// The same observation is the same whoever made it, however, and whatever
+// it settled, but not when what runs differs in any way it tells.
 func TestSameAs(t *testing.T) {
 	base := func() *metav1.Observation {
 		return &metav1.Observation{Service: "s_app", Version: "1.0.0", Source: "serve", Server: "s1",
@@ -189,16 +189,15 @@ func TestSameAs(t *testing.T) {
 		return e
 	}()})
 	same := base()
-	same.Source = "docker"
+	same.Source, same.Settles, same.SettledOutcome = "docker", id(1), ok
 	if !h.Observed.SameAs(same) {
-		t.Error("another source is the same observation")
+		t.Error("another source, settling a deploy, is the same observation")
 	}
 	for name, change := range map[string]func(*metav1.Observation){
 		"replicas":   func(o *metav1.Observation) { o.Services[0].Running = 0 },
 		"last error": func(o *metav1.Observation) { o.Services[0].LastError = "task: non-zero exit (1)" },
 		"a service":  func(o *metav1.Observation) { o.Services = append(o.Services, &metav1.ServiceStatus{Name: "s_db"}) },
 		"missing":    func(o *metav1.Observation) { o.Missing = true },
-		"settles":    func(o *metav1.Observation) { o.Settles, o.SettledOutcome = id(1), ok },
 		"server":     func(o *metav1.Observation) { o.Server = "s2" },
 	} {
 		o := base()

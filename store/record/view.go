@@ -95,9 +95,10 @@ type ServiceView struct {
 }
 
 // Same says o and p saw the same thing running, however and whoever
-// looked: their source aside, every field is equal.
+// looked: every field is equal but their source and what they settled.
 func (o ObservedView) Same(p ObservedView) bool {
 	o.Source, p.Source = "", ""
+	o.Settles, p.Settles, o.SettledOutcome, p.SettledOutcome = "", "", "", ""
 	if !slices.Equal(o.Services, p.Services) {
 		return false
 	}
