@@ -9,6 +9,7 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
@@ -117,7 +118,7 @@ func (r *Runner) followOne(ctx context.Context, server, stack, want string) (*me
 	}
 	e, err := dial(ctx, host)
 	if err != nil {
-		return nil, swarm.Verdict{}, fmt.Errorf("could not ask Swarm what it did (%s, from the %s): %w", host.DockerHost, from, err)
+		return nil, swarm.Verdict{}, fmt.Errorf("could not ask Swarm what it did at %s (%s): %w", host.DockerHost, from, err)
 	}
 	defer e.Close()
 	timeout := f.Timeout
@@ -144,4 +145,50 @@ func (r *Runner) followOne(ctx context.Context, server, stack, want string) (*me
 		return seen, swarm.Verdict{}, fmt.Errorf("Swarm had not settled the update: %w", err)
 	}
 	return seen, verdict, nil
+}
+
+// Observed is what ObserveOnce saw and recorded.
+type Observed struct {
+	// Appended is the observation recorded, nil when it said what the log
+	// already had.
+	Appended *store.Appended
+	// Host and From say which Engine was asked, and what named it.
+	Host, From string
+}
+
+// ObserveOnce looks once at the app's stack on its server's Engine (found
+// as EngineOf finds it, the server being the one of the app's abra env
+// file) and records what runs, settling the app's pending deploy when
+// Swarm has settled its update. A stack the Engine does not have is
+// recorded as missing for an app the log knows; for any other app, and
+// for a stack whose app service has no coop-cloud labels, it is an error
+// (swarm.ErrNoService, swarm.ErrNoLabels) and nothing is written.
+func ObserveOnce(ctx context.Context, s *store.Store, actor *metav1.Actor, abraDir, domain, stack string, getenv func(string) string, opts store.AppendOptions) (*Observed, error) {
+	server := abra.ServerOf(abraDir, domain)
+	host, from := EngineOf(s.Config(), server, getenv)
+	e, err := swarm.Dial(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	st, err := e.Look(ctx, stack)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckApp(e.Host()); err != nil {
+		_, known := s.Head(domain)
+		if !st.Missing() || known != nil {
+			return nil, err
+		}
+	}
+	o := st.Observation("docker")
+	o.Server = server
+	out, err := s.ObserveSettling(ctx, domain, o, func(want string) (metav1.Outcome, bool) {
+		v, ok := st.Settled(want, swarm.FollowGrace)
+		return v.Outcome, ok
+	}, actor, time.Now(), opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Observed{Appended: out, Host: e.Host(), From: from}, nil
 }

@@ -124,10 +124,21 @@ func orDash(s string) string {
 // observation in the log (after pulling) says the same: the log grows when
 // reality changes, not every time someone looks. It returns nil when
 // nothing was appended. What the Engine said is made to fit an event
-// (record.Fit) first. An observation that settles a deploy (o.Settles)
-// is always news, but only while that deploy is the app's pending one:
-// settled by someone else meanwhile, or superseded, it settles nothing.
+// (record.Fit) first.
 func (s *Store) Observe(ctx context.Context, domain string, o *metav1.Observation, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
+	return s.ObserveSettling(ctx, domain, o, nil, actor, now, opts)
+}
+
+// Verdict says how Swarm ended the update that put version want into
+// service, ok false while it has not (swarm.Stack.Settled).
+type Verdict func(want string) (outcome metav1.Outcome, ok bool)
+
+// ObserveSettling is Observe, and settles the app's pending deploy when
+// verdict (nil: never) says how Swarm ended it: the observation then names
+// the deploy (settles) and is recorded even if it says what the last one
+// said. The pending deploy is the one of the head after the pull, under
+// the log's lock, so two observers cannot settle it twice.
+func (s *Store) ObserveSettling(ctx context.Context, domain string, o *metav1.Observation, verdict Verdict, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
 	record.Fit(o.ProtoReflect())
 	ev := &metav1.Event{
 		Kind:    metav1.Kind_KIND_OBSERVE,
@@ -141,8 +152,11 @@ func (s *Store) Observe(ctx context.Context, domain string, o *metav1.Observatio
 		ev.ChaosVersion = o.GetChaosVersion()
 	}
 	out, err := s.append(ctx, "observe", ev, actor, now, opts, func(h *fold.Head) bool {
-		if o.GetSettles() != "" && (h.Pending == nil || h.Pending.EventID != o.GetSettles()) {
-			o.Settles, o.SettledOutcome = "", metav1.Outcome_OUTCOME_UNSPECIFIED
+		o.Settles, o.SettledOutcome = "", metav1.Outcome_OUTCOME_UNSPECIFIED
+		if p := h.Pending; p != nil && verdict != nil {
+			if outcome, ok := verdict(p.Running()); ok {
+				o.Settles, o.SettledOutcome = p.EventID, outcome
+			}
 		}
 		return o.GetSettles() == "" && h.Observed.SameAs(o)
 	})

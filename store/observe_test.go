@@ -10,9 +10,9 @@ import (
 )
 
 // An observation is recorded when what runs changed, and one that settles
-// the pending deploy always; a settlement of a deploy no longer pending
-// (settled meanwhile, or superseded) settles nothing, and what an Engine
-// said that no event may hold is made to fit.
+// the pending deploy always; only the verdict on the deploy pending at the
+// time of the write settles anything, and what an Engine said that no
+// event may hold is made to fit.
 func TestObserveSettlesOnlyThePendingDeploy(t *testing.T) {
 	ctx := context.Background()
 	s := newLog(t)
@@ -42,19 +42,38 @@ func TestObserveSettlesOnlyThePendingDeploy(t *testing.T) {
 	if h.State != fold.StatePending || h.Observed.Services[0].LastError != "exit\ufffd[2J" {
 		t.Fatalf("state %s, last error %q", h.State, h.Observed.Services[0].LastError)
 	}
-	settle := seen("1.1.0", "updating")
-	settle.Settles, settle.SettledOutcome = pending, metav1.Outcome_OUTCOME_SUCCEEDED
-	if observe(settle) == nil {
-		t.Fatal("a settlement that says what the last observation said was not recorded")
+	// Swarm has not settled it: nothing new.
+	undecided := func(want string) (metav1.Outcome, bool) {
+		if want != "1.1.0" {
+			t.Errorf("asked about %s, want the pending 1.1.0", want)
+		}
+		return 0, false
+	}
+	if out, err := s.ObserveSettling(ctx, domain, seen("1.1.0", "updating"), undecided, alice, time.Now(), AppendOptions{}); out != nil || err != nil {
+		t.Fatalf("an undecided verdict recorded %v, %v", out, err)
+	}
+	succeeded := func(string) (metav1.Outcome, bool) { return metav1.Outcome_OUTCOME_SUCCEEDED, true }
+	out, err := s.ObserveSettling(ctx, domain, seen("1.1.0", "updating"), succeeded, alice, time.Now(), AppendOptions{})
+	if err != nil || out == nil {
+		t.Fatalf("a settlement that says what the last observation said was not recorded: %v", err)
+	}
+	if o := out.Event.GetObservation(); o.GetSettles() != pending || o.GetSettledOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+		t.Fatalf("settles %q as %s", o.GetSettles(), o.GetSettledOutcome())
 	}
 	h, _ = s.Head(domain)
 	if h.State != fold.StateDeployed || h.Version != "1.1.0" || h.Deployed.SettledBy == "" {
 		t.Fatalf("after settling: state %s version %s deployed %+v", h.State, h.Version, h.Deployed)
 	}
-	again := seen("1.1.0", "updating")
-	again.Settles, again.SettledOutcome = pending, metav1.Outcome_OUTCOME_ROLLED_BACK
-	if out := observe(again); out != nil {
-		t.Fatalf("a second settlement of a settled deploy was recorded: %v", out.Event)
+	// Settled: a second verdict has nothing to settle, and a forged
+	// settles field is not believed.
+	rolledBack := func(string) (metav1.Outcome, bool) { return metav1.Outcome_OUTCOME_ROLLED_BACK, true }
+	if out, err := s.ObserveSettling(ctx, domain, seen("1.1.0", "updating"), rolledBack, alice, time.Now(), AppendOptions{}); out != nil || err != nil {
+		t.Fatalf("a second settlement of a settled deploy was recorded: %v, %v", out, err)
+	}
+	forged := seen("1.1.0", "updating")
+	forged.Settles, forged.SettledOutcome = pending, metav1.Outcome_OUTCOME_ROLLED_BACK
+	if out := observe(forged); out != nil {
+		t.Fatalf("a settles field the caller set was recorded: %v", out.Event)
 	}
 	h, _ = s.Head(domain)
 	if h.State != fold.StateDeployed || h.Version != "1.1.0" {

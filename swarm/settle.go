@@ -77,10 +77,8 @@ func (s *Stack) Settled(want string, grace time.Duration) (Verdict, bool) {
 		if runs != want || s.At.Sub(app.UpdatedAt) < grace {
 			return Verdict{}, false
 		}
-		for _, svc := range s.Services {
-			if svc.Running != svc.Desired || svc.Starting > 0 || svc.Outdated > 0 {
-				return Verdict{}, false
-			}
+		if !s.converged() {
+			return Verdict{}, false
 		}
 		v = Verdict{metav1.Outcome_OUTCOME_SUCCEEDED, fmt.Sprintf("%s runs; every task of the stack is running (Swarm had no update to make)", runs)}
 	default:
@@ -180,7 +178,7 @@ func Follow(ctx context.Context, e Engine, stack, want string, timeout time.Dura
 			}
 		}
 		if v, ok := st.Settled(want, FollowGrace); ok {
-			return st, v, nil
+			return settle(ctx, e, st, v, progress), v, nil
 		}
 	wait:
 		for {
@@ -198,6 +196,54 @@ func Follow(ctx context.Context, e Engine, stack, want string, timeout time.Dura
 			}
 		}
 	}
+}
+
+// FollowConverge bounds how long Follow, once Swarm has settled an update,
+// waits for the stack's tasks to catch up, so that what it returns is what
+// then runs: a rollback is over (rollback_completed) before the tasks of
+// the version before run again (rollback_config's default order is
+// stop-first), and an update completes while an old task still stops.
+const FollowConverge = 15 * time.Second
+
+// settle waits, up to FollowConverge, for every service of the stack to run
+// as many tasks as Swarm wants, none starting and none of an older spec,
+// and returns the last look. A paused update has tasks that may never
+// converge: it is returned at once.
+func settle(ctx context.Context, e Engine, st *Stack, v Verdict, progress func(*Stack)) *Stack {
+	if v.Outcome == metav1.Outcome_OUTCOME_PAUSED {
+		return st
+	}
+	ctx, cancel := context.WithTimeout(ctx, FollowConverge)
+	defer cancel()
+	seen := st.Summary()
+	for !st.converged() {
+		select {
+		case <-ctx.Done():
+			return st
+		case <-time.After(FollowEvery):
+		}
+		next, err := e.Look(ctx, st.Name)
+		if err != nil {
+			return st
+		}
+		st = next
+		if k := st.Summary(); k != seen && progress != nil {
+			seen = k
+			progress(st)
+		}
+	}
+	return st
+}
+
+// converged says every service runs all the tasks Swarm wants, none
+// starting and none of an older spec.
+func (s *Stack) converged() bool {
+	for _, svc := range s.Services {
+		if svc.Running != svc.Desired || svc.Starting > 0 || svc.Outdated > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func notSettled(ctx context.Context, stack string, timeout time.Duration, last *Stack) error {

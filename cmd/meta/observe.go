@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
-	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/opsync"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
 )
@@ -22,24 +21,28 @@ func newObserve(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "observe DOMAIN (--inspect FILE | --docker)",
 		Short: "Record what Docker Swarm really runs for an app, and show any drift",
-		Long: `observe reads the app's "app" service as Docker Swarm has it: from
-docker service inspect output (--inspect FILE, or - for stdin) or from the
-Docker Engine at $DOCKER_HOST (--docker: unix://, tcp:// with TLS when
-$DOCKER_TLS_VERIFY and $DOCKER_CERT_PATH say so, or ssh:// as abra reaches
-servers; the node must be a swarm manager). It takes the service's
+		Long: `observe records once what Docker Swarm runs for an app. With --docker it
+asks the Docker Engine of the app's server, found as meta exec finds it (the
+server's docker_host in meta.yaml, else the docker context abra made for the
+server, else $DOCKER_HOST, else the local socket; unix://, tcp:// with TLS,
+or ssh:// as abra reaches servers; the node must be a swarm manager), and
+reads every service of the app's stack: the app service's
 coop-cloud.<stack>.version, .recipe, .chaos and .chaos-version labels, its
-UpdateStatus and its PreviousSpec (with --docker also every service of the
-stack with its tasks running and desired and the last task error), and appends an observe event when they
-differ from the last observation.
+UpdateStatus and PreviousSpec, and per service the tasks running and desired
+and the last task error. A stack that is gone is recorded as such. With
+--inspect FILE (- for stdin) it reads docker service inspect output of the
+app service alone.
 
-meta head then shows what runs next to what the log says should run, and
-names any drift: swarm-rollback, updating, update-paused,
-unrecorded-version or running-while-undeployed.
+It appends an observe event when what runs differs from the last
+observation, and settles the app's pending deploy once Swarm has settled its
+update. meta head then shows what runs next to what the log says should
+run, and names any drift: running-while-undeployed, down, swarm-rollback,
+updating, update-paused, unrecorded-version or degraded.
 
 The stack is the domain with dots as underscores, cut to 45 characters,
 unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 		Example: `  docker service inspect matrix_example_com_app | meta observe matrix.example.com --inspect -
-  DOCKER_HOST=unix:///run/docker.sock meta observe matrix.example.com --docker`,
+  meta observe matrix.example.com --docker`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: e.completeDomains,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -50,18 +53,21 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 			if stack == "" {
 				stack = e.stackName(domain)
 			}
-			var o *metav1.Observation
+			s, actor, err := e.openAs()
+			if err != nil {
+				return err
+			}
+			opts := store.AppendOptions{Offline: e.offline}
+			var out *store.Appended
 			if docker {
-				st, host, err := e.lookAtStack(cmd.Context(), stack)
-				if err != nil {
-					return err
-				}
-				if err := st.CheckApp(host); errors.Is(err, swarm.ErrNoService) {
-					return err
-				} else if err != nil {
+				seen, err := opsync.ObserveOnce(cmd.Context(), s, actor, abra.Dir(e.getenv), domain, stack, e.getenv, opts)
+				switch {
+				case errors.Is(err, swarm.ErrNoLabels):
 					return usageError{fmt.Errorf("observe %s: %w", domain, err)}
+				case err != nil:
+					return fmt.Errorf("observe %s: %w", domain, err)
 				}
-				o = st.Observation("docker")
+				out = seen.Appended
 			} else {
 				data, err := readInput(e.stdin, inspect)
 				if err != nil {
@@ -71,17 +77,13 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 				if err != nil {
 					return usageError{fmt.Errorf("--inspect %s: %w", inspect, err)}
 				}
-				if o, err = swarm.Observe(services, stack, "inspect"); err != nil {
+				o, err := swarm.Observe(services, stack, "inspect")
+				if err != nil {
 					return usageError{fmt.Errorf("observe %s: %w", domain, err)}
 				}
-			}
-			s, actor, err := e.openAs()
-			if err != nil {
-				return err
-			}
-			out, err := s.Observe(cmd.Context(), domain, o, actor, time.Now(), store.AppendOptions{Offline: e.offline})
-			if err != nil {
-				return err
+				if out, err = s.Observe(cmd.Context(), domain, o, actor, time.Now(), opts); err != nil {
+					return err
+				}
 			}
 			if out != nil {
 				e.appended(cmd, s, out)
@@ -103,27 +105,10 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&inspect, "inspect", "", "read docker service inspect output from FILE (- for stdin)")
-	fl.BoolVar(&docker, "docker", false, "ask the Docker Engine at $DOCKER_HOST (default unix:///var/run/docker.sock; unix://, tcp:// or ssh://)")
+	fl.BoolVar(&docker, "docker", false, "ask the Docker Engine of the app's server (see above)")
 	fl.StringVar(&stack, "stack", "", "the app's stack name, if not derived from the domain")
 	fl.BoolVar(&asJSON, "json", false, `print {"recorded", "event_id", "head"} as JSON (head keys as meta head --json)`)
 	return cmd
-}
-
-// lookAtStack looks once at stack on the Docker Engine at $DOCKER_HOST
-// (TLS with $DOCKER_CERT_PATH when $DOCKER_TLS_VERIFY is set, as the
-// docker CLI does), and says which Engine that was.
-func (e *env) lookAtStack(ctx context.Context, stack string) (*swarm.Stack, string, error) {
-	h := swarm.Host{DockerHost: e.getenv("DOCKER_HOST")}
-	if e.getenv("DOCKER_TLS_VERIFY") != "" {
-		h.CertPath = e.getenv("DOCKER_CERT_PATH")
-	}
-	eng, err := swarm.Dial(ctx, h)
-	if err != nil {
-		return nil, "", err
-	}
-	defer eng.Close()
-	st, err := eng.Look(ctx, stack)
-	return st, eng.Host(), err
 }
 
 // observeView is `meta observe --json`.

@@ -26,10 +26,19 @@ func TestObserveDockerOnARealSwarm(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"recorded":true`) || !strings.Contains(out, `"observed_version":"1.0.0+a"`) {
 		t.Fatalf("observe --docker: %v\n%s", err, out)
 	}
-	// Another stack's name: the Engine has no such app service.
-	_, stderr, err := metaFull(t, dir, "observe", "a.example.com", "--docker", "--stack", stack+"_gone")
+	// The app's stack gone: recorded, and the app is down.
+	out, err = meta(t, dir, "observe", "a.example.com", "--docker", "--stack", stack+"_gone", "--json")
+	if err != nil || !strings.Contains(out, `"missing":true`) || !strings.Contains(out, `"drift":"down"`) {
+		t.Fatalf("observe --docker of a gone stack: %v\n%s", err, out)
+	}
+	// An app the log does not know, whose stack the Engine has not: a
+	// typo, refused, nothing recorded.
+	_, stderr, err := metaFull(t, dir, "observe", "typo.example.com", "--docker", "--stack", stack+"_gone")
 	var exit *exitError
 	if !errors.As(err, &exit) || !strings.Contains(stderr, "has no service "+stack+"_gone_app") {
-		t.Fatalf("observe --docker of a missing stack: %v\n%s", err, stderr)
+		t.Fatalf("observe --docker of an unknown app: %v\n%s", err, stderr)
+	}
+	if out, _ := meta(t, dir, "ls"); strings.Contains(out, "typo.example.com") {
+		t.Fatalf("the typo was recorded:\n%s", out)
 	}
 }

@@ -42,7 +42,7 @@ func (h *Head) observe(seen *metav1.Observation, at Ref) {
 // all, then what Swarm's update did, then which version runs, then how
 // many of its tasks do.
 func drift(h *Head, o *Observation) (reason, detail string) {
-	seen, desired := o.Running(), running(h.Deployed)
+	seen, desired := o.Running(), h.Deployed.Running()
 	switch h.State {
 	case StateUndeployed, StateRemoved, StateMoved:
 		if o.Missing {
@@ -50,7 +50,7 @@ func drift(h *Head, o *Observation) (reason, detail string) {
 		}
 		return DriftNotDeployed, fmt.Sprintf("Swarm runs %s although the log says the app is %s", orNone(seen), h.State)
 	case StatePending:
-		desired = running(h.Pending)
+		desired = h.Pending.Running()
 	}
 	if o.Missing {
 		if h.Deployed == nil && h.Pending == nil {
@@ -75,9 +75,9 @@ func drift(h *Head, o *Observation) (reason, detail string) {
 	}
 	if seen != desired {
 		switch {
-		case h.State == StatePending && seen == running(h.Deployed):
+		case h.State == StatePending && seen == h.Deployed.Running():
 			return DriftUpdating, fmt.Sprintf("the deploy of %s is pending and Swarm still runs %s", orNone(desired), orNone(seen))
-		case h.Previous != nil && seen == running(h.Previous):
+		case h.Previous != nil && seen == h.Previous.Running():
 			// Swarm swaps the previous spec back in on a rollback, so the
 			// labels are those of the deploy before.
 			return DriftSwarmRollback, fmt.Sprintf("the service is back at %s, the version deployed before %s", orNone(seen), orNone(desired))
@@ -120,9 +120,9 @@ func replicas(o *Observation) (reason, detail string) {
 	return "", ""
 }
 
-// running is the version a deploy put into service: its chaos version
-// under --chaos, else its version; "" for none.
-func running(r *Ref) string {
+// Running is the version the deploy r put into service: its chaos
+// version under --chaos, else its version; "" for none (r nil too).
+func (r *Ref) Running() string {
 	switch {
 	case r == nil:
 		return ""

@@ -2,6 +2,7 @@ package fold
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
@@ -215,23 +216,28 @@ func RefOf(ev *metav1.Event) Ref {
 	}
 }
 
-// swarmSaid is what an observation says went wrong: Swarm's update
-// message, else the app service's (or any service's) last task error.
+// swarmSaid is what an observation says went wrong: Swarm's update message
+// and the app service's (else any service's) last task error, which says
+// why when the message does not ("rollback completed").
 func swarmSaid(o *metav1.Observation) string {
+	var said []string
 	if m := o.GetUpdateMessage(); m != "" {
-		return m
+		said = append(said, m)
 	}
+	lastError := ""
 	for _, s := range o.GetServices() {
 		if s.GetName() == o.GetService() && s.GetLastError() != "" {
-			return s.GetLastError()
+			lastError = "last task error: " + s.GetLastError()
+			break
+		}
+		if s.GetLastError() != "" && lastError == "" {
+			lastError = "last task error of " + s.GetName() + ": " + s.GetLastError()
 		}
 	}
-	for _, s := range o.GetServices() {
-		if s.GetLastError() != "" {
-			return s.GetName() + ": " + s.GetLastError()
-		}
+	if lastError != "" {
+		said = append(said, lastError)
 	}
-	return ""
+	return strings.Join(said, "; ")
 }
 
 // Fold computes the head of one app from all its events, given in any order.
@@ -391,7 +397,7 @@ func (h *Head) deploy(outcome metav1.Outcome, d Ref) {
 		h.Recipe = d.Recipe
 	}
 	h.setState(StateDeployed)
-	if h.Deployed != nil && running(h.Deployed) != running(&d) {
+	if h.Deployed != nil && h.Deployed.Running() != d.Running() {
 		h.Previous = h.Deployed
 	}
 	h.Version, h.ChaosVersion = d.Version, d.ChaosVersion
