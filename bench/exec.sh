@@ -2,8 +2,10 @@
 # Times the meta exec wrapper as whole processes around an abra command that
 # does nothing (a no-op stand-in abra), with the sync cooldown still fresh so
 # no fetch happens: the overhead every aliased abra command pays. Also times
-# a recorded deploy (commit and push to a bare remote) against the git CLI
-# committing and pushing one file to the same remote. Rounds are
+# a recorded deploy (commit and push to a bare remote; --settle-timeout=-1s:
+# no Swarm here to follow, so it is recorded pending at once) against the
+# git CLI committing and pushing one file to the same remote. What following
+# Swarm adds is bench/exec-swarm.sh's. Rounds are
 # interleaved; trust the ratios more than the times.
 #
 #   bench/exec.sh [ROUNDS]      (default 21)
@@ -42,7 +44,7 @@ $meta head app.example.org >/dev/null # a fetch now: the cooldown is fresh
 for i in $(seq "$rounds"); do
   time_cmd "abra app ps (alone)" abra app ps app.example.org
   time_cmd "meta exec -- abra app ps" $meta exec -- abra app ps app.example.org
-  time_cmd "meta exec -- abra app deploy" $meta exec -- abra app deploy app.example.org
+  time_cmd "meta exec -- abra app deploy" $meta exec --settle-timeout=-1s -- abra app deploy app.example.org
   time_cmd "git add+commit+push" gitpush "$i"
 done
 
