@@ -30,10 +30,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+
 	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
+	"git.coopcloud.tech/coop-cloud/meta/swarm"
 )
 
 // Defaults for Config.
@@ -100,6 +104,17 @@ type Config struct {
 	WebhookSecret []byte
 	// Webhooks receive every new event.
 	Webhooks []Webhook
+	// Engines are the Docker Engines the hub observes (observe.go), each
+	// followed on its own; none: it observes nothing. Actor is who the
+	// observations are recorded as (the store's signer signs them).
+	// ObserveInterval is how often it looks at every stack besides
+	// following each Engine's events; ObserveWindow how long a service's
+	// recovery must hold before it is recorded (smooth.go). Zero takes
+	// the Default.
+	Engines         []config.Engine
+	Actor           *metav1.Actor
+	ObserveInterval time.Duration
+	ObserveWindow   time.Duration
 	// Logf reports what the hub does; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -136,6 +151,10 @@ type Hub struct {
 	published, delivered, failed atomic.Int64
 	// cycles counts syncs, for the tests of wakes.
 	cycles atomic.Int64
+	// dial reaches a Docker Engine (swarm.Dial; a fake in tests), and
+	// observer watches cfg.Engines; nil without engines.
+	dial     func(context.Context, swarm.Host) (swarm.Engine, error)
+	observer *observer
 }
 
 // New starts the hub's NATS server (unless external), connects to NATS and
@@ -164,7 +183,16 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second}
+	orDefault(&cfg.ObserveInterval, DefaultObserveInterval)
+	orDefault(&cfg.ObserveWindow, DefaultObserveWindow)
+	if len(cfg.Engines) > 0 && cfg.Actor == nil {
+		return nil, errors.New("observing Docker Engines needs an actor to record the observations as")
+	}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second, dial: swarm.Dial}
+	if len(cfg.Engines) > 0 {
+		// h.dial read when dialling: a test puts a fake there after New.
+		h.observer = newObserver(h.cfg, func(ctx context.Context, host swarm.Host) (swarm.Engine, error) { return h.dial(ctx, host) }, h.Wake)
+	}
 	if err := h.openAPI(); err != nil {
 		return nil, err
 	}
@@ -360,6 +388,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	// Deliveries under way finish, and save how far they got, before the
 	// connection to the bucket closes.
 	defer deliveries.Wait()
+	if h.observer != nil {
+		deliveries.Add(1)
+		go func() { defer deliveries.Done(); h.observer.run(ctx) }()
+		h.cfg.Logf("observing %s", engineList(h.cfg.Engines))
+	}
 	scheme := "http"
 	if h.tls != nil {
 		scheme = "https"
@@ -510,6 +543,9 @@ type Stats struct {
 	Webhooks  int // endpoints that get every event
 	Delivered int // webhook deliveries the endpoint took (2xx)
 	Failed    int // webhook delivery attempts that failed (retried, or dropped)
+	// Engines are the Docker Engines observed; Observed the observations
+	// recorded; Lost and Regained how often an Engine was lost and back.
+	Engines, Observed, Lost, Regained int
 }
 
 // Stats says what the hub did so far.
@@ -519,6 +555,10 @@ func (h *Hub) Stats() Stats {
 		Webhooks:  len(h.cfg.Webhooks),
 		Delivered: int(h.delivered.Load()),
 		Failed:    int(h.failed.Load()),
+		Engines:   len(h.cfg.Engines),
+	}
+	if o := h.observer; o != nil {
+		s.Observed, s.Lost, s.Regained = int(o.observations.Load()), int(o.lost.Load()), int(o.regained.Load())
 	}
 	if start, ok := h.started.Load().(time.Time); ok {
 		s.Served = time.Since(start)
@@ -538,6 +578,12 @@ func (s Stats) String() string {
 		line += ", delivered " + record.Count(s.Delivered, "webhook")
 		if s.Failed > 0 {
 			line += " (" + record.Count(s.Failed, "failed attempt") + ")"
+		}
+	}
+	if s.Engines > 0 {
+		line += ", recorded " + record.Count(s.Observed, "observation") + " of " + record.Count(s.Engines, "Docker Engine")
+		if s.Lost > 0 {
+			line += fmt.Sprintf(" (lost %d times, back %d)", s.Lost, s.Regained)
 		}
 	}
 	return line
