@@ -583,7 +583,7 @@ func (s Stats) String() string {
 	if s.Engines > 0 {
 		line += ", recorded " + record.Count(s.Observed, "observation") + " of " + record.Count(s.Engines, "Docker Engine")
 		if s.Lost > 0 {
-			line += fmt.Sprintf(" (lost %d times, back %d)", s.Lost, s.Regained)
+			line += fmt.Sprintf(" (lost %d, back %d)", s.Lost, s.Regained)
 		}
 	}
 	return line
