@@ -327,6 +327,13 @@ func (h *Hub) routes() http.Handler {
 	// Open to all: it says only that the hub answers, for a proxy's or
 	// orchestrator's health check.
 	mux.Handle("/healthz", api)
+	if h.observer != nil {
+		// Still open to all, and still no names: how many Engines the hub
+		// watches and reaches, for a health check that wants to know.
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, h.observer.health())
+		})
+	}
 	k := &hooks{secret: h.cfg.WebhookSecret, wake: h.Wake}
 	for name := range forges {
 		mux.HandleFunc("POST /hooks/"+name, k.handle(name))

@@ -504,6 +504,26 @@ func sameObservation(a, b *metav1.Observation) bool {
 // TEMPORARY: fold.Head.Pending comes with the fold's pending state.
 func pendingOf(h *fold.Head) *fold.Ref { return nil }
 
+// observerHealth is /healthz of a hub that observes Engines.
+type observerHealth struct {
+	OK               bool  `json:"ok"`
+	Engines          int   `json:"engines"`
+	EnginesReachable int   `json:"engines_reachable"`
+	Observations     int64 `json:"observations"`
+}
+
+func (o *observer) health() observerHealth {
+	out := observerHealth{OK: true, Engines: len(o.watches), Observations: o.observations.Load()}
+	for _, w := range o.watches {
+		w.mu.Lock()
+		if w.eng != nil {
+			out.EnginesReachable++
+		}
+		w.mu.Unlock()
+	}
+	return out
+}
+
 // engineList says which Engines the hub observes, for its first line:
 // "the Docker Engines of 2 servers: s1 (ssh://root@s1), s2 (tcp://s2:2376)".
 func engineList(engines []config.Engine) string {

@@ -347,6 +347,10 @@ func TestHubObservesAndPublishes(t *testing.T) {
 	fake.set(appStack("a.example.com", "1.0.0", 0, 1))
 	waitFor(t, "the drop on NATS", func() bool { return len(streamIDs(t, h)) == 3 })
 	t.Logf("recorded and published in %s", time.Since(started))
+	var health map[string]any
+	if code := get(t, "http://"+h.HTTPAddr()+"/healthz", &health); code != 200 || health["ok"] != true || health["engines"] != 1.0 || health["engines_reachable"] != 1.0 || health["observations"] != 2.0 {
+		t.Fatalf("healthz: %d %v", code, health)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
