@@ -140,6 +140,9 @@ type Hub struct {
 	auth       *auth
 	tls        *tls.Config // nil: plain HTTP
 	wake       chan struct{}
+	// fresh says the hub itself committed events (observations): they
+	// are published at once, with no sync and no wakeGap.
+	fresh chan struct{}
 	// wakeGap is the least time between two syncs that wakes asked for:
 	// however many nudges and push webhooks come, the hub fetches at most
 	// once per wakeGap for them.
@@ -188,10 +191,10 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if len(cfg.Engines) > 0 && cfg.Actor == nil {
 		return nil, errors.New("observing Docker Engines needs an actor to record the observations as")
 	}
-	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second, dial: swarm.Dial}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), fresh: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second, dial: swarm.Dial}
 	if len(cfg.Engines) > 0 {
 		// h.dial read when dialling: a test puts a fake there after New.
-		h.observer = newObserver(h.cfg, func(ctx context.Context, host swarm.Host) (swarm.Engine, error) { return h.dial(ctx, host) }, h.Wake)
+		h.observer = newObserver(h.cfg, func(ctx context.Context, host swarm.Host) (swarm.Engine, error) { return h.dial(ctx, host) }, h.committed)
 	}
 	if err := h.openAPI(); err != nil {
 		return nil, err
@@ -379,6 +382,14 @@ func (h *Hub) Wake() {
 	}
 }
 
+// committed makes the hub publish what it committed itself, at once.
+func (h *Hub) committed() {
+	select {
+	case h.fresh <- struct{}{}:
+	default:
+	}
+}
+
 // Run serves until ctx ends, then shuts down gracefully: in-flight HTTP
 // requests finish, the NATS server stops after its clients are closed.
 func (h *Hub) Run(ctx context.Context) error {
@@ -422,22 +433,40 @@ func (h *Hub) Run(ctx context.Context) error {
 			last = time.Now()
 			h.cycle(ctx)
 		}
+		if stop, err := h.wait(ctx, tick.C, httpErr, last); stop {
+			return err
+		}
+	}
+}
+
+// wait waits for the next cycle: a tick, or a wake (wakeGap after the
+// last cycle at the soonest); meanwhile it publishes what the hub
+// committed itself at once. stop says Run is over, and how.
+func (h *Hub) wait(ctx context.Context, tick <-chan time.Time, httpErr <-chan error, last time.Time) (stop bool, err error) {
+	var gap <-chan time.Time
+	for {
 		select {
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return h.http.Shutdown(shutdown)
+			return true, h.http.Shutdown(shutdown)
 		case err := <-httpErr:
 			if !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
+				return true, fmt.Errorf("http: %w", err)
 			}
-			return nil
-		case <-tick.C:
+			return true, nil
+		case <-h.fresh:
+			// Committed here (an observation): nothing to fetch, only to
+			// publish.
+			h.publish(ctx)
+		case <-tick:
+			return false, nil
 		case <-h.wake:
-			select {
-			case <-ctx.Done():
-			case <-time.After(h.wakeGap - time.Since(last)):
+			if gap == nil { // later wakes are the same one
+				gap = time.After(h.wakeGap - time.Since(last))
 			}
+		case <-gap:
+			return false, nil
 		}
 	}
 }
@@ -451,6 +480,11 @@ func (h *Hub) cycle(ctx context.Context) {
 	} else if warning != "" {
 		h.cfg.Logf("%s", warning)
 	}
+	h.publish(ctx)
+}
+
+// publish publishes what git has that the stream may not.
+func (h *Hub) publish(ctx context.Context) {
 	if n, err := h.CatchUp(ctx); err != nil {
 		h.cfg.Logf("publish: %v", err)
 	} else if n > 0 {
