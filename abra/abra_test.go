@@ -1,6 +1,12 @@
 package abra
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -254,4 +260,81 @@ func specOf(a Action) *appSpec {
 		}
 	}
 	panic("no spec for " + a)
+}
+
+// Contexts are found where the docker CLI keeps them, by the hash of their
+// name; what is not a context is said to be so.
+func TestFindDockerContext(t *testing.T) {
+	home := t.TempDir()
+	write := func(name, body string, tls bool) {
+		sum := sha256.Sum256([]byte(name))
+		id := hex.EncodeToString(sum[:])
+		dir := filepath.Join(home, ".docker", "contexts", "meta", id)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if tls {
+			d := filepath.Join(home, ".docker", "contexts", "tls", id, "docker")
+			os.MkdirAll(d, 0o700)
+			os.WriteFile(filepath.Join(d, "ca.pem"), []byte("ca"), 0o600)
+		}
+	}
+	write("server1.example.org", `{"Name":"server1.example.org","Metadata":{},"Endpoints":{"docker":{"Host":"ssh://root@server1.example.org","SkipTLSVerify":false}}}`, false)
+	write("tls.example.org", `{"Name":"tls.example.org","Metadata":{},"Endpoints":{"docker":{"Host":"tcp://10.0.0.3:2376","SkipTLSVerify":false}}}`, true)
+	write("broken", `{"Name":`, false)
+	write("other", `{"Name":"someone-else","Endpoints":{"docker":{"Host":"unix:///x"}}}`, false)
+	env := func(k string) string { return map[string]string{"HOME": home}[k] }
+	tests := []struct {
+		name, host, certs, bad string
+	}{
+		{name: "server1.example.org", host: "ssh://root@server1.example.org"},
+		{name: "tls.example.org", host: "tcp://10.0.0.3:2376", certs: "tls"},
+		{name: "nowhere", bad: `no docker context "nowhere"`},
+		{name: "broken", bad: `docker context "broken"`},
+		{name: "other", bad: `names "someone-else"`},
+	}
+	for _, tt := range tests {
+		c, err := FindDockerContext(tt.name, env)
+		switch {
+		case tt.bad != "":
+			if err == nil || !strings.Contains(err.Error(), tt.bad) {
+				t.Errorf("%s: %+v, %v; want an error saying %q", tt.name, c, err, tt.bad)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case c.Host != tt.host || (tt.certs != "") != (c.CertPath != ""):
+			t.Errorf("%s: %+v", tt.name, c)
+		}
+	}
+	if _, err := FindDockerContext("nowhere", env); !errors.Is(err, ErrNoContext) {
+		t.Errorf("a missing context: %v", err)
+	}
+	// DOCKER_CONFIG is where the CLI looks first.
+	if _, err := FindDockerContext("server1.example.org", func(k string) string {
+		return map[string]string{"HOME": "/nonexistent", "DOCKER_CONFIG": filepath.Join(home, ".docker")}[k]
+	}); err != nil {
+		t.Errorf("with DOCKER_CONFIG: %v", err)
+	}
+}
+
+// A context the docker CLI itself made (as `abra server add` does) is
+// found.
+func TestFindDockerContextTheCLIMade(t *testing.T) {
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("no docker CLI here")
+	}
+	cfg := t.TempDir()
+	cmd := exec.Command(docker, "context", "create", "server2.example.org", "--docker", "host=ssh://deploy@server2.example.org:2222")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker context create: %v\n%s", err, out)
+	}
+	c, err := FindDockerContext("server2.example.org", func(k string) string { return map[string]string{"DOCKER_CONFIG": cfg}[k] })
+	if err != nil || c.Host != "ssh://deploy@server2.example.org:2222" || c.CertPath != "" {
+		t.Fatalf("%+v, %v", c, err)
+	}
 }

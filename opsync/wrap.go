@@ -61,6 +61,9 @@ type Runner struct {
 	// nil when there is no way to, and deploys are recorded as run with a
 	// local env.
 	OpenEnv func(ctx context.Context, domain string) (dotenv.File, string, error)
+	// Follow says how to follow what Swarm does with a deploy (see
+	// follow.go); nil takes abra's exit code as the outcome.
+	Follow *Follow
 }
 
 // Result is what Run did.
@@ -110,13 +113,14 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 	if !cmd.StateChanging() || r.Options.NoLog {
 		return res, nil
 	}
-	// Ctrl-C reached abra and meta alike: what abra did is recorded all
-	// the same.
-	ctx = context.WithoutCancel(ctx)
 	events, err := r.events(cmd, argv, before, code, signaled)
 	if err != nil {
 		return res, fmt.Errorf("abra exited %d but meta could not tell what it did: %w", code, err)
 	}
+	r.follow(ctx, cmd, events, before)
+	// Ctrl-C reached abra and meta alike: what abra did is recorded all
+	// the same.
+	ctx = context.WithoutCancel(ctx)
 	r.markEnv(ctx, cmd.Domain, before, events)
 	var unknown []string
 	out, err := r.Store.Write(ctx, r.Actor, r.now(), store.AppendOptions{Offline: r.Options.NoSync, Force: r.Options.Force}, func(tx *store.Tx) (err error) {

@@ -123,8 +123,12 @@ func orDash(s string) string {
 // Observe records what Swarm runs for the app at domain, unless the last
 // observation in the log (after pulling) says the same: the log grows when
 // reality changes, not every time someone looks. It returns nil when
-// nothing was appended.
+// nothing was appended. What the Engine said is made to fit an event
+// (record.Fit) first. An observation that settles a deploy (o.Settles)
+// is always news, but only while that deploy is the app's pending one:
+// settled by someone else meanwhile, or superseded, it settles nothing.
 func (s *Store) Observe(ctx context.Context, domain string, o *metav1.Observation, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
+	record.Fit(o.ProtoReflect())
 	ev := &metav1.Event{
 		Kind:    metav1.Kind_KIND_OBSERVE,
 		Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
@@ -136,7 +140,12 @@ func (s *Store) Observe(ctx context.Context, domain string, o *metav1.Observatio
 	if o.GetChaos() {
 		ev.ChaosVersion = o.GetChaosVersion()
 	}
-	out, err := s.append(ctx, "observe", ev, actor, now, opts, func(h *fold.Head) bool { return h.Observed.SameAs(o) })
+	out, err := s.append(ctx, "observe", ev, actor, now, opts, func(h *fold.Head) bool {
+		if o.GetSettles() != "" && (h.Pending == nil || h.Pending.EventID != o.GetSettles()) {
+			o.Settles, o.SettledOutcome = "", metav1.Outcome_OUTCOME_UNSPECIFIED
+		}
+		return o.GetSettles() == "" && h.Observed.SameAs(o)
+	})
 	if errors.Is(err, errUnchanged) {
 		return nil, nil
 	}

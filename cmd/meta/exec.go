@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 func newExec(e *env) *cobra.Command {
 	var o opsync.Options
 	var abraPath string
+	var settle time.Duration
 	cmd := &cobra.Command{
 		Use:   "exec [flags] -- abra app COMMAND DOMAIN [ARGS...]",
 		Short: "Run abra with the operator log around it: sync before, record after",
@@ -27,11 +29,25 @@ pass through unchanged) and keeps the operator log in step with it:
           file says differs from the log's;
   after:  deploy, upgrade, rollback, undeploy, move, new --secrets, remove,
           restore, secret generate/insert/remove and volume remove are
-          recorded with their outcome (abra's exit code), the version abra
+          recorded with their outcome, the version abra
           wrote into the env file (the chaos version for --chaos), the env
           it ran with (the log's, when your env file says the same apart
           from the version; else "local env") and the command line with
           secret values redacted, then pushed.
+
+A deploy, upgrade or rollback abra says succeeded is followed on Swarm until
+Swarm settles its update, and its outcome is what Swarm did: succeeded only
+when Swarm completed the update and runs the version; rolled-back when
+Swarm's update monitor rolled it back (the log then keeps the version
+before); paused when Swarm paused the update. meta shows what Swarm does
+while it waits. Ctrl-C, an Engine that cannot be reached or --settle-timeout
+passing leave the deploy recorded as pending: the next meta serve or
+meta observe --docker settles it. abra's exit code and output pass through
+unchanged either way. Any other outcome is abra's exit code.
+
+The server's Engine is found as abra finds it: its docker_host under
+servers: in meta.yaml, else the docker context named after the server
+(abra server add makes one), else $DOCKER_HOST, else the local socket.
 
 Commands that change nothing are not recorded, nor is a command that failed
 on an app the log has no events of (a typo'd domain): meta says so. An app's
@@ -90,6 +106,15 @@ only runs abra, so the alias can live in a shared shell profile:
 				f, digest, _, err := ev.Open(ctx, domain)
 				return f, digest, err
 			}
+			r.Follow = &opsync.Follow{Timeout: settle, Getenv: e.getenv}
+			if !cmd.Flags().Changed("settle-timeout") && cfg.SettleTimeout != "" {
+				if r.Follow.Timeout, err = time.ParseDuration(cfg.SettleTimeout); err != nil {
+					return usageError{fmt.Errorf("operator config %s: settle_timeout %q is not a duration like 5m", cfg.path, cfg.SettleTimeout)}
+				}
+			}
+			if isTerminal(e.stderr) {
+				r.Follow.Progress = func(line string) { fmt.Fprintf(e.stderr, "meta: %s\n", printable(line)) }
+			}
 			r.Recorded = func(ev *metav1.Event) {
 				if err := e.nudgeHub(cmd.Context()); err != nil {
 					e.warn("recorded, but the hub was not told (it finds the event at its next poll): %v", err)
@@ -113,6 +138,7 @@ only runs abra, so the alias can live in a shared shell profile:
 	fl.StringVar(&abraPath, "abra", "", "the abra executable to run (default: abra: from the operator config, else abra on PATH)")
 	fl.BoolVar(&o.NoSync, "no-operator-sync", false, "neither pull before nor push after; what is recorded stays in this clone until meta sync")
 	fl.BoolVar(&o.NoLog, "no-operator-log", false, "record nothing")
+	fl.DurationVar(&settle, "settle-timeout", 0, "how long to wait for Swarm to settle a deploy's update (default: from the stack's update_config, at most 15m; settle_timeout: in the operator config; below 0: do not wait, record it pending)")
 	fl.BoolVar(&o.Force, "force", false, "go ahead despite another operator's lock on the app (the log records that you did)")
 	return cmd
 }

@@ -105,7 +105,23 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row("signed", signatureText(d.Signature, d.SignedBy))
 	}
 	if f := h.LastFailure; f != nil {
-		row("failed", fmt.Sprintf("%s %s by %s at %s (%s)", f.Kind, orDash(f.Version), f.Operator, when(f.Time), f.EventID))
+		line := fmt.Sprintf("%s %s by %s at %s (%s)", f.Kind, orDash(f.Version), f.Operator, when(f.Time), f.EventID)
+		switch f.Outcome {
+		case "rolled-back":
+			line = "Swarm rolled back the " + line
+		case "paused":
+			line = "Swarm paused the " + line
+		}
+		if f.Detail != "" {
+			line += ": " + f.Detail
+		}
+		row(p.paint("31", "failed"), line)
+	}
+	if d := h.Pending; d != nil {
+		row(p.paint("33", "pending"), fmt.Sprintf("%s %s by %s at %s (%s): Swarm's verdict not seen yet; meta observe %s --docker, or meta serve, settles it", d.Kind, orDash(d.Version), d.Operator, when(d.Time), d.EventID, h.Domain))
+	}
+	if d := h.Deployed; d != nil && d.SettledBy != "" {
+		row("settled", fmt.Sprintf("%s by the observation %s", d.Outcome, d.SettledBy))
 	}
 	if s := h.LastSuccess; s != nil {
 		row("last success", fmt.Sprintf("%s %s by %s at %s (%s)", s.Kind, orDash(s.Version), s.Operator, when(s.Time), s.EventID))
@@ -139,7 +155,24 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		if o.UpdateState != "" {
 			seen += " (update " + o.UpdateState + ")"
 		}
-		row("observed", fmt.Sprintf("%s at %s (%s) by %s", seen, when(o.Time), ago(o.Time, now), o.Operator))
+		if o.Missing {
+			seen = "no service of the stack"
+		}
+		where := ""
+		if o.Server != "" {
+			where = " on " + o.Server
+		}
+		row("observed", fmt.Sprintf("%s%s at %s (%s) by %s", seen, where, when(o.Time), ago(o.Time, now), o.Operator))
+		for _, svc := range o.Services {
+			line := fmt.Sprintf("%d/%d running", svc.Running, svc.Desired)
+			if svc.UpdateState != "" {
+				line += ", update " + svc.UpdateState
+			}
+			if svc.LastError != "" {
+				line += ", last error: " + svc.LastError
+			}
+			row("  "+svc.Name, line)
+		}
 	}
 	if h.Drift != "" {
 		row(p.paint("31", "drift"), h.Drift+": "+h.DriftDetail)

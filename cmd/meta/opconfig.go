@@ -28,7 +28,10 @@ type operatorConfig struct {
 	// (.pub) whose private half ssh-agent holds. "~/" is the home
 	// directory; a relative path is relative to the config file.
 	SSHKey string `yaml:"ssh_key"`
-	path   string
+	// SettleTimeout is how long `meta exec` waits for Swarm to settle a
+	// deploy's update, as a Go duration; empty derives it from the stack.
+	SettleTimeout string `yaml:"settle_timeout"`
+	path          string
 }
 
 func (e *env) operatorConfigPath() string {
@@ -77,9 +80,4 @@ func (e *env) loadOperatorConfig() (operatorConfig, error) {
 }
 
 // expandHome puts the home directory for a leading "~/", as a shell would.
-func (e *env) expandHome(p string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok && e.getenv("HOME") != "" {
-		return filepath.Join(e.getenv("HOME"), rest)
-	}
-	return p
-}
+func (e *env) expandHome(p string) string { return config.ExpandHome(p, e.getenv("HOME")) }

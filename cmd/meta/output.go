@@ -48,7 +48,7 @@ func (p painter) state(s string) string {
 	switch s {
 	case "deployed":
 		return p.paint("32", s)
-	case "deploy-failed":
+	case "deploy-failed", "rolled-back", "paused":
 		return p.paint("31", s)
 	}
 	return p.paint("33", s)

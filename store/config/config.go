@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -138,6 +139,23 @@ func (s Server) MarshalYAML() (any, error) {
 
 // long says the entry needs the mapping form.
 func (s Server) long() bool { return s.DockerHost != "" || s.DockerCertPath != "" }
+
+// ExpandHome puts home for a leading "~/" (or a lone "~") in a path
+// people wrote in a file of meta's (meta.yaml's docker_cert_path, the
+// operator config's ssh_key), as a shell would; other paths stay as they
+// are.
+func ExpandHome(path, home string) string {
+	if home == "" {
+		return path
+	}
+	if path == "~" {
+		return home
+	}
+	if rest, ok := strings.CutPrefix(path, "~/"); ok {
+		return filepath.Join(home, rest)
+	}
+	return path
+}
 
 // PlaceServer is the project and env the apps of an abra server belong
 // to, as Servers says; project is empty when neither Servers nor the

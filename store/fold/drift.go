@@ -2,6 +2,7 @@ package fold
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
@@ -28,38 +29,95 @@ func (o *Observation) SameAs(seen *metav1.Observation) bool {
 
 // observe takes in what Swarm was seen running and says whether, and why,
 // it differs from what the log says should run.
-func (h *Head) observe(ev *metav1.Event, at Ref) {
-	o := Observation{EventID: at.EventID, Time: at.Time, Operator: at.Operator, ObservedView: record.ObservedViewOf(ev.GetObservation())}
+func (h *Head) observe(seen *metav1.Observation, at Ref) {
+	o := Observation{EventID: at.EventID, Time: at.Time, Operator: at.Operator, ObservedView: record.ObservedViewOf(seen)}
 	h.Observed, h.ObservedVersion = &o, o.Running()
 	t := at.Time
 	h.ObservedAt = &t
 	h.Drift, h.DriftDetail = drift(h, &o)
 }
 
-// drift compares an observation with the head it was folded into.
+// drift compares an observation with the head it was folded into. The
+// first reason that holds is the one given: whether the app should run at
+// all, then what Swarm's update did, then which version runs, then how
+// many of its tasks do.
 func drift(h *Head, o *Observation) (reason, detail string) {
 	seen, desired := o.Running(), running(h.Deployed)
 	switch h.State {
 	case StateUndeployed, StateRemoved, StateMoved:
+		if o.Missing {
+			return "", ""
+		}
 		return DriftNotDeployed, fmt.Sprintf("Swarm runs %s although the log says the app is %s", orNone(seen), h.State)
+	case StatePending:
+		desired = running(h.Pending)
+	}
+	if o.Missing {
+		if h.Deployed == nil && h.Pending == nil {
+			return "", "" // never deployed, and not there: as the log says
+		}
+		return DriftDown, fmt.Sprintf("the stack is gone from Swarm while the log says %s runs", orNone(desired))
 	}
 	switch o.UpdateState {
-	case "rollback_started", "rollback_paused", "rollback_completed":
-		return DriftSwarmRollback, fmt.Sprintf("Swarm rolled the update back (%s) and runs %s, not %s", o.UpdateState, orNone(seen), orNone(desired))
+	case "rollback_started", "rollback_paused":
+		return DriftSwarmRollback, fmt.Sprintf("Swarm is rolling the update back (%s) and runs %s, not %s", o.UpdateState, orNone(seen), orNone(desired))
+	case "rollback_completed":
+		// Left from an earlier update when Swarm runs what the log says
+		// (the log recorded the rollback, or a later deploy started no
+		// update of its own).
+		if seen != desired {
+			return DriftSwarmRollback, fmt.Sprintf("Swarm rolled the update back (%s) and runs %s, not %s", o.UpdateState, orNone(seen), orNone(desired))
+		}
 	case "updating":
 		return DriftUpdating, fmt.Sprintf("Swarm is still updating the service to %s", orNone(seen))
 	case "paused":
 		return DriftUpdatePaused, fmt.Sprintf("Swarm paused the update to %s", orNone(seen))
 	}
-	if seen == desired {
+	if seen != desired {
+		switch {
+		case h.State == StatePending && seen == running(h.Deployed):
+			return DriftUpdating, fmt.Sprintf("the deploy of %s is pending and Swarm still runs %s", orNone(desired), orNone(seen))
+		case h.Previous != nil && seen == running(h.Previous):
+			// Swarm swaps the previous spec back in on a rollback, so the
+			// labels are those of the deploy before.
+			return DriftSwarmRollback, fmt.Sprintf("the service is back at %s, the version deployed before %s", orNone(seen), orNone(desired))
+		}
+		return DriftUnrecorded, fmt.Sprintf("Swarm runs %s, which no deploy in the log put there (the log says %s)", orNone(seen), orNone(desired))
+	}
+	return replicas(o)
+}
+
+// replicas says whether the stack's services run as many tasks as Swarm
+// wants them to: down when none runs a task, degraded when some runs fewer
+// than it should. An observation that read only the app service (docker
+// service inspect) does not know.
+func replicas(o *Observation) (reason, detail string) {
+	if len(o.Services) == 0 {
 		return "", ""
 	}
-	// Swarm swaps the previous spec back in on a rollback, so the labels
-	// are those of the deploy before.
-	if h.Previous != nil && seen == running(h.Previous) {
-		return DriftSwarmRollback, fmt.Sprintf("the service is back at %s, the version deployed before %s", orNone(seen), orNone(desired))
+	var short []string
+	total := 0
+	for _, s := range o.Services {
+		total += int(s.Running)
+		if s.Running < s.Desired {
+			line := fmt.Sprintf("%s runs %d of %d", s.Name, s.Running, s.Desired)
+			if s.LastError != "" {
+				line += " (last error: " + s.LastError + ")"
+			}
+			short = append(short, line)
+		}
 	}
-	return DriftUnrecorded, fmt.Sprintf("Swarm runs %s, which no deploy in the log put there (the log says %s)", orNone(seen), orNone(desired))
+	switch {
+	case total == 0:
+		why := "no task of any service runs"
+		if len(short) > 0 {
+			why += ": " + strings.Join(short, "; ")
+		}
+		return DriftDown, why
+	case len(short) > 0:
+		return DriftDegraded, strings.Join(short, "; ")
+	}
+	return "", ""
 }
 
 // running is the version a deploy put into service: its chaos version

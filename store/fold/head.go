@@ -10,7 +10,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 6
+const Version = 7
 
 // States an app can be in, as Head.State says it.
 const (
@@ -23,6 +23,17 @@ const (
 	// StateDeployFailed: the last deploy, upgrade or rollback failed; Version
 	// is still the one from the last successful deploy.
 	StateDeployFailed = "deploy-failed"
+	// StateRolledBack: Swarm rolled the last deploy's update back; Version
+	// is still the one from the last successful deploy, which Swarm runs.
+	StateRolledBack = "rolled-back"
+	// StatePaused: Swarm paused the last deploy's update; Version is still
+	// the last successful deploy's, and the new one runs on some tasks at
+	// most.
+	StatePaused = "paused"
+	// StatePending: the last deploy was recorded before anyone saw what
+	// Swarm did with it (Pending); Version is still the last successful
+	// deploy's until an observation settles it.
+	StatePending = "pending"
 	// StateUndeployed: undeployed after running.
 	StateUndeployed = "undeployed"
 	// StateRemoved: removed from its server.
@@ -47,6 +58,12 @@ const (
 	// DriftNotDeployed: the service runs although the log says the app is
 	// undeployed or removed.
 	DriftNotDeployed = "running-while-undeployed"
+	// DriftDown: nothing of the app runs (no task of any service, or the
+	// stack is gone) while the log says it is deployed.
+	DriftDown = "down"
+	// DriftDegraded: some service runs fewer tasks than Swarm wants, such
+	// as one that keeps crashing.
+	DriftDegraded = "degraded"
 )
 
 // Head is an app's state as its log says. Its JSON keys are part of meta's
@@ -77,10 +94,15 @@ type Head struct {
 
 	// Deployed is the event that put Version into service.
 	Deployed *Ref `json:"deployed"`
-	// LastSuccess is the last successful deploy, set when a later one failed.
+	// LastSuccess is the last successful deploy, set when a later one
+	// failed, was rolled back or paused by Swarm, or is pending.
 	LastSuccess *Ref `json:"last_success"`
-	// LastFailure is the failed deploy behind StateDeployFailed.
+	// LastFailure is the deploy behind StateDeployFailed, StateRolledBack
+	// or StatePaused; its Detail says what Swarm said.
 	LastFailure *Ref `json:"last_failure"`
+	// Pending is the deploy behind StatePending, waiting for an
+	// observation to say what Swarm did with it.
+	Pending *Ref `json:"pending"`
 	// Secrets present, by name, with the version last generated or inserted.
 	Secrets []Secret `json:"secrets"`
 	// EnvDigest is the digest of the app's sealed env file as last written
@@ -138,6 +160,14 @@ type Ref struct {
 	// not know.
 	EnvDigest string `json:"env_digest"`
 	LocalEnv  bool   `json:"local_env"`
+	// Recipe is the event's recipe.
+	Recipe string `json:"recipe"`
+	// Detail says, for a deploy Swarm rolled back or paused, what Swarm
+	// said (its update message, else the last task error).
+	Detail string `json:"detail"`
+	// SettledBy is the observation that settled a pending deploy;
+	// Outcome is then the outcome it settled it with.
+	SettledBy string `json:"settled_by"`
 	// SignedBy and Signature say who signed the commit that wrote the
 	// event and whether it verified (integrity.Verified, ...). The fold
 	// leaves them empty: they are history's, not the records', and the
@@ -180,7 +210,28 @@ func RefOf(ev *metav1.Event) Ref {
 		Time:         ev.GetTime().AsTime().UTC(),
 		EnvDigest:    ev.GetEnvDigest(),
 		LocalEnv:     ev.GetLocalEnv(),
+		Recipe:       ev.GetRecipe(),
+		Detail:       swarmSaid(ev.GetSwarm()),
 	}
+}
+
+// swarmSaid is what an observation says went wrong: Swarm's update
+// message, else the app service's (or any service's) last task error.
+func swarmSaid(o *metav1.Observation) string {
+	if m := o.GetUpdateMessage(); m != "" {
+		return m
+	}
+	for _, s := range o.GetServices() {
+		if s.GetName() == o.GetService() && s.GetLastError() != "" {
+			return s.GetLastError()
+		}
+	}
+	for _, s := range o.GetServices() {
+		if s.GetLastError() != "" {
+			return s.GetName() + ": " + s.GetLastError()
+		}
+	}
+	return ""
 }
 
 // Fold computes the head of one app from all its events, given in any order.
@@ -243,7 +294,8 @@ func Next(h *Head, ev *metav1.Event) *Head {
 }
 
 // apply folds one event into h. Only succeeded events change state, except
-// that a failed deploy marks the app as such without touching the version.
+// that a deploy that failed, that Swarm rolled back or paused, or whose
+// outcome is pending marks the app as such without touching the version.
 func (h *Head) apply(ev *metav1.Event) {
 	last := RefOf(ev)
 	h.EventID, h.Kind, h.Outcome, h.Time = last.EventID, last.Kind, last.Outcome, last.Time
@@ -258,40 +310,28 @@ func (h *Head) apply(ev *metav1.Event) {
 		h.applyLock(ev, last.Time)
 		return
 	}
-	switch ev.GetOutcome() {
-	case metav1.Outcome_OUTCOME_SUCCEEDED:
-	case metav1.Outcome_OUTCOME_FAILED, metav1.Outcome_OUTCOME_ABORTED:
-		if record.IsDeployKind(kind) {
-			h.setState(StateDeployFailed)
-			h.LastFailure = &last
-			h.LastSuccess = h.Deployed
+	if record.IsDeployKind(kind) {
+		if t := ev.GetRollback().GetTargetVersion(); t != "" {
+			last.Version = t // a rollback may name only its target
+		}
+		h.deploy(ev.GetOutcome(), last)
+		if sw := ev.GetSwarm(); sw != nil {
+			h.observe(sw, last)
 		}
 		return
+	}
+	switch ev.GetOutcome() {
+	case metav1.Outcome_OUTCOME_SUCCEEDED:
 	default:
-		return // an outcome from a newer meta: claim nothing
+		return // failed, or an outcome from a newer meta: claim nothing
 	}
 	if ev.GetRecipe() != "" {
 		h.Recipe = ev.GetRecipe()
 	}
 	switch {
-	case record.IsDeployKind(kind):
-		h.setState(StateDeployed)
-		if h.Deployed != nil && running(h.Deployed) != running(&last) {
-			h.Previous = h.Deployed
-		}
-		h.Version = ev.GetVersion()
-		if t := ev.GetRollback().GetTargetVersion(); t != "" {
-			h.Version = t
-		}
-		h.ChaosVersion = ev.GetChaosVersion()
-		h.Since, h.DeployedBy = last.Time, last.Operator
-		h.Deployed = &last
-		h.EnvChangedSinceDeploy = envChangedSince(h.EnvDigest, last)
-		// What Swarm was seen running before this deploy says nothing
-		// about it: only a later observation can.
-		h.Drift, h.DriftDetail = "", ""
 	case kind == metav1.Kind_KIND_OBSERVE:
-		h.observe(ev, last)
+		h.settle(ev.GetObservation(), last)
+		h.observe(ev.GetObservation(), last)
 	case kind == metav1.Kind_KIND_MOVE:
 		h.move(ev)
 	case kind == metav1.Kind_KIND_NEW:
@@ -318,6 +358,75 @@ func (h *Head) apply(ev *metav1.Event) {
 	}
 }
 
+// deployStates is what state each outcome of a deploy, upgrade or
+// rollback leaves the app in.
+var deployStates = map[metav1.Outcome]string{
+	metav1.Outcome_OUTCOME_SUCCEEDED:   StateDeployed,
+	metav1.Outcome_OUTCOME_FAILED:      StateDeployFailed,
+	metav1.Outcome_OUTCOME_ABORTED:     StateDeployFailed,
+	metav1.Outcome_OUTCOME_ROLLED_BACK: StateRolledBack,
+	metav1.Outcome_OUTCOME_PAUSED:      StatePaused,
+	metav1.Outcome_OUTCOME_PENDING:     StatePending,
+}
+
+// deploy folds a deploy, upgrade or rollback that ended with outcome (the
+// event's, or the one an observation settled it with): the one rule of
+// what each outcome does to the app.
+func (h *Head) deploy(outcome metav1.Outcome, d Ref) {
+	state, known := deployStates[outcome]
+	if !known {
+		return // an outcome from a newer meta: claim nothing
+	}
+	if state != StateDeployFailed {
+		// Swarm took the new spec: what it was seen running before says
+		// nothing about it, only a later observation can. (When abra
+		// failed, what Swarm was seen running may still stand.)
+		h.Drift, h.DriftDetail = "", ""
+	}
+	if state != StateDeployed {
+		h.setFailed(state, d)
+		return
+	}
+	if d.Recipe != "" {
+		h.Recipe = d.Recipe
+	}
+	h.setState(StateDeployed)
+	if h.Deployed != nil && running(h.Deployed) != running(&d) {
+		h.Previous = h.Deployed
+	}
+	h.Version, h.ChaosVersion = d.Version, d.ChaosVersion
+	h.Since, h.DeployedBy = d.Time, d.Operator
+	h.Deployed = &d
+	h.EnvChangedSinceDeploy = envChangedSince(h.EnvDigest, d)
+}
+
+// setFailed moves to a state where the last deploy did not (or not yet)
+// put its version into service: the app keeps the version before.
+func (h *Head) setFailed(state string, d Ref) {
+	h.setState(state)
+	if state == StatePending {
+		h.Pending = &d
+	} else {
+		h.LastFailure = &d
+	}
+	h.LastSuccess = h.Deployed
+}
+
+// settle folds what an observation decided about the pending deploy, if it
+// names the one pending now: a deploy superseded by a later one stays as
+// it was recorded.
+func (h *Head) settle(o *metav1.Observation, by Ref) {
+	if o.GetSettles() == "" || h.Pending == nil || h.Pending.EventID != o.GetSettles() {
+		return
+	}
+	d := *h.Pending
+	d.Outcome, d.SettledBy = record.OutcomeName(o.GetSettledOutcome()), by.EventID
+	if d.Detail == "" {
+		d.Detail = swarmSaid(o)
+	}
+	h.deploy(o.GetSettledOutcome(), d)
+}
+
 // move marks the app as gone from this env when the event is the
 // departure half of a move between envs; the arrival half starts the app
 // over in its new env, undeployed, as abra leaves it.
@@ -340,11 +449,10 @@ func (h *Head) move(ev *metav1.Event) {
 	}
 }
 
-// setState moves to state s; leaving StateDeployFailed forgets the failure.
+// setState moves to state s, forgetting the failed or pending deploy of
+// the state before; setFailed then names the new one.
 func (h *Head) setState(s string) {
-	if s != StateDeployFailed {
-		h.LastFailure, h.LastSuccess = nil, nil
-	}
+	h.LastFailure, h.LastSuccess, h.Pending = nil, nil, nil
 	h.State = s
 }
 

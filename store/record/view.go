@@ -95,9 +95,10 @@ type ServiceView struct {
 }
 
 // Same says o and p saw the same thing running, however and whoever
-// looked: their source aside, every field is equal.
+// looked: every field is equal but their source and what they settled.
 func (o ObservedView) Same(p ObservedView) bool {
 	o.Source, p.Source = "", ""
+	o.Settles, p.Settles, o.SettledOutcome, p.SettledOutcome = "", "", "", ""
 	if !slices.Equal(o.Services, p.Services) {
 		return false
 	}
@@ -299,13 +300,40 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 		line("from env", m.FromEnv)
 		line("to env", m.ToEnv)
 	}
+	// The labels fit the 14 columns of the keys: what Swarm did after a
+	// deploy reads "swarm ...".
+	observed := func(o *ObservedView, label map[string]string) {
+		line(label["service"], o.Service)
+		line(label["observed"], strings.TrimSpace(o.Version+" "+o.ChaosVersion))
+		if o.Missing {
+			line(label["observed"], "no service of the stack")
+		}
+		line(label["update state"], o.UpdateState)
+		line(label["update note"], o.UpdateMessage)
+		line(label["previous"], strings.TrimSpace(o.PreviousVersion+" "+o.PreviousChaosVersion))
+		for _, s := range o.Services {
+			tasks := fmt.Sprintf("%s %d/%d running", s.Name, s.Running, s.Desired)
+			if s.UpdateState != "" {
+				tasks += ", update " + s.UpdateState
+			}
+			if s.LastError != "" {
+				tasks += ", last error: " + s.LastError
+			}
+			line(label["tasks"], tasks)
+		}
+		if o.Settles != "" {
+			line(label["settles"], o.Settles+" as "+o.SettledOutcome)
+		}
+		line(label["server"], o.Server)
+		line(label["source"], o.Source)
+	}
 	if o := v.Observation; o != nil {
-		line("service", o.Service)
-		line("observed", strings.TrimSpace(o.Version+" "+o.ChaosVersion))
-		line("update state", o.UpdateState)
-		line("update note", o.UpdateMessage)
-		line("previous", strings.TrimSpace(o.PreviousVersion+" "+o.PreviousChaosVersion))
-		line("source", o.Source)
+		observed(o, map[string]string{"service": "service", "observed": "observed", "update state": "update state", "update note": "update note",
+			"previous": "previous", "tasks": "tasks", "settles": "settles", "server": "server", "source": "source"})
+	}
+	if o := v.Swarm; o != nil {
+		observed(o, map[string]string{"service": "swarm service", "observed": "swarm runs", "update state": "swarm update", "update note": "swarm note",
+			"previous": "swarm before", "tasks": "swarm tasks", "server": "swarm server", "source": "swarm source"})
 	}
 	if l := v.Lock; l != nil {
 		line("lock expires", l.Expires.Format(time.RFC3339))
