@@ -385,7 +385,7 @@ func (o *observer) record(ctx context.Context, w *watch, h *fold.Head, st *swarm
 		obs.Server = "" // on none of the env's servers
 	}
 	settles := false
-	if p := pendingOf(h); p != nil {
+	if p := h.Pending; p != nil {
 		want := p.Version
 		if p.ChaosVersion != "" {
 			want = p.ChaosVersion
@@ -398,7 +398,7 @@ func (o *observer) record(ctx context.Context, w *watch, h *fold.Head, st *swarm
 	if hold && !settles {
 		return
 	}
-	if h.Observed.SameAs(obs) || o.refusedBefore(h.Domain, obs) {
+	if !settles && h.Observed.SameAs(obs) || o.refusedBefore(h.Domain, obs) {
 		return
 	}
 	o.writeMu.Lock()
@@ -499,10 +499,6 @@ func (o *observer) refused(domain string, obs *metav1.Observation, err error) {
 func sameObservation(a, b *metav1.Observation) bool {
 	return record.ObservedViewOf(a).Same(record.ObservedViewOf(b))
 }
-
-// pendingOf is h's deploy that waits for Swarm's verdict, nil for none.
-// TEMPORARY: fold.Head.Pending comes with the fold's pending state.
-func pendingOf(h *fold.Head) *fold.Ref { return nil }
 
 // observerHealth is /healthz of a hub that observes Engines.
 type observerHealth struct {

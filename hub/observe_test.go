@@ -366,3 +366,37 @@ func TestNewRefusesEnginesWithoutActor(t *testing.T) {
 		t.Fatal("New observed Engines with nobody to record as")
 	}
 }
+
+// A deploy left pending (meta exec interrupted) is settled by the first
+// look that sees Swarm finish it, even when what runs looks as before.
+func TestObserverSettlesAPendingDeploy(t *testing.T) {
+	s := newLog(t)
+	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
+	rolledBack := appStack("a.example.com", "1.0.0", 1, 1)
+	rolledBack.Services[0].UpdateState, rolledBack.Services[0].UpdateMessage = "rollback_completed", "rollback completed"
+	observe(t, s, "a.example.com", rolledBack.Observation("serve"))
+	out, err := s.Append(context.Background(), &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_PENDING, Version: "1.1.0", Address: &metav1.Address{App: "a.example.com"}}, alice, time.Now(), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := out.Event.GetId()
+	fake := newFakeSwarm("ssh://root@s1.example.org")
+	fake.set(rolledBack)
+	startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
+	waitFor(t, "the settling observation", func() bool { return len(observations(t, s, "a.example.com")) == 2 })
+	o := observations(t, s, "a.example.com")[1]
+	if o.GetSettles() != pending || o.GetSettledOutcome() != metav1.Outcome_OUTCOME_ROLLED_BACK || o.GetServer() != "s1" {
+		t.Fatalf("recorded %v; want it to settle %s as rolled back", o, pending)
+	}
+	h, err := s.Head("a.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Pending != nil || h.Version != "1.0.0" {
+		t.Fatalf("head %s %s, pending %v; want 1.0.0 and nothing pending", h.State, h.Version, h.Pending)
+	}
+	settle(500 * time.Millisecond)
+	if n := len(observations(t, s, "a.example.com")); n != 2 {
+		t.Fatalf("%d observations; want the settlement once", n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"git.coopcloud.tech/coop-cloud/meta/hub"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -189,9 +190,7 @@ func (e *env) observeEngines(s *store.Store, cfg *hub.Config) error {
 		return nil
 	}
 	for i := range engines {
-		if engines[i].DockerCertPath != "" {
-			engines[i].DockerCertPath = e.expandHome(engines[i].DockerCertPath)
-		}
+		engines[i].DockerCertPath = config.ExpandHome(engines[i].DockerCertPath, e.getenv("HOME"))
 	}
 	cfg.Engines, cfg.Actor = engines, actor
 	return nil
