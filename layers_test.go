@@ -23,11 +23,11 @@ var layers = map[string]int{
 	"store/record":                    1,
 	"store/gitrepo/internal/gitindex": 1,
 	"sealed":                          1,
-	"swarm":                           1,
 	"hub/tokens":                      1,
 	"store/signing/signingtest":       1,
 
 	"store/gitrepo":   2,
+	"swarm":           2,
 	"abra":            2,
 	"store/fold":      2,
 	"store/config":    2,
@@ -35,6 +35,7 @@ var layers = map[string]int{
 	"sealed/sopsfile": 2,
 
 	"store/cache":     3,
+	"swarm/swarmtest": 3,
 	"store/integrity": 3,
 
 	"store": 4,

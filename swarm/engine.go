@@ -1,7 +1,8 @@
 package swarm
 
-// This file is the contract of the Engine half of the package; engine.go's
-// bodies are filled in by the Docker Engine client work (moby/moby/client).
+// This file is the contract of the Engine half of the package: client.go
+// reaches an Engine (moby/moby/client), look.go turns its answers into
+// stacks, settle.go judges and follows an update.
 
 import (
 	"context"
@@ -47,14 +48,23 @@ type ServiceState struct {
 	PreviousLabels map[string]string // PreviousSpec's labels; nil without one
 	// UpdateState and UpdateMessage are UpdateStatus's; empty without one.
 	UpdateState, UpdateMessage string
-	// UpdateStale says the UpdateStatus is an earlier update's: the spec
-	// changed after that update started (a label-only change starts none).
+	// UpdateStale says the UpdateStatus is an earlier update's: the
+	// service was written after that update completed. The real Engine
+	// resets UpdateStatus on every spec change (a label-only change then
+	// leaves none), so this is a guard, false on the engines seen so far.
 	UpdateStale bool
-	// UpdatedAt is when the spec last changed.
+	// UpdatedAt is when the service was last written: by a spec change,
+	// and also by Swarm itself as it moves an update along.
 	UpdatedAt time.Time
-	// Running counts tasks running; Desired the tasks Swarm wants;
-	// Starting the tasks on their way to running (new ... starting).
+	// Running counts tasks running (and meant to); Desired the tasks Swarm
+	// wants (ServiceStatus.DesiredTasks, else replicas); Starting the tasks
+	// meant to run (or to be ready: a restart waiting out its delay) and
+	// on their way (new ... starting). During a start-first update Running
+	// may exceed Desired.
 	Running, Desired, Starting int
+	// Outdated counts running tasks made from an earlier spec: their
+	// container spec is not the service's now (an update not begun yet).
+	Outdated int
 	// LastError is the error of the most recent failed task, LastErrorAt
 	// when it failed.
 	LastError   string

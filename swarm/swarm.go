@@ -1,6 +1,8 @@
 // Package swarm reads what Docker Swarm runs for a Co-op Cloud app: the
-// coop-cloud labels and update status of the app's `app` service, from
-// `docker service inspect` output or the Docker Engine API.
+// coop-cloud labels and update status of the app's `app` service from
+// `docker service inspect` output, or every service of its stack with its
+// tasks from the Docker Engine (engine.go, client.go), and judges what
+// Swarm did with an update (settle.go).
 package swarm
 
 import (
@@ -12,6 +14,7 @@ import (
 	"strings"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // Errors callers branch on.
@@ -101,22 +104,85 @@ func Observe(services []Service, stack, source string) (*metav1.Observation, err
 		sort.Strings(names)
 		return nil, fmt.Errorf("%w: %s is not among %s", ErrNoService, want, strings.Join(names, ", "))
 	}
-	version, recipe, chaos, chaosVersion, ok := labels(svc.Spec.Labels, stack)
-	if !ok {
-		return nil, fmt.Errorf("%w: service %s has no coop-cloud.%s.* labels; is it an app abra deployed, and is %s its stack name?", ErrNoLabels, svc.Spec.Name, stack, stack)
+	o := &metav1.Observation{Service: svc.Spec.Name, Source: source}
+	var previous map[string]string
+	if svc.PreviousSpec != nil {
+		previous = svc.PreviousSpec.Labels
+		if previous == nil {
+			previous = map[string]string{}
+		}
 	}
-	o := &metav1.Observation{Service: svc.Spec.Name, Version: version, Recipe: recipe, Chaos: chaos, ChaosVersion: chaosVersion, Source: source}
+	var state, message string
 	if st := svc.UpdateStatus; st != nil {
-		o.UpdateState, o.UpdateMessage = st.State, st.Message
+		state, message = st.State, st.Message
 	}
-	if p := svc.PreviousSpec; p != nil {
-		pv, _, pchaos, pcv, _ := labels(p.Labels, stack)
+	if !observeApp(o, stack, svc.Spec.Labels, previous, state, message) {
+		return nil, errNoLabels(svc.Spec.Name, stack)
+	}
+	return o, nil
+}
+
+// Observation is what an observe event records of the stack at this look:
+// the app service's coop-cloud labels, update state and previous labels
+// (as Observe reads them from inspect output), every service's tasks and
+// last error, and missing when the Engine has none of the stack. Callers
+// set settles, settled_outcome and server.
+func (s *Stack) Observation(source string) *metav1.Observation {
+	o := &metav1.Observation{Service: ServiceName(s.Name), Source: source, Missing: s.Missing()}
+	if app := s.App(); app != nil {
+		observeApp(o, s.Name, app.Labels, app.PreviousLabels, app.state(), app.UpdateMessage)
+	}
+	for _, svc := range s.Services {
+		o.Services = append(o.Services, &metav1.ServiceStatus{
+			Name: svc.Name, Running: uint32(svc.Running), Desired: uint32(svc.Desired),
+			UpdateState: svc.state(), LastError: svc.LastError,
+		})
+	}
+	return o
+}
+
+// CheckApp says whether the stack has an `app` service abra deployed:
+// ErrNoService when it has none, ErrNoLabels when its labels are not the
+// stack's coop-cloud ones; host names the Engine, for the message.
+func (s *Stack) CheckApp(host string) error {
+	app := s.App()
+	if app == nil {
+		return fmt.Errorf("%w: the Docker Engine at %s has no service %s; is the app deployed there?", ErrNoService, host, ServiceName(s.Name))
+	}
+	if _, _, _, _, ok := labels(app.Labels, s.Name); !ok {
+		return errNoLabels(app.Name, s.Name)
+	}
+	return nil
+}
+
+// observeApp is the one rule of what an observation says of the app
+// service: its coop-cloud labels, its update state and message, and the
+// labels of its previous spec (nil: it has none). It says whether the
+// service has any coop-cloud label of the stack.
+func observeApp(o *metav1.Observation, stack string, current, previous map[string]string, state, message string) bool {
+	version, recipe, chaos, chaosVersion, ok := labels(current, stack)
+	o.Version, o.Recipe, o.Chaos, o.ChaosVersion = version, recipe, chaos, chaosVersion
+	o.UpdateState, o.UpdateMessage = state, message
+	if previous != nil {
+		pv, _, pchaos, pcv, _ := labels(previous, stack)
 		o.PreviousVersion = pv
 		if pchaos {
 			o.PreviousChaosVersion = pcv
 		}
 	}
-	return o, nil
+	return ok
+}
+
+// RunningVersion is the version a service's labels say runs: the chaos
+// version under chaos, else the version label (record.ObservedView's
+// rule, which decides it for the log).
+func RunningVersion(l map[string]string, stack string) string {
+	version, _, chaos, chaosVersion, _ := labels(l, stack)
+	return record.ObservedView{Version: version, Chaos: chaos, ChaosVersion: chaosVersion}.Running()
+}
+
+func errNoLabels(service, stack string) error {
+	return fmt.Errorf("%w: service %s has no coop-cloud.%s.* labels; is it an app abra deployed, and is %s its stack name?", ErrNoLabels, service, stack, stack)
 }
 
 // labels reads the coop-cloud.<stack>.* labels.

@@ -1,11 +1,8 @@
 package swarm
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -70,52 +67,6 @@ func TestObserveRefusesOtherInput(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
 		})
-	}
-}
-
-// The Engine API is served over a unix socket, as dockerd serves it, from
-// the same fixture a real daemon's `docker service inspect` printed.
-func TestInspectFromEngine(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "chaos.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	services, _ := ParseInspect(data)
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var asked []string
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		asked = append(asked, r.URL.Path)
-		if r.URL.Path != "/services/"+stack+"_app" {
-			http.Error(w, `{"message":"service x not found"}`, http.StatusNotFound)
-			return
-		}
-		// The API answers one object, not inspect's array.
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(mustJSON(t, services[0]))
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-
-	got, err := Inspect(context.Background(), "unix://"+sock, stack+"_app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := Observe(got, stack, "docker")
-	if err != nil || o.GetChaosVersion() != "eb96de94+U" || !o.GetChaos() {
-		t.Fatalf("Observe = %+v, %v", o, err)
-	}
-	if _, err := Inspect(context.Background(), "unix://"+sock, "other_app"); !errors.Is(err, ErrNoService) {
-		t.Fatalf("missing service: err = %v, want ErrNoService", err)
-	}
-	if _, err := Inspect(context.Background(), "ssh://root@example.com", stack+"_app"); err == nil {
-		t.Fatal("ssh:// DOCKER_HOST: no error")
-	}
-	if len(asked) != 2 {
-		t.Fatalf("engine asked %v", asked)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
 )
@@ -22,9 +24,12 @@ func newObserve(e *env) *cobra.Command {
 		Short: "Record what Docker Swarm really runs for an app, and show any drift",
 		Long: `observe reads the app's "app" service as Docker Swarm has it: from
 docker service inspect output (--inspect FILE, or - for stdin) or from the
-Docker Engine API at $DOCKER_HOST (--docker). It takes the service's
+Docker Engine at $DOCKER_HOST (--docker: unix://, tcp:// with TLS when
+$DOCKER_TLS_VERIFY and $DOCKER_CERT_PATH say so, or ssh:// as abra reaches
+servers; the node must be a swarm manager). It takes the service's
 coop-cloud.<stack>.version, .recipe, .chaos and .chaos-version labels, its
-UpdateStatus and its PreviousSpec, and appends an observe event when they
+UpdateStatus and its PreviousSpec (with --docker also every service of the
+stack with its tasks running and desired and the last task error), and appends an observe event when they
 differ from the last observation.
 
 meta head then shows what runs next to what the log says should run, and
@@ -45,27 +50,30 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 			if stack == "" {
 				stack = e.stackName(domain)
 			}
-			var services []swarm.Service
-			var err error
-			source := "inspect"
+			var o *metav1.Observation
 			if docker {
-				source = "docker"
-				services, err = swarm.Inspect(cmd.Context(), e.getenv("DOCKER_HOST"), swarm.ServiceName(stack))
+				st, host, err := e.lookAtStack(cmd.Context(), stack)
+				if err != nil {
+					return err
+				}
+				if err := st.CheckApp(host); errors.Is(err, swarm.ErrNoService) {
+					return err
+				} else if err != nil {
+					return usageError{fmt.Errorf("observe %s: %w", domain, err)}
+				}
+				o = st.Observation("docker")
 			} else {
-				var data []byte
-				if data, err = readInput(e.stdin, inspect); err != nil {
+				data, err := readInput(e.stdin, inspect)
+				if err != nil {
 					return usageError{fmt.Errorf("--inspect: %w", err)}
 				}
-				if services, err = swarm.ParseInspect(data); err != nil {
+				services, err := swarm.ParseInspect(data)
+				if err != nil {
 					return usageError{fmt.Errorf("--inspect %s: %w", inspect, err)}
 				}
-			}
-			if err != nil {
-				return err
-			}
-			o, err := swarm.Observe(services, stack, source)
-			if err != nil {
-				return usageError{fmt.Errorf("observe %s: %w", domain, err)}
+				if o, err = swarm.Observe(services, stack, "inspect"); err != nil {
+					return usageError{fmt.Errorf("observe %s: %w", domain, err)}
+				}
 			}
 			s, actor, err := e.openAs()
 			if err != nil {
@@ -95,10 +103,27 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&inspect, "inspect", "", "read docker service inspect output from FILE (- for stdin)")
-	fl.BoolVar(&docker, "docker", false, "ask the Docker Engine at $DOCKER_HOST (default unix:///var/run/docker.sock)")
+	fl.BoolVar(&docker, "docker", false, "ask the Docker Engine at $DOCKER_HOST (default unix:///var/run/docker.sock; unix://, tcp:// or ssh://)")
 	fl.StringVar(&stack, "stack", "", "the app's stack name, if not derived from the domain")
 	fl.BoolVar(&asJSON, "json", false, `print {"recorded", "event_id", "head"} as JSON (head keys as meta head --json)`)
 	return cmd
+}
+
+// lookAtStack looks once at stack on the Docker Engine at $DOCKER_HOST
+// (TLS with $DOCKER_CERT_PATH when $DOCKER_TLS_VERIFY is set, as the
+// docker CLI does), and says which Engine that was.
+func (e *env) lookAtStack(ctx context.Context, stack string) (*swarm.Stack, string, error) {
+	h := swarm.Host{DockerHost: e.getenv("DOCKER_HOST")}
+	if e.getenv("DOCKER_TLS_VERIFY") != "" {
+		h.CertPath = e.getenv("DOCKER_CERT_PATH")
+	}
+	eng, err := swarm.Dial(ctx, h)
+	if err != nil {
+		return nil, "", err
+	}
+	defer eng.Close()
+	st, err := eng.Look(ctx, stack)
+	return st, eng.Host(), err
 }
 
 // observeView is `meta observe --json`.
