@@ -1,0 +1,50 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"git.coopcloud.tech/coop-cloud/meta/swarm/swarmtest"
+)
+
+// TestSwarm runs testdata/swarm on a real Docker Engine in Swarm mode
+// ($META_TEST_DOCKER_HOST, see swarmtest): the scripts deploy real stacks
+// of the test image ($IMAGE), each under a stack name of its own
+// ($STACK), with the docker CLI and meta both reaching the Engine at
+// $DOCKER_HOST.
+func TestSwarm(t *testing.T) {
+	engine := swarmtest.Engine(t)
+	image := engine.Image(t)
+	var mu sync.Mutex
+	var stacks []string
+	t.Cleanup(func() {
+		for _, s := range stacks {
+			engine.Remove(t, s)
+		}
+	})
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/swarm",
+		Setup: func(env *testscript.Env) error {
+			b := make([]byte, 4)
+			rand.Read(b)
+			stack := "mt_script_" + hex.EncodeToString(b)
+			mu.Lock()
+			stacks = append(stacks, stack)
+			mu.Unlock()
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+			env.Setenv("GIT_AUTHOR_NAME", "Git")
+			env.Setenv("GIT_AUTHOR_EMAIL", "git@example.com")
+			env.Setenv("GIT_COMMITTER_NAME", "Git")
+			env.Setenv("GIT_COMMITTER_EMAIL", "git@example.com")
+			env.Setenv("DOCKER_HOST", engine.Host.DockerHost)
+			env.Setenv("IMAGE", image)
+			env.Setenv("STACK", stack)
+			return nil
+		},
+	})
+}
