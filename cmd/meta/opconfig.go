@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 )
 
 // operatorConfig is the operator's own settings, in
