@@ -20,8 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/abra"
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/swarm/swarmtest"
 )
