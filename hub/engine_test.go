@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +43,12 @@ type engineHub struct {
 // follower does.
 func startEngineHub(t *testing.T, dockerHost string, window time.Duration) *engineHub {
 	t.Helper()
+	return startEngineHubWith(t, dockerHost, 2*time.Second, window)
+}
+
+// startEngineHubWith is startEngineHub with the hub's observe interval.
+func startEngineHubWith(t *testing.T, dockerHost string, interval, window time.Duration) *engineHub {
+	t.Helper()
 	s := newLog(t)
 	cfg, err := os.ReadFile(filepath.Join(s.Root(), "meta.yaml"))
 	if err != nil {
@@ -63,7 +71,7 @@ func startEngineHub(t *testing.T, dockerHost string, window time.Duration) *engi
 	}
 	e := &engineHub{t: t, s: s, logs: &logLines{}, got: map[string]time.Time{}}
 	e.h, err = New(context.Background(), Config{Store: s, NATSListen: "127.0.0.1:0", DataDir: t.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour,
-		Engines: s.Config().Engines(), Actor: alice, ObserveInterval: 2 * time.Second, ObserveWindow: window, Logf: e.logs.logf})
+		Engines: s.Config().Engines(), Actor: alice, ObserveInterval: interval, ObserveWindow: window, Logf: e.logs.logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,4 +376,75 @@ func TestHubLosesARealEngineAndCatchesUp(t *testing.T) {
 	if st := e.h.Stats(); st.Lost != 1 || st.Regained != 1 {
 		t.Fatalf("stats %+v; want lost 1, back 1", st)
 	}
+}
+
+// TestRollbackLatency measures, on the real Engine, the time from Swarm's
+// rollback_completed (as the test sees it, polling the Engine every 50
+// ms) to the hub's observation of it reaching a NATS follower, over
+// $META_BENCH_ROLLBACKS rollbacks (bench/observe.sh; skipped without),
+// four at a time, with the hub's default interval and window.
+func TestRollbackLatency(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("META_BENCH_ROLLBACKS"))
+	if n <= 0 {
+		t.Skip("set META_BENCH_ROLLBACKS (bench/observe.sh) to measure")
+	}
+	sw := swarmtest.Engine(t)
+	image := sw.Image(t)
+	e := startEngineHubWith(t, sw.Host.DockerHost, DefaultObserveInterval, DefaultObserveWindow)
+	eng := sw.Dial(t)
+	var mu sync.Mutex
+	var took []time.Duration
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				t.Run(fmt.Sprintf("rollback %d", i), func(t *testing.T) {
+					domain, stack := e.app(t, "1.0.0")
+					app := swarmtest.App{Version: "1.0.0", Healthcheck: true, UpdateConfig: healthyUpdate}
+					sw.Deploy(t, stack, app.Compose(stack, image))
+					e.waitObserved(t, domain, 30*time.Second, "1.0.0 running", func(o *metav1.Observation) bool { return runs(o, "1.0.0", 1, 1) })
+					appendEv(t, e.s, metav1.Kind_KIND_UPGRADE, domain, "1.1.0")
+					app.Version, app.Env = "1.1.0", map[string]string{"CRASH_AFTER": "2s"}
+					sw.Deploy(t, stack, app.Compose(stack, image))
+					var completed time.Time
+					swarmtest.Eventually(t, 90*time.Second, func() (bool, string) {
+						for {
+							st, err := eng.Look(context.Background(), stack)
+							if err != nil {
+								return false, err.Error()
+							}
+							if a := st.App(); a != nil && a.UpdateState == "rollback_completed" {
+								completed = time.Now()
+								return true, ""
+							}
+							time.Sleep(50 * time.Millisecond)
+							if time.Since(st.At) > 5*time.Second {
+								return false, "no rollback_completed yet"
+							}
+						}
+					})
+					got := e.waitObserved(t, domain, 60*time.Second, "rollback_completed", func(o *metav1.Observation) bool { return o.GetUpdateState() == "rollback_completed" })
+					mu.Lock()
+					took = append(took, got.at.Sub(completed))
+					mu.Unlock()
+					t.Logf("rollback_completed to NATS: %s", got.at.Sub(completed).Round(time.Millisecond))
+				})
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	slices.Sort(took)
+	if len(took) == 0 {
+		t.Fatal("no rollback measured")
+	}
+	pct := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
+	t.Logf("RESULT rollback_completed to committed and on NATS over %d rollbacks: p50 %s, p99 %s, min %s, max %s",
+		len(took), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 }

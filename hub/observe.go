@@ -33,8 +33,9 @@ const (
 	DefaultObserveWindow   = 30 * time.Second
 )
 
-// The observer's pace, not configurable: changes the event stream reports
-// within coalesce of the first are one look; a lost Engine is dialled
+// The observer's pace, not configurable: the first change the event
+// stream reports is looked at at once, those within coalesce after it are
+// one look when that time is up; a lost Engine is dialled
 // again after backoffMin, doubling up to backoffMax; an observation the
 // store refused is not tried again, unchanged, for retryFailed; settleGrace
 // is how long a pending deploy's tasks may still be starting before Swarm's
@@ -208,12 +209,21 @@ func (o *observer) follow(ctx context.Context, w *watch, eng swarm.Engine, up fu
 				changes = nil // errs says why
 				continue
 			}
-			changed[name] = true
-			if burst == nil {
-				burst = time.After(coalesce)
+			if burst != nil {
+				changed[name] = true // looked at when the burst's time is up
+				continue
+			}
+			// The first change is looked at at once; those that follow
+			// within coalesce of it are one look after.
+			burst = time.After(coalesce)
+			if err := o.lookStack(ctx, w, eng, name); err != nil {
+				return err
 			}
 		case <-burst:
 			burst = nil
+			if len(changed) > 0 {
+				burst = time.After(coalesce)
+			}
 			for name := range changed {
 				delete(changed, name)
 				if err := o.lookStack(ctx, w, eng, name); err != nil {
