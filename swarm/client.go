@@ -96,7 +96,7 @@ func (e *engine) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if _, err := e.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return e.fail("reach", err)
+		return e.fail("ask", err)
 	}
 	info, err := e.c.Info(ctx, client.InfoOptions{})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -370,4 +371,37 @@ func TestChangesNameTheStack(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("after cancel: %v", err)
 	}
+}
+
+// An ssh:// host, as abra reaches servers: the docker CLI's connection
+// helper runs `ssh ... docker system dial-stdio`.
+func TestEngineOverSSH(t *testing.T) {
+	sw := swarmtest.Engine(t)
+	stack, image := swarmtest.StackName(t), sw.Image(t)
+	h := sw.SSH(t)
+	e, err := swarm.Dial(context.Background(), h)
+	if err != nil {
+		t.Fatalf("dial %s: %v", h.DockerHost, err)
+	}
+	defer e.Close()
+	if e.Host() != h.DockerHost {
+		t.Fatalf("Host() = %s", e.Host())
+	}
+	sw.Deploy(t, stack, swarmtest.App{Version: "1.0.0+a"}.Compose(stack, image))
+	_, v, _ := follow(t, e, stack, "1.0.0+a", nil)
+	if v.Outcome != metav1.Outcome_OUTCOME_SUCCEEDED {
+		t.Fatalf("over ssh: %v %s", v.Outcome, v.Detail)
+	}
+	// A key the server does not know: unreachable, naming the host.
+	u, err := url.Parse(h.DockerHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("nobody-here")
+	wrong := swarm.Host{DockerHost: u.String()}
+	start := time.Now()
+	if _, err := swarm.Dial(context.Background(), wrong); !errors.Is(err, swarm.ErrUnreachable) || !strings.Contains(err.Error(), wrong.DockerHost) {
+		t.Fatalf("dial %s: err = %v, want ErrUnreachable", wrong.DockerHost, err)
+	}
+	t.Logf("a refused ssh login failed in %s", time.Since(start))
 }

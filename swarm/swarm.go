@@ -130,7 +130,11 @@ func Observe(services []Service, stack, source string) (*metav1.Observation, err
 func (s *Stack) Observation(source string) *metav1.Observation {
 	o := &metav1.Observation{Service: ServiceName(s.Name), Source: source, Missing: s.Missing()}
 	if app := s.App(); app != nil {
-		observeApp(o, s.Name, app.Labels, app.PreviousLabels, app.state(), app.UpdateMessage)
+		message := app.UpdateMessage
+		if app.state() == "" {
+			message = "" // a stale status says nothing of this spec
+		}
+		observeApp(o, s.Name, app.Labels, app.PreviousLabels, app.state(), message)
 	}
 	for _, svc := range s.Services {
 		o.Services = append(o.Services, &metav1.ServiceStatus{
