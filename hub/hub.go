@@ -30,10 +30,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+
 	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
+	"git.coopcloud.tech/coop-cloud/meta/swarm"
 )
 
 // Defaults for Config.
@@ -100,6 +104,17 @@ type Config struct {
 	WebhookSecret []byte
 	// Webhooks receive every new event.
 	Webhooks []Webhook
+	// Engines are the Docker Engines the hub observes (observe.go), each
+	// followed on its own; none: it observes nothing. Actor is who the
+	// observations are recorded as (the store's signer signs them).
+	// ObserveInterval is how often it looks at every stack besides
+	// following each Engine's events; ObserveWindow how long a service's
+	// recovery must hold before it is recorded (smooth.go). Zero takes
+	// the Default.
+	Engines         []config.Engine
+	Actor           *metav1.Actor
+	ObserveInterval time.Duration
+	ObserveWindow   time.Duration
 	// Logf reports what the hub does; nil is quiet.
 	Logf func(format string, args ...any)
 }
@@ -125,6 +140,9 @@ type Hub struct {
 	auth       *auth
 	tls        *tls.Config // nil: plain HTTP
 	wake       chan struct{}
+	// fresh says the hub itself committed events (observations): they
+	// are published at once, with no sync and no wakeGap.
+	fresh chan struct{}
 	// wakeGap is the least time between two syncs that wakes asked for:
 	// however many nudges and push webhooks come, the hub fetches at most
 	// once per wakeGap for them.
@@ -136,6 +154,10 @@ type Hub struct {
 	published, delivered, failed atomic.Int64
 	// cycles counts syncs, for the tests of wakes.
 	cycles atomic.Int64
+	// dial reaches a Docker Engine (swarm.Dial; a fake in tests), and
+	// observer watches cfg.Engines; nil without engines.
+	dial     func(context.Context, swarm.Host) (swarm.Engine, error)
+	observer *observer
 }
 
 // New starts the hub's NATS server (unless external), connects to NATS and
@@ -164,7 +186,16 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second}
+	orDefault(&cfg.ObserveInterval, DefaultObserveInterval)
+	orDefault(&cfg.ObserveWindow, DefaultObserveWindow)
+	if len(cfg.Engines) > 0 && cfg.Actor == nil {
+		return nil, errors.New("observing Docker Engines needs an actor to record the observations as")
+	}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), fresh: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second, dial: swarm.Dial}
+	if len(cfg.Engines) > 0 {
+		// h.dial read when dialling: a test puts a fake there after New.
+		h.observer = newObserver(h.cfg, func(ctx context.Context, host swarm.Host) (swarm.Engine, error) { return h.dial(ctx, host) }, h.committed)
+	}
 	if err := h.openAPI(); err != nil {
 		return nil, err
 	}
@@ -299,6 +330,13 @@ func (h *Hub) routes() http.Handler {
 	// Open to all: it says only that the hub answers, for a proxy's or
 	// orchestrator's health check.
 	mux.Handle("/healthz", api)
+	if h.observer != nil {
+		// Still open to all, and still no names: how many Engines the hub
+		// watches and reaches, for a health check that wants to know.
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, h.observer.health())
+		})
+	}
 	k := &hooks{secret: h.cfg.WebhookSecret, wake: h.Wake}
 	for name := range forges {
 		mux.HandleFunc("POST /hooks/"+name, k.handle(name))
@@ -344,6 +382,14 @@ func (h *Hub) Wake() {
 	}
 }
 
+// committed makes the hub publish what it committed itself, at once.
+func (h *Hub) committed() {
+	select {
+	case h.fresh <- struct{}{}:
+	default:
+	}
+}
+
 // Run serves until ctx ends, then shuts down gracefully: in-flight HTTP
 // requests finish, the NATS server stops after its clients are closed.
 func (h *Hub) Run(ctx context.Context) error {
@@ -360,6 +406,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	// Deliveries under way finish, and save how far they got, before the
 	// connection to the bucket closes.
 	defer deliveries.Wait()
+	if h.observer != nil {
+		deliveries.Add(1)
+		go func() { defer deliveries.Done(); h.observer.run(ctx) }()
+		h.cfg.Logf("observing %s", engineList(h.cfg.Engines))
+	}
 	scheme := "http"
 	if h.tls != nil {
 		scheme = "https"
@@ -382,22 +433,40 @@ func (h *Hub) Run(ctx context.Context) error {
 			last = time.Now()
 			h.cycle(ctx)
 		}
+		if stop, err := h.wait(ctx, tick.C, httpErr, last); stop {
+			return err
+		}
+	}
+}
+
+// wait waits for the next cycle: a tick, or a wake (wakeGap after the
+// last cycle at the soonest); meanwhile it publishes what the hub
+// committed itself at once. stop says Run is over, and how.
+func (h *Hub) wait(ctx context.Context, tick <-chan time.Time, httpErr <-chan error, last time.Time) (stop bool, err error) {
+	var gap <-chan time.Time
+	for {
 		select {
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return h.http.Shutdown(shutdown)
+			return true, h.http.Shutdown(shutdown)
 		case err := <-httpErr:
 			if !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
+				return true, fmt.Errorf("http: %w", err)
 			}
-			return nil
-		case <-tick.C:
+			return true, nil
+		case <-h.fresh:
+			// Committed here (an observation): nothing to fetch, only to
+			// publish.
+			h.publish(ctx)
+		case <-tick:
+			return false, nil
 		case <-h.wake:
-			select {
-			case <-ctx.Done():
-			case <-time.After(h.wakeGap - time.Since(last)):
+			if gap == nil { // later wakes are the same one
+				gap = time.After(h.wakeGap - time.Since(last))
 			}
+		case <-gap:
+			return false, nil
 		}
 	}
 }
@@ -411,6 +480,11 @@ func (h *Hub) cycle(ctx context.Context) {
 	} else if warning != "" {
 		h.cfg.Logf("%s", warning)
 	}
+	h.publish(ctx)
+}
+
+// publish publishes what git has that the stream may not.
+func (h *Hub) publish(ctx context.Context) {
 	if n, err := h.CatchUp(ctx); err != nil {
 		h.cfg.Logf("publish: %v", err)
 	} else if n > 0 {
@@ -510,6 +584,9 @@ type Stats struct {
 	Webhooks  int // endpoints that get every event
 	Delivered int // webhook deliveries the endpoint took (2xx)
 	Failed    int // webhook delivery attempts that failed (retried, or dropped)
+	// Engines are the Docker Engines observed; Observed the observations
+	// recorded; Lost and Regained how often an Engine was lost and back.
+	Engines, Observed, Lost, Regained int
 }
 
 // Stats says what the hub did so far.
@@ -519,6 +596,10 @@ func (h *Hub) Stats() Stats {
 		Webhooks:  len(h.cfg.Webhooks),
 		Delivered: int(h.delivered.Load()),
 		Failed:    int(h.failed.Load()),
+		Engines:   len(h.cfg.Engines),
+	}
+	if o := h.observer; o != nil {
+		s.Observed, s.Lost, s.Regained = int(o.observations.Load()), int(o.lost.Load()), int(o.regained.Load())
 	}
 	if start, ok := h.started.Load().(time.Time); ok {
 		s.Served = time.Since(start)
@@ -538,6 +619,12 @@ func (s Stats) String() string {
 		line += ", delivered " + record.Count(s.Delivered, "webhook")
 		if s.Failed > 0 {
 			line += " (" + record.Count(s.Failed, "failed attempt") + ")"
+		}
+	}
+	if s.Engines > 0 {
+		line += ", recorded " + record.Count(s.Observed, "observation") + " of " + record.Count(s.Engines, "Docker Engine")
+		if s.Lost > 0 {
+			line += fmt.Sprintf(" (lost %d, back %d)", s.Lost, s.Regained)
 		}
 	}
 	return line

@@ -19,6 +19,8 @@ func TestStatsSayWhatTheHubDid(t *testing.T) {
 		{Stats{Served: time.Second, Published: 3, Webhooks: 2, Delivered: 1}, "served 1s: published 3 events, delivered 1 webhook"},
 		{Stats{Served: time.Second, Published: 3, Webhooks: 2, Delivered: 5, Failed: 1}, "served 1s: published 3 events, delivered 5 webhooks (1 failed attempt)"},
 		{Stats{Served: time.Second, Published: 3, Webhooks: 1, Delivered: 5, Failed: 2}, "served 1s: published 3 events, delivered 5 webhooks (2 failed attempts)"},
+		{Stats{Served: time.Second, Published: 3, Engines: 1, Observed: 1}, "served 1s: published 3 events, recorded 1 observation of 1 Docker Engine"},
+		{Stats{Served: time.Second, Published: 3, Engines: 2, Observed: 2, Lost: 3, Regained: 2}, "served 1s: published 3 events, recorded 2 observations of 2 Docker Engines (lost 3, back 2)"},
 	} {
 		if got := tt.stats.String(); got != tt.want {
 			t.Errorf("%#v: %q, want %q", tt.stats, got, tt.want)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -9,11 +10,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/hub"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newServe(e *env) *cobra.Command {
 	cfg := hub.Config{}
 	var secretFile string
+	var noObserve bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub: NATS for followers, the log as JSON over HTTP, kept in sync",
@@ -52,6 +57,21 @@ once: POST /hooks/gitea, /hooks/forgejo or /hooks/github, as JSON or as a
 form (GitHub's default), signed with the secret in --webhook-secret-file or
 $META_WEBHOOK_SECRET (without one, webhooks are off).
 
+It also watches the Docker Engine of every server meta.yaml's servers: map
+gives a docker_host (unix://, tcp:// with docker_cert_path for TLS, or
+ssh://user@host as abra reaches servers), and records an observation of an
+app whenever what Swarm runs for it changes: versions, update state,
+replicas running of desired per service, the last task error, a stack gone.
+It catches up on start, follows each Engine's events, looks at every stack
+every --observe-interval besides, and reconnects with backoff when an Engine
+is lost (one line when lost, one when back). A service's recovery is
+recorded once it has held for --observe-window, so a crash loop writes one
+observation, not one per crash. Observations are recorded as the operator
+meta names for this machine (--operator, $META_OPERATOR or git's user.name)
+and signed as every append is; without one, or without a signing key where
+meta.yaml requires signatures, serve warns and observes nothing, and goes
+on serving the log. --no-observe turns the watching off.
+
 Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,6 +84,14 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 				flag string
 				d    time.Duration
 			}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout}, {"--http-idle-timeout", cfg.HTTPIdleTimeout}} {
+				if f.d <= 0 {
+					return usageError{fmt.Errorf("%s %s: want a duration above zero", f.flag, f.d)}
+				}
+			}
+			for _, f := range []struct {
+				flag string
+				d    time.Duration
+			}{{"--observe-interval", cfg.ObserveInterval}, {"--observe-window", cfg.ObserveWindow}} {
 				if f.d <= 0 {
 					return usageError{fmt.Errorf("%s %s: want a duration above zero", f.flag, f.d)}
 				}
@@ -93,6 +121,11 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 					return usageError{fmt.Errorf("--webhook-secret-file: %w", err)}
 				}
 				cfg.WebhookSecret = bytes.TrimSpace(data)
+			}
+			if !noObserve {
+				if err := e.observeEngines(s, &cfg); err != nil {
+					return err
+				}
 			}
 			url, o, err := e.natsOptions()
 			if err != nil {
@@ -126,5 +159,39 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the JSON API over HTTPS with this PEM certificate chain (with --tls-key)")
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the secret incoming webhooks are signed with (default $META_WEBHOOK_SECRET)")
+	cmd.Flags().DurationVar(&cfg.ObserveInterval, "observe-interval", hub.DefaultObserveInterval, "how often to look at every stack of every Docker Engine, besides following their events")
+	cmd.Flags().DurationVar(&cfg.ObserveWindow, "observe-window", hub.DefaultObserveWindow, "how long a service's recovery must hold before it is recorded")
+	cmd.Flags().BoolVar(&noObserve, "no-observe", false, "do not watch the servers' Docker Engines")
 	return cmd
+}
+
+// observeEngines fills in cfg the Docker Engines meta.yaml names and who
+// records what they run. A hub that cannot record (nobody to record as, no
+// key where signatures are required) warns and observes nothing: meta.yaml
+// is shared, and a docker_host added there must not stop every hub that
+// reads it from serving the log.
+func (e *env) observeEngines(s *store.Store, cfg *hub.Config) error {
+	engines := s.Config().Engines()
+	if len(engines) == 0 {
+		return nil
+	}
+	what := "the Docker Engines of " + record.Count(len(engines), "server")
+	actor, err := e.actor(s.Root())
+	if err != nil {
+		var u usageError
+		if !errors.As(err, &u) || e.operator != "" || e.getenv("META_OPERATOR") != "" {
+			return err // --operator or $META_OPERATOR given, and wrong
+		}
+		e.warn("not observing %s: %v (or run with --no-observe)", what, err)
+		return nil
+	}
+	if s.Config().SignaturesRequired() && e.signer == nil {
+		e.warn("not observing %s: meta.yaml requires signed commits and meta has no key to sign with: %s (or run with --no-observe)", what, e.noSigner)
+		return nil
+	}
+	for i := range engines {
+		engines[i].DockerCertPath = config.ExpandHome(engines[i].DockerCertPath, e.getenv("HOME"))
+	}
+	cfg.Engines, cfg.Actor = engines, actor
+	return nil
 }

@@ -169,6 +169,8 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--http-read-timeout", "0s"}, `--http-read-timeout 0s: want a duration above zero`},
 		{[]string{"--http-idle-timeout", "-1s"}, `--http-idle-timeout -1s: want a duration above zero`},
 		{[]string{"--http-max-conns", "0"}, `--http-max-conns 0: want at least 1`},
+		{[]string{"--observe-interval", "0s"}, `--observe-interval 0s: want a duration above zero`},
+		{[]string{"--observe-window", "-1s"}, `--observe-window -1s: want a duration above zero`},
 	} {
 		errOut, code := runServe(t, dir, tt.args...)
 		if code != exitBadUse || !strings.Contains(errOut, "meta: error: "+tt.want) {
@@ -235,5 +237,71 @@ func TestServeBeyondLoopback(t *testing.T) {
 	}
 	if got := status(open, ""); got != 200 {
 		t.Errorf("--insecure, last token revoked: %d, want 200", got)
+	}
+}
+
+// With docker_host set for a server in meta.yaml, serve watches that
+// Engine, as the operator this machine names, and says when it cannot;
+// with nobody to record as it warns and serves the log all the same;
+// --no-observe turns the watching off.
+func TestServeObservesTheServersEngines(t *testing.T) {
+	dir := newServeLog(t)
+	cfg, err := os.ReadFile(filepath.Join(dir, "meta.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "nothing.sock")
+	cfg = regexp.MustCompile(`(?m)^version: \d+$`).ReplaceAll(cfg, []byte("version: 3"))
+	cfg = append(cfg, fmt.Sprintf("servers:\n  s1: {env: prod, docker_host: 'unix://%s'}\n", sock)...)
+	if err := os.WriteFile(filepath.Join(dir, "meta.yaml"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "-C", dir, "commit", "-qam", "s1's Engine").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	home := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+		not  string
+	}{
+		{"as the operator", []string{"META_OPERATOR=Hub <hub@example.org>"}, nil, []string{
+			"meta: serve: observing the Docker Engines of 1 server: s1 (unix://" + sock + ")",
+			"meta: serve: lost the Docker Engine of server s1 at unix://" + sock + ": ",
+			", recorded 0 observations of 1 Docker Engine (lost 1, back 0)",
+		}, ""},
+		{"nobody to record as", []string{"HOME=" + home, "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "XDG_CONFIG_HOME=" + home}, nil, []string{
+			"meta: warning: not observing the Docker Engines of 1 server: who are you?",
+		}, "observing the Docker Engines of 1 server: s1"},
+		{"--no-observe", []string{"META_OPERATOR=Hub <hub@example.org>"}, []string{"--no-observe"}, nil, "Docker Engine"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			httpPort := freePort(t)
+			cmd := exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort)}, tt.args...)...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			p := &serveProc{cmd: cmd}
+			cmd.Stderr = &p.stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			waitPort(t, httpPort)
+			time.Sleep(500 * time.Millisecond)
+			errOut, code := p.stop(t, syscall.SIGTERM)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, w := range tt.want {
+				if strings.Count(errOut, w) != 1 {
+					t.Errorf("said %q; want %q once", errOut, w)
+				}
+			}
+			if tt.not != "" && strings.Contains(errOut, tt.not) {
+				t.Errorf("said %q; want nothing of %q", errOut, tt.not)
+			}
+		})
 	}
 }
