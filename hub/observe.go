@@ -394,16 +394,16 @@ func (o *observer) record(ctx context.Context, w *watch, h *fold.Head, st *swarm
 	if st.Missing() && len(o.envs[w.cfg.Project+"/"+w.cfg.Env]) > 1 {
 		obs.Server = "" // on none of the env's servers
 	}
+	// Swarm's verdict on a pending deploy is read off what runs, not the
+	// smoothed counts; the store asks it about the deploy pending when it
+	// writes.
+	verdict := func(want string) (metav1.Outcome, bool) {
+		v, ok := st.Settled(want, settleGrace)
+		return v.Outcome, ok
+	}
 	settles := false
 	if p := h.Pending; p != nil {
-		want := p.Version
-		if p.ChaosVersion != "" {
-			want = p.ChaosVersion
-		}
-		// Swarm's verdict is read off what runs, not the smoothed counts.
-		if v, ok := st.Settled(want, settleGrace); ok {
-			obs.Settles, obs.SettledOutcome, settles = p.EventID, v.Outcome, true
-		}
+		_, settles = verdict(p.Running())
 	}
 	if hold && !settles {
 		return
@@ -412,7 +412,7 @@ func (o *observer) record(ctx context.Context, w *watch, h *fold.Head, st *swarm
 		return
 	}
 	o.writeMu.Lock()
-	out, err := o.store.Observe(ctx, h.Domain, obs, o.actor, time.Now(), store.AppendOptions{})
+	out, err := o.store.ObserveSettling(ctx, h.Domain, obs, verdict, o.actor, time.Now(), store.AppendOptions{})
 	o.writeMu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {

@@ -118,7 +118,7 @@ func (r *Runner) followOne(ctx context.Context, server, stack, want string) (*me
 	}
 	e, err := dial(ctx, host)
 	if err != nil {
-		return nil, swarm.Verdict{}, fmt.Errorf("could not ask Swarm what it did at %s (%s): %w", host.DockerHost, from, err)
+		return nil, swarm.Verdict{}, fmt.Errorf("could not ask Swarm what it did (the Engine from %s): %w", from, err)
 	}
 	defer e.Close()
 	timeout := f.Timeout

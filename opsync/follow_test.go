@@ -83,7 +83,7 @@ func TestExecRecordsWhatSwarmDid(t *testing.T) {
 		{name: "paused", looks: []*swarm.Stack{look("4.1.0+v1.94.0", "paused", "update paused due to failure or early termination of task abc", 0)},
 			outcome: metav1.Outcome_OUTCOME_PAUSED, state: fold.StatePaused, version: "4.0.0+v1.93.0", warn: "paused"},
 		{name: "engine unreachable", dialErr: errors.New("connect: no such file"),
-			outcome: metav1.Outcome_OUTCOME_PENDING, state: fold.StatePending, version: "4.0.0+v1.93.0", warn: "could not ask Swarm what it did at unix:///var/run/docker.sock (the local Docker socket): connect: no such file"},
+			outcome: metav1.Outcome_OUTCOME_PENDING, state: fold.StatePending, version: "4.0.0+v1.93.0", warn: "could not ask Swarm what it did (the Engine from the local Docker socket): connect: no such file"},
 		{name: "not waiting", timeout: -1, looks: []*swarm.Stack{look("4.1.0+v1.94.0", "completed", "", 1)},
 			outcome: metav1.Outcome_OUTCOME_PENDING, state: fold.StatePending, version: "4.0.0+v1.93.0", warn: "not waiting for Swarm"},
 		{name: "timeout", timeout: 1200 * time.Millisecond, looks: []*swarm.Stack{look("4.1.0+v1.94.0", "updating", "update in progress", 1)},
