@@ -37,15 +37,12 @@ const (
 // stream reports is looked at at once, those within coalesce after it are
 // one look when that time is up; a lost Engine is dialled
 // again after backoffMin, doubling up to backoffMax; an observation the
-// store refused is not tried again, unchanged, for retryFailed; settleGrace
-// is how long a pending deploy's tasks may still be starting before Swarm's
-// silence counts as done (swarm.Stack.Settled).
+// store refused is not tried again, unchanged, for retryFailed.
 const (
 	coalesce    = 200 * time.Millisecond
 	backoffMin  = time.Second
 	backoffMax  = 30 * time.Second
 	retryFailed = time.Minute
-	settleGrace = 2 * time.Second
 	// maxLooks bounds the looks smoothing keeps per service, however
 	// chatty the event stream.
 	maxLooks = 256
@@ -398,7 +395,7 @@ func (o *observer) record(ctx context.Context, w *watch, h *fold.Head, st *swarm
 	// smoothed counts; the store asks it about the deploy pending when it
 	// writes.
 	verdict := func(want string) (metav1.Outcome, bool) {
-		v, ok := st.Settled(want, settleGrace)
+		v, ok := st.Settled(want, swarm.FollowGrace)
 		return v.Outcome, ok
 	}
 	settles := false
