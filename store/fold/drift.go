@@ -56,7 +56,11 @@ func drift(h *Head, o *Observation) (reason, detail string) {
 		if h.Deployed == nil && h.Pending == nil {
 			return "", "" // never deployed, and not there: as the log says
 		}
-		return DriftDown, fmt.Sprintf("the stack is gone from Swarm while the log says %s runs", orNone(desired))
+		says := orNone(desired) + " runs"
+		if h.State == StatePending {
+			says = "the deploy of " + orNone(desired) + " is pending"
+		}
+		return DriftDown, "the stack is gone from Swarm while the log says " + says
 	}
 	switch o.UpdateState {
 	case "rollback_started", "rollback_paused":
