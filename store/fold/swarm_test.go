@@ -160,6 +160,8 @@ func TestReplicaDrift(t *testing.T) {
 		{"nothing runs", []*metav1.Event{ev(1, deploy, ok, "1.0.0"), stack(2, "1.0.0", "", []*metav1.ServiceStatus{svc(app, 0, 1, "no suitable node"), svc(db, 0, 1, "")}, 1)},
 			DriftDown, "no task of any service runs: matrix_example_com_app runs 0 of 1 (last error: no suitable node); matrix_example_com_db runs 0 of 1"},
 		{"the stack gone", []*metav1.Event{ev(1, deploy, ok, "1.0.0"), gone(2, 1)}, DriftDown, "the stack is gone from Swarm while the log says 1.0.0 runs"},
+		{"the stack gone under a pending deploy", []*metav1.Event{ev(1, deploy, ok, "1.0.0"), ev(2, metav1.Kind_KIND_UPGRADE, pending, "1.1.0", 1), gone(3, 2)},
+			DriftDown, "the stack is gone from Swarm while the log says the deploy of 1.1.0 is pending"},
 		{"gone as the log says", []*metav1.Event{ev(1, deploy, ok, "1.0.0"), ev(2, metav1.Kind_KIND_UNDEPLOY, ok, "", 1), gone(3, 2)}, "", ""},
 		{"never deployed, not there", []*metav1.Event{ev(1, metav1.Kind_KIND_NEW, ok, ""), gone(2, 1)}, "", ""},
 		{"the version first", []*metav1.Event{ev(1, deploy, ok, "1.0.0"), stack(2, "2.0.0", "", []*metav1.ServiceStatus{svc(app, 0, 1, "")}, 1)},
