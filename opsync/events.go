@@ -37,20 +37,25 @@ type recorded struct {
 	ev      *metav1.Event
 	server  string
 	arrival bool
+	// abra is the outcome abra's exit code gave the event, before Swarm's
+	// verdict (follow) took its place.
+	abra metav1.Outcome
 }
 
 // place settles where each event goes, with meta.yaml as the write found
 // it after its pull, and adds it to the write. A move between servers that
 // map to different envs is recorded under both; between servers of one
-// env, once. A command that did not succeed on an app the log has no
-// events of (a typo'd domain, most likely) starts no log: its events are
-// left out, and unknown names the apps they were of.
+// env, once. A command abra failed (or was killed in) on an app the log
+// has no events of (a typo'd domain, most likely) starts no log: its
+// events are left out, and unknown names the apps they were of. What abra
+// did and Swarm then rolled back, paused or has not settled yet is
+// recorded like any deploy.
 func place(tx *store.Tx, events []recorded) (unknown []string, err error) {
 	var left projects.Address
 	for i, e := range events {
 		if !e.arrival {
 			app := e.ev.GetAddress().GetApp()
-			if e.ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
+			if e.abra != metav1.Outcome_OUTCOME_SUCCEEDED {
 				if known, err := tx.Knows(app); err != nil {
 					return nil, err
 				} else if !known {
@@ -117,7 +122,7 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []envFile, code 
 	one := func(events ...*metav1.Event) []recorded {
 		out := make([]recorded, len(events))
 		for i, ev := range events {
-			out[i] = recorded{ev: ev, server: server}
+			out[i] = recorded{ev: ev, server: server, abra: ev.GetOutcome()}
 		}
 		return out
 	}
@@ -304,7 +309,7 @@ func moveEvents(cmd abra.Command, before []envFile, env *envFile, ev *metav1.Eve
 	}
 	m := &metav1.Move{FromServer: from, ToServer: to}
 	ev.Body = &metav1.Event_Move{Move: m}
-	left := recorded{ev: ev, server: from}
+	left := recorded{ev: ev, server: from, abra: ev.GetOutcome()}
 	if ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
 		return []recorded{left}, nil
 	}
@@ -316,5 +321,5 @@ func moveEvents(cmd abra.Command, before []envFile, env *envFile, ev *metav1.Eve
 	if env != nil {
 		_, there.Version, _ = abra.Recipe(env.data)
 	}
-	return []recorded{left, {ev: there, server: to, arrival: true}}, nil
+	return []recorded{left, {ev: there, server: to, arrival: true, abra: there.GetOutcome()}}, nil
 }

@@ -202,3 +202,40 @@ func dockerContext(t *testing.T, home, name, host string) {
 	dir := filepath.Join(home, ".docker", "contexts", "meta", hex.EncodeToString(sum[:]))
 	write(t, filepath.Join(dir, "meta.json"), `{"Name":"`+name+`","Metadata":{},"Endpoints":{"docker":{"Host":"`+host+`","SkipTLSVerify":false}}}`, 0o644)
 }
+
+// A first deploy abra did is recorded whatever Swarm did with it: pending
+// (the Engine unreachable), rolled back, paused. Only what abra itself
+// failed on an app the log does not know (a typo) starts no log.
+func TestExecRecordsAFirstDeployWhateverSwarmDid(t *testing.T) {
+	tests := []struct {
+		name    string
+		looks   []*swarm.Stack
+		dialErr error
+		outcome metav1.Outcome
+		state   string
+	}{
+		{name: "unreachable", dialErr: errors.New("connect: no such file"), outcome: metav1.Outcome_OUTCOME_PENDING, state: fold.StatePending},
+		{name: "paused", looks: []*swarm.Stack{look("4.0.0+v1.93.0", "paused", "update paused due to failure", 0)}, outcome: metav1.Outcome_OUTCOME_PAUSED, state: fold.StatePaused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, nil)
+			w.envFile(s1, domain, "4.0.0+v1.93.0")
+			r := w.runner(Options{})
+			r.Follow = &Follow{Getenv: func(string) string { return "" }, Dial: func(context.Context, swarm.Host) (swarm.Engine, error) {
+				if tt.dialErr != nil {
+					return nil, tt.dialErr
+				}
+				return &scripted{looks: tt.looks}, nil
+			}}
+			res, err := r.Run(ctx, []string{w.abra, "app", "deploy", domain})
+			if err != nil || res.Code != 0 || len(res.Recorded) != 1 || res.Recorded[0].GetOutcome() != tt.outcome {
+				t.Fatalf("run: %+v, %v; warnings %q", res, err, w.warned())
+			}
+			if h := w.head(domain); h.State != tt.state {
+				t.Fatalf("head %s, want %s", h.State, tt.state)
+			}
+		})
+	}
+}

@@ -65,6 +65,9 @@ type ServiceState struct {
 	// Outdated counts running tasks made from an earlier spec: their
 	// container spec is not the service's now (an update not begun yet).
 	Outdated int
+	// RunningSince is when the youngest running task started running;
+	// zero when none runs.
+	RunningSince time.Time
 	// LastError is the error of the most recent failed task, LastErrorAt
 	// when it failed.
 	LastError   string

@@ -405,3 +405,27 @@ func TestEngineOverSSH(t *testing.T) {
 	}
 	t.Logf("a refused ssh login failed in %s", time.Since(start))
 }
+
+// A first deploy starts no Swarm update, so no monitor of Swarm's judges
+// it: one that crash-loops must never be taken for a success however a
+// look lands, and is not settled at the timeout (meta exec then records it
+// pending); a healthy one is, once its task has run for the monitor.
+func TestFollowAFirstDeploy(t *testing.T) {
+	t.Parallel()
+	sw := swarmtest.Engine(t)
+	e, image := sw.Dial(t), sw.Image(t)
+	crashing, healthy := swarmtest.StackName(t)+"c", swarmtest.StackName(t)+"h"
+	sw.Deploy(t, crashing, swarmtest.App{Version: "1.0.0+a", Env: map[string]string{"CRASH_AFTER": "4s"}, UpdateConfig: "monitor: 4s"}.Compose(crashing, image))
+	sw.Deploy(t, healthy, swarmtest.App{Version: "1.0.0+a", UpdateConfig: "monitor: 2s"}.Compose(healthy, image))
+	_, v, err := swarm.Follow(context.Background(), e, crashing, "1.0.0+a", 25*time.Second, nil)
+	if !errors.Is(err, swarm.ErrNotSettled) {
+		t.Fatalf("a crash-looping first deploy: %v, %v; want ErrNotSettled", v, err)
+	}
+	st, v, err := swarm.Follow(context.Background(), e, healthy, "1.0.0+a", time.Minute, nil)
+	if err != nil || v.Outcome != metav1.Outcome_OUTCOME_SUCCEEDED {
+		t.Fatalf("a healthy first deploy: %v, %v", v, err)
+	}
+	if app := st.App(); st.At.Sub(app.RunningSince) < app.Update.Monitor {
+		t.Fatalf("settled after its task ran %s, monitor %s", st.At.Sub(app.RunningSince), app.Update.Monitor)
+	}
+}

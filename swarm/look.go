@@ -86,6 +86,9 @@ func serviceFrom(svc mswarm.Service, tasks []mswarm.Task) ServiceState {
 			desiredRunning++
 			if t.Status.State == mswarm.TaskStateRunning {
 				s.Running++
+				if t.Status.Timestamp.After(s.RunningSince) {
+					s.RunningSince = t.Status.Timestamp
+				}
 				if !runsSpec(t, svc.Spec.TaskTemplate) {
 					s.Outdated++
 				}

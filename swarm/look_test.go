@@ -108,27 +108,31 @@ func TestSettledOnCaptures(t *testing.T) {
 		grace            time.Duration
 		outcome          metav1.Outcome
 		detail           string
+		later            time.Duration // the look taken that much after the capture
 	}{
-		{"a first deploy, every task running", "first_deploy", "1.0.0+a", FollowGrace, succeeded, "1.0.0+a runs"},
-		{"a first deploy, within the grace", "first_deploy", "1.0.0+a", time.Hour, unsettled, ""},
-		{"a first deploy of another version", "first_deploy", "2.0.0+b", FollowGrace, unsettled, ""},
-		{"updating", "updating", "1.1.0+a", 0, unsettled, ""},
-		{"completed", "completed", "1.1.0+a", FollowGrace, succeeded, "Swarm completed the update; 1.1.0+a runs"},
-		{"completed, another version runs", "completed", "1.2.0+a", FollowGrace, failed, "1.1.0+a runs, not 1.2.0+a"},
-		{"rollback started", "rollback_started", "2.0.0+b", 0, unsettled, ""},
-		{"rollback completed", "rollback_completed", "2.0.0+b", FollowGrace, rolledBack, "(rollback completed); 1.0.0+a runs; the last task error: task: non-zero exit (1)"},
-		{"paused", "paused", "2.0.0+b", FollowGrace, paused, "Swarm paused the update (update paused due to failure or early termination of task"},
-		{"label-only update", "label_only", "9.9.9+z", time.Second, succeeded, "9.9.9+z runs"},
-		{"label-only update, within the grace", "label_only", "9.9.9+z", time.Minute, unsettled, ""},
-		{"scaled to zero", "scaled_to_zero", "1.0.0+a", 0, succeeded, ""},
-		{"crash loop", "crash_loop", "1.0.0+a", 0, unsettled, ""},
-		{"chaos", "chaos", "eb96de94+U", FollowGrace, succeeded, "eb96de94+U runs"},
-		{"chaos, judged by its version label", "chaos", "1.0.0+a", FollowGrace, unsettled, ""},
-		{"removed", "removed", "1.0.0+a", 0, unsettled, ""},
+		{"a first deploy, its tasks up for less than the monitor", "first_deploy", "1.0.0+a", FollowGrace, unsettled, "", 0},
+		{"a first deploy, every task up for the monitor", "first_deploy", "1.0.0+a", FollowGrace, succeeded, "1.0.0+a runs", 10 * time.Second},
+		{"a first deploy, within the grace", "first_deploy", "1.0.0+a", time.Hour, unsettled, "", 10 * time.Second},
+		{"a first deploy of another version", "first_deploy", "2.0.0+b", FollowGrace, unsettled, "", 10 * time.Second},
+		{"updating", "updating", "1.1.0+a", 0, unsettled, "", 0},
+		{"completed", "completed", "1.1.0+a", FollowGrace, succeeded, "Swarm completed the update; 1.1.0+a runs", 0},
+		{"completed, another version runs", "completed", "1.2.0+a", FollowGrace, failed, "1.1.0+a runs, not 1.2.0+a", 0},
+		{"rollback started", "rollback_started", "2.0.0+b", 0, unsettled, "", 0},
+		{"rollback completed", "rollback_completed", "2.0.0+b", FollowGrace, rolledBack, "(rollback completed); 1.0.0+a runs; the last task error: task: non-zero exit (1)", 0},
+		{"paused", "paused", "2.0.0+b", FollowGrace, paused, "Swarm paused the update (update paused due to failure or early termination of task", 0},
+		{"label-only update", "label_only", "9.9.9+z", time.Second, succeeded, "9.9.9+z runs", 0},
+		{"label-only update, within the grace", "label_only", "9.9.9+z", time.Minute, unsettled, "", 0},
+		{"scaled to zero", "scaled_to_zero", "1.0.0+a", 0, succeeded, "", 0},
+		{"crash loop", "crash_loop", "1.0.0+a", 0, unsettled, "", 0},
+		{"chaos", "chaos", "eb96de94+U", FollowGrace, succeeded, "eb96de94+U runs", 10 * time.Second},
+		{"chaos, judged by its version label", "chaos", "1.0.0+a", FollowGrace, unsettled, "", 0},
+		{"removed", "removed", "1.0.0+a", 0, unsettled, "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, ok := captured(t, tt.file).Settled(tt.want, tt.grace)
+			st := captured(t, tt.file)
+			st.At = st.At.Add(tt.later)
+			v, ok := st.Settled(tt.want, tt.grace)
 			if ok != (tt.outcome != unsettled) || v.Outcome != tt.outcome || !strings.Contains(v.Detail, tt.detail) {
 				t.Fatalf("Settled = %v %q, %v; want %v containing %q", v.Outcome, v.Detail, ok, tt.outcome, tt.detail)
 			}
@@ -151,7 +155,25 @@ func TestSettledBeyondCaptures(t *testing.T) {
 		{"a stale rollback_completed, the labels since changed to want", func(st *Stack) {
 			st.App().UpdateStale = true
 			st.App().Labels["coop-cloud.mystack.version"] = "2.0.0+b"
+			st.At = st.At.Add(time.Minute)
 		}, "2.0.0+b", succeeded, "2.0.0+b runs"},
+		// A first deploy that crash-loops: each look may land while a task
+		// is briefly up; a task that failed since the spec changed asks for
+		// twice the monitor of running before it counts.
+		{"a crash loop, up for the monitor", func(st *Stack) {
+			app := st.App()
+			app.UpdateState, app.UpdateStale = "", false
+			app.LastErrorAt = app.UpdatedAt.Add(time.Second)
+			app.RunningSince = app.LastErrorAt.Add(5 * time.Second)
+			st.At = app.RunningSince.Add(app.Update.Monitor + time.Second)
+		}, "1.0.0+a", unsettled, ""},
+		{"a crash loop recovered, up for twice the monitor", func(st *Stack) {
+			app := st.App()
+			app.UpdateState, app.UpdateStale = "", false
+			app.LastErrorAt = app.UpdatedAt.Add(time.Second)
+			app.RunningSince = app.LastErrorAt.Add(5 * time.Second)
+			st.At = app.RunningSince.Add(2*app.Update.Monitor + time.Second)
+		}, "1.0.0+a", succeeded, "1.0.0+a runs"},
 		{"a stale completed is no verdict", func(st *Stack) { st.App().UpdateStale = true; st.App().Starting = 1 }, "1.0.0+a", unsettled, ""},
 		{"another service rolled back", func(st *Stack) {
 			st.App().UpdateState = StateCompleted

@@ -74,10 +74,7 @@ func (s *Stack) Settled(want string, grace time.Duration) (Verdict, bool) {
 		}
 		v = Verdict{metav1.Outcome_OUTCOME_SUCCEEDED, fmt.Sprintf("Swarm completed the update; %s runs", runs)}
 	case "":
-		if runs != want || s.At.Sub(app.UpdatedAt) < grace {
-			return Verdict{}, false
-		}
-		if !s.converged() {
+		if runs != want || s.At.Sub(app.UpdatedAt) < grace || !s.converged() || !s.stable(grace) {
 			return Verdict{}, false
 		}
 		v = Verdict{metav1.Outcome_OUTCOME_SUCCEEDED, fmt.Sprintf("%s runs; every task of the stack is running (Swarm had no update to make)", runs)}
@@ -233,6 +230,28 @@ func settle(ctx context.Context, e Engine, st *Stack, v Verdict, progress func(*
 		}
 	}
 	return st
+}
+
+// stable says every service's tasks have run long enough to count as
+// up, as Swarm's update monitor would judge them: for the service's
+// monitor and grace besides, or, when one of its tasks failed since the
+// spec changed, for twice that. Without it, one look that lands while a
+// crash-looping task is briefly up would pass a first deploy (which
+// starts no Swarm update, so no monitor of Swarm's judges it).
+func (s *Stack) stable(grace time.Duration) bool {
+	for _, svc := range s.Services {
+		if svc.Running == 0 {
+			continue
+		}
+		need := svc.Update.Monitor + grace
+		if svc.LastErrorAt.After(svc.UpdatedAt) {
+			need *= 2
+		}
+		if s.At.Sub(svc.RunningSince) < need {
+			return false
+		}
+	}
+	return true
 }
 
 // converged says every service runs all the tasks Swarm wants, none
