@@ -107,6 +107,13 @@ func (r *Runner) followOne(ctx context.Context, server, stack, want string) (*me
 	if ctx.Err() != nil {
 		return nil, swarm.Verdict{}, errors.New("interrupted before Swarm was asked")
 	}
+	if f.Timeout > 0 {
+		// The timeout bounds the whole wait, reaching the Engine too (one
+		// that accepts and never answers).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.Timeout)
+		defer cancel()
+	}
 	getenv := f.Getenv
 	if getenv == nil {
 		getenv = os.Getenv

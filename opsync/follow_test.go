@@ -239,3 +239,23 @@ func TestExecRecordsAFirstDeployWhateverSwarmDid(t *testing.T) {
 		})
 	}
 }
+
+// --settle-timeout bounds the whole wait, an Engine that never answers
+// included.
+func TestSettleTimeoutBoundsAHungEngine(t *testing.T) {
+	w := newWorld(t, nil)
+	w.envFile(s1, domain, "4.0.0+v1.93.0")
+	r := w.runner(Options{})
+	r.Follow = &Follow{Timeout: time.Second, Getenv: func(string) string { return "" }, Dial: func(ctx context.Context, _ swarm.Host) (swarm.Engine, error) {
+		<-ctx.Done() // accepts, and never answers
+		return nil, ctx.Err()
+	}}
+	start := time.Now()
+	res, err := r.Run(ctx, []string{w.abra, "app", "deploy", domain})
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("waited %s for an Engine that never answers, timeout 1s", took)
+	}
+	if err != nil || res.Recorded[0].GetOutcome() != metav1.Outcome_OUTCOME_PENDING {
+		t.Fatalf("%+v, %v", res, err)
+	}
+}

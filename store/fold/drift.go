@@ -92,8 +92,10 @@ func drift(h *Head, o *Observation) (reason, detail string) {
 }
 
 // replicas says whether the stack's services run as many tasks as Swarm
-// wants them to: down when none runs a task, degraded when some runs fewer
-// than it should. An observation that read only the app service (docker
+// wants them to: down when none runs a task, or when the app service (the
+// one that serves, and gives the version) is scaled to none; degraded when
+// some runs fewer than Swarm wants (one that keeps crashing, Swarm
+// restarting it). An observation that read only the app service (docker
 // service inspect) does not know.
 func replicas(o *Observation) (reason, detail string) {
 	if len(o.Services) == 0 {
@@ -102,6 +104,9 @@ func replicas(o *Observation) (reason, detail string) {
 	var short []string
 	total := 0
 	for _, s := range o.Services {
+		if s.Name == o.Service && s.Desired == 0 && s.Running == 0 {
+			return DriftDown, fmt.Sprintf("the app service %s is scaled to 0 tasks", s.Name)
+		}
 		total += int(s.Running)
 		if s.Running < s.Desired {
 			line := fmt.Sprintf("%s runs %d of %d", s.Name, s.Running, s.Desired)
