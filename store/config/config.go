@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -315,6 +316,11 @@ func Parse(data []byte) (Config, error) {
 var dockerSchemes = map[string]bool{"unix": true, "tcp": true, "ssh": true}
 
 func (c Config) validateServer(name string, s Server) error {
+	// A server's name is the directory abra keeps its apps' env files in,
+	// a host name; meta prints it in messages.
+	if name == "" || len(name) > 253 || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' || !unicode.IsPrint(r) }) >= 0 {
+		return fmt.Errorf("%q is not an abra server's name (a host name: no spaces, slashes or control characters, at most 253 bytes)", name)
+	}
 	if s.Project != "" {
 		if err := projects.ValidateProject(s.Project); err != nil {
 			return err

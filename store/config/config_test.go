@@ -284,6 +284,8 @@ func TestServers(t *testing.T) {
 		{name: "certs beyond tcp", yaml: "version: 3\nservers:\n  s1: {docker_host: 'ssh://s1', docker_cert_path: /c}\n", bad: "docker_cert_path is for tcp:// hosts"},
 		{name: "certs alone", yaml: "version: 3\nservers:\n  s1: {env: prod, docker_cert_path: /c}\n", bad: "docker_cert_path without a docker_host"},
 		{name: "bad env", yaml: "version: 1\nservers:\n  s1: 'pr od'\n", bad: "servers: s1:"},
+		{name: "a control character in a name", yaml: "version: 3\nservers:\n  \"s1\\e[31m\": {docker_host: 'ssh://s1'}\n", bad: "is not an abra server's name"},
+		{name: "a slash in a name", yaml: "version: 1\nservers:\n  a/b: prod\n", bad: "is not an abra server's name"},
 		{name: "unknown keys of a newer meta", yaml: "version: 3\nservers:\n  s1: {env: prod, region: eu}\n", want: map[string]Server{"s1": {Env: "prod"}}},
 	}
 	for _, tt := range tests {
