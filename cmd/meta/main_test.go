@@ -57,15 +57,22 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("GORACE", "atexit_sleep_ms=0")
-			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-			env.Setenv("GIT_AUTHOR_NAME", "Git")
-			env.Setenv("GIT_AUTHOR_EMAIL", "git@example.com")
-			env.Setenv("GIT_COMMITTER_NAME", "Git")
-			env.Setenv("GIT_COMMITTER_EMAIL", "git@example.com")
-			env.Setenv("SOPS_DISABLE_VERSION_CHECK", "1")
+			scriptEnv(env)
 			env.Setenv("FIXTURES", fixtures)
 			return nil
 		},
 	})
+}
+
+// scriptEnv is what every end-to-end script's processes see: no machine
+// git configuration, git's identity as "Git", quick exits under -race,
+// sops quiet.
+func scriptEnv(env *testscript.Env) {
+	env.Setenv("GORACE", "atexit_sleep_ms=0")
+	env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	env.Setenv("GIT_AUTHOR_NAME", "Git")
+	env.Setenv("GIT_AUTHOR_EMAIL", "git@example.com")
+	env.Setenv("GIT_COMMITTER_NAME", "Git")
+	env.Setenv("GIT_COMMITTER_EMAIL", "git@example.com")
+	env.Setenv("SOPS_DISABLE_VERSION_CHECK", "1")
 }

@@ -34,15 +34,9 @@ func TestScenarios(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/scenarios",
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("GORACE", "atexit_sleep_ms=0")
-			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+			scriptEnv(env)
 			// Nobody's ~/.gitconfig: a plain `git init --bare` names master.
 			env.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-			env.Setenv("GIT_AUTHOR_NAME", "Git")
-			env.Setenv("GIT_AUTHOR_EMAIL", "git@example.com")
-			env.Setenv("GIT_COMMITTER_NAME", "Git")
-			env.Setenv("GIT_COMMITTER_EMAIL", "git@example.com")
-			env.Setenv("SOPS_DISABLE_VERSION_CHECK", "1")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
