@@ -11,6 +11,7 @@ import (
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
 )
@@ -77,10 +78,8 @@ func (r *Runner) follow(ctx context.Context, cmd abra.Command, events []recorded
 			env = before[0].data
 		}
 		stack := abra.StackName(ev.GetAddress().GetApp(), env)
-		want := ev.GetVersion()
-		if ev.GetChaosVersion() != "" {
-			want = ev.GetChaosVersion()
-		}
+		d := fold.RefOf(ev)
+		want := d.Running()
 		seen, verdict, err := r.followOne(ctx, e.server, stack, want)
 		if seen != nil {
 			ev.Swarm = seen
@@ -154,25 +153,17 @@ func (r *Runner) followOne(ctx context.Context, server, stack, want string) (*me
 	return seen, verdict, nil
 }
 
-// Observed is what ObserveOnce saw and recorded.
-type Observed struct {
-	// Appended is the observation recorded, nil when it said what the log
-	// already had.
-	Appended *store.Appended
-	// Host and From say which Engine was asked, and what named it.
-	Host, From string
-}
-
 // ObserveOnce looks once at the app's stack on its server's Engine (found
 // as EngineOf finds it, the server being the one of the app's abra env
 // file) and records what runs, settling the app's pending deploy when
 // Swarm has settled its update. A stack the Engine does not have is
 // recorded as missing for an app the log knows; for any other app, and
 // for a stack whose app service has no coop-cloud labels, it is an error
-// (swarm.ErrNoService, swarm.ErrNoLabels) and nothing is written.
-func ObserveOnce(ctx context.Context, s *store.Store, actor *metav1.Actor, abraDir, domain, stack string, getenv func(string) string, opts store.AppendOptions) (*Observed, error) {
+// (swarm.ErrNoService, swarm.ErrNoLabels) and nothing is written. It
+// returns nil when the observation said what the log already had.
+func ObserveOnce(ctx context.Context, s *store.Store, actor *metav1.Actor, abraDir, domain, stack string, getenv func(string) string, opts store.AppendOptions) (*store.Appended, error) {
 	server := abra.ServerOf(abraDir, domain)
-	host, from := EngineOf(s.Config(), server, getenv)
+	host, _ := EngineOf(s.Config(), server, getenv)
 	e, err := swarm.Dial(ctx, host)
 	if err != nil {
 		return nil, err
@@ -194,8 +185,5 @@ func ObserveOnce(ctx context.Context, s *store.Store, actor *metav1.Actor, abraD
 		v, ok := st.Settled(want, swarm.FollowGrace)
 		return v.Outcome, ok
 	}, actor, time.Now(), opts)
-	if err != nil {
-		return nil, err
-	}
-	return &Observed{Appended: out, Host: e.Host(), From: from}, nil
+	return out, err
 }

@@ -60,14 +60,14 @@ unless --stack or STACK_NAME in the app's abra env file says otherwise.`,
 			opts := store.AppendOptions{Offline: e.offline}
 			var out *store.Appended
 			if docker {
-				seen, err := opsync.ObserveOnce(cmd.Context(), s, actor, abra.Dir(e.getenv), domain, stack, e.getenv, opts)
+				var err error
+				out, err = opsync.ObserveOnce(cmd.Context(), s, actor, abra.Dir(e.getenv), domain, stack, e.getenv, opts)
 				switch {
 				case errors.Is(err, swarm.ErrNoLabels):
 					return usageError{fmt.Errorf("observe %s: %w", domain, err)}
 				case err != nil:
 					return fmt.Errorf("observe %s: %w", domain, err)
 				}
-				out = seen.Appended
 			} else {
 				data, err := readInput(e.stdin, inspect)
 				if err != nil {
