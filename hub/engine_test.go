@@ -448,3 +448,32 @@ func TestRollbackLatency(t *testing.T) {
 	t.Logf("RESULT rollback_completed to committed and on NATS over %d rollbacks: p50 %s, p99 %s, min %s, max %s",
 		len(took), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 }
+
+// abra deploys, and only then does the log hear of the new app: the
+// hub, looking at every stack only once an hour here, observes it as
+// soon as the deploy reaches its clone, not at the next full look.
+func TestHubObservesANewAppOnARealEngineWhenItsDeployArrives(t *testing.T) {
+	sw := swarmtest.Engine(t)
+	image := sw.Image(t)
+	e := startEngineHubWith(t, sw.Host.DockerHost, time.Hour, 15*time.Second)
+	domain := strings.ReplaceAll(swarmtest.StackName(t), "_", "-") + ".example"
+	stack := abra.StackName(domain, nil)
+	sw.Deploy(t, stack, swarmtest.App{Version: "1.0.0"}.Compose(stack, image))
+	eng := sw.Dial(t)
+	swarmtest.Eventually(t, 60*time.Second, func() (bool, string) {
+		st, err := eng.Look(context.Background(), stack)
+		if err != nil {
+			return false, err.Error()
+		}
+		if a := st.App(); a == nil || a.Running != 1 {
+			return false, "the app's task not running yet"
+		}
+		return true, ""
+	})
+	time.Sleep(time.Second) // the stack's events have reached the hub, and been set aside
+	recorded := time.Now()
+	appendEv(t, e.s, metav1.Kind_KIND_DEPLOY, domain, "1.0.0")
+	e.h.Wake() // as meta append's nudge does
+	got := e.waitObserved(t, domain, 10*time.Second, "1.0.0 running", func(o *metav1.Observation) bool { return runs(o, "1.0.0", 1, 1) })
+	t.Logf("a new app observed and published %s after its deploy was recorded", got.at.Sub(recorded).Round(time.Millisecond))
+}

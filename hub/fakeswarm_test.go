@@ -152,3 +152,10 @@ func appStack(domain, version string, running, desired int) *swarm.Stack {
 			Update: swarm.UpdateConfig{Parallelism: 1, Monitor: 5 * time.Second, FailureAction: "pause", Order: "stop-first"}},
 	}}
 }
+
+// lookCount is how many looks the Engine answered so far.
+func (f *fakeSwarm) lookCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.looks
+}

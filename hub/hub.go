@@ -512,8 +512,12 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Webhooks get the same events, whatever becomes of the publishing.
+	// Webhooks get the same events, whatever becomes of the publishing,
+	// and the observer looks at the stacks of their apps.
 	h.feed(ctx, last, events, tip)
+	if h.observer != nil {
+		h.observer.newEvents(events)
+	}
 	for _, bad := range skipped {
 		// Said once: the hub moves past it with the rest of the commits.
 		h.cfg.Logf("not published, not a valid event (quarantined; meta verify lists it): %s", bad)

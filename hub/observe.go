@@ -7,6 +7,12 @@ package hub
 // runs changes. The store drops an observation the app's last one already
 // says (SameAs); the observer checks that first itself, so a look that
 // sees nothing new costs no pull, no lock and no commit.
+//
+// The hub tells the observer which apps got events in its clone
+// (newEvents): a deploy comes to the log after abra made its stack, so
+// the stack's events may have come and gone while it was no app's yet,
+// and a deploy recorded as pending may have been finished by Swarm
+// already. Each watch of such an app's env looks at its stack at once.
 
 import (
 	"context"
@@ -46,6 +52,9 @@ const (
 	// maxLooks bounds the looks smoothing keeps per service, however
 	// chatty the event stream.
 	maxLooks = 256
+	// maxStrangers bounds the stacks a watch remembers that are no app's
+	// (watch.strangers), however many the Engine runs.
+	maxStrangers = 256
 )
 
 // observer watches the Engines and records what they run.
@@ -95,6 +104,15 @@ type watch struct {
 	looks map[string]map[string][]look
 	// due are stacks to look at again, and when (smooth's again).
 	due map[string]time.Time
+	// strangers are stacks the event stream named that were no app of
+	// the log's, and when: looked at when such an app appears, forgotten
+	// after the window (or beyond maxStrangers). Guarded by mu.
+	strangers map[string]time.Time
+	// news are the domains of apps that got events since the watch last
+	// looked (newEvents), guarded by newsMu; told wakes the watch.
+	newsMu sync.Mutex
+	news   map[string]bool
+	told   chan struct{}
 }
 
 func newObserver(cfg Config, dial func(context.Context, swarm.Host) (swarm.Engine, error), recorded func()) *observer {
@@ -102,7 +120,8 @@ func newObserver(cfg Config, dial func(context.Context, swarm.Host) (swarm.Engin
 		dial: dial, logf: cfg.Logf, recorded: recorded, backoff: backoffMin,
 		envs: map[string][]*watch{}, failed: map[string]failedObservation{}}
 	for _, e := range cfg.Engines {
-		w := &watch{cfg: e, seen: map[string]bool{}, looks: map[string]map[string][]look{}, due: map[string]time.Time{}}
+		w := &watch{cfg: e, seen: map[string]bool{}, looks: map[string]map[string][]look{}, due: map[string]time.Time{},
+			strangers: map[string]time.Time{}, news: map[string]bool{}, told: make(chan struct{}, 1)}
 		o.watches = append(o.watches, w)
 		k := e.Project + "/" + e.Env
 		o.envs[k] = append(o.envs[k], w)
@@ -189,6 +208,17 @@ func (o *observer) follow(ctx context.Context, w *watch, eng swarm.Engine, up fu
 	defer tick.Stop()
 	changed := map[string]bool{}
 	var burst <-chan time.Time
+	// change looks at a stack that changed, or that the log has news of:
+	// the first at once; those that follow within coalesce of it are one
+	// look each after.
+	change := func(name string) error {
+		if burst != nil {
+			changed[name] = true // looked at when the burst's time is up
+			return nil
+		}
+		burst = time.After(coalesce)
+		return o.lookStack(ctx, w, eng, name)
+	}
 	recheck := time.NewTimer(time.Hour)
 	defer recheck.Stop()
 	for {
@@ -206,15 +236,14 @@ func (o *observer) follow(ctx context.Context, w *watch, eng swarm.Engine, up fu
 				changes = nil // errs says why
 				continue
 			}
-			if burst != nil {
-				changed[name] = true // looked at when the burst's time is up
-				continue
-			}
-			// The first change is looked at at once; those that follow
-			// within coalesce of it are one look after.
-			burst = time.After(coalesce)
-			if err := o.lookStack(ctx, w, eng, name); err != nil {
+			if err := change(name); err != nil {
 				return err
+			}
+		case <-w.told:
+			for _, name := range o.pickUp(w) {
+				if err := change(name); err != nil {
+					return err
+				}
 			}
 		case <-burst:
 			burst = nil
@@ -261,6 +290,9 @@ func (o *observer) schedule(w *watch, t *time.Timer) {
 
 // lookAll looks at every stack of w's apps, in one look at the Engine.
 func (o *observer) lookAll(ctx context.Context, w *watch, eng swarm.Engine) error {
+	// Every app is looked at below, those with news too: news that comes
+	// from now on is the log's after this read of it.
+	w.takeNews()
 	stacks, err := eng.Stacks(ctx)
 	if err != nil {
 		return err
@@ -279,6 +311,12 @@ func (o *observer) lookAll(ctx context.Context, w *watch, eng swarm.Engine) erro
 		o.logf("observe: %v", err)
 		return nil // the log's trouble, not the Engine's
 	}
+	w.mu.Lock()
+	for _, a := range apps {
+		delete(w.strangers, a.stack)
+	}
+	w.mu.Unlock()
+	o.forget(w, at)
 	for _, a := range apps {
 		st := stacks[a.stack]
 		if st == nil {
@@ -303,7 +341,10 @@ func (o *observer) lookStack(ctx context.Context, w *watch, eng swarm.Engine, na
 		}
 	}
 	if len(heads) == 0 {
-		return nil // not an app of the log's
+		// Not an app of the log's, yet: its deploy is on its way to the
+		// log, most likely.
+		o.remember(w, name, time.Now())
+		return nil
 	}
 	st, err := eng.Look(ctx, name)
 	if err != nil {
@@ -325,7 +366,8 @@ type app struct {
 }
 
 // apps are the apps the log places on w's project and env, read again at
-// every look so that apps new to the log are watched too.
+// every look so that apps new to the log are watched too: the one answer
+// to which stacks a watch looks at.
 func (o *observer) apps(w *watch) ([]app, error) {
 	heads, err := o.store.List()
 	if err != nil {
@@ -333,12 +375,111 @@ func (o *observer) apps(w *watch) ([]app, error) {
 	}
 	var out []app
 	for _, h := range heads {
-		if h.Env != w.cfg.Env || w.cfg.Project != "" && h.Project != w.cfg.Project {
-			continue
+		if w.holds(h.Project, h.Env) {
+			out = append(out, app{head: h, stack: stackOf(h)})
 		}
-		out = append(out, app{head: h, stack: stackOf(h)})
 	}
 	return out, nil
+}
+
+// holds says an app of project and env is one of w's.
+func (w *watch) holds(project, env string) bool {
+	return env == w.cfg.Env && (w.cfg.Project == "" || project == w.cfg.Project)
+}
+
+// newEvents tells the watches of each event's app that the hub's clone
+// has news of it; each looks at the app's stack soon (pickUp). An
+// observation is no news to them: it says what a look saw, and the
+// hub's own come back here once committed.
+func (o *observer) newEvents(events []*metav1.Event) {
+	for _, ev := range events {
+		if ev.GetKind() == metav1.Kind_KIND_OBSERVE {
+			continue
+		}
+		a := ev.GetAddress()
+		for _, w := range o.watches {
+			if w.holds(a.GetProject(), a.GetEnv()) {
+				w.tell(a.GetApp())
+			}
+		}
+	}
+}
+
+// tell adds domain to w's news and wakes w; news that comes before w
+// looks is one look.
+func (w *watch) tell(domain string) {
+	w.newsMu.Lock()
+	w.news[domain] = true
+	w.newsMu.Unlock()
+	select {
+	case w.told <- struct{}{}:
+	default:
+	}
+}
+
+// takeNews empties w's news and returns what it held.
+func (w *watch) takeNews() map[string]bool {
+	w.newsMu.Lock()
+	defer w.newsMu.Unlock()
+	news := w.news
+	w.news = map[string]bool{}
+	return news
+}
+
+// pickUp are the stacks to look at for w's news: those of the apps that
+// got events, and those the Engine named before they were an app's, now
+// that they are.
+func (o *observer) pickUp(w *watch) []string {
+	news := w.takeNews()
+	apps, err := o.apps(w)
+	if err != nil {
+		o.logf("observe: %v", err)
+		return nil
+	}
+	var out []string
+	picked := map[string]bool{}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range apps {
+		_, stranger := w.strangers[a.stack]
+		if (news[a.head.Domain] || stranger) && !picked[a.stack] {
+			picked[a.stack] = true
+			out = append(out, a.stack)
+		}
+		delete(w.strangers, a.stack)
+	}
+	return out
+}
+
+// remember notes that the Engine named stack at, and that it is no app's.
+// Beyond maxStrangers the one named longest ago is forgotten.
+func (o *observer) remember(w *watch, stack string, at time.Time) {
+	o.forget(w, at)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.strangers[stack]; !ok && len(w.strangers) >= maxStrangers {
+		oldest := ""
+		for name, t := range w.strangers {
+			if oldest == "" || t.Before(w.strangers[oldest]) {
+				oldest = name
+			}
+		}
+		delete(w.strangers, oldest)
+	}
+	w.strangers[stack] = at
+}
+
+// forget drops the stacks named more than the window before now: a stack
+// whose app is not in the log by then is looked at only at the next
+// full look.
+func (o *observer) forget(w *watch, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, at := range w.strangers {
+		if now.Sub(at) > o.window {
+			delete(w.strangers, name)
+		}
+	}
 }
 
 // stackOf is the app's stack: the one its last observation named, else

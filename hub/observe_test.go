@@ -62,6 +62,13 @@ func engine(server, env string) config.Engine {
 // fake of its server, until the test ends.
 func startObserver(t *testing.T, s *store.Store, fakes map[string]*fakeSwarm, engines ...config.Engine) (*observer, *logLines, *int) {
 	t.Helper()
+	return startObserverEvery(t, 150*time.Millisecond, s, fakes, engines...)
+}
+
+// startObserverEvery is startObserver looking at every stack every
+// interval.
+func startObserverEvery(t *testing.T, interval time.Duration, s *store.Store, fakes map[string]*fakeSwarm, engines ...config.Engine) (*observer, *logLines, *int) {
+	t.Helper()
 	logs := &logLines{}
 	var mu sync.Mutex
 	nudges := 0
@@ -73,7 +80,7 @@ func startObserver(t *testing.T, s *store.Store, fakes map[string]*fakeSwarm, en
 		}
 		return nil, fmt.Errorf("no fake for %s", h.DockerHost)
 	}
-	o := newObserver(Config{Store: s, Actor: alice, Engines: engines, ObserveInterval: 150 * time.Millisecond, ObserveWindow: 400 * time.Millisecond, Logf: logs.logf},
+	o := newObserver(Config{Store: s, Actor: alice, Engines: engines, ObserveInterval: interval, ObserveWindow: 400 * time.Millisecond, Logf: logs.logf},
 		dial, func() { mu.Lock(); nudges++; mu.Unlock() })
 	o.backoff = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
