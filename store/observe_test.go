@@ -80,3 +80,48 @@ func TestObserveSettlesOnlyThePendingDeploy(t *testing.T) {
 		t.Fatalf("a late settlement changed the app: %s %s", h.State, h.Version)
 	}
 }
+
+// Two observers on two clones of one remote (two hubs, or a hub and an
+// operator's meta observe) see the same: the one whose push loses the race
+// decides again on top of the winner's, and records nothing. A pending
+// deploy is settled once, and the app does not fork.
+func TestObservationsRacingThroughOneRemote(t *testing.T) {
+	ctx := context.Background()
+	url := bareRemote(t)
+	a, b := join(t, url), join(t, url)
+	const domain = "a.example.com"
+	mustAppend(t, a, deploy(domain, "1.0.0"))
+	up := &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_PENDING, Version: "1.1.0", Address: &metav1.Address{App: domain}}
+	mustAppend(t, a, up)
+	seen := func() *metav1.Observation {
+		return &metav1.Observation{Service: "a_example_com_app", Version: "1.1.0", UpdateState: "completed", Source: "serve",
+			Services: []*metav1.ServiceStatus{{Name: "a_example_com_app", Running: 1, Desired: 1}}}
+	}
+	succeeded := func(string) (metav1.Outcome, bool) { return metav1.Outcome_OUTCOME_SUCCEEDED, true }
+	won := false
+	// B decides (its verdict is asked after its pull) while A, on the
+	// other clone, records and pushes the same first.
+	racing := func(want string) (metav1.Outcome, bool) {
+		if !won {
+			won = true
+			if out, err := a.ObserveSettling(ctx, domain, seen(), succeeded, alice, time.Now(), AppendOptions{}); err != nil || out == nil || !out.Pushed {
+				t.Fatalf("the winner: %v, %v", out, err)
+			}
+		}
+		return succeeded(want)
+	}
+	out, err := b.ObserveSettling(ctx, domain, seen(), racing, alice, time.Now(), AppendOptions{})
+	if err != nil || out != nil {
+		t.Fatalf("the loser recorded %v, %v; want nothing", out, err)
+	}
+	if err := b.Pull(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.Head(domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Forked || h.Events != 3 || h.State != fold.StateDeployed || h.Version != "1.1.0" {
+		t.Fatalf("after the race: forked %v, %d events, %s %s", h.Forked, h.Events, h.State, h.Version)
+	}
+}

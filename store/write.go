@@ -35,9 +35,10 @@ import (
 //  5. per commit: check leases, stamp and validate the events, note the
 //     files in the journal, write them, commit, update the index;
 //  6. push, with retries: a write that must reach the remote first (a
-//     lease) is taken back and decided again on top of what came in; one
-//     that replaces a file another operator changed meanwhile is taken
-//     back and refused.
+//     lease), or that is news only if nobody recorded it first (an
+//     observation), is taken back and decided again on top of what came
+//     in; one that replaces a file another operator changed meanwhile is
+//     taken back and refused.
 
 // Written is what a write committed.
 type Written struct {
@@ -254,6 +255,21 @@ func (tx *Tx) exclusive() bool {
 	return false
 }
 
+// redecides says the write is one only worth making if it is still news
+// once it reaches the remote: observations, which another observer (a
+// second hub, an operator's meta observe) may have recorded first. Such a
+// write whose push loses a race is decided again on top of the winner's,
+// like a lock; one that cannot reach the remote at all stays here, like
+// any append, for meta sync.
+func (tx *Tx) redecides() bool {
+	for _, e := range tx.adds {
+		if e.ev.GetKind() != metav1.Kind_KIND_OBSERVE {
+			return false
+		}
+	}
+	return len(tx.adds) > 0 && len(tx.envs) == 0 && len(tx.purges) == 0 && tx.newCfg == nil
+}
+
 // replaces says the write replaces files another operator may change too.
 func (tx *Tx) replaces() bool { return len(tx.envs) > 0 || tx.newCfg != nil }
 
@@ -328,7 +344,7 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if !online {
 			return out, nil
 		}
-		if !tx.exclusive() {
+		if !tx.exclusive() && !tx.redecides() {
 			if err := s.pushWritten(ctx, tx, out); err != nil {
 				return nil, err
 			}
@@ -337,6 +353,10 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		perr := s.pushOnce(ctx)
 		if perr == nil {
 			out.Pushed = true
+			return out, nil
+		}
+		if !tx.exclusive() && !errors.Is(perr, gitrepo.ErrRejected) {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v; `meta sync` pushes it", perr))
 			return out, nil
 		}
 		if uerr := s.undo(gitrepo.NewHash(out.Commit), tx.tip); uerr != nil {
