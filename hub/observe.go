@@ -482,18 +482,12 @@ func (o *observer) forget(w *watch, now time.Time) {
 	}
 }
 
-// stackOf is the app's stack: the one its last observation named, else
-// the one abra makes of its domain.
+// stackOf is the app's stack: the one its last deploy or observation
+// named (fold.Head.Stack, STACK_NAME included), else the one abra makes of
+// its domain.
 func stackOf(h *fold.Head) string {
-	if o := h.Observed; o != nil {
-		if name, ok := strings.CutSuffix(o.Service, "_app"); ok && name != "" {
-			return name
-		}
-		for _, s := range o.Services {
-			if name, ok := strings.CutSuffix(s.Name, "_app"); ok && name != "" {
-				return name
-			}
-		}
+	if h.Stack != "" {
+		return h.Stack
 	}
 	return abra.StackName(h.Domain, nil)
 }

@@ -133,6 +133,11 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []envFile, code 
 	switch cmd.Action {
 	case abra.Deploy, abra.Upgrade, abra.Rollback:
 		r.version(ev, cmd, env, ok)
+		var data []byte
+		if env != nil {
+			data = env.data
+		}
+		ev.Stack = abra.StackName(domain, data)
 		if cmd.Action == abra.Rollback {
 			ev.Body = &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: ev.GetVersion()}}
 		}

@@ -64,7 +64,7 @@ func EngineOf(cfg config.Config, server string, getenv func(string) string) (swa
 // tell (interrupted, the Engine unreachable, the timeout passed) the
 // deploy is pending, for `meta serve` or `meta observe` to settle; meta
 // says so. ctx is the command's: Ctrl-C ends the wait, not the recording.
-func (r *Runner) follow(ctx context.Context, cmd abra.Command, events []recorded, before []envFile) {
+func (r *Runner) follow(ctx context.Context, cmd abra.Command, events []recorded) {
 	if r.Follow == nil {
 		return
 	}
@@ -73,11 +73,7 @@ func (r *Runner) follow(ctx context.Context, cmd abra.Command, events []recorded
 		if !record.IsDeployKind(ev.GetKind()) || ev.GetOutcome() != metav1.Outcome_OUTCOME_SUCCEEDED {
 			continue
 		}
-		var env []byte
-		if len(before) == 1 {
-			env = before[0].data
-		}
-		stack := abra.StackName(ev.GetAddress().GetApp(), env)
+		stack := ev.GetStack()
 		d := fold.RefOf(ev)
 		want := d.Running()
 		seen, verdict, err := r.followOne(ctx, e.server, stack, want)

@@ -123,6 +123,9 @@ func TestExecRecordsWhatSwarmDid(t *testing.T) {
 				t.Fatalf("run: %+v, %v", res, err)
 			}
 			ev := res.Recorded[0]
+			if ev.GetStack() != stackName {
+				t.Errorf("the deploy says stack %q, want %q", ev.GetStack(), stackName)
+			}
 			if ev.GetOutcome() != tt.outcome {
 				t.Fatalf("outcome %s, want %s", ev.GetOutcome(), tt.outcome)
 			}

@@ -117,7 +117,7 @@ func (r *Runner) Run(ctx context.Context, argv []string) (*Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("abra exited %d but meta could not tell what it did: %w", code, err)
 	}
-	r.follow(ctx, cmd, events, before)
+	r.follow(ctx, cmd, events)
 	// Ctrl-C reached abra and meta alike: what abra did is recorded all
 	// the same.
 	ctx = context.WithoutCancel(ctx)

@@ -105,7 +105,7 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row("signed", signatureText(d.Signature, d.SignedBy))
 	}
 	if f := h.LastFailure; f != nil {
-		line := fmt.Sprintf("%s %s by %s at %s (%s)", f.Kind, orDash(f.Version), f.Operator, when(f.Time), f.EventID)
+		line := fmt.Sprintf("%s %s by %s at %s (%s)", f.Kind, orDash(f.Running()), f.Operator, when(f.Time), f.EventID)
 		switch f.Outcome {
 		case "rolled-back":
 			line = "Swarm rolled back the " + line
@@ -118,13 +118,13 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 		row(p.paint("31", "failed"), line)
 	}
 	if d := h.Pending; d != nil {
-		row(p.paint("33", "pending"), fmt.Sprintf("%s %s by %s at %s (%s): Swarm's verdict not seen yet; meta observe %s --docker, or meta serve, settles it", d.Kind, orDash(d.Version), d.Operator, when(d.Time), d.EventID, h.Domain))
+		row(p.paint("33", "pending"), fmt.Sprintf("%s %s by %s at %s (%s): Swarm's verdict not seen yet; meta observe %s --docker, or meta serve, settles it", d.Kind, orDash(d.Running()), d.Operator, when(d.Time), d.EventID, h.Domain))
 	}
 	if d := h.Deployed; d != nil && d.SettledBy != "" {
 		row("settled", fmt.Sprintf("%s by the observation %s", d.Outcome, d.SettledBy))
 	}
 	if s := h.LastSuccess; s != nil {
-		row("last success", fmt.Sprintf("%s %s by %s at %s (%s)", s.Kind, orDash(s.Version), s.Operator, when(s.Time), s.EventID))
+		row("last success", fmt.Sprintf("%s %s by %s at %s (%s)", s.Kind, orDash(s.Running()), s.Operator, when(s.Time), s.EventID))
 	}
 	row("last event", fmt.Sprintf("%s %s by %s at %s (%s)", h.Kind, h.Outcome, h.Operator, when(h.Time), h.EventID))
 	if len(h.Secrets) > 0 {
@@ -194,7 +194,7 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 	if h.Forked {
 		heads := make([]string, len(h.Heads))
 		for i, r := range h.Heads {
-			heads[i] = fmt.Sprintf("%s (%s %s by %s)", r.EventID, r.Kind, orDash(r.Version), r.Operator)
+			heads[i] = fmt.Sprintf("%s (%s %s by %s)", r.EventID, r.Kind, orDash(r.Running()), r.Operator)
 		}
 		row(p.paint("31", "forked"), "operators appended without seeing each other: "+strings.Join(heads, ", ")+"; the next append joins them")
 	}

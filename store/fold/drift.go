@@ -32,6 +32,9 @@ func (o *Observation) SameAs(seen *metav1.Observation) bool {
 func (h *Head) observe(seen *metav1.Observation, at Ref) {
 	o := Observation{EventID: at.EventID, Time: at.Time, Operator: at.Operator, ObservedView: record.ObservedViewOf(seen)}
 	h.Observed, h.ObservedVersion = &o, o.Running()
+	if stack, ok := strings.CutSuffix(o.Service, "_app"); ok && stack != "" {
+		h.Stack = stack
+	}
 	t := at.Time
 	h.ObservedAt = &t
 	h.Drift, h.DriftDetail = drift(h, &o)

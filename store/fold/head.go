@@ -11,7 +11,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 7
+const Version = 8
 
 // States an app can be in, as Head.State says it.
 const (
@@ -117,6 +117,9 @@ type Head struct {
 	// Previous is the successful deploy before Deployed: the version a
 	// Swarm rollback returns to.
 	Previous *Ref `json:"previous"`
+	// Stack is the Docker stack the app runs as, as the last deploy that
+	// said (Event.stack) or observation saw it; "" when none did.
+	Stack string `json:"stack"`
 	// MovedTo names the server and env the app moved to (StateMoved).
 	MovedTo string `json:"moved_to"`
 
@@ -317,6 +320,9 @@ func (h *Head) apply(ev *metav1.Event) {
 		return
 	}
 	if record.IsDeployKind(kind) {
+		if ev.GetStack() != "" {
+			h.Stack = ev.GetStack()
+		}
 		if t := ev.GetRollback().GetTargetVersion(); t != "" {
 			last.Version = t // a rollback may name only its target
 		}

@@ -212,3 +212,21 @@ func TestSameAs(t *testing.T) {
 		}
 	}
 }
+
+// The stack an app runs as is the one its last deploy said (STACK_NAME
+// included), or the one an observation saw its app service in.
+func TestStack(t *testing.T) {
+	d := ev(1, metav1.Kind_KIND_DEPLOY, ok, "1.0.0")
+	d.Stack = "custom_stack"
+	if h := Fold([]*metav1.Event{d}); h.Stack != "custom_stack" {
+		t.Fatalf("after the deploy: %q", h.Stack)
+	}
+	o := observe(2, "1.0.0", "", 1)
+	o.GetObservation().Service = "other_app"
+	if h := Fold([]*metav1.Event{d, o}); h.Stack != "other" {
+		t.Fatalf("after the observation: %q", h.Stack)
+	}
+	if h := Fold([]*metav1.Event{ev(1, metav1.Kind_KIND_DEPLOY, ok, "1.0.0")}); h.Stack != "" {
+		t.Fatalf("nobody said: %q", h.Stack)
+	}
+}

@@ -43,13 +43,15 @@ type View struct {
 	Observation   *ObservedView `json:"observation,omitempty"`
 	// Swarm is what Swarm was seen doing when meta exec stopped
 	// following the update a deploy started (Event.swarm).
-	Swarm        *ObservedView `json:"swarm,omitempty"`
-	Lock         *LockView     `json:"lock,omitempty"`
-	Unlock       *UnlockView   `json:"unlock,omitempty"`
-	Purge        *PurgeView    `json:"purge,omitempty"`
-	BatchSummary string        `json:"batch_summary"`
-	BrokeLock    string        `json:"broke_lock"`
-	Format       uint32        `json:"format"`
+	Swarm *ObservedView `json:"swarm,omitempty"`
+	// Stack is the Docker stack abra deployed the app as (Event.stack).
+	Stack        string      `json:"stack"`
+	Lock         *LockView   `json:"lock,omitempty"`
+	Unlock       *UnlockView `json:"unlock,omitempty"`
+	Purge        *PurgeView  `json:"purge,omitempty"`
+	BatchSummary string      `json:"batch_summary"`
+	BrokeLock    string      `json:"broke_lock"`
+	Format       uint32      `json:"format"`
 	// SignedBy and Signature say who signed the commit that wrote the
 	// event and whether it verified; the store fills them in
 	// (store.Views), ViewOf leaves them empty.
@@ -219,6 +221,7 @@ func ViewOf(ev *metav1.Event) View {
 		BrokeLock:     ev.GetBrokeLock(),
 		EnvDigest:     ev.GetEnvDigest(),
 		LocalEnv:      ev.GetLocalEnv(),
+		Stack:         ev.GetStack(),
 		Format:        ev.GetFormat(),
 	}
 	if sw := ev.GetSwarm(); sw != nil {
@@ -331,6 +334,7 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 		observed(o, map[string]string{"service": "service", "observed": "observed", "update state": "update state", "update note": "update note",
 			"previous": "previous", "tasks": "tasks", "settles": "settles", "server": "server", "source": "source"})
 	}
+	line("stack", v.Stack)
 	if o := v.Swarm; o != nil {
 		observed(o, map[string]string{"service": "swarm service", "observed": "swarm runs", "update state": "swarm update", "update note": "swarm note",
 			"previous": "swarm before", "tasks": "swarm tasks", "server": "swarm server", "source": "swarm source"})

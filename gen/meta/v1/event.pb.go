@@ -269,6 +269,11 @@ type Event struct {
 	// outcome is what Swarm did (succeeded, rolled-back, paused), or
 	// pending when exec could not wait for it. Unset when nobody followed.
 	Swarm *Observation `protobuf:"bytes,19,opt,name=swarm,proto3" json:"swarm,omitempty"`
+	// stack is the Docker stack abra deployed the app as: the domain's
+	// (dots as underscores, cut to 45 characters) or STACK_NAME from its env
+	// file; set on the deploys, upgrades and rollbacks meta exec records,
+	// empty when unknown. Observers look for the app there.
+	Stack string `protobuf:"bytes,31,opt,name=stack,proto3" json:"stack,omitempty"`
 	// body carries what only some kinds have.
 	//
 	// Types that are valid to be assigned to Body:
@@ -449,6 +454,13 @@ func (x *Event) GetSwarm() *Observation {
 		return x.Swarm
 	}
 	return nil
+}
+
+func (x *Event) GetStack() string {
+	if x != nil {
+		return x.Stack
+	}
+	return ""
 }
 
 func (x *Event) GetBody() isEvent_Body {
@@ -1525,7 +1537,7 @@ var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\b\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\b\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -1548,7 +1560,8 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"broke_lock\x18\x11 \x01(\tR\tbrokeLock\x12\x1b\n" +
 	"\tlocal_env\x18\x12 \x01(\bR\blocalEnv\x12*\n" +
-	"\x05swarm\x18\x13 \x01(\v2\x14.meta.v1.ObservationR\x05swarm\x12/\n" +
+	"\x05swarm\x18\x13 \x01(\v2\x14.meta.v1.ObservationR\x05swarm\x12\x14\n" +
+	"\x05stack\x18\x1f \x01(\tR\x05stack\x12/\n" +
 	"\brollback\x18\x14 \x01(\v2\x11.meta.v1.RollbackH\x00R\brollback\x12#\n" +
 	"\x04move\x18\x15 \x01(\v2\r.meta.v1.MoveH\x00R\x04move\x12)\n" +
 	"\x06secret\x18\x16 \x01(\v2\x0f.meta.v1.SecretH\x00R\x06secret\x12)\n" +
