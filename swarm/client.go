@@ -164,7 +164,7 @@ func (e *engine) look(ctx context.Context, services client.Filters) (map[string]
 		if err != nil {
 			return nil, err
 		}
-		return stacksFrom(svcs, tasks, at), nil
+		return StacksFrom(svcs, tasks, at), nil
 	}
 }
 

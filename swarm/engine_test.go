@@ -25,8 +25,8 @@ import (
 var captureFlag = flag.Bool("capture", false, "write the real Engine's answers into testdata/engine/*.json")
 
 // capture writes the Engine's answer about stack as testdata/engine/name.json,
-// with the stack's name replaced by "mystack" so fixtures do not depend
-// on the run.
+// with the stack's name replaced by swarmtest.CapturedStack
+// (swarmtest.Captured reads it back).
 func capture(t *testing.T, sw *swarmtest.Swarm, stack, name string) {
 	t.Helper()
 	if !*captureFlag {
@@ -36,7 +36,7 @@ func capture(t *testing.T, sw *swarmtest.Swarm, stack, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data = []byte(strings.ReplaceAll(string(data), stack, "mystack"))
+	data = []byte(strings.ReplaceAll(string(data), stack, swarmtest.CapturedStack))
 	if err := os.WriteFile(filepath.Join("testdata", "engine", name+".json"), append(data, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,8 @@ func TestEngineScaleToZero(t *testing.T) {
 }
 
 // A task that crash-loops after its deploy settled: fewer running than
-// desired, and the last task error says why.
+// desired, and the last task error says why; restarted, it runs again
+// with that error still said.
 func TestEngineCrashLoop(t *testing.T) {
 	t.Parallel()
 	sw := swarmtest.Engine(t)
@@ -253,6 +254,19 @@ func TestEngineCrashLoop(t *testing.T) {
 	}
 	if o := st.Observation("serve"); o.GetServices()[0].GetLastError() != a.LastError {
 		t.Fatalf("observation: %v", o)
+	}
+	// Swarm restarts it: up again for a while, the last error still said.
+	swarmtest.Eventually(t, time.Minute, func() (bool, string) {
+		var err error
+		if st, err = e.Look(context.Background(), stack); err != nil {
+			t.Fatal(err)
+		}
+		a := st.App()
+		return a.Running == a.Desired && a.LastError != "", st.Summary()
+	})
+	capture(t, sw, stack, "crash_loop_up")
+	if a := st.App(); a.LastErrorAt.After(a.RunningSince) {
+		t.Fatalf("up since %s, failed at %s", a.RunningSince, a.LastErrorAt)
 	}
 }
 
