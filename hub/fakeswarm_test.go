@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
+	"git.coopcloud.tech/coop-cloud/meta/swarm/swarmtest"
 )
 
 // fakeSwarm is a Docker Engine in memory, behind the swarm.Engine
@@ -127,30 +129,48 @@ func stamped(st *swarm.Stack) *swarm.Stack {
 	cp := *st
 	cp.Services = slices.Clone(st.Services)
 	for i := range cp.Services {
-		cp.Services[i].Labels = maps.Clone(st.Services[i].Labels)
+		s := &cp.Services[i]
+		s.Labels, s.PreviousLabels = maps.Clone(s.Labels), maps.Clone(s.PreviousLabels)
 	}
 	cp.At = time.Now()
 	return &cp
 }
 
-// appStack is a stack abra deployed: its app service at version, with
-// replicas running of desired, and a db service, as the Engine reports
-// them (see swarm's captures).
-func appStack(domain, version string, running, desired int) *swarm.Stack {
+// captured is what a real Engine said of a stack (swarm's capture file,
+// see swarmtest.Captured) as the stack of domain, its app service's
+// version label set to version, as if the Engine said it now: every time
+// in it moved by as much as its At (a task that failed 130ms before the
+// capture failed 130ms ago), and then left as the Engine leaves them.
+func captured(t testing.TB, file, domain, version string) *swarm.Stack {
+	t.Helper()
 	name := strings.ReplaceAll(domain, ".", "_")
-	one := uint64(1)
-	d := uint64(desired)
-	return &swarm.Stack{Name: name, Services: []swarm.ServiceState{
-		{Name: name + "_app", Labels: map[string]string{
-			"com.docker.stack.namespace":      name,
-			"coop-cloud." + name + ".version": version,
-			"coop-cloud." + name + ".recipe":  "custom-html",
-			"coop-cloud." + name + ".chaos":   "false",
-		}, UpdateState: "completed", UpdateMessage: "update completed", Running: running, Desired: desired, Replicas: &d,
-			Update: swarm.UpdateConfig{Parallelism: 1, Monitor: 5 * time.Second, FailureAction: "rollback", Order: "start-first"}},
-		{Name: name + "_db", Labels: map[string]string{"com.docker.stack.namespace": name}, Running: 1, Desired: 1, Replicas: &one,
-			Update: swarm.UpdateConfig{Parallelism: 1, Monitor: 5 * time.Second, FailureAction: "pause", Order: "stop-first"}},
-	}}
+	st := swarmtest.Captured(t, file, name)
+	app := st.App()
+	if app == nil {
+		t.Fatalf("capture %s has no app service", file)
+	}
+	app.Labels["coop-cloud."+name+".version"] = version
+	d := time.Since(st.At)
+	moved := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return t.Add(d)
+	}
+	st.At = st.At.Add(d)
+	for i := range st.Services {
+		s := &st.Services[i]
+		s.UpdatedAt, s.RunningSince, s.LastErrorAt = moved(s.UpdatedAt), moved(s.RunningSince), moved(s.LastErrorAt)
+	}
+	return st
+}
+
+// appStack is a stack abra deployed, healthy: its app service at version,
+// Swarm's update of it completed, 1 of 1 running, and a db service
+// (capture "completed").
+func appStack(t testing.TB, domain, version string) *swarm.Stack {
+	t.Helper()
+	return captured(t, "completed", domain, version)
 }
 
 // lookCount is how many looks the Engine answered so far.

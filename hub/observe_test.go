@@ -105,7 +105,7 @@ func TestObserverRecordsEachChangeOnce(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	o, _, nudges := startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 
 	waitFor(t, "the catch-up's observation", func() bool { return len(observations(t, s, "a.example.com")) == 1 })
@@ -116,7 +116,7 @@ func TestObserverRecordsEachChangeOnce(t *testing.T) {
 	}
 	// Looks every interval and on every event, and nothing new.
 	for range 3 {
-		fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+		fake.set(appStack(t, "a.example.com", "1.0.0"))
 		settle(100 * time.Millisecond)
 	}
 	if n := len(observations(t, s, "a.example.com")); n != 1 {
@@ -124,7 +124,7 @@ func TestObserverRecordsEachChangeOnce(t *testing.T) {
 	}
 	// A hand-made label change: one observation, at once.
 	started := time.Now()
-	fake.set(appStack("a.example.com", "1.0.1", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.1"))
 	waitFor(t, "the new version's observation", func() bool { return len(observations(t, s, "a.example.com")) == 2 })
 	if took := time.Since(started); took > 2*time.Second {
 		t.Errorf("the change took %s to be recorded", took)
@@ -144,11 +144,11 @@ func TestObserverPicksUpNewApps(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 	waitFor(t, "a's observation", func() bool { return len(observations(t, s, "a.example.com")) == 1 })
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "b.example.com", "2.0.0")
-	fake.set(appStack("b.example.com", "2.0.0", 1, 1))
+	fake.set(appStack(t, "b.example.com", "2.0.0"))
 	waitFor(t, "b's observation", func() bool { return len(observations(t, s, "b.example.com")) == 1 })
 }
 
@@ -158,13 +158,13 @@ func TestObserverLosesTheEngineAndCatchesUp(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	o, logs, _ := startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 	waitFor(t, "the first observation", func() bool { return len(observations(t, s, "a.example.com")) == 1 })
 
 	fake.cut()
 	fake.mu.Lock()
-	fake.stacks["a_example_com"] = appStack("a.example.com", "1.1.0", 1, 1) // changed while cut: no event reaches the hub
+	fake.stacks["a_example_com"] = appStack(t, "a.example.com", "1.1.0") // changed while cut: no event reaches the hub
 	fake.mu.Unlock()
 	waitFor(t, "five failed dials", func() bool { return len(fake.dialTimes()) >= 6 })
 	lost := logs.with("lost the Docker Engine of server s1 at ssh://root@s1.example.org: ")
@@ -197,7 +197,7 @@ func TestObserverStartsWithoutTheEngine(t *testing.T) {
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
 	fake.cut()
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	_, logs, _ := startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 	waitFor(t, "three dials", func() bool { return len(fake.dialTimes()) >= 3 })
 	fake.restore()
@@ -232,7 +232,7 @@ func TestObserverQuietRules(t *testing.T) {
 		}, false},
 		{"undeployed, last seen running", func(t *testing.T, s *store.Store) {
 			appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
-			observe(t, s, "a.example.com", appStack("a.example.com", "1.0.0", 1, 1).Observation("serve"))
+			observe(t, s, "a.example.com", appStack(t, "a.example.com", "1.0.0").Observation("serve"))
 			appendEv(t, s, metav1.Kind_KIND_UNDEPLOY, "a.example.com", "")
 		}, true},
 	} {
@@ -241,7 +241,7 @@ func TestObserverQuietRules(t *testing.T) {
 			tt.setup(t, s)
 			before := len(observations(t, s, "a.example.com"))
 			fake := newFakeSwarm("ssh://root@s1.example.org")
-			fake.set(appStack("other.example.com", "1.0.0", 1, 1))
+			fake.set(appStack(t, "other.example.com", "1.0.0"))
 			startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 			if tt.record {
 				waitFor(t, "the missing stack's observation", func() bool { return len(observations(t, s, "a.example.com")) == before+1 })
@@ -274,7 +274,7 @@ func TestObserverSeveralEnginesOfOneEnv(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	s1, s2 := newFakeSwarm("ssh://root@s1.example.org"), newFakeSwarm("ssh://root@s2.example.org")
-	s2.set(appStack("a.example.com", "1.0.0", 1, 1))
+	s2.set(appStack(t, "a.example.com", "1.0.0"))
 	startObserver(t, s, map[string]*fakeSwarm{"s1": s1, "s2": s2}, engine("s1", "prod"), engine("s2", "prod"))
 	waitFor(t, "the observation from s2", func() bool { return len(observations(t, s, "a.example.com")) == 1 })
 	settle(500 * time.Millisecond)
@@ -305,19 +305,18 @@ func TestObserverCrashLoop(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 	waitFor(t, "the healthy observation", func() bool { return len(observations(t, s, "a.example.com")) == 1 })
 	// As Swarm restarts a crashing task: down for its restart delay (an
 	// event, then a look, while it is down), then up for a moment.
 	var down *swarm.Stack
 	for range 6 {
-		down = appStack("a.example.com", "1.0.0", 0, 1)
-		down.Services[0].LastError, down.Services[0].LastErrorAt = "task: non-zero exit (2)", time.Now()
+		down = captured(t, "crash_loop", "a.example.com", "1.0.0")
 		fake.set(down)
 		settle(250 * time.Millisecond)
-		up := appStack("a.example.com", "1.0.0", 1, 1)
-		up.Services[0].LastError, up.Services[0].LastErrorAt = down.Services[0].LastError, down.Services[0].LastErrorAt
+		up := captured(t, "crash_loop_up", "a.example.com", "1.0.0")
+		up.Services[0].LastErrorAt = down.Services[0].LastErrorAt // the same crash
 		fake.set(up)
 		settle(100 * time.Millisecond)
 	}
@@ -327,7 +326,7 @@ func TestObserverCrashLoop(t *testing.T) {
 	if len(all) != 2 {
 		t.Fatalf("%d observations of a crash loop, want 2 (healthy, then down): %v", len(all), all)
 	}
-	if app := all[1].GetServices()[0]; app.GetRunning() != 0 || app.GetLastError() != "task: non-zero exit (2)" {
+	if app := all[1].GetServices()[0]; app.GetRunning() != 0 || app.GetLastError() != "task: non-zero exit (1)" {
 		t.Fatalf("recorded %v; want 0 running with the task's error", app)
 	}
 }
@@ -338,7 +337,7 @@ func TestHubObservesAndPublishes(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	cfg := Config{Store: s, NATSListen: "127.0.0.1:0", DataDir: t.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour,
 		Engines: []config.Engine{engine("s1", "prod")}, Actor: alice, ObserveInterval: 100 * time.Millisecond}
 	h, err := New(context.Background(), cfg)
@@ -351,7 +350,7 @@ func TestHubObservesAndPublishes(t *testing.T) {
 	go func() { done <- h.Run(ctx) }()
 	waitFor(t, "the observation on NATS", func() bool { return len(streamIDs(t, h)) == 2 })
 	started := time.Now()
-	fake.set(appStack("a.example.com", "1.0.0", 0, 1))
+	fake.set(captured(t, "crash_loop", "a.example.com", "1.0.0"))
 	waitFor(t, "the drop on NATS", func() bool { return len(streamIDs(t, h)) == 3 })
 	t.Logf("recorded and published in %s", time.Since(started))
 	var health map[string]any
@@ -379,8 +378,7 @@ func TestNewRefusesEnginesWithoutActor(t *testing.T) {
 func TestObserverSettlesAPendingDeploy(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
-	rolledBack := appStack("a.example.com", "1.0.0", 1, 1)
-	rolledBack.Services[0].UpdateState, rolledBack.Services[0].UpdateMessage = "rollback_completed", "rollback completed"
+	rolledBack := captured(t, "rollback_completed", "a.example.com", "1.0.0")
 	observe(t, s, "a.example.com", rolledBack.Observation("serve"))
 	out, err := s.Append(context.Background(), &metav1.Event{Kind: metav1.Kind_KIND_UPGRADE, Outcome: metav1.Outcome_OUTCOME_PENDING, Version: "1.1.0", Address: &metav1.Address{App: "a.example.com"}}, alice, time.Now(), store.AppendOptions{})
 	if err != nil {

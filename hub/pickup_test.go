@@ -111,7 +111,7 @@ const prompt = 3 * time.Second
 func TestHubObservesANewAppWhenItsDeployArrives(t *testing.T) {
 	fake := newFakeSwarm("ssh://root@s1.example.org")
 	sh := startSharedHub(t, fake, nil)
-	fake.set(appStack("b.example.com", "1.0.0", 1, 1)) // the stream names b_example_com
+	fake.set(appStack(t, "b.example.com", "1.0.0")) // the stream names b_example_com
 	waitFor(t, "the hub to hear of the stack", func() bool { return sh.h.observer.knowsStranger("b_example_com") })
 	if _, err := sh.s.Head("b.example.com"); err == nil {
 		t.Fatal("the hub's clone has b before its deploy was pushed")
@@ -152,7 +152,7 @@ func TestHubObservesANewAppWhenItsDeployArrives(t *testing.T) {
 // changed, so a look that finds nothing new writes nothing.
 func TestHubLooksOnceAtAnAppPerSync(t *testing.T) {
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	sh := startSharedHub(t, fake, func(other *store.Store) {
 		appendEv(t, other, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	})
@@ -181,13 +181,13 @@ func TestHubLooksOnceAtAnAppPerSync(t *testing.T) {
 // more; the hub settles it as soon as it syncs.
 func TestHubSettlesAPendingDeployWhenItArrives(t *testing.T) {
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	sh := startSharedHub(t, fake, func(other *store.Store) {
 		appendEv(t, other, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	})
 	waitFor(t, "the catch-up's observation", func() bool { return len(observations(t, sh.s, "a.example.com")) == 1 })
 	// abra upgrades; Swarm completes the update; the hub records what runs.
-	fake.set(appStack("a.example.com", "1.1.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.1.0"))
 	waitFor(t, "1.1.0 observed", func() bool { return len(observations(t, sh.s, "a.example.com")) == 2 })
 	settle(300 * time.Millisecond)
 
@@ -259,10 +259,10 @@ func TestObserverLooksAtAStrangerOnceItIsAnApp(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
-	fake.set(appStack("a.example.com", "1.0.0", 1, 1))
+	fake.set(appStack(t, "a.example.com", "1.0.0"))
 	o, _, _ := startObserverEvery(t, time.Hour, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))
 	waitFor(t, "a's observation", func() bool { return len(observations(t, s, "a.example.com")) == 1 })
-	fake.set(appStack("b.example.com", "2.0.0", 1, 1))
+	fake.set(appStack(t, "b.example.com", "2.0.0"))
 	waitFor(t, "the observer to hear of b's stack", func() bool { return o.knowsStranger("b_example_com") })
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "b.example.com", "2.0.0") // not told
 	note := appendEv(t, s, metav1.Kind_KIND_NOTE, "a.example.com", "")

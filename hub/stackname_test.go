@@ -45,7 +45,7 @@ func TestObserverFindsTheStackADeploySaid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := renamed(appStack("a.example.com", "1.0.0", 1, 1), "custom_stack")
+	st := renamed(appStack(t, "a.example.com", "1.0.0"), "custom_stack")
 	fake := newFakeSwarm("ssh://root@s1.example.org")
 	fake.set(st)
 	startObserver(t, s, map[string]*fakeSwarm{"s1": fake}, engine("s1", "prod"))

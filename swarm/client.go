@@ -31,8 +31,17 @@ const callTimeout = 30 * time.Second
 
 // pingEvery is how often Changes makes sure the Engine still answers
 // while its stream is quiet: a stream over a dead ssh connection may
-// otherwise wait for ever.
-const pingEvery = 30 * time.Second
+// otherwise wait for ever. pingTimeout is how long that ping may take (a
+// ping over ssh takes milliseconds): together they bound how long a
+// connection gone silent goes unnoticed to 30 s (callTimeout, as first
+// written, made it a minute: measured by TestChangesOverSSH).
+const (
+	pingEvery   = 20 * time.Second
+	pingTimeout = 10 * time.Second
+)
+
+// sshKeepalive are the ssh options meta reaches an ssh:// Engine with.
+var sshKeepalive = []string{"-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=2"}
 
 // Dial connects to the Docker Engine at h, as the docker CLI and abra do:
 // unix:// and tcp:// directly (TLS with h.CertPath), ssh:// through the
@@ -61,7 +70,10 @@ func Dial(ctx context.Context, h Host) (Engine, error) {
 				filepath.Join(h.CertPath, "cert.pem"), filepath.Join(h.CertPath, "key.pem")))
 		}
 	case "ssh":
-		helper, err := connhelper.GetConnectionHelper(host)
+		// Keepalives, so that a connection gone silent (a NAT that forgot
+		// it) ends within about 30 s instead of holding the event stream
+		// open on nothing.
+		helper, err := connhelper.GetConnectionHelperWithSSHOpts(host, sshKeepalive)
 		if err != nil {
 			return nil, fmt.Errorf("DOCKER_HOST %q: %w", host, err)
 		}
@@ -164,7 +176,7 @@ func (e *engine) look(ctx context.Context, services client.Filters) (map[string]
 		if err != nil {
 			return nil, err
 		}
-		return stacksFrom(svcs, tasks, at), nil
+		return StacksFrom(svcs, tasks, at), nil
 	}
 }
 
@@ -193,9 +205,10 @@ func (e *engine) list(ctx context.Context, services client.Filters) ([]mswarm.Se
 // updated, removed: Swarm's own update steps included) and containers
 // (a task's container dying on this node), and sends the stack each
 // concerns. It does not reconnect: when the stream breaks, or the Engine
-// stops answering the ping it gets every 30 s, the error channel gets an
-// error wrapping ErrUnreachable and both channels close; the caller
-// reconnects, with backoff, and looks again at what it may have missed.
+// does not answer within 10 s the ping it gets every 20 s, the error
+// channel gets an error wrapping ErrUnreachable and both channels close;
+// the caller reconnects, with backoff, and looks again at what it may
+// have missed.
 // When ctx ends, the channels close with no error.
 func (e *engine) Changes(ctx context.Context) (<-chan string, <-chan error) {
 	names := make(chan string, 16)
@@ -215,7 +228,7 @@ func (e *engine) Changes(ctx context.Context) (<-chan string, <-chan error) {
 			case <-ctx.Done():
 				return
 			case <-ping.C:
-				pctx, pcancel := context.WithTimeout(ctx, callTimeout)
+				pctx, pcancel := context.WithTimeout(ctx, pingTimeout)
 				_, err := e.c.Ping(pctx, client.PingOptions{})
 				pcancel()
 				if err != nil && ctx.Err() == nil {

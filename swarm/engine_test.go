@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +26,8 @@ import (
 var captureFlag = flag.Bool("capture", false, "write the real Engine's answers into testdata/engine/*.json")
 
 // capture writes the Engine's answer about stack as testdata/engine/name.json,
-// with the stack's name replaced by "mystack" so fixtures do not depend
-// on the run.
+// with the stack's name replaced by swarmtest.CapturedStack
+// (swarmtest.Captured reads it back).
 func capture(t *testing.T, sw *swarmtest.Swarm, stack, name string) {
 	t.Helper()
 	if !*captureFlag {
@@ -36,7 +37,7 @@ func capture(t *testing.T, sw *swarmtest.Swarm, stack, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data = []byte(strings.ReplaceAll(string(data), stack, "mystack"))
+	data = []byte(strings.ReplaceAll(string(data), stack, swarmtest.CapturedStack))
 	if err := os.WriteFile(filepath.Join("testdata", "engine", name+".json"), append(data, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,8 @@ func TestEngineScaleToZero(t *testing.T) {
 }
 
 // A task that crash-loops after its deploy settled: fewer running than
-// desired, and the last task error says why.
+// desired, and the last task error says why; restarted, it runs again
+// with that error still said.
 func TestEngineCrashLoop(t *testing.T) {
 	t.Parallel()
 	sw := swarmtest.Engine(t)
@@ -253,6 +255,19 @@ func TestEngineCrashLoop(t *testing.T) {
 	}
 	if o := st.Observation("serve"); o.GetServices()[0].GetLastError() != a.LastError {
 		t.Fatalf("observation: %v", o)
+	}
+	// Swarm restarts it: up again for a while, the last error still said.
+	swarmtest.Eventually(t, time.Minute, func() (bool, string) {
+		var err error
+		if st, err = e.Look(context.Background(), stack); err != nil {
+			t.Fatal(err)
+		}
+		a := st.App()
+		return a.Running == a.Desired && a.LastError != "", st.Summary()
+	})
+	capture(t, sw, stack, "crash_loop_up")
+	if a := st.App(); a.LastErrorAt.After(a.RunningSince) {
+		t.Fatalf("up since %s, failed at %s", a.RunningSince, a.LastErrorAt)
 	}
 }
 
@@ -404,6 +419,85 @@ func TestEngineOverSSH(t *testing.T) {
 		t.Fatalf("dial %s: err = %v, want ErrUnreachable", wrong.DockerHost, err)
 	}
 	t.Logf("a refused ssh login failed in %s", time.Since(start))
+}
+
+// The event stream over ssh://, as the hub follows a server abra
+// reaches: a hand-made label change names the stack, and a connection
+// that dies (an end of it killed; or the server's end stopped: a link
+// gone silent, which a ping over a new connection does not notice) is an
+// error wrapping ErrUnreachable within 30 s.
+func TestChangesOverSSH(t *testing.T) {
+	sw := swarmtest.Engine(t)
+	stack, image := swarmtest.StackName(t), sw.Image(t)
+	h := sw.SSH(t)
+	sw.Deploy(t, stack, swarmtest.App{Version: "1.0.0+a"}.Compose(stack, image))
+	for _, tt := range []struct {
+		name   string
+		procs  func(testing.TB, swarm.Host) []int
+		signal syscall.Signal
+		within time.Duration
+	}{
+		{"the ssh client killed", swarmtest.SSHClients, syscall.SIGKILL, 5 * time.Second},
+		{"the server's sshd session killed", swarmtest.SSHSessions, syscall.SIGKILL, 5 * time.Second},
+		// The link gone silent: only the ssh client's keepalive notices.
+		{"the server's sshd session stopped", swarmtest.SSHSessions, syscall.SIGSTOP, 31 * time.Second}, // 30 s, and a second of slack
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := swarm.Dial(context.Background(), h)
+			if err != nil {
+				t.Fatalf("dial %s: %v", h.DockerHost, err)
+			}
+			defer e.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			names, errc := e.Changes(ctx)
+			time.Sleep(500 * time.Millisecond) // the stream is open before the change
+			start := time.Now()
+			sw.LabelAdd(t, swarm.ServiceName(stack), "coop-cloud."+stack+".version", "1.0.1+"+strings.Fields(tt.name)[1])
+			deadline := time.After(15 * time.Second)
+			for got := false; !got; {
+				select {
+				case n := <-names:
+					got = n == stack
+				case err := <-errc:
+					t.Fatalf("stream ended: %v", err)
+				case <-deadline:
+					t.Fatal("no change named the stack within 15s")
+				}
+			}
+			t.Logf("over ssh the stream named the stack %s after the update began", time.Since(start))
+
+			pids := tt.procs(t, h)
+			if len(pids) == 0 {
+				t.Fatal("no ssh process of the Engine's connection")
+			}
+			start = time.Now()
+			for _, pid := range pids {
+				if err := syscall.Kill(pid, tt.signal); err != nil {
+					t.Fatalf("%s ssh client %d: %v", tt.signal, pid, err)
+				}
+				defer syscall.Kill(pid, syscall.SIGCONT)
+			}
+			for {
+				select {
+				case <-names:
+					continue
+				case err := <-errc:
+					took := time.Since(start)
+					if !errors.Is(err, swarm.ErrUnreachable) || !strings.Contains(err.Error(), h.DockerHost) {
+						t.Fatalf("after %s: err = %v, want ErrUnreachable naming %s", took, err, h.DockerHost)
+					}
+					t.Logf("%s (%d of them): %v after %s", tt.name, len(pids), err, took)
+					if took > tt.within {
+						t.Errorf("the loss was said after %s, want within %s", took, tt.within)
+					}
+				case <-time.After(tt.within + 30*time.Second):
+					t.Fatalf("no error %s after %s", tt.within+30*time.Second, tt.name)
+				}
+				break
+			}
+		})
+	}
 }
 
 // A first deploy starts no Swarm update, so no monitor of Swarm's judges

@@ -21,11 +21,13 @@ var defaultUpdate = UpdateConfig{Parallelism: 1, Monitor: 5 * time.Second, Failu
 // writes the service a few microseconds after it sets CompletedAt.
 const staleSlack = time.Second
 
-// stacksFrom is the one conversion of what the Engine answered (a service
+// StacksFrom is the one conversion of what the Engine answered (a service
 // list with status, and the tasks of those services) into stacks, by the
 // services' com.docker.stack.namespace label. Services without the label
 // are left out. It reads nothing else: Look and Stacks ask, this decides.
-func stacksFrom(services []mswarm.Service, tasks []mswarm.Task, at time.Time) map[string]*Stack {
+// It is exported for swarmtest.Captured, which turns the committed
+// captures of a real Engine's answers into fixtures the same way.
+func StacksFrom(services []mswarm.Service, tasks []mswarm.Task, at time.Time) map[string]*Stack {
 	byService := map[string][]mswarm.Task{}
 	for _, t := range tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)

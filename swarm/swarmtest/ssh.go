@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +65,8 @@ func (s *Swarm) SSH(t *testing.T) swarm.Host {
 		port, filepath.Join(dir, "host"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(config), 0o600)
 	os.MkdirAll("/run/sshd", 0o755) // sshd's privilege separation directory
-	daemon := exec.Command(sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	// The port on the command line too, for SSHSessions to find it by.
+	daemon := exec.Command(sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"), "-o", fmt.Sprintf("Port=%d", port))
 	var daemonLog bytes.Buffer
 	daemon.Stderr = &daemonLog
 	if err := daemon.Start(); err != nil {
@@ -96,4 +101,74 @@ func (s *Swarm) SSH(t *testing.T) swarm.Host {
 		t.Fatal(err)
 	}
 	return swarm.Host{DockerHost: fmt.Sprintf("ssh://%s@127.0.0.1:%d", me.Username, port)}
+}
+
+// SSHClients are the ids of this test process's ssh clients to h (the
+// docker CLI's connection helper runs one per connection to the Engine);
+// SSHSessions are the server's side of them, the sessions of the sshd SSH
+// started for h. Both are read from /proc: a test kills or stops them to
+// cut a connection, as a dropped link or a frozen server would.
+func SSHClients(t testing.TB, h swarm.Host) []int {
+	t.Helper()
+	return children(t, os.Getpid(), "ssh", sshPort(t, h))
+}
+
+// SSHSessions: see SSHClients.
+func SSHSessions(t testing.TB, h swarm.Host) []int {
+	t.Helper()
+	var sessions []int
+	// sshd forks a monitor per connection, which forks the session.
+	for _, daemon := range children(t, os.Getpid(), "sshd", "Port="+sshPort(t, h)) {
+		for _, monitor := range children(t, daemon, "sshd", "") {
+			sessions = append(sessions, monitor)
+			sessions = append(sessions, children(t, monitor, "sshd", "")...)
+		}
+	}
+	return sessions
+}
+
+func sshPort(t testing.TB, h swarm.Host) string {
+	t.Helper()
+	u, err := url.Parse(h.DockerHost)
+	if err != nil || u.Scheme != "ssh" || u.Port() == "" {
+		t.Fatalf("not an ssh host with a port: %q", h.DockerHost)
+	}
+	return u.Port()
+}
+
+// children are the processes of parent named comm (or comm-something)
+// with arg among their arguments ("": any).
+func children(t testing.TB, parent int, comm, arg string) []int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc to find processes in: %v", err)
+	}
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err1 := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		cmdline, err2 := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err1 != nil || err2 != nil {
+			continue // gone meanwhile
+		}
+		// stat is "pid (comm) state ppid ...".
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		name, fields := string(stat[open+1:end]), strings.Fields(string(stat[end+1:]))
+		if (name != comm && !strings.HasPrefix(name, comm+"-")) || len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+			continue
+		}
+		// sshd rewrites its arguments into one ("sshd: /usr/sbin/sshd -D ...").
+		args := strings.FieldsFunc(string(cmdline), func(r rune) bool { return r == 0 || r == ' ' })
+		if arg == "" || slices.Contains(args, arg) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

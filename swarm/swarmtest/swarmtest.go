@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/swarm"
+	mswarm "github.com/moby/moby/api/types/swarm"
 )
 
 // Env names the test Engine; Required, set to "required", makes its
@@ -416,3 +417,35 @@ func jsonUnmarshal(data []byte, v any) error {
 	dec.UseNumber()
 	return dec.Decode(v)
 }
+
+// Captured is stack as a look saw it in the committed capture name:
+// swarm/testdata/engine/name.json, what a real Engine answered (written by
+// `go test ./swarm -run TestEngine -capture`, the run's stack renamed
+// "mystack"), with "mystack" renamed stack throughout (its services and
+// coop-cloud labels), converted by swarm.StacksFrom as Look converts. A
+// capture of no services is the stack missing. Fixtures of other packages
+// are these real shapes, not hand-built ones.
+func Captured(t testing.TB, name, stack string) *swarm.Stack {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "testdata", "engine", name+".json"))
+	if err != nil {
+		t.Fatalf("capture %s: %v", name, err)
+	}
+	var c struct {
+		At       time.Time        `json:"at"`
+		Services []mswarm.Service `json:"services"`
+		Tasks    []mswarm.Task    `json:"tasks"`
+	}
+	if err := json.Unmarshal(bytes.ReplaceAll(data, []byte(CapturedStack), []byte(stack)), &c); err != nil {
+		t.Fatalf("capture %s: %v", name, err)
+	}
+	if st := swarm.StacksFrom(c.Services, c.Tasks, c.At)[stack]; st != nil {
+		return st
+	}
+	return &swarm.Stack{Name: stack, At: c.At}
+}
+
+// CapturedStack is the name a capture gives the stack it saw, so
+// captures do not depend on the run that wrote them.
+const CapturedStack = "mystack"
