@@ -133,17 +133,18 @@ func (r *Runner) events(cmd abra.Command, argv []string, before []envFile, code 
 	switch cmd.Action {
 	case abra.Deploy, abra.Upgrade, abra.Rollback:
 		r.version(ev, cmd, env, ok)
-		var data []byte
-		if env != nil {
-			data = env.data
-		}
-		ev.Stack = abra.StackName(domain, data)
 		if cmd.Action == abra.Rollback {
 			ev.Body = &metav1.Event_Rollback{Rollback: &metav1.Rollback{TargetVersion: ev.GetVersion()}}
 		}
 		if ok && ev.GetVersion() == "" && ev.GetChaosVersion() == "" {
 			r.Warn("abra did not write the deployed version into the env file, and none was on the command line; recording a note instead")
 			ev.Kind, ev.Message = metav1.Kind_KIND_NOTE, fmt.Sprintf("abra app %s succeeded; version unknown", cmd.Action)
+		} else {
+			var data []byte
+			if env != nil {
+				data = env.data
+			}
+			ev.Stack = abra.StackName(domain, data)
 		}
 	case abra.New:
 		r.version(ev, cmd, env, ok)

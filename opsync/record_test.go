@@ -165,6 +165,11 @@ func TestRunRecordsWhatEachCommandDid(t *testing.T) {
 				if got.GetActor().GetName() != alice.GetName() {
 					t.Errorf("event %d: operator %q", i, got.GetActor().GetName())
 				}
+				// A deploy says the stack abra deployed it as; nothing else
+				// does.
+				if stack := map[bool]string{true: "app_example_com"}[record.IsDeployKind(got.GetKind())]; got.GetStack() != stack {
+					t.Errorf("event %d: stack %q, want %q", i, got.GetStack(), stack)
+				}
 				if got.GetBrokeLock() != "" {
 					t.Errorf("event %d broke lock %s", i, got.GetBrokeLock())
 				}
@@ -205,7 +210,7 @@ func TestRunRecordsWhatEachCommandDid(t *testing.T) {
 func unstamped(ev *metav1.Event) *metav1.Event {
 	ev = proto.Clone(ev).(*metav1.Event)
 	ev.Format, ev.Id, ev.Time, ev.Actor, ev.Parents, ev.Address = 0, "", nil, nil, nil, nil
-	ev.Command, ev.Recipe, ev.EnvDigest, ev.LocalEnv = nil, "", "", false
+	ev.Command, ev.Recipe, ev.EnvDigest, ev.LocalEnv, ev.Stack = nil, "", "", false, ""
 	return ev
 }
 

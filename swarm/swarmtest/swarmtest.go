@@ -299,12 +299,12 @@ func (s *Swarm) Remove(t testing.TB, stack string) {
 }
 
 func (s *Swarm) remove(stack string) error {
-	// A stack being removed already (a test removed it) makes docker
-	// stack rm fail on what is going; what counts is that it goes.
-	if out, err := s.docker(nil, "stack", "rm", stack); err != nil && !strings.Contains(out+err.Error(), "not found") {
-		return err
-	}
+	// docker stack rm fails on a stack being removed already (a test
+	// removed it) and on a network a stopping task still holds; what
+	// counts is that the stack goes, which the loop checks.
+	s.docker(nil, "stack", "rm", stack)
 	deadline := time.Now().Add(60 * time.Second)
+	lastRm := time.Now()
 	for {
 		svcs, err1 := s.docker(nil, "service", "ls", "-q", "--filter", "label="+swarm.NamespaceLabel+"="+stack)
 		nets, err2 := s.docker(nil, "network", "ls", "-q", "--filter", "label="+swarm.NamespaceLabel+"="+stack)
@@ -318,6 +318,12 @@ func (s *Swarm) remove(stack string) error {
 			return fmt.Errorf("stack %s: still there a minute after docker stack rm: services %q, networks %q", stack, svcs, nets)
 		}
 		time.Sleep(250 * time.Millisecond)
+		if strings.TrimSpace(svcs) == "" && time.Since(lastRm) > 2*time.Second {
+			// A network a stopping task held was not removed ("in use
+			// by task"): now that the services are gone, again.
+			s.docker(nil, "stack", "rm", stack)
+			lastRm = time.Now()
+		}
 	}
 }
 
