@@ -159,11 +159,16 @@ func TestHubLooksOnceAtAnAppPerSync(t *testing.T) {
 	waitFor(t, "the catch-up's observation", func() bool { return len(observations(t, sh.s, "a.example.com")) == 1 })
 	settle(300 * time.Millisecond)
 	looks := fake.lookCount()
-	// Three notes in one sync: one look.
+	// Three notes in one sync: one look. They are appended offline and
+	// pushed together, so that the hub's own poll cannot take them in
+	// two syncs.
 	for range 3 {
-		if _, err := sh.other.Append(context.Background(), &metav1.Event{Kind: metav1.Kind_KIND_NOTE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Message: "hello", Address: &metav1.Address{App: "a.example.com"}}, alice, time.Now(), store.AppendOptions{}); err != nil {
+		if _, err := sh.other.Append(context.Background(), &metav1.Event{Kind: metav1.Kind_KIND_NOTE, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED, Message: "hello", Address: &metav1.Address{App: "a.example.com"}}, alice, time.Now(), store.AppendOptions{Offline: true}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := sh.other.Sync(context.Background(), store.SyncOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	sh.nudge(t)
 	waitFor(t, "the hub to publish the notes", func() bool { return len(streamIDs(t, sh.h)) == 5 })
