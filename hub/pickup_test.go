@@ -173,8 +173,11 @@ func TestHubLooksOnceAtAnAppPerSync(t *testing.T) {
 	sh.nudge(t)
 	waitFor(t, "the hub to publish the notes", func() bool { return len(streamIDs(t, sh.h)) == 5 })
 	settle(300 * time.Millisecond)
-	if got := fake.lookCount() - looks; got != 1 {
-		t.Errorf("%d looks at the Engine for one sync of three events of one app; want 1", got)
+	// One look for the sync, not one per event: three would be per event.
+	// A look the observer has due anyway (smoothing's recheck, on a busy
+	// machine) may land in the same window, so up to two.
+	if got := fake.lookCount() - looks; got < 1 || got > 2 {
+		t.Errorf("%d looks at the Engine for one sync of three events of one app; want 1 (2 with a recheck due anyway)", got)
 	}
 	if n := len(observations(t, sh.s, "a.example.com")); n != 1 {
 		t.Errorf("%d observations; want still 1 (nothing changed)", n)
