@@ -141,7 +141,6 @@ func (r *Runner) followOne(ctx context.Context, server, stack, want string) (*me
 	if last != nil {
 		seen = last.Observation("exec")
 		seen.Server = server
-		record.Fit(seen.ProtoReflect())
 	}
 	if err != nil {
 		return seen, swarm.Verdict{}, fmt.Errorf("Swarm had not settled the update: %w", err)

@@ -85,6 +85,8 @@ func ParseInspect(data []byte) ([]Service, error) {
 // or "docker"). A single service is taken whatever its name, so the output
 // of `docker service inspect <any name>` works too, as long as its labels
 // are the stack's.
+// Observations come out fitted to an event (record.Fit), so that every
+// comparison with the log's last one (SameAs) compares like with like.
 func Observe(services []Service, stack, source string) (*metav1.Observation, error) {
 	want := ServiceName(stack)
 	var svc *Service
@@ -119,6 +121,7 @@ func Observe(services []Service, stack, source string) (*metav1.Observation, err
 	if !observeApp(o, stack, svc.Spec.Labels, previous, state, message) {
 		return nil, errNoLabels(svc.Spec.Name, stack)
 	}
+	record.Fit(o.ProtoReflect())
 	return o, nil
 }
 
@@ -142,6 +145,7 @@ func (s *Stack) Observation(source string) *metav1.Observation {
 			UpdateState: svc.state(), LastError: svc.LastError,
 		})
 	}
+	record.Fit(o.ProtoReflect())
 	return o
 }
 
