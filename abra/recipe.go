@@ -398,8 +398,11 @@ func recipeGit(ctx context.Context, dir string, args ...string) (string, error) 
 // to version without asking anything: `abra app upgrade --no-input DOMAIN
 // VERSION`. abra's grammar is `app upgrade <domain> [<version>]`; with
 // --no-input (-n, abra's global switch) it takes the version given, or,
-// with none (version ""), the latest release, and refuses a version that
-// is not newer than the deployed one (that is a rollback). Neither --force
+// with none (version ""), the one it picks itself (the newest release),
+// and refuses a version that is not newer than the deployed one (that is a
+// rollback). A version on the command line also wins over the one the app's
+// env file names (TYPE=recipe:version), so --ignore-env-version is not
+// needed. Neither --force
 // nor --chaos is given: --force makes abra go on past its own checks,
 // which are what makes an upgrade to the wrong version fail instead of
 // happen, and --chaos deploys the recipe's working copy instead of a
