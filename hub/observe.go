@@ -393,8 +393,8 @@ func (w *watch) holds(project, env string) bool {
 // hub's own come back here once committed.
 func (o *observer) newEvents(events []*metav1.Event) {
 	for _, ev := range events {
-		if ev.GetKind() == metav1.Kind_KIND_OBSERVE {
-			continue
+		if ev.GetKind() == metav1.Kind_KIND_OBSERVE || record.Address(ev).IsRecipe() {
+			continue // a recipe's log runs nowhere
 		}
 		a := ev.GetAddress()
 		for _, w := range o.watches {

@@ -33,13 +33,17 @@ type Address struct {
 	App     string
 }
 
-// String formats the address as project/env/app.
+// String formats the address as project/env/app, and a recipe's log (see
+// Recipes) as _recipes/recipe/log.
 func (a Address) String() string {
 	return a.Project + "/" + a.Env + "/" + a.App
 }
 
 // Validate reports the first component of a that is not an allowed name.
 func (a Address) Validate() error {
+	if a.IsRecipe() {
+		return a.validateRecipeLog()
+	}
 	if err := ValidateProject(a.Project); err != nil {
 		return err
 	}
@@ -84,6 +88,9 @@ func ParseEnvPath(p string) (Address, error) {
 		return Address{}, &PathError{Path: p, Reason: "not projects/<project>/<env>/<app>/<app>.env"}
 	}
 	a := Address{Project: parts[1], Env: parts[2], App: parts[3]}
+	if a.IsRecipe() {
+		return Address{}, &PathError{Path: p, Reason: "a recipe's log has no env file"}
+	}
 	if err := a.Validate(); err != nil {
 		return Address{}, &PathError{Path: p, Reason: err.Error()}
 	}

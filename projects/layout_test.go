@@ -180,3 +180,74 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+func TestRecipeLogPaths(t *testing.T) {
+	at := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	id := "01KBGZ3M6Q0000000000000000"
+	for _, tc := range []struct {
+		a                 Address
+		path              string
+		releases, channel bool
+	}{
+		{ReleasesOf("nextcloud"), "projects/_recipes/nextcloud/_releases/2026-12/" + id + ".pb", true, false},
+		{ChannelOf("matrix-synapse", "stable"), "projects/_recipes/matrix-synapse/stable/2026-12/" + id + ".pb", false, true},
+	} {
+		if err := tc.a.Validate(); err != nil {
+			t.Fatalf("%v: %v", tc.a, err)
+		}
+		if got := RecordPath(tc.a, id, at); got != tc.path {
+			t.Fatalf("RecordPath(%v) = %s, want %s", tc.a, got, tc.path)
+		}
+		r, err := ParseRecordPath(tc.path)
+		if err != nil || r.Address != tc.a || r.ID != id {
+			t.Fatalf("ParseRecordPath(%s) = %+v, %v", tc.path, r, err)
+		}
+		if !r.Address.IsRecipe() || r.Address.IsReleases() != tc.releases || r.Address.IsChannel() != tc.channel {
+			t.Fatalf("%v: IsRecipe/IsReleases/IsChannel wrong", r.Address)
+		}
+	}
+}
+
+func TestRecipeLogPathsRefused(t *testing.T) {
+	for _, p := range []string{
+		"projects/_recipes/Nextcloud/stable/2026-12/01KBGZ3M6Q0000000000000000.pb",  // upper case recipe
+		"projects/_recipes/nextcloud/_stable/2026-12/01KBGZ3M6Q0000000000000000.pb", // reserved-looking channel
+		"projects/_recipes/nextcloud/sta.ble/2026-12/01KBGZ3M6Q0000000000000000.pb", // dot in a channel
+		"projects/_recipes/-x/stable/2026-12/01KBGZ3M6Q0000000000000000.pb",
+		"projects/_recipes/nextcloud/2026-12/01KBGZ3M6Q0000000000000000.pb", // no log
+		"projects/_other/nextcloud/stable/2026-12/01KBGZ3M6Q0000000000000000.pb",
+	} {
+		if _, err := ParseRecordPath(p); err == nil {
+			t.Errorf("ParseRecordPath(%s) accepted it", p)
+		}
+	}
+	if _, err := ParseEnvPath("projects/_recipes/nextcloud/stable/stable.env"); err == nil {
+		t.Error("a recipe log's env file was accepted")
+	}
+}
+
+func TestParseChannelRef(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ChannelRef
+		ok   bool
+	}{
+		{"nextcloud/stable", ChannelRef{"nextcloud", "stable"}, true},
+		{"matrix-synapse/staging_2", ChannelRef{"matrix-synapse", "staging_2"}, true},
+		{"nextcloud", ChannelRef{}, false},
+		{"nextcloud/", ChannelRef{}, false},
+		{"/stable", ChannelRef{}, false},
+		{"nextcloud/stable/x", ChannelRef{}, false},
+		{"nextcloud/_releases", ChannelRef{}, false},
+		{"Nextcloud/stable", ChannelRef{}, false},
+		{"nextcloud/st\x1bable", ChannelRef{}, false},
+	} {
+		got, err := ParseChannelRef(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseChannelRef(%q) = %v, %v", tc.in, got, err)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ParseChannelRef(%q): %v does not match ErrInvalidName", tc.in, err)
+		}
+	}
+}

@@ -31,6 +31,24 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 	batch := s.currentBatch()
 	n := 0
 	at := func() time.Time { n++; return now.Add(time.Duration(n-1) * time.Millisecond) }
+	change := func() error {
+		whens := make([]time.Time, len(tx.envs))
+		for i := range whens {
+			whens[i] = at()
+		}
+		return s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
+			return s.planChange(tip, tx, actor, now, whens, opts, batch)
+		})
+	}
+	// A meta.yaml change that comes without env files (the version a
+	// recipe's log needs) goes first: the records that need it never
+	// stand in history before it.
+	cfgFirst := tx.replaces() && len(tx.envs) == 0 && len(tx.adds) > 0
+	if cfgFirst {
+		if err := change(); err != nil {
+			return nil, err
+		}
+	}
 	for _, e := range tx.adds {
 		when := at()
 		if err := s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
@@ -50,14 +68,8 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 		}
 		out.Events, out.Paths, out.Commit = append(out.Events, st.ev), append(out.Paths, st.path), commit.String()
 	}
-	if tx.replaces() {
-		whens := make([]time.Time, len(tx.envs))
-		for i := range whens {
-			whens[i] = at()
-		}
-		if err := s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
-			return s.planChange(tip, tx, actor, now, whens, opts, batch)
-		}); err != nil {
+	if tx.replaces() && !cfgFirst {
+		if err := change(); err != nil {
 			return nil, err
 		}
 	}

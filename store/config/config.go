@@ -36,13 +36,19 @@ const File = "meta.yaml"
 //	2: signatures, signatures_since
 //	3: servers: values may be mappings (project, env, docker_host,
 //	   docker_cert_path), so that the hub can watch each server's Engine
+//	4: the log holds recipes' logs (projects/_recipes/: releases,
+//	   channels), which a meta that does not know them would take for
+//	   junk; meta writes it with the first record of one (WithRecipes)
 //
 // Operators' ssh keys need no version: a meta that knows none ignores
 // them and believes every commit anyway, as it always did. What it may do
 // is drop them, rewriting the operator list (`meta operator add` there
 // writes its own Operator back); that takes trust away, never adds it, and
 // a log that relies on the keys requires signatures, which is version 2.
-const Version = 3
+const Version = 4
+
+// RecipesVersion is the meta.yaml version a log with recipes' logs has.
+const RecipesVersion = 4
 
 // Initial is the version a new log's meta.yaml is written at.
 const Initial = 1
@@ -364,6 +370,14 @@ func (c Config) WithSignatures(required bool, since string) Config {
 	c.Signatures, c.SignaturesSince = SignaturesRequired, since
 	if c.Version < 2 {
 		c.Version = 2
+	}
+	return c
+}
+
+// WithRecipes is c at the version a log holding recipes' logs needs.
+func (c Config) WithRecipes() Config {
+	if c.Version < RecipesVersion {
+		c.Version = RecipesVersion
 	}
 	return c
 }

@@ -128,7 +128,7 @@ func TestParseVersions(t *testing.T) {
 		{yaml: "version: 1\n"},
 		{yaml: "version: 2\n"},
 		{yaml: "version: 3\n"},
-		{yaml: "version: 4\n", newer: true, bad: "meta.yaml is version 4, and this meta knows versions up to 3: upgrade meta"},
+		{yaml: "version: 5\n", newer: true, bad: "meta.yaml is version 5, and this meta knows versions up to 4: upgrade meta"},
 		{yaml: "version: 2\nsignatures: required\n"},
 		{yaml: "version: 2\nsignatures: optional\n"},
 		{yaml: "version: 1\nsignatures: optional\n"},

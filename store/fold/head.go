@@ -11,7 +11,7 @@ import (
 
 // Version changes whenever the fold's rules change, so that memoised heads
 // (store's cache) folded by older rules are not reused.
-const Version = 8
+const Version = 9
 
 // States an app can be in, as Head.State says it.
 const (
@@ -133,6 +133,14 @@ type Head struct {
 	ObservedAt      *time.Time   `json:"observed_at"`
 	Drift           string       `json:"drift"`
 	DriftDetail     string       `json:"drift_detail"`
+
+	// Follows is the channel the app follows (meta follow), nil for none.
+	Follows *Follow `json:"follows"`
+	// SteadySince is since when the app has run Version as the log says,
+	// deployed and without drift: the time of the deploy, or of the
+	// observation that saw the drift end; zero while it is not so. A
+	// channel's soak counts from it.
+	SteadySince time.Time `json:"steady_since"`
 
 	// Lock is the lease on the app, or nil; a lease past Lock.Expires is
 	// over even though it stays here until the next lock or unlock.
@@ -302,10 +310,37 @@ func Next(h *Head, ev *metav1.Event) *Head {
 	return &next
 }
 
-// apply folds one event into h. Only succeeded events change state, except
-// that a deploy that failed, that Swarm rolled back or paused, or whose
-// outcome is pending marks the app as such without touching the version.
+// Follow is the channel an app follows, and who said so when.
+type Follow struct {
+	Recipe  string `json:"recipe"`
+	Channel string `json:"channel"`
+	Ref
+}
+
+// apply folds one event into h, then says whether the app is steady.
 func (h *Head) apply(ev *metav1.Event) {
+	h.applyEvent(ev)
+	h.steady(ev)
+}
+
+// steady keeps SteadySince: a successful deploy starts it anew, drift or
+// any state but deployed ends it, and the first event that finds the app
+// deployed without drift again (the observation that saw it so) starts
+// it.
+func (h *Head) steady(ev *metav1.Event) {
+	switch {
+	case h.State != StateDeployed || h.Drift != "":
+		h.SteadySince = time.Time{}
+	case record.IsDeployKind(ev.GetKind()) && ev.GetOutcome() == metav1.Outcome_OUTCOME_SUCCEEDED, h.SteadySince.IsZero():
+		h.SteadySince = ev.GetTime().AsTime().UTC()
+	}
+}
+
+// applyEvent folds one event into h. Only succeeded events change state,
+// except that a deploy that failed, that Swarm rolled back or paused, or
+// whose outcome is pending marks the app as such without touching the
+// version.
+func (h *Head) applyEvent(ev *metav1.Event) {
 	last := RefOf(ev)
 	h.EventID, h.Kind, h.Outcome, h.Time = last.EventID, last.Kind, last.Outcome, last.Time
 	h.Operator, h.OperatorEmail = ev.GetActor().GetName(), ev.GetActor().GetEmail()
@@ -336,6 +371,20 @@ func (h *Head) apply(ev *metav1.Event) {
 	case metav1.Outcome_OUTCOME_SUCCEEDED:
 	default:
 		return // failed, or an outcome from a newer meta: claim nothing
+	}
+	switch kind {
+	case metav1.Kind_KIND_FOLLOW:
+		// A follow names the recipe of the channel, which meta follow
+		// checked against the app's; it does not tell the app's recipe.
+		h.Follows = &Follow{Recipe: ev.GetRecipe(), Channel: ev.GetFollow().GetChannel(), Ref: last}
+		return
+	case metav1.Kind_KIND_UNFOLLOW:
+		// Only the channel it names: an unfollow made without seeing a
+		// follow of another channel leaves that one standing.
+		if f := h.Follows; f != nil && f.Recipe == ev.GetRecipe() && f.Channel == ev.GetFollow().GetChannel() {
+			h.Follows = nil
+		}
+		return
 	}
 	if ev.GetRecipe() != "" {
 		h.Recipe = ev.GetRecipe()

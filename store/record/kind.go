@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 )
 
 // Body names the body an event carries: the field of Event's body oneof,
@@ -28,7 +29,41 @@ const (
 	BodyLock        Body = "lock"
 	BodyUnlock      Body = "unlock"
 	BodyPurge       Body = "purge"
+	BodyRelease     Body = "release"
+	BodyPromotion   Body = "promotion"
+	BodyRule        Body = "rule"
+	BodyFollow      Body = "follow"
 )
+
+// Log is which kind of log an event may lie in (see projects.Recipes).
+type Log int
+
+// The logs.
+const (
+	// AppLog: an app's, projects/<project>/<env>/<app>/.
+	AppLog Log = iota
+	// ReleasesLog: a recipe's releases, projects/_recipes/<recipe>/_releases/.
+	ReleasesLog
+	// ChannelLog: a recipe's channel, projects/_recipes/<recipe>/<channel>/.
+	ChannelLog
+	// AnyLog: any of them (a purge takes a mistaken record out of any log).
+	AnyLog
+)
+
+func (l Log) String() string {
+	return [...]string{"an app's log", "a recipe's releases log", "a channel's log", "any log"}[l]
+}
+
+// LogOf is the kind of log at a.
+func LogOf(a projects.Address) Log {
+	switch {
+	case a.IsReleases():
+		return ReleasesLog
+	case a.IsChannel():
+		return ChannelLog
+	}
+	return AppLog
+}
 
 // kindSpec is what the log knows of one kind. It is the one table the
 // names people type, the bodies events carry, the validation of new events
@@ -55,6 +90,8 @@ type kindSpec struct {
 	// lease: takes or ends a lease, which counts only once the remote has
 	// it before anyone else's.
 	lease bool
+	// log: the log events of this kind lie in (AppLog unless said).
+	log Log
 }
 
 var kinds = map[metav1.Kind]kindSpec{
@@ -75,7 +112,21 @@ var kinds = map[metav1.Kind]kindSpec{
 	metav1.Kind_KIND_OBSERVE:         {name: "observe", body: BodyObservation, required: true, ownCommand: true},
 	metav1.Kind_KIND_LOCK:            {name: "lock", body: BodyLock, required: true, ownCommand: true, lease: true},
 	metav1.Kind_KIND_UNLOCK:          {name: "unlock", body: BodyUnlock, required: true, ownCommand: true, lease: true},
-	metav1.Kind_KIND_PURGE:           {name: "purge", body: BodyPurge, required: true, ownCommand: true},
+	metav1.Kind_KIND_PURGE:           {name: "purge", body: BodyPurge, required: true, ownCommand: true, log: AnyLog},
+	metav1.Kind_KIND_RELEASE:         {name: "release", body: BodyRelease, ownCommand: true, log: ReleasesLog},
+	metav1.Kind_KIND_PROMOTE:         {name: "promote", body: BodyPromotion, required: true, ownCommand: true, log: ChannelLog},
+	metav1.Kind_KIND_CHANNEL_RULE:    {name: "channel-rule", body: BodyRule, required: true, ownCommand: true, log: ChannelLog},
+	metav1.Kind_KIND_FOLLOW:          {name: "follow", body: BodyFollow, required: true, ownCommand: true},
+	metav1.Kind_KIND_UNFOLLOW:        {name: "unfollow", body: BodyFollow, required: true, ownCommand: true},
+}
+
+// LogFor is the kind of log events of kind k lie in.
+func LogFor(k metav1.Kind) Log { return kinds[k].log }
+
+// InLog says events of kind k may lie in a log of kind l.
+func InLog(k metav1.Kind, l Log) bool {
+	want := kinds[k].log
+	return want == AnyLog || want == l
 }
 
 // bodyFields are the fields of each body a person or a wrapper may set by

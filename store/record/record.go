@@ -29,7 +29,15 @@ import (
 //     stack (replicas, last task error), missing, server, and may settle
 //     a pending deploy (settles, settled_outcome). A reader of format 1
 //     shows the new outcomes as unknown and changes no state by them.
-const FormatVersion = 2
+//   - 3: recipes' logs, projects/_recipes/<recipe>/_releases/ (releases,
+//     KIND_RELEASE) and projects/_recipes/<recipe>/<channel>/ (promotions
+//     and the channel's rule, KIND_PROMOTE, KIND_CHANNEL_RULE); an app's
+//     log says which channel it follows (KIND_FOLLOW, KIND_UNFOLLOW). A
+//     reader of format 2 shows follows as unknown kinds and changes no
+//     state by them, and finds no valid project under _recipes; meta.yaml
+//     moves to version 4 with the first record of a recipe's log, so that
+//     such a reader refuses to write to the log.
+const FormatVersion = 3
 
 // Redacted replaces every secret value in a recorded command line.
 const Redacted = "<redacted>"
@@ -147,6 +155,9 @@ func Validate(ev *metav1.Event) error {
 	if _, ok := outcomeNames[ev.GetOutcome()]; !ok {
 		return bad("outcome %s cannot be appended", OutcomeName(ev.GetOutcome()))
 	}
+	if l := LogOf(address(ev)); !InLog(ev.GetKind(), l) {
+		return bad("a %s event lies in %s, not in %s (%s)", KindName(ev.GetKind()), LogFor(ev.GetKind()), l, address(ev))
+	}
 	if SwarmOutcome(ev.GetOutcome()) && !IsDeployKind(ev.GetKind()) {
 		return bad("a %s event cannot end %s: only deploys, upgrades and rollbacks start a Swarm update", KindName(ev.GetKind()), OutcomeName(ev.GetOutcome()))
 	}
@@ -206,6 +217,10 @@ func validateBody(ev *metav1.Event) error {
 	case BodyUnlock:
 		if ev.GetUnlock().GetLockId() == "" {
 			return fmt.Errorf("%w: an unlock needs the id of the lock it releases", ErrInvalid)
+		}
+	case BodyRelease, BodyPromotion, BodyRule, BodyFollow:
+		if err := validateChannels(ev); err != nil {
+			return err
 		}
 	case BodyPurge:
 		pg := ev.GetPurge()

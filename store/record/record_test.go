@@ -119,7 +119,7 @@ func TestGoldenRecord(t *testing.T) {
 	}
 	// And the golden bytes, as written by this format version and by
 	// every one before, still decode.
-	for _, name := range []string{"rollback.pb", "rollback-format1.pb"} {
+	for _, name := range []string{"rollback.pb", "rollback-format1.pb", "rollback-format2.pb"} {
 		old, _ := os.ReadFile(filepath.Join("testdata", name))
 		if ev, err := Unmarshal(old); err != nil || ev.GetRollback().GetTargetVersion() != "4.0.0+v1.93.0" {
 			t.Fatalf("golden record %s decodes to %v, %v", name, ev, err)

@@ -45,13 +45,21 @@ type View struct {
 	// following the update a deploy started (Event.swarm).
 	Swarm *ObservedView `json:"swarm,omitempty"`
 	// Stack is the Docker stack abra deployed the app as (Event.stack).
-	Stack        string      `json:"stack"`
-	Lock         *LockView   `json:"lock,omitempty"`
-	Unlock       *UnlockView `json:"unlock,omitempty"`
-	Purge        *PurgeView  `json:"purge,omitempty"`
-	BatchSummary string      `json:"batch_summary"`
-	BrokeLock    string      `json:"broke_lock"`
-	Format       uint32      `json:"format"`
+	Stack  string      `json:"stack"`
+	Lock   *LockView   `json:"lock,omitempty"`
+	Unlock *UnlockView `json:"unlock,omitempty"`
+	Purge  *PurgeView  `json:"purge,omitempty"`
+	// Channel is the channel a promotion or rule concerns, or an app
+	// follows or left; Release, Promotion and Rule are those bodies.
+	// Events of a recipe's log have project "_recipes", env the recipe
+	// and domain the log ("_releases" or the channel).
+	Channel      string         `json:"channel"`
+	Release      *ReleaseView   `json:"release,omitempty"`
+	Promotion    *PromotionView `json:"promotion,omitempty"`
+	Rule         *RuleView      `json:"rule,omitempty"`
+	BatchSummary string         `json:"batch_summary"`
+	BrokeLock    string         `json:"broke_lock"`
+	Format       uint32         `json:"format"`
 	// SignedBy and Signature say who signed the commit that wrote the
 	// event and whether it verified; the store fills them in
 	// (store.Views), ViewOf leaves them empty.
@@ -197,6 +205,45 @@ type EnvView struct {
 	Reason     string   `json:"reason"`
 }
 
+// ReleaseView is the body of a release event.
+type ReleaseView struct {
+	Commit string      `json:"commit"`
+	Images []ImageView `json:"images"`
+}
+
+// ImageView is the image one service of a release runs.
+type ImageView struct {
+	Service string `json:"service"`
+	Ref     string `json:"ref"`
+}
+
+// PromotionView is the body of a promote event.
+type PromotionView struct {
+	Previous string    `json:"previous"`
+	Expected string    `json:"expected"`
+	Rule     *RuleView `json:"rule"`
+	Admitted []string  `json:"admitted"`
+	Forced   bool      `json:"forced"`
+}
+
+// RuleView is a channel's rule: releases must have run on every app
+// following From, without drift for Soak (Go's duration syntax, "0s" for
+// none) and SoakSeconds.
+type RuleView struct {
+	From        string  `json:"from"`
+	Soak        string  `json:"soak"`
+	SoakSeconds float64 `json:"soak_seconds"`
+}
+
+// RuleViewOf is the one conversion of a channel's rule into its view.
+func RuleViewOf(r *metav1.ChannelRule) *RuleView {
+	if r == nil {
+		return nil
+	}
+	d := r.GetSoak().AsDuration()
+	return &RuleView{From: r.GetFrom(), Soak: d.String(), SoakSeconds: d.Seconds()}
+}
+
 // ViewOf makes the stable, readable view of ev.
 func ViewOf(ev *metav1.Event) View {
 	v := View{
@@ -256,6 +303,21 @@ func ViewOf(ev *metav1.Event) View {
 		v.Unlock = &UnlockView{LockID: b.Unlock.GetLockId()}
 	case *metav1.Event_Purge:
 		v.Purge = &PurgeView{EventID: b.Purge.GetEventId(), Path: b.Purge.GetPath(), Reason: b.Purge.GetReason()}
+	case *metav1.Event_Release:
+		images := make([]ImageView, len(b.Release.GetImages()))
+		for i, im := range b.Release.GetImages() {
+			images[i] = ImageView{Service: im.GetService(), Ref: im.GetRef()}
+		}
+		v.Release = &ReleaseView{Commit: b.Release.GetCommit(), Images: images}
+	case *metav1.Event_Promotion:
+		p := b.Promotion
+		v.Channel = p.GetChannel()
+		v.Promotion = &PromotionView{Previous: p.GetPrevious(), Expected: p.GetExpected(), Rule: RuleViewOf(p.GetRule()), Admitted: nonNil(p.GetAdmitted()), Forced: p.GetForced()}
+	case *metav1.Event_Rule:
+		v.Channel = b.Rule.GetChannel()
+		v.Rule = RuleViewOf(b.Rule)
+	case *metav1.Event_Follow:
+		v.Channel = b.Follow.GetChannel()
 	}
 	return v
 }
@@ -284,9 +346,13 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 	line("kind", v.Kind)
 	line("outcome", v.Outcome)
 	line("time", v.Time.Format(time.RFC3339Nano))
-	line("app", v.Domain)
-	line("project", v.Project)
-	line("env", v.Env)
+	if a := Address(ev); a.IsRecipe() {
+		line("recipe log", a.Recipe()+"/"+a.App)
+	} else {
+		line("app", v.Domain)
+		line("project", v.Project)
+		line("env", v.Env)
+	}
 	line("operator", Operator(v.Operator, v.OperatorEmail))
 	line("host", v.Host)
 	line("parents", strings.Join(v.Parents, " "))
@@ -362,6 +428,30 @@ func WriteText(w io.Writer, ev *metav1.Event) error {
 		line("keys removed", strings.Join(e.Removed, " "))
 		line("recipients", strings.Join(e.Recipients, " "))
 	}
+	line("channel", v.Channel)
+	if r := v.Release; r != nil {
+		line("commit", r.Commit)
+		for _, im := range r.Images {
+			line("image", im.Service+"="+im.Ref)
+		}
+	}
+	rule := func(label string, r *RuleView) {
+		if r != nil && r.From != "" {
+			line(label, "from "+r.From+", soak "+r.Soak)
+		} else if r != nil {
+			line(label, "none")
+		}
+	}
+	if p := v.Promotion; p != nil {
+		line("previous", p.Previous)
+		line("expected", p.Expected)
+		rule("rule", p.Rule)
+		line("admitted by", strings.Join(p.Admitted, " "))
+		if p.Forced {
+			line("forced", "past the rule")
+		}
+	}
+	rule("rule", v.Rule)
 	line("command", strings.Join(v.Command, " "))
 	line("batch", strings.TrimSpace(v.BatchID+" "+v.BatchSummary))
 	line("env digest", v.EnvDigest)

@@ -17,6 +17,7 @@ package metav1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -65,6 +66,25 @@ const (
 	// purpose: its commit deletes that event's record, which no other commit
 	// may. Its body says which event and why, never what the event held.
 	Kind_KIND_PURGE Kind = 18
+	// KIND_RELEASE records a release of a recipe (Event.recipe, at
+	// Event.version) once, in the recipe's releases log
+	// (projects/_recipes/<recipe>/_releases/); its body is Release and its
+	// message the release notes.
+	Kind_KIND_RELEASE Kind = 19
+	// KIND_PROMOTE moves a channel of a recipe to a recorded release
+	// (Event.version), in the channel's log
+	// (projects/_recipes/<recipe>/<channel>/); its body is Promotion.
+	Kind_KIND_PROMOTE Kind = 20
+	// KIND_CHANNEL_RULE sets (or, with an empty from, drops) the rule a
+	// channel's promotions must pass, in the channel's log; its body is
+	// ChannelRule.
+	Kind_KIND_CHANNEL_RULE Kind = 21
+	// KIND_FOLLOW says, in an app's log, that the app follows a channel of
+	// its recipe (Event.recipe); its body is Follow.
+	Kind_KIND_FOLLOW Kind = 22
+	// KIND_UNFOLLOW says the app follows no channel any more; its body names
+	// the channel it left.
+	Kind_KIND_UNFOLLOW Kind = 23
 )
 
 // Enum value maps for Kind.
@@ -89,6 +109,11 @@ var (
 		16: "KIND_UNLOCK",
 		17: "KIND_ENV",
 		18: "KIND_PURGE",
+		19: "KIND_RELEASE",
+		20: "KIND_PROMOTE",
+		21: "KIND_CHANNEL_RULE",
+		22: "KIND_FOLLOW",
+		23: "KIND_UNFOLLOW",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":     0,
@@ -110,6 +135,11 @@ var (
 		"KIND_UNLOCK":          16,
 		"KIND_ENV":             17,
 		"KIND_PURGE":           18,
+		"KIND_RELEASE":         19,
+		"KIND_PROMOTE":         20,
+		"KIND_CHANNEL_RULE":    21,
+		"KIND_FOLLOW":          22,
+		"KIND_UNFOLLOW":        23,
 	}
 )
 
@@ -288,6 +318,10 @@ type Event struct {
 	//	*Event_Lock
 	//	*Event_Unlock
 	//	*Event_Purge
+	//	*Event_Release
+	//	*Event_Promotion
+	//	*Event_Rule
+	//	*Event_Follow
 	Body          isEvent_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -560,6 +594,42 @@ func (x *Event) GetPurge() *Purge {
 	return nil
 }
 
+func (x *Event) GetRelease() *Release {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetPromotion() *Promotion {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Promotion); ok {
+			return x.Promotion
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetRule() *ChannelRule {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Rule); ok {
+			return x.Rule
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetFollow() *Follow {
+	if x != nil {
+		if x, ok := x.Body.(*Event_Follow); ok {
+			return x.Follow
+		}
+	}
+	return nil
+}
+
 type isEvent_Body interface {
 	isEvent_Body()
 }
@@ -604,6 +674,22 @@ type Event_Purge struct {
 	Purge *Purge `protobuf:"bytes,30,opt,name=purge,proto3,oneof"`
 }
 
+type Event_Release struct {
+	Release *Release `protobuf:"bytes,32,opt,name=release,proto3,oneof"`
+}
+
+type Event_Promotion struct {
+	Promotion *Promotion `protobuf:"bytes,33,opt,name=promotion,proto3,oneof"`
+}
+
+type Event_Rule struct {
+	Rule *ChannelRule `protobuf:"bytes,34,opt,name=rule,proto3,oneof"`
+}
+
+type Event_Follow struct {
+	Follow *Follow `protobuf:"bytes,35,opt,name=follow,proto3,oneof"`
+}
+
 func (*Event_Rollback) isEvent_Body() {}
 
 func (*Event_Move) isEvent_Body() {}
@@ -623,6 +709,14 @@ func (*Event_Lock) isEvent_Body() {}
 func (*Event_Unlock) isEvent_Body() {}
 
 func (*Event_Purge) isEvent_Body() {}
+
+func (*Event_Release) isEvent_Body() {}
+
+func (*Event_Promotion) isEvent_Body() {}
+
+func (*Event_Rule) isEvent_Body() {}
+
+func (*Event_Follow) isEvent_Body() {}
 
 // Actor identifies who appended an event.
 type Actor struct {
@@ -1533,11 +1627,334 @@ func (x *Purge) GetReason() string {
 	return ""
 }
 
+// Release is a recipe release, recorded once (KIND_RELEASE): the recipe and
+// version are the event's.
+type Release struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// commit is the recipe repository's commit the version's tag points to
+	// (40 hex digits), empty when not given.
+	Commit string `protobuf:"bytes,1,opt,name=commit,proto3" json:"commit,omitempty"`
+	// images are the images the release runs, one per service, when known.
+	Images        []*Image `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Release) Reset() {
+	*x = Release{}
+	mi := &file_meta_v1_event_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Release) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Release) ProtoMessage() {}
+
+func (x *Release) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Release.ProtoReflect.Descriptor instead.
+func (*Release) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Release) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *Release) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+// Image is the image one service of a release runs.
+type Image struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service is the service's name in the recipe's compose file, e.g. "app".
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// ref is the image reference, e.g. "nextcloud:29.0.4-fpm".
+	Ref           string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Image) Reset() {
+	*x = Image{}
+	mi := &file_meta_v1_event_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Image) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Image) ProtoMessage() {}
+
+func (x *Image) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Image.ProtoReflect.Descriptor instead.
+func (*Image) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Image) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *Image) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+// Promotion moves a channel to a release (KIND_PROMOTE): the recipe and
+// version are the event's.
+type Promotion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel moved, e.g. "stable"; it is also the name of
+	// the log the event lies in.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	// previous is the version the channel had as the promoting operator saw
+	// it; empty for a channel's first promotion.
+	Previous string `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
+	// expected is the version the operator required the channel to have
+	// (--expect); empty when they required nothing.
+	Expected string `protobuf:"bytes,3,opt,name=expected,proto3" json:"expected,omitempty"`
+	// rule is the channel's rule as it stood at the promotion, unset when the
+	// channel has none; admitted names the apps (project/env/domain) whose
+	// soak let the release through.
+	Rule     *ChannelRule `protobuf:"bytes,4,opt,name=rule,proto3" json:"rule,omitempty"`
+	Admitted []string     `protobuf:"bytes,5,rep,name=admitted,proto3" json:"admitted,omitempty"`
+	// forced says the operator promoted past the rule (--force), which then
+	// did not admit the release.
+	Forced        bool `protobuf:"varint,6,opt,name=forced,proto3" json:"forced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Promotion) Reset() {
+	*x = Promotion{}
+	mi := &file_meta_v1_event_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Promotion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Promotion) ProtoMessage() {}
+
+func (x *Promotion) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Promotion.ProtoReflect.Descriptor instead.
+func (*Promotion) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Promotion) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *Promotion) GetPrevious() string {
+	if x != nil {
+		return x.Previous
+	}
+	return ""
+}
+
+func (x *Promotion) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *Promotion) GetRule() *ChannelRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+func (x *Promotion) GetAdmitted() []string {
+	if x != nil {
+		return x.Admitted
+	}
+	return nil
+}
+
+func (x *Promotion) GetForced() bool {
+	if x != nil {
+		return x.Forced
+	}
+	return false
+}
+
+// ChannelRule is what a release must have done before a channel may move to
+// it (KIND_CHANNEL_RULE): run on every app following the channel from,
+// deployed successfully, and without drift for soak since.
+type ChannelRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel the rule guards; from the channel whose apps
+	// must have run the release first. An empty from drops the rule.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	From    string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// soak is how long each of those apps must have run the release without
+	// drift; zero only needs the deploy to have succeeded.
+	Soak          *durationpb.Duration `protobuf:"bytes,3,opt,name=soak,proto3" json:"soak,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChannelRule) Reset() {
+	*x = ChannelRule{}
+	mi := &file_meta_v1_event_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChannelRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChannelRule) ProtoMessage() {}
+
+func (x *ChannelRule) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChannelRule.ProtoReflect.Descriptor instead.
+func (*ChannelRule) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ChannelRule) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChannelRule) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ChannelRule) GetSoak() *durationpb.Duration {
+	if x != nil {
+		return x.Soak
+	}
+	return nil
+}
+
+// Follow names the channel an app follows (KIND_FOLLOW), or left
+// (KIND_UNFOLLOW), of the event's recipe.
+type Follow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// channel is the channel's name, e.g. "stable".
+	Channel       string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Follow) Reset() {
+	*x = Follow{}
+	mi := &file_meta_v1_event_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Follow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Follow) ProtoMessage() {}
+
+func (x *Follow) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_v1_event_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Follow.ProtoReflect.Descriptor instead.
+func (*Follow) Descriptor() ([]byte, []int) {
+	return file_meta_v1_event_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Follow) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
 var File_meta_v1_event_proto protoreflect.FileDescriptor
 
 const file_meta_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\b\n" +
+	"\x13meta/v1/event.proto\x12\ameta.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\t\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
@@ -1571,7 +1988,11 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\vobservation\x18\x1a \x01(\v2\x14.meta.v1.ObservationH\x00R\vobservation\x12#\n" +
 	"\x04lock\x18\x1b \x01(\v2\r.meta.v1.LockH\x00R\x04lock\x12)\n" +
 	"\x06unlock\x18\x1c \x01(\v2\x0f.meta.v1.UnlockH\x00R\x06unlock\x12&\n" +
-	"\x05purge\x18\x1e \x01(\v2\x0e.meta.v1.PurgeH\x00R\x05purgeB\x06\n" +
+	"\x05purge\x18\x1e \x01(\v2\x0e.meta.v1.PurgeH\x00R\x05purge\x12,\n" +
+	"\arelease\x18  \x01(\v2\x10.meta.v1.ReleaseH\x00R\arelease\x122\n" +
+	"\tpromotion\x18! \x01(\v2\x12.meta.v1.PromotionH\x00R\tpromotion\x12*\n" +
+	"\x04rule\x18\" \x01(\v2\x14.meta.v1.ChannelRuleH\x00R\x04rule\x12)\n" +
+	"\x06follow\x18# \x01(\v2\x0f.meta.v1.FollowH\x00R\x06followB\x06\n" +
 	"\x04bodyJ\x04\b\x1d\x10\x1e\"E\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -1636,7 +2057,26 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\x05Purge\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*\xe6\x02\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"I\n" +
+	"\aRelease\x12\x16\n" +
+	"\x06commit\x18\x01 \x01(\tR\x06commit\x12&\n" +
+	"\x06images\x18\x02 \x03(\v2\x0e.meta.v1.ImageR\x06images\"3\n" +
+	"\x05Image\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\"\xbb\x01\n" +
+	"\tPromotion\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1a\n" +
+	"\bprevious\x18\x02 \x01(\tR\bprevious\x12\x1a\n" +
+	"\bexpected\x18\x03 \x01(\tR\bexpected\x12(\n" +
+	"\x04rule\x18\x04 \x01(\v2\x14.meta.v1.ChannelRuleR\x04rule\x12\x1a\n" +
+	"\badmitted\x18\x05 \x03(\tR\badmitted\x12\x16\n" +
+	"\x06forced\x18\x06 \x01(\bR\x06forced\"j\n" +
+	"\vChannelRule\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12-\n" +
+	"\x04soak\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04soak\"\"\n" +
+	"\x06Follow\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel*\xc5\x03\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_DEPLOY\x10\x01\x12\x10\n" +
@@ -1658,7 +2098,12 @@ const file_meta_v1_event_proto_rawDesc = "" +
 	"\vKIND_UNLOCK\x10\x10\x12\f\n" +
 	"\bKIND_ENV\x10\x11\x12\x0e\n" +
 	"\n" +
-	"KIND_PURGE\x10\x12*\xa4\x01\n" +
+	"KIND_PURGE\x10\x12\x12\x10\n" +
+	"\fKIND_RELEASE\x10\x13\x12\x10\n" +
+	"\fKIND_PROMOTE\x10\x14\x12\x15\n" +
+	"\x11KIND_CHANNEL_RULE\x10\x15\x12\x0f\n" +
+	"\vKIND_FOLLOW\x10\x16\x12\x11\n" +
+	"\rKIND_UNFOLLOW\x10\x17*\xa4\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
@@ -1681,7 +2126,7 @@ func file_meta_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_meta_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_meta_v1_event_proto_goTypes = []any{
 	(Kind)(0),                     // 0: meta.v1.Kind
 	(Outcome)(0),                  // 1: meta.v1.Outcome
@@ -1699,10 +2144,16 @@ var file_meta_v1_event_proto_goTypes = []any{
 	(*Lock)(nil),                  // 13: meta.v1.Lock
 	(*Unlock)(nil),                // 14: meta.v1.Unlock
 	(*Purge)(nil),                 // 15: meta.v1.Purge
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*Release)(nil),               // 16: meta.v1.Release
+	(*Image)(nil),                 // 17: meta.v1.Image
+	(*Promotion)(nil),             // 18: meta.v1.Promotion
+	(*ChannelRule)(nil),           // 19: meta.v1.ChannelRule
+	(*Follow)(nil),                // 20: meta.v1.Follow
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
 }
 var file_meta_v1_event_proto_depIdxs = []int32{
-	16, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
+	21, // 0: meta.v1.Event.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: meta.v1.Event.actor:type_name -> meta.v1.Actor
 	4,  // 2: meta.v1.Event.address:type_name -> meta.v1.Address
 	0,  // 3: meta.v1.Event.kind:type_name -> meta.v1.Kind
@@ -1718,14 +2169,21 @@ var file_meta_v1_event_proto_depIdxs = []int32{
 	13, // 13: meta.v1.Event.lock:type_name -> meta.v1.Lock
 	14, // 14: meta.v1.Event.unlock:type_name -> meta.v1.Unlock
 	15, // 15: meta.v1.Event.purge:type_name -> meta.v1.Purge
-	12, // 16: meta.v1.Observation.services:type_name -> meta.v1.ServiceStatus
-	1,  // 17: meta.v1.Observation.settled_outcome:type_name -> meta.v1.Outcome
-	16, // 18: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	16, // 16: meta.v1.Event.release:type_name -> meta.v1.Release
+	18, // 17: meta.v1.Event.promotion:type_name -> meta.v1.Promotion
+	19, // 18: meta.v1.Event.rule:type_name -> meta.v1.ChannelRule
+	20, // 19: meta.v1.Event.follow:type_name -> meta.v1.Follow
+	12, // 20: meta.v1.Observation.services:type_name -> meta.v1.ServiceStatus
+	1,  // 21: meta.v1.Observation.settled_outcome:type_name -> meta.v1.Outcome
+	21, // 22: meta.v1.Lock.expires:type_name -> google.protobuf.Timestamp
+	17, // 23: meta.v1.Release.images:type_name -> meta.v1.Image
+	19, // 24: meta.v1.Promotion.rule:type_name -> meta.v1.ChannelRule
+	22, // 25: meta.v1.ChannelRule.soak:type_name -> google.protobuf.Duration
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_meta_v1_event_proto_init() }
@@ -1744,6 +2202,10 @@ func file_meta_v1_event_proto_init() {
 		(*Event_Lock)(nil),
 		(*Event_Unlock)(nil),
 		(*Event_Purge)(nil),
+		(*Event_Release)(nil),
+		(*Event_Promotion)(nil),
+		(*Event_Rule)(nil),
+		(*Event_Follow)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1751,7 +2213,7 @@ func file_meta_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_v1_event_proto_rawDesc), len(file_meta_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
