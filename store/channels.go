@@ -78,6 +78,27 @@ func (s *Store) channelNames(tip gitrepo.Hash, recipe string) ([]string, error) 
 	return out, nil
 }
 
+// recipeLogs lists every recipe's logs at tip: its releases and channels.
+func (s *Store) recipeLogs(tip gitrepo.Hash) ([]projects.Address, error) {
+	recipes, err := s.recipes(tip)
+	if err != nil {
+		return nil, err
+	}
+	var out []projects.Address
+	for _, r := range recipes {
+		names, err := s.dirs(tip, path.Join(projects.Root, projects.Recipes, r))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if a := projects.ChannelOf(r, n); a.Validate() == nil {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, nil
+}
+
 // Releases lists recipe's releases in the order they were recorded.
 func (s *Store) Releases(recipe string) ([]fold.Release, error) {
 	tip, err := s.repo.Head()

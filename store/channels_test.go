@@ -186,3 +186,17 @@ func TestConcurrentPromotionsFork(t *testing.T) {
 	}
 	_ = fold.StateDeployed
 }
+
+// An event of a recipe's log is found by its id like any other.
+func TestRecipeEventsByID(t *testing.T) {
+	s := newLog(t)
+	addReleases(t, s, "1.0.0")
+	p, err := s.Promote(context.Background(), PromoteSpec{Channel: stable, Version: "1.0.0"}, alice, time.Now(), AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := s.Event(p.Event.GetId()[:12])
+	if err != nil || ev.GetPromotion().GetChannel() != "stable" {
+		t.Fatalf("Event = %v, %v", ev, err)
+	}
+}

@@ -41,7 +41,11 @@ func (s *Store) eventRefs(tip gitrepo.Hash) ([]eventRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range apps {
+	recipeLogs, err := s.recipeLogs(tip)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range append(apps, recipeLogs...) {
 		refs, err := s.records(tip, a)
 		if err != nil {
 			return nil, err
