@@ -195,7 +195,7 @@ func TestRecipeEventsByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := s.Event(p.Event.GetId()[:12])
+	ev, err := s.Event(p.Event.GetId())
 	if err != nil || ev.GetPromotion().GetChannel() != "stable" {
 		t.Fatalf("Event = %v, %v", ev, err)
 	}
