@@ -40,11 +40,13 @@ var layers = map[string]int{
 
 	"store": 4,
 
-	"envs":   5,
-	"opsync": 5,
-	"hub":    5,
-	"doctor": 5,
+	"envs":         5,
+	"opsync":       5,
+	"doctor":       5,
+	"rollout/plan": 5,
 
+	"hub":               6,
+	"rollout":           6,
 	"notify/notifytest": 6,
 	"bench/fixture":     6,
 	"bench/follow":      7,
