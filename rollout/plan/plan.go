@@ -66,6 +66,10 @@ type Options struct {
 	Operator string
 	// Now evaluates leases.
 	Now time.Time
+	// Retry names apps (project/env/domain) whose failed last deploy
+	// blocks nothing: a resumed rollout tries again the app it stopped
+	// at, once the operator has dealt with it.
+	Retry []string
 }
 
 // Plan is what it takes to bring every following app to its channel's
@@ -250,6 +254,9 @@ func planApp(h *fold.Head, c *fold.Channel, ref string, cfg config.Config, o Opt
 	switch h.State {
 	case fold.StateDeployed:
 	case fold.StateDeployFailed, fold.StateRolledBack, fold.StatePaused, fold.StatePending:
+		if slices.Contains(o.Retry, a.Ref()) && h.State != fold.StatePending {
+			break // tried again on purpose; a pending one must settle first
+		}
 		what := h.State
 		if f := h.LastFailure; f != nil {
 			what = fmt.Sprintf("%s (%s %s by %s", h.State, f.Kind, f.Running(), f.Operator)

@@ -169,3 +169,18 @@ func TestSamePlanWhateverTheOrder(t *testing.T) {
 		t.Fatalf("a list is null: %s", a)
 	}
 }
+
+func TestRetryLiftsOnlyTheFailedBlock(t *testing.T) {
+	failed := func(h *fold.Head) { h.State = fold.StateDeployFailed }
+	heads := []*fold.Head{app("a.example.org", "prod", "2.0.0", failed), app("b.example.org", "prod", "2.0.0", failed),
+		app("c.example.org", "prod", "2.0.0", failed, func(h *fold.Head) { h.Drift = fold.DriftDown })}
+	p := Make(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}},
+		Options{Now: now, Retry: []string{"coop/prod/a.example.org", "coop/prod/c.example.org"}})
+	got := map[string]string{}
+	for _, a := range p.Apps {
+		got[a.Domain] = a.Action
+	}
+	if got["a.example.org"] != Upgrade || got["b.example.org"] != Blocked || got["c.example.org"] != Blocked {
+		t.Fatalf("actions %v", got)
+	}
+}
