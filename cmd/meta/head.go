@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/abra"
+	"git.coopcloud.tech/coop-cloud/meta/rollout/plan"
 	"git.coopcloud.tech/coop-cloud/meta/sealed"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
@@ -56,12 +57,16 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 			if err != nil {
 				return err
 			}
+			channel, err := channelStatus(e, s, h, now)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				r, err := s.Report(cmd.Context(), h)
 				if err != nil {
 					return err
 				}
-				return writeJSON(e.stdout, headView{HeadReport: r, Unpushed: len(unpushed)})
+				return writeJSON(e.stdout, headView{HeadReport: r, Unpushed: len(unpushed), Channel: channel})
 			}
 			if len(s.Signers()) > 0 || s.Config().SignaturesRequired() {
 				// A log whose operators sign says who signed the deploy.
@@ -69,7 +74,7 @@ scripts and env files; --json prints the head as JSON (keys in README.md).`,
 					return err
 				}
 			}
-			return writeHead(e.stdout, h, len(unpushed), e.painter(e.stdout), now)
+			return writeHead(e.stdout, h, channel, len(unpushed), e.painter(e.stdout), now)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the head as JSON (keys in README.md)")
@@ -84,9 +89,47 @@ type headView struct {
 	store.HeadReport
 	// Unpushed counts this app's events not on the remote yet.
 	Unpushed int `json:"unpushed"`
+	// Channel is how the app stands against the channel it follows; null
+	// when it follows none.
+	Channel *plan.Status `json:"channel"`
 }
 
-func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time) error {
+// channelStatus is how h stands against the channel it follows (nil for
+// none), planned by e's operator at now.
+func channelStatus(e *env, s *store.Store, h *fold.Head, now time.Time) (*plan.Status, error) {
+	if h.Follows == nil {
+		return nil, nil
+	}
+	channels, err := s.Channels(h.Follows.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	return channelStatusAmong(e, s, channels, now)(h), nil
+}
+
+// channelStatusAmong says how each head stands against its channel among
+// channels.
+func channelStatusAmong(e *env, s *store.Store, channels []*fold.Channel, now time.Time) func(*fold.Head) *plan.Status {
+	o := plan.Options{Now: now}
+	if a, err := e.actor(s.Root()); err == nil {
+		o.Operator = a.GetName()
+	}
+	return func(h *fold.Head) *plan.Status { return plan.StatusOf(h, channels, s.Config(), o) }
+}
+
+// statusText says in a few words how an app stands against its channel.
+func statusText(st *plan.Status, p painter) string {
+	at := st.Channel + " at " + orDash(st.Version)
+	switch {
+	case !st.Lags:
+		return at + ", up to date"
+	case st.Action == plan.Blocked:
+		return at + ", " + p.paint("31", "lags, blocked") + ": " + strings.Join(st.Blocked, "; ")
+	}
+	return at + ", " + p.paint("33", "lags") + ": " + st.Action + " (meta plan " + st.Channel + ")"
+}
+
+func writeHead(w io.Writer, h *fold.Head, channel *plan.Status, unpushed int, p painter, now time.Time) error {
 	h = printableCopy(h)
 	t := newTable(w)
 	row := func(k, v string) { t.row(k+":", v) }
@@ -176,6 +219,9 @@ func writeHead(w io.Writer, h *fold.Head, unpushed int, p painter, now time.Time
 	}
 	if h.Drift != "" {
 		row(p.paint("31", "drift"), h.Drift+": "+h.DriftDetail)
+	}
+	if channel != nil {
+		row("channel", printable(statusText(channel, p)))
 	}
 	if l := h.Lock; l != nil {
 		lock := fmt.Sprintf("by %s until %s (%s left)", l.Holder, when(l.Expires), left(l.Expires.Sub(now)))

@@ -2,11 +2,14 @@ package main
 
 import (
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/rollout/plan"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
 func newLs(e *env) *cobra.Command {
@@ -24,14 +27,23 @@ func newLs(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			channels, err := s.Channels("")
+			if err != nil {
+				return err
+			}
+			statusOf := channelStatusAmong(e, s, channels, time.Now())
+			status := map[*fold.Head]*plan.Status{}
+			for _, h := range heads {
+				status[h] = statusOf(h)
+			}
 			if asJSON {
-				views := make([]store.HeadReport, 0, len(heads))
+				views := make([]lsView, 0, len(heads))
 				for _, h := range heads {
 					r, err := s.Report(cmd.Context(), h)
 					if err != nil {
 						return err
 					}
-					views = append(views, r)
+					views = append(views, lsView{HeadReport: r, Channel: status[h]})
 				}
 				return writeJSON(e.stdout, views)
 			}
@@ -39,8 +51,12 @@ func newLs(e *env) *cobra.Command {
 			t := newTable(e.stdout)
 			t.row("DOMAIN", "PROJECT", "ENV", "STATE", "VERSION", "SINCE", "BY", "NOTE")
 			for _, h := range heads {
+				st := status[h]
 				h = printableCopy(h)
 				var notes []string
+				if st != nil && st.Lags {
+					notes = append(notes, p.paint("33", "lags:"+printable(st.Channel+"@"+orDash(st.Version))))
+				}
 				if h.Forked {
 					notes = append(notes, p.paint("31", "forked"))
 				}
@@ -69,4 +85,11 @@ func newLs(e *env) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of heads (keys as meta head --json, without unpushed)")
 	return cmd
+}
+
+// lsView is one element of `meta ls --json`: the head, and how it stands
+// against its channel, as meta head --json has them.
+type lsView struct {
+	store.HeadReport
+	Channel *plan.Status `json:"channel"`
 }

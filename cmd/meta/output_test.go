@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/rollout/plan"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
@@ -62,7 +63,8 @@ func TestTextOutputHoldsNoControlCharacters(t *testing.T) {
 		Lock: &fold.Lock{Holder: evil, Reason: evil, Expires: now.Add(time.Hour)}, Drift: "updating", DriftDetail: evil,
 		Deployed: &fold.Ref{Version: evil}}
 	var out bytes.Buffer
-	if err := writeHead(&out, h, 0, painter{}, now); err != nil {
+	st := &plan.Status{Channel: "nextcloud/stable", Version: evil, Lags: true, Action: plan.Blocked, Blocked: []string{"drift: " + evil}}
+	if err := writeHead(&out, h, st, 0, painter{}, now); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsAny(out.String(), "\x1b\x07\r") {
@@ -131,7 +133,7 @@ func TestColourDoesNotMoveColumns(t *testing.T) {
 		Lock: &fold.Lock{Holder: "Bob", Expires: now.Add(time.Hour)}, Forked: true}
 	render := func(p painter) string {
 		var out bytes.Buffer
-		if err := writeHead(&out, h, 2, p, now); err != nil {
+		if err := writeHead(&out, h, nil, 2, p, now); err != nil {
 			t.Fatal(err)
 		}
 		tab := newTable(&out)

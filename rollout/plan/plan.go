@@ -368,3 +368,49 @@ func orText(s, alt string) string {
 	}
 	return s
 }
+
+// Status is how an app stands against the channel it follows, as `meta
+// head` and `meta ls` show it.
+type Status struct {
+	Channel string `json:"channel"` // recipe/channel
+	Version string `json:"version"` // the channel's release, "" for none
+	// Lags says the app is not at the channel's release (or drifted
+	// from it); Action and Blocked are its plan's.
+	Lags    bool     `json:"lags"`
+	Action  string   `json:"action"`
+	Blocked []string `json:"blocked"`
+}
+
+// StatusOf is h's status against its channel among channels, nil when h
+// follows none: the app's plan, the same rule as Make's.
+func StatusOf(h *fold.Head, channels []*fold.Channel, cfg config.Config, o Options) *Status {
+	if h == nil || h.Follows == nil {
+		return nil
+	}
+	ref := h.Follows.Recipe + "/" + h.Follows.Channel
+	var c *fold.Channel
+	for _, ch := range channels {
+		if ch.Recipe+"/"+ch.Channel == ref {
+			c = ch
+		}
+	}
+	a := planApp(h, c, ref, cfg, o)
+	return &Status{Channel: ref, Version: a.ChannelVersion, Lags: a.Action != UpToDate, Action: a.Action, Blocked: a.Blocked}
+}
+
+// Of plans from the log as it stands (FromStore, then Make). A channel
+// named in o that has no log and no follower is store.ErrNotFound: a
+// typo, most likely.
+func Of(s *store.Store, o Options) (*Plan, error) {
+	in, err := FromStore(s)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	p := Make(in, o)
+	if o.Channel != nil && len(p.Apps) == 0 && !slices.ContainsFunc(in.Channels, func(c *fold.Channel) bool {
+		return c.Recipe == o.Channel.Recipe && c.Channel == o.Channel.Channel
+	}) {
+		return nil, fmt.Errorf("plan: %w: no channel %s (no promotion, no app follows it)", store.ErrNotFound, o.Channel)
+	}
+	return p, nil
+}

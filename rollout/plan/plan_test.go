@@ -184,3 +184,16 @@ func TestRetryLiftsOnlyTheFailedBlock(t *testing.T) {
 		t.Fatalf("actions %v", got)
 	}
 }
+
+func TestStatusOf(t *testing.T) {
+	chans := []*fold.Channel{channel("2.1.0", false)}
+	if s := StatusOf(app("a.example.org", "prod", "2.1.0"), chans, config.Config{}, Options{Now: now}); s == nil || s.Lags || s.Action != UpToDate || s.Version != "2.1.0" || s.Channel != "nextcloud/stable" {
+		t.Fatalf("up to date: %+v", s)
+	}
+	if s := StatusOf(app("a.example.org", "prod", "2.0.0"), chans, config.Config{}, Options{Now: now}); s == nil || !s.Lags || s.Action != Upgrade {
+		t.Fatalf("lagging: %+v", s)
+	}
+	if s := StatusOf(app("a.example.org", "prod", "2.0.0", func(h *fold.Head) { h.Follows = nil }), chans, config.Config{}, Options{Now: now}); s != nil {
+		t.Fatalf("not following: %+v", s)
+	}
+}
