@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store"
@@ -324,5 +325,25 @@ func TestRecipeEventsArePublished(t *testing.T) {
 	}
 	if got[1]["id"] != pro || got[1]["kind"] != "promote" || got[1]["channel"] != "stable" || got[1]["version"] != "1.0.0+29.0.0" || got[1]["recipe"] != "nextcloud" {
 		t.Errorf("the promotion's webhook: %v", got[1])
+	}
+}
+
+// The recipes' endpoints take the API's tokens like every other /v1 route.
+func TestRecipeEndpointsNeedAToken(t *testing.T) {
+	s := newLog(t)
+	release(t, s, "nextcloud", "1.0.0+29.0.0")
+	promote(t, s, ncStable, "1.0.0+29.0.0")
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	h := serveHub(t, Config{Store: s, TokensFile: path})
+	base := "http://" + h.HTTPAddr()
+	ci, err := tokens.Create(path, "ci", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v1/releases", "/v1/releases/nextcloud", "/v1/channels", "/v1/channels/nextcloud/stable", "/v1/plan", "/v1/plan?channel=nextcloud/stable"} {
+		refused(t, p+" without a token", ask(t, http.DefaultClient, "GET", base+p, nil), "")
+		if a := ask(t, http.DefaultClient, "GET", base+p, bearerHeader(ci)); a.status != 200 {
+			t.Errorf("%s with a token: %d %s", p, a.status, a.body)
+		}
 	}
 }
