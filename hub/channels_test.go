@@ -198,6 +198,16 @@ func TestABadRecordOfARecipeLogIsLeftOut(t *testing.T) {
 	if code := get(t, srv.URL+"/v1/plan", &plan); code != 200 {
 		t.Fatalf("plan: %d %v", code, plan)
 	}
+	var q []map[string]any
+	if code := get(t, srv.URL+"/v1/quarantine", &q); code != 200 || len(q) != 3 {
+		t.Fatalf("quarantine: %d %v, want the three junk records", code, q)
+	}
+	for _, c := range q {
+		problems, _ := c["problems"].([]any)
+		if len(problems) != 1 || !strings.HasPrefix(problems[0].(map[string]any)["path"].(string), "projects/_recipes/nextcloud/") {
+			t.Errorf("quarantined %v", c)
+		}
+	}
 }
 
 // /v1/plan is the planner's answer for every following app, or for one
