@@ -27,7 +27,7 @@ func newWatch(e *env) *cobra.Command {
 	var maxAttempts int
 	var backoff time.Duration
 	cmd := &cobra.Command{
-		Use:   "watch [DOMAIN|SUBJECT] | watch --channel RECIPE/CHANNEL",
+		Use:   "watch [DOMAIN|SUBJECT | --channel RECIPE/CHANNEL]",
 		Short: "Follow new events as they are announced on NATS",
 		Long: fmt.Sprintf(`watch prints every event announced on NATS (--nats or $META_NATS_URL), for one
 app (DOMAIN) or a subject filter under meta.events (e.g. meta.events.coop.>),
