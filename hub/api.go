@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/rollout/plan"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -19,6 +25,11 @@ import (
 //	GET /v1/apps/{domain}         one app's head (meta head --json)
 //	GET /v1/apps/{domain}/log?n=N its events, newest first (meta log --json, as an array)
 //	GET /v1/quarantine            the quarantined commits (meta quarantine ls --all --json)
+//	GET /v1/releases              every recipe's releases, each with the channels at it
+//	GET /v1/releases/{recipe}     one recipe's (also /v1/releases?recipe=R)
+//	GET /v1/channels              every channel, with its history (meta channel ls --json)
+//	GET /v1/channels/{recipe}/{channel} one channel
+//	GET /v1/plan?channel=R/C      the plan of every following app, or of one channel's (meta plan --json)
 //	GET /healthz                  {"ok": true}
 //
 // Errors are {"error": "..."} with 400, 404 or 409 for what the caller
@@ -65,11 +76,148 @@ func NewHandler(s *store.Store) http.Handler {
 		}
 		reply(w, views, err)
 	})
+	mux.HandleFunc("GET /v1/releases", func(w http.ResponseWriter, r *http.Request) {
+		rels, err := releases(s, r.URL.Query().Get("recipe"), r.URL.Query().Has("recipe"))
+		reply(w, rels, err)
+	})
+	mux.HandleFunc("GET /v1/releases/{recipe}", func(w http.ResponseWriter, r *http.Request) {
+		rels, err := releases(s, r.PathValue("recipe"), true)
+		reply(w, rels, err)
+	})
+	mux.HandleFunc("GET /v1/channels", func(w http.ResponseWriter, r *http.Request) {
+		var cs []*fold.Channel
+		recipe := r.URL.Query().Get("recipe")
+		err := knownRecipe(s, recipe, r.URL.Query().Has("recipe"))
+		if err == nil {
+			cs, err = s.Channels(recipe)
+		}
+		reply(w, cs, err)
+	})
+	mux.HandleFunc("GET /v1/channels/{recipe}/{channel}", func(w http.ResponseWriter, r *http.Request) {
+		ref := projects.ChannelRef{Recipe: r.PathValue("recipe"), Channel: r.PathValue("channel")}
+		var c *fold.Channel
+		err := projects.ValidateRecipe(ref.Recipe)
+		if err == nil {
+			err = projects.ValidateChannel(ref.Channel)
+		}
+		if err == nil {
+			c, err = s.Channel(ref)
+		}
+		reply(w, c, err)
+	})
+	mux.HandleFunc("GET /v1/plan", func(w http.ResponseWriter, r *http.Request) {
+		o, err := planOptions(r.URL.Query())
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		in, err := plan.FromStore(s)
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, plan.Make(in, o), nil)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
 	return jsonErrors(mux)
 }
+
+// Release is a recorded release as /v1/releases serves it: its recipe, the
+// release as `meta release ls --json` shows it, and the channels that
+// point at it now (names, sorted; [] for none). Its JSON keys are part of
+// meta's interface: add keys, never rename or remove them.
+type Release struct {
+	Recipe string `json:"recipe"`
+	fold.Release
+	Channels []string `json:"channels"`
+}
+
+// releases lists the releases of recipe, or of every recipe when not
+// named, in the order each recipe's were recorded. A named recipe must be
+// a valid name (projects.ErrInvalidName) the log has logs of
+// (store.ErrNotFound).
+func releases(s *store.Store, recipe string, named bool) ([]Release, error) {
+	if err := knownRecipe(s, recipe, named); err != nil {
+		return nil, err
+	}
+	recipes := []string{recipe}
+	if !named {
+		var err error
+		if recipes, err = s.Recipes(); err != nil {
+			return nil, err
+		}
+	}
+	out := []Release{}
+	for _, name := range recipes {
+		rels, err := s.Releases(name)
+		if err != nil {
+			return nil, err
+		}
+		channels, err := s.Channels(name)
+		if err != nil {
+			return nil, err
+		}
+		at := map[string][]string{}
+		for _, c := range channels { // sorted by name
+			if c.Version != "" {
+				at[c.Version] = append(at[c.Version], c.Channel)
+			}
+		}
+		for _, r := range rels {
+			out = append(out, Release{Recipe: name, Release: r, Channels: append([]string{}, at[r.Version]...)})
+		}
+	}
+	return out, nil
+}
+
+// knownRecipe checks a recipe a caller named: a valid name the log has
+// logs of. Not named, every recipe is meant, and there is nothing to check.
+func knownRecipe(s *store.Store, recipe string, named bool) error {
+	if !named {
+		return nil
+	}
+	if err := projects.ValidateRecipe(recipe); err != nil {
+		return err
+	}
+	recipes, err := s.Recipes()
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(recipes, recipe) {
+		return fmt.Errorf("recipe %s: %w (no releases or channels recorded)", recipe, store.ErrNotFound)
+	}
+	return nil
+}
+
+// planOptions reads /v1/plan's query: channel=recipe/channel plans only
+// its followers, env_order=a,b the envs' order of waves, wave_size=N the
+// most apps in a wave. The hub plans as no operator: every lease blocks.
+func planOptions(q url.Values) (plan.Options, error) {
+	o := plan.Options{Now: time.Now()}
+	if q.Has("channel") {
+		ref, err := projects.ParseChannelRef(q.Get("channel"))
+		if err != nil {
+			return o, err
+		}
+		o.Channel = &ref
+	}
+	if v := q.Get("env_order"); v != "" {
+		o.EnvOrder = strings.Split(v, ",")
+	}
+	if v := q.Get("wave_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return o, fmt.Errorf("%w: wave_size must be a whole number, 0 for whole waves", errBadQuery)
+		}
+		o.WaveSize = n
+	}
+	return o, nil
+}
+
+// errBadQuery: a query parameter the caller got wrong (400).
+var errBadQuery = errors.New("bad query")
 
 // jsonErrors serves mux, but answers what mux has no route for (404, or
 // 405 with Allow) as JSON, the shape of every other error, instead of
@@ -127,7 +275,7 @@ func reply(w http.ResponseWriter, v any, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, projects.ErrInvalidName):
+	case errors.Is(err, projects.ErrInvalidName), errors.Is(err, errBadQuery):
 		status = http.StatusBadRequest
 	case errors.Is(err, store.ErrAmbiguous):
 		status = http.StatusConflict

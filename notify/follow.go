@@ -33,6 +33,22 @@ func FilterSubject(filter string) (string, error) {
 	return SubjectPrefix + ".*.*." + app + ".*", nil
 }
 
+// PromotionFilter is the subject of ref's promotions, as Subject makes it
+// for a promotion event in the channel's log:
+// meta.events._recipes.<recipe>.<channel>.promote.
+func PromotionFilter(ref projects.ChannelRef) (string, error) {
+	a := ref.Address()
+	parts := []string{a.Project, a.Env, a.App, kindToken(metav1.Kind_KIND_PROMOTE)}
+	for i, p := range parts {
+		t, err := Token(p)
+		if err != nil {
+			return "", fmt.Errorf("channel %s: %w", ref, err)
+		}
+		parts[i] = t
+	}
+	return SubjectPrefix + "." + strings.Join(parts, "."), nil
+}
+
 // FollowOptions say what to follow, as whom, from where, and what becomes
 // of an event its handler fails on.
 type FollowOptions struct {

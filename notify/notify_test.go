@@ -14,6 +14,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -167,5 +168,28 @@ func TestDisplayURL(t *testing.T) {
 		if got := DisplayURL(in); got != want {
 			t.Errorf("DisplayURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A channel's promotion filter is the subject its promotions are published
+// on, and no other channel's, and not its releases'.
+func TestPromotionFilter(t *testing.T) {
+	for _, ref := range []projects.ChannelRef{{Recipe: "nextcloud", Channel: "stable"}, {Recipe: "matrix-synapse", Channel: "beta_2"}} {
+		filter, err := PromotionFilter(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ref.Address()
+		promo := &metav1.Event{Id: "x", Kind: metav1.Kind_KIND_PROMOTE, Address: &metav1.Address{Project: a.Project, Env: a.Env, App: a.App}}
+		if got, _ := Subject(promo); got != filter {
+			t.Errorf("%s: filter %q, a promotion's subject %q", ref, filter, got)
+		}
+		rel := &metav1.Event{Id: "y", Kind: metav1.Kind_KIND_RELEASE, Address: &metav1.Address{Project: a.Project, Env: a.Env, App: "_releases"}}
+		if got, _ := Subject(rel); got == filter {
+			t.Errorf("%s: a release's subject is the promotions' filter", ref)
+		}
+	}
+	if got, _ := PromotionFilter(projects.ChannelRef{Recipe: "nextcloud", Channel: "stable"}); got != "meta.events._recipes.nextcloud.stable.promote" {
+		t.Errorf("nextcloud/stable: %q", got)
 	}
 }

@@ -17,16 +17,17 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newWatch(e *env) *cobra.Command {
 	var asJSON, fromStart, parked bool
-	var execCmd, name, since string
+	var execCmd, name, since, channel string
 	var maxAttempts int
 	var backoff time.Duration
 	cmd := &cobra.Command{
-		Use:   "watch [DOMAIN|SUBJECT]",
+		Use:   "watch [DOMAIN|SUBJECT | --channel RECIPE/CHANNEL]",
 		Short: "Follow new events as they are announced on NATS",
 		Long: fmt.Sprintf(`watch prints every event announced on NATS (--nats or $META_NATS_URL), for one
 app (DOMAIN) or a subject filter under meta.events (e.g. meta.events.coop.>),
@@ -49,6 +50,14 @@ command fails comes again after --backoff, doubling each time (up to %s),
 and the events behind it wait; after --max-attempts it is parked: reported,
 kept for --parked to list, and the next events go on.
 
+--channel RECIPE/CHANNEL follows only that channel's promotions (the subject
+meta.events._recipes.<recipe>.<channel>.promote), so a server can follow its
+channel on its own: with --exec, CMD runs once per promotion, in order, with
+META_CHANNEL (recipe/channel), META_RECIPE and META_EVENT_VERSION the promoted
+version besides the variables above, e.g.
+  meta watch --channel nextcloud/stable --exec 'abra app upgrade -n cloud.example.com "$META_EVENT_VERSION"'
+Its --name defaults to watch-<user>-<host>-<recipe>-<channel>.
+
 --parked lists the events the follower --name parked, and exits.`, notify.LeaseTTL, fmt.Sprintf("%dm", int(notify.MaxBackoff.Minutes()))),
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,8 +68,24 @@ kept for --parked to list, and the next events go on.
 			if url == "" {
 				return usageError{errors.New("watch needs a NATS server: --nats URL or META_NATS_URL")}
 			}
+			var ref *projects.ChannelRef
+			if cmd.Flags().Changed("channel") {
+				r, err := projects.ParseChannelRef(channel)
+				if err != nil {
+					return usageError{fmt.Errorf("--channel: %w", err)}
+				}
+				if len(args) == 1 {
+					return usageError{errors.New("--channel follows a channel's promotions; it takes no DOMAIN or SUBJECT")}
+				}
+				ref = &r
+			}
 			if !cmd.Flags().Changed("name") {
 				name = defaultFollowerName()
+				if ref != nil {
+					// Its own name: a watch of everything on the same
+					// machine keeps its own place in the stream.
+					name += "-" + ref.Recipe + "-" + ref.Channel
+				}
 			}
 			if err := notify.ValidName(name); err != nil {
 				return usageError{fmt.Errorf("--name: %w", err)}
@@ -72,8 +97,8 @@ kept for --parked to list, and the next events go on.
 						return usageError{fmt.Errorf("--parked lists parked events; it takes no --%s", f)}
 					}
 				}
-				if len(args) == 1 {
-					return usageError{errors.New("--parked lists a follower's parked events; it takes no DOMAIN or SUBJECT")}
+				if len(args) == 1 || ref != nil {
+					return usageError{errors.New("--parked lists a follower's parked events; it takes no DOMAIN, SUBJECT or --channel")}
 				}
 				return e.listParked(cmd.Context(), o, name, asJSON)
 			}
@@ -82,6 +107,9 @@ kept for --parked to list, and the next events go on.
 				filter = args[0]
 			}
 			subject, err := notify.FilterSubject(filter)
+			if ref != nil {
+				subject, err = notify.PromotionFilter(*ref)
+			}
 			if err != nil {
 				return usageError{err}
 			}
@@ -109,7 +137,10 @@ kept for --parked to list, and the next events go on.
 				return nil
 			}
 			if execCmd != "" {
-				handle = func(ev *metav1.Event) error { return e.runFor(ev, execCmd) }
+				handle = func(ev *metav1.Event) error { return e.runFor(ev, execCmd, ref) }
+			}
+			if ref != nil {
+				handle = onlyPromotions(*ref, handle, e.warn)
 			}
 			return notify.Follow(cmd.Context(), notify.FollowOptions{
 				Options: o, Name: name, Filter: subject,
@@ -127,6 +158,7 @@ kept for --parked to list, and the next events go on.
 	cmd.Flags().IntVar(&maxAttempts, "max-attempts", 5, "attempts at an event whose --exec fails before it is parked; 0 retries forever")
 	cmd.Flags().DurationVar(&backoff, "backoff", time.Second, "the pause after an event's first failed attempt; it doubles after each")
 	cmd.Flags().BoolVar(&parked, "parked", false, "list the events this --name parked, and exit")
+	cmd.Flags().StringVar(&channel, "channel", "", "follow only the promotions of this channel (RECIPE/CHANNEL, e.g. nextcloud/stable)")
 	return cmd
 }
 
@@ -176,8 +208,25 @@ func (e *env) show(ev *metav1.Event, asJSON bool) error {
 	return tw.Flush()
 }
 
-// runFor runs the --exec command for one event.
-func (e *env) runFor(ev *metav1.Event, command string) error {
+// onlyPromotions hands handle the promotions of ref and nothing else. The
+// subject filter already says so; this holds even where a subject's
+// tokens are shared ('.' and '_' are one token), or a cluster lets
+// someone else publish there: an event whose log is not the channel's is
+// said and skipped, never run.
+func onlyPromotions(ref projects.ChannelRef, handle func(*metav1.Event) error, warn func(string, ...any)) func(*metav1.Event) error {
+	return func(ev *metav1.Event) error {
+		a := record.Address(ev)
+		if ev.GetKind() != metav1.Kind_KIND_PROMOTE || a != ref.Address() || ev.GetRecipe() != ref.Recipe {
+			warn("event %s is not a promotion of %s (%s of %s); skipped", ev.GetId(), ref, record.KindName(ev.GetKind()), printable(a.String()))
+			return nil
+		}
+		return handle(ev)
+	}
+}
+
+// runFor runs the --exec command for one event; ref, when set, is the
+// channel whose promotion it is.
+func (e *env) runFor(ev *metav1.Event, command string, ref *projects.ChannelRef) error {
 	v := record.ViewOf(ev)
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -190,6 +239,9 @@ func (e *env) runFor(ev *metav1.Event, command string) error {
 		"META_EVENT_ID="+v.ID, "META_EVENT_KIND="+v.Kind, "META_EVENT_OUTCOME="+v.Outcome,
 		"META_EVENT_PROJECT="+v.Project, "META_EVENT_ENV="+v.Env, "META_EVENT_DOMAIN="+v.Domain,
 		"META_EVENT_VERSION="+v.Version, "META_EVENT_OPERATOR="+v.Operator)
+	if ref != nil {
+		c.Env = append(c.Env, "META_CHANNEL="+ref.String(), "META_RECIPE="+ref.Recipe)
+	}
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("--exec failed: %w", err)
 	}

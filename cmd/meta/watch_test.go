@@ -503,8 +503,18 @@ func TestWatchRefusesBadInput(t *testing.T) {
 		{"negative attempts", []string{"--max-attempts", "-1"}, "--max-attempts -1"},
 		{"no backoff", []string{"--backoff", "0s"}, "--backoff 0s"},
 		{"parked with exec", []string{"--parked", "--exec", "true"}, "--parked lists parked events; it takes no --exec"},
-		{"parked with a filter", []string{"--parked", "a.example.com"}, "it takes no DOMAIN or SUBJECT"},
+		{"parked with a filter", []string{"--parked", "a.example.com"}, "it takes no DOMAIN, SUBJECT or --channel"},
 		{"a bad filter", []string{"not a domain!"}, "is neither a domain nor a subject"},
+		{"a channel and a domain", []string{"--channel", "nextcloud/stable", "a.example.com"}, "--channel follows a channel's promotions; it takes no DOMAIN or SUBJECT"},
+		{"a channel and a subject", []string{"--channel", "nextcloud/stable", "meta.events.>"}, "it takes no DOMAIN or SUBJECT"},
+		{"a channel without its recipe", []string{"--channel", "stable"}, `--channel: invalid channel "stable": not recipe/channel`},
+		{"an empty channel", []string{"--channel", ""}, `invalid channel "": not recipe/channel`},
+		{"a channel with a dot", []string{"--channel", "next.cloud/stable"}, `invalid channel "next.cloud/stable": its recipe`},
+		{"a channel with a wildcard", []string{"--channel", "nextcloud/*"}, `invalid channel "nextcloud/*": its name`},
+		{"a channel with three parts", []string{"--channel", "nextcloud/stable/x"}, `invalid channel "nextcloud/stable/x"`},
+		{"a channel with a control character", []string{"--channel", "nextcloud/st\x1b[2Jable"}, `invalid channel "nextcloud/st\x1b[2Jable"`},
+		{"the releases log as a channel", []string{"--channel", "nextcloud/_releases"}, `invalid channel "nextcloud/_releases"`},
+		{"parked with a channel", []string{"--parked", "--channel", "nextcloud/stable"}, "it takes no DOMAIN, SUBJECT or --channel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
