@@ -51,6 +51,9 @@ channel at VERSION already is no error.`,
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: e.completeRecipeVersions,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageError{fmt.Errorf("%s: missing --to CHANNEL\nusage: %s", cmd.CommandPath(), cmd.UseLine())}
+			}
 			ref := projects.ChannelRef{Recipe: args[0], Channel: to}
 			if err := checkChannel(ref); err != nil {
 				return usageError{err}
@@ -91,7 +94,6 @@ channel at VERSION already is no error.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&to, "to", "", "the channel to move, e.g. stable")
-	cmd.MarkFlagRequired("to")
 	fl.StringVar(&expect, "expect", "", `refuse unless, after fetching, the channel is at this version ("none": never promoted)`)
 	fl.StringVarP(&why, "message", "m", "", "why, for the log")
 	fl.BoolVar(&force, "force", false, "promote past the channel's rule (the promotion records that you did)")
