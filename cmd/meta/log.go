@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -155,17 +157,34 @@ func parseWhen(flag, v string, now time.Time, end bool) (time.Time, error) {
 		}
 		return t, nil
 	}
+	d, err := parseDuration(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: want a duration back from now (90m, 24h, 7d), a date (2026-11-30) or an RFC 3339 time (2026-11-30T12:00:00Z)", flag, v)
+	}
+	return now.Add(-d), nil
+}
+
+// parseDuration reads a duration as meta takes them on its command line
+// (--since, --soak): Go's (90m, 24h, 1h30m) or whole days (7d), never
+// negative.
+func parseDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if days, ok := strings.CutSuffix(v, "d"); ok && err != nil {
 		var n int
 		if n, err = strconv.Atoi(days); err == nil {
+			if n > int(math.MaxInt64/int64(24*time.Hour)) {
+				err = errors.New("too long")
+			}
 			d = time.Duration(n) * 24 * time.Hour
 		}
 	}
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%s %q: want a duration back from now (90m, 24h, 7d), a date (2026-11-30) or an RFC 3339 time (2026-11-30T12:00:00Z)", flag, v)
+	if err == nil && d < 0 {
+		err = errors.New("negative")
 	}
-	return now.Add(-d), nil
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (90m, 24h, 7d): %w", v, err)
+	}
+	return d, nil
 }
 
 // writeEventsJSON prints events as JSON Lines, one View per line, with who

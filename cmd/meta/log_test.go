@@ -63,7 +63,7 @@ func TestLogFlagsQuery(t *testing.T) {
 		f    logFlags
 		says string
 	}{
-		{logFlags{kinds: []string{"deploy", "explode"}}, `--kind: unknown kind "explode" (want one of deploy, env, lock,`},
+		{logFlags{kinds: []string{"deploy", "explode"}}, `--kind: unknown kind "explode" (want one of channel-rule, deploy, env, follow, lock,`},
 		{logFlags{outcomes: []string{"maybe"}}, `--outcome: unknown outcome "maybe"`},
 		{logFlags{n: -1}, "-n must be 0 (all) or more, got -1"},
 		{logFlags{since: "1h", until: "2h"}, `--since 1h is after --until 2h`},

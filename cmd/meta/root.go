@@ -35,7 +35,7 @@ const (
 	exitFailed     = 1 // the command could not do its job: not found, verify findings, I/O, git
 	exitBadUse     = 2 // the input was wrong: flags, names, ambiguous domain
 	exitBusy       = 3 // another meta process held the log too long, or follows under the same --name; try again
-	exitUnexpected = 4 // the log is not as the operator expected: --expect, or another operator's change collides
+	exitUnexpected = 4 // the log is not as the operator expected: --expect, another operator's change collides, a release recorded already, a channel's rule refuses, a recipe mismatch
 	exitLocked     = 5 // another operator holds a lock on the app
 )
 
@@ -119,7 +119,8 @@ func exitCode(err error) int {
 		return exitBusy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
-	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUncommitted), errors.Is(err, envs.ErrLocalChanges):
+	case errors.Is(err, store.ErrUnexpected), errors.Is(err, store.ErrConflict),
+		errors.Is(err, store.ErrRecorded), errors.Is(err, store.ErrNotAdmitted), errors.Is(err, store.ErrRecipe), errors.Is(err, store.ErrUncommitted), errors.Is(err, envs.ErrLocalChanges):
 		return exitUnexpected
 	case errors.As(err, new(usageError)),
 		errors.Is(err, dotenv.ErrSyntax),
@@ -179,7 +180,7 @@ else git's user.name and user.email.`,
 		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
 	})
 
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e), newPlan(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e), newRelease(e), newChannel(e), newFollow(e), newUnfollow(e), newPlan(e))
 	appFlags(root)
 	// cobra adds its completion command when the root runs; added now, it
 	// gets the same argument checks (`meta completion bogus` exits 2).
