@@ -332,8 +332,19 @@ func redactCommand(argv []string) []string {
 // commitMessage is one readable line, then trailers git tools can parse.
 func commitMessage(ev *metav1.Event) string {
 	var subject strings.Builder
-	subject.WriteString(record.KindName(ev.GetKind()) + " " + ev.GetAddress().GetApp())
+	// A recipe's log is named for its recipe (and channel), not the
+	// directory it lies in: "release nextcloud 1.1.0", "promote
+	// nextcloud/stable 1.1.0".
+	name := ev.GetAddress().GetApp()
+	if a := record.Address(ev); a.IsReleases() {
+		name = a.Recipe()
+	} else if a.IsChannel() {
+		name = a.Recipe() + "/" + a.Channel()
+	}
+	subject.WriteString(record.KindName(ev.GetKind()) + " " + name)
 	switch {
+	case ev.GetFollow() != nil:
+		subject.WriteString(" " + ev.GetRecipe() + "/" + ev.GetFollow().GetChannel())
 	case ev.GetSecret() != nil:
 		subject.WriteString(" " + strings.TrimSpace(ev.GetSecret().GetName()+" "+ev.GetSecret().GetVersion()))
 	case ev.GetVolume() != nil:
