@@ -42,6 +42,9 @@ func TestParseCommand(t *testing.T) {
 		{"abra app -n deploy -d matrix.example.com -fC", Command{Action: Deploy, Domain: "matrix.example.com", Chaos: true}, true},
 		{"abra app deploy --chaos=false matrix.example.com", Command{Action: Deploy, Domain: "matrix.example.com"}, true},
 		{"abra app deploy -D matrix.example.com", Command{Action: Deploy, Domain: "matrix.example.com"}, true}, // -D: --no-domain-checks, a switch
+		// -i: --ignore-env-version, a switch: the version after the domain stays the version.
+		{"abra app upgrade -i matrix.example.com 4.1.0+v1.94.0", Command{Action: Upgrade, Domain: "matrix.example.com", Args: []string{"4.1.0+v1.94.0"}}, true},
+		{"abra app rollback --ignore-env-version matrix.example.com", Command{Action: Rollback, Domain: "matrix.example.com"}, true},
 		{"abra app new -Sssw1.example.com matrix-synapse -D=matrix.example.com", Command{Action: New, Domain: "matrix.example.com", Args: []string{"matrix-synapse"}, Server: "sw1.example.com", Secrets: true}, true},
 		{"abra app secret insert matrix.example.com db_password v3 -- -hunter2", Command{Action: SecretInsert, Domain: "matrix.example.com", Args: []string{"db_password", "v3", "-hunter2"}}, true},
 		{"abra app secret insert -- matrix.example.com -db v3", Command{Action: SecretInsert, Domain: "matrix.example.com", Args: []string{"-db", "v3"}}, true},
@@ -126,6 +129,9 @@ func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{
 		// secret insert: DATA however typed.
 		{"abra app secret insert D db v1 s3cr3t", "abra app secret insert D db v1 <redacted>"},
+		// abra's --ignore-env-version (-i) is a switch of deploys: nothing after it is a secret.
+		{"abra app upgrade -i D 4.1.0+v1.94.0", "abra app upgrade -i D 4.1.0+v1.94.0"},
+		{"abra app deploy --ignore-env-version D", "abra app deploy --ignore-env-version D"},
 		{"abra a s i D db v1 s3cr3t", "abra a s i D db v1 <redacted>"},
 		{"abra app secrets i D db v1 s3cr3t", "abra app secrets i D db v1 <redacted>"},
 		{"abra app secret insert D db v1 -- -s3cr3t", "abra app secret insert D db v1 -- <redacted>"},

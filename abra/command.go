@@ -232,7 +232,7 @@ var (
 	all   = flagSpec{long: "all", short: "a"}
 	pass  = flagSpec{long: "pass", short: "P"}
 	// The checks deploy, upgrade and rollback can be told to skip.
-	deployFlags = []flagSpec{chaos, force, {long: "no-domain-checks", short: "D"}, {long: "no-converge-checks", short: "c"}}
+	deployFlags = []flagSpec{chaos, force, {long: "no-domain-checks", short: "D"}, {long: "no-converge-checks", short: "c"}, {long: "ignore-env-version", short: "i"}}
 )
 
 var appSpecs = []appSpec{

@@ -129,13 +129,17 @@ func (s *Store) Channel(ref projects.ChannelRef) (*fold.Channel, error) {
 }
 
 func (s *Store) channel(tip gitrepo.Hash, ref projects.ChannelRef) (*fold.Channel, error) {
+	notYet := fmt.Errorf("channel %s: %w: never promoted, and no rule set", ref, ErrNotFound)
 	events, err := s.events(tip, ref.Address())
+	if errors.Is(err, ErrNotFound) {
+		return nil, notYet
+	}
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", ref, err)
 	}
 	c := fold.FoldChannel(events)
 	if c == nil {
-		return nil, fmt.Errorf("channel %s: %w", ref, ErrNotFound)
+		return nil, notYet
 	}
 	return c, nil
 }

@@ -298,6 +298,9 @@ func (e *env) writeChannels(channels []*fold.Channel, history bool) error {
 			if pr.Expected != "" {
 				notes = append(notes, "expected "+pr.Expected)
 			}
+			if m, _, _ := strings.Cut(strings.TrimSpace(pr.Message), "\n"); m != "" {
+				notes = append(notes, "\""+m+"\"")
+			}
 			h.row("  "+when(pr.Time), pr.Version, "from "+orNone(pr.Previous), orDash(pr.Operator), pr.EventID, strings.Join(notes, "; "))
 		}
 		if err := h.flush(); err != nil {

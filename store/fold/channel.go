@@ -48,6 +48,8 @@ type Promotion struct {
 	// apps whose soak let it through.
 	Forced   bool     `json:"forced"`
 	Admitted []string `json:"admitted"`
+	// Message is why, in the promoting operator's words (-m).
+	Message string `json:"message"`
 }
 
 // Rule is a channel's rule: a release may be promoted only once every app
@@ -87,7 +89,7 @@ func FoldChannel(events []*metav1.Event) *Channel {
 			c.UnknownEvents++
 		case ev.GetKind() == metav1.Kind_KIND_PROMOTE:
 			p := ev.GetPromotion()
-			pr := Promotion{Ref: RefOf(ev), Previous: p.GetPrevious(), Expected: p.GetExpected(), Forced: p.GetForced(), Admitted: append([]string{}, p.GetAdmitted()...)}
+			pr := Promotion{Ref: RefOf(ev), Previous: p.GetPrevious(), Expected: p.GetExpected(), Forced: p.GetForced(), Admitted: append([]string{}, p.GetAdmitted()...), Message: ev.GetMessage()}
 			c.History = append(c.History, pr)
 			c.Version, c.Promoted = pr.Version, &c.History[len(c.History)-1]
 		case ev.GetKind() == metav1.Kind_KIND_CHANNEL_RULE:
