@@ -1,5 +1,6 @@
 // Command mkrepo builds a meta log of a given size for the scripts in
-// bench/: mkrepo DIR APPS EVENTS_PER_APP.
+// bench/: mkrepo DIR APPS EVENTS_PER_APP [fleet]. With fleet, every app
+// follows a channel a release ahead of it (fixture.BuildFleet).
 package main
 
 import (
@@ -11,8 +12,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: mkrepo DIR APPS EVENTS_PER_APP")
+	fleet := len(os.Args) == 5 && os.Args[4] == "fleet"
+	if len(os.Args) != 4 && !fleet {
+		fmt.Fprintln(os.Stderr, "usage: mkrepo DIR APPS EVENTS_PER_APP [fleet]")
 		os.Exit(2)
 	}
 	apps, err1 := strconv.Atoi(os.Args[2])
@@ -21,7 +23,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mkrepo: APPS and EVENTS_PER_APP are positive whole numbers")
 		os.Exit(2)
 	}
-	if err := fixture.Build(os.Args[1], apps, per); err != nil {
+	build := fixture.Build
+	if fleet {
+		build = fixture.BuildFleet
+	}
+	if err := build(os.Args[1], apps, per); err != nil {
 		fmt.Fprintln(os.Stderr, "mkrepo:", err)
 		os.Exit(1)
 	}
