@@ -391,25 +391,21 @@ func (cfg *Config) drive(ctx context.Context, st *State, retry []string, resumed
 		return sum, cause
 	}
 	var last *plan.Plan
-	for {
-		if err := ctx.Err(); err != nil {
-			return stop(last, "", "interrupted before the next wave", fmt.Errorf("%w: %w", ErrStopped, err))
-		}
+	moved := "" // why look found the channel moved
+	// look pulls and plans the next wave from the log as it stands: the
+	// waves left (skipped apps left out), or why the rollout stops.
+	look := func() (*plan.Plan, []plan.Wave, error) {
 		if err := cfg.pull(ctx); err != nil {
-			return stop(last, "", err.Error(), fmt.Errorf("%w: %w", ErrStopped, err))
+			return nil, nil, err
 		}
 		p, version, err := cfg.plan(cfg.Channel, cfg.EnvOrder, cfg.WaveSize, retry)
 		if err != nil {
-			return stop(last, "", err.Error(), fmt.Errorf("%w: %w", ErrStopped, err))
+			return nil, nil, err
 		}
 		last = p
 		if version != st.Version {
-			reason := fmt.Sprintf("the channel moved to %s meanwhile", orText(version, "no release"))
-			return stop(p, "", reason, fmt.Errorf("%w: %s %s; start a new rollout: meta rollout %s", ErrChannelMoved, cfg.Channel, reason, cfg.Channel))
-		}
-		apps := map[string]plan.App{}
-		for _, a := range p.Apps {
-			apps[a.Ref()] = a
+			moved = fmt.Sprintf("the channel moved to %s meanwhile", orText(version, "no release"))
+			return p, nil, fmt.Errorf("%w: %s: the channel moved to %s meanwhile; start a new rollout: meta rollout %s", ErrChannelMoved, cfg.Channel, orText(version, "no release"), cfg.Channel)
 		}
 		skip := map[string]bool{}
 		for _, s := range st.Skipped {
@@ -428,17 +424,42 @@ func (cfg *Config) drive(ctx context.Context, st *State, retry []string, resumed
 				todo = append(todo, left)
 			}
 		}
+		return p, todo, nil
+	}
+	stopLooking := func(err error) (*Summary, error) {
+		if moved != "" {
+			return stop(last, "", moved, err)
+		}
+		return stop(last, "", err.Error(), fmt.Errorf("%w: %w", ErrStopped, err))
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return stop(last, "", "interrupted before the next wave", fmt.Errorf("%w: %w", ErrStopped, err))
+		}
+		p, todo, err := look()
+		if err != nil {
+			return stopLooking(err)
+		}
+		if len(todo) > 0 && ran > 0 && cfg.Pause > 0 {
+			// Paused only when there is a next wave, and that wave is
+			// planned again after the pause: others may act meanwhile.
+			cfg.say("pausing %s before wave %d/%d", cfg.Pause, st.Waves+1, st.Waves+len(todo))
+			if err := cfg.sleep(ctx, cfg.Pause); err != nil {
+				return stop(last, "", "interrupted during the pause", fmt.Errorf("%w: %w", ErrStopped, err))
+			}
+			if p, todo, err = look(); err != nil {
+				return stopLooking(err)
+			}
+		}
 		if len(todo) == 0 {
 			return cfg.finish(st, p, resumed)
 		}
+		apps := map[string]plan.App{}
+		for _, a := range p.Apps {
+			apps[a.Ref()] = a
+		}
 		w := todo[0]
 		number, total := st.Waves+1, st.Waves+len(todo)
-		if ran > 0 && cfg.Pause > 0 {
-			cfg.say("pausing %s before wave %d/%d", cfg.Pause, number, total)
-			if err := cfg.sleep(ctx, cfg.Pause); err != nil {
-				return stop(p, "", "interrupted during the pause", fmt.Errorf("%w: %w", ErrStopped, err))
-			}
-		}
 		ran++
 		st.Waves = number
 		w.Number = number
