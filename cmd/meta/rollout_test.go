@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/swarm/swarmtest"
 )
 
 // rolloutStandIn is abra as the rollout needs it: `abra app upgrade
@@ -200,5 +202,131 @@ func TestRolloutCommand(t *testing.T) {
 	// The batch is open, with both upgrades.
 	if out, err := meta(t, dir, "batch", "show"); err != nil || !strings.Contains(out, "rollout nextcloud/stable to 5.1.0+29.0.4") || strings.Count(out, "upgrade") < 2 {
 		t.Fatalf("batch show: %v\n%s", err, out)
+	}
+}
+
+// swarmStandIn is abra on a real Swarm: `abra app deploy|upgrade [flags]
+// DOMAIN VERSION` writes VERSION into the env file and runs `docker stack
+// deploy` with $COMPOSE/DOMAIN-VERSION.yml if there is one, else
+// $COMPOSE/VERSION.yml; like abra it returns once Swarm took the spec.
+const swarmStandIn = `#!/usr/bin/env bash
+set -eu
+pos=()
+for a in "$@"; do case $a in -*) ;; *) pos+=("$a") ;; esac; done
+action=${pos[1]} domain=${pos[2]} version=${pos[3]}
+echo "$domain" >> "$CTL/calls"
+f=$(ls "$ABRA_DIR"/servers/*/"$domain".env)
+sed -i "s/^TYPE=\([^:]*\).*/TYPE=\1:$version/" "$f"
+stack=$(sed -n 's/^STACK_NAME=//p' "$f")
+compose="$COMPOSE/$version.yml"
+[ -f "$COMPOSE/$domain-$version.yml" ] && compose="$COMPOSE/$domain-$version.yml"
+STACK=$stack VERSION=$version docker stack deploy --resolve-image never -c "$compose" "$stack" >/dev/null
+echo "abra: $action $domain $version"
+`
+
+const swarmCompose = `version: "3.8"
+services:
+  app:
+    image: ${IMAGE}
+    environment: {RELEASE: "${VERSION}"%s}
+    healthcheck: {test: ["CMD", "/app", "health"], interval: 1s, timeout: 1s, retries: 1, start_period: 1s}
+    deploy:
+      labels: ["coop-cloud.${STACK}.version=${VERSION}", "coop-cloud.${STACK}.recipe=nextcloud", "coop-cloud.${STACK}.chaos=false"]
+      update_config: {failure_action: rollback, order: start-first, monitor: 4s}
+`
+
+// A rollout of 3 apps on the real Engine: Swarm rolls the 2nd's upgrade
+// back (its new task crashes within the update monitor); the rollout
+// stops there, the 3rd untouched. --skip goes on with the 3rd.
+func TestRolloutOnARealSwarm(t *testing.T) {
+	engine := swarmtest.Engine(t)
+	image := engine.Image(t)
+	base := swarmtest.StackName(t)
+	apps := []string{"a.example.org", "b.example.org", "c.example.org"}
+	stacks := map[string]string{}
+	for i, d := range apps {
+		stacks[d] = fmt.Sprintf("%s_%d", base, i+1)
+	}
+	t.Cleanup(func() {
+		for _, s := range stacks {
+			engine.Remove(t, s)
+		}
+	})
+	work := t.TempDir()
+	dir, ctl, abraDir, compose, bin := filepath.Join(work, "log"), filepath.Join(work, "ctl"), filepath.Join(work, "abra"), filepath.Join(work, "compose"), filepath.Join(work, "bin", "abra")
+	for _, d := range []string{ctl, compose, filepath.Dir(bin), filepath.Join(abraDir, "servers", "swarm1")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, data string, mode os.FileMode) {
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bin, swarmStandIn, 0o755)
+	write(filepath.Join(compose, "1.0.0.yml"), fmt.Sprintf(swarmCompose, ""), 0o644)
+	write(filepath.Join(compose, "1.1.0.yml"), fmt.Sprintf(swarmCompose, ""), 0o644)
+	write(filepath.Join(compose, "b.example.org-1.1.0.yml"), fmt.Sprintf(swarmCompose, ", CRASH_AFTER: 2s"), 0o644)
+	env := []string{"META_OPERATOR=Alice <alice@example.com>", "ABRA_DIR=" + abraDir, "CTL=" + ctl, "HOME=" + work, "META_DIR=" + dir,
+		"DOCKER_HOST=" + engine.Host.DockerHost, "IMAGE=" + image, "GIT_AUTHOR_NAME=Git", "GIT_AUTHOR_EMAIL=git@example.com", "GIT_COMMITTER_NAME=Git", "GIT_COMMITTER_EMAIL=git@example.com", "COMPOSE=" + compose, "ROLLOUT_ABRA=" + bin}
+	sh := func(script string) {
+		t.Helper()
+		c := exec.Command("sh", "-c", script)
+		c.Dir, c.Env = dir, append(os.Environ(), env...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+	}
+	if _, err := meta(t, "", "init", dir, "--project", "coop", "--env", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	sh(`sed -i "s/^version: 1$/version: 3/" meta.yaml && printf "servers:\n  swarm1:\n    env: prod\n    docker_host: %s\n" "$DOCKER_HOST" >> meta.yaml && git commit -qam "the servers Engines"`)
+	for _, d := range apps {
+		write(filepath.Join(abraDir, "servers", "swarm1", d+".env"), "TYPE=nextcloud:1.0.0\nDOMAIN="+d+"\nSTACK_NAME="+stacks[d]+"\n", 0o644)
+		sh(`meta exec --abra "$ROLLOUT_ABRA" -- abra app deploy ` + d + ` 1.0.0`)
+	}
+	s, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, who, o := context.Background(), &metav1.Actor{Name: "Alice", Email: "alice@example.com"}, store.AppendOptions{}
+	stable := projects.ChannelRef{Recipe: "nextcloud", Channel: "stable"}
+	if _, err := s.AddReleases(ctx, []store.ReleaseSpec{{Recipe: "nextcloud", Version: "1.0.0"}, {Recipe: "nextcloud", Version: "1.1.0"}}, false, who, time.Now(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range apps {
+		if _, err := s.Follow(ctx, d, stable, "", who, time.Now(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Promote(ctx, store.PromoteSpec{Channel: stable, Version: "1.1.0"}, who, time.Now(), o); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.Remove(filepath.Join(ctl, "calls"))
+
+	out, stderr, code := runRollout(t, env, "nextcloud/stable")
+	if code != 1 || !strings.Contains(out, "stopped: b.example.org: rolled back by Swarm") || !strings.Contains(out, "resume: meta rollout --resume\n    or: meta rollout --resume --skip b.example.org") {
+		t.Fatalf("rollout: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if got := calls(t, ctl); !slices.Equal(got, apps[:2]) {
+		t.Fatalf("abra was asked %v", got)
+	}
+	for d, want := range map[string]string{"a.example.org": `"state":"deployed","version":"1.1.0"`, "b.example.org": `"state":"rolled-back","version":"1.0.0"`, "c.example.org": `"state":"deployed","version":"1.0.0"`} {
+		if out, err := meta(t, dir, "head", d, "--json"); err != nil || !strings.Contains(out, want) {
+			t.Errorf("head %s: %v\n%s", d, err, out)
+		}
+	}
+	if got := engine.Docker(t, "service", "inspect", "--format", "{{index .Spec.Labels \"coop-cloud."+stacks["c.example.org"]+".version\"}}", stacks["c.example.org"]+"_app"); strings.TrimSpace(got) != "1.0.0" {
+		t.Fatalf("c's stack runs %q", got)
+	}
+	// Leaving b out, the rollout finishes with c.
+	out, stderr, code = runRollout(t, env, "--resume", "--skip", "b.example.org")
+	if code != 0 || !strings.Contains(out, ": done") || !strings.Contains(out, "2 upgraded") || !strings.Contains(out, "1 skipped") {
+		t.Fatalf("resume --skip: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if got := calls(t, ctl); !slices.Equal(got, []string{"a.example.org", "b.example.org", "c.example.org"}) {
+		t.Fatalf("abra was asked %v", got)
 	}
 }
