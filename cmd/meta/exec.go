@@ -91,34 +91,8 @@ only runs abra, so the alias can live in a shared shell profile:
 				}
 				return exitWith(res.Code)
 			}
-			if e.offline {
-				r.Options.NoSync = true
-			}
-			if r.Store, r.Actor, err = e.openAs(); err != nil {
-				return fmt.Errorf("%w; to run abra without the log, pass --no-operator-sync --no-operator-log or set sync: false in %s", err, cfg.path)
-			}
-			r.Options.ForceSync = e.forceSync
-			r.OpenEnv = func(ctx context.Context, domain string) (dotenv.File, string, error) {
-				ev, err := e.envsFor(r.Store, &sealFlags{})
-				if err != nil {
-					return dotenv.File{}, "", err
-				}
-				f, digest, _, err := ev.Open(ctx, domain)
-				return f, digest, err
-			}
-			r.Follow = &opsync.Follow{Timeout: settle, Getenv: e.getenv}
-			if !cmd.Flags().Changed("settle-timeout") && cfg.SettleTimeout != "" {
-				if r.Follow.Timeout, err = time.ParseDuration(cfg.SettleTimeout); err != nil {
-					return usageError{fmt.Errorf("operator config %s: settle_timeout %q is not a duration like 5m", cfg.path, cfg.SettleTimeout)}
-				}
-			}
-			if isTerminal(e.stderr) {
-				r.Follow.Progress = func(line string) { fmt.Fprintf(e.stderr, "meta: %s\n", printable(line)) }
-			}
-			r.Recorded = func(ev *metav1.Event) {
-				if err := e.nudgeHub(cmd.Context()); err != nil {
-					e.warn("recorded, but the hub was not told (it finds the event at its next poll): %v", err)
-				}
+			if err := e.logRunner(cmd, cfg, r, settle); err != nil {
+				return err
 			}
 			res, err := r.Run(cmd.Context(), argv)
 			if res == nil {
@@ -141,6 +115,46 @@ only runs abra, so the alias can live in a shared shell profile:
 	fl.DurationVar(&settle, "settle-timeout", 0, "how long to wait for Swarm to settle a deploy's update (default: from the stack's update_config, at most 15m; settle_timeout: in the operator config; below 0: do not wait, record it pending)")
 	fl.BoolVar(&o.Force, "force", false, "go ahead despite another operator's lock on the app (the log records that you did)")
 	return cmd
+}
+
+// logRunner gives r, made with the abra directory, options and terminal,
+// what running abra around the log takes, as meta exec and meta rollout
+// both run it: the log and who you are, the env files' opener, following
+// Swarm (settle, else settle_timeout: in the operator config; the
+// --settle-timeout flag when cmd has one and it was given) with progress
+// on a terminal, and the hub's nudge after each record.
+func (e *env) logRunner(cmd *cobra.Command, cfg operatorConfig, r *opsync.Runner, settle time.Duration) error {
+	if e.offline {
+		r.Options.NoSync = true
+	}
+	var err error
+	if r.Store, r.Actor, err = e.openAs(); err != nil {
+		return fmt.Errorf("%w; to run abra without the log, pass --no-operator-sync --no-operator-log or set sync: false in %s", err, cfg.path)
+	}
+	r.Options.ForceSync = e.forceSync
+	r.OpenEnv = func(ctx context.Context, domain string) (dotenv.File, string, error) {
+		ev, err := e.envsFor(r.Store, &sealFlags{})
+		if err != nil {
+			return dotenv.File{}, "", err
+		}
+		f, digest, _, err := ev.Open(ctx, domain)
+		return f, digest, err
+	}
+	r.Follow = &opsync.Follow{Timeout: settle, Getenv: e.getenv}
+	if f := cmd.Flags().Lookup("settle-timeout"); (f == nil || !f.Changed) && cfg.SettleTimeout != "" {
+		if r.Follow.Timeout, err = time.ParseDuration(cfg.SettleTimeout); err != nil {
+			return usageError{fmt.Errorf("operator config %s: settle_timeout %q is not a duration like 5m", cfg.path, cfg.SettleTimeout)}
+		}
+	}
+	if isTerminal(e.stderr) {
+		r.Follow.Progress = func(line string) { fmt.Fprintf(e.stderr, "meta: %s\n", printable(line)) }
+	}
+	r.Recorded = func(ev *metav1.Event) {
+		if err := e.nudgeHub(cmd.Context()); err != nil {
+			e.warn("recorded, but the hub was not told (it finds the event at its next poll): %v", err)
+		}
+	}
+	return nil
 }
 
 // exitWith ends meta with code, reporting nothing more.

@@ -180,7 +180,7 @@ else git's user.name and user.email.`,
 		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
 	})
 
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e), newRelease(e), newChannel(e), newFollow(e), newUnfollow(e), newPlan(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e), newRelease(e), newChannel(e), newFollow(e), newUnfollow(e), newPlan(e), newRollout(e))
 	appFlags(root)
 	// cobra adds its completion command when the root runs; added now, it
 	// gets the same argument checks (`meta completion bogus` exits 2).
