@@ -13,7 +13,6 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
-	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
@@ -215,16 +214,13 @@ func (tx *Tx) Heads(now time.Time) ([]*fold.Head, error) {
 }
 
 // addRecipe adds ev to a recipe's log, moving meta.yaml to the version
-// such logs need (config.RecipesVersion) in the same write, so that a
-// meta that does not know them refuses to write to the log instead of
-// taking them for junk.
+// such logs need (config.RecipesVersion) in the commit of the write's first
+// record (commitTx), so that a meta that does not know them refuses to
+// write to the log instead of taking them for junk.
 func (tx *Tx) addRecipe(a projects.Address, ev *metav1.Event) error {
 	if c := tx.Config(); c.Version < c.WithRecipes().Version {
 		if err := tx.PutConfig(c.WithRecipes()); err != nil {
 			return err
-		}
-		if tx.Message == "" {
-			tx.Message = fmt.Sprintf("meta.yaml: version %d, for recipes' logs", config.RecipesVersion)
 		}
 	}
 	tx.Add(a, ev)

@@ -39,8 +39,12 @@ func TestReleasesAndPromotionsAreRecordsOfTheirLogs(t *testing.T) {
 	if err != nil || cfg.Version != config.RecipesVersion {
 		t.Fatalf("meta.yaml at the first release: version %d, %v", cfg.Version, err)
 	}
-	if subject := git(t, s.Root(), "log", "-1", "--format=%s", "HEAD~2"); !strings.HasPrefix(subject, "meta.yaml: version 4") {
-		t.Fatalf("the commit before the first release is %q, not meta.yaml's move to version 4", subject)
+	// One commit: the first record and meta.yaml's move.
+	if files := git(t, s.Root(), "show", "--format=", "--name-only", "HEAD~1"); strings.Count(files, "\n") != 1 || !strings.Contains(files, "meta.yaml") || !strings.Contains(files, "projects/_recipes/nextcloud/_releases/") {
+		t.Fatalf("the first release's commit holds:\n%s", files)
+	}
+	if before, _ := config.Parse([]byte(git(t, s.Root(), "show", "HEAD~2:meta.yaml"))); before.Version != config.Initial {
+		t.Fatalf("meta.yaml before the first release: version %d", before.Version)
 	}
 	if _, err := s.AddReleases(ctx, []ReleaseSpec{{Recipe: "nextcloud", Version: "1.0.0+29.0.0"}}, false, alice, time.Now(), AppendOptions{}); !errors.Is(err, ErrRecorded) {
 		t.Fatalf("recording a release twice: %v", err)
@@ -80,6 +84,24 @@ func TestReleasesAndPromotionsAreRecordsOfTheirLogs(t *testing.T) {
 	v, err := s.Verify(ctx, nil)
 	if err != nil || len(v.Findings) != 0 {
 		t.Fatalf("verify: %+v, %v", v, err)
+	}
+	assertClean(t, s.Root())
+}
+
+// A first record of a recipe's log that cannot be written leaves meta.yaml
+// as it was: nothing is written at all.
+func TestRefusedFirstRecordLeavesMetaYAML(t *testing.T) {
+	s := newLog(t)
+	tip := git(t, s.Root(), "rev-parse", "HEAD")
+	_, err := s.AddReleases(context.Background(), []ReleaseSpec{{Recipe: "nextcloud", Version: "1.0.0", Notes: "bad \x1b notes"}}, false, alice, time.Now(), AppendOptions{})
+	if err == nil {
+		t.Fatal("a release with an escape in its notes was recorded")
+	}
+	if _, err := s.SetRule(context.Background(), stable, "staging", time.Hour, "why \x1b", alice, time.Now(), AppendOptions{}); err == nil {
+		t.Fatal("a rule with an escape in its message was recorded")
+	}
+	if now := git(t, s.Root(), "rev-parse", "HEAD"); now != tip {
+		t.Fatalf("refused writes committed: %s", git(t, s.Root(), "log", "--format=%s", tip+"..HEAD"))
 	}
 	assertClean(t, s.Root())
 }

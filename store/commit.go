@@ -41,18 +41,18 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 		})
 	}
 	// A meta.yaml change that comes without env files (the version a
-	// recipe's log needs) goes first: the records that need it never
-	// stand in history before it.
+	// recipe's log needs) goes into the first event's commit: the records
+	// that need it never stand in history before it, and an event that
+	// cannot be written leaves meta.yaml as it was.
 	cfgFirst := tx.replaces() && len(tx.envs) == 0 && len(tx.adds) > 0
-	if cfgFirst {
-		if err := change(); err != nil {
-			return nil, err
-		}
-	}
-	for _, e := range tx.adds {
+	for i, e := range tx.adds {
 		when := at()
 		if err := s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
-			return s.planEvent(tip, e, actor, now, when, opts, batch)
+			c, err := s.planEvent(tip, e, actor, now, when, opts, batch)
+			if err == nil && i == 0 && cfgFirst {
+				c.files = append(c.files, gitrepo.File{Path: config.File, Data: tx.newCfg, Replace: true})
+			}
+			return c, err
 		}); err != nil {
 			return nil, err
 		}
