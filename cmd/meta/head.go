@@ -100,21 +100,25 @@ func channelStatus(e *env, s *store.Store, h *fold.Head, now time.Time) (*plan.S
 	if h.Follows == nil {
 		return nil, nil
 	}
-	channels, err := s.Channels(h.Follows.Recipe)
+	statusOf, err := channelStatusAmong(e, s, h.Follows.Recipe, now)
 	if err != nil {
 		return nil, err
 	}
-	return channelStatusAmong(e, s, channels, now)(h), nil
+	return statusOf(h), nil
 }
 
-// channelStatusAmong says how each head stands against its channel among
-// channels.
-func channelStatusAmong(e *env, s *store.Store, channels []*fold.Channel, now time.Time) func(*fold.Head) *plan.Status {
+// channelStatusAmong says how each head stands against its channel, one
+// of recipe's (every recipe's for "").
+func channelStatusAmong(e *env, s *store.Store, recipe string, now time.Time) (func(*fold.Head) *plan.Status, error) {
+	in, err := plan.ChannelsFrom(s, recipe)
+	if err != nil {
+		return nil, err
+	}
 	o := plan.Options{Now: now}
 	if a, err := e.actor(s.Root()); err == nil {
 		o.Operator = a.GetName()
 	}
-	return func(h *fold.Head) *plan.Status { return plan.StatusOf(h, channels, s.Config(), o) }
+	return func(h *fold.Head) *plan.Status { return plan.StatusOf(h, in, o) }, nil
 }
 
 // statusText says in a few words how an app stands against its channel.

@@ -27,11 +27,10 @@ func newLs(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			channels, err := s.Channels("")
+			statusOf, err := channelStatusAmong(e, s, "", time.Now())
 			if err != nil {
 				return err
 			}
-			statusOf := channelStatusAmong(e, s, channels, time.Now())
 			status := map[*fold.Head]*plan.Status{}
 			for _, h := range heads {
 				status[h] = statusOf(h)

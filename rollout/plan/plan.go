@@ -50,6 +50,7 @@ const (
 	BlockState     = "not-deployed"    // new, undeployed or unknown
 	BlockChaos     = "chaos"           // a chaos deploy runs
 	BlockVersion   = "version"         // a version that is no recipe version
+	BlockAhead     = "ahead"           // the app runs a newer release than the channel ever had
 )
 
 // Options say what to plan and how to group it.
@@ -142,19 +143,46 @@ type Input struct {
 	Heads    []*fold.Head
 	Channels []*fold.Channel
 	Config   config.Config
+	// Releases are the recorded releases, by recipe and version: a
+	// channel at a version not among them (a hand-made promotion) moves
+	// no app.
+	Releases map[string]map[string]bool
 }
 
 // FromStore reads the plan's input from the log as it stands.
 func FromStore(s *store.Store) (Input, error) {
-	heads, err := s.List()
+	in, err := ChannelsFrom(s, "")
 	if err != nil {
 		return Input{}, err
 	}
-	channels, err := s.Channels("")
+	if in.Heads, err = s.List(); err != nil {
+		return Input{}, err
+	}
+	return in, nil
+}
+
+// ChannelsFrom is FromStore without the heads: recipe's channels (every
+// recipe's for "") and their releases, for StatusOf.
+func ChannelsFrom(s *store.Store, recipe string) (Input, error) {
+	channels, err := s.Channels(recipe)
 	if err != nil {
 		return Input{}, err
 	}
-	return Input{Heads: heads, Channels: channels, Config: s.Config()}, nil
+	in := Input{Channels: channels, Config: s.Config(), Releases: map[string]map[string]bool{}}
+	for _, c := range channels {
+		if in.Releases[c.Recipe] != nil {
+			continue
+		}
+		rels, err := s.Releases(c.Recipe)
+		if err != nil {
+			return Input{}, err
+		}
+		in.Releases[c.Recipe] = map[string]bool{}
+		for _, r := range rels {
+			in.Releases[c.Recipe][r.Version] = true
+		}
+	}
+	return in, nil
 }
 
 // Make plans every app of in that follows a channel (only o.Channel's when
@@ -176,7 +204,7 @@ func Make(in Input, o Options) *Plan {
 			continue
 		}
 		followers[ref]++
-		p.Apps = append(p.Apps, planApp(h, channels[ref], ref, in.Config, o))
+		p.Apps = append(p.Apps, planApp(h, channels[ref], ref, in, o))
 	}
 	if o.Channel != nil {
 		followers[o.Channel.String()] += 0
@@ -216,25 +244,28 @@ func Make(in Input, o Options) *Plan {
 }
 
 // planApp is the one rule of what an app's plan is.
-func planApp(h *fold.Head, c *fold.Channel, ref string, cfg config.Config, o Options) App {
+func planApp(h *fold.Head, c *fold.Channel, ref string, in Input, o Options) App {
 	a := App{
-		Domain: h.Domain, Project: h.Project, Env: h.Env, Server: server(h, cfg), Channel: ref,
+		Domain: h.Domain, Project: h.Project, Env: h.Env, Server: server(h, in.Config), Channel: ref,
 		LogVersion: h.Running(), ObservedVersion: h.ObservedVersion, State: h.State, Drift: h.Drift,
 		Command: []string{}, Blocked: []string{},
 	}
 	block := func(word, format string, args ...any) {
 		a.Blocked = append(a.Blocked, word+": "+fmt.Sprintf(format, args...))
 	}
-	if c == nil || c.Version == "" {
+	switch {
+	case c == nil || c.Version == "":
 		block(BlockNoRelease, "%s has no release yet (meta channel promote)", ref)
+	case !in.Releases[c.Recipe][c.Version]:
+		block(BlockNoRelease, "%s is at %s, which is no recorded release of %s (a promotion meta did not make?)", ref, c.Version, c.Recipe)
+	}
+	if len(a.Blocked) > 0 {
 		a.Action = Blocked
 		return a
 	}
 	a.ChannelVersion = c.Version
-	if a.LogVersion == c.Version && h.State == fold.StateDeployed && h.Drift == "" {
-		a.Action = UpToDate
-		return a
-	}
+	// What must be settled before anyone can say the app is where its
+	// channel is: forks, and a recipe that is not the channel's.
 	if c.Forked {
 		var vs []string
 		for _, f := range c.Forks {
@@ -247,6 +278,10 @@ func planApp(h *fold.Head, c *fold.Channel, ref string, cfg config.Config, o Opt
 	}
 	if h.Forked {
 		block(BlockAppForked, "the app's log has %d heads: the next append by someone who has them all joins them", len(h.Heads))
+	}
+	if len(a.Blocked) == 0 && a.LogVersion == c.Version && h.State == fold.StateDeployed && h.Drift == "" {
+		a.Action = UpToDate
+		return a
 	}
 	if l := h.ActiveLock(o.Now); l != nil && l.Holder != o.Operator {
 		block(BlockLocked, "%s holds a lock until %s: %s", l.Holder, l.Expires.UTC().Format(time.RFC3339), l.Reason)
@@ -279,6 +314,11 @@ func planApp(h *fold.Head, c *fold.Channel, ref string, cfg config.Config, o Opt
 		switch cmp, err := abra.CompareVersions(a.LogVersion, c.Version); {
 		case err != nil:
 			block(BlockVersion, "%v", err)
+		case cmp > 0 && !promotedFrom(c, a.LogVersion):
+			// Newer than anything the channel had: a hotfix by hand, or
+			// a channel not promoted yet. A downgrade can lose data:
+			// only a channel moved back from that release asks for one.
+			block(BlockAhead, "the app runs %s, newer than %s ever was: promote it, or roll back by hand", a.LogVersion, ref)
 		case cmp > 0:
 			action = Rollback
 		}
@@ -294,6 +334,11 @@ func planApp(h *fold.Head, c *fold.Channel, ref string, cfg config.Config, o Opt
 		a.Command = abra.UpgradeCommand(h.Domain, c.Version)
 	}
 	return a
+}
+
+// promotedFrom says the channel was once at version.
+func promotedFrom(c *fold.Channel, version string) bool {
+	return slices.ContainsFunc(c.History, func(p fold.Promotion) bool { return p.Version == version })
 }
 
 // server is the abra server the app runs on: the one it was last
@@ -381,21 +426,23 @@ type Status struct {
 	Blocked []string `json:"blocked"`
 }
 
-// StatusOf is h's status against its channel among channels, nil when h
+// StatusOf is h's status against its channel among in's, nil when h
 // follows none: the app's plan, the same rule as Make's.
-func StatusOf(h *fold.Head, channels []*fold.Channel, cfg config.Config, o Options) *Status {
+func StatusOf(h *fold.Head, in Input, o Options) *Status {
 	if h == nil || h.Follows == nil {
 		return nil
 	}
 	ref := h.Follows.Recipe + "/" + h.Follows.Channel
 	var c *fold.Channel
-	for _, ch := range channels {
+	for _, ch := range in.Channels {
 		if ch.Recipe+"/"+ch.Channel == ref {
 			c = ch
 		}
 	}
-	a := planApp(h, c, ref, cfg, o)
-	return &Status{Channel: ref, Version: a.ChannelVersion, Lags: a.Action != UpToDate, Action: a.Action, Blocked: a.Blocked}
+	a := planApp(h, c, ref, in, o)
+	// Before a channel's first release there is nothing to lag behind.
+	lags := a.Action != UpToDate && (c != nil && c.Version != "")
+	return &Status{Channel: ref, Version: a.ChannelVersion, Lags: lags, Action: a.Action, Blocked: a.Blocked}
 }
 
 // Of plans from the log as it stands (FromStore, then Make). A channel

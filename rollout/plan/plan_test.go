@@ -24,8 +24,20 @@ func app(domain, env, version string, change ...func(*fold.Head)) *fold.Head {
 	return h
 }
 
-func channel(version string, forked bool) *fold.Channel {
+// recorded are the releases of nextcloud the log holds.
+var recorded = map[string]map[string]bool{"nextcloud": {"2.0.0": true, "2.1.0": true, "2.2.0": true}}
+
+// withReleases is in with the recorded releases.
+func withReleases(in Input) Input {
+	in.Releases = recorded
+	return in
+}
+
+func channel(version string, forked bool, history ...string) *fold.Channel {
 	c := &fold.Channel{Recipe: "nextcloud", Channel: "stable", Version: version, Forked: forked}
+	for _, v := range append(history, version) {
+		c.History = append(c.History, fold.Promotion{Ref: fold.Ref{Version: v}})
+	}
 	if forked {
 		c.Forks = []fold.Promotion{{Ref: fold.Ref{Version: "2.0.0", Operator: "Alice"}}, {Ref: fold.Ref{Version: version, Operator: "Bob"}}}
 	}
@@ -43,7 +55,14 @@ func TestEveryState(t *testing.T) {
 	}{
 		{"up to date", app("a.example.org", "prod", "2.1.0"), channel("2.1.0", false), UpToDate, "", ""},
 		{"lagging", app("a.example.org", "prod", "2.0.0"), channel("2.1.0", false), Upgrade, "", "abra app upgrade --no-input a.example.org 2.1.0"},
-		{"channel moved back", app("a.example.org", "prod", "2.1.0"), channel("2.0.0", false), Rollback, "", "abra app rollback --no-input a.example.org 2.0.0"},
+		{"channel moved back", app("a.example.org", "prod", "2.1.0"), channel("2.0.0", false, "2.0.0", "2.1.0"), Rollback, "", "abra app rollback --no-input a.example.org 2.0.0"},
+		// A hotfix by hand, newer than anything the channel had: no
+		// downgrade is offered.
+		{"app ahead of its channel", app("a.example.org", "prod", "2.2.0"), channel("2.1.0", false), Blocked, BlockAhead, ""},
+		// A hand-made promotion to a release nobody recorded moves no app.
+		{"channel at an unrecorded release", app("a.example.org", "prod", "2.0.0"), channel("9.9.9", false), Blocked, BlockNoRelease + ": nextcloud/stable is at 9.9.9, which is no recorded release", ""},
+		{"app forked at the channel's release", app("a.example.org", "prod", "2.1.0", func(h *fold.Head) { h.Forked, h.Heads = true, make([]fold.Ref, 2) }), channel("2.1.0", false), Blocked, BlockAppForked, ""},
+		{"other recipe at the channel's version", app("a.example.org", "prod", "2.1.0", func(h *fold.Head) { h.Recipe = "matrix-synapse" }), channel("2.1.0", false), Blocked, BlockRecipe, ""},
 		{"channel never promoted", app("a.example.org", "prod", "2.0.0"), nil, Blocked, BlockNoRelease, ""},
 		{"channel forked", app("a.example.org", "prod", "2.0.0"), channel("2.1.0", true), Blocked, BlockForked, ""},
 		{"drifted", app("a.example.org", "prod", "2.0.0", func(h *fold.Head) { h.Drift, h.DriftDetail = fold.DriftDegraded, "app runs 0 of 1 tasks" }), channel("2.1.0", false), Blocked, BlockDrift + ": app runs 0 of 1", ""},
@@ -73,7 +92,7 @@ func TestEveryState(t *testing.T) {
 			if tc.channel != nil {
 				chans = append(chans, tc.channel)
 			}
-			p := Make(Input{Heads: []*fold.Head{tc.head}, Channels: chans}, Options{Operator: "Alice", Now: now})
+			p := Make(withReleases(Input{Heads: []*fold.Head{tc.head}, Channels: chans}), Options{Operator: "Alice", Now: now})
 			if len(p.Apps) != 1 {
 				t.Fatalf("%d apps planned", len(p.Apps))
 			}
@@ -102,7 +121,7 @@ func TestRemovedMovedAndUnfollowingAppsAreNotPlanned(t *testing.T) {
 		app("d.example.org", "prod", "2.0.0", func(h *fold.Head) { h.Follows.Channel = "staging" }),
 	}
 	stable := projects.ChannelRef{Recipe: "nextcloud", Channel: "stable"}
-	p := Make(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}, Options{Channel: &stable, Now: now})
+	p := Make(withReleases(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}), Options{Channel: &stable, Now: now})
 	if len(p.Apps) != 0 || len(p.Channels) != 1 || p.Channels[0].Followers != 0 {
 		t.Fatalf("planned %+v, channels %+v", p.Apps, p.Channels)
 	}
@@ -125,7 +144,7 @@ func TestWavesByEnvOrderServerAndSize(t *testing.T) {
 	}
 	heads = append(heads, app("u.example.org", "prod", "2.1.0")) // up to date: in no wave
 	cfg := config.Config{Project: "coop", Servers: map[string]config.Server{"staging-box": {Env: "staging"}}}
-	p := Make(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}, Config: cfg},
+	p := Make(withReleases(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}, Config: cfg}),
 		Options{EnvOrder: []string{"test", "staging", "prod"}, WaveSize: 2, Now: now})
 	var got []string
 	for _, w := range p.Waves {
@@ -157,9 +176,9 @@ func TestSamePlanWhateverTheOrder(t *testing.T) {
 	for _, d := range []string{"a", "b", "c", "d", "e"} {
 		heads = append(heads, app(d+".example.org", map[bool]string{true: "prod", false: "test"}[d < "c"], "2.0.0"))
 	}
-	one := Make(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}, Options{WaveSize: 1, Now: now})
+	one := Make(withReleases(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}), Options{WaveSize: 1, Now: now})
 	slices.Reverse(heads)
-	two := Make(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}, Options{WaveSize: 1, Now: now})
+	two := Make(withReleases(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}), Options{WaveSize: 1, Now: now})
 	a, _ := json.Marshal(one)
 	b, _ := json.Marshal(two)
 	if string(a) != string(b) {
@@ -174,7 +193,7 @@ func TestRetryLiftsOnlyTheFailedBlock(t *testing.T) {
 	failed := func(h *fold.Head) { h.State = fold.StateDeployFailed }
 	heads := []*fold.Head{app("a.example.org", "prod", "2.0.0", failed), app("b.example.org", "prod", "2.0.0", failed),
 		app("c.example.org", "prod", "2.0.0", failed, func(h *fold.Head) { h.Drift = fold.DriftDown })}
-	p := Make(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}},
+	p := Make(withReleases(Input{Heads: heads, Channels: []*fold.Channel{channel("2.1.0", false)}}),
 		Options{Now: now, Retry: []string{"coop/prod/a.example.org", "coop/prod/c.example.org"}})
 	got := map[string]string{}
 	for _, a := range p.Apps {
@@ -187,13 +206,13 @@ func TestRetryLiftsOnlyTheFailedBlock(t *testing.T) {
 
 func TestStatusOf(t *testing.T) {
 	chans := []*fold.Channel{channel("2.1.0", false)}
-	if s := StatusOf(app("a.example.org", "prod", "2.1.0"), chans, config.Config{}, Options{Now: now}); s == nil || s.Lags || s.Action != UpToDate || s.Version != "2.1.0" || s.Channel != "nextcloud/stable" {
+	if s := StatusOf(app("a.example.org", "prod", "2.1.0"), withReleases(Input{Channels: chans}), Options{Now: now}); s == nil || s.Lags || s.Action != UpToDate || s.Version != "2.1.0" || s.Channel != "nextcloud/stable" {
 		t.Fatalf("up to date: %+v", s)
 	}
-	if s := StatusOf(app("a.example.org", "prod", "2.0.0"), chans, config.Config{}, Options{Now: now}); s == nil || !s.Lags || s.Action != Upgrade {
+	if s := StatusOf(app("a.example.org", "prod", "2.0.0"), withReleases(Input{Channels: chans}), Options{Now: now}); s == nil || !s.Lags || s.Action != Upgrade {
 		t.Fatalf("lagging: %+v", s)
 	}
-	if s := StatusOf(app("a.example.org", "prod", "2.0.0", func(h *fold.Head) { h.Follows = nil }), chans, config.Config{}, Options{Now: now}); s != nil {
+	if s := StatusOf(app("a.example.org", "prod", "2.0.0", func(h *fold.Head) { h.Follows = nil }), withReleases(Input{Channels: chans}), Options{Now: now}); s != nil {
 		t.Fatalf("not following: %+v", s)
 	}
 }
