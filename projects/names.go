@@ -34,13 +34,16 @@ const maxDomain = 253
 
 // ValidateProject checks a project name: a lowercase label of letters,
 // digits, '-', '_' and '.', starting with a letter or digit.
-func ValidateProject(name string) error { return validateLabel("project", name) }
+func ValidateProject(name string) error { return validateLabel("project", name, true) }
 
 // ValidateEnv checks an env name; the rules are the project's, so a server's
 // domain (e.g. "swarm.example.com") can name an env.
-func ValidateEnv(name string) error { return validateLabel("env", name) }
+func ValidateEnv(name string) error { return validateLabel("env", name, true) }
 
-func validateLabel(field, name string) error {
+// validateLabel checks a lowercase label of letters, digits, '-', '_'
+// and, when dots, '.' (never two in a row), starting with a letter or
+// digit, at most maxLabel long.
+func validateLabel(field, name string, dots bool) error {
 	if reason := commonProblem(name); reason != "" {
 		return &NameError{Field: field, Name: name, Reason: reason}
 	}
@@ -52,7 +55,7 @@ func validateLabel(field, name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !isLowerAlnum(c) && c != '-' && c != '_' && c != '.' {
+		if !isLowerAlnum(c) && c != '-' && c != '_' && (c != '.' || !dots) {
 			return &NameError{Field: field, Name: name, Reason: charReason(c)}
 		}
 	}

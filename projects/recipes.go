@@ -1,7 +1,5 @@
 package projects
 
-import "fmt"
-
 // Recipes is the directory under Root that holds the recipes' logs:
 // projects/_recipes/<recipe>/<log>/<YYYY-MM>/<id>.pb. No project can be
 // named so (a project starts with a letter or digit), so a recipe's logs
@@ -68,29 +66,11 @@ func (a Address) validateRecipeLog() error {
 // name of its git repository, e.g. "nextcloud", "matrix-synapse"): a
 // lowercase label of letters, digits, '-' and '_', starting with a letter
 // or digit, at most 63 characters.
-func ValidateRecipe(name string) error { return validateWord("recipe", name) }
+func ValidateRecipe(name string) error { return validateLabel("recipe", name, false) }
 
 // ValidateChannel checks a channel's name, e.g. "stable", "staging": the
 // same rules as a recipe's.
-func ValidateChannel(name string) error { return validateWord("channel", name) }
-
-func validateWord(field, name string) error {
-	if reason := commonProblem(name); reason != "" {
-		return &NameError{Field: field, Name: name, Reason: reason}
-	}
-	if len(name) > maxLabel {
-		return &NameError{Field: field, Name: name, Reason: fmt.Sprintf("longer than %d characters", maxLabel)}
-	}
-	if !isLowerAlnum(name[0]) {
-		return &NameError{Field: field, Name: name, Reason: "must start with a lowercase letter or digit"}
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !isLowerAlnum(c) && c != '-' && c != '_' {
-			return &NameError{Field: field, Name: name, Reason: charReason(c)}
-		}
-	}
-	return nil
-}
+func ValidateChannel(name string) error { return validateLabel("channel", name, false) }
 
 // ChannelRef is how a person names a channel: recipe/channel.
 type ChannelRef struct {
