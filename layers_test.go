@@ -45,16 +45,17 @@ var layers = map[string]int{
 	"doctor":       5,
 	"rollout/plan": 5,
 
-	"hub":               6,
+	"hub/page":          6,
 	"rollout":           6,
 	"notify/notifytest": 6,
 	"bench/fixture":     6,
-	"bench/follow":      7,
-	"bench/mkrepo":      7,
-	"bench/signlog":     7,
-	"cmd/meta":          7,
-	"cmd/meta-seal":     7,
-	"":                  8, // this package: docs and this test
+	"hub":               7,
+	"bench/follow":      8,
+	"bench/mkrepo":      8,
+	"bench/signlog":     8,
+	"cmd/meta":          8,
+	"cmd/meta-seal":     8,
+	"":                  9, // this package: docs and this test
 }
 
 // only names the one package that may import each outside library that a

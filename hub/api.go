@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,7 +105,7 @@ func NewHandler(s *store.Store) http.Handler {
 		reply(w, c, err)
 	})
 	mux.HandleFunc("GET /v1/plan", func(w http.ResponseWriter, r *http.Request) {
-		o, err := planOptions(r.URL.Query())
+		o, err := plan.ParseQuery(r.URL.Query(), time.Now())
 		if err != nil {
 			reply(w, nil, err)
 			return
@@ -121,7 +120,7 @@ func NewHandler(s *store.Store) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
-	return jsonErrors(mux)
+	return jsonErrors(mux, nil)
 }
 
 // Release is a recorded release as /v1/releases serves it: its recipe, the
@@ -191,43 +190,22 @@ func knownRecipe(s *store.Store, recipe string, named bool) error {
 	return nil
 }
 
-// planOptions reads /v1/plan's query: channel=recipe/channel plans only
-// its followers, env_order=a,b the envs' order of waves, wave_size=N the
-// most apps in a wave. The hub plans as no operator: every lease blocks.
-func planOptions(q url.Values) (plan.Options, error) {
-	o := plan.Options{Now: time.Now()}
-	if q.Has("channel") {
-		ref, err := projects.ParseChannelRef(q.Get("channel"))
-		if err != nil {
-			return o, err
-		}
-		o.Channel = &ref
-	}
-	if v := q.Get("env_order"); v != "" {
-		o.EnvOrder = strings.Split(v, ",")
-	}
-	if v := q.Get("wave_size"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return o, fmt.Errorf("%w: wave_size must be a whole number, 0 for whole waves", errBadQuery)
-		}
-		o.WaveSize = n
-	}
-	return o, nil
-}
-
-// errBadQuery: a query parameter the caller got wrong (400).
-var errBadQuery = errors.New("bad query")
-
 // jsonErrors serves mux, but answers what mux has no route for (404, or
 // 405 with Allow) as JSON, the shape of every other error, instead of
-// ServeMux's plain text.
-func jsonErrors(mux *http.ServeMux) http.Handler {
+// ServeMux's plain text. A path that is not the API's (/v1/, /healthz,
+// /hooks/) and that mux has no route for goes to pages, when not nil.
+func jsonErrors(mux *http.ServeMux, pages http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
+		}
+		if p := r.URL.Path; pages != nil && p != "/v1" && p != "/healthz" && !strings.HasPrefix(p, "/v1/") && !strings.HasPrefix(p, "/hooks/") {
+			if _, pattern := mux.Handler(&http.Request{Method: http.MethodPost, URL: r.URL, Host: r.Host}); pattern == "" {
+				pages.ServeHTTP(w, r)
+				return
+			}
 		}
 		// No route: h is ServeMux's own answer, a 404, a 405 or a redirect
 		// to the cleaned path. Keep its status and headers, not its text.
@@ -275,7 +253,7 @@ func reply(w http.ResponseWriter, v any, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, projects.ErrInvalidName), errors.Is(err, errBadQuery):
+	case errors.Is(err, projects.ErrInvalidName), errors.Is(err, plan.ErrBadQuery):
 		status = http.StatusBadRequest
 	case errors.Is(err, store.ErrAmbiguous):
 		status = http.StatusConflict

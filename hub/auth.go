@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
+	"git.coopcloud.tech/coop-cloud/meta/hub/page"
 	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
 	"git.coopcloud.tech/coop-cloud/meta/store"
 )
@@ -34,7 +39,7 @@ func (h *Hub) openAPI() error {
 	if err != nil {
 		return err
 	}
-	h.auth = &auth{tokens: checker, required: !h.cfg.Insecure && !loopback(h.cfg.HTTPListen)}
+	h.auth = &auth{tokens: checker, required: !h.cfg.Insecure && !loopback(h.cfg.HTTPListen), identityHeader: h.cfg.IdentityHeader, proxies: h.cfg.TrustedProxies}
 	if n, err := checker.Count(); err != nil {
 		return err
 	} else if n == 0 && h.auth.required {
@@ -53,6 +58,10 @@ func (h *Hub) openAPI() error {
 type auth struct {
 	tokens   *tokens.Checker
 	required bool
+	// identityHeader and proxies are Config's IdentityHeader and
+	// TrustedProxies (none: defaultProxies).
+	identityHeader string
+	proxies        []netip.Prefix
 }
 
 // wrap serves next to requests with a token the file holds now; others get
@@ -114,4 +123,195 @@ func bearer(h http.Header) (token, problem string) {
 func loopback(addr string) bool {
 	a, err := net.ResolveTCPAddr("tcp", addr)
 	return err == nil && a.IP != nil && a.IP.IsLoopback()
+}
+
+// The page's sign-in: the same tokens as the JSON API, kept in a cookie
+// the page's own requests carry, or a user a reverse proxy in front of
+// the hub vouches for (Config.IdentityHeader).
+const (
+	// tokenCookie holds the viewer's token: HttpOnly (no script reads
+	// it), SameSite=Lax (a shared link opens signed in, another site's
+	// form posts without it) and Secure over HTTPS.
+	tokenCookie = "meta_token"
+	cookieLife  = 30 * 24 * time.Hour
+	// maxIdentity bounds the identity header believed.
+	maxIdentity = 256
+)
+
+// CheckIdentityHeader says whether name may be Config.IdentityHeader: a
+// header name (letters, digits, '-'), and not one that carries something
+// else already. Empty is none, and fine.
+func CheckIdentityHeader(name string) error {
+	if name == "" {
+		return nil
+	}
+	for _, c := range name {
+		if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return fmt.Errorf("--identity-header %q: not a header name (letters, digits and '-', such as X-Forwarded-User)", name)
+		}
+	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Authorization", "Cookie", "Host":
+		return fmt.Errorf("--identity-header %q: the API's tokens travel in it, or the browser sets it: name the header the proxy adds (X-Forwarded-User, Remote-User)", name)
+	}
+	return nil
+}
+
+// errNoViewer: the request carries nothing that lets it see the page.
+var errNoViewer = errors.New("not signed in")
+
+// defaultProxies are where an identity header is believed from when the
+// operator names no proxy: this host, where a reverse proxy usually runs.
+var defaultProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// viewer says who r comes from: the proxy's user, the token of the
+// page's cookie or of an Authorization header, or no one on an open hub;
+// errNoViewer otherwise, and tokens.ErrFile while the tokens file cannot
+// be read.
+func (a *auth) viewer(r *http.Request) (page.Viewer, error) {
+	if name := a.proxyUser(r); name != "" {
+		return page.Viewer{Name: name, Via: "proxy"}, nil
+	}
+	if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" && len(c.Value) <= maxTokenHeader {
+		name, err := a.tokens.Check(c.Value)
+		if err == nil {
+			return page.Viewer{Name: name, Via: "token"}, nil
+		} else if errors.Is(err, tokens.ErrFile) {
+			return page.Viewer{}, err
+		}
+	}
+	if r.Header.Get("Authorization") != "" {
+		if token, problem := bearer(r.Header); problem == "" {
+			name, err := a.tokens.Check(token)
+			if err == nil {
+				return page.Viewer{Name: name, Via: "bearer"}, nil
+			} else if errors.Is(err, tokens.ErrFile) {
+				return page.Viewer{}, err
+			}
+		}
+	}
+	_, err := a.tokens.Check("")
+	switch {
+	case errors.Is(err, tokens.ErrNone) && !a.required:
+		return page.Viewer{}, nil
+	case errors.Is(err, tokens.ErrFile):
+		return page.Viewer{}, err
+	}
+	return page.Viewer{}, errNoViewer
+}
+
+// proxyUser is the user the identity header names, when the operator
+// named one and the request comes from a trusted proxy; "" otherwise.
+// A name with control characters, or too long, is not believed.
+func (a *auth) proxyUser(r *http.Request) string {
+	if a.identityHeader == "" || !a.fromProxy(r) {
+		return ""
+	}
+	values := r.Header.Values(a.identityHeader)
+	if len(values) != 1 {
+		return "" // none, or a proxy that added to what the client sent
+	}
+	name := strings.TrimSpace(values[0])
+	if name == "" || len(name) > maxIdentity || strings.ContainsFunc(name, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		return ""
+	}
+	return name
+}
+
+// fromProxy says r's peer is one of the trusted proxies.
+func (a *auth) fromProxy(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	proxies := a.proxies
+	if len(proxies) == 0 {
+		proxies = defaultProxies
+	}
+	addr := ap.Addr().Unmap()
+	return slices.ContainsFunc(proxies, func(p netip.Prefix) bool { return p.Contains(addr) })
+}
+
+// page serves next to viewers that may see the page, naming them in the
+// request's context. Others are sent to sign in (a page) or refused with
+// 401 (the live stream, and what is not a page).
+func (a *auth) page(pg *page.Page, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := a.viewer(r)
+		switch {
+		case err == nil:
+			next.ServeHTTP(w, r.WithContext(page.WithViewer(r.Context(), v)))
+		case errors.Is(err, tokens.ErrFile):
+			pg.Error(w, r, http.StatusInternalServerError, "The hub cannot read its API tokens; it refuses every request until it can.")
+		case r.URL.Path == "/events" || (r.Method != http.MethodGet && r.Method != http.MethodHead):
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintln(w, "sign in at /login first")
+		default:
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		}
+	})
+}
+
+// login is the sign-in page (GET) and form (POST): a token the tokens
+// file holds is kept in the cookie, and the viewer goes on to next.
+func (a *auth) login(pg *page.Page) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next := safeNext(r.FormValue("next"))
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if v, err := a.viewer(r); err == nil && v.Via != "bearer" {
+				http.Redirect(w, r, next, http.StatusSeeOther) // nothing to sign in to
+				return
+			}
+			pg.Login(w, r, http.StatusOK, page.LoginForm{Next: next})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		if err := r.ParseForm(); err != nil {
+			pg.Login(w, r, http.StatusBadRequest, page.LoginForm{Next: next, Problem: "The form could not be read."})
+			return
+		}
+		token := strings.TrimSpace(r.PostForm.Get("token"))
+		_, err := a.tokens.Check(token)
+		switch {
+		case token == "" || len(token) > maxTokenHeader:
+			pg.Login(w, r, http.StatusUnauthorized, page.LoginForm{Next: next, Problem: "Paste one of this hub's tokens."})
+			return
+		case errors.Is(err, tokens.ErrFile):
+			pg.Error(w, r, http.StatusInternalServerError, "The hub cannot read its API tokens; it refuses every request until it can.")
+			return
+		case err != nil:
+			pg.Login(w, r, http.StatusUnauthorized, page.LoginForm{Next: next, Problem: "That token is not one of this hub's (wrong, or removed)."})
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: token, Path: "/", MaxAge: int(cookieLife / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.https(r)})
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	})
+}
+
+// logout forgets the cookie.
+func (a *auth) logout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.https(r)})
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+}
+
+// https says the viewer reached the hub over HTTPS: its own TLS, or a
+// trusted proxy's that says so.
+func (a *auth) https(r *http.Request) bool {
+	return r.TLS != nil || a.fromProxy(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// safeNext is where a sign-in may send the viewer: a path of this hub,
+// never another site ("//evil", "https://evil", "/\evil").
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Host != "" || u.Scheme != "" || u.Path == "/login" {
+		return "/"
+	}
+	return next
 }

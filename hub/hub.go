@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -32,6 +33,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 
+	"git.coopcloud.tech/coop-cloud/meta/hub/page"
 	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
@@ -47,8 +49,8 @@ const (
 	DefaultPoll       = 30 * time.Second
 
 	// A request (headers and body) must arrive within DefaultReadTimeout,
-	// its answer be written within DefaultWriteTimeout (the API streams
-	// nothing), and a keep-alive connection wait at most DefaultIdleTimeout
+	// its answer be written within DefaultWriteTimeout (only the page's
+	// live stream outlives it, with a deadline per event), and a keep-alive connection wait at most DefaultIdleTimeout
 	// for its next request. At most DefaultMaxConns are open at once.
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 60 * time.Second
@@ -100,6 +102,13 @@ type Config struct {
 	TokensFile      string
 	Insecure        bool
 	TLSCert, TLSKey string
+	// IdentityHeader names the header a reverse proxy in front of the
+	// hub puts its signed-in user's name in (X-Forwarded-User,
+	// Remote-User, ...): the page believes it, from TrustedProxies only
+	// (none: loopback), instead of asking for a token. Empty: the page
+	// asks for a token whenever the API does.
+	IdentityHeader string
+	TrustedProxies []netip.Prefix
 	// WebhookSecret signs incoming push webhooks; empty turns them off.
 	WebhookSecret []byte
 	// Webhooks receive every new event.
@@ -138,8 +147,11 @@ type Hub struct {
 	listener   *connLimiter
 	http       *http.Server
 	auth       *auth
-	tls        *tls.Config // nil: plain HTTP
-	wake       chan struct{}
+	// page is the web page at /, kept live by live.
+	page *page.Page
+	live *page.Live
+	tls  *tls.Config // nil: plain HTTP
+	wake chan struct{}
 	// fresh says the hub itself committed events (observations): they
 	// are published at once, with no sync and no wakeGap.
 	fresh chan struct{}
@@ -199,6 +211,11 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if err := h.openAPI(); err != nil {
 		return nil, err
 	}
+	h.live = page.NewLive()
+	var err error
+	if h.page, err = page.New(page.Config{Store: cfg.Store, Live: h.live}); err != nil {
+		return nil, err
+	}
 	if h.natsURL == "" {
 		if h.cfg.DataDir == "" {
 			h.cfg.DataDir = filepath.Join(cfg.Store.MetaDir(), "nats")
@@ -212,7 +229,6 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 			return nil, err
 		}
 	}
-	var err error
 	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second, NATSOptions: h.natsOpts})
 	if err != nil {
 		h.Close()
@@ -242,6 +258,9 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         h.listener.track,
 	}
+	// Open pages' streams end when the server shuts down, not after its
+	// grace period.
+	h.http.RegisterOnShutdown(h.live.Close)
 	return h, nil
 }
 
@@ -327,6 +346,19 @@ func (h *Hub) routes() http.Handler {
 		h.auth = &auth{tokens: c}
 	}
 	mux.Handle("/v1/", h.auth.wrap(api))
+	if h.page == nil { // a Hub a test made without New: a page not live
+		pg, err := page.New(page.Config{Store: h.cfg.Store})
+		if err != nil {
+			panic(err) // the embedded templates do not parse: meta's bug
+		}
+		h.page = pg
+	}
+	// The page: its assets open to all (the sign-in page needs them, and
+	// they are the same in every binary), the rest behind the tokens.
+	mux.Handle("GET /static/", h.page)
+	mux.Handle("/login", http.NewCrossOriginProtection().Handler(h.auth.login(h.page)))
+	mux.Handle("POST /logout", http.NewCrossOriginProtection().Handler(h.auth.logout()))
+	pages := h.auth.page(h.page, h.page)
 	// Open to all: it says only that the hub answers, for a proxy's or
 	// orchestrator's health check.
 	mux.Handle("/healthz", api)
@@ -341,7 +373,7 @@ func (h *Hub) routes() http.Handler {
 	for name := range forges {
 		mux.HandleFunc("POST /hooks/"+name, k.handle(name))
 	}
-	return jsonErrors(mux)
+	return jsonErrors(mux, pages)
 }
 
 // NATSURL is where followers reach the hub's NATS.
@@ -513,8 +545,12 @@ func (h *Hub) CatchUp(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	// Webhooks get the same events, whatever becomes of the publishing,
-	// and the observer looks at the stacks of their apps.
+	// open pages fetch themselves again, and the observer looks at the
+	// stacks of their apps.
 	h.feed(ctx, last, events, tip)
+	if h.live != nil {
+		h.live.Publish(events)
+	}
 	if h.observer != nil {
 		h.observer.newEvents(events)
 	}

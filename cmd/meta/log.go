@@ -246,7 +246,7 @@ func writeEvents(w io.Writer, events []*metav1.Event) error {
 		case v.EnvChange != nil:
 			// Which env, and which keys: never values.
 			what = "env " + sealed.ShortDigest(v.EnvDigest)
-			msg = strings.TrimSpace(envSummary(v.EnvChange) + "  " + msg)
+			msg = strings.TrimSpace(v.EnvChange.Summary() + "  " + msg)
 		case v.Observation != nil && v.Observation.UpdateState != "":
 			what += " (" + v.Observation.UpdateState + ")"
 		case v.Lock != nil:
@@ -262,25 +262,4 @@ func writeEvents(w io.Writer, events []*metav1.Event) error {
 		t.row(indent+when(v.Time), abbrev(ev.GetId()), v.Domain, v.Kind, v.Outcome, orDash(what), v.Operator, msg)
 	}
 	return t.flush()
-}
-
-// envSummary names an env change's keys, or counts them when there are
-// many: "+SMTP_HOST ~DOMAIN", "+100 keys", "rekey to alice,bob".
-func envSummary(c *record.EnvView) string {
-	if c.Reason == "rekey" {
-		return "rekey to " + strings.Join(c.Recipients, ",")
-	}
-	var parts []string
-	for _, g := range []struct {
-		sign string
-		keys []string
-	}{{"+", c.Added}, {"~", c.Changed}, {"-", c.Removed}} {
-		switch {
-		case len(g.keys) > 3:
-			parts = append(parts, g.sign+record.Count(len(g.keys), "key"))
-		case len(g.keys) > 0:
-			parts = append(parts, g.sign+strings.Join(g.keys, " "+g.sign))
-		}
-	}
-	return strings.Join(parts, " ")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -19,9 +20,10 @@ func newServe(e *env) *cobra.Command {
 	cfg := hub.Config{}
 	var secretFile string
 	var noObserve bool
+	var proxies []string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the hub: NATS for followers, the log as JSON over HTTP, kept in sync",
+		Short: "Run the hub: NATS for followers, the log as JSON and as a live page over HTTP, kept in sync",
 		Long: `serve runs until interrupted. It keeps this clone in sync with its remote
 (every --poll), puts every event it finds in git on NATS, including events
 appended offline or while NATS was down, and serves the log as JSON:
@@ -31,12 +33,22 @@ appended offline or while NATS was down, and serves the log as JSON:
   GET /v1/apps/{domain}/log?n=N its events, newest first
   GET /healthz
 
+and, on the same listener, as a web page at / (open http://127.0.0.1:8080/):
+every app with what the log says and what Swarm runs, drift, locks, forks
+and channel lag, filterable; a page per app with its timeline; the
+channels, the plan and this week's changes. Open pages update themselves
+within a second of each change the hub publishes.
+
 Once the hub has a token (meta token create NAME), every /v1/ request must
 send one, as "Authorization: Bearer TOKEN"; /healthz and the push-webhook
 receivers never ask for one. On an address beyond loopback (--listen
 0.0.0.0:8080) the hub refuses to start without a token, unless --insecure.
 With --tls-cert and --tls-key it serves HTTPS; or put it behind a reverse
-proxy that terminates TLS and passes the Authorization header on.
+proxy that terminates TLS and passes the Authorization header on. The page
+asks for a token (and keeps it in an HttpOnly, SameSite cookie), or, with
+--identity-header, believes the user a reverse proxy in front of it names
+in that header (single sign-on), from --trusted-proxy addresses only
+(default: loopback).
 
 By default it runs its own NATS server with JetStream (on --nats-listen, data
 under .git/meta/nats or --data), which lets in only those with its keys: it
@@ -95,6 +107,19 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 				if f.d <= 0 {
 					return usageError{fmt.Errorf("%s %s: want a duration above zero", f.flag, f.d)}
 				}
+			}
+			if err := hub.CheckIdentityHeader(cfg.IdentityHeader); err != nil {
+				return usageError{err}
+			}
+			if cfg.IdentityHeader == "" && len(proxies) > 0 {
+				return usageError{errors.New("--trusted-proxy: without --identity-header there is nothing to trust a proxy with")}
+			}
+			for _, v := range proxies {
+				p, err := parseProxy(v)
+				if err != nil {
+					return usageError{err}
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
 			}
 			if cfg.HTTPMaxConns <= 0 {
 				return usageError{fmt.Errorf("--http-max-conns %d: want at least 1", cfg.HTTPMaxConns)}
@@ -158,6 +183,8 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 	cmd.Flags().BoolVar(&cfg.Insecure, "insecure", false, "serve the JSON API without tokens even beyond loopback (anyone who reaches it reads the log)")
 	cmd.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve the JSON API over HTTPS with this PEM certificate chain (with --tls-key)")
 	cmd.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&cfg.IdentityHeader, "identity-header", "", "header in which a reverse proxy in front of the hub names its signed-in user (e.g. X-Forwarded-User); the page believes it instead of asking for a token")
+	cmd.Flags().StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of the reverse proxy whose --identity-header is believed (repeatable; default 127.0.0.0/8 and ::1)")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the secret incoming webhooks are signed with (default $META_WEBHOOK_SECRET)")
 	cmd.Flags().DurationVar(&cfg.ObserveInterval, "observe-interval", hub.DefaultObserveInterval, "how often to look at every stack of every Docker Engine, besides following their events")
 	cmd.Flags().DurationVar(&cfg.ObserveWindow, "observe-window", hub.DefaultObserveWindow, "how long a service's recovery must hold before it is recorded")
@@ -194,4 +221,15 @@ func (e *env) observeEngines(s *store.Store, cfg *hub.Config) error {
 	}
 	cfg.Engines, cfg.Actor = engines, actor
 	return nil
+}
+
+// parseProxy reads a --trusted-proxy: an address (one host) or a CIDR.
+func parseProxy(v string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("--trusted-proxy %q: want an IP address (127.0.0.1) or a CIDR (10.0.0.0/24)", v)
 }

@@ -171,6 +171,10 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--http-max-conns", "0"}, `--http-max-conns 0: want at least 1`},
 		{[]string{"--observe-interval", "0s"}, `--observe-interval 0s: want a duration above zero`},
 		{[]string{"--observe-window", "-1s"}, `--observe-window -1s: want a duration above zero`},
+		{[]string{"--identity-header", "X-User", "--trusted-proxy", "10.0.0.300"}, `--trusted-proxy "10.0.0.300": want an IP address`},
+		{[]string{"--trusted-proxy", "10.0.0.1"}, `--trusted-proxy: without --identity-header`},
+		{[]string{"--identity-header", "X User"}, `--identity-header "X User": not a header name`},
+		{[]string{"--identity-header", "Authorization"}, `--identity-header "Authorization": the API's tokens travel in it`},
 	} {
 		errOut, code := runServe(t, dir, tt.args...)
 		if code != exitBadUse || !strings.Contains(errOut, "meta: error: "+tt.want) {

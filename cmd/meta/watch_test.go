@@ -61,6 +61,9 @@ type natsHub struct {
 	natsPort int
 	url      string
 	args     []string // more flags of meta serve
+	// httpPort is where it serves HTTP: picked at the first start, the
+	// same at every start after it.
+	httpPort int
 	cmd      *exec.Cmd
 	stderr   *lockedBuffer
 }
@@ -83,7 +86,10 @@ func startHub(t *testing.T, dir string) *natsHub {
 
 func (h *natsHub) start() {
 	h.t.Helper()
-	httpPort := freePort(h.t)
+	if h.httpPort == 0 {
+		h.httpPort = freePort(h.t)
+	}
+	httpPort := h.httpPort
 	h.cmd = exec.Command("meta", "--dir", h.dir, "serve", "--data", h.data, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", h.natsPort),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "1h")
 	h.cmd.Args = append(h.cmd.Args, h.args...)

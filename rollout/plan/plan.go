@@ -246,7 +246,7 @@ func Make(in Input, o Options) *Plan {
 // planApp is the one rule of what an app's plan is.
 func planApp(h *fold.Head, c *fold.Channel, ref string, in Input, o Options) App {
 	a := App{
-		Domain: h.Domain, Project: h.Project, Env: h.Env, Server: server(h, in.Config), Channel: ref,
+		Domain: h.Domain, Project: h.Project, Env: h.Env, Server: ServerOf(h, in.Config), Channel: ref,
 		LogVersion: h.Running(), ObservedVersion: h.ObservedVersion, State: h.State, Drift: h.Drift,
 		Command: []string{}, Blocked: []string{},
 	}
@@ -341,11 +341,11 @@ func promotedFrom(c *fold.Channel, version string) bool {
 	return slices.ContainsFunc(c.History, func(p fold.Promotion) bool { return p.Version == version })
 }
 
-// server is the abra server the app runs on: the one it was last
+// ServerOf is the abra server the app runs on (App.Server): the one it was last
 // observed on, else the only one meta.yaml places the app's env on, else
 // the env's name (abra's own: an env is a server unless meta.yaml says
 // otherwise).
-func server(h *fold.Head, cfg config.Config) string {
+func ServerOf(h *fold.Head, cfg config.Config) string {
 	if h.Observed != nil && h.Observed.Server != "" {
 		return h.Observed.Server
 	}

@@ -205,6 +205,27 @@ type EnvView struct {
 	Reason     string   `json:"reason"`
 }
 
+// Summary names an env change's keys, or counts them when there are many:
+// "+SMTP_HOST ~DOMAIN", "+100 keys", "rekey to alice,bob". Never a value.
+func (c *EnvView) Summary() string {
+	if c.Reason == "rekey" {
+		return "rekey to " + strings.Join(c.Recipients, ",")
+	}
+	var parts []string
+	for _, g := range []struct {
+		sign string
+		keys []string
+	}{{"+", c.Added}, {"~", c.Changed}, {"-", c.Removed}} {
+		switch {
+		case len(g.keys) > 3:
+			parts = append(parts, g.sign+Count(len(g.keys), "key"))
+		case len(g.keys) > 0:
+			parts = append(parts, g.sign+strings.Join(g.keys, " "+g.sign))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
 // ReleaseView is the body of a release event.
 type ReleaseView struct {
 	Commit string      `json:"commit"`
