@@ -1,6 +1,8 @@
 package page
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
@@ -60,7 +62,7 @@ func seeded(t *testing.T) *store.Store {
 	return s
 }
 
-func get(t *testing.T, h http.Handler, url string) (int, string) {
+func get(t testing.TB, h http.Handler, url string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
@@ -160,5 +162,41 @@ func TestCache(t *testing.T) {
 	live.Publish([]*metav1.Event{ev.Event})
 	if _, body := get(t, p, "/?q=new"); !strings.Contains(body, "new.example.org") {
 		t.Fatal("still the old page after a change was published")
+	}
+}
+
+// A browser that takes gzip gets the page compressed, the same page.
+func TestGzip(t *testing.T) {
+	p, err := New(Config{Store: seeded(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plain := get(t, p, "/")
+	for _, c := range []struct {
+		accept string
+		gz     bool
+	}{{"gzip, deflate, br", true}, {"br;q=1.0, gzip;q=0.8", true}, {"gzip;q=0", false}, {"identity", false}, {"", false}} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if c.accept != "" {
+			r.Header.Set("Accept-Encoding", c.accept)
+		}
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if got := rec.Header().Get("Content-Encoding") == "gzip"; got != c.gz {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", c.accept, got, c.gz)
+		}
+		if c.gz {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(body) != plain {
+			t.Errorf("Accept-Encoding %q: not the same page", c.accept)
+		}
 	}
 }

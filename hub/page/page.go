@@ -14,6 +14,7 @@ package page
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"embed"
 	"errors"
@@ -185,14 +186,38 @@ func (p *Page) cached(fn render) http.HandlerFunc {
 			gen = p.cfg.Live.Generation()
 		}
 		key := viewerOf(r).Name + "\x00" + r.URL.RequestURI()
-		status, body := p.cache.get(key, gen, p.cfg.CacheFor, func() (int, []byte) {
+		e := p.cache.get(key, gen, p.cfg.CacheFor, func() (int, []byte) {
 			return p.Render(r, fn)
 		})
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		h.Add("Vary", "Accept-Encoding")
+		body := e.body
+		// The main page of a thousand apps is most of a megabyte of
+		// HTML, and a tenth of that compressed: compressed once per
+		// render, however many pages fetch it.
+		if acceptsGzip(r) && len(body) > minGzip {
+			body = e.gzipped()
+			h.Set("Content-Encoding", "gzip")
+		}
+		w.WriteHeader(e.status)
 		w.Write(body)
 	}
+}
+
+// minGzip is the smallest page worth compressing.
+const minGzip = 1 << 10
+
+// acceptsGzip says r's client takes a gzip-compressed answer.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }
 
 // Render renders what fn says, or the error page for its error: 404 for
@@ -275,22 +300,38 @@ type cacheEntry struct {
 	done   chan struct{}
 	status int
 	body   []byte
+	gzOnce sync.Once
+	gz     []byte
+}
+
+// gzipped is the body compressed, made once.
+func (e *cacheEntry) gzipped() []byte {
+	e.gzOnce.Do(func() {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level: no error
+		zw.Write(e.body)
+		zw.Close()
+		e.gz = buf.Bytes()
+	})
+	return e.gz
 }
 
 // maxCached bounds the cache: past it, it starts empty again (filters
 // make many URLs; a page is cheap to render once more).
 const maxCached = 256
 
-func (c *renderCache) get(key string, gen uint64, ttl time.Duration, render func() (int, []byte)) (int, []byte) {
+func (c *renderCache) get(key string, gen uint64, ttl time.Duration, render func() (int, []byte)) *cacheEntry {
 	if ttl < 0 {
-		return render()
+		e := &cacheEntry{}
+		e.status, e.body = render()
+		return e
 	}
 	now := time.Now()
 	c.mu.Lock()
 	if e := c.entries[key]; e != nil && e.gen == gen && now.Sub(e.at) < ttl {
 		c.mu.Unlock()
 		<-e.done
-		return e.status, e.body
+		return e
 	}
 	if c.entries == nil || len(c.entries) >= maxCached {
 		c.entries = map[string]*cacheEntry{}
@@ -300,7 +341,7 @@ func (c *renderCache) get(key string, gen uint64, ttl time.Duration, render func
 	c.mu.Unlock()
 	defer close(e.done)
 	e.status, e.body = render()
-	return e.status, e.body
+	return e
 }
 
 // pathRef is the app an /apps/ path names: a domain, or
