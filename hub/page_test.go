@@ -114,6 +114,9 @@ func TestPageSignIn(t *testing.T) {
 	if resp, _ := send(t, noRedirects, "POST", srv.URL+"/login", cross, "token="+tok); resp.StatusCode != 403 || len(resp.Cookies()) != 0 {
 		t.Errorf("cross-site sign-in: %d, want 403 and no cookie", resp.StatusCode)
 	}
+	if resp, _ := send(t, noRedirects, "POST", srv.URL+"/logout", cross, ""); resp.StatusCode != 403 || len(resp.Cookies()) != 0 {
+		t.Errorf("cross-site sign-out: %d, want 403", resp.StatusCode)
+	}
 
 	// The right one: an HttpOnly, SameSite cookie, and on to next, but
 	// never to another site.

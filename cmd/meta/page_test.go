@@ -270,6 +270,16 @@ func TestPageInABrowser(t *testing.T) {
 	}
 	others("observe", "matrix.example.com", "--inspect", inspect)
 	c.do(t, "the drift shows", chromedp.WaitVisible(css(`tr[data-ref="coop/prod/matrix.example.com"][data-drift="swarm-rollback"]`)))
+	// A promotion: cloud.example.org, which follows the channel, is then
+	// behind it.
+	must("release", "add", "nextcloud", "1.1.0")
+	must("release", "add", "nextcloud", "1.2.0")
+	others("follow", "cloud.example.org", "nextcloud/stable")
+	others("channel", "promote", "nextcloud", "1.2.0", "--to", "stable")
+	c.do(t, "the channel lag shows", chromedp.WaitVisible(css(`tr[data-ref="coop/prod/cloud.example.org"] td[data-label="Channel"] .tag.warn`)))
+	if text := get(t, c, "the lag", chromedp.Text(css(`tr[data-ref="coop/prod/cloud.example.org"] td[data-label="Channel"]`))); !strings.Contains(text, "upgrade to 1.2.0") {
+		t.Errorf("the channel cell says %q", text)
+	}
 	if !get(t, c, "no reload", chromedp.Evaluate[bool](`window.notReloaded === true`)) {
 		t.Fatal("the page reloaded to show the change")
 	}
