@@ -240,6 +240,10 @@ func (a *auth) page(pg *page.Page, next http.Handler) http.Handler {
 		v, err := a.viewer(r)
 		switch {
 		case err == nil:
+			v.Still = func() bool {
+				now, err := a.viewer(r)
+				return err == nil && now.Name == v.Name
+			}
 			next.ServeHTTP(w, r.WithContext(page.WithViewer(r.Context(), v)))
 		case errors.Is(err, tokens.ErrFile):
 			pg.Error(w, r, http.StatusInternalServerError, "The hub cannot read its API tokens; it refuses every request until it can.")

@@ -292,3 +292,62 @@ func TestProxyUser(t *testing.T) {
 		t.Error("believed from a peer that is no trusted proxy")
 	}
 }
+
+// An open page's stream ends when its token is removed: it does not go on
+// naming the apps that change.
+func TestPageLiveEndsWithItsToken(t *testing.T) {
+	s := newLog(t)
+	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
+	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokens.Create(TokensFile(s), "bob", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(context.Background(), Config{Store: s, NATSListen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "nats"), HTTPListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	req, _ := http.NewRequest("GET", "http://"+h.HTTPAddr()+"/events", nil)
+	req.AddCookie(&http.Cookie{Name: tokenCookie, Value: tok})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/events with the cookie: %d", resp.StatusCode)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	if err := tokens.Remove(TokensFile(s), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "b.example.com", "1.0.0")
+	h.Wake()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return // ended, as it should
+			}
+			if strings.Contains(l, "b.example.com") {
+				t.Fatalf("the stream named b.example.com after its token was removed: %s", l)
+			}
+		case <-timeout:
+			t.Fatal("the stream is still open 10 s after its token was removed and the log changed")
+		}
+	}
+}

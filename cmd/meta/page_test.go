@@ -255,6 +255,7 @@ func TestPageInABrowser(t *testing.T) {
 	if text := get(t, c, "the timeline", chromedp.Text(css("ol.timeline"))); n != 2 || !strings.Contains(text, "security release") || !strings.Contains(text, "upgrade") {
 		t.Fatalf("timeline of %d events: %s", n, text)
 	}
+	screenshot(t, c, "page-app.png")
 
 	// Live: another process appends, then observes; the open page shows
 	// both without a reload.

@@ -206,6 +206,13 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !send("hello", hello{Generation: gen, HeartbeatMS: l.heartbeat.Milliseconds()}) {
 		return
 	}
+	// still: the viewer may still see the page (a removed token ends the
+	// stream at the next event or ping; the page then finds itself
+	// signed out).
+	still := viewerOf(r).Still
+	if still == nil {
+		still = func() bool { return true }
+	}
 	tick := time.NewTicker(l.heartbeat)
 	defer tick.Stop()
 	for {
@@ -215,11 +222,11 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-s.done:
 			return
 		case <-s.ready:
-			if c := s.take(); c != nil && !send("change", c) {
+			if c := s.take(); c != nil && (!still() || !send("change", c)) {
 				return
 			}
 		case <-tick.C:
-			if !send("ping", map[string]uint64{"generation": l.Generation()}) {
+			if !still() || !send("ping", map[string]uint64{"generation": l.Generation()}) {
 				return
 			}
 		}

@@ -140,6 +140,10 @@ type Viewer struct {
 	// Via is how: "token" (the page's cookie, which signing out ends),
 	// "bearer" (an Authorization header), "proxy", or "" (open).
 	Via string
+	// Still, when set, says whether the request may still see the page:
+	// a live stream outlives the request that opened it, and ends when
+	// its token is removed.
+	Still func() bool
 }
 
 type viewerKey struct{}

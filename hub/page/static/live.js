@@ -11,7 +11,7 @@
   var status = document.getElementById("live-status");
   var gen = body.dataset.generation || "0";
   var source = null, watchdog = null, heartbeat = 15000, wasLost = false;
-  var busy = false, again = false;
+  var busy = false, again = false, signedOut = false;
 
   function say(state, text) {
     body.dataset.live = state;
@@ -31,6 +31,11 @@
     fetch(location.href, { credentials: "same-origin", cache: "no-store", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (r.status === 401 || (r.redirected && new URL(r.url).pathname === "/login")) {
+          // The token was removed, or the cookie is gone: nothing more
+          // to follow until the viewer signs in again.
+          signedOut = true;
+          if (source) { source.close(); source = null; }
+          clearTimeout(watchdog);
           say("signed-out", "signed out: reload to sign in");
           return null;
         }
@@ -61,6 +66,7 @@
   });
 
   function lost() {
+    if (signedOut) { return; }
     wasLost = true;
     say("lost", "lost the hub: retrying");
   }
@@ -73,10 +79,12 @@
 
   function reconnect() {
     if (source) { source.close(); source = null; }
+    if (signedOut) { return; }
     setTimeout(connect, 2000);
   }
 
   function connect() {
+    if (signedOut) { return; }
     source = new EventSource("/events");
     source.addEventListener("hello", function (e) {
       var d = JSON.parse(e.data);
@@ -93,8 +101,9 @@
     source.onerror = function () {
       lost();
       // Closed: an answer that was not a stream (signed out, the hub
-      // stopping). The browser does not retry those by itself.
-      if (source && source.readyState === EventSource.CLOSED) { reconnect(); }
+      // stopping). The browser does not retry those by itself; asking for
+      // the page says which it was.
+      if (source && source.readyState === EventSource.CLOSED) { refresh(); reconnect(); }
     };
   }
   connect();
