@@ -131,8 +131,10 @@ func loopback(addr string) bool {
 const (
 	// tokenCookie holds the viewer's token: HttpOnly (no script reads
 	// it), SameSite=Lax (a shared link opens signed in, another site's
-	// form posts without it) and Secure over HTTPS.
+	// form posts without it), and over HTTPS Secure and named with the
+	// __Host- prefix (hostCookie), which no other host can set.
 	tokenCookie = "meta_token"
+	hostCookie  = "__Host-" + tokenCookie
 	cookieLife  = 30 * 24 * time.Hour
 	// maxIdentity bounds the identity header believed.
 	maxIdentity = 256
@@ -172,7 +174,12 @@ func (a *auth) viewer(r *http.Request) (page.Viewer, error) {
 	if name := a.proxyUser(r); name != "" {
 		return page.Viewer{Name: name, Via: "proxy"}, nil
 	}
-	if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" && len(c.Value) <= maxTokenHeader {
+	// Any of the cookies sent: a sibling site of the same domain may set
+	// one of the plain name, and it must not lock the viewer out.
+	for _, c := range append(r.CookiesNamed(hostCookie), r.CookiesNamed(tokenCookie)...) {
+		if c.Value == "" || len(c.Value) > maxTokenHeader {
+			continue
+		}
 		name, err := a.tokens.Check(c.Value)
 		if err == nil {
 			return page.Viewer{Name: name, Via: "token"}, nil
@@ -212,7 +219,9 @@ func (a *auth) proxyUser(r *http.Request) string {
 		return "" // none, or a proxy that added to what the client sent
 	}
 	name := strings.TrimSpace(values[0])
-	if name == "" || len(name) > maxIdentity || strings.ContainsFunc(name, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+	// A comma is two values folded into one field: a proxy that added to
+	// what the client sent.
+	if name == "" || len(name) > maxIdentity || strings.ContainsFunc(name, func(c rune) bool { return c < ' ' || c == 0x7f || c == ',' }) {
 		return ""
 	}
 	return name
@@ -237,6 +246,7 @@ func (a *auth) fromProxy(r *http.Request) bool {
 // 401 (the live stream, and what is not a page).
 func (a *auth) page(pg *page.Page, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page.SecureHeaders(w.Header())
 		v, err := a.viewer(r)
 		switch {
 		case err == nil:
@@ -257,12 +267,17 @@ func (a *auth) page(pg *page.Page, next http.Handler) http.Handler {
 	})
 }
 
-// login is the sign-in page (GET) and form (POST): a token the tokens
-// file holds is kept in the cookie, and the viewer goes on to next.
+// maxLoginForm bounds the sign-in form: a token and where to go next.
+const maxLoginForm = 4 << 10
+
+// login is the sign-in page (GET) and form (POST, urlencoded, at most
+// maxLoginForm): a token the tokens file holds is kept in the cookie, and
+// the viewer goes on to next.
 func (a *auth) login(pg *page.Page) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next := safeNext(r.FormValue("next"))
+		page.SecureHeaders(w.Header())
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next := safeNext(r.URL.Query().Get("next"))
 			if v, err := a.viewer(r); err == nil && v.Via != "bearer" {
 				http.Redirect(w, r, next, http.StatusSeeOther) // nothing to sign in to
 				return
@@ -270,11 +285,29 @@ func (a *auth) login(pg *page.Page) http.Handler {
 			pg.Login(w, r, http.StatusOK, page.LoginForm{Next: next})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-		if err := r.ParseForm(); err != nil {
-			pg.Login(w, r, http.StatusBadRequest, page.LoginForm{Next: next, Problem: "The form could not be read."})
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "GET, HEAD, POST")
+			pg.Error(w, r, http.StatusMethodNotAllowed, "Sign in with GET (the form) or POST (what it sends).")
 			return
 		}
+		if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+			pg.Login(w, r, http.StatusUnsupportedMediaType, page.LoginForm{Next: "/", Problem: "The sign-in takes the form's fields (application/x-www-form-urlencoded), nothing else."})
+			return
+		}
+		if r.ContentLength > maxLoginForm {
+			pg.Login(w, r, http.StatusRequestEntityTooLarge, page.LoginForm{Next: "/", Problem: "That is far more than a token."})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+		if err := r.ParseForm(); err != nil {
+			status := http.StatusBadRequest
+			if errors.As(err, new(*http.MaxBytesError)) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			pg.Login(w, r, status, page.LoginForm{Next: "/", Problem: "The form could not be read."})
+			return
+		}
+		next := safeNext(r.PostForm.Get("next"))
 		token := strings.TrimSpace(r.PostForm.Get("token"))
 		_, err := a.tokens.Check(token)
 		switch {
@@ -288,7 +321,7 @@ func (a *auth) login(pg *page.Page) http.Handler {
 			pg.Login(w, r, http.StatusUnauthorized, page.LoginForm{Next: next, Problem: "That token is not one of this hub's (wrong, or removed)."})
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: token, Path: "/", MaxAge: int(cookieLife / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.https(r)})
+		http.SetCookie(w, a.cookie(r, token, int(cookieLife/time.Second)))
 		http.Redirect(w, r, next, http.StatusSeeOther)
 	})
 }
@@ -296,9 +329,24 @@ func (a *auth) login(pg *page.Page) http.Handler {
 // logout forgets the cookie.
 func (a *auth) logout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.https(r)})
+		page.SecureHeaders(w.Header())
+		http.SetCookie(w, a.cookie(r, "", -1))
+		if a.https(r) {
+			// One set before the hub was reached over HTTPS, too.
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: true})
+		}
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})
+}
+
+// cookie is the token's cookie for r's viewer: __Host- and Secure over
+// HTTPS; maxAge below zero deletes it.
+func (a *auth) cookie(r *http.Request, token string, maxAge int) *http.Cookie {
+	c := &http.Cookie{Name: tokenCookie, Value: token, Path: "/", MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if a.https(r) {
+		c.Name, c.Secure = hostCookie, true
+	}
+	return c
 }
 
 // https says the viewer reached the hub over HTTPS: its own TLS, or a

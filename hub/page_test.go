@@ -273,6 +273,7 @@ func TestProxyUser(t *testing.T) {
 	a := &auth{identityHeader: "Remote-User"}
 	for value, want := range map[string]string{
 		"carol": "carol", " carol ": "carol", "carol\x1b[31m": "", "a\x7fb": "", "": "", strings.Repeat("c", maxIdentity+1): "",
+		"bob, eve": "", // two values folded into one field
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = "127.0.0.1:5555"
@@ -349,5 +350,93 @@ func TestPageLiveEndsWithItsToken(t *testing.T) {
 		case <-timeout:
 			t.Fatal("the stream is still open 10 s after its token was removed and the log changed")
 		}
+	}
+}
+
+// The sign-in form is small: a body past its bound is refused before it
+// is read, whatever it holds, and only a form is taken.
+func TestLoginBodyBounded(t *testing.T) {
+	s := newLog(t)
+	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	srv := httptest.NewServer(h.routes())
+	defer srv.Close()
+	big := "token=" + tok + "&next=/&pad=" + strings.Repeat("x", 8<<20)
+	if resp, _ := send(t, noRedirects, "POST", srv.URL+"/login", form, big); resp.StatusCode != 413 || len(resp.Cookies()) != 0 {
+		t.Errorf("an 8 MiB sign-in: %d, cookies %v; want 413 and none", resp.StatusCode, resp.Cookies())
+	}
+	multipart := http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}
+	body := "--x\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\n" + tok + "\r\n--x--\r\n"
+	if resp, _ := send(t, noRedirects, "POST", srv.URL+"/login", multipart, body); resp.StatusCode != 415 || len(resp.Cookies()) != 0 {
+		t.Errorf("a multipart sign-in: %d; want 415", resp.StatusCode)
+	}
+	// next comes from the form on POST, not the query.
+	resp, _ := send(t, noRedirects, "POST", srv.URL+"/login?next=/plan", form, "token="+tok+"&next=/channels")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/channels" {
+		t.Errorf("sign in: %d to %q, want 303 to the form's next", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// A cookie of the same name set by another site of the same domain (a
+// sibling app) does not lock the viewer out: any valid one lets them in.
+func TestTwoTokenCookies(t *testing.T) {
+	s := newLog(t)
+	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
+	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	srv := httptest.NewServer(h.routes())
+	defer srv.Close()
+	if resp, _ := send(t, noRedirects, "GET", srv.URL+"/", http.Header{"Cookie": {tokenCookie + "=junk; " + tokenCookie + "=" + tok}}, ""); resp.StatusCode != 200 {
+		t.Errorf("a junk cookie before the valid one: %d, want 200", resp.StatusCode)
+	}
+}
+
+// What the hub answers for the page (redirects, refusals, the sign-in)
+// carries the page's security headers.
+func TestAuthAnswersCarrySecurityHeaders(t *testing.T) {
+	s := newLog(t)
+	if _, err := tokens.Create(TokensFile(s), "alice", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	srv := httptest.NewServer(h.routes())
+	defer srv.Close()
+	for _, tt := range []struct{ method, path string }{{"GET", "/"}, {"GET", "/events"}, {"GET", "/login"}, {"POST", "/logout"}} {
+		var hdr http.Header
+		if tt.method == "POST" {
+			hdr = form
+		}
+		resp, _ := send(t, noRedirects, tt.method, srv.URL+tt.path, hdr, "")
+		if resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s (%d): no security headers", tt.method, tt.path, resp.StatusCode)
+		}
+	}
+}
+
+// Over HTTPS the cookie is __Host-meta_token: no other host can set it.
+func TestTokenCookieOverHTTPS(t *testing.T) {
+	s := newLog(t)
+	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	srv := httptest.NewTLSServer(h.routes())
+	defer srv.Close()
+	c := srv.Client()
+	c.CheckRedirect = noRedirects.CheckRedirect
+	resp, _ := send(t, c, "POST", srv.URL+"/login", form, "token="+tok)
+	ck := resp.Cookies()
+	if len(ck) != 1 || ck[0].Name != "__Host-"+tokenCookie || !ck[0].Secure || ck[0].Path != "/" || ck[0].Domain != "" {
+		t.Fatalf("cookie over HTTPS: %+v", ck)
+	}
+	if resp, _ := send(t, c, "GET", srv.URL+"/", http.Header{"Cookie": {ck[0].Name + "=" + ck[0].Value}}, ""); resp.StatusCode != 200 {
+		t.Errorf("with the __Host- cookie: %d", resp.StatusCode)
 	}
 }

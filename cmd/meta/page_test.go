@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -90,6 +91,15 @@ func newChromium(t *testing.T) *chromium {
 func call[P, R any](cmd cdp.Command[P, R], params P) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := cdp.Call(ctx, t, cmd, params)
+		return err
+	})
+}
+
+// activate shows the context's tab, as a click on it does: the tab shown
+// before is then hidden.
+func activate() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, target.ActivateTarget, target.ActivateTargetParams{TargetID: t.TargetID})
 		return err
 	})
 }
@@ -299,6 +309,23 @@ func TestPageInABrowser(t *testing.T) {
 	}
 	screenshot(t, c, "page-apps-phone.png")
 	c.do(t, "back to a laptop", chromedp.EmulateViewport(1280, 900))
+
+	// Tabs: a page in a tab that is not shown lets go of its stream, so a
+	// browser's six connections to the hub (plain HTTP) are never all held
+	// by pages nobody looks at. Eight tabs opened one after another in one
+	// window, each shown while it loads, all load and go live.
+	for i := range 8 {
+		tab, cancelTab := chromedp.NewContext(c.ctx, chromedp.WithNewWindow(false))
+		defer cancelTab()
+		ctx, cancel := context.WithTimeout(tab, 15*time.Second)
+		err := chromedp.Do(ctx, activate(), chromedp.Navigate(fmt.Sprintf("%s/?tab=%d", base, i)), chromedp.WaitVisible(css("table.apps")), chromedp.WaitReady(css(`body[data-live="ok"]`)))
+		cancel()
+		if err != nil {
+			t.Fatalf("tab %d of 8 did not load and go live: %v", i+1, err)
+		}
+	}
+	// Shown again, the first page takes its stream back and is live.
+	c.do(t, "the first page shown again", activate(), chromedp.WaitReady(css(`body[data-live="ok"]`)))
 
 	// The hub goes: the page says so; it comes back: the page is live,
 	// with what was appended meanwhile.

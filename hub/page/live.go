@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -35,11 +34,13 @@ type Live struct {
 
 // Change is the data of one "change" event: the generation it brings the
 // page to, and the apps (project/env/domain) and channels (recipe/channel)
-// whose logs grew; both empty when there were too many to name.
+// whose logs grew; when there were too many to name, All is true and both
+// are empty ([], never null).
 type Change struct {
 	Generation uint64   `json:"generation"`
 	Apps       []string `json:"apps"`
 	Channels   []string `json:"channels"`
+	All        bool     `json:"all"`
 }
 
 // hello is the first event of a stream: the generation now, and how
@@ -50,8 +51,11 @@ type hello struct {
 }
 
 type subscriber struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// pending is what the page has yet to hear, named in seen (nil:
+	// nothing pending).
 	pending *Change
+	seen    map[string]bool
 	ready   chan struct{} // one slot: a change is pending
 	done    chan struct{} // closed by Close
 }
@@ -80,17 +84,21 @@ func (l *Live) Publish(events []*metav1.Event) {
 	if len(events) == 0 {
 		return
 	}
-	c := Change{}
+	c := Change{Apps: []string{}, Channels: []string{}}
+	seen := map[string]bool{}
 	for _, ev := range events {
 		a := ev.GetAddress()
-		name := a.GetProject() + "/" + a.GetEnv() + "/" + a.GetApp()
-		list := &c.Apps
+		name, list := a.GetProject()+"/"+a.GetEnv()+"/"+a.GetApp(), &c.Apps
 		if a.GetProject() == "_recipes" {
 			name, list = a.GetEnv()+"/"+a.GetApp(), &c.Channels
 		}
-		if !slices.Contains(*list, name) {
+		if !seen[name] {
+			seen[name] = true
 			*list = append(*list, name)
 		}
+	}
+	if len(seen) > maxLiveApps {
+		c = Change{Apps: []string{}, Channels: []string{}, All: true}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -104,23 +112,28 @@ func (l *Live) Publish(events []*metav1.Event) {
 	}
 }
 
-// add merges c into what s has yet to send, and wakes s.
+// add merges c into what s has yet to send, and wakes s. Once there are
+// too many names to send, it stays "all" until s takes it.
 func (s *subscriber) add(c Change) {
 	s.mu.Lock()
 	if s.pending == nil {
-		s.pending = &Change{}
+		s.pending, s.seen = &Change{Apps: []string{}, Channels: []string{}}, map[string]bool{}
 	}
 	p := s.pending
 	p.Generation = c.Generation
-	for _, pair := range []struct{ to, from *[]string }{{&p.Apps, &c.Apps}, {&p.Channels, &c.Channels}} {
-		for _, n := range *pair.from {
-			if !slices.Contains(*pair.to, n) {
-				*pair.to = append(*pair.to, n)
+	switch {
+	case p.All:
+	case c.All || len(s.seen)+len(c.Apps)+len(c.Channels) > maxLiveApps && s.overflows(c):
+		p.Apps, p.Channels, p.All, s.seen = []string{}, []string{}, true, nil
+	default:
+		for _, pair := range []struct{ to, from *[]string }{{&p.Apps, &c.Apps}, {&p.Channels, &c.Channels}} {
+			for _, n := range *pair.from {
+				if !s.seen[n] {
+					s.seen[n] = true
+					*pair.to = append(*pair.to, n)
+				}
 			}
 		}
-	}
-	if len(p.Apps)+len(p.Channels) > maxLiveApps {
-		p.Apps, p.Channels = []string{}, []string{}
 	}
 	s.mu.Unlock()
 	select {
@@ -129,11 +142,25 @@ func (s *subscriber) add(c Change) {
 	}
 }
 
+// overflows says c's names, with those pending, are more than a change
+// names.
+func (s *subscriber) overflows(c Change) bool {
+	n := len(s.seen)
+	for _, list := range [][]string{c.Apps, c.Channels} {
+		for _, name := range list {
+			if !s.seen[name] {
+				n++
+			}
+		}
+	}
+	return n > maxLiveApps
+}
+
 func (s *subscriber) take() *Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.pending
-	s.pending = nil
+	s.pending, s.seen = nil, nil
 	return c
 }
 

@@ -22,6 +22,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,7 +109,7 @@ func New(cfg Config) (*Page, error) {
 
 // ServeHTTP serves the page's paths; anything else is a page saying so.
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	secure(w.Header())
+	SecureHeaders(w.Header())
 	if _, pattern := p.mux.Handler(r); pattern == "" {
 		status := http.StatusNotFound
 		msg := "There is no page at " + r.URL.Path + "."
@@ -122,10 +123,11 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mux.ServeHTTP(w, r)
 }
 
-// secure sets the headers every answer of the page carries: nothing but
-// the hub's own scripts, styles and images, no framing, no sniffing, and
-// no URL (with its filters) sent to other sites.
-func secure(h http.Header) {
+// SecureHeaders sets the headers every answer of the page carries
+// (the hub's sign-in and redirects too): nothing but the hub's own
+// scripts, styles and images, no framing, no sniffing, and no URL (with
+// its filters) sent to other sites.
+func SecureHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
@@ -178,6 +180,13 @@ func (p *Page) base(r *http.Request, title, nav string) base {
 	return b
 }
 
+// still is the base of a page that is not live: the sign-in page (whose
+// viewer may not follow the log) and the error pages (nothing there to
+// follow).
+func (p *Page) still(r *http.Request, title string) base {
+	return base{Title: title, Viewer: viewerOf(r), Now: p.cfg.Now()}
+}
+
 // render is one answer: a status and the page, or an error to show.
 type render func(r *http.Request) (name string, status int, data any, err error)
 
@@ -189,9 +198,12 @@ func (p *Page) cached(fn render) http.HandlerFunc {
 		if p.cfg.Live != nil {
 			gen = p.cfg.Live.Generation()
 		}
-		key := viewerOf(r).Name + "\x00" + r.URL.RequestURI()
+		v := viewerOf(r)
+		key := v.Via + "\x00" + v.Name + "\x00" + r.URL.RequestURI()
 		e := p.cache.get(key, gen, p.cfg.CacheFor, func() (int, []byte) {
-			return p.Render(r, fn)
+			// The render is everyone's who asks for the key meanwhile:
+			// the first viewer going does not cancel it for the others.
+			return p.Render(r.WithContext(context.WithoutCancel(r.Context())), fn)
 		})
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
@@ -217,9 +229,15 @@ const minGzip = 1 << 10
 func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
-			return true
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
 		}
+		q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+		if !ok {
+			return params == "" // gzip, with no weight: wanted
+		}
+		w, err := strconv.ParseFloat(q, 64)
+		return err == nil && w > 0
 	}
 	return false
 }
@@ -239,7 +257,7 @@ func (p *Page) Render(r *http.Request, fn render) (int, []byte) {
 		case errors.Is(err, store.ErrAmbiguous):
 			status = http.StatusConflict
 		}
-		name, data = "error", errorData{base: p.base(r, http.StatusText(status), ""), Status: status, Message: err.Error()}
+		name, data = "error", errorData{base: p.still(r, http.StatusText(status)), Status: status, Message: err.Error()}
 	}
 	var buf bytes.Buffer
 	if err := p.pages[name].Execute(&buf, data); err != nil {
@@ -258,7 +276,7 @@ type errorData struct {
 // Error answers r with the error page: status and what went wrong.
 func (p *Page) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	_, body := p.Render(r, func(r *http.Request) (string, int, any, error) {
-		return "error", status, errorData{base: p.base(r, http.StatusText(status), ""), Status: status, Message: msg}, nil
+		return "error", status, errorData{base: p.still(r, http.StatusText(status)), Status: status, Message: msg}, nil
 	})
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -281,9 +299,9 @@ type loginData struct {
 // Login answers r with the sign-in page, with status (401 while a token
 // is wanted).
 func (p *Page) Login(w http.ResponseWriter, r *http.Request, status int, f LoginForm) {
-	secure(w.Header())
+	SecureHeaders(w.Header())
 	_, body := p.Render(r, func(r *http.Request) (string, int, any, error) {
-		return "login", status, loginData{base: p.base(r, "Sign in", ""), LoginForm: f}, nil
+		return "login", status, loginData{base: p.still(r, "Sign in"), LoginForm: f}, nil
 	})
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -292,10 +310,13 @@ func (p *Page) Login(w http.ResponseWriter, r *http.Request, status int, f Login
 }
 
 // renderCache holds rendered pages by key. Concurrent requests for a key
-// wait for one render instead of each making their own.
+// wait for one render instead of each making their own. Only answers below
+// 500 are kept, expired entries are dropped as new ones come, and it
+// holds at most maxCachedBytes.
 type renderCache struct {
 	mu      sync.Mutex
 	entries map[string]*cacheEntry
+	bytes   int
 }
 
 type cacheEntry struct {
@@ -320,14 +341,14 @@ func (e *cacheEntry) gzipped() []byte {
 	return e.gz
 }
 
-// maxCached bounds the cache: past it, it starts empty again (filters
-// make many URLs; a page is cheap to render once more).
-const maxCached = 256
+// maxCachedBytes bounds what the cache holds (a main page of a thousand
+// apps is about a megabyte, and its compressed copy a tenth of that).
+const maxCachedBytes = 32 << 20
 
 func (c *renderCache) get(key string, gen uint64, ttl time.Duration, render func() (int, []byte)) *cacheEntry {
 	if ttl < 0 {
 		e := &cacheEntry{}
-		e.status, e.body = render()
+		e.status, e.body = safely(render)
 		return e
 	}
 	now := time.Now()
@@ -335,17 +356,68 @@ func (c *renderCache) get(key string, gen uint64, ttl time.Duration, render func
 	if e := c.entries[key]; e != nil && e.gen == gen && now.Sub(e.at) < ttl {
 		c.mu.Unlock()
 		<-e.done
-		return e
+		if e.status < 500 {
+			return e
+		}
+		return c.get(key, gen, ttl, render) // it failed: render again
 	}
-	if c.entries == nil || len(c.entries) >= maxCached {
+	if c.entries == nil {
 		c.entries = map[string]*cacheEntry{}
+	}
+	for k, old := range c.entries {
+		if now.Sub(old.at) >= ttl || old.gen != gen {
+			c.drop(k, old)
+		}
 	}
 	e := &cacheEntry{gen: gen, at: now, done: make(chan struct{})}
 	c.entries[key] = e
 	c.mu.Unlock()
-	defer close(e.done)
-	e.status, e.body = render()
+	e.status, e.body = safely(render)
+	c.mu.Lock()
+	switch {
+	case c.entries[key] != e:
+		// Dropped meanwhile: keep nothing of it.
+	case e.status >= 500:
+		delete(c.entries, key)
+	default:
+		c.bytes += 2 * len(e.body) // with room for its compressed copy
+		for k, old := range c.entries {
+			if c.bytes <= maxCachedBytes {
+				break
+			}
+			if old != e {
+				c.drop(k, old)
+			}
+		}
+		if c.bytes > maxCachedBytes {
+			c.drop(key, e)
+		}
+	}
+	c.mu.Unlock()
+	close(e.done)
 	return e
+}
+
+// drop forgets the entry at k; the caller holds c.mu. An entry whose
+// render is under way is counted only once it is done.
+func (c *renderCache) drop(k string, e *cacheEntry) {
+	select {
+	case <-e.done:
+		c.bytes -= 2 * len(e.body)
+	default:
+	}
+	delete(c.entries, k)
+}
+
+// safely renders, and makes a panic (meta's bug) a 500 that says so
+// rather than an answer that never comes.
+func safely(render func() (int, []byte)) (status int, body []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			status, body = http.StatusInternalServerError, []byte(fmt.Sprintf("meta: the page could not be rendered: %v\n", v))
+		}
+	}()
+	return render()
 }
 
 // pathRef is the app an /apps/ path names: a domain, or

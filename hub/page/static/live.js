@@ -84,7 +84,8 @@
   }
 
   function connect() {
-    if (signedOut) { return; }
+    if (signedOut || source) { return; }
+    if (document.hidden) { say("paused", "paused while hidden"); return; }
     source = new EventSource("/events");
     source.addEventListener("hello", function (e) {
       var d = JSON.parse(e.data);
@@ -106,5 +107,18 @@
       if (source && source.readyState === EventSource.CLOSED) { refresh(); reconnect(); }
     };
   }
+  // A hidden page lets go of its stream, and catches up when it is seen
+  // again: over plain HTTP a browser opens at most six connections to a
+  // host, and each open stream holds one, so six open tabs would leave
+  // none for the seventh to load.
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) {
+      if (source) { source.close(); source = null; }
+      clearTimeout(watchdog);
+      if (!signedOut) { wasLost = true; say("paused", "paused while hidden"); }
+    } else {
+      connect();
+    }
+  });
   connect();
 })();
