@@ -39,6 +39,9 @@
           say("signed-out", "signed out: reload to sign in");
           return null;
         }
+        // The hub failing to render keeps the page as it was: what it
+        // shows is older, not gone.
+        if (r.status >= 500) { throw new Error("the hub answered " + r.status); }
         return r.text();
       })
       .then(function (html) {
