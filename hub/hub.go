@@ -50,8 +50,9 @@ const (
 
 	// A request (headers and body) must arrive within DefaultReadTimeout,
 	// its answer be written within DefaultWriteTimeout (only the page's
-	// live stream outlives it, with a deadline per event), and a keep-alive connection wait at most DefaultIdleTimeout
-	// for its next request. At most DefaultMaxConns are open at once.
+	// live stream outlives it, with a deadline per event), and a
+	// keep-alive connection wait at most DefaultIdleTimeout for its next
+	// request. At most DefaultMaxConns are open at once.
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 60 * time.Second
 	DefaultIdleTimeout  = 60 * time.Second

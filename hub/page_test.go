@@ -16,6 +16,7 @@ import (
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/hub/tokens"
+	"git.coopcloud.tech/coop-cloud/meta/store"
 )
 
 // noRedirects is a client that shows redirects instead of following them.
@@ -356,14 +357,7 @@ func TestPageLiveEndsWithItsToken(t *testing.T) {
 // The sign-in form is small: a body past its bound is refused before it
 // is read, whatever it holds, and only a form is taken.
 func TestLoginBodyBounded(t *testing.T) {
-	s := newLog(t)
-	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
-	srv := httptest.NewServer(h.routes())
-	defer srv.Close()
+	_, tok, srv := tokenHub(t, httptest.NewServer)
 	big := "token=" + tok + "&next=/&pad=" + strings.Repeat("x", 8<<20)
 	if resp, _ := send(t, noRedirects, "POST", srv.URL+"/login", form, big); resp.StatusCode != 413 || len(resp.Cookies()) != 0 {
 		t.Errorf("an 8 MiB sign-in: %d, cookies %v; want 413 and none", resp.StatusCode, resp.Cookies())
@@ -383,15 +377,8 @@ func TestLoginBodyBounded(t *testing.T) {
 // A cookie of the same name set by another site of the same domain (a
 // sibling app) does not lock the viewer out: any valid one lets them in.
 func TestTwoTokenCookies(t *testing.T) {
-	s := newLog(t)
+	s, tok, srv := tokenHub(t, httptest.NewServer)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
-	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
-	srv := httptest.NewServer(h.routes())
-	defer srv.Close()
 	if resp, _ := send(t, noRedirects, "GET", srv.URL+"/", http.Header{"Cookie": {tokenCookie + "=junk; " + tokenCookie + "=" + tok}}, ""); resp.StatusCode != 200 {
 		t.Errorf("a junk cookie before the valid one: %d, want 200", resp.StatusCode)
 	}
@@ -421,14 +408,7 @@ func TestAuthAnswersCarrySecurityHeaders(t *testing.T) {
 
 // Over HTTPS the cookie is __Host-meta_token: no other host can set it.
 func TestTokenCookieOverHTTPS(t *testing.T) {
-	s := newLog(t)
-	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
-	srv := httptest.NewTLSServer(h.routes())
-	defer srv.Close()
+	_, tok, srv := tokenHub(t, httptest.NewTLSServer)
 	c := srv.Client()
 	c.CheckRedirect = noRedirects.CheckRedirect
 	resp, _ := send(t, c, "POST", srv.URL+"/login", form, "token="+tok)
@@ -439,4 +419,19 @@ func TestTokenCookieOverHTTPS(t *testing.T) {
 	if resp, _ := send(t, c, "GET", srv.URL+"/", http.Header{"Cookie": {ck[0].Name + "=" + ck[0].Value}}, ""); resp.StatusCode != 200 {
 		t.Errorf("with the __Host- cookie: %d", resp.StatusCode)
 	}
+}
+
+// tokenHub is a hub, served by serve, on a new log whose one token (alice's)
+// it returns.
+func tokenHub(t *testing.T, serve func(http.Handler) *httptest.Server) (*store.Store, string, *httptest.Server) {
+	t.Helper()
+	s := newLog(t)
+	tok, err := tokens.Create(TokensFile(s), "alice", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	srv := serve(h.routes())
+	t.Cleanup(srv.Close)
+	return s, tok, srv
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -24,11 +22,7 @@ import (
 // kept between runs under META_BENCH_DIR.
 func fleet(tb testing.TB, apps int) *store.Store {
 	tb.Helper()
-	base := os.Getenv("META_BENCH_DIR")
-	if base == "" {
-		base = filepath.Join(os.TempDir(), "meta-bench")
-	}
-	dir, err := fixture.CachedFleet(base, apps, 10)
+	dir, err := fixture.CachedFleet(fixture.BenchDir(), apps, 10)
 	if err != nil {
 		tb.Fatal(err)
 	}

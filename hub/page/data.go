@@ -269,7 +269,8 @@ type Item struct {
 	// Log is "channel" for a promotion of the channel the app follows,
 	// "" for the app's own events.
 	Log string
-	// Batch is the batch it belongs to, when it starts one in the list.
+	// BatchStart says the item is the first of its batch (BatchID) in
+	// the list: the batch's line goes before it.
 	BatchStart bool
 }
 
@@ -307,7 +308,8 @@ func (p *Page) app(r *http.Request) (string, int, any, error) {
 	}
 	in.Heads = []*fold.Head{rep.Head}
 	row := Row{H: rep.Head, Ref: h.Project + "/" + h.Env + "/" + h.Domain, Server: plan.ServerOf(rep.Head, in.Config), Channel: plan.StatusOf(rep.Head, in, plan.Options{Now: now})}
-	events, err := s.Log(row.Ref, 0)
+	// One more than shown says whether there are more.
+	events, err := s.Log(row.Ref, n+min(n, 1))
 	if err != nil {
 		return "", 0, nil, err
 	}

@@ -17,11 +17,7 @@ import (
 // under META_BENCH_DIR.
 func fleet(tb testing.TB, apps int) string {
 	tb.Helper()
-	base := os.Getenv("META_BENCH_DIR")
-	if base == "" {
-		base = filepath.Join(os.TempDir(), "meta-bench")
-	}
-	dir, err := fixture.CachedFleet(base, apps, 10)
+	dir, err := fixture.CachedFleet(fixture.BenchDir(), apps, 10)
 	if err != nil {
 		tb.Fatal(err)
 	}
