@@ -199,7 +199,9 @@ func (a *auth) viewer(r *http.Request) (page.Viewer, error) {
 	}
 	_, err := a.tokens.Check("")
 	switch {
-	case errors.Is(err, tokens.ErrNone) && !a.required:
+	// With an identity header named, the operator put a sign-in in front
+	// of the page: it is never open to all, even with no token.
+	case errors.Is(err, tokens.ErrNone) && !a.required && a.identityHeader == "":
 		return page.Viewer{}, nil
 	case errors.Is(err, tokens.ErrFile):
 		return page.Viewer{}, err
@@ -282,7 +284,11 @@ func (a *auth) login(pg *page.Page) http.Handler {
 				http.Redirect(w, r, next, http.StatusSeeOther) // nothing to sign in to
 				return
 			}
-			pg.Login(w, r, http.StatusOK, page.LoginForm{Next: next})
+			f := page.LoginForm{Next: next}
+			if n, err := a.tokens.Count(); err == nil && n == 0 && a.identityHeader != "" {
+				f.Problem = "This hub shows its log to those who come through the sign-in in front of it (its proxy), and has no token of its own."
+			}
+			pg.Login(w, r, http.StatusOK, f)
 			return
 		}
 		if r.Method != http.MethodPost {

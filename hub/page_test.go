@@ -435,3 +435,27 @@ func tokenHub(t *testing.T, serve func(http.Handler) *httptest.Server) (*store.S
 	t.Cleanup(srv.Close)
 	return s, tok, srv
 }
+
+// With an identity header named, the page is never open to all: with no
+// token at all, only the proxy's users see it, even on loopback.
+func TestIdentityHeaderClosesTheOpenPage(t *testing.T) {
+	s := newLog(t)
+	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	checker, err := tokens.NewChecker(TokensFile(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.auth = &auth{tokens: checker, identityHeader: "X-Forwarded-User"}
+	srv := httptest.NewServer(h.routes())
+	defer srv.Close()
+	if resp, body := send(t, noRedirects, "GET", srv.URL+"/", nil, ""); resp.StatusCode != 303 || strings.Contains(body, "a.example.com") {
+		t.Errorf("no identity, no token: %d, want 303 to sign in", resp.StatusCode)
+	}
+	if resp, body := send(t, noRedirects, "GET", srv.URL+"/", http.Header{"X-Forwarded-User": {"carol"}}, ""); resp.StatusCode != 200 || !strings.Contains(body, "a.example.com") {
+		t.Errorf("the proxy's user: %d", resp.StatusCode)
+	}
+	if resp, body := send(t, noRedirects, "GET", srv.URL+"/login", nil, ""); resp.StatusCode != 200 || !strings.Contains(body, "through the sign-in in front of it") {
+		t.Errorf("the sign-in page with no token: %d, does not say how to get in", resp.StatusCode)
+	}
+}

@@ -271,3 +271,24 @@ func TestTypedTextIsEscaped(t *testing.T) {
 		}
 	}
 }
+
+// An app's page says each drift kind, with why, and what Swarm runs.
+func TestAppTemplateEveryDriftKind(t *testing.T) {
+	p := newTestPage(t)
+	for _, word := range driftWords {
+		t.Run(word, func(t *testing.T) {
+			h := head("coop", "prod", "cloud.example.org")
+			h.Observed, h.ObservedVersion = &fold.Observation{Time: now, ObservedView: record.ObservedView{UpdateState: "rollback_completed", Missing: word == fold.DriftDown}}, "1.1.0"
+			h.Drift, h.DriftDetail = word, "because <"+word+">"
+			out := renderT(t, p, "app", appData{base: testBase(h.Domain), Row: Row{H: h, Ref: "coop/prod/cloud.example.org"}, Report: store.HeadReport{Head: h}})
+			for _, w := range []string{`data-drift="` + word + `"`, `<span class="tag bad">` + word + `</span> because <` + word + `>`, "1.1.0", "rollback_completed"} {
+				if !strings.Contains(out, w) {
+					t.Errorf("missing %q", w)
+				}
+			}
+			if (word == fold.DriftDown) != strings.Contains(out, "stack missing") {
+				t.Error("a missing stack is said only when Swarm saw none")
+			}
+		})
+	}
+}
