@@ -95,10 +95,7 @@ func NewHandler(s *store.Store) http.Handler {
 	mux.HandleFunc("GET /v1/channels/{recipe}/{channel}", func(w http.ResponseWriter, r *http.Request) {
 		ref := projects.ChannelRef{Recipe: r.PathValue("recipe"), Channel: r.PathValue("channel")}
 		var c *fold.Channel
-		err := projects.ValidateRecipe(ref.Recipe)
-		if err == nil {
-			err = projects.ValidateChannel(ref.Channel)
-		}
+		err := ref.Validate()
 		if err == nil {
 			c, err = s.Channel(ref)
 		}

@@ -84,6 +84,15 @@ func (r ChannelRef) String() string { return r.Recipe + "/" + r.Channel }
 // Address is the channel's log.
 func (r ChannelRef) Address() Address { return ChannelOf(r.Recipe, r.Channel) }
 
+// Validate checks r's recipe and channel names, each by its rules (a
+// *NameError naming the one that is wrong).
+func (r ChannelRef) Validate() error {
+	if err := ValidateRecipe(r.Recipe); err != nil {
+		return err
+	}
+	return ValidateChannel(r.Channel)
+}
+
 // ParseChannelRef reads recipe/channel, e.g. "nextcloud/stable".
 func ParseChannelRef(s string) (ChannelRef, error) {
 	for i := 0; i < len(s); i++ {

@@ -55,7 +55,7 @@ channel at VERSION already is no error.`,
 				return usageError{fmt.Errorf("%s: missing --to CHANNEL\nusage: %s", cmd.CommandPath(), cmd.UseLine())}
 			}
 			ref := projects.ChannelRef{Recipe: args[0], Channel: to}
-			if err := checkChannel(ref); err != nil {
+			if err := ref.Validate(); err != nil {
 				return usageError{err}
 			}
 			if _, err := abra.ParseVersion(args[1]); err != nil {
@@ -101,14 +101,6 @@ channel at VERSION already is no error.`,
 	return cmd
 }
 
-// checkChannel checks a channel's recipe and name, each by its rules.
-func checkChannel(ref projects.ChannelRef) error {
-	if err := projects.ValidateRecipe(ref.Recipe); err != nil {
-		return err
-	}
-	return projects.ValidateChannel(ref.Channel)
-}
-
 func newChannelRule(e *env) *cobra.Command {
 	var from, soak, why string
 	var none bool
@@ -126,7 +118,7 @@ the rule a channel has already is no error.`,
 		ValidArgsFunction: e.completeRecipeChannels,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := projects.ChannelRef{Recipe: args[0], Channel: args[1]}
-			if err := checkChannel(ref); err != nil {
+			if err := ref.Validate(); err != nil {
 				return usageError{err}
 			}
 			var d time.Duration

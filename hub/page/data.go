@@ -520,10 +520,7 @@ type channelData struct {
 
 func (p *Page) channel(r *http.Request) (string, int, any, error) {
 	ref := projects.ChannelRef{Recipe: r.PathValue("recipe"), Channel: r.PathValue("channel")}
-	if err := projects.ValidateRecipe(ref.Recipe); err != nil {
-		return "", 0, nil, err
-	}
-	if err := projects.ValidateChannel(ref.Channel); err != nil {
+	if err := ref.Validate(); err != nil {
 		return "", 0, nil, err
 	}
 	now := p.cfg.Now()
