@@ -51,23 +51,22 @@ const (
 
 var watchWords = []string{WatchDrift, WatchLagging, WatchLocked, WatchForked, WatchFailed}
 
-// changedWindows are the Changed filter's choices.
-var changedWindows = []struct {
+// window is one choice of the Changed filter: its value in the URL, its
+// words in the form, and how far back it reaches.
+type window struct {
 	Value, Label string
 	D            time.Duration
-}{{"1h", "last hour", time.Hour}, {"24h", "last day", 24 * time.Hour}, {"7d", "this week", 7 * 24 * time.Hour}, {"30d", "last 30 days", 30 * 24 * time.Hour}}
+}
+
+// changedWindows are the Changed filter's choices.
+var changedWindows = []window{{"1h", "last hour", time.Hour}, {"24h", "last day", 24 * time.Hour}, {"7d", "this week", 7 * 24 * time.Hour}, {"30d", "last 30 days", 30 * 24 * time.Hour}}
 
 func filterOf(q url.Values) (Filter, error) {
 	f := Filter{
 		Project: q.Get("project"), Env: q.Get("env"), Server: q.Get("server"), Recipe: q.Get("recipe"),
 		Channel: q.Get("channel"), State: q.Get("state"), Q: strings.TrimSpace(q.Get("q")), Changed: q.Get("changed"), Sort: q.Get("sort"),
 	}
-	if f.Changed != "" && !slices.ContainsFunc(changedWindows, func(w struct {
-		Value, Label string
-		D            time.Duration
-	}) bool {
-		return w.Value == f.Changed
-	}) {
+	if f.Changed != "" && f.window() == 0 {
 		return f, fmt.Errorf("%w: changed=%q: want 1h, 24h, 7d or 30d", errBadFilter, f.Changed)
 	}
 	if f.Sort != "" && f.Sort != "name" && f.Sort != "last" {
@@ -167,10 +166,7 @@ type appsData struct {
 type options struct {
 	Projects, Envs, Servers, Recipes, Channels, States []string
 	Watch                                              []string
-	Changed                                            []struct {
-		Value, Label string
-		D            time.Duration
-	}
+	Changed                                            []window
 }
 
 // rows are every app of the log with its server and channel status, at now.
@@ -179,16 +175,20 @@ func rows(s *store.Store, now time.Time) ([]Row, plan.Input, error) {
 	if err != nil {
 		return nil, in, err
 	}
-	o := plan.Options{Now: now}
 	out := make([]Row, 0, len(in.Heads))
 	for _, h := range in.Heads {
-		h = h.At(now)
-		out = append(out, Row{H: h, Ref: h.Project + "/" + h.Env + "/" + h.Domain, Server: plan.ServerOf(h, in.Config), Channel: plan.StatusOf(h, in, o)})
+		out = append(out, rowOf(h.At(now), in, now))
 	}
 	slices.SortFunc(out, func(a, b Row) int {
 		return cmp.Or(cmp.Compare(a.H.Project, b.H.Project), cmp.Compare(a.H.Env, b.H.Env), cmp.Compare(a.H.Domain, b.H.Domain))
 	})
 	return out, in, nil
+}
+
+// rowOf is h's row: its server, and its status against its channel among
+// in's.
+func rowOf(h *fold.Head, in plan.Input, now time.Time) Row {
+	return Row{H: h, Ref: h.Project + "/" + h.Env + "/" + h.Domain, Server: plan.ServerOf(h, in.Config), Channel: plan.StatusOf(h, in, plan.Options{Now: now})}
 }
 
 func (p *Page) apps(r *http.Request) (string, int, any, error) {
@@ -307,7 +307,7 @@ func (p *Page) app(r *http.Request) (string, int, any, error) {
 		return "", 0, nil, err
 	}
 	in.Heads = []*fold.Head{rep.Head}
-	row := Row{H: rep.Head, Ref: h.Project + "/" + h.Env + "/" + h.Domain, Server: plan.ServerOf(rep.Head, in.Config), Channel: plan.StatusOf(rep.Head, in, plan.Options{Now: now})}
+	row := rowOf(rep.Head, in, now)
 	// One more than shown says whether there are more.
 	events, err := s.Log(row.Ref, n+min(n, 1))
 	if err != nil {
@@ -575,9 +575,6 @@ func (p *Page) plan(r *http.Request) (string, int, any, error) {
 	in, err := plan.FromStore(p.cfg.Store)
 	if err != nil {
 		return "", 0, nil, err
-	}
-	for i, h := range in.Heads {
-		in.Heads[i] = h.At(o.Now)
 	}
 	d := planData{base: p.base(r, "Plan", "plan"), Plan: plan.Make(in, o), Query: q, Channel: q.Get("channel")}
 	for _, c := range in.Channels {

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 )
 
 // timeFormat is how the page writes a time: UTC to the minute, the same
@@ -46,8 +44,19 @@ func funcs(now func() time.Time) template.FuncMap {
 		},
 		// filterURL is the main page's URL with one filter set (or cleared,
 		// for ""), the others kept: every filter link is shareable.
-		"filterURL": func(f Filter, key, value string) string { return withParam("/", f.values(), key, value) },
-		"join":      strings.Join,
+		"filterURL": func(f Filter, key, value string) string {
+			q := f.values()
+			if value == "" {
+				q.Del(key)
+			} else {
+				q.Set(key, value)
+			}
+			if len(q) == 0 {
+				return "/"
+			}
+			return "/?" + q.Encode()
+		},
+		"join": strings.Join,
 		// dict makes a map of its key, value pairs, for a template that
 		// takes more than one thing.
 		"dict": func(kv ...any) (map[string]any, error) {
@@ -70,34 +79,8 @@ func funcs(now func() time.Time) template.FuncMap {
 			}
 			return many
 		},
-		"driftWords": func() []string { return driftWords },
-		"failedState": func(state string) bool {
-			return state == fold.StateDeployFailed || state == fold.StateRolledBack || state == fold.StatePaused
-		},
-		"planURL": func(q url.Values, key, value string) string { return withParam("/plan", q, key, value) },
 	}
 }
-
-// withParam is path with the query q, its key set to value (or removed,
-// for ""); q itself is left as it was.
-func withParam(path string, q url.Values, key, value string) string {
-	q2 := url.Values{}
-	for k, v := range q {
-		q2[k] = v
-	}
-	if value == "" {
-		q2.Del(key)
-	} else {
-		q2.Set(key, value)
-	}
-	if len(q2) == 0 {
-		return path
-	}
-	return path + "?" + q2.Encode()
-}
-
-// driftWords are every drift reason, for the legend.
-var driftWords = []string{fold.DriftSwarmRollback, fold.DriftUpdating, fold.DriftUpdatePaused, fold.DriftUnrecorded, fold.DriftNotDeployed, fold.DriftDown, fold.DriftDegraded}
 
 // values is the filter as a URL query, without what is unset.
 func (f Filter) values() url.Values {

@@ -205,21 +205,26 @@ func (p *Page) cached(fn render) http.HandlerFunc {
 			// the first viewer going does not cancel it for the others.
 			return p.Render(r.WithContext(context.WithoutCancel(r.Context())), fn)
 		})
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Add("Vary", "Accept-Encoding")
+		w.Header().Add("Vary", "Accept-Encoding")
 		body := e.body
 		// The main page of a thousand apps is most of a megabyte of
 		// HTML, and a tenth of that compressed: compressed once per
 		// render, however many pages fetch it.
 		if acceptsGzip(r) && len(body) > minGzip {
 			body = e.gzipped()
-			h.Set("Content-Encoding", "gzip")
+			w.Header().Set("Content-Encoding", "gzip")
 		}
-		w.WriteHeader(e.status)
-		w.Write(body)
+		write(w, e.status, body)
 	}
+}
+
+// write sends a rendered page, never to be stored by the browser or a
+// proxy: it is the log as it stands now.
+func write(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // minGzip is the smallest page worth compressing.
@@ -259,6 +264,17 @@ func (p *Page) Render(r *http.Request, fn render) (int, []byte) {
 		}
 		name, data = "error", errorData{base: p.still(r, http.StatusText(status)), Status: status, Message: err.Error()}
 	}
+	return p.execute(name, status, data)
+}
+
+// answer renders template name with data and sends it with status.
+func (p *Page) answer(w http.ResponseWriter, name string, status int, data any) {
+	status, body := p.execute(name, status, data)
+	write(w, status, body)
+}
+
+// execute renders template name with data, answered with status.
+func (p *Page) execute(name string, status int, data any) (int, []byte) {
 	var buf bytes.Buffer
 	if err := p.pages[name].Execute(&buf, data); err != nil {
 		// A template that fails on data is meta's bug: say so plainly.
@@ -275,13 +291,7 @@ type errorData struct {
 
 // Error answers r with the error page: status and what went wrong.
 func (p *Page) Error(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	_, body := p.Render(r, func(r *http.Request) (string, int, any, error) {
-		return "error", status, errorData{base: p.still(r, http.StatusText(status)), Status: status, Message: msg}, nil
-	})
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(body)
+	p.answer(w, "error", status, errorData{base: p.still(r, http.StatusText(status)), Status: status, Message: msg})
 }
 
 // LoginForm is what the sign-in page shows: where the viewer goes after
@@ -300,13 +310,7 @@ type loginData struct {
 // is wanted).
 func (p *Page) Login(w http.ResponseWriter, r *http.Request, status int, f LoginForm) {
 	SecureHeaders(w.Header())
-	_, body := p.Render(r, func(r *http.Request) (string, int, any, error) {
-		return "login", status, loginData{base: p.still(r, "Sign in"), LoginForm: f}, nil
-	})
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(body)
+	p.answer(w, "login", status, loginData{base: p.still(r, "Sign in"), LoginForm: f})
 }
 
 // renderCache holds rendered pages by key. Concurrent requests for a key

@@ -292,3 +292,6 @@ func TestAppTemplateEveryDriftKind(t *testing.T) {
 		})
 	}
 }
+
+// driftWords are every drift reason.
+var driftWords = []string{fold.DriftSwarmRollback, fold.DriftUpdating, fold.DriftUpdatePaused, fold.DriftUnrecorded, fold.DriftNotDeployed, fold.DriftDown, fold.DriftDegraded}
