@@ -77,7 +77,7 @@ func (a *auth) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		case errors.Is(err, tokens.ErrFile):
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the hub cannot read its API tokens; it refuses every request until it can"})
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": noTokensFile})
 			return
 		}
 		challenge := `Bearer realm="meta"`
@@ -91,6 +91,10 @@ func (a *auth) wrap(next http.Handler) http.Handler {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": problem})
 	})
 }
+
+// noTokensFile is what every request is told while the tokens file cannot
+// be read.
+const noTokensFile = "the hub cannot read its API tokens; it refuses every request until it can"
 
 // maxTokenHeader bounds the Authorization header looked at: a token is
 // well under it, and nothing longer is hashed.
@@ -174,27 +178,28 @@ func (a *auth) viewer(r *http.Request) (page.Viewer, error) {
 	if name := a.proxyUser(r); name != "" {
 		return page.Viewer{Name: name, Via: "proxy"}, nil
 	}
-	// Any of the cookies sent: a sibling site of the same domain may set
-	// one of the plain name, and it must not lock the viewer out.
+	// Tokens the request presents, in the order they are tried: any of
+	// the cookies sent (a sibling site of the same domain may set one of
+	// the plain name, and it must not lock the viewer out), then an
+	// Authorization header.
+	type presented struct{ token, via string }
+	var tried []presented
 	for _, c := range append(r.CookiesNamed(hostCookie), r.CookiesNamed(tokenCookie)...) {
-		if c.Value == "" || len(c.Value) > maxTokenHeader {
-			continue
-		}
-		name, err := a.tokens.Check(c.Value)
-		if err == nil {
-			return page.Viewer{Name: name, Via: "token"}, nil
-		} else if errors.Is(err, tokens.ErrFile) {
-			return page.Viewer{}, err
+		if c.Value != "" && len(c.Value) <= maxTokenHeader {
+			tried = append(tried, presented{c.Value, "token"})
 		}
 	}
 	if r.Header.Get("Authorization") != "" {
 		if token, problem := bearer(r.Header); problem == "" {
-			name, err := a.tokens.Check(token)
-			if err == nil {
-				return page.Viewer{Name: name, Via: "bearer"}, nil
-			} else if errors.Is(err, tokens.ErrFile) {
-				return page.Viewer{}, err
-			}
+			tried = append(tried, presented{token, "bearer"})
+		}
+	}
+	for _, p := range tried {
+		name, err := a.tokens.Check(p.token)
+		if err == nil {
+			return page.Viewer{Name: name, Via: p.via}, nil
+		} else if errors.Is(err, tokens.ErrFile) {
+			return page.Viewer{}, err
 		}
 	}
 	_, err := a.tokens.Check("")
@@ -258,7 +263,7 @@ func (a *auth) page(pg *page.Page, next http.Handler) http.Handler {
 			}
 			next.ServeHTTP(w, r.WithContext(page.WithViewer(r.Context(), v)))
 		case errors.Is(err, tokens.ErrFile):
-			pg.Error(w, r, http.StatusInternalServerError, "The hub cannot read its API tokens; it refuses every request until it can.")
+			pg.Error(w, r, http.StatusInternalServerError, noTokensFile)
 		case r.URL.Path == "/events" || (r.Method != http.MethodGet && r.Method != http.MethodHead):
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusUnauthorized)
@@ -321,7 +326,7 @@ func (a *auth) login(pg *page.Page) http.Handler {
 			pg.Login(w, r, http.StatusUnauthorized, page.LoginForm{Next: next, Problem: "Paste one of this hub's tokens."})
 			return
 		case errors.Is(err, tokens.ErrFile):
-			pg.Error(w, r, http.StatusInternalServerError, "The hub cannot read its API tokens; it refuses every request until it can.")
+			pg.Error(w, r, http.StatusInternalServerError, noTokensFile)
 			return
 		case err != nil:
 			pg.Login(w, r, http.StatusUnauthorized, page.LoginForm{Next: next, Problem: "That token is not one of this hub's (wrong, or removed)."})
@@ -336,10 +341,12 @@ func (a *auth) login(pg *page.Page) http.Handler {
 func (a *auth) logout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page.SecureHeaders(w.Header())
-		http.SetCookie(w, a.cookie(r, "", -1))
-		if a.https(r) {
+		c := a.cookie(r, "", -1)
+		http.SetCookie(w, c)
+		if c.Name == hostCookie {
 			// One set before the hub was reached over HTTPS, too.
-			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: true})
+			c.Name = tokenCookie
+			http.SetCookie(w, c)
 		}
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})

@@ -78,14 +78,7 @@ func TestPageSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
-	checker, err := tokens.NewChecker(TokensFile(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.auth = &auth{tokens: checker, identityHeader: "X-Forwarded-User"}
-	srv := httptest.NewServer(h.routes())
-	defer srv.Close()
+	h, srv := proxiedHub(t, s)
 
 	// Without a token: sent to sign in, with where to come back to.
 	resp, _ := send(t, noRedirects, "GET", srv.URL+"/apps/a.example.com?n=5", nil, "")
@@ -441,14 +434,7 @@ func tokenHub(t *testing.T, serve func(http.Handler) *httptest.Server) (*store.S
 func TestIdentityHeaderClosesTheOpenPage(t *testing.T) {
 	s := newLog(t)
 	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
-	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
-	checker, err := tokens.NewChecker(TokensFile(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.auth = &auth{tokens: checker, identityHeader: "X-Forwarded-User"}
-	srv := httptest.NewServer(h.routes())
-	defer srv.Close()
+	_, srv := proxiedHub(t, s)
 	if resp, body := send(t, noRedirects, "GET", srv.URL+"/", nil, ""); resp.StatusCode != 303 || strings.Contains(body, "a.example.com") {
 		t.Errorf("no identity, no token: %d, want 303 to sign in", resp.StatusCode)
 	}
@@ -458,4 +444,19 @@ func TestIdentityHeaderClosesTheOpenPage(t *testing.T) {
 	if resp, body := send(t, noRedirects, "GET", srv.URL+"/login", nil, ""); resp.StatusCode != 200 || !strings.Contains(body, "through the sign-in in front of it") {
 		t.Errorf("the sign-in page with no token: %d, does not say how to get in", resp.StatusCode)
 	}
+}
+
+// proxiedHub serves a hub on s that believes X-Forwarded-User from its
+// trusted proxies (loopback, as the test's client is).
+func proxiedHub(t *testing.T, s *store.Store) (*Hub, *httptest.Server) {
+	t.Helper()
+	h := &Hub{cfg: Config{Store: s}, wake: make(chan struct{}, 1)}
+	checker, err := tokens.NewChecker(TokensFile(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.auth = &auth{tokens: checker, identityHeader: "X-Forwarded-User"}
+	srv := httptest.NewServer(h.routes())
+	t.Cleanup(srv.Close)
+	return h, srv
 }
