@@ -47,6 +47,9 @@ const (
 	DefaultHTTPListen = "127.0.0.1:8080"
 	DefaultNATSListen = "127.0.0.1:4222"
 	DefaultPoll       = 30 * time.Second
+	// DefaultCheckpointEvery is how many commits the log may grow past
+	// its published derived state before the hub publishes a new one.
+	DefaultCheckpointEvery = 1000
 
 	// A request (headers and body) must arrive within DefaultReadTimeout,
 	// its answer be written within DefaultWriteTimeout (only the page's
@@ -92,6 +95,11 @@ type Config struct {
 	HTTPListen string
 	// Poll is how often the hub syncs with the remote and publishes.
 	Poll time.Duration
+	// CheckpointEvery is how many commits the log may grow past its
+	// published derived state (store.PublishDerived) before the hub
+	// publishes a new one, for the first reads of new clones; zero takes
+	// DefaultCheckpointEvery, less than zero publishes none.
+	CheckpointEvery int
 	// The HTTP server's limits; zero (or less) takes the Default one.
 	HTTPReadTimeout  time.Duration
 	HTTPWriteTimeout time.Duration
@@ -514,6 +522,35 @@ func (h *Hub) cycle(ctx context.Context) {
 		h.cfg.Logf("%s", warning)
 	}
 	h.publish(ctx)
+	h.checkpoint(ctx)
+}
+
+// checkpoint publishes the log's derived state when the log has grown
+// CheckpointEvery commits past the last one (or has none), so that a new
+// clone's first read walks at most that many commits.
+func (h *Hub) checkpoint(ctx context.Context) {
+	every := h.cfg.CheckpointEvery
+	if every == 0 {
+		every = DefaultCheckpointEvery
+	}
+	s := h.cfg.Store
+	if every < 0 || !s.HasRemote(ctx) {
+		return
+	}
+	// A log shorter than that needs none: its walk is short.
+	if behind, _, err := s.DerivedBehind(ctx); err != nil || behind < every {
+		return
+	}
+	actor := h.cfg.Actor
+	if actor == nil {
+		actor = &metav1.Actor{Name: "meta serve"}
+	}
+	r, err := s.PublishDerived(ctx, actor, time.Now())
+	if err != nil {
+		h.cfg.Logf("checkpoint: %v", err)
+		return
+	}
+	h.cfg.Logf("published the derived state at %s (%s) for new clones", r.At[:12], record.Count(r.Apps, "app"))
 }
 
 // publish publishes what git has that the stream may not.

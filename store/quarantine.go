@@ -65,7 +65,16 @@ func (s *Store) integrityAtLocked(ctx context.Context, tip gitrepo.Hash) (*integ
 		s.publish(before)
 		return before, nil
 	}
-	st, err := s.checkFrom(ctx, tip, loadState(s.integrityPath()), loadState(s.remoteStatePath()))
+	local, remote := loadState(s.integrityPath()), loadState(s.remoteStatePath())
+	candidates := []*integrity.State{local, remote}
+	if local == nil && remote == nil {
+		// A first read (a plain clone) or a state thrown away: the one
+		// the remote published spares walking all of history.
+		if d := s.published(ctx, tip); d != nil {
+			candidates = append(candidates, d.state.Clone())
+		}
+	}
+	st, err := s.checkFrom(ctx, tip, candidates...)
 	if err != nil {
 		return nil, err
 	}

@@ -266,6 +266,9 @@ func (s *Store) head(commit gitrepo.Hash, a projects.Address) (*fold.Head, error
 	if h, ok := s.cache.Head(a, key); ok {
 		return h, nil
 	}
+	if h, ok := s.derivedHead(a, key); ok {
+		return h, nil
+	}
 	events, err := s.events(commit, a)
 	if err != nil {
 		return nil, err

@@ -84,6 +84,9 @@ type Store struct {
 	OnCheck func(commits int, done bool)
 	// signer signs the commits the log makes; nil for none (SetSigner).
 	signer signing.Signer
+	// derived is the derived state the remote published, as far as this
+	// process looked (derived.go).
+	derived derivedCache
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
@@ -93,7 +96,17 @@ type Store struct {
 //
 // A work tree without meta.yaml is still the log's when its history holds
 // a valid one: a commit that deleted it is quarantined, not obeyed.
-func Open(root string) (*Store, error) {
+func Open(root string) (*Store, error) { return OpenWith(root, OpenOptions{}) }
+
+// OpenOptions are what Open may be told beyond the log's place.
+type OpenOptions struct {
+	// OnCheck is set as the Store's OnCheck before anything is read: the
+	// first walk of a fresh clone's history happens as it opens.
+	OnCheck func(commits int, done bool)
+}
+
+// OpenWith is Open with opts.
+func OpenWith(root string, opts OpenOptions) (*Store, error) {
 	hasConfig := isFile(filepath.Join(root, config.File))
 	if !hasConfig && !isDir(filepath.Join(root, ".git")) {
 		return nil, fmt.Errorf("%w: %s has no %s", ErrNotLog, root, config.File)
@@ -111,6 +124,7 @@ func Open(root string) (*Store, error) {
 		cache:   cache.New(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(metaDir, "cache"))),
 		journal: journal{dir: metaDir},
 		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
+		OnCheck: opts.OnCheck,
 	}
 	if !hasConfig {
 		tip, err := repo.Head()

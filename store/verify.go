@@ -138,6 +138,11 @@ func (s *Store) Verify(ctx context.Context, onCommit func()) (*Verification, err
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	out.Findings = append(out.Findings, wt...)
+	derived, err := s.checkDerived(ctx, tip, st)
+	if err != nil {
+		return nil, fmt.Errorf("verify: the published derived state: %w", err)
+	}
+	out.Findings = append(out.Findings, derived...)
 	sort.SliceStable(out.Findings, func(i, j int) bool { return out.Findings[i].Path < out.Findings[j].Path })
 	return out, nil
 }

@@ -180,7 +180,7 @@ else git's user.name and user.email.`,
 		return usageError{fmt.Errorf("%s: %w\nusage: %s", c.CommandPath(), err, c.UseLine())}
 	})
 
-	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e), newRelease(e), newChannel(e), newFollow(e), newUnfollow(e), newPlan(e), newRollout(e))
+	root.AddCommand(newInit(e), newAppend(e), newHead(e), newLog(e), newShow(e), newLs(e), newCat(e), newVerify(e), newSync(e), newStatus(e), newWatch(e), newServe(e), newEnv(e), newOperator(e), newAccess(e), newExec(e), newObserve(e), newLock(e), newUnlock(e), newBatch(e), newStamp(e), newQuarantine(e), newRepair(e), newAside(e), newDoctor(e), newPurge(e), newToken(e), newTrust(e), newSigners(e), newRelease(e), newChannel(e), newFollow(e), newUnfollow(e), newPlan(e), newRollout(e), newCheckpoint(e))
 	appFlags(root)
 	// cobra adds its completion command when the root runs; added now, it
 	// gets the same argument checks (`meta completion bogus` exits 2).
@@ -331,18 +331,18 @@ func (e *env) open() (*store.Store, error) {
 	s, err := e.find()
 	if err == nil {
 		e.opened = append(e.opened, s)
-		e.showChecks(s)
 		s.SetSigner(e.chooseSigner(s.Root(), s.Config()))
 	}
 	return s, err
 }
 
-// showChecks shows progress while the log checks a long stretch of its
-// history (a fresh clone's first read): quiet under a second, as always.
-func (e *env) showChecks(s *store.Store) {
+// onCheck shows progress while the log checks a long stretch of its
+// history (a fresh clone's first read, which starts as it opens): quiet
+// under a second, as always.
+func (e *env) onCheck() func(commits int, done bool) {
 	var n atomic.Int64
 	var stop func()
-	s.OnCheck = func(commits int, done bool) {
+	return func(commits int, done bool) {
 		n.Store(int64(commits))
 		switch {
 		case done && stop != nil:
@@ -360,7 +360,7 @@ func (e *env) find() (*store.Store, error) {
 		dir = e.getenv("META_DIR")
 	}
 	if dir != "" {
-		return store.Open(dir)
+		return store.OpenWith(dir, store.OpenOptions{OnCheck: e.onCheck()})
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -370,13 +370,13 @@ func (e *env) find() (*store.Store, error) {
 	if errors.Is(err, store.ErrNotLog) {
 		// Outside any log: the operator's config may name theirs.
 		if c, cerr := e.loadOperatorConfig(); cerr == nil && c.Dir != "" {
-			return store.Open(c.Dir)
+			return store.OpenWith(c.Dir, store.OpenOptions{OnCheck: e.onCheck()})
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(root)
+	return store.OpenWith(root, store.OpenOptions{OnCheck: e.onCheck()})
 }
 
 // natsOptions are the NATS settings the flags and environment give; an

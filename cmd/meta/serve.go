@@ -176,6 +176,7 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 	cmd.Flags().StringVar(&cfg.NATSListen, "nats-listen", hub.DefaultNATSListen, "address of the embedded NATS server")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "where the embedded NATS server keeps its data (default .git/meta/nats)")
 	cmd.Flags().DurationVar(&cfg.Poll, "poll", hub.DefaultPoll, "how often to sync with the remote and publish")
+	cmd.Flags().IntVar(&cfg.CheckpointEvery, "checkpoint-every", hub.DefaultCheckpointEvery, "publish the derived state for new clones (meta checkpoint) when the log has grown this many commits past the last; -1 never")
 	cmd.Flags().DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", hub.DefaultReadTimeout, "how long a request, headers and body, may take to arrive")
 	cmd.Flags().DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", hub.DefaultWriteTimeout, "how long writing an answer may take")
 	cmd.Flags().DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", hub.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")

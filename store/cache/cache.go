@@ -125,6 +125,38 @@ func (c *Cache) Head(a projects.Address, tree gitrepo.Hash) (*fold.Head, bool) {
 	if err != nil {
 		return nil, false
 	}
+	return DecodeHead(data, tree)
+}
+
+// StoreHead memoises h as the head of app a whose directory's tree is
+// tree.
+func (c *Cache) StoreHead(a projects.Address, tree gitrepo.Hash, h *fold.Head) {
+	if data, err := EncodeHead(tree, h); err == nil {
+		c.write(c.file(a)+".head", data)
+	}
+}
+
+// StoreHeadMemo keeps data, a memo EncodeHead made (read from elsewhere,
+// such as a published derived state), as app a's memoised head.
+func (c *Cache) StoreHeadMemo(a projects.Address, data []byte) { c.write(c.file(a)+".head", data) }
+
+// EncodeHead is the memo of h as the head folded from the app tree tree:
+// what the cache keeps, and what a derived state published for other
+// clones carries.
+func EncodeHead(tree gitrepo.Hash, h *fold.Head) ([]byte, error) {
+	head, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	m := headMemo{Tree: tree.String(), Cache: Version, Fold: fold.Version, Head: head}
+	m.Digest = m.digest()
+	return json.Marshal(m)
+}
+
+// DecodeHead reads a memo EncodeHead made. It answers only for the tree
+// it was folded from, by this meta's rules, and never a memo whose bytes
+// do not add up (damaged on disk, or edited).
+func DecodeHead(data []byte, tree gitrepo.Hash) (*fold.Head, bool) {
 	var m headMemo
 	if json.Unmarshal(data, &m) != nil || m.Tree != tree.String() || m.Cache != Version || m.Fold != fold.Version || m.Digest != m.digest() {
 		return nil, false
@@ -134,20 +166,6 @@ func (c *Cache) Head(a projects.Address, tree gitrepo.Hash) (*fold.Head, bool) {
 		return nil, false
 	}
 	return &h, true
-}
-
-// StoreHead memoises h as the head of app a whose directory's tree is
-// tree.
-func (c *Cache) StoreHead(a projects.Address, tree gitrepo.Hash, h *fold.Head) {
-	head, err := json.Marshal(h)
-	if err != nil {
-		return
-	}
-	m := headMemo{Tree: tree.String(), Cache: Version, Fold: fold.Version, Head: head}
-	m.Digest = m.digest()
-	if data, err := json.Marshal(m); err == nil {
-		c.write(c.file(a)+".head", data)
-	}
 }
 
 // Signed returns what store keeps of who signed app a's events (its own

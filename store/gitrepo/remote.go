@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,6 +189,23 @@ func (r *Repo) Commits(ctx context.Context, from, to Hash) ([]Hash, error) {
 		hs = append(hs, NewHash(line))
 	}
 	return hs, nil
+}
+
+// CountCommits is how many commits are reachable from to but not from
+// from (which may be zero), without listing them.
+func (r *Repo) CountCommits(ctx context.Context, from, to Hash) (int, error) {
+	if to.IsZero() {
+		return 0, nil
+	}
+	spec := to.String()
+	if !from.IsZero() {
+		spec = from.String() + ".." + to.String()
+	}
+	out, err := r.git(ctx, "rev-list", "--count", spec)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(out))
 }
 
 // Clone clones url into dir, a new or empty directory, with the git

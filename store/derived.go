@@ -1,0 +1,345 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"sync"
+	"time"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/cache"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/fold"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
+)
+
+// A clone's first read would otherwise walk the whole history (the
+// integrity state) and fold every record of what it reads (the heads): at
+// a million events, minutes. So a clone that has both can publish them for
+// others: the derived state, one parentless commit on the remote's side
+// branch DerivedBranch, which a plain `git clone` brings along. Its tree:
+//
+//	integrity.json                       the integrity state at commit C
+//	heads/PROJECT/ENV/APP.head           each app's memoised head at C
+//
+// A clone with no state of its own takes the published one up to its tip
+// by walking only the commits after C, and answers a head from its memo
+// when the memo was folded from exactly the app's records (the memo is
+// keyed by the app's tree, see memoKey). It is never trusted over the
+// records: a record added, changed or left out since has another tree, and
+// that app is folded from its records; `meta verify` trusts nothing
+// derived. And it is never trusted beyond who may write the log: it is
+// taken only where C is in this clone's history, the meta.yaml in force at
+// C is C's own, and, where that meta.yaml requires signatures, the derived
+// commit is signed by one of its operators. (Where it does not, anyone who
+// can push could as well push a rewritten history, which a fresh clone
+// believes: the derived state gives a pusher nothing more.) Deleting the
+// branch costs only speed.
+
+// DerivedBranch is the remote's side branch carrying the log's derived
+// state.
+const DerivedBranch = "meta-derived"
+
+const (
+	derivedState = "integrity.json"
+	derivedHeads = "heads"
+)
+
+// derived is a published derived state this clone found usable.
+type derived struct {
+	commit gitrepo.Hash // the derived commit
+	at     gitrepo.Hash // the log commit it holds for
+	state  *integrity.State
+}
+
+// derivedCache is what a Store found of the published derived state, once
+// per process.
+type derivedCache struct {
+	mu      sync.Mutex
+	checked bool
+	found   *derived
+	why     string // why none is used, when one was published
+}
+
+// ErrNoDerived: the remote has no log to derive a state of.
+var ErrNoDerived = errors.New("nothing to derive")
+
+// published is the derived state the remote published, when this clone
+// may use it for reads of tip's history; nil otherwise.
+func (s *Store) published(ctx context.Context, tip gitrepo.Hash) *derived {
+	s.derived.mu.Lock()
+	defer s.derived.mu.Unlock()
+	if !s.derived.checked {
+		s.derived.checked = true
+		s.derived.found, s.derived.why = s.loadDerived(ctx, tip)
+	}
+	return s.derived.found
+}
+
+// loadDerived reads and checks the published derived state against tip:
+// nil and why not, when it may not be used.
+func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, string) {
+	commit, err := s.repo.SideTip(DerivedBranch)
+	if err != nil || commit.IsZero() || tip.IsZero() {
+		return nil, ""
+	}
+	info, err := s.repo.Info(commit)
+	if err != nil {
+		return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
+	}
+	if len(info.Parents) != 0 {
+		return nil, fmt.Sprintf("derived commit %s has a parent; meta writes them without", commit)
+	}
+	data, err := s.repo.FileAt(commit, derivedState)
+	if err != nil || data == nil {
+		return nil, fmt.Sprintf("derived commit %s holds no %s", commit, derivedState)
+	}
+	st := integrity.New()
+	if json.Unmarshal(data, st) != nil || st.Version != integrity.Version || !gitrepo.IsHash(st.Checked) {
+		return nil, fmt.Sprintf("derived commit %s: its %s is not a state this meta reads", commit, derivedState)
+	}
+	if branch, _ := s.repo.Branch(); st.Branch != branch {
+		return nil, fmt.Sprintf("derived commit %s holds for branch %s, not %s", commit, st.Branch, branch)
+	}
+	at := gitrepo.NewHash(st.Checked)
+	if at != tip && !s.repo.LinearAncestor(at, tip) {
+		if ok, err := s.repo.IsAncestor(ctx, at, tip); err != nil || !ok {
+			return nil, fmt.Sprintf("derived commit %s holds for %s, which this clone's history does not hold", commit, at)
+		}
+	}
+	cfgData, err := s.repo.FileAt(at, config.File)
+	if err != nil || cfgData == nil || gitrepo.BlobID(cfgData).String() != st.Trusted {
+		return nil, fmt.Sprintf("derived commit %s: the meta.yaml in force at %s is not its own; the state is walked instead", commit, at)
+	}
+	cfg, err := config.Parse(cfgData)
+	if err != nil {
+		return nil, fmt.Sprintf("derived commit %s: meta.yaml at %s: %v", commit, at, err)
+	}
+	if cfg.SignaturesRequired() {
+		v, err := integrity.Judge(s.repo, commit, cfg)
+		if err != nil {
+			return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
+		}
+		if v.Status != integrity.Verified {
+			return nil, fmt.Sprintf("derived commit %s is %s, and meta.yaml requires signatures by its operators", commit, v.Status)
+		}
+	}
+	return &derived{commit: commit, at: at, state: st}, ""
+}
+
+// derivedHead is the head the published derived state memoised for app a
+// at key, kept in this clone's cache from then on.
+func (s *Store) derivedHead(a projects.Address, key gitrepo.Hash) (*fold.Head, bool) {
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, false
+	}
+	d := s.published(context.Background(), tip)
+	if d == nil {
+		return nil, false
+	}
+	data, err := s.repo.FileAt(d.commit, derivedHeadPath(a))
+	if err != nil || data == nil {
+		return nil, false
+	}
+	h, ok := cache.DecodeHead(data, key)
+	if !ok {
+		return nil, false
+	}
+	s.cache.StoreHeadMemo(a, data)
+	return h, true
+}
+
+func derivedHeadPath(a projects.Address) string {
+	return path.Join(derivedHeads, a.Project, a.Env, a.App+".head")
+}
+
+// DerivedReport is what PublishDerived published.
+type DerivedReport struct {
+	// Commit is the derived commit, At the log commit it holds for.
+	Commit string `json:"commit"`
+	At     string `json:"at"`
+	// Apps is how many apps' heads it memoises.
+	Apps int `json:"apps"`
+	// Branch is the remote's branch it was pushed to.
+	Branch string `json:"branch"`
+}
+
+// PublishDerived brings the log up to date with the remote, derives the
+// state at the remote's tip (the integrity state and every app's head) and
+// pushes it to the remote's branch DerivedBranch, replacing what that held,
+// for the first reads of clones made since. The commit is signed as this
+// clone signs its commits.
+func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now time.Time) (DerivedReport, error) {
+	fail := func(err error) (DerivedReport, error) {
+		return DerivedReport{}, fmt.Errorf("publish derived state: %w", err)
+	}
+	release, err := lock(s.gitDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
+	if err := s.repairAll(); err != nil {
+		return fail(err)
+	}
+	if !s.HasRemote(ctx) {
+		return fail(fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync))
+	}
+	if err := s.pull(ctx); err != nil {
+		return fail(err)
+	}
+	if s.cfg.SignaturesRequired() {
+		// Unsigned, or signed by no operator, no clone would use it.
+		if err := s.checkSigner(s.cfg); err != nil {
+			return fail(err)
+		}
+	}
+	at, err := s.repo.RemoteTip()
+	if err != nil {
+		return fail(err)
+	}
+	if at.IsZero() {
+		return fail(fmt.Errorf("%w: the remote holds no log yet (meta sync pushes this clone's)", ErrNoDerived))
+	}
+	st, err := s.stateAt(at)
+	if err != nil {
+		return fail(err)
+	}
+	state, err := json.Marshal(st)
+	if err != nil {
+		return fail(err)
+	}
+	edits := []gitrepo.Edit{{Path: derivedState, Data: state}}
+	apps, err := s.apps(at)
+	if err != nil {
+		return fail(err)
+	}
+	n := 0
+	for _, a := range apps {
+		key, err := s.memoKey(at, a)
+		if err != nil {
+			return fail(err)
+		}
+		h, err := s.head(at, a)
+		if errors.Is(err, ErrNotFound) {
+			continue // no valid record left: nothing to memoise
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", a, err))
+		}
+		memo, err := cache.EncodeHead(key, h)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", a, err))
+		}
+		edits = append(edits, gitrepo.Edit{Path: derivedHeadPath(a), Data: memo})
+		n++
+	}
+	sig := gitrepo.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: now}
+	msg := fmt.Sprintf("meta derived state at %s\n\n%d apps, published by %s for the first reads of new clones; never edit it, it is rebuilt from the log.\n", at, n, actor.GetName())
+	commit, err := s.repo.Build(gitrepo.ZeroHash, edits, msg, sig)
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.repo.PushSide(ctx, DerivedBranch, commit); err != nil {
+		return fail(err)
+	}
+	return DerivedReport{Commit: commit.String(), At: at.String(), Apps: n, Branch: DerivedBranch}, nil
+}
+
+// DerivedBehind says how many commits the remote's tip, as last fetched,
+// is ahead of the derived state last published (as this clone last saw
+// the derived branch), or of nothing when none that holds for this
+// history was (published is then false).
+func (s *Store) DerivedBehind(ctx context.Context) (behind int, published bool, err error) {
+	tip, err := s.repo.RemoteTip()
+	if err != nil || tip.IsZero() {
+		return 0, false, err
+	}
+	from := gitrepo.ZeroHash
+	d, _ := s.loadDerived(ctx, tip)
+	if d != nil {
+		from = d.at
+	}
+	behind, err = s.repo.CountCommits(ctx, from, tip)
+	return behind, d != nil, err
+}
+
+// checkDerived is what `meta verify` finds of the derived state the remote
+// published, which reads may use (see above): one that no read may use
+// (unsigned where signatures are required, say), and one that says other
+// than the log. st is the state verify walked to tip, afresh.
+func (s *Store) checkDerived(ctx context.Context, tip gitrepo.Hash, st *integrity.State) ([]Finding, error) {
+	d, why := s.loadDerived(ctx, tip)
+	where := "refs/remotes/" + gitrepo.Remote + "/" + DerivedBranch
+	fix := "; `meta checkpoint` publishes a true one"
+	if d == nil {
+		if why == "" {
+			return nil, nil
+		}
+		return []Finding{{Path: where, Problem: "the published derived state is not used: " + why + fix}}, nil
+	}
+	at := st
+	if d.at != tip {
+		branch, _ := s.repo.Branch()
+		at = integrity.New()
+		if err := at.Check(ctx, s.repo, branch, d.at, true, nil); err != nil {
+			return nil, err
+		}
+	}
+	var out []Finding
+	if !sameCorrections(at, d.state) {
+		out = append(out, Finding{Path: where + ":" + derivedState, Commit: d.commit.String(), Problem: "the published derived state says other than history of what is quarantined or corrected at " + d.at.String() + fix})
+	}
+	// The memos a read at tip would take: each must be what the app's
+	// records fold to.
+	apps, err := s.apps(tip)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range apps {
+		data, err := s.repo.FileAt(d.commit, derivedHeadPath(a))
+		if err != nil || data == nil {
+			continue
+		}
+		key, err := s.memoKey(tip, a)
+		if err != nil {
+			return nil, err
+		}
+		memo, ok := cache.DecodeHead(data, key)
+		if !ok {
+			continue // never taken at tip
+		}
+		events, err := s.events(tip, a)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		got, _ := json.Marshal(memo)
+		want, _ := json.Marshal(fold.Fold(events))
+		if string(got) != string(want) {
+			out = append(out, Finding{Path: where + ":" + derivedHeadPath(a), Commit: d.commit.String(), Problem: "the published head of " + a.String() + " is not what its records fold to" + fix})
+		}
+	}
+	return out, nil
+}
+
+// sameCorrections says whether two states correct the tree alike: the
+// same records restored and left out, the same commits quarantined, the
+// same meta.yaml in force.
+func sameCorrections(a, b *integrity.State) bool {
+	commits := func(st *integrity.State) []string {
+		var out []string
+		for _, f := range st.Findings {
+			out = append(out, f.Commit)
+		}
+		return out
+	}
+	return maps.Equal(a.Restored, b.Restored) && maps.Equal(a.Excluded, b.Excluded) && maps.Equal(a.Purged, b.Purged) &&
+		slices.Equal(commits(a), commits(b)) && a.Trusted == b.Trusted && a.Config == b.Config
+}
