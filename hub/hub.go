@@ -86,6 +86,11 @@ type Config struct {
 	// NATSOptions are the hub's credentials (and TLS) for an external
 	// server; the embedded one is reached with the hub's own key.
 	NATSOptions []nats.Option
+	// NATSReplicas is how many servers of an external cluster keep the
+	// events stream and the hub's and followers' buckets (0 is 1); more
+	// than one needs NATSURL. Two hubs of one log may run at once against
+	// such a cluster (see leader.go).
+	NATSReplicas int
 	// JSONBody publishes events' JSON view instead of protobuf.
 	JSONBody bool
 	// HTTPListen is the address of the JSON API.
@@ -195,6 +200,9 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		if err := CheckListen("--nats-listen", cfg.NATSListen); err != nil {
 			return nil, err
 		}
+		if cfg.NATSReplicas > 1 {
+			return nil, fmt.Errorf("--nats-replicas %d: the embedded NATS server is one server, it keeps one copy; replicas need an external cluster (--nats)", cfg.NATSReplicas)
+		}
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -230,14 +238,15 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 			return nil, err
 		}
 	}
-	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second, NATSOptions: h.natsOpts})
+	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second,
+		Replicas: cfg.NATSReplicas, NATSOptions: append(append([]nats.Option(nil), h.natsOpts...), keepConnected...)})
 	if err != nil {
 		h.Close()
-		return nil, err
+		return nil, replicasHint(err)
 	}
 	if err := h.openState(ctx); err != nil {
 		h.Close()
-		return nil, err
+		return nil, replicasHint(err)
 	}
 	l, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
@@ -309,8 +318,23 @@ func (h *Hub) startNATS() error {
 	return nil
 }
 
+// keepConnected are the options of the hub's connections: a hub outlives
+// any one server of a cluster (and the embedded server's restarts), so it
+// reconnects for ever, to whichever server answers. Given after the
+// caller's options, they win over notify.Connect's one-shot default.
+var keepConnected = []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+
+// replicasHint names the flag that asked for the replicas a cluster could
+// not place.
+func replicasHint(err error) error {
+	if errors.Is(err, notify.ErrCannotPlace) {
+		return fmt.Errorf("%w (--nats-replicas)", err)
+	}
+	return err
+}
+
 func (h *Hub) openState(ctx context.Context) error {
-	nc, err := nats.Connect(h.natsURL, append([]nats.Option{nats.Name("meta hub")}, h.natsOpts...)...)
+	nc, err := nats.Connect(h.natsURL, append(append([]nats.Option{nats.Name("meta hub")}, h.natsOpts...), keepConnected...)...)
 	if err != nil {
 		return err
 	}
@@ -319,12 +343,12 @@ func (h *Hub) openState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := notify.Prepare(ctx, js); err != nil {
+	if err := notify.Prepare(ctx, js, h.cfg.NATSReplicas); err != nil {
 		return err
 	}
-	h.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: stateBucket, Description: "meta hub state", History: 1})
+	h.kv, err = notify.EnsureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: stateBucket, Description: "meta hub state", History: 1}, h.cfg.NATSReplicas)
 	if err != nil {
-		return fmt.Errorf("hub state bucket: %w", err)
+		return fmt.Errorf("hub state: %w", err)
 	}
 	// A nudge is only a wake: what it carries is never read.
 	if _, err := nc.Subscribe(notify.SyncSubject, func(m *nats.Msg) {
