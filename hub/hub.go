@@ -200,9 +200,10 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		if err := CheckListen("--nats-listen", cfg.NATSListen); err != nil {
 			return nil, err
 		}
-		if cfg.NATSReplicas > 1 {
-			return nil, fmt.Errorf("--nats-replicas %d: the embedded NATS server is one server, it keeps one copy; replicas need an external cluster (--nats)", cfg.NATSReplicas)
-		}
+	}
+	orDefault(&cfg.NATSReplicas, 1)
+	if err := CheckReplicas(cfg.NATSURL, cfg.NATSReplicas); err != nil {
+		return nil, err
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -627,6 +628,20 @@ func CheckListen(flag, addr string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%s %q: port %q is not a number from 0 to 65535", flag, addr, port)
+	}
+	return nil
+}
+
+// CheckReplicas says whether the hub can keep n replicas (--nats-replicas)
+// of its stream and buckets on NATS at url: 1 to 5 (JetStream keeps at
+// most five), more than one only on an external cluster. Whether that
+// cluster can place them, the hub learns when it makes them.
+func CheckReplicas(url string, n int) error {
+	if n < 1 || n > 5 {
+		return fmt.Errorf("--nats-replicas %d: want 1 to 5", n)
+	}
+	if url == "" && n > 1 {
+		return fmt.Errorf("--nats-replicas %d: the embedded NATS server is one server and keeps one copy; replicas need an external cluster (--nats)", n)
 	}
 	return nil
 }
