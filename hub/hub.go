@@ -132,6 +132,9 @@ type Config struct {
 	ObserveWindow   time.Duration
 	// Logf reports what the hub does; nil is quiet.
 	Logf func(format string, args ...any)
+	// leaseTTL is how long the webhooks lease outlives a hub that stopped
+	// renewing it (leader.go); zero is hubLeaseTTL. Shorter in tests.
+	leaseTTL time.Duration
 }
 
 // Hub is a running hub.
@@ -146,6 +149,10 @@ type Hub struct {
 	pub      *notify.Publisher
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
+	// leases holds the webhooks lease; leader is this hub's hold on it,
+	// nil while it has no webhooks to deliver.
+	leases jetstream.KeyValue
+	leader *leader
 	// outboxes feed the webhooks, one per endpoint.
 	outboxes []*outbox
 	// unlockData releases the embedded NATS's data directory.
@@ -202,6 +209,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		}
 	}
 	orDefault(&cfg.NATSReplicas, 1)
+	orDefault(&cfg.leaseTTL, hubLeaseTTL)
 	if err := CheckReplicas(cfg.NATSURL, cfg.NATSReplicas); err != nil {
 		return nil, err
 	}
@@ -351,6 +359,9 @@ func (h *Hub) openState(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub state: %w", err)
 	}
+	if h.leases, err = notify.EnsureBucket(ctx, js, leaseConfig(h.cfg.leaseTTL), h.cfg.NATSReplicas); err != nil {
+		return fmt.Errorf("hub lease: %w", err)
+	}
 	// A nudge is only a wake: what it carries is never read.
 	if _, err := nc.Subscribe(notify.SyncSubject, func(m *nats.Msg) {
 		h.Wake()
@@ -457,6 +468,23 @@ func (h *Hub) Run(ctx context.Context) error {
 	go func() { httpErr <- h.http.Serve(h.listener) }()
 	h.openOutboxes(ctx)
 	var deliveries sync.WaitGroup
+	if len(h.outboxes) > 0 {
+		// Taken (or waited for) before the first cycle: a hub alone
+		// delivers from its first cycle on.
+		h.leader = newLeader(h.leases, h.cfg.leaseTTL)
+		if !h.leader.try(ctx) {
+			h.cfg.Logf("webhooks: another hub delivers them; this one takes over if it stops")
+		}
+		defer h.leader.release()
+		deliveries.Add(1)
+		go func() {
+			defer deliveries.Done()
+			h.leader.keep(ctx, func() {
+				h.cfg.Logf("webhooks: this hub delivers them now")
+				h.Wake() // the next cycle feeds the endpoints
+			})
+		}()
+	}
 	for _, o := range h.outboxes {
 		deliveries.Add(1)
 		go func() { defer deliveries.Done(); h.deliver(ctx, o) }()

@@ -167,9 +167,17 @@ func (h *Hub) save(o *outbox, c cursor) {
 // on a hub's first run: it gets what happens from then on, not the log's
 // history.
 func (h *Hub) feed(ctx context.Context, from string, events []*metav1.Event, tip string) {
+	leading := h.delivering()
 	for _, o := range h.outboxes {
 		o.mu.Lock()
 		if o.busy || o.stopped {
+			o.mu.Unlock()
+			continue
+		}
+		if !leading {
+			// The other hub delivers and moves the cursor: read it
+			// again once this one takes over.
+			o.loaded = false
 			o.mu.Unlock()
 			continue
 		}
@@ -221,12 +229,18 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 			done[id] = true
 		}
 		o.mu.Unlock()
+		yielded := false
 		for _, ev := range b.events {
 			if done[ev.GetId()] {
 				continue // delivered before the hub restarted
 			}
-			if !h.deliverOne(ctx, o, client, ev) {
+			sent := h.deliverOne(ctx, o, client, ev)
+			if sent == stop {
 				return
+			}
+			if sent == yield {
+				yielded = true
+				break
 			}
 			o.mu.Lock()
 			o.cur.Done = append(o.cur.Done, ev.GetId())
@@ -235,6 +249,13 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 			h.save(o, c)
 		}
 		o.mu.Lock()
+		if yielded {
+			// The other hub took over: it goes on from the cursor saved
+			// after the last event this one delivered.
+			o.busy, o.loaded = false, false
+			o.mu.Unlock()
+			continue
+		}
 		o.cur, o.busy = cursor{Commit: b.tip}, false
 		c := o.cur
 		o.mu.Unlock()
@@ -242,12 +263,28 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 	}
 }
 
+// delivering says whether this hub delivers the webhooks: it holds the
+// lease (leader.go), or has no leader (a Hub a test made without Run).
+func (h *Hub) delivering() bool { return h.leader == nil || h.leader.holds() }
+
+// sent is what became of one event's delivery.
+type sent int
+
+const (
+	taken sent = iota // the endpoint took it, or it can never be delivered
+	stop              // the hub stops, or the endpoint is gone
+	yield             // the other hub delivers from now on
+)
+
 // deliverOne tries ev until the endpoint takes it (or it can never be
-// delivered): true. False when ctx ended first, or the endpoint is gone.
-// The POST is not tied to ctx: an in-flight delivery finishes, and is
-// remembered, even while the hub stops.
-func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev *metav1.Event) bool {
+// delivered), ctx ends, the endpoint is gone, or the other hub holds the
+// lease before an attempt. The POST is not tied to ctx: an in-flight
+// delivery finishes, and is remembered, even while the hub stops.
+func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev *metav1.Event) sent {
 	for attempt := uint64(1); ; attempt++ {
+		if !h.delivering() {
+			return yield
+		}
 		result, after := h.post(client, o.w, o.key, ev)
 		if result == delivered {
 			h.delivered.Add(1)
@@ -256,20 +293,20 @@ func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev
 		}
 		switch result {
 		case delivered, undeliverable:
-			return true
+			return taken
 		case gone:
 			h.disableWebhook(o.w.Name)
 			o.mu.Lock()
 			o.stopped = true
 			o.mu.Unlock()
-			return false
+			return stop
 		}
 		if after == 0 {
 			after = h.retryDelay(attempt)
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return stop
 		case <-time.After(after):
 		}
 	}

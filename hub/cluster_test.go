@@ -1,0 +1,213 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/notify"
+	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+// remoteLog is a log on a bare remote, and clones of it: an operator's
+// that appends and pushes, one per hub.
+type remoteLog struct{ remote string }
+
+func newRemoteLog(t *testing.T) *remoteLog {
+	t.Helper()
+	remote := filepath.Join(t.TempDir(), "log.git")
+	if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", remote).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return &remoteLog{remote: remote}
+}
+
+func (l *remoteLog) clone(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Join(context.Background(), filepath.Join(t.TempDir(), "clone"), store.JoinOptions{URL: l.remote,
+		InitOptions: store.InitOptions{Project: "coop", Env: "prod", Operator: store.Signature{Name: "Alice", When: time.Now()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// received is what a follower got, in order, and when.
+type received struct {
+	mu  sync.Mutex
+	ids []string
+	at  map[string]time.Time
+}
+
+func (r *received) add(ev *metav1.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, ev.GetId())
+	if _, ok := r.at[ev.GetId()]; !ok {
+		r.at[ev.GetId()] = time.Now()
+	}
+	return nil
+}
+
+func (r *received) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ids)
+}
+
+// streamLeader is the index of the node that leads the events stream.
+func streamLeader(t *testing.T, url string) int {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, notify.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var i int
+	if _, err := fmt.Sscanf(s.CachedInfo().Cluster.Leader, "n%d", &i); err != nil {
+		t.Fatalf("stream leader %q: %v", s.CachedInfo().Cluster.Leader, err)
+	}
+	return i
+}
+
+// percentile of sorted durations, p in [0,100].
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p/100))]
+}
+
+// Two hubs of one log (each its own clone) against a real three-server
+// NATS cluster, the stream and buckets on three replicas. A burst of
+// events is appended while the server leading the stream is killed
+// (SIGKILL) and started again: a follower gets every event exactly once,
+// in order, and so does a webhook endpoint, though both hubs run. The
+// follower's latency (append to receipt) is logged, overall and during
+// the kill; bench/cluster.sh prints it.
+func TestClusterTwoHubsNodeKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster of real nats-server processes: not in -short")
+	}
+	c := notifytest.NewCluster(t, 3, "")
+	log := newRemoteLog(t)
+	op := log.clone(t)
+	secret := newSecret(t)
+	key, _ := ParseSecret(secret)
+	ep := &endpoint{t: t, key: key}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	var logs logLines
+	for i := range 2 {
+		cfg := Config{Store: log.clone(t), NATSURL: c.URL(), NATSReplicas: 3, HTTPListen: "127.0.0.1:0", Poll: 2 * time.Second,
+			Webhooks: []Webhook{{Name: "dash", URL: srv.URL, Secret: secret}}, leaseTTL: 3 * time.Second,
+			Logf: func(f string, a ...any) { logs.logf("hub %d: "+f, append([]any{i}, a...)...) }}
+		_, stop := runHub(t, cfg)
+		defer stop()
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("hubs:\n%s", strings.Join(logs.with(""), "\n"))
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &received{at: map[string]time.Time{}}
+	followed := make(chan error, 1)
+	go func() {
+		followed <- notify.Follow(ctx, notify.FollowOptions{Options: notify.Options{URL: c.URL(), ConnectTimeout: 2 * time.Second},
+			Name: "cluster", FromStart: true}, rec.add)
+	}()
+	defer func() {
+		cancel()
+		if err := <-followed; err != nil {
+			t.Errorf("follow: %v", err)
+		}
+	}()
+	// meta append's nudge, on a connection that rides out the kill.
+	nudger, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nudger.Close()
+
+	const n, killAt, restartAt = 60, 20, 40
+	var want []string
+	appended := map[string]time.Time{}
+	var killed int
+	var killStart, killEnd time.Time
+	for i := range n {
+		switch i {
+		case killAt:
+			killed = streamLeader(t, c.URL())
+			killStart = time.Now()
+			c.Kill(killed)
+			t.Logf("killed n%d, the stream's leader", killed)
+		case restartAt:
+			c.Restart(killed)
+			killEnd = time.Now()
+			t.Logf("restarted n%d", killed)
+		}
+		id := appendEv(t, op, metav1.Kind_KIND_NOTE, "a.example.com", "")
+		appended[id] = time.Now()
+		want = append(want, id)
+		nudger.Publish(notify.SyncSubject, nil)
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(rec.got()) < n || len(ep.got()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s: the follower got %d events, the endpoint %d, of %d", len(rec.got()), len(ep.got()), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // long enough for a repeat to show
+	if got := rec.got(); !slices.Equal(got, want) {
+		t.Errorf("the follower got %d events (%v), want %d once each in order (%v)", len(got), got, n, want)
+	}
+	if got := ep.got(); !slices.Equal(got, want) {
+		t.Errorf("the endpoint got %d events (%v), want %d once each in order (%v)", len(got), got, n, want)
+	}
+	var all, during []time.Duration
+	rec.mu.Lock()
+	for i, id := range want {
+		d := rec.at[id].Sub(appended[id])
+		all = append(all, d)
+		if i >= killAt && i < restartAt {
+			during = append(during, d)
+		}
+	}
+	rec.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	sort.Slice(during, func(i, j int) bool { return during[i] < during[j] })
+	line := fmt.Sprintf("cluster: %d events, node n%d (stream leader) down %s: follower latency p50 %s p99 %s overall; p50 %s p99 %s max %s while down",
+		n, killed, killEnd.Sub(killStart).Round(time.Millisecond),
+		percentile(all, 50).Round(time.Millisecond), percentile(all, 99).Round(time.Millisecond),
+		percentile(during, 50).Round(time.Millisecond), percentile(during, 99).Round(time.Millisecond), during[len(during)-1].Round(time.Millisecond))
+	t.Log(line)
+	if out := os.Getenv("META_CLUSTER_BENCH_OUT"); out != "" {
+		os.WriteFile(out, []byte(line+"\n"), 0o644)
+	}
+}
