@@ -70,6 +70,24 @@ func (r *received) got() []string {
 	return slices.Clone(r.ids)
 }
 
+// streamMsgs is how many messages the events stream keeps.
+func streamMsgs(t *testing.T, url string) uint64 {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, notify.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
 // streamLeader is the index of the node that leads the events stream.
 func streamLeader(t *testing.T, url string) int {
 	t.Helper()
@@ -187,6 +205,9 @@ func TestClusterTwoHubsNodeKill(t *testing.T) {
 	if got := rec.got(); !slices.Equal(got, want) {
 		t.Errorf("the follower got %d events (%v), want %d once each in order (%v)", len(got), got, n, want)
 	}
+	if msgs := streamMsgs(t, c.URL()); msgs != n {
+		t.Errorf("the stream keeps %d messages, want %d: both hubs published, it must keep each event once", msgs, n)
+	}
 	if got := ep.got(); !slices.Equal(got, want) {
 		t.Errorf("the endpoint got %d events (%v), want %d once each in order (%v)", len(got), got, n, want)
 	}
@@ -194,6 +215,9 @@ func TestClusterTwoHubsNodeKill(t *testing.T) {
 	rec.mu.Lock()
 	for i, id := range want {
 		d := rec.at[id].Sub(appended[id])
+		if os.Getenv("DBG") != "" {
+			t.Logf("%d %s", i, d)
+		}
 		all = append(all, d)
 		if i >= killAt && i < restartAt {
 			during = append(during, d)
@@ -207,7 +231,73 @@ func TestClusterTwoHubsNodeKill(t *testing.T) {
 		percentile(all, 50).Round(time.Millisecond), percentile(all, 99).Round(time.Millisecond),
 		percentile(during, 50).Round(time.Millisecond), percentile(during, 99).Round(time.Millisecond), during[len(during)-1].Round(time.Millisecond))
 	t.Log(line)
+	if os.Getenv("DBG") != "" {
+		t.Logf("hubs:\n%s", strings.Join(logs.with(""), "\n"))
+	}
 	if out := os.Getenv("META_CLUSTER_BENCH_OUT"); out != "" {
 		os.WriteFile(out, []byte(line+"\n"), 0o644)
+	}
+}
+
+// crash stops h as a hub that dies does (SIGKILL, a lost machine): its
+// connections go first, so it can neither renew nor let go of the
+// webhooks lease, nor save a cursor.
+func crash(h *Hub, stop func()) {
+	h.pub.Close()
+	h.nc.Close()
+	stop()
+}
+
+// Two hubs: the one delivering the webhooks dies while the endpoint is
+// failing its event; the other takes over once the lease lapses and
+// delivers that event and the rest, each once.
+func TestWebhookTakeoverWhenHubDies(t *testing.T) {
+	url := notifytest.Server(t).ClientURL()
+	log := newRemoteLog(t)
+	op := log.clone(t)
+	secret := newSecret(t)
+	key, _ := ParseSecret(secret)
+	ep := &endpoint{t: t, key: key}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	var logs logLines
+	hubs := make([]*Hub, 2)
+	stops := make([]func(), 2)
+	for i := range hubs {
+		cfg := Config{Store: log.clone(t), NATSURL: url, HTTPListen: "127.0.0.1:0", Poll: 100 * time.Millisecond,
+			Webhooks: []Webhook{{Name: "dash", URL: srv.URL, Secret: secret}}, leaseTTL: time.Second,
+			Logf: func(f string, a ...any) { logs.logf("hub %d: "+f, append([]any{i}, a...)...) }}
+		hubs[i], stops[i] = runHub(t, cfg)
+	}
+	defer stops[1]()
+	defer func() {
+		if t.Failed() {
+			t.Logf("hubs:\n%s", strings.Join(logs.with(""), "\n"))
+		}
+	}()
+	// Run has taken the lease, or not, once it says it serves.
+	waitFor(t, "both hubs to serve", func() bool { return len(logs.with("serving the log")) == 2 })
+	if !hubs[0].delivering() || hubs[1].delivering() {
+		t.Fatalf("hub 0 delivering %v, hub 1 %v: want the first one started only", hubs[0].delivering(), hubs[1].delivering())
+	}
+	want := []string{appendEv(t, op, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")}
+	waitFor(t, "the first delivery", func() bool { return len(ep.got()) >= 1 })
+	ep.mu.Lock()
+	ep.script = slices.Repeat([]int{503}, 1000) // down until told otherwise
+	ep.mu.Unlock()
+	want = append(want, appendEv(t, op, metav1.Kind_KIND_UPGRADE, "a.example.com", "1.1.0"))
+	waitFor(t, "hub 0 failing the second event", func() bool { ep.mu.Lock(); defer ep.mu.Unlock(); return ep.tries >= 3 })
+	crash(hubs[0], stops[0])
+	want = append(want, appendEv(t, op, metav1.Kind_KIND_NOTE, "a.example.com", ""))
+	ep.mu.Lock()
+	ep.script = nil
+	ep.mu.Unlock()
+	waitFor(t, "hub 1 to deliver the rest", func() bool { return len(ep.got()) >= 3 })
+	time.Sleep(500 * time.Millisecond) // long enough for a repeat to show
+	if got := ep.got(); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v once each", got, want)
+	}
+	if len(logs.with("hub 1: webhooks: this hub delivers them now")) != 1 {
+		t.Errorf("hub 1 did not say it took over")
 	}
 }
