@@ -149,15 +149,23 @@ func (h *Hub) load(ctx context.Context, o *outbox) error {
 	return nil
 }
 
-// save remembers c as how far o got; a failure is said and the delivery
-// goes on (after a restart, the endpoint gets some events again).
+// save remembers c as how far o got; a failure is said and the hub goes
+// on (after a restart, the endpoint gets some events again). Deliveries
+// save with saveUntil.
 func (h *Hub) save(o *outbox, c cursor) {
+	if err := h.put(o, c); err != nil {
+		h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
+	}
+}
+
+// put writes c as o's cursor. Not tied to the hub's context: a delivery
+// made while the hub stops is remembered.
+func (h *Hub) put(o *outbox, c cursor) error {
 	data, _ := json.Marshal(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.kv.Put(ctx, cursorKey(o.w.Name), data); err != nil {
-		h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
-	}
+	_, err := h.kv.Put(ctx, cursorKey(o.w.Name), data)
+	return err
 }
 
 // feed hands each idle endpoint the events git has that it has not taken:
@@ -235,6 +243,13 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 				continue // delivered before the hub restarted
 			}
 			sent := h.deliverOne(ctx, o, client, ev)
+			if sent == taken {
+				o.mu.Lock()
+				o.cur.Done = append(o.cur.Done, ev.GetId())
+				c := o.cur
+				o.mu.Unlock()
+				sent = h.saveUntil(ctx, o, c)
+			}
 			if sent == stop {
 				return
 			}
@@ -242,11 +257,14 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 				yielded = true
 				break
 			}
-			o.mu.Lock()
-			o.cur.Done = append(o.cur.Done, ev.GetId())
-			c := o.cur
-			o.mu.Unlock()
-			h.save(o, c)
+		}
+		if !yielded {
+			switch h.saveUntil(ctx, o, cursor{Commit: b.tip}) {
+			case stop:
+				return
+			case yield:
+				yielded = true
+			}
 		}
 		o.mu.Lock()
 		if yielded {
@@ -257,9 +275,35 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 			continue
 		}
 		o.cur, o.busy = cursor{Commit: b.tip}, false
-		c := o.cur
 		o.mu.Unlock()
-		h.save(o, c)
+	}
+}
+
+// saveRetry is the pause between two tries to save a cursor.
+const saveRetry = 250 * time.Millisecond
+
+// saveUntil remembers c as how far o got, trying again while NATS cannot
+// take it (a cluster electing a new leader for the bucket), and the next
+// event waits: a delivery whose cursor is not saved is made again by
+// whichever hub reads the cursor next, this one included once it yields
+// and takes the lease back. Said once per failing streak.
+func (h *Hub) saveUntil(ctx context.Context, o *outbox, c cursor) sent {
+	for try := 0; ; try++ {
+		err := h.put(o, c)
+		if err == nil {
+			return taken
+		}
+		if try == 0 {
+			h.cfg.Logf("webhook %s: remember how far it got: %v; trying again", o.w.Name, err)
+		}
+		if !h.delivering() {
+			return yield
+		}
+		select {
+		case <-ctx.Done():
+			return stop
+		case <-time.After(saveRetry):
+		}
 	}
 }
 

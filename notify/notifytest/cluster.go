@@ -125,6 +125,10 @@ func (c *Cluster) NodeURL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%
 // until the process is gone.
 func (c *Cluster) Kill(i int) { c.stop(i, syscall.SIGKILL) }
 
+// Stop stops node i with sig (SIGTERM: a planned restart, the server
+// hands its leaderships over first) and waits until the process is gone.
+func (c *Cluster) Stop(i int, sig syscall.Signal) { c.stop(i, sig) }
+
 // Restart starts node i again, on its ports with its data, and waits
 // until it listens; WaitHealthy waits until it caught up.
 func (c *Cluster) Restart(i int) {
