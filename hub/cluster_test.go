@@ -309,3 +309,21 @@ func TestWebhookTakeoverWhenHubDies(t *testing.T) {
 		t.Errorf("hub 1 did not say it took over")
 	}
 }
+
+// A hub on an external NATS server rides out the server's restart: it
+// publishes what comes after (its publishing connection once gave up at
+// the first loss, for good, which on a cluster meant a hub whose server
+// was lost never published again).
+func TestHubRidesOutNATSRestart(t *testing.T) {
+	srv := notifytest.NewOutage(t)
+	srv.Start()
+	s := newLog(t)
+	_, stop := runHub(t, Config{Store: s, NATSURL: srv.URL(), HTTPListen: "127.0.0.1:0", Poll: 100 * time.Millisecond})
+	defer stop()
+	appendEv(t, s, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
+	waitFor(t, "the first event on the stream", func() bool { return streamMsgs(t, srv.URL()) == 1 })
+	srv.Stop()
+	srv.Start()
+	appendEv(t, s, metav1.Kind_KIND_NOTE, "a.example.com", "")
+	waitFor(t, "the second event on the stream", func() bool { return streamMsgs(t, srv.URL()) == 2 })
+}
