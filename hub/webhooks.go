@@ -221,7 +221,9 @@ func (h *Hub) feed(ctx context.Context, from string, events []*metav1.Event, tip
 // ends or the endpoint is disabled: one event at a time, in order. 2xx is
 // delivered; 410 disables the endpoint; anything else is retried later
 // (after Retry-After when the endpoint gives one, else with exponential
-// backoff and jitter), and the events behind it wait.
+// backoff and jitter), and the events behind it wait. A batch is given up
+// half done when the other hub holds the webhooks lease (leader.go): that
+// hub goes on from the saved cursor.
 func (h *Hub) deliver(ctx context.Context, o *outbox) {
 	client := &http.Client{Timeout: deliveryTimeout}
 	for {
