@@ -89,6 +89,11 @@ type Config struct {
 	// NATSOptions are the hub's credentials (and TLS) for an external
 	// server; the embedded one is reached with the hub's own key.
 	NATSOptions []nats.Option
+	// NATSReplicas is how many servers of an external cluster keep the
+	// events stream and the hub's and followers' buckets (0 is 1); more
+	// than one needs NATSURL. Two hubs of one log may run at once against
+	// such a cluster (see leader.go).
+	NATSReplicas int
 	// JSONBody publishes events' JSON view instead of protobuf.
 	JSONBody bool
 	// HTTPListen is the address of the JSON API.
@@ -135,6 +140,9 @@ type Config struct {
 	ObserveWindow   time.Duration
 	// Logf reports what the hub does; nil is quiet.
 	Logf func(format string, args ...any)
+	// leaseTTL is how long the webhooks lease outlives a hub that stopped
+	// renewing it (leader.go); zero is hubLeaseTTL. Shorter in tests.
+	leaseTTL time.Duration
 }
 
 // Hub is a running hub.
@@ -149,6 +157,10 @@ type Hub struct {
 	pub      *notify.Publisher
 	nc       *nats.Conn
 	kv       jetstream.KeyValue
+	// leases holds the webhooks lease; leader is this hub's hold on it,
+	// nil while it has no webhooks to deliver.
+	leases jetstream.KeyValue
+	leader *leader
 	// outboxes feed the webhooks, one per endpoint.
 	outboxes []*outbox
 	// unlockData releases the embedded NATS's data directory.
@@ -204,6 +216,11 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 			return nil, err
 		}
 	}
+	orDefault(&cfg.NATSReplicas, 1)
+	orDefault(&cfg.leaseTTL, hubLeaseTTL)
+	if err := CheckReplicas(cfg.NATSURL, cfg.NATSReplicas); err != nil {
+		return nil, err
+	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -238,14 +255,15 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 			return nil, err
 		}
 	}
-	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second, NATSOptions: h.natsOpts})
+	h.pub, err = notify.Connect(ctx, notify.Options{URL: h.natsURL, Source: cfg.Store.Source(ctx), JSON: cfg.JSONBody, ConnectTimeout: 5 * time.Second,
+		Replicas: cfg.NATSReplicas, NATSOptions: append(append([]nats.Option(nil), h.natsOpts...), keepConnected...)})
 	if err != nil {
 		h.Close()
-		return nil, err
+		return nil, replicasHint(err)
 	}
 	if err := h.openState(ctx); err != nil {
 		h.Close()
-		return nil, err
+		return nil, replicasHint(err)
 	}
 	l, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
@@ -317,8 +335,23 @@ func (h *Hub) startNATS() error {
 	return nil
 }
 
+// keepConnected are the options of the hub's connections: a hub outlives
+// any one server of a cluster (and the embedded server's restarts), so it
+// reconnects for ever, to whichever server answers. Given after the
+// caller's options, they win over notify.Connect's one-shot default.
+var keepConnected = []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+
+// replicasHint names the flag that asked for the replicas a cluster could
+// not place.
+func replicasHint(err error) error {
+	if errors.Is(err, notify.ErrCannotPlace) {
+		return fmt.Errorf("%w (--nats-replicas)", err)
+	}
+	return err
+}
+
 func (h *Hub) openState(ctx context.Context) error {
-	nc, err := nats.Connect(h.natsURL, append([]nats.Option{nats.Name("meta hub")}, h.natsOpts...)...)
+	nc, err := nats.Connect(h.natsURL, append(append([]nats.Option{nats.Name("meta hub")}, h.natsOpts...), keepConnected...)...)
 	if err != nil {
 		return err
 	}
@@ -327,12 +360,15 @@ func (h *Hub) openState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := notify.Prepare(ctx, js); err != nil {
+	if err := notify.Prepare(ctx, js, h.cfg.NATSReplicas); err != nil {
 		return err
 	}
-	h.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: stateBucket, Description: "meta hub state", History: 1})
+	h.kv, err = notify.EnsureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: stateBucket, Description: "meta hub state", History: 1}, h.cfg.NATSReplicas)
 	if err != nil {
-		return fmt.Errorf("hub state bucket: %w", err)
+		return fmt.Errorf("hub state: %w", err)
+	}
+	if h.leases, err = notify.EnsureBucket(ctx, js, leaseConfig(h.cfg.leaseTTL), h.cfg.NATSReplicas); err != nil {
+		return fmt.Errorf("hub lease: %w", err)
 	}
 	// A nudge is only a wake: what it carries is never read.
 	if _, err := nc.Subscribe(notify.SyncSubject, func(m *nats.Msg) {
@@ -440,6 +476,23 @@ func (h *Hub) Run(ctx context.Context) error {
 	go func() { httpErr <- h.http.Serve(h.listener) }()
 	h.openOutboxes(ctx)
 	var deliveries sync.WaitGroup
+	if len(h.outboxes) > 0 {
+		// Taken (or waited for) before the first cycle: a hub alone
+		// delivers from its first cycle on.
+		h.leader = newLeader(h.leases, h.cfg.leaseTTL)
+		if !h.leader.try(ctx) {
+			h.cfg.Logf("webhooks: another hub delivers them; this one takes over if it stops")
+		}
+		defer h.leader.release()
+		deliveries.Add(1)
+		go func() {
+			defer deliveries.Done()
+			h.leader.keep(ctx, func() {
+				h.cfg.Logf("webhooks: this hub delivers them now")
+				h.Wake() // the next cycle feeds the endpoints
+			})
+		}()
+	}
 	for _, o := range h.outboxes {
 		deliveries.Add(1)
 		go func() { defer deliveries.Done(); h.deliver(ctx, o) }()
@@ -640,6 +693,20 @@ func CheckListen(flag, addr string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%s %q: port %q is not a number from 0 to 65535", flag, addr, port)
+	}
+	return nil
+}
+
+// CheckReplicas says whether the hub can keep n replicas (--nats-replicas)
+// of its stream and buckets on NATS at url: 1 to 5 (JetStream keeps at
+// most five), more than one only on an external cluster. Whether that
+// cluster can place them, the hub learns when it makes them.
+func CheckReplicas(url string, n int) error {
+	if n < 1 || n > 5 {
+		return fmt.Errorf("--nats-replicas %d: want 1 to 5", n)
+	}
+	if url == "" && n > 1 {
+		return fmt.Errorf("--nats-replicas %d: the embedded NATS server is one server and keeps one copy; replicas need an external cluster (--nats)", n)
 	}
 	return nil
 }

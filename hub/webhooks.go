@@ -149,15 +149,23 @@ func (h *Hub) load(ctx context.Context, o *outbox) error {
 	return nil
 }
 
-// save remembers c as how far o got; a failure is said and the delivery
-// goes on (after a restart, the endpoint gets some events again).
+// save remembers c as how far o got; a failure is said and the hub goes
+// on (after a restart, the endpoint gets some events again). Deliveries
+// save with saveUntil.
 func (h *Hub) save(o *outbox, c cursor) {
+	if err := h.put(o, c); err != nil {
+		h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
+	}
+}
+
+// put writes c as o's cursor. Not tied to the hub's context: a delivery
+// made while the hub stops is remembered.
+func (h *Hub) put(o *outbox, c cursor) error {
 	data, _ := json.Marshal(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.kv.Put(ctx, cursorKey(o.w.Name), data); err != nil {
-		h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
-	}
+	_, err := h.kv.Put(ctx, cursorKey(o.w.Name), data)
+	return err
 }
 
 // feed hands each idle endpoint the events git has that it has not taken:
@@ -167,9 +175,17 @@ func (h *Hub) save(o *outbox, c cursor) {
 // on a hub's first run: it gets what happens from then on, not the log's
 // history.
 func (h *Hub) feed(ctx context.Context, from string, events []*metav1.Event, tip string) {
+	leading := h.delivering()
 	for _, o := range h.outboxes {
 		o.mu.Lock()
 		if o.busy || o.stopped {
+			o.mu.Unlock()
+			continue
+		}
+		if !leading {
+			// The other hub delivers and moves the cursor: read it
+			// again once this one takes over.
+			o.loaded = false
 			o.mu.Unlock()
 			continue
 		}
@@ -205,7 +221,9 @@ func (h *Hub) feed(ctx context.Context, from string, events []*metav1.Event, tip
 // ends or the endpoint is disabled: one event at a time, in order. 2xx is
 // delivered; 410 disables the endpoint; anything else is retried later
 // (after Retry-After when the endpoint gives one, else with exponential
-// backoff and jitter), and the events behind it wait.
+// backoff and jitter), and the events behind it wait. A batch is given up
+// half done when the other hub holds the webhooks lease (leader.go): that
+// hub goes on from the saved cursor.
 func (h *Hub) deliver(ctx context.Context, o *outbox) {
 	client := &http.Client{Timeout: deliveryTimeout}
 	for {
@@ -221,33 +239,98 @@ func (h *Hub) deliver(ctx context.Context, o *outbox) {
 			done[id] = true
 		}
 		o.mu.Unlock()
+		yielded := false
 		for _, ev := range b.events {
 			if done[ev.GetId()] {
 				continue // delivered before the hub restarted
 			}
-			if !h.deliverOne(ctx, o, client, ev) {
+			sent := h.deliverOne(ctx, o, client, ev)
+			if sent == taken {
+				o.mu.Lock()
+				o.cur.Done = append(o.cur.Done, ev.GetId())
+				c := o.cur
+				o.mu.Unlock()
+				sent = h.saveUntil(ctx, o, c)
+			}
+			if sent == stop {
 				return
 			}
-			o.mu.Lock()
-			o.cur.Done = append(o.cur.Done, ev.GetId())
-			c := o.cur
-			o.mu.Unlock()
-			h.save(o, c)
+			if sent == yield {
+				yielded = true
+				break
+			}
+		}
+		if !yielded {
+			switch h.saveUntil(ctx, o, cursor{Commit: b.tip}) {
+			case stop:
+				return
+			case yield:
+				yielded = true
+			}
 		}
 		o.mu.Lock()
+		if yielded {
+			// The other hub took over: it goes on from the cursor saved
+			// after the last event this one delivered.
+			o.busy, o.loaded = false, false
+			o.mu.Unlock()
+			continue
+		}
 		o.cur, o.busy = cursor{Commit: b.tip}, false
-		c := o.cur
 		o.mu.Unlock()
-		h.save(o, c)
 	}
 }
 
+// saveRetry is the pause between two tries to save a cursor.
+const saveRetry = 250 * time.Millisecond
+
+// saveUntil remembers c as how far o got, trying again while NATS cannot
+// take it (a cluster electing a new leader for the bucket), and the next
+// event waits: a delivery whose cursor is not saved is made again by
+// whichever hub reads the cursor next, this one included once it yields
+// and takes the lease back. Said once per failing streak.
+func (h *Hub) saveUntil(ctx context.Context, o *outbox, c cursor) sent {
+	for try := 0; ; try++ {
+		err := h.put(o, c)
+		if err == nil {
+			return taken
+		}
+		if try == 0 {
+			h.cfg.Logf("webhook %s: remember how far it got: %v; trying again", o.w.Name, err)
+		}
+		if !h.delivering() {
+			return yield
+		}
+		select {
+		case <-ctx.Done():
+			return stop
+		case <-time.After(saveRetry):
+		}
+	}
+}
+
+// delivering says whether this hub delivers the webhooks: it holds the
+// lease (leader.go), or has no leader (a Hub a test made without Run).
+func (h *Hub) delivering() bool { return h.leader == nil || h.leader.holds() }
+
+// sent is what became of one event's delivery.
+type sent int
+
+const (
+	taken sent = iota // the endpoint took it, or it can never be delivered
+	stop              // the hub stops, or the endpoint is gone
+	yield             // the other hub delivers from now on
+)
+
 // deliverOne tries ev until the endpoint takes it (or it can never be
-// delivered): true. False when ctx ended first, or the endpoint is gone.
-// The POST is not tied to ctx: an in-flight delivery finishes, and is
-// remembered, even while the hub stops.
-func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev *metav1.Event) bool {
+// delivered), ctx ends, the endpoint is gone, or the other hub holds the
+// lease before an attempt. The POST is not tied to ctx: an in-flight
+// delivery finishes, and is remembered, even while the hub stops.
+func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev *metav1.Event) sent {
 	for attempt := uint64(1); ; attempt++ {
+		if !h.delivering() {
+			return yield
+		}
 		result, after := h.post(client, o.w, o.key, ev)
 		if result == delivered {
 			h.delivered.Add(1)
@@ -256,20 +339,20 @@ func (h *Hub) deliverOne(ctx context.Context, o *outbox, client *http.Client, ev
 		}
 		switch result {
 		case delivered, undeliverable:
-			return true
+			return taken
 		case gone:
 			h.disableWebhook(o.w.Name)
 			o.mu.Lock()
 			o.stopped = true
 			o.mu.Unlock()
-			return false
+			return stop
 		}
 		if after == 0 {
 			after = h.retryDelay(attempt)
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return stop
 		case <-time.After(after):
 		}
 	}

@@ -92,7 +92,7 @@ type Consumer struct {
 // consumer c describes, or updates the one that exists (its filter, its
 // AckWait), keeping where it is.
 func NewConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfig) (*Consumer, error) {
-	s, err := EnsureStream(ctx, js)
+	s, err := EnsureStream(ctx, js, 0) // a follower raises nothing
 	if err != nil {
 		return nil, err
 	}

@@ -155,7 +155,7 @@ func jetStreamAt(t *testing.T, url string) jetstream.JetStream {
 func publish(t *testing.T, js jetstream.JetStream, msgs []string) []string {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := EnsureStream(ctx, js); err != nil {
+	if _, err := EnsureStream(ctx, js, 0); err != nil {
 		t.Fatal(err)
 	}
 	ids := make([]string, len(msgs))

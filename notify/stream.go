@@ -27,7 +27,8 @@ const (
 	DuplicateWindow = 7 * 24 * time.Hour
 )
 
-// StreamConfig is the stream meta creates on first use.
+// StreamConfig is the stream meta creates on first use, kept on one
+// server; Prepare and Connect give it the replicas they are asked for.
 func StreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamName,
@@ -42,37 +43,105 @@ func StreamConfig() jetstream.StreamConfig {
 	}
 }
 
-// EnsureStream creates the events stream, or returns it when it exists
-// (with whatever limits its operators set since).
-func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+// ErrCannotPlace means the NATS cluster cannot keep as many replicas of a
+// stream or bucket as asked: it has fewer JetStream servers than that, or
+// too few of them are up, or it is one server.
+var ErrCannotPlace = errors.New("NATS cannot place the replicas")
+
+// placement codes are the JetStream API's answers to a stream of more
+// replicas than the cluster can place: no suitable peers, insufficient
+// resources, replicas on a server that is not clustered.
+var placement = map[jetstream.ErrorCode]bool{10005: true, 10023: true, 10074: true}
+
+// placed wraps err, the answer to creating or updating what with replicas,
+// in ErrCannotPlace when the cluster could not place them.
+func placed(what string, replicas int, err error) error {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && placement[api.ErrorCode] {
+		return fmt.Errorf("%w: %s with %d replicas: %v; replicas need a JetStream cluster of at least as many servers, that many of them up",
+			ErrCannotPlace, what, replicas, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// EnsureStream creates the events stream with replicas copies (0 is 1),
+// or returns it when it exists, with whatever limits its operators set
+// since; one kept on fewer servers than replicas is raised to replicas.
+// Never lowered: a collective that raised it by hand (nats stream edit)
+// keeps its copies when a hub starts without saying how many.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	replicas = max(replicas, 1)
 	s, err := js.Stream(ctx, StreamName)
 	if err == nil {
-		return s, nil
+		return raise(ctx, js, s, replicas)
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("look up stream %s: %w", StreamName, err)
 	}
-	s, err = js.CreateStream(ctx, StreamConfig())
+	cfg := StreamConfig()
+	cfg.Replicas = replicas
+	s, err = js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return js.Stream(ctx, StreamName) // created meanwhile by another publisher
+		if s, err = js.Stream(ctx, StreamName); err != nil { // created meanwhile by another hub
+			return nil, fmt.Errorf("look up stream %s: %w", StreamName, err)
+		}
+		return raise(ctx, js, s, replicas)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+		return nil, placed("create stream "+StreamName, replicas, err)
 	}
 	return s, nil
 }
 
-// Prepare makes the events stream and the followers' buckets exist, and
-// brings the buckets' settings (their TTLs) to this meta's: what the hub
-// does once it connects, so that followers, whose credentials allow them
-// to use these but not to make or change them, find them ready.
-func Prepare(ctx context.Context, js jetstream.JetStream) error {
-	if _, err := EnsureStream(ctx, js); err != nil {
+// raise brings s to replicas copies when it has fewer.
+func raise(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, replicas int) (jetstream.Stream, error) {
+	cfg := s.CachedInfo().Config
+	if cfg.Replicas >= replicas {
+		return s, nil
+	}
+	cfg.Replicas = replicas
+	s, err := js.UpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, placed("raise stream "+StreamName+" to more replicas", replicas, err)
+	}
+	return s, nil
+}
+
+// EnsureBucket creates the key-value bucket cfg describes with replicas
+// copies (0 is 1), or brings one that exists to cfg's settings, keeping
+// its replicas when it has more (as EnsureStream does).
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, replicas int) (jetstream.KeyValue, error) {
+	cfg.Replicas = max(replicas, 1)
+	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		}
+		if b, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			cfg.Replicas = max(cfg.Replicas, b.StreamInfo().Config.Replicas)
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, placed("bucket "+cfg.Bucket, cfg.Replicas, err)
+	}
+	return kv, nil
+}
+
+// Prepare makes the events stream and the followers' buckets exist, with
+// replicas copies each (0 is 1), and brings the buckets' settings (their
+// TTLs) to this meta's: what the hub does once it connects, so that
+// followers, whose credentials allow them to use these but not to make or
+// change them, find them ready.
+func Prepare(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if _, err := EnsureStream(ctx, js, replicas); err != nil {
 		return err
 	}
 	for _, cfg := range []jetstream.KeyValueConfig{leasesConfig(), parkedConfig()} {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		if _, err := EnsureBucket(ctx, js, cfg, replicas); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -101,6 +170,9 @@ type Options struct {
 	// NATSOptions are passed on, for credentials (nats.UserCredentials,
 	// nats.Token, nats.UserInfo, TLS).
 	NATSOptions []nats.Option
+	// Replicas is how many servers of a cluster keep the stream when
+	// Connect creates it (see EnsureStream); 0 is 1.
+	Replicas int
 }
 
 // Connect reaches NATS and makes sure the stream exists.
@@ -115,7 +187,7 @@ func Connect(ctx context.Context, o Options) (*Publisher, error) {
 		nc.Close()
 		return nil, err
 	}
-	if _, err := EnsureStream(ctx, js); err != nil {
+	if _, err := EnsureStream(ctx, js, o.Replicas); err != nil {
 		nc.Close()
 		return nil, err
 	}

@@ -55,7 +55,9 @@ under .git/meta/nats or --data), which lets in only those with its keys: it
 writes follower.nk there (read-only: meta watch, and meta append's nudge,
 take it with --nats-nkey) and hub.nk (its own, which may publish), and says
 where on start. With --nats URL it uses that server or cluster instead, with
-the hub's credentials from --nats-creds or --nats-nkey. The hub is the only
+the hub's credentials from --nats-creds or --nats-nkey, and --nats-replicas N
+keeps the stream and buckets on N of its servers; two hubs of one log may run
+against one cluster at once (one delivers the webhooks). The hub is the only
 publisher of events: an append nudges it, and it publishes what it reads from
 git.
 
@@ -157,6 +159,9 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 				return usageError{err}
 			}
 			cfg.NATSURL, cfg.NATSOptions, cfg.JSONBody = url, o.NATSOptions, o.JSON
+			if err := hub.CheckReplicas(url, cfg.NATSReplicas); err != nil {
+				return usageError{err}
+			}
 			cfg.Logf = func(format string, args ...any) {
 				fmt.Fprintf(e.stderr, "meta: serve: %s\n", printableLines(fmt.Sprintf(format, args...)))
 			}
@@ -174,6 +179,7 @@ Stopped (SIGINT, SIGTERM), it says what it did in one line on stderr.`,
 	}
 	cmd.Flags().StringVar(&cfg.HTTPListen, "listen", hub.DefaultHTTPListen, "address of the JSON API")
 	cmd.Flags().StringVar(&cfg.NATSListen, "nats-listen", hub.DefaultNATSListen, "address of the embedded NATS server")
+	cmd.Flags().IntVar(&cfg.NATSReplicas, "nats-replicas", 1, "with --nats, how many servers of the cluster keep the events stream and meta's buckets (raised when fewer, never lowered)")
 	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "where the embedded NATS server keeps its data (default .git/meta/nats)")
 	cmd.Flags().DurationVar(&cfg.Poll, "poll", hub.DefaultPoll, "how often to sync with the remote and publish")
 	cmd.Flags().IntVar(&cfg.CheckpointEvery, "checkpoint-every", hub.DefaultCheckpointEvery, "publish the derived state for new clones (meta checkpoint) when the log has grown this many commits past the last; -1 never")
