@@ -157,6 +157,50 @@ func (s *Store) derivedHead(a projects.Address, key gitrepo.Hash) (*fold.Head, b
 	return h, true
 }
 
+// derivedSigned is who signed the events h names, as the published derived
+// state says, when this clone's cache holds nothing of the app's
+// signatures and the state's memo is of exactly the app's records at tip
+// (who wrote a record first is history's, and the same for the same
+// records in a history that holds the state's).
+func (s *Store) derivedSigned(h *fold.Head) (map[string]Signed, bool) {
+	a := projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}
+	if s.cache.Signed(a) != nil {
+		return nil, false
+	}
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, false
+	}
+	d := s.published(context.Background(), tip)
+	if d == nil {
+		return nil, false
+	}
+	data, err := s.repo.FileAt(d.commit, derivedSignedPath(a))
+	if err != nil || data == nil {
+		return nil, false
+	}
+	var m derivedSignatures
+	if json.Unmarshal(data, &m) != nil {
+		return nil, false
+	}
+	key, err := s.memoKey(tip, a)
+	if err != nil || m.Tree != key.String() {
+		return nil, false
+	}
+	return m.Signed, true
+}
+
+// derivedSignatures is what the derived state keeps of who signed the
+// events an app's head names, for the app's records keyed as its memo is.
+type derivedSignatures struct {
+	Tree   string            `json:"tree"`
+	Signed map[string]Signed `json:"signed"`
+}
+
+func derivedSignedPath(a projects.Address) string {
+	return path.Join(derivedHeads, a.Project, a.Env, a.App+".signed")
+}
+
 func derivedHeadPath(a projects.Address) string {
 	return path.Join(derivedHeads, a.Project, a.Env, a.App+".head")
 }
@@ -221,6 +265,11 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	if err != nil {
 		return fail(err)
 	}
+	// Who signed what each head names, for `--json` reads: one walk of
+	// history for every app whose signatures this clone does not hold.
+	if err := s.signAll(ctx, apps); err != nil {
+		return fail(err)
+	}
 	n := 0
 	for _, a := range apps {
 		key, err := s.memoKey(at, a)
@@ -239,6 +288,11 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 			return fail(fmt.Errorf("%s: %w", a, err))
 		}
 		edits = append(edits, gitrepo.Edit{Path: derivedHeadPath(a), Data: memo})
+		if signed, err := s.SignHead(ctx, h); err != nil {
+			return fail(fmt.Errorf("%s: %w", a, err))
+		} else if data, err := json.Marshal(derivedSignatures{Tree: key.String(), Signed: refsSigned(signed)}); err == nil {
+			edits = append(edits, gitrepo.Edit{Path: derivedSignedPath(a), Data: data})
+		}
 		n++
 	}
 	sig := gitrepo.Signature{Name: actor.GetName(), Email: actor.GetEmail(), When: now}
@@ -303,6 +357,9 @@ func (s *Store) checkDerived(ctx context.Context, tip gitrepo.Hash, st *integrit
 	if err != nil {
 		return nil, err
 	}
+	if err := s.signAll(ctx, apps); err != nil {
+		return nil, err
+	}
 	for _, a := range apps {
 		data, err := s.repo.FileAt(d.commit, derivedHeadPath(a))
 		if err != nil || data == nil {
@@ -324,6 +381,24 @@ func (s *Store) checkDerived(ctx context.Context, tip gitrepo.Hash, st *integrit
 		want, _ := json.Marshal(fold.Fold(events))
 		if string(got) != string(want) {
 			out = append(out, Finding{Path: where + ":" + derivedHeadPath(a), Commit: d.commit.String(), Problem: "the published head of " + a.String() + " is not what its records fold to" + fix})
+			continue
+		}
+		if data, err := s.repo.FileAt(d.commit, derivedSignedPath(a)); err == nil && data != nil {
+			var m derivedSignatures
+			if json.Unmarshal(data, &m) != nil || m.Tree != key.String() {
+				continue // never taken at tip
+			}
+			ids := slices.Collect(maps.Keys(m.Signed))
+			truth, err := s.Signatures(ctx, a, ids...)
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range ids {
+				if t := truth[id]; t.Signature != m.Signed[id].Signature || t.SignedBy != m.Signed[id].SignedBy {
+					out = append(out, Finding{Path: where + ":" + derivedSignedPath(a), Commit: d.commit.String(), Problem: "the published signature of event " + id + " of " + a.String() + " is not what history says" + fix})
+					break
+				}
+			}
 		}
 	}
 	return out, nil
@@ -342,4 +417,21 @@ func sameCorrections(a, b *integrity.State) bool {
 	}
 	return maps.Equal(a.Restored, b.Restored) && maps.Equal(a.Excluded, b.Excluded) && maps.Equal(a.Purged, b.Purged) &&
 		slices.Equal(commits(a), commits(b)) && a.Trusted == b.Trusted && a.Config == b.Config
+}
+
+// refsSigned is who signed each event a signed head names, by event id.
+func refsSigned(h *fold.Head) map[string]Signed {
+	out := map[string]Signed{}
+	add := func(r *fold.Ref) {
+		if r != nil && r.EventID != "" {
+			out[r.EventID] = Signed{Signature: r.Signature, SignedBy: r.SignedBy}
+		}
+	}
+	for _, r := range []*fold.Ref{h.Deployed, h.LastSuccess, h.LastFailure, h.EnvChanged, h.Previous} {
+		add(r)
+	}
+	for i := range h.Heads {
+		add(&h.Heads[i])
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -88,6 +89,23 @@ func TestPlainCloneReadsThePublishedState(t *testing.T) {
 	// b's head came from the memo: its records were never read.
 	if _, err := os.Stat(filepath.Join(c.MetaDir(), "cache", "coop", "prod", "b.example.com")); !os.IsNotExist(err) {
 		t.Fatalf("b's records were read (%v), though its memo holds", err)
+	}
+	// Who signed what each head names, for --json reads: from the state
+	// too, without a walk of any app's history.
+	reports := func(s *Store) string {
+		t.Helper()
+		r, err := s.Reports(ctx, heads(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := json.Marshal(r)
+		return string(data)
+	}
+	if got, want := reports(c), reports(s); got != want {
+		t.Fatalf("reports differ:\n got %s\nwant %s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(c.MetaDir(), "cache", "coop", "prod", "b.example.com.signed")); !os.IsNotExist(err) {
+		t.Fatalf("b's history was walked for its signatures (%v), though the state holds them", err)
 	}
 	// a changed since: folded from its records, the new upgrade in.
 	if h, err := c.Head("a.example.com"); err != nil || h.Version != "2.0.0" {
@@ -297,6 +315,18 @@ func TestVerifyChecksThePublishedState(t *testing.T) {
 			}
 			os.WriteFile(filepath.Join(dir, derivedHeadPath(a)), data, 0o644)
 		}, "the published head of coop/prod/a.example.com is not what its records fold to; `meta checkpoint` publishes a true one"},
+		{"a signature that lies", func(t *testing.T, dir string, s *Store) {
+			p := filepath.Join(dir, derivedSignedPath(projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}))
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lied := strings.ReplaceAll(string(data), `"signature":"unsigned","signed_by":""`, `"signature":"verified","signed_by":"mallory"`)
+			if lied == string(data) {
+				t.Fatalf("no signature to lie about in %s", data)
+			}
+			os.WriteFile(p, []byte(lied), 0o644)
+		}, "the published signature of event"},
 		{"a state that hides a quarantined commit", func(t *testing.T, dir string, s *Store) {
 			editState(t, dir, func(st map[string]any) { delete(st, "findings"); delete(st, "restored") })
 		}, "the published derived state says other than history"},
@@ -347,4 +377,56 @@ func TestVerifyChecksThePublishedState(t *testing.T) {
 func git2hash(t *testing.T, s *Store) gitrepo.Hash {
 	t.Helper()
 	return gitrepo.NewHash(git(t, s.Root(), "rev-parse", "origin/main"))
+}
+
+// One walk for many apps' signatures finds what a walk of each app's own
+// paths finds: signed and unsigned commits, under signatures required and
+// before, a record modified by hand.
+func TestSignAllIsEachAppsWalk(t *testing.T) {
+	keys := t.TempDir()
+	aliceKey := signingtest.Keygen(t, keys, "alice", "")
+	remote := bareRemote(t)
+	s := joinSigned(t, remote, aliceKey.Signer(t))
+	mustAppend(t, s, deploy("a.example.com", "1.0.0")) // before alice is an operator
+	changeOperators(t, s, alice, addOperator("alice", aliceAge, aliceKey))
+	mustAppend(t, s, deploy("b.example.com", "1.0.0"))
+	requireSignatures(t, s, aliceKey)
+	for _, d := range []string{"a", "b", "c"} {
+		mustAppend(t, s, upgrade(d+".example.com", "2.0.0"))
+	}
+	// An unsigned commit by hand: quarantined, and said so.
+	byHand := note("c.example.com")
+	byHand.Address = &metav1.Address{Project: "coop", Env: "prod", App: "c.example.com"}
+	commitByHand(t, s, byHand)
+	git(t, s.Root(), "push", "-q", "origin", "main")
+
+	each, _ := plainClone(t, remote)
+	all, _ := plainClone(t, remote)
+	apps, err := all.apps(git2hash(t, all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := all.signAll(ctx, apps); err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[string]bool{}
+	for _, a := range apps {
+		want, err := each.Signatures(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := all.Signatures(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: one walk says %v, the app's own %v", a, got, want)
+		}
+		for _, v := range want {
+			statuses[v.Signature] = true
+		}
+	}
+	if !statuses["verified"] || !statuses["unsigned"] {
+		t.Fatalf("the log should hold verified and unsigned events: %v", statuses)
+	}
 }

@@ -230,9 +230,17 @@ func (s *Store) SignHead(ctx context.Context, h *fold.Head) (*fold.Head, error) 
 	for i, r := range refs {
 		ids[i] = r.EventID
 	}
-	signed, err := s.Signatures(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}, ids...)
-	if err != nil {
-		return nil, err
+	signed, ok := s.derivedSigned(h)
+	for _, id := range ids {
+		_, has := signed[id]
+		ok = ok && has
+	}
+	if !ok {
+		var err error
+		signed, err = s.Signatures(ctx, projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}, ids...)
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range refs {
 		r.SignedBy, r.Signature = signed[r.EventID].SignedBy, signed[r.EventID].Signature
@@ -259,4 +267,104 @@ func (s *Store) Views(ctx context.Context, events []*metav1.Event) ([]record.Vie
 		views[i].SignedBy, views[i].Signature = signed[ev.GetId()].SignedBy, signed[ev.GetId()].Signature
 	}
 	return views, nil
+}
+
+// signAll walks history once for who signed the events of every app of
+// apps whose signatures the cache does not hold at tip, instead of once per
+// app (a walk of the app's paths costs about as much as a walk of all of
+// history): what a read of many apps' signatures (`meta ls --json`, a
+// checkpoint) does first. The cache then holds each app's lines as
+// Signatures would have kept them, and their walk's state: meta.yaml's
+// alone, which is all a walk of one app's paths uses its state for.
+func (s *Store) signAll(ctx context.Context, apps []projects.Address) error {
+	tip, err := s.repo.Head()
+	if err != nil || tip.IsZero() {
+		return err
+	}
+	branch, _ := s.repo.Branch()
+	want := map[projects.Address]*strings.Builder{}
+	have := map[string]bool{} // record paths seen added
+	for _, a := range apps {
+		if f, ok := parseSigned(s.cache.Signed(a)); ok && f.branch == branch && f.checked == tip.String() {
+			continue
+		}
+		want[a] = &strings.Builder{}
+	}
+	if len(want) < 2 {
+		return nil // one app's own walk costs no more
+	}
+	walk := integrity.New()
+	walk.Branch = branch
+	err = s.repo.WalkPaths(ctx, gitrepo.ZeroHash, tip, []string{config.File, projects.Root}, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+		var cfg []gitrepo.Change
+		var v *integrity.Verdict
+		for _, ch := range changes {
+			if ch.Path == config.File {
+				cfg = append(cfg, ch)
+				continue
+			}
+			rec, err := projects.ParseRecordPath(ch.Path)
+			if err != nil || !ch.From.IsZero() || ch.To.IsZero() || have[ch.Path] {
+				continue
+			}
+			b := want[rec.Address]
+			if b == nil {
+				continue
+			}
+			have[ch.Path] = true // first written; a record re-added keeps its first
+			if v == nil {
+				in, err := walk.InForce(s.repo)
+				if err != nil {
+					return err
+				}
+				got, err := integrity.Judge(s.repo, info.ID, in)
+				if err != nil {
+					return err
+				}
+				v = &got
+			}
+			b.WriteString(entryLine(rec.ID, Signed{Commit: info.ID.String(), Signature: v.Status, SignedBy: v.Operator, Key: v.Key}))
+		}
+		if len(cfg) == 0 {
+			return nil
+		}
+		return walk.Take(s.repo, info, cfg)
+	})
+	if err != nil {
+		return fmt.Errorf("signatures: %w", err)
+	}
+	walk.Checked = tip.String()
+	state, err := json.Marshal(walk)
+	if err != nil {
+		return err
+	}
+	for a, b := range want {
+		f := signedFile{branch: branch, checked: tip.String(), walk: state, entries: []byte(b.String())}
+		s.cache.StoreSigned(a, f.bytes())
+	}
+	return nil
+}
+
+// Reports is Report of each of heads, the signatures of all of them found
+// in one walk where the cache and the published derived state hold none.
+func (s *Store) Reports(ctx context.Context, heads []*fold.Head) ([]HeadReport, error) {
+	var unsigned []projects.Address
+	for _, h := range heads {
+		a := projects.Address{Project: h.Project, Env: h.Env, App: h.Domain}
+		if _, ok := s.derivedSigned(h); !ok {
+			unsigned = append(unsigned, a)
+		}
+	}
+	if err := s.signAll(ctx, unsigned); err != nil {
+		return nil, err
+	}
+	out := make([]HeadReport, 0, len(heads))
+	for _, h := range heads {
+		r, err := s.Report(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -36,13 +36,13 @@ func newLs(e *env) *cobra.Command {
 				status[h] = statusOf(h)
 			}
 			if asJSON {
+				reports, err := s.Reports(cmd.Context(), heads)
+				if err != nil {
+					return err
+				}
 				views := make([]lsView, 0, len(heads))
-				for _, h := range heads {
-					r, err := s.Report(cmd.Context(), h)
-					if err != nil {
-						return err
-					}
-					views = append(views, lsView{HeadReport: r, Channel: status[h]})
+				for i, r := range reports {
+					views = append(views, lsView{HeadReport: r, Channel: status[heads[i]]})
 				}
 				return writeJSON(e.stdout, views)
 			}
