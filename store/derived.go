@@ -135,7 +135,9 @@ func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, st
 }
 
 // derivedHead is the head the published derived state memoised for app a
-// at key, kept in this clone's cache from then on.
+// at key. It is not copied into the cache: read from the derived commit it
+// costs no more than from the cache, and a thousand files written on a
+// first read would cost more than the reading.
 func (s *Store) derivedHead(a projects.Address, key gitrepo.Hash) (*fold.Head, bool) {
 	tip, err := s.repo.Head()
 	if err != nil {
@@ -153,7 +155,6 @@ func (s *Store) derivedHead(a projects.Address, key gitrepo.Hash) (*fold.Head, b
 	if !ok {
 		return nil, false
 	}
-	s.cache.StoreHeadMemo(a, data)
 	return h, true
 }
 

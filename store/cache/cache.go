@@ -136,10 +136,6 @@ func (c *Cache) StoreHead(a projects.Address, tree gitrepo.Hash, h *fold.Head) {
 	}
 }
 
-// StoreHeadMemo keeps data, a memo EncodeHead made (read from elsewhere,
-// such as a published derived state), as app a's memoised head.
-func (c *Cache) StoreHeadMemo(a projects.Address, data []byte) { c.write(c.file(a)+".head", data) }
-
 // EncodeHead is the memo of h as the head folded from the app tree tree:
 // what the cache keeps, and what a derived state published for other
 // clones carries.
