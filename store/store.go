@@ -84,6 +84,9 @@ type Store struct {
 	OnCheck func(commits int, done bool)
 	// signer signs the commits the log makes; nil for none (SetSigner).
 	signer signing.Signer
+	// turns is the directory of this machine's turns at remotes (turn.go),
+	// "" for none.
+	turns string
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
@@ -111,6 +114,7 @@ func Open(root string) (*Store, error) {
 		cache:   cache.New(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(metaDir, "cache"))),
 		journal: journal{dir: metaDir},
 		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
+		turns:   turnsDir(),
 	}
 	if !hasConfig {
 		tip, err := repo.Head()
