@@ -3,16 +3,19 @@
 #  1. `meta append` (fetch, commit, push) against the git CLI doing the same
 #     by hand (git pull --ff-only, add one file, commit, push) on the same
 #     remote, rounds interleaved, in a log of 10,000 events;
-#  2. throughput: appends per second reaching the remote with 1, 4 and 16
-#     writers, each with a clone and a process of its own;
+#  2. throughput: appends per second reaching the remote with 1, 4, 16 and
+#     32 writers, each with a clone and a process of its own, and each
+#     figure's ratio to 1 writer's; with META_OLD=PATH (another build of
+#     meta, e.g. of an older commit) the same again with it, interleaved;
 #  3. incremental sync of one new event into clones of logs with 1k, 10k
 #     and 100k events: it should not grow with history.
 # Prints medians and ratios; machines here are noisy, so trust the ratios.
 #
-#   bench/sync.sh [ROUNDS]      (default 15; logs are kept in bench/out)
+#   bench/sync.sh [ROUNDS [SECTIONS]]  (default 15 and 123; logs are kept in bench/out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-15}
+sections=${2:-123}
 out=bench/out
 . bench/lib.sh
 build
@@ -34,6 +37,7 @@ join() {
   "$out/meta" init "$1/$2" --remote "$1/remote.git" >/dev/null
 }
 
+if [[ $sections == *1* ]]; then
 echo "1. append with push, 10,000 events (median of $rounds)"
 base=$(shared 10000 100 100)
 join "$base" m
@@ -51,26 +55,43 @@ for i in $(seq "$rounds"); do
 done
 m=$(median "${meta[@]}"); g=$(median "${bygit[@]}")
 printf '   meta append: %s ms   git pull+add+commit+push: %s ms   git / meta: %s\n' "$m" "$g" "$(ratio "$g" "$m")"
+fi
 
-echo "2. throughput: appends reaching the remote per second"
-base=$(shared 1000 10 100)
-for writers in 1 4 16; do
-  per=$((80 / writers)); [ "$per" -gt 40 ] && per=40
+throughput() { # BINARY WRITERS: appends/s reaching the remote, printed
+  local bin=$1 writers=$2 per w i
+  per=$((128 / writers)); [ "$per" -gt 40 ] && per=40; [ "$per" -lt 4 ] && per=4
   for w in $(seq "$writers"); do join "$base" "w$w"; done
   before=$(git -C "$base/remote.git" rev-list --count main)
   t0=$(now_ns)
   for w in $(seq "$writers"); do
-    (for i in $(seq "$per"); do "$out/meta" --dir "$base/w$w" append note "app$((w % 10)).example.com" -m "w$w" >/dev/null 2>>"$out/throughput.err"; done) &
+    (for i in $(seq "$per"); do "$bin" --dir "$base/w$w" append note "app$((w % 10)).example.com" -m "w$w" >/dev/null 2>>"$out/throughput.err"; done) &
   done
   wait
   t1=$(now_ns)
   after=$(git -C "$base/remote.git" rev-list --count main)
   secs=$(echo "scale=3; ($t1 - $t0) / 1000000000" | bc)
   pushed=$((after - before)); total=$((writers * per))
-  printf '   %2d writers: %3d of %3d appends pushed at once in %6.2f s: %6.1f appends/s\n' "$writers" "$pushed" "$total" "$secs" "$(echo "scale=1; $pushed / $secs" | bc)"
-  for w in $(seq "$writers"); do "$out/meta" --dir "$base/w$w" sync; done
-done
+  rate=$(echo "scale=1; $pushed / $secs" | bc)
+  for w in $(seq "$writers"); do "$bin" --dir "$base/w$w" sync 2>/dev/null; done
+  echo "$pushed $total $secs $rate"
+}
 
+if [[ $sections == *2* ]]; then
+echo "2. throughput: appends reaching the remote per second"
+base=$(shared 1000 10 100)
+bins=("$out/meta"); [ -n "${META_OLD:-}" ] && bins+=("$META_OLD")
+declare -A one
+for writers in 1 4 16 32; do
+  for bin in "${bins[@]}"; do
+    read -r pushed total secs rate < <(throughput "$bin" "$writers")
+    [ "$writers" = 1 ] && one[$bin]=$rate
+    printf '   %-20s %2d writers: %3d of %3d appends pushed at once in %6.2f s: %6.1f appends/s, %s x 1 writer\n' \
+      "$(basename "$bin")" "$writers" "$pushed" "$total" "$secs" "$rate" "$(ratio "$rate" "${one[$bin]}")"
+  done
+done
+fi
+
+if [[ $sections == *3* ]]; then
 echo "3. incremental sync of one new event (median of $rounds)"
 declare -A syncs
 for n in 1000 10000 100000; do
@@ -87,3 +108,4 @@ for n in 1000 10000 100000; do
   printf '   %6d events: %s ms\n' "$n" "${syncs[$n]}"
 done
 printf '   100k / 1k: %s\n' "$(ratio "${syncs[100000]}" "${syncs[1000]}")"
+fi

@@ -87,6 +87,9 @@ type Store struct {
 	// derived is the derived state the remote published, as far as this
 	// process looked (derived.go).
 	derived derivedCache
+	// turns is the directory of this machine's turns at remotes (turn.go),
+	// "" for none.
+	turns string
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
@@ -125,6 +128,7 @@ func OpenWith(root string, opts OpenOptions) (*Store, error) {
 		journal: journal{dir: metaDir},
 		state:   syncState{path: filepath.Join(metaDir, "sync.json")},
 		OnCheck: opts.OnCheck,
+		turns:   turnsDir(),
 	}
 	if !hasConfig {
 		tip, err := repo.Head()

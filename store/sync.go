@@ -464,6 +464,7 @@ func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) 
 	if !s.HasRemote(ctx) {
 		return fail(fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync))
 	}
+	defer s.takeTurn(ctx)()
 	before, err := s.repo.Head()
 	if err != nil {
 		return fail(err)

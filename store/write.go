@@ -29,7 +29,8 @@ import (
 //
 //  1. take the log's lock (lock.go) and finish what a killed meta left
 //     half done (journal.go);
-//  2. pull, unless offline (sync.go);
+//  2. take this machine's turn at the remote and pull, unless offline
+//     (turn.go, sync.go);
 //  3. read meta.yaml afresh, since the pull may have changed it;
 //  4. hand the caller a Tx to place apps and add what it records;
 //  5. per commit: check leases, stamp and validate the events, note the
@@ -294,6 +295,11 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		return nil, err
 	}
 	online := !opts.Offline && s.HasRemote(ctx)
+	if online {
+		// From the fetch to the push, this machine's other writers to the
+		// remote wait (turn.go): the push then wins at once.
+		defer s.takeTurn(ctx)()
+	}
 	for attempt := 1; ; attempt++ {
 		if online {
 			if err := s.pull(ctx); err != nil {

@@ -1,0 +1,117 @@
+//go:build unix
+
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The remote's turn. Writers on one machine whose clones share a remote
+// (an operator's clones, the bench's writers, a hub and an operator's
+// meta) take turns at it: a write holds the turn from its fetch to its
+// push, so at most one round trip to the remote is in flight per remote
+// and machine, and the push of the one holding it is not refused for
+// another local writer's. Without it, N writers all fetch, all commit,
+// all push, one wins and N-1 fetch, replay and push again, with backoff:
+// the work grows with N squared and throughput falls with every writer
+// added (issue 18). With it, the writers queue on a lock and each round
+// trip succeeds at once.
+//
+// The turn is an flock on a file under the user's cache directory
+// (os.UserCacheDir()/meta/turns/<hash of the remote's URL>): the kernel
+// releases it when its holder exits, however it exits, so a SIGKILLed
+// holder never blocks the others. It is only an optimisation: writers on
+// other machines, or of other users, do not share it, and a writer that
+// cannot take it (no cache directory, a holder hung past turnWait) goes on
+// without it. Correctness rests, as before, on the remote refusing a push
+// that is not a fast-forward, and on the retry path in push and Write.
+
+// turnWait bounds how long a write waits for the remote's turn before it
+// goes on without it. A holder keeps it for one round trip; 32 writers
+// queued behind a slow remote wait for 32 of them.
+const turnWait = 30 * time.Second
+
+// turnsDir is where the turns of this user's writers live.
+func turnsDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "meta", "turns")
+}
+
+// takeTurn waits for this machine's turn at the remote the log syncs with
+// and returns what gives it back. It never fails: without the turn, the
+// write goes on as writers on different machines do.
+func (s *Store) takeTurn(ctx context.Context) (release func()) {
+	if s.turns == "" {
+		return func() {}
+	}
+	return takeTurnAt(ctx, s.turns, s.repo.RemoteURL(ctx), turnWait)
+}
+
+// takeTurnAt takes the turn for remote in dir, waiting at most wait.
+func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (release func()) {
+	none := func() {}
+	if remote == "" {
+		return none
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return none
+	}
+	f, err := os.OpenFile(filepath.Join(dir, turnKey(remote)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return none
+	}
+	// A blocking flock, not polling: the kernel hands the turn over the
+	// moment it is given back, and waiters cost no CPU (polling 32 writers
+	// every few milliseconds cost more than the gaps it left). It blocks
+	// a thread, so it runs in a goroutine the wait can give up on.
+	got := make(chan error, 1)
+	go func() { got <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
+			f.Close()
+			return none
+		}
+		return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	// Given up: should the flock be granted later, give it straight back.
+	go func() {
+		if <-got == nil {
+			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		}
+		f.Close()
+	}()
+	return none
+}
+
+// turnKey names the turn of a remote: a hash of its URL, so that the name
+// is a file name and a token an https URL carries is not written down.
+// Spellings of one remote that differ only by the user or password in the
+// URL, or a trailing slash, share a turn; other spellings (a path and its
+// file:// URL) only cost the optimisation, not correctness.
+func turnKey(remote string) string {
+	remote = strings.TrimRight(remote, "/")
+	if u, err := url.Parse(remote); err == nil && u.Scheme != "" && u.Host != "" {
+		u.User = nil
+		remote = u.String()
+	} else if filepath.IsAbs(remote) {
+		remote = filepath.Clean(remote)
+	}
+	sum := sha256.Sum256([]byte(remote))
+	return hex.EncodeToString(sum[:16])
+}
