@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 func newCheckpoint(e *env) *cobra.Command {
@@ -43,7 +44,7 @@ and always safe to delete. ` + "`meta serve`" + ` publishes one as the log grows
 			if asJSON {
 				return writeJSON(e.stdout, r)
 			}
-			fmt.Fprintf(e.stderr, "meta: published the derived state at %s (%d apps) to %s\n", r.At[:12], r.Apps, r.Branch)
+			fmt.Fprintf(e.stderr, "meta: published the derived state at %s (%s) to %s\n", r.At[:12], record.Count(r.Apps, "app"), r.Branch)
 			return nil
 		},
 	}
