@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,41 @@ type derived struct {
 	commit gitrepo.Hash // the derived commit
 	at     gitrepo.Hash // the log commit it holds for
 	state  *integrity.State
+	// dirs are the directories of its tree as read, by path: a read of a
+	// thousand apps reads each env's directory once, not once per app.
+	mu   sync.Mutex
+	dirs map[string]map[string]gitrepo.Hash
+}
+
+// file reads the file at p of the derived commit (p's directory read once
+// per process); nil when there is none.
+func (d *derived) file(repo *gitrepo.Repo, p string) []byte {
+	dir, name := path.Split(p)
+	d.mu.Lock()
+	files, ok := d.dirs[dir]
+	if !ok {
+		files = map[string]gitrepo.Hash{}
+		entries, _ := repo.ReadDir(d.commit, strings.TrimSuffix(dir, "/"))
+		for _, e := range entries {
+			if !e.Dir {
+				files[e.Name] = e.ID
+			}
+		}
+		if d.dirs == nil {
+			d.dirs = map[string]map[string]gitrepo.Hash{}
+		}
+		d.dirs[dir] = files
+	}
+	d.mu.Unlock()
+	id, ok := files[name]
+	if !ok {
+		return nil
+	}
+	data, err := repo.ReadBlob(id)
+	if err != nil {
+		return nil
+	}
+	return data
 }
 
 // derivedCache is what a Store found of the published derived state, once
@@ -147,8 +183,8 @@ func (s *Store) derivedHead(a projects.Address, key gitrepo.Hash) (*fold.Head, b
 	if d == nil {
 		return nil, false
 	}
-	data, err := s.repo.FileAt(d.commit, derivedHeadPath(a))
-	if err != nil || data == nil {
+	data := d.file(s.repo, derivedHeadPath(a))
+	if data == nil {
 		return nil, false
 	}
 	h, ok := cache.DecodeHead(data, key)
@@ -176,8 +212,8 @@ func (s *Store) derivedSigned(h *fold.Head) (map[string]Signed, bool) {
 	if d == nil {
 		return nil, false
 	}
-	data, err := s.repo.FileAt(d.commit, derivedSignedPath(a))
-	if err != nil || data == nil {
+	data := d.file(s.repo, derivedSignedPath(a))
+	if data == nil {
 		return nil, false
 	}
 	var m derivedSignatures
