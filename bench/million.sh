@@ -42,6 +42,7 @@ report() {
   eval "ms=\$(median \"\${${1}_ms[@]}\")"
   eval "kb=\$(median \"\${${1}_kb[@]}\")"
   if [ -n "${3:-}" ]; then vs="$(ratio "$ms" "$3")x"; fi
+  kb=${kb%.*}
   printf '%-44s %10s ms %8s MB %8s\n' "$2" "$ms" "$((kb / 1024))" "$vs"
 }
 # git_commit REPO NAME: one new record-sized file added and committed by
