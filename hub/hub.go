@@ -147,9 +147,13 @@ type Config struct {
 
 // Hub is a running hub.
 type Hub struct {
-	cfg      Config
-	embedded *server.Server
-	natsURL  string
+	cfg Config
+	// checkpointAt is the log commit of the derived state this hub last
+	// published, checkpointFailed the remote tip a checkpoint last failed
+	// at (see checkpoint).
+	checkpointAt, checkpointFailed string
+	embedded                       *server.Server
+	natsURL                        string
 	// keys are the embedded server's users; nil for an external one.
 	keys *natsKeys
 	// natsOpts are how the hub connects to NATS.
@@ -591,18 +595,24 @@ func (h *Hub) checkpoint(ctx context.Context) {
 		return
 	}
 	// A log shorter than that needs none: its walk is short.
-	if behind, _, err := s.DerivedBehind(ctx); err != nil || behind < every {
+	if behind, _, err := s.DerivedBehind(ctx, h.checkpointAt); err != nil || behind < every {
 		return
 	}
 	actor := h.cfg.Actor
 	if actor == nil {
 		actor = &metav1.Actor{Name: "meta serve"}
 	}
+	tip := s.RemoteTip()
+	if tip == h.checkpointFailed {
+		return // said once for this tip; tried again when it moves
+	}
 	r, err := s.PublishDerived(ctx, actor, time.Now())
 	if err != nil {
+		h.checkpointFailed = tip
 		h.cfg.Logf("checkpoint: %v", err)
 		return
 	}
+	h.checkpointAt = r.At
 	h.cfg.Logf("published the derived state at %s (%s) for new clones", r.At[:12], record.Count(r.Apps, "app"))
 }
 

@@ -51,6 +51,9 @@ const DerivedBranch = "meta-derived"
 const (
 	derivedState = "integrity.json"
 	derivedHeads = "heads"
+	// maxDerivedState bounds the integrity state meta reads from a derived
+	// commit: findings of a long and troubled history fit many times over.
+	maxDerivedState = 32 << 20
 )
 
 // derived is a published derived state this clone found usable.
@@ -58,6 +61,10 @@ type derived struct {
 	commit gitrepo.Hash // the derived commit
 	at     gitrepo.Hash // the log commit it holds for
 	state  *integrity.State
+	// signed: an operator in force signed it. Only then is an event it
+	// says an operator signed believed so: without, it could say any
+	// event was signed by anyone.
+	signed bool
 	// dirs are the directories of its tree as read, by path: a read of a
 	// thousand apps reads each env's directory once, not once per app.
 	mu   sync.Mutex
@@ -133,9 +140,18 @@ func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, st
 	if len(info.Parents) != 0 {
 		return nil, fmt.Sprintf("derived commit %s has a parent; meta writes them without", commit)
 	}
-	data, err := s.repo.FileAt(commit, derivedState)
-	if err != nil || data == nil {
+	// Its size first: whoever can push can publish one, and a blob of
+	// zeros costs little on the wire and its whole size in memory.
+	blob, err := s.repo.BlobAt(commit, derivedState)
+	if err != nil || blob.IsZero() {
 		return nil, fmt.Sprintf("derived commit %s holds no %s", commit, derivedState)
+	}
+	if size, err := s.repo.ObjectSize(ctx, blob); err != nil || size > maxDerivedState {
+		return nil, fmt.Sprintf("derived commit %s: its %s is larger than meta reads (%d bytes, %v)", commit, derivedState, size, err)
+	}
+	data, err := s.repo.ReadBlob(blob)
+	if err != nil {
+		return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
 	}
 	st := integrity.New()
 	if json.Unmarshal(data, st) != nil || st.Version != integrity.Version || !gitrepo.IsHash(st.Checked) {
@@ -150,24 +166,47 @@ func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, st
 			return nil, fmt.Sprintf("derived commit %s holds for %s, which this clone's history does not hold", commit, at)
 		}
 	}
-	cfgData, err := s.repo.FileAt(at, config.File)
-	if err != nil || cfgData == nil || gitrepo.BlobID(cfgData).String() != st.Trusted {
-		return nil, fmt.Sprintf("derived commit %s: the meta.yaml in force at %s is not its own; the state is walked instead", commit, at)
+	// Who may write the log is history's, not the state's: the trust rule
+	// replayed on meta.yaml's own history (a walk of one file, not of every
+	// commit), to the state's commit and on to the tip. The state must name
+	// the meta.yaml that replay finds in force at its commit (a meta.yaml a
+	// stranger committed there is quarantined by it), and where any
+	// meta.yaml in force requires signatures, the derived commit must be
+	// signed by an operator in force at the tip (one removed since may
+	// not vouch for what it published before).
+	branch, _ := s.repo.Branch()
+	chain := integrity.New()
+	chain.Branch = branch
+	required := false
+	take := func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+		if err := chain.Take(s.repo, info, changes); err != nil {
+			return err
+		}
+		cfg, err := chain.InForce(s.repo)
+		required = required || err == nil && cfg.SignaturesRequired()
+		return err
 	}
-	cfg, err := config.Parse(cfgData)
+	if err := s.repo.WalkPaths(ctx, gitrepo.ZeroHash, at, []string{config.File}, take); err != nil {
+		return nil, fmt.Sprintf("derived commit %s: meta.yaml's history: %v", commit, err)
+	}
+	if chain.Trusted != st.Trusted {
+		return nil, fmt.Sprintf("derived commit %s names another meta.yaml in force at %s than history does; the state is walked instead", commit, at)
+	}
+	if err := s.repo.WalkPaths(ctx, at, tip, []string{config.File}, take); err != nil {
+		return nil, fmt.Sprintf("derived commit %s: meta.yaml's history: %v", commit, err)
+	}
+	cfg, err := chain.InForce(s.repo)
 	if err != nil {
-		return nil, fmt.Sprintf("derived commit %s: meta.yaml at %s: %v", commit, at, err)
+		return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
 	}
-	if cfg.SignaturesRequired() {
-		v, err := integrity.Judge(s.repo, commit, cfg)
-		if err != nil {
-			return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
-		}
-		if v.Status != integrity.Verified {
-			return nil, fmt.Sprintf("derived commit %s is %s, and meta.yaml requires signatures by its operators", commit, v.Status)
-		}
+	v, err := integrity.Judge(s.repo, commit, cfg)
+	if err != nil {
+		return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
 	}
-	return &derived{commit: commit, at: at, state: st}, ""
+	if required && v.Status != integrity.Verified {
+		return nil, fmt.Sprintf("derived commit %s is %s, and meta.yaml requires signatures by its operators", commit, v.Status)
+	}
+	return &derived{commit: commit, at: at, state: st, signed: v.Status == integrity.Verified}, ""
 }
 
 // derivedHead is the head the published derived state memoised for app a
@@ -224,6 +263,15 @@ func (s *Store) derivedSigned(h *fold.Head) (map[string]Signed, bool) {
 	if err != nil || m.Tree != key.String() {
 		return nil, false
 	}
+	if !d.signed {
+		// No operator vouches for it: it may say an event is unsigned
+		// (what anyone could have pushed), never that an operator signed.
+		for _, v := range m.Signed {
+			if v.Signature == integrity.Verified {
+				return nil, false
+			}
+		}
+	}
 	return m.Signed, true
 }
 
@@ -273,14 +321,16 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	if !s.HasRemote(ctx) {
 		return fail(fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync))
 	}
+	// Unsigned, or signed by no operator, no clone would use it: said
+	// before any remote work.
+	if err := s.checkSigner(s.cfg); err != nil {
+		return fail(err)
+	}
 	if err := s.pull(ctx); err != nil {
 		return fail(err)
 	}
-	if s.cfg.SignaturesRequired() {
-		// Unsigned, or signed by no operator, no clone would use it.
-		if err := s.checkSigner(s.cfg); err != nil {
-			return fail(err)
-		}
+	if err := s.checkSigner(s.cfg); err != nil {
+		return fail(err)
 	}
 	at, err := s.repo.RemoteTip()
 	if err != nil {
@@ -292,6 +342,11 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	st, err := s.stateAt(at)
 	if err != nil {
 		return fail(err)
+	}
+	if tipCfg, err := s.repo.FileAt(at, config.File); err != nil || st.Config != "" || tipCfg == nil || gitrepo.BlobID(tipCfg).String() != st.Trusted {
+		// No clone would take it (see loadDerived): published, it would
+		// only be published again and again.
+		return fail(fmt.Errorf("%w: the meta.yaml at the remote's tip is quarantined (meta quarantine ls); a checkpoint can be published once a valid one is committed", ErrNoDerived))
 	}
 	state, err := json.Marshal(st)
 	if err != nil {
@@ -345,21 +400,24 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 }
 
 // DerivedBehind says how many commits the remote's tip, as last fetched,
-// is ahead of the derived state last published (as this clone last saw
-// the derived branch), or of nothing when none that holds for this
-// history was (published is then false).
-func (s *Store) DerivedBehind(ctx context.Context) (behind int, published bool, err error) {
+// is ahead of the derived state published at commit since, or, for "", of
+// the one this clone last saw on the derived branch (checked as a read
+// would take it, which walks meta.yaml's history: a caller that published
+// one itself passes its commit). published is false when there is none
+// that holds for this history: behind then counts all of it.
+func (s *Store) DerivedBehind(ctx context.Context, since string) (behind int, published bool, err error) {
 	tip, err := s.repo.RemoteTip()
 	if err != nil || tip.IsZero() {
 		return 0, false, err
 	}
 	from := gitrepo.ZeroHash
-	d, _ := s.loadDerived(ctx, tip)
-	if d != nil {
+	if gitrepo.IsHash(since) {
+		from = gitrepo.NewHash(since)
+	} else if d, _ := s.loadDerived(ctx, tip); d != nil {
 		from = d.at
 	}
 	behind, err = s.repo.CountCommits(ctx, from, tip)
-	return behind, d != nil, err
+	return behind, !from.IsZero(), err
 }
 
 // checkDerived is what `meta verify` finds of the derived state the remote
@@ -471,4 +529,13 @@ func refsSigned(h *fold.Head) map[string]Signed {
 		add(&h.Heads[i])
 	}
 	return out
+}
+// RemoteTip is the remote's tip as this clone last fetched it, "" when
+// none was.
+func (s *Store) RemoteTip() string {
+	tip, err := s.repo.RemoteTip()
+	if err != nil || tip.IsZero() {
+		return ""
+	}
+	return tip.String()
 }

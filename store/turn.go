@@ -35,9 +35,11 @@ import (
 // that is not a fast-forward, and on the retry path in push and Write.
 
 // turnWait bounds how long a write waits for the remote's turn before it
-// goes on without it. A holder keeps it for one round trip; 32 writers
-// queued behind a slow remote wait for 32 of them.
-const turnWait = 30 * time.Second
+// goes on without it. A holder keeps it for one round trip. It is far
+// below lockWait: a write waits for the turn holding its clone's lock, and
+// a hung holder (an ssh prompt, a key waiting for a touch) must not make
+// the clone's other writes give up on that lock.
+const turnWait = 5 * time.Second
 
 // turnsDir is where the turns of this user's writers live.
 func turnsDir() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,4 +53,14 @@ func (r *Repo) PushSide(ctx context.Context, name string, commit Hash) error {
 	}
 	_, err = r.updateRef(ref, cur, commit, Signature{Name: "meta", When: time.Now()}, "meta: pushed "+name)
 	return err
+}
+
+// ObjectSize is the size of object h, read from its header without reading
+// the object.
+func (r *Repo) ObjectSize(ctx context.Context, h Hash) (int64, error) {
+	out, err := r.git(ctx, "cat-file", "-s", h.String())
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(out), 10, 64)
 }
