@@ -29,6 +29,7 @@ import (
 //
 //	integrity.json                       the integrity state at commit C
 //	heads/PROJECT/ENV/APP.head           each app's memoised head at C
+//	heads/PROJECT/ENV/APP.signed         who signed the events it names
 //
 // A clone with no state of its own takes the published one up to its tip
 // by walking only the commits after C, and answers a head from its memo
@@ -37,11 +38,14 @@ import (
 // records: a record added, changed or left out since has another tree, and
 // that app is folded from its records; `meta verify` trusts nothing
 // derived. And it is never trusted beyond who may write the log: it is
-// taken only where C is in this clone's history, the meta.yaml in force at
-// C is C's own, and, where that meta.yaml requires signatures, the derived
-// commit is signed by one of its operators. (Where it does not, anyone who
-// can push could as well push a rewritten history, which a fresh clone
-// believes: the derived state gives a pusher nothing more.) Deleting the
+// taken only where C is in this clone's history and names the meta.yaml
+// that the trust rule, replayed on meta.yaml's own history, puts in force
+// at C; where any meta.yaml in force requires signatures, only when an
+// operator in force at the tip signed it. (Where none does, anyone who can
+// push could as well push a rewritten history, which a fresh clone
+// believes: the derived state gives a pusher nothing more, except that it
+// could say an operator signed an event, which is believed only from a
+// derived commit an operator signed.) Deleting the
 // branch costs only speed.
 
 // DerivedBranch is the remote's side branch carrying the log's derived
@@ -530,6 +534,7 @@ func refsSigned(h *fold.Head) map[string]Signed {
 	}
 	return out
 }
+
 // RemoteTip is the remote's tip as this clone last fetched it, "" when
 // none was.
 func (s *Store) RemoteTip() string {
