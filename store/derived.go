@@ -218,15 +218,7 @@ func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, st
 // costs no more than from the cache, and a thousand files written on a
 // first read would cost more than the reading.
 func (s *Store) derivedHead(a projects.Address, key gitrepo.Hash) (*fold.Head, bool) {
-	tip, err := s.repo.Head()
-	if err != nil {
-		return nil, false
-	}
-	d := s.published(context.Background(), tip)
-	if d == nil {
-		return nil, false
-	}
-	data := d.file(s.repo, derivedHeadPath(a))
+	data, _, _ := s.derivedFile(derivedHeadPath(a))
 	if data == nil {
 		return nil, false
 	}
@@ -247,15 +239,7 @@ func (s *Store) derivedSigned(h *fold.Head) (map[string]Signed, bool) {
 	if s.cache.Signed(a) != nil {
 		return nil, false
 	}
-	tip, err := s.repo.Head()
-	if err != nil {
-		return nil, false
-	}
-	d := s.published(context.Background(), tip)
-	if d == nil {
-		return nil, false
-	}
-	data := d.file(s.repo, derivedSignedPath(a))
+	data, d, tip := s.derivedFile(derivedSignedPath(a))
 	if data == nil {
 		return nil, false
 	}
@@ -286,6 +270,20 @@ type derivedSignatures struct {
 	Signed map[string]Signed `json:"signed"`
 }
 
+// derivedFile is the file at p of the derived state this clone may use at
+// its tip, with that state and tip; nil when there is none.
+func (s *Store) derivedFile(p string) ([]byte, *derived, gitrepo.Hash) {
+	tip, err := s.repo.Head()
+	if err != nil {
+		return nil, nil, tip
+	}
+	d := s.published(context.Background(), tip)
+	if d == nil {
+		return nil, nil, tip
+	}
+	return d.file(s.repo, p), d, tip
+}
+
 func derivedSignedPath(a projects.Address) string {
 	return path.Join(derivedHeads, a.Project, a.Env, a.App+".signed")
 }
@@ -314,17 +312,11 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	fail := func(err error) (DerivedReport, error) {
 		return DerivedReport{}, fmt.Errorf("publish derived state: %w", err)
 	}
-	release, err := lock(s.gitDir)
+	release, err := s.lockForRemote(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer release()
-	if err := s.repairAll(); err != nil {
-		return fail(err)
-	}
-	if !s.HasRemote(ctx) {
-		return fail(fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync))
-	}
 	// Unsigned, or signed by no operator, no clone would use it: said
 	// before any remote work.
 	if err := s.checkSigner(s.cfg); err != nil {

@@ -450,20 +450,32 @@ type SyncReport struct {
 	Pushed int
 }
 
+// lockForRemote takes the log's lock and finishes what an interrupted
+// write left, for work with the remote: ErrSync when the log has none.
+func (s *Store) lockForRemote(ctx context.Context) (release func(), err error) {
+	release, err = lock(s.gitDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.repairAll(); err != nil {
+		release()
+		return nil, err
+	}
+	if !s.HasRemote(ctx) {
+		release()
+		return nil, fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync)
+	}
+	return release, nil
+}
+
 // Sync pushes this clone's unpushed events and integrates the remote's.
 func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
 	fail := func(err error) (SyncReport, error) { return SyncReport{}, fmt.Errorf("sync: %w", err) }
-	release, err := lock(s.gitDir)
+	release, err := s.lockForRemote(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer release()
-	if err := s.repairAll(); err != nil {
-		return fail(err)
-	}
-	if !s.HasRemote(ctx) {
-		return fail(fmt.Errorf("%w: this log has no remote (meta init --remote, or git remote add origin URL)", ErrSync))
-	}
 	defer s.takeTurn(ctx)()
 	before, err := s.repo.Head()
 	if err != nil {
