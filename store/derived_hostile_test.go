@@ -19,7 +19,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/signing/signingtest"
 )
 
-// Review: under `signatures: required`, a stranger with push access but no
+// under `signatures: required`, a stranger with push access but no
 // operator key pushes an unsigned commit C that rewrites meta.yaml (the walk
 // quarantines it whole: its meta.yaml and its record are never believed),
 // and then a derived state at C whose `trusted` is C's own (quarantined)
@@ -29,7 +29,7 @@ import (
 // says none are required), or the stranger's own (C's meta.yaml lists the
 // stranger as an operator). A plain clone must still read what the walk
 // reads.
-func TestReviewQuarantinedConfigAtCheckpointIsNotBelieved(t *testing.T) {
+func TestDerivedQuarantinedConfigAtCheckpointIsNotBelieved(t *testing.T) {
 	keys := t.TempDir()
 	aliceKey := signingtest.Keygen(t, keys, "alice", "")
 	stranger := signingtest.Keygen(t, keys, "stranger", "")
@@ -120,13 +120,13 @@ func TestReviewQuarantinedConfigAtCheckpointIsNotBelieved(t *testing.T) {
 	}
 }
 
-// Review: where signatures are not required, the design comment says the
+// where signatures are not required, the design comment says the
 // derived state gives a pusher nothing a rewritten history would not. But
 // a rewritten history cannot make an event read as signed by an operator
 // without that operator's key, while a derived state's .signed file says
 // so in plain JSON. `meta ls --json` of a plain clone must not say an
 // event an unsigned commit wrote is "verified", signed by alice.
-func TestReviewPublishedSignaturesAreNotBelievedUnsigned(t *testing.T) {
+func TestDerivedPublishedSignaturesAreNotBelievedUnsigned(t *testing.T) {
 	remote := bareRemote(t)
 	s := join(t, remote)
 	mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
@@ -158,7 +158,7 @@ func TestReviewPublishedSignaturesAreNotBelievedUnsigned(t *testing.T) {
 	}
 }
 
-// Review: loadDerived reads integrity.json whole (and parses it) before it
+// loadDerived reads integrity.json whole (and parses it) before it
 // judges the derived commit's signature, and reads it with no bound on its
 // size. Under `signatures: required` a stranger who may push, but whose
 // derived commit no clone may believe, can still make every plain clone's
@@ -166,7 +166,7 @@ func TestReviewPublishedSignaturesAreNotBelievedUnsigned(t *testing.T) {
 // the state once per process) allocate as much as they like: a blob of
 // zeros compresses a thousandfold, so gigabytes cost the stranger
 // megabytes. Here 128 MiB; the read must not allocate anything near it.
-func TestReviewUnsignedDerivedStateIsNotReadWhole(t *testing.T) {
+func TestDerivedUnsignedDerivedStateIsNotReadWhole(t *testing.T) {
 	keys := t.TempDir()
 	aliceKey := signingtest.Keygen(t, keys, "alice", "")
 	remote := bareRemote(t)
@@ -204,7 +204,7 @@ func TestReviewUnsignedDerivedStateIsNotReadWhole(t *testing.T) {
 	}
 }
 
-// Review: a checkpoint published at a tip whose meta.yaml is quarantined
+// a checkpoint published at a tip whose meta.yaml is quarantined
 // (a change by hand that broke its schema; under signatures: required, a
 // stranger's unsigned change) is one no clone uses: loadDerived wants the
 // tip's meta.yaml to be the state's trusted one. PublishDerived publishes
@@ -214,7 +214,7 @@ func TestReviewUnsignedDerivedStateIsNotReadWhole(t *testing.T) {
 // commit anyone may push turns the hub into a loop of full derivations
 // and pushes. PublishDerived should not publish what it would not use (or
 // the hub should remember what it published).
-func TestReviewCheckpointAtQuarantinedConfigIsNotPublished(t *testing.T) {
+func TestDerivedCheckpointAtQuarantinedConfigIsNotPublished(t *testing.T) {
 	remote := bareRemote(t)
 	s := join(t, remote)
 	mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
@@ -239,14 +239,14 @@ func TestReviewCheckpointAtQuarantinedConfigIsNotPublished(t *testing.T) {
 	}
 }
 
-// Review: the trust rule says an operator removed cannot sign after the
+// the trust rule says an operator removed cannot sign after the
 // removal. loadDerived judges the derived commit by the meta.yaml in force
 // at C, the commit the state holds for, not at the tip: so an operator
 // removed after C can still publish a state at C, signed with their old
 // key, and every plain clone believes it (here: a's only record left out,
 // a has no head). The signer must still be an operator at the tip the
 // clone walks the state to.
-func TestReviewRemovedOperatorCannotPublishAStateAtAnOldCommit(t *testing.T) {
+func TestDerivedRemovedOperatorCannotPublishAStateAtAnOldCommit(t *testing.T) {
 	keys := t.TempDir()
 	aliceKey := signingtest.Keygen(t, keys, "alice", "")
 	bobKey := signingtest.Keygen(t, keys, "bob", "")

@@ -12,17 +12,14 @@ import (
 	"time"
 )
 
-// Review: a holder of the remote's turn that hangs (an operator's `meta
-// append` at an ssh passphrase prompt, a push to a remote that stopped
-// answering) is meant to cost the others only the optimisation: "a writer
-// that cannot take it goes on without it". But a write takes the log's
-// lock first and then waits turnWait (30s) for the turn, holding the lock;
-// a second write to the same clone (the hub's concurrent appends, two
-// operators' commands in one clone) waits lockWait (also 30s) for the lock
-// and gives up with ErrBusy just as the first one goes on: of three
-// concurrent writes, one fails and one takes a minute. Before the turn,
-// each would have been done in a round trip.
-func TestReviewHungTurnHolderFailsOtherWritesOfTheClone(t *testing.T) {
+// A holder of the remote's turn that hangs (an operator's `meta append`
+// at an ssh passphrase prompt, a push to a remote that stopped answering)
+// costs the others only the optimisation. A write takes the log's lock
+// first and then waits up to turnWait for the turn, holding the lock; so
+// turnWait is far below lockWait, and of three concurrent writes to one
+// clone (the hub's appends, two commands in one clone) none gives up with
+// ErrBusy.
+func TestTurnHungHolderDoesNotFailOtherWritesOfTheClone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits turnWait")
 	}
