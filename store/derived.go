@@ -119,20 +119,25 @@ type derivedCache struct {
 var ErrNoDerived = errors.New("nothing to derive")
 
 // published is the derived state the remote published, when this clone
-// may use it for reads of tip's history; nil otherwise.
-func (s *Store) published(ctx context.Context, tip gitrepo.Hash) *derived {
+// may use it for reads of tip's history; nil otherwise. local is the
+// clone's own state at tip, when it has one: the derived state's memos are
+// then judged by it (see loadDerived). Once per process.
+func (s *Store) published(ctx context.Context, tip gitrepo.Hash, local *integrity.State) *derived {
 	s.derived.mu.Lock()
 	defer s.derived.mu.Unlock()
 	if !s.derived.checked {
 		s.derived.checked = true
-		s.derived.found, s.derived.why = s.loadDerived(ctx, tip)
+		s.derived.found, s.derived.why = s.loadDerived(ctx, tip, local)
 	}
 	return s.derived.found
 }
 
 // loadDerived reads and checks the published derived state against tip:
-// nil and why not, when it may not be used.
-func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, string) {
+// nil and why not, when it may not be used. With local, the clone's own
+// state at tip (walked, or taken from a derived state before), who may
+// write the log is local's, and only the memos are used; without, who may
+// write it is found from meta.yaml's history.
+func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash, local *integrity.State) (*derived, string) {
 	commit, err := s.repo.SideTip(DerivedBranch)
 	if err != nil || commit.IsZero() || tip.IsZero() {
 		return nil, ""
@@ -170,38 +175,13 @@ func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, st
 			return nil, fmt.Sprintf("derived commit %s holds for %s, which this clone's history does not hold", commit, at)
 		}
 	}
-	// Who may write the log is history's, not the state's: the trust rule
-	// replayed on meta.yaml's own history (a walk of one file, not of every
-	// commit), to the state's commit and on to the tip. The state must name
-	// the meta.yaml that replay finds in force at its commit (a meta.yaml a
-	// stranger committed there is quarantined by it), and where any
-	// meta.yaml in force requires signatures, the derived commit must be
-	// signed by an operator in force at the tip (one removed since may
-	// not vouch for what it published before).
-	branch, _ := s.repo.Branch()
-	chain := integrity.New()
-	chain.Branch = branch
-	required := false
-	take := func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
-		if err := chain.Take(s.repo, info, changes); err != nil {
-			return err
-		}
-		cfg, err := chain.InForce(s.repo)
-		required = required || err == nil && cfg.SignaturesRequired()
-		return err
-	}
-	if err := s.repo.WalkPaths(ctx, gitrepo.ZeroHash, at, []string{config.File}, take); err != nil {
-		return nil, fmt.Sprintf("derived commit %s: meta.yaml's history: %v", commit, err)
-	}
-	if chain.Trusted != st.Trusted {
-		return nil, fmt.Sprintf("derived commit %s names another meta.yaml in force at %s than history does; the state is walked instead", commit, at)
-	}
-	if err := s.repo.WalkPaths(ctx, at, tip, []string{config.File}, take); err != nil {
-		return nil, fmt.Sprintf("derived commit %s: meta.yaml's history: %v", commit, err)
-	}
-	cfg, err := chain.InForce(s.repo)
-	if err != nil {
-		return nil, fmt.Sprintf("derived commit %s: %v", commit, err)
+	// Who may write the log is history's, not the state's (see inForce):
+	// where any meta.yaml in force requires signatures, the derived commit
+	// must be signed by an operator in force at the tip (one removed since
+	// may not vouch for what it published before).
+	cfg, required, why := s.inForce(ctx, at, tip, st, local)
+	if why != "" {
+		return nil, fmt.Sprintf("derived commit %s %s", commit, why)
 	}
 	v, err := integrity.Judge(s.repo, commit, cfg)
 	if err != nil {
@@ -211,6 +191,49 @@ func (s *Store) loadDerived(ctx context.Context, tip gitrepo.Hash) (*derived, st
 		return nil, fmt.Sprintf("derived commit %s is %s, and meta.yaml requires signatures by its operators", commit, v.Status)
 	}
 	return &derived{commit: commit, at: at, state: st, signed: v.Status == integrity.Verified}, ""
+}
+
+// inForce is the meta.yaml in force at tip, and whether any meta.yaml in
+// force up to it required signatures; why, when the derived state st at
+// at names another meta.yaml in force there than history does. local is
+// the clone's own state at tip, when it has one; without, the trust rule
+// is replayed on meta.yaml's own history (a walk of one file, not of every
+// commit) to at and on to tip, so that a meta.yaml a stranger committed
+// at is quarantined by it, and an operator removed since at is no
+// operator at tip.
+func (s *Store) inForce(ctx context.Context, at, tip gitrepo.Hash, st, local *integrity.State) (cfg config.Config, required bool, why string) {
+	if local != nil {
+		cfg, err := local.InForce(s.repo)
+		if err != nil {
+			return cfg, false, err.Error()
+		}
+		return cfg, cfg.SignaturesRequired(), ""
+	}
+	branch, _ := s.repo.Branch()
+	chain := integrity.New()
+	chain.Branch = branch
+	take := func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
+		if err := chain.Take(s.repo, info, changes); err != nil {
+			return err
+		}
+		cfg, err := chain.InForce(s.repo)
+		required = required || err == nil && cfg.SignaturesRequired()
+		return err
+	}
+	if err := s.repo.WalkPaths(ctx, gitrepo.ZeroHash, at, []string{config.File}, take); err != nil {
+		return cfg, false, "meta.yaml's history: " + err.Error()
+	}
+	if chain.Trusted != st.Trusted {
+		return cfg, false, "names another meta.yaml in force at " + at.String() + " than history does; the state is walked instead"
+	}
+	if err := s.repo.WalkPaths(ctx, at, tip, []string{config.File}, take); err != nil {
+		return cfg, false, "meta.yaml's history: " + err.Error()
+	}
+	cfg, err := chain.InForce(s.repo)
+	if err != nil {
+		return cfg, false, err.Error()
+	}
+	return cfg, required, ""
 }
 
 // derivedHead is the head the published derived state memoised for app a
@@ -277,7 +300,11 @@ func (s *Store) derivedFile(p string) ([]byte, *derived, gitrepo.Hash) {
 	if err != nil {
 		return nil, nil, tip
 	}
-	d := s.published(context.Background(), tip)
+	local, err := s.stateAt(tip)
+	if err != nil {
+		return nil, nil, tip
+	}
+	d := s.published(context.Background(), tip, local)
 	if d == nil {
 		return nil, nil, tip
 	}
@@ -409,8 +436,12 @@ func (s *Store) DerivedBehind(ctx context.Context, since string) (behind int, pu
 	from := gitrepo.ZeroHash
 	if gitrepo.IsHash(since) {
 		from = gitrepo.NewHash(since)
-	} else if d, _ := s.loadDerived(ctx, tip); d != nil {
-		from = d.at
+	} else if head, err := s.repo.Head(); err == nil {
+		if local, err := s.stateAt(head); err == nil {
+			if d, _ := s.loadDerived(ctx, head, local); d != nil {
+				from = d.at
+			}
+		}
 	}
 	behind, err = s.repo.CountCommits(ctx, from, tip)
 	return behind, !from.IsZero(), err
@@ -421,7 +452,7 @@ func (s *Store) DerivedBehind(ctx context.Context, since string) (behind int, pu
 // (unsigned where signatures are required, say), and one that says other
 // than the log. st is the state verify walked to tip, afresh.
 func (s *Store) checkDerived(ctx context.Context, tip gitrepo.Hash, st *integrity.State) ([]Finding, error) {
-	d, why := s.loadDerived(ctx, tip)
+	d, why := s.loadDerived(ctx, tip, st)
 	where := "refs/remotes/" + gitrepo.Remote + "/" + DerivedBranch
 	fix := "; `meta checkpoint` publishes a true one"
 	if d == nil {

@@ -107,6 +107,17 @@ func TestPlainCloneReadsThePublishedState(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.MetaDir(), "cache", "coop", "prod", "b.example.com.signed")); !os.IsNotExist(err) {
 		t.Fatalf("b's history was walked for its signatures (%v), though the state holds them", err)
 	}
+	// The next process, with the state its first read kept, still takes
+	// b's memo (judged by that state now, not by meta.yaml's history).
+	again, err := Open(c.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	sameHeads(t, heads(t, again), want)
+	if _, err := os.Stat(filepath.Join(c.MetaDir(), "cache", "coop", "prod", "b.example.com")); !os.IsNotExist(err) {
+		t.Fatalf("b's records were read by the next process (%v)", err)
+	}
 	// a changed since: folded from its records, the new upgrade in.
 	if h, err := c.Head("a.example.com"); err != nil || h.Version != "2.0.0" {
 		t.Fatalf("head of a: %v, %v", h, err)

@@ -70,7 +70,7 @@ func (s *Store) integrityAtLocked(ctx context.Context, tip gitrepo.Hash) (*integ
 	if local == nil && remote == nil {
 		// A first read (a plain clone) or a state thrown away: the one
 		// the remote published spares walking all of history.
-		if d := s.published(ctx, tip); d != nil {
+		if d := s.published(ctx, tip, nil); d != nil {
 			candidates = append(candidates, d.state.Clone())
 		}
 	}
