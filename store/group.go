@@ -166,3 +166,7 @@ func (tx *Tx) recorded(a projects.Address, id string) (*Appended, error) {
 	}
 	return &Appended{Written: &Written{Events: []*metav1.Event{ev}, Paths: []string{p}, Commit: tx.tip.String(), Pushed: true}, Event: ev, Path: p}, nil
 }
+
+// Grouped says a hub may record this clone's appends in its group commit:
+// the log's commits are not signed, and this clone signs none.
+func (s *Store) Grouped() bool { return s.signer == nil && !s.cfg.SignaturesRequired() }
