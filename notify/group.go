@@ -39,11 +39,11 @@ type AppendRequest struct {
 // sends the operator's meta down the direct path, which says it with the
 // store's own error.
 type AppendReply struct {
-	Record  []byte   `json:"record,omitempty"`
-	Path    string   `json:"path,omitempty"`
-	Commit  string   `json:"commit,omitempty"`
-	Notes   []string `json:"notes,omitempty"`
-	Error   string   `json:"error,omitempty"`
+	Record []byte   `json:"record,omitempty"`
+	Path   string   `json:"path,omitempty"`
+	Commit string   `json:"commit,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 // ErrHubAppend means the hub did not record an append: none answered in
@@ -55,14 +55,23 @@ var ErrHubAppend = errors.New("the hub did not record the append")
 // for its answer until ctx ends.
 func RequestAppend(ctx context.Context, o Options, req AppendRequest) (AppendReply, error) {
 	var reply AppendReply
-	if dl, ok := ctx.Deadline(); ok {
-		req.Deadline = dl.UnixMilli()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, AppendBudget)
+		defer cancel()
 	}
+	dl, _ := ctx.Deadline()
+	req.Deadline = dl.UnixMilli()
+	// NATS says a publish it does not permit asynchronously, and drops it:
+	// stop waiting for an answer that cannot come.
+	ctx, refused := context.WithCancelCause(ctx)
+	defer refused(nil)
 	data, err := json.Marshal(req)
 	if err != nil {
 		return reply, err
 	}
-	opts := append([]nats.Option{nats.Name("meta append"), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(0)}, o.NATSOptions...)
+	opts := append([]nats.Option{nats.Name("meta append"), nats.Timeout(o.ConnectTimeout), nats.MaxReconnects(0),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused(err) })}, o.NATSOptions...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
 		return reply, fmt.Errorf("%w: connect to NATS at %s: %w", ErrHubAppend, DisplayURL(o.URL), err)
@@ -70,8 +79,10 @@ func RequestAppend(ctx context.Context, o Options, req AppendRequest) (AppendRep
 	defer nc.Close()
 	msg, err := nc.RequestWithContext(ctx, AppendSubject, data)
 	if err != nil {
-		if last := nc.LastError(); last != nil && !errors.Is(err, nats.ErrNoResponders) {
-			err = last // what the server said, e.g. a permissions violation
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			err = cause // what the server said, e.g. a permissions violation
+		} else if last := nc.LastError(); last != nil && !errors.Is(err, nats.ErrNoResponders) {
+			err = last
 		}
 		return reply, fmt.Errorf("%w at %s: %w", ErrHubAppend, DisplayURL(o.URL), err)
 	}
