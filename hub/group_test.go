@@ -37,7 +37,8 @@ func operator(i int) *metav1.Actor {
 }
 
 // burst appends n events at once through hub.Append, writer i as
-// operator(i) on clone i%len(clones), and returns what each got.
+// operator(i) in clone i%len(clones), opened on its own as each `meta
+// append` process does, and returns what each got.
 func burst(t testing.TB, n int, clones []*store.Store, o notify.Options, start func(i int)) []*Handed {
 	t.Helper()
 	out := make([]*Handed, n)
@@ -52,7 +53,13 @@ func burst(t testing.TB, n int, clones []*store.Store, o notify.Options, start f
 			}
 			ev := &metav1.Event{Kind: metav1.Kind_KIND_DEPLOY, Outcome: metav1.Outcome_OUTCOME_SUCCEEDED,
 				Version: fmt.Sprintf("1.0.%d", i), Address: &metav1.Address{App: fmt.Sprintf("app%d.example.com", i%4)}}
-			out[i], errs[i] = Append(context.Background(), clones[i%len(clones)], o, ev, operator(i), time.Now(), store.AppendOptions{})
+			s, err := store.Open(clones[i%len(clones)].Root())
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			out[i], errs[i] = Append(context.Background(), s, o, ev, operator(i), time.Now(), store.AppendOptions{})
 		}()
 	}
 	wg.Wait()
