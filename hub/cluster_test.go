@@ -28,7 +28,7 @@ import (
 // that appends and pushes, one per hub.
 type remoteLog struct{ remote string }
 
-func newRemoteLog(t *testing.T) *remoteLog {
+func newRemoteLog(t testing.TB) *remoteLog {
 	t.Helper()
 	remote := filepath.Join(t.TempDir(), "log.git")
 	if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", remote).CombinedOutput(); err != nil {
@@ -37,7 +37,7 @@ func newRemoteLog(t *testing.T) *remoteLog {
 	return &remoteLog{remote: remote}
 }
 
-func (l *remoteLog) clone(t *testing.T) *store.Store {
+func (l *remoteLog) clone(t testing.TB) *store.Store {
 	t.Helper()
 	s, err := store.Join(context.Background(), filepath.Join(t.TempDir(), "clone"), store.JoinOptions{URL: l.remote,
 		InitOptions: store.InitOptions{Project: "coop", Env: "prod", Operator: store.Signature{Name: "Alice", When: time.Now()}}})

@@ -177,6 +177,10 @@ type Hub struct {
 	live *page.Live
 	tls  *tls.Config // nil: plain HTTP
 	wake chan struct{}
+	// appends are the appends operators' meta handed over, waiting for
+	// the group commit (group.go); grouped counts those it wrote.
+	appends chan *pendingAppend
+	grouped atomic.Int64
 	// fresh says the hub itself committed events (observations): they
 	// are published at once, with no sync and no wakeGap.
 	fresh chan struct{}
@@ -233,7 +237,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if len(cfg.Engines) > 0 && cfg.Actor == nil {
 		return nil, errors.New("observing Docker Engines needs an actor to record the observations as")
 	}
-	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), fresh: make(chan struct{}, 1), wakeGap: defaultWakeGap, retryBase: time.Second, dial: swarm.Dial}
+	h := &Hub{cfg: cfg, natsURL: cfg.NATSURL, natsOpts: cfg.NATSOptions, wake: make(chan struct{}, 1), fresh: make(chan struct{}, 1), appends: make(chan *pendingAppend, appendQueue), wakeGap: defaultWakeGap, retryBase: time.Second, dial: swarm.Dial}
 	if len(cfg.Engines) > 0 {
 		// h.dial read when dialling: a test puts a fake there after New.
 		h.observer = newObserver(h.cfg, func(ctx context.Context, host swarm.Host) (swarm.Engine, error) { return h.dial(ctx, host) }, h.committed)
@@ -383,7 +387,7 @@ func (h *Hub) openState(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("listen for nudges on %s: %w", notify.SyncSubject, err)
 	}
-	return nil
+	return h.listenAppends()
 }
 
 // routes is the JSON API plus the webhook receivers.
@@ -436,6 +440,16 @@ func (h *Hub) FollowerSeed() string {
 		return ""
 	}
 	return h.keys.followerFile
+}
+
+// AppenderSeed is the file of the appenders' credentials on the embedded
+// NATS server (for --nats-nkey: meta append then hands its events to the
+// hub's group commit); "" with an external one.
+func (h *Hub) AppenderSeed() string {
+	if h.keys == nil {
+		return ""
+	}
+	return h.keys.appenderFile
 }
 
 // HubSeed is the file of the hub's own credentials on the embedded NATS
@@ -504,6 +518,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	// Deliveries under way finish, and save how far they got, before the
 	// connection to the bucket closes.
 	defer deliveries.Wait()
+	deliveries.Add(1)
+	go func() { defer deliveries.Done(); h.groupCommits(ctx) }()
 	if h.observer != nil {
 		deliveries.Add(1)
 		go func() { defer deliveries.Done(); h.observer.run(ctx) }()
@@ -582,6 +598,14 @@ func (h *Hub) cycle(ctx context.Context) {
 	h.checkpoint(ctx)
 }
 
+// actor is who the hub's own writes are made by.
+func (h *Hub) actor() *metav1.Actor {
+	if h.cfg.Actor != nil {
+		return h.cfg.Actor
+	}
+	return &metav1.Actor{Name: "meta serve"}
+}
+
 // checkpoint publishes the log's derived state when the log has grown
 // CheckpointEvery commits past the last one (or has none), so that a new
 // clone's first read walks at most that many commits.
@@ -598,15 +622,11 @@ func (h *Hub) checkpoint(ctx context.Context) {
 	if behind, _, err := s.DerivedBehind(ctx, h.checkpointAt); err != nil || behind < every {
 		return
 	}
-	actor := h.cfg.Actor
-	if actor == nil {
-		actor = &metav1.Actor{Name: "meta serve"}
-	}
 	tip := s.RemoteTip()
 	if tip == h.checkpointFailed {
 		return // said once for this tip; tried again when it moves
 	}
-	r, err := s.PublishDerived(ctx, actor, time.Now())
+	r, err := s.PublishDerived(ctx, h.actor(), time.Now())
 	if err != nil {
 		h.checkpointFailed = tip
 		h.cfg.Logf("checkpoint: %v", err)

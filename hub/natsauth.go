@@ -17,16 +17,28 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/atomicfile"
 )
 
-// The embedded NATS server lets in two users, each known by an nkey (an
+// The embedded NATS server lets in three users, each known by an nkey (an
 // ed25519 key pair; the server keeps only the public half): the hub, which
-// may do anything, and followers, who may read (FollowerPublish,
-// FollowerSubscribe). Their seeds (the private halves) are files in the
-// hub's data directory, made on first start and kept, so that a follower's
-// file stays good across restarts; delete both to change them.
+// may do anything, followers, who may read (FollowerPublish,
+// FollowerSubscribe), and appenders, operators' meta handing appends to
+// the hub's group commit (AppenderPublish). Their seeds (the private
+// halves) are files in the hub's data directory, made on first start and
+// kept, so that a follower's file stays good across restarts; delete them
+// to change them.
 const (
 	HubSeedFile      = "hub.nk"
 	FollowerSeedFile = "follower.nk"
+	AppenderSeedFile = "appender.nk"
 )
+
+// AppenderPublish is every subject an appender may publish to: the
+// hand-over of an append and the nudge. An appender writes to the log as
+// any operator with push access does (the hub records what it hands over,
+// authored by the operator it names), so its seed goes only to those who
+// may push; it reads nothing on NATS but its own answers.
+func AppenderPublish() []string {
+	return []string{notify.AppendSubject, notify.SyncSubject}
+}
 
 // FollowerPublish is every subject a follower's credentials may publish
 // to: the JetStream API calls that read the events stream through a
@@ -70,18 +82,21 @@ func FollowerSubscribe() []string {
 
 // natsKeys are the embedded server's two users.
 type natsKeys struct {
-	hub, follower         nkeys.KeyPair
-	hubFile, followerFile string
+	hub, follower, appender             nkeys.KeyPair
+	hubFile, followerFile, appenderFile string
 }
 
 // loadKeys reads the two seeds in dir, making each that is missing.
 func loadKeys(dir string) (*natsKeys, error) {
-	k := &natsKeys{hubFile: filepath.Join(dir, HubSeedFile), followerFile: filepath.Join(dir, FollowerSeedFile)}
+	k := &natsKeys{hubFile: filepath.Join(dir, HubSeedFile), followerFile: filepath.Join(dir, FollowerSeedFile), appenderFile: filepath.Join(dir, AppenderSeedFile)}
 	var err error
 	if k.hub, err = loadSeed(k.hubFile); err != nil {
 		return nil, err
 	}
 	if k.follower, err = loadSeed(k.followerFile); err != nil {
+		return nil, err
+	}
+	if k.appender, err = loadSeed(k.appenderFile); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -120,15 +135,21 @@ func isUser(kp nkeys.KeyPair) bool {
 	return err == nil && nkeys.IsValidPublicUserKey(pub)
 }
 
-// users are the server's users: the hub unrestricted, followers read-only.
+// users are the server's users: the hub unrestricted, followers read-only,
+// appenders only hand appends over.
 func (k *natsKeys) users() []*server.NkeyUser {
 	hub, _ := k.hub.PublicKey()
 	follower, _ := k.follower.PublicKey()
+	appender, _ := k.appender.PublicKey()
 	return []*server.NkeyUser{
 		{Nkey: hub},
 		{Nkey: follower, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: FollowerPublish()},
 			Subscribe: &server.SubjectPermission{Allow: FollowerSubscribe()},
+		}},
+		{Nkey: appender, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: AppenderPublish()},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 		}},
 	}
 }

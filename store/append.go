@@ -29,6 +29,11 @@ type AppendOptions struct {
 	// Server is the abra server whose env file names the app, which places
 	// an app new to the log where meta.yaml's servers: map puts it.
 	Server string
+	// ID, when set, is the event's id, chosen by the operator's meta
+	// before it handed the event to a hub (group.go): the direct path it
+	// falls back to records the same event, and an event whose id the log
+	// already has is not recorded again. Its time is the id's.
+	ID string
 }
 
 // Appended is what Append did.
@@ -60,6 +65,7 @@ func (s *Store) append(ctx context.Context, verb string, ev *metav1.Event, actor
 	if ev.GetKind() == metav1.Kind_KIND_ENV {
 		return nil, fmt.Errorf("append %s: %w: env events are written by the meta env commands, with the env file they describe", domain, record.ErrInvalid)
 	}
+	var already *Appended
 	out, err := s.Write(ctx, actor, now, opts, func(tx *Tx) error {
 		a, err := tx.Place(ev.GetAddress(), opts.Server)
 		if err != nil {
@@ -77,11 +83,23 @@ func (s *Store) append(ctx context.Context, verb string, ev *metav1.Event, actor
 		if unless != nil && h != nil && unless(h) {
 			return errUnchanged
 		}
+		if found, err := tx.recorded(a, opts.ID); err != nil || found != nil {
+			if found != nil {
+				already = found
+				return errAlready
+			}
+			return err
+		}
 		tx.Add(a, ev)
 		return nil
 	})
 	if errors.Is(err, errUnchanged) {
 		return nil, err
+	}
+	if errors.Is(err, errAlready) {
+		// The hub recorded it before its answer was lost: it is in the log
+		// once, as the remote has it.
+		return already, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", verb, domain, err)

@@ -196,6 +196,12 @@ type stamped struct {
 // of its event at when and encodes it: what every event of a commit goes
 // through, whatever it records.
 func (s *Store) stampEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now, when time.Time, opts AppendOptions, batch *Batch) (*stamped, error) {
+	if e.actor != nil {
+		actor = e.actor // an event a hub records for its operator (group.go)
+	}
+	if e.opts != nil {
+		opts = *e.opts
+	}
 	head, err := s.headOrNil(tip, e.addr)
 	if err != nil {
 		return nil, err
@@ -205,6 +211,13 @@ func (s *Store) stampEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now
 		return nil, err
 	}
 	batch.mark(ev)
+	ev.Id = "" // the store sets it, unless the operator's meta chose it
+	if opts.ID != "" {
+		if err := projects.ValidateID(opts.ID); err != nil {
+			return nil, fmt.Errorf("%w: %w", record.ErrInvalid, err)
+		}
+		ev.Id = opts.ID
+	}
 	at := stamp(ev, actor, e.addr, head, when)
 	if e.purge != "" {
 		// The purged event leaves every read, and with it the link from
@@ -247,6 +260,9 @@ func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now,
 	st, err := s.stampEvent(tip, e, actor, now, when, opts, batch)
 	if err != nil {
 		return nil, err
+	}
+	if e.actor != nil {
+		actor = e.actor
 	}
 	return &plannedCommit{
 		files:  []gitrepo.File{{Path: st.path, Data: st.data}},
@@ -299,11 +315,14 @@ func (s *Store) headOrNil(tip gitrepo.Hash, a projects.Address) (*fold.Head, err
 
 // stamp fills in what the store, not the caller, says about an event
 // appended at now: format, id, time, address, operator, parents (the app's
-// current heads) and the command line with secrets redacted. It returns
+// current heads) and the command line with secrets redacted; an id
+// already set (AppendOptions.ID) stays. It returns
 // the time the id carries.
 func stamp(ev *metav1.Event, actor *metav1.Actor, addr projects.Address, head *fold.Head, now time.Time) time.Time {
 	ev.Format = record.FormatVersion
-	ev.Id = record.NewID(now)
+	if ev.Id == "" {
+		ev.Id = record.NewID(now)
+	}
 	idTime, _ := record.IDTime(ev.Id)
 	ev.Time = timestamppb.New(idTime)
 	ev.Address = &metav1.Address{Project: addr.Project, Env: addr.Env, App: addr.App}

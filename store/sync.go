@@ -211,8 +211,15 @@ func (s *Store) replayOnto(ctx context.Context, remote, local, base, seen gitrep
 			}
 		}
 	}
+	recorded, err := s.recordedAt(remote, mine)
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
 	next, err := s.repo.Replay(ctx, remote, mine, gitrepo.ReplayOptions{
 		Keep: func(c gitrepo.Hash, ch gitrepo.FileChange) bool {
+			if recorded[c.String()][ch.Path] {
+				return false
+			}
 			// Nor is a record the remote purged.
 			// A commit the trust rule refused whole (its problem has no
 			// path) is replayed not at all: putting it back would sign a
@@ -230,6 +237,45 @@ func (s *Store) replayOnto(ctx context.Context, remote, local, base, seen gitrep
 		return gitrepo.ZeroHash, err
 	}
 	return next, nil
+}
+
+// recordedAt lists, per commit of mine, the records it adds that remote
+// already holds. An event id is recorded once: a record file the remote
+// has at the same path is the same event, which an operator's meta
+// recorded on its direct path while a hub it had handed the event to was
+// still pushing it, or the other way round (group.go). It is not replayed,
+// so neither copy becomes a conflict.
+func (s *Store) recordedAt(remote gitrepo.Hash, mine []gitrepo.Hash) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	for _, c := range mine {
+		parent, err := s.repo.Parent(c)
+		if err != nil {
+			return nil, err
+		}
+		changes, err := s.repo.Diff(parent, c)
+		if err != nil {
+			return nil, err
+		}
+		for _, ch := range changes {
+			if !ch.From.IsZero() || ch.To.IsZero() {
+				continue
+			}
+			if _, err := projects.ParseRecordPath(ch.Path); err != nil {
+				continue
+			}
+			has, err := s.repo.Has(remote, ch.Path)
+			if err != nil {
+				return nil, err
+			}
+			if has {
+				if out[c.String()] == nil {
+					out[c.String()] = map[string]bool{}
+				}
+				out[c.String()][ch.Path] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // lostCommits are the commits this clone fetched from the remote before

@@ -72,6 +72,9 @@ type Tx struct {
 	purges  []txEvent
 	newCfg  []byte
 	placed  []Placement // the new apps placed
+	// group says the write is a hub's group commit (group.go): all or
+	// nothing, whatever spoils it.
+	group bool
 	// Message is the subject of the commit of env and meta.yaml changes
 	// when it records more than one event, e.g. "operator rm alice:
 	// re-encrypt 3 env files".
@@ -85,6 +88,10 @@ type txEvent struct {
 	ev    *metav1.Event
 	env   []byte
 	purge string
+	// actor and opts, when set, are the event's own operator and options,
+	// not the write's: a hub's group commit (group.go).
+	actor *metav1.Actor
+	opts  *AppendOptions
 }
 
 // Config is meta.yaml as the write found it after its pull.
@@ -330,7 +337,7 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 			return nil, ErrNoChange
 		}
 		out, err := s.commitTx(tx, actor, now, opts)
-		if errors.Is(err, gitrepo.ErrSign) {
+		if errors.Is(err, gitrepo.ErrSign) || err != nil && tx.group {
 			// One commit of the write could not be signed: take back
 			// those before it, so that the write is all or nothing.
 			if tip, herr := s.repo.Head(); herr == nil && tip != tx.tip {

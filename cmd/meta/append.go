@@ -79,11 +79,15 @@ where on stderr. Later events find the app by its domain. Secret kinds take
 			if ref, err := projects.ParseRef(args[1]); err == nil {
 				server = abra.ServerOf(abra.Dir(e.getenv), ref.App)
 			}
-			out, err := s.Append(cmd.Context(), ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect, Force: force, Server: server})
+			out, viaHub, err := e.appendEvent(cmd.Context(), s, ev, actor, time.Now(), store.AppendOptions{Offline: e.offline, Expect: expect, Force: force, Server: server})
 			if err != nil {
 				return err
 			}
-			e.appended(cmd, s, out)
+			if viaHub {
+				e.newApps(out.NewApps) // the hub publishes what it committed: no nudge
+			} else {
+				e.appended(cmd, s, out)
+			}
 			fmt.Fprintln(e.stdout, out.Event.GetId())
 			return nil
 		},

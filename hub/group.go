@@ -1,0 +1,153 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/notify"
+	"git.coopcloud.tech/coop-cloud/meta/store"
+)
+
+// Group commit (store/group.go): operators' meta hand their appends to the
+// hub on notify.AppendSubject; one goroutine takes whatever is queued,
+// records it in one write (each event its own commit, authored by its
+// operator), pushes once and answers each. While one group is written the
+// next queues, so a burst of N writers costs about N/group fetches and
+// pushes instead of N, and contention makes the groups larger.
+
+// maxGroup bounds one group commit, so that an answer never waits for a
+// write of thousands.
+const maxGroup = 256
+
+// appendQueue is how many handed-over appends may wait; beyond, the hub
+// says it is busy and the operator's meta appends directly.
+const appendQueue = 4096
+
+// pendingAppend is a request waiting for the group commit.
+type pendingAppend struct {
+	msg  *nats.Msg
+	item store.GroupItem
+	// deadline is when its sender stops waiting.
+	deadline time.Time
+}
+
+// listenAppends subscribes to the hand-over of appends, in a queue group so
+// that of two hubs for the log one takes each.
+func (h *Hub) listenAppends() error {
+	if _, err := h.nc.QueueSubscribe(notify.AppendSubject, "meta-hub", h.takeAppend); err != nil {
+		return fmt.Errorf("listen for appends on %s: %w", notify.AppendSubject, err)
+	}
+	return nil
+}
+
+// takeAppend decodes one request and queues it.
+func (h *Hub) takeAppend(m *nats.Msg) {
+	var req notify.AppendRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		answerAppend(m, notify.AppendReply{Error: "not an append request: " + err.Error()})
+		return
+	}
+	ev, actor := &metav1.Event{}, &metav1.Actor{}
+	if err := proto.Unmarshal(req.Event, ev); err != nil {
+		answerAppend(m, notify.AppendReply{Error: "not an event: " + err.Error()})
+		return
+	}
+	if err := proto.Unmarshal(req.Actor, actor); err != nil {
+		answerAppend(m, notify.AppendReply{Error: "not an operator: " + err.Error()})
+		return
+	}
+	p := &pendingAppend{msg: m, item: store.GroupItem{Event: ev, Actor: actor,
+		Options: store.AppendOptions{ID: req.ID, Server: req.Server, Expect: req.Expect, Force: req.Force}}}
+	if req.Deadline > 0 {
+		p.deadline = time.UnixMilli(req.Deadline)
+	}
+	select {
+	case h.appends <- p:
+	default:
+		answerAppend(m, notify.AppendReply{Error: "the hub is busy"})
+	}
+}
+
+// groupCommits writes the queued appends, a group at a time, until ctx
+// ends; what is queued then gets no answer, and its senders append
+// directly.
+func (h *Hub) groupCommits(ctx context.Context) {
+	actor := h.actor()
+	for {
+		var group []*pendingAppend
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-h.appends:
+			group = append(group, p)
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case p := <-h.appends:
+				group = append(group, p)
+			default:
+				break more
+			}
+		}
+		// One whose sender gave up is left to its direct path: starting
+		// on it now would only race that path.
+		now := time.Now()
+		live := group[:0]
+		for _, p := range group {
+			if p.deadline.IsZero() || now.Before(p.deadline) {
+				live = append(live, p)
+			}
+		}
+		if len(live) == 0 {
+			continue
+		}
+		items := make([]store.GroupItem, len(live))
+		for i, p := range live {
+			items[i] = p.item
+		}
+		results := h.cfg.Store.AppendGroup(ctx, actor, now, items)
+		for i, r := range results {
+			answerAppend(live[i].msg, replyOf(r))
+		}
+		h.grouped.Add(int64(len(live)))
+		h.committed()
+	}
+}
+
+// replyOf is the answer for one result: an error unless it is committed
+// and pushed.
+func replyOf(r store.GroupResult) notify.AppendReply {
+	switch {
+	case r.Err != nil:
+		return notify.AppendReply{Error: r.Err.Error()}
+	case r.Appended == nil:
+		return notify.AppendReply{Error: "not recorded"}
+	case !r.Pushed:
+		return notify.AppendReply{Error: "committed by the hub but not pushed: " + strings.Join(r.Warnings, "; ")}
+	}
+	data, err := proto.Marshal(r.Event)
+	if err != nil {
+		return notify.AppendReply{Error: err.Error()}
+	}
+	out := notify.AppendReply{Record: data, Path: r.Path, Commit: r.Commit}
+	for _, p := range r.NewApps {
+		if p.Address == (store.Placement{}).Address || p.Address.App != r.Event.GetAddress().GetApp() {
+			continue
+		}
+		out.Notes = append(out.Notes, p.String())
+	}
+	return out
+}
+
+func answerAppend(m *nats.Msg, r notify.AppendReply) {
+	data, _ := json.Marshal(r)
+	m.Respond(data)
+}

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
+)
+
+// Group commit: a hub running for the log records many operators' appends
+// in one write (one lock, one pull, one push), each event still its own
+// commit, authored by its operator, with the message meta's own appends
+// write (commitMessage), so that the git log stays the operator log.
+//
+// The operator's meta chooses the event's id before it hands the event to
+// the hub (AppendOptions.ID): when the hub does not answer in time, the
+// direct path records the same id, and an id the log already has is never
+// recorded again (Tx.recorded before a write, recordedAt when a replay
+// meets the other copy).
+//
+// A log whose commits are signed is not grouped: the hub must never sign
+// for an operator, and proposing each commit to its operator to sign is
+// not built yet. ErrGroupSigned sends such appends down the direct path.
+
+// ErrGroupSigned refuses a group commit on a log whose commits are signed
+// (meta.yaml's signatures: required, or a hub clone that signs what it
+// commits): each operator's meta appends on the direct path instead.
+var ErrGroupSigned = errors.New("the log's commits are signed: a hub does not commit for its operators; append directly")
+
+// errAlready stops an append whose event id the log already holds.
+var errAlready = errors.New("already recorded")
+
+// GroupItem is one operator's append handed to a hub.
+type GroupItem struct {
+	// Event is what the operator's meta built, as for Append.
+	Event *metav1.Event
+	// Actor is the operator, who authors the event and its commit.
+	Actor *metav1.Actor
+	// Options are the append's; Options.ID is required, Offline ignored.
+	Options AppendOptions
+}
+
+// GroupResult is what became of one GroupItem: appended (perhaps earlier,
+// by the operator's direct path: the log then holds it once) or refused.
+type GroupResult struct {
+	*Appended
+	Err error
+}
+
+// AppendGroup records items in one write, each event as its own commit by
+// its own operator, and pushes them together. hub is who the write is
+// made by (its lock and reflog), never the author of an event. When the
+// write fails as a whole (a push refused, an event that cannot be
+// stamped), each item is appended on its own so that each gets its own
+// answer; nothing is half written.
+func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Time, items []GroupItem) []GroupResult {
+	res := make([]GroupResult, len(items))
+	var added []int
+	out, err := s.Write(ctx, hub, now, AppendOptions{}, func(tx *Tx) error {
+		if tx.cfg.SignaturesRequired() || s.signer != nil {
+			return ErrGroupSigned
+		}
+		tx.group = true
+		added = added[:0]
+		ids := map[string]int{}
+		for i, it := range items {
+			res[i] = GroupResult{}
+			a, found, err := tx.groupItem(it)
+			switch {
+			case err != nil:
+				res[i].Err = err
+			case found != nil:
+				res[i].Appended = found
+			case ids[it.Options.ID] > 0:
+				res[i].Err = fmt.Errorf("append %s: %w: event id %s given twice", it.Event.GetAddress().GetApp(), record.ErrInvalid, it.Options.ID)
+			default:
+				ids[it.Options.ID] = i + 1
+				opts := it.Options
+				tx.adds = append(tx.adds, txEvent{addr: a, ev: it.Event, actor: it.Actor, opts: &opts})
+				added = append(added, i)
+			}
+		}
+		if len(added) == 0 {
+			return errUnchanged
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		return res
+	case errors.Is(err, ErrGroupSigned):
+		for i := range res {
+			res[i] = GroupResult{Err: err}
+		}
+		return res
+	case err != nil:
+		// One event spoiled the write (Write took all of it back): each
+		// goes on its own, and only the one at fault is refused.
+		for _, i := range added {
+			it := items[i]
+			a, err := s.append(ctx, "append", it.Event, it.Actor, now, it.Options, nil)
+			res[i] = GroupResult{Appended: a, Err: err}
+		}
+		return res
+	}
+	for k, i := range added {
+		res[i].Appended = &Appended{Written: out, Event: out.Events[k], Path: out.Paths[k]}
+	}
+	return res
+}
+
+// groupItem checks one item of a group on the write's tip: where its app
+// is, the head it expects, and whether the log holds its id already.
+func (tx *Tx) groupItem(it GroupItem) (projects.Address, *Appended, error) {
+	ev := it.Event
+	domain := ev.GetAddress().GetApp()
+	switch {
+	case it.Actor == nil || it.Actor.GetName() == "":
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: no operator", domain, record.ErrInvalid)
+	case it.Options.ID == "":
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: a grouped event needs the id its operator chose", domain, record.ErrInvalid)
+	case ev.GetKind() == metav1.Kind_KIND_ENV || !record.Appendable(ev.GetKind()):
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: %s events are not appended through a hub", domain, record.ErrInvalid, record.KindName(ev.GetKind()))
+	}
+	a, err := tx.Place(ev.GetAddress(), it.Options.Server)
+	if err != nil {
+		return a, nil, fmt.Errorf("append %s: %w", domain, err)
+	}
+	if found, err := tx.recorded(a, it.Options.ID); err != nil || found != nil {
+		return a, found, err
+	}
+	if it.Options.Expect != "" {
+		h, err := tx.Head(a)
+		if err != nil {
+			return a, nil, fmt.Errorf("append %s: %w", domain, err)
+		}
+		if err := expect(h, it.Options.Expect); err != nil {
+			return a, nil, fmt.Errorf("append %s: %w", domain, err)
+		}
+	}
+	return a, nil, nil
+}
+
+// recorded is the event with id in the app at a as the write's tip holds
+// it, nil when there is none (or no id).
+func (tx *Tx) recorded(a projects.Address, id string) (*Appended, error) {
+	if id == "" {
+		return nil, nil
+	}
+	at, err := record.IDTime(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", record.ErrInvalid, err)
+	}
+	p := projects.RecordPath(a, id, at)
+	data, err := tx.s.repo.FileAt(tx.tip, p)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	ev, err := record.Unmarshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Appended{Written: &Written{Events: []*metav1.Event{ev}, Paths: []string{p}, Commit: tx.tip.String(), Pushed: true}, Event: ev, Path: p}, nil
+}
+
+// Grouped says a hub may record this clone's appends in its group commit:
+// the log's commits are not signed, and this clone signs none.
+func (s *Store) Grouped() bool { return s.signer == nil && !s.cfg.SignaturesRequired() }
