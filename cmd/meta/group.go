@@ -16,10 +16,10 @@ import (
 // viaHub says the hub recorded it.
 func (e *env) appendEvent(ctx context.Context, s *store.Store, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts store.AppendOptions) (out *store.Appended, viaHub bool, err error) {
 	url, o, err := e.natsOptions()
-	if err != nil {
-		return nil, false, err
-	}
-	if url == "" || e.getenv("META_NO_HUB") == "1" {
+	if err != nil || url == "" || e.getenv("META_NO_HUB") == "1" {
+		// Credentials that cannot be read cost the hand-over, not the
+		// append: it takes the direct path, and the nudge after it says
+		// what is wrong with them, as it always has.
 		o.URL = ""
 	}
 	o.ConnectTimeout = publishBudget / 2
