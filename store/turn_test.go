@@ -55,7 +55,12 @@ func TestConcurrentWritersInSeparateClones(t *testing.T) {
 							errs <- fmt.Errorf("writer %d, append %d: %w", w, i, err)
 							continue
 						}
-						if !out.Pushed {
+						if !out.Pushed && tc.machines == 1 {
+							// Writers sharing one turn never reject each
+							// other's pushes; racing across machines, a
+							// push may lose its 10 tries under load, and
+							// the event then waits for a sync (below),
+							// as documented.
 							errs <- fmt.Errorf("writer %d, append %d not pushed: %v", w, i, out.Warnings)
 						}
 						ids[w] = append(ids[w], out.Event.GetId())
@@ -72,11 +77,17 @@ func TestConcurrentWritersInSeparateClones(t *testing.T) {
 				want = append(want, w...)
 			}
 			slices.Sort(want)
+			// Every clone syncs (pushing what its appends could not), then
+			// every one again: all at the remote's tip.
+			for round := range 2 {
+				for w, s := range clones {
+					if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
+						t.Fatalf("clone %d, sync %d: %v", w, round, err)
+					}
+				}
+			}
 			tip := git(t, remote, "rev-parse", "main")
 			for w, s := range clones {
-				if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
-					t.Fatalf("clone %d: %v", w, err)
-				}
 				if head := git(t, s.Root(), "rev-parse", "HEAD"); head != tip {
 					t.Errorf("clone %d is at %s, the remote at %s", w, head, tip)
 				}
