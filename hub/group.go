@@ -80,6 +80,11 @@ func (h *Hub) takeAppend(m *nats.Msg) {
 // directly.
 func (h *Hub) groupCommits(ctx context.Context) {
 	actor := h.actor()
+	// last is how many the last group held and how long it took.
+	var last struct {
+		n    int
+		took time.Duration
+	}
 	for {
 		var group []*pendingAppend
 		select {
@@ -88,15 +93,7 @@ func (h *Hub) groupCommits(ctx context.Context) {
 		case p := <-h.appends:
 			group = append(group, p)
 		}
-	more:
-		for len(group) < maxGroup {
-			select {
-			case p := <-h.appends:
-				group = append(group, p)
-			default:
-				break more
-			}
-		}
+		group = gather(h.appends, group, last.n, last.took)
 		// One whose sender gave up is left to its direct path: starting
 		// on it now would only race that path.
 		now := time.Now()
@@ -113,7 +110,9 @@ func (h *Hub) groupCommits(ctx context.Context) {
 		for i, p := range live {
 			items[i] = p.item
 		}
+		start := time.Now()
 		results := h.cfg.Store.AppendGroup(ctx, actor, now, items)
+		last.n, last.took = len(items), time.Since(start)
 		for i, r := range results {
 			answerAppend(live[i].msg, replyOf(r))
 		}
@@ -121,6 +120,46 @@ func (h *Hub) groupCommits(ctx context.Context) {
 		h.committed()
 	}
 }
+
+// gather adds to group what else is queued, up to maxGroup. After a group
+// of many (writers waiting on each other), it waits a little for as many
+// again: their writers send the next appends moments after their answers,
+// and a group started on the first alone would leave the rest a whole
+// write to wait, groups of one and of all the others taking turns. The
+// wait is a small share of the last write, so a lone writer never waits.
+func gather(queue <-chan *pendingAppend, group []*pendingAppend, lastN int, lastTook time.Duration) []*pendingAppend {
+	for len(group) < maxGroup {
+		select {
+		case p := <-queue:
+			group = append(group, p)
+			continue
+		default:
+		}
+		break
+	}
+	if lastN <= 1 || len(group) >= lastN {
+		return group
+	}
+	wait := min(lastTook/gatherShare, maxGather)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(group) < min(lastN, maxGroup) {
+		select {
+		case p := <-queue:
+			group = append(group, p)
+		case <-timer.C:
+			return group
+		}
+	}
+	return group
+}
+
+// gatherShare and maxGather bound gather's wait: a tenth of the last
+// write, at most 25 ms.
+const (
+	gatherShare = 10
+	maxGather   = 25 * time.Millisecond
+)
 
 // replyOf is the answer for one result: an error unless it is committed
 // and pushed.

@@ -236,3 +236,43 @@ func TestGroupCommitRefusesForgedRequests(t *testing.T) {
 		})
 	}
 }
+
+// gather takes what is queued; after a group of many it waits a share of
+// the last write for as many again, and a lone writer's append never
+// waits: whether it waited shows in whether it took appends that arrive
+// after it began.
+func TestGatherWaitsForTheWritersOfTheLastGroup(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		queued   int // before gather
+		late     int // arriving after delay
+		delay    time.Duration
+		lastN    int
+		lastTook time.Duration
+		want     int // the late ones gathered say gather waited
+	}{
+		{name: "a lone writer", queued: 0, late: 1, delay: 20 * time.Millisecond, lastN: 1, lastTook: time.Second, want: 1},
+		{name: "the first group", queued: 3, late: 5, delay: 20 * time.Millisecond, lastN: 0, lastTook: 0, want: 4},
+		{name: "all queued already", queued: 31, late: 5, delay: 20 * time.Millisecond, lastN: 32, lastTook: time.Second, want: 32},
+		{name: "the rest come late", queued: 0, late: 31, delay: time.Millisecond, lastN: 32, lastTook: time.Second, want: 32},
+		{name: "fewer come than before", queued: 0, late: 3, delay: time.Millisecond, lastN: 32, lastTook: 100 * time.Millisecond, want: 4},
+		{name: "never more than maxGroup", queued: maxGroup + 10, lastN: maxGroup + 10, lastTook: time.Second, want: maxGroup},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			queue := make(chan *pendingAppend, maxGroup+64)
+			for range c.queued {
+				queue <- &pendingAppend{}
+			}
+			go func() {
+				time.Sleep(c.delay)
+				for range c.late {
+					queue <- &pendingAppend{}
+				}
+			}()
+			got := gather(queue, []*pendingAppend{{}}, c.lastN, c.lastTook)
+			if len(got) != c.want {
+				t.Errorf("gathered %d, want %d", len(got), c.want)
+			}
+		})
+	}
+}

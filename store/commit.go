@@ -18,6 +18,7 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/fold"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/integrity"
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
@@ -45,15 +46,21 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 	// that need it never stand in history before it, and an event that
 	// cannot be written leaves meta.yaml as it was.
 	cfgFirst := tx.replaces() && len(tx.envs) == 0 && len(tx.adds) > 0
+	// The events go on as one chain (one sync, one move of the branch),
+	// each its own commit planned on the one before.
+	plans := make([]func(gitrepo.Hash) (*plannedCommit, error), len(tx.adds))
 	for i, e := range tx.adds {
 		when := at()
-		if err := s.commitRetrying(out, func(tip gitrepo.Hash) (*plannedCommit, error) {
+		plans[i] = func(tip gitrepo.Hash) (*plannedCommit, error) {
 			c, err := s.planEvent(tip, e, actor, now, when, opts, batch)
 			if err == nil && i == 0 && cfgFirst {
 				c.files = append(c.files, gitrepo.File{Path: config.File, Data: tx.newCfg, Replace: true})
 			}
 			return c, err
-		}); err != nil {
+		}
+	}
+	if len(plans) > 0 {
+		if err := s.commitRetrying(out, plans...); err != nil {
 			return nil, err
 		}
 	}
@@ -94,19 +101,27 @@ type memo struct {
 	head *fold.Head
 }
 
-// commitRetrying plans a commit on the current tip and makes it, planning
-// again when a git process outside meta moved the branch meanwhile.
-func (s *Store) commitRetrying(out *Written, plan func(tip gitrepo.Hash) (*plannedCommit, error)) error {
+// commitRetrying plans commits, each on the one before from the current
+// tip, and makes them (commitChain), planning all again when a git process
+// outside meta moved the branch meanwhile.
+func (s *Store) commitRetrying(out *Written, plans ...func(tip gitrepo.Hash) (*plannedCommit, error)) error {
 	for attempt := 1; ; attempt++ {
 		tip, err := s.repo.Head()
 		if err != nil {
 			return err
 		}
-		c, err := plan(tip)
-		if err != nil {
-			return err
+		cc := s.newChain(tip)
+		for _, plan := range plans {
+			c, err := plan(cc.tip())
+			if err == nil {
+				err = cc.add(c)
+			}
+			if err != nil {
+				cc.abandon()
+				return err
+			}
 		}
-		commit, err := s.makeCommit(tip, c)
+		commit, err := cc.finish()
 		if errors.Is(err, gitrepo.ErrRaced) && attempt < maxRaces {
 			continue
 		}
@@ -116,42 +131,99 @@ func (s *Store) commitRetrying(out *Written, plan func(tip gitrepo.Hash) (*plann
 		if err != nil { // committed; a later step (ref sync, index) failed
 			out.Warnings = append(out.Warnings, err.Error())
 		}
-		out.Events = append(out.Events, c.events...)
-		out.Paths = append(out.Paths, c.paths...)
-		out.Commit = commit.String()
-		if c.memo != nil && c.memo.head != nil && !s.quarantined(commit) {
-			// The new event sits on every head, so the next head is one
-			// fold step away: memoise it and the next read needs no refold.
-			// Not for a commit history leaves out (one the trust rule
-			// refuses): its event is on no head.
-			if key, err := s.memoKey(commit, c.memo.addr); err == nil {
-				s.cache.StoreHead(c.memo.addr, key, c.memo.head)
-			}
+		for _, c := range cc.made {
+			out.Events = append(out.Events, c.events...)
+			out.Paths = append(out.Paths, c.paths...)
 		}
+		out.Commit = commit.String()
 		return nil
 	}
 }
 
-// makeCommit notes c's files in the journal, writes them into the work
-// tree and commits them on tip. A zero commit means nothing was committed,
-// and the work tree is as it was.
-func (s *Store) makeCommit(tip gitrepo.Hash, c *plannedCommit) (gitrepo.Hash, error) {
-	paths := make([]string, len(c.files))
-	for i, f := range c.files {
+// commitChain is the commits of one write, made one on another
+// (gitrepo.Chain) and put on the branch together by finish: the commit
+// sequence, for one commit or a hub's group of many. The integrity state
+// and the heads' memos follow each commit as it is made, so that the next
+// is planned on it; the state is kept on disk only once the branch holds
+// the chain.
+type commitChain struct {
+	s     *Store
+	chain *gitrepo.Chain
+	made  []*plannedCommit
+	// from is the integrity state when the chain began, the one reads
+	// use again when it is abandoned.
+	from *integrity.State
+}
+
+func (s *Store) newChain(tip gitrepo.Hash) *commitChain {
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	return &commitChain{s: s, chain: s.repo.NewChain(tip), from: s.integ}
+}
+
+// tip is the chain's last commit, the tip the next is planned on.
+func (cc *commitChain) tip() gitrepo.Hash { return cc.chain.Tip() }
+
+// add commits c on the chain's tip.
+func (cc *commitChain) add(c *plannedCommit) error {
+	s := cc.s
+	parent := cc.tip()
+	sig := gitrepo.Signature{Name: c.actor.GetName(), Email: c.actor.GetEmail(), When: c.when}
+	commit, err := cc.chain.Commit(c.files, c.msg, sig)
+	if err != nil {
+		return err
+	}
+	cc.made = append(cc.made, c)
+	s.advanceIntegrity(parent, commit, c.files, sig, c.msg)
+	if c.memo != nil && c.memo.head != nil && !s.quarantined(commit) {
+		// The new event sits on every head, so the next head is one
+		// fold step away: memoise it and the next read needs no refold.
+		// Not for a commit history leaves out (one the trust rule
+		// refuses): its event is on no head. A memo is true of the
+		// tree it is keyed by whether or not the chain is finished.
+		if key, err := s.memoKey(commit, c.memo.addr); err == nil {
+			s.cache.StoreHead(c.memo.addr, key, c.memo.head)
+		}
+	}
+	return nil
+}
+
+// abandon gives up a chain not finished: reads go on from the state at
+// its parent.
+func (cc *commitChain) abandon() {
+	cc.s.imu.Lock()
+	defer cc.s.imu.Unlock()
+	cc.s.integ = cc.from
+}
+
+// finish notes the chain's files in the journal, writes them into the
+// work tree and puts the chain on the branch. A zero commit means nothing
+// was committed, and the work tree is as it was.
+func (cc *commitChain) finish() (gitrepo.Hash, error) {
+	s := cc.s
+	var files []gitrepo.File
+	for _, c := range cc.made {
+		files = append(files, c.files...)
+	}
+	paths := make([]string, len(files))
+	for i, f := range files {
 		paths[i] = f.Path
 	}
 	// The note lets the next meta command finish or undo this commit if
 	// the process dies half way.
 	if err := s.journal.noteCommit(paths); err != nil {
+		cc.abandon()
 		return gitrepo.ZeroHash, err
 	}
+	base, _ := s.repo.Head()
 	restore := func() {
 		for _, p := range paths {
-			s.restoreFile(tip, p)
+			s.restoreFile(base, p)
 		}
 		s.journal.clearCommit()
+		cc.abandon()
 	}
-	for _, f := range c.files {
+	for _, f := range files {
 		var err error
 		if f.Replace {
 			err = s.work.put(f.Path, f.Data, 0o644)
@@ -163,20 +235,20 @@ func (s *Store) makeCommit(tip gitrepo.Hash, c *plannedCommit) (gitrepo.Hash, er
 			return gitrepo.ZeroHash, err
 		}
 	}
-	sig := gitrepo.Signature{Name: c.actor.GetName(), Email: c.actor.GetEmail(), When: c.when}
-	commit, err := s.repo.Commit(tip, c.files, c.msg, sig)
+	commit, err := cc.chain.Finish()
 	if commit.IsZero() {
 		restore()
 		return commit, err
 	}
 	s.journal.clearCommit()
-	s.advanceIntegrity(tip, commit, c.files, sig, c.msg)
-	for _, f := range c.files {
+	s.keepIntegrity(commit)
+	for _, f := range files {
 		if f.Path == config.File {
 			// The store answers with the meta.yaml it just committed.
 			if _, rerr := s.reloadConfig(); rerr != nil && err == nil {
 				err = rerr
 			}
+			break
 		}
 	}
 	return commit, err

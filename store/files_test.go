@@ -67,9 +67,8 @@ func commitEvent(t testing.TB, s *Store, ev *metav1.Event) *metav1.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tip, _ := s.repo.Head()
 	c := &plannedCommit{files: []gitrepo.File{{Path: record.Path(ev), Data: data}}, msg: "test\n", actor: alice, when: time.Now(), events: []*metav1.Event{ev}}
-	if _, err := s.makeCommit(tip, c); err != nil {
+	if err := s.commitRetrying(&Written{}, func(gitrepo.Hash) (*plannedCommit, error) { return c, nil }); err != nil {
 		t.Fatal(err)
 	}
 	return ev

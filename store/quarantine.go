@@ -222,7 +222,20 @@ func (s *Store) advanceIntegrity(parent, commit gitrepo.Hash, files []gitrepo.Fi
 		s.integ = nil // walked again by the next read
 		return
 	}
-	s.publish(st)
+	// Kept on disk by keepIntegrity once the branch holds commit: a chain
+	// not finished must not leave a state for a commit history lacks.
+	st.Index()
+	s.integ = st
+}
+
+// keepIntegrity keeps the state reads use on disk, when it is the one at
+// tip: a commitChain's, once finished.
+func (s *Store) keepIntegrity(tip gitrepo.Hash) {
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	if s.integ != nil && s.integ.Checked == tip.String() {
+		writeState(s.integrityPath(), s.integ)
+	}
 }
 
 // reject leaves out of every read a record a read found is no valid event,

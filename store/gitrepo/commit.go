@@ -30,62 +30,122 @@ type File struct {
 // means the branch moved but a later step failed: the commit stands. parent
 // is the tip the caller read (the zero hash for a branch with no commits);
 // when the branch has moved since, Commit returns ErrRaced and the caller
-// tries again on the new tip.
+// tries again on the new tip. It is a Chain of one.
 func (r *Repo) Commit(parent Hash, files []File, msg string, sig Signature) (Hash, error) {
+	c := r.NewChain(parent)
+	if _, err := c.Commit(files, msg, sig); err != nil {
+		return ZeroHash, err
+	}
+	return c.Finish()
+}
+
+// Chain is commits made one on another and put on the current branch
+// together: what a group of appends costs is then one sync of the objects,
+// one move of the branch and one index update, not one of each a commit.
+// Each commit's objects are written as it is made, so reads at Tip see it
+// at once; until Finish nothing names them, and a chain never finished
+// leaves the branch where it was (its loose objects are garbage git's gc
+// removes).
+type Chain struct {
+	r      *Repo
+	w      *writer
+	parent Hash
+	tip    Hash
+	files  []File
+	steps  []refStep
+}
+
+// refStep is one line of a reflog: the ref moving from old to new.
+type refStep struct {
+	old, new Hash
+	sig      Signature
+	msg      string
+}
+
+// NewChain starts a chain of commits on parent, the tip the caller read.
+func (r *Repo) NewChain(parent Hash) *Chain {
+	return &Chain{r: r, w: r.newWriter(), parent: parent, tip: parent}
+}
+
+// Tip is the chain's last commit, or its parent before the first.
+func (c *Chain) Tip() Hash { return c.tip }
+
+// Commit adds files to the chain's tip as one commit (as Repo.Commit does)
+// and returns its id; the branch does not move until Finish.
+func (c *Chain) Commit(files []File, msg string, sig Signature) (Hash, error) {
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tree, err := r.treeOf(c.tip)
+	if err != nil {
+		return ZeroHash, err
+	}
+	for _, f := range files {
+		blob, err := c.w.blob(f.Data)
+		if err != nil {
+			return ZeroHash, err
+		}
+		tree, err = c.w.set(tree, strings.Split(f.Path, "/"), &object.TreeEntry{Mode: filemode.Regular, Hash: blob}, f.Replace)
+		if err != nil {
+			return ZeroHash, fmt.Errorf("add %s: %w", f.Path, err)
+		}
+	}
+	commit := &object.Commit{
+		Author:    object.Signature{Name: sig.Name, Email: sig.Email, When: sig.When},
+		Committer: object.Signature{Name: sig.Name, Email: sig.Email, When: sig.When},
+		Message:   msg,
+		TreeHash:  tree,
+	}
+	if !c.tip.IsZero() {
+		commit.ParentHashes = []Hash{c.tip}
+	}
+	id, err := c.w.commit(commit)
+	if err != nil {
+		return ZeroHash, err
+	}
+	subject, _, _ := strings.Cut(msg, "\n")
+	c.steps = append(c.steps, refStep{old: c.tip, new: id, sig: sig, msg: "commit: " + subject})
+	c.files = append(c.files, files...)
+	c.tip = id
+	return id, nil
+}
+
+// Finish makes the chain's objects durable, moves the branch from the
+// chain's parent to its tip (ErrRaced, and nothing moved, when it no
+// longer holds the parent) and records the files in the index; the files
+// must be in the work tree by then. It returns the tip: a non-zero one
+// with an error means the branch moved but a later step failed, and the
+// commits stand. A chain without commits finishes at once.
+func (c *Chain) Finish() (Hash, error) {
+	if len(c.steps) == 0 {
+		return ZeroHash, nil
+	}
+	r := c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	branch, err := r.branch()
 	if err != nil {
 		return ZeroHash, err
 	}
-	tree, err := r.treeOf(parent)
-	if err != nil {
+	if err := c.w.sync(r.gitDir); err != nil {
 		return ZeroHash, err
 	}
-	w := r.newWriter()
-	for _, f := range files {
-		blob, err := w.blob(f.Data)
-		if err != nil {
-			return ZeroHash, err
-		}
-		tree, err = w.set(tree, strings.Split(f.Path, "/"), &object.TreeEntry{Mode: filemode.Regular, Hash: blob}, f.Replace)
-		if err != nil {
-			return ZeroHash, fmt.Errorf("add %s: %w", f.Path, err)
-		}
-	}
-	c := &object.Commit{
-		Author:    object.Signature{Name: sig.Name, Email: sig.Email, When: sig.When},
-		Committer: object.Signature{Name: sig.Name, Email: sig.Email, When: sig.When},
-		Message:   msg,
-		TreeHash:  tree,
-	}
-	if !parent.IsZero() {
-		c.ParentHashes = []Hash{parent}
-	}
-	commit, err := w.commit(c)
-	if err != nil {
-		return ZeroHash, err
-	}
-	if err := w.sync(r.gitDir); err != nil {
-		return ZeroHash, err
-	}
-	subject, _, _ := strings.Cut(msg, "\n")
-	if moved, err := r.updateRef(branch, parent, commit, sig, "commit: "+subject); err != nil {
+	if moved, err := r.moveRef(branch, c.parent, c.tip, c.steps); err != nil {
 		if moved {
-			return commit, err
+			return c.tip, err
 		}
 		return ZeroHash, err
 	}
-	if len(w.displaced) > 0 {
+	if len(c.w.displaced) > 0 {
 		// The index may not hold a file where a directory now is.
-		if err := gitindex.Remove(filepath.Join(r.gitDir, "index"), w.displaced...); err != nil {
-			return commit, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", commit, err)
+		if err := gitindex.Remove(filepath.Join(r.gitDir, "index"), c.w.displaced...); err != nil {
+			return c.tip, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", c.tip, err)
 		}
 	}
-	if err := r.stage(files); err != nil {
-		return commit, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", commit, err)
+	if err := r.stage(c.files); err != nil {
+		return c.tip, fmt.Errorf("commit %s made, but the git index was not updated (`git reset` repairs it): %w", c.tip, err)
 	}
-	return commit, nil
+	return c.tip, nil
 }
 
 // MoveBranch moves the current branch from old to new (a compare-and-swap,

@@ -74,6 +74,12 @@ func (r *Repo) readRef(name string) (plumbing.Hash, error) {
 // renames it over the ref. The reflogs of the ref and HEAD get a line each.
 // moved says whether the ref now holds new, even when err is not nil.
 func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg string) (moved bool, err error) {
+	return r.moveRef(name, old, new, []refStep{{old: old, new: new, sig: sig, msg: msg}})
+}
+
+// moveRef is updateRef for a ref that moves from old to new through steps
+// (a Chain's commits): one move, a reflog line for each step.
+func (r *Repo) moveRef(name string, old, new plumbing.Hash, steps []refStep) (moved bool, err error) {
 	path := filepath.Join(r.gitDir, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, fmt.Errorf("update %s: %w", name, err)
@@ -117,7 +123,11 @@ func (r *Repo) updateRef(name string, old, new plumbing.Hash, sig Signature, msg
 		return true, fmt.Errorf("update %s: moved, but not synced: %w", name, err)
 	}
 	// The reflog is a convenience for git users; the commit stands without it.
-	line := fmt.Sprintf("%s %s %s <%s> %d %s\t%s\n", old, new, sig.Name, sig.Email, sig.When.Unix(), sig.When.Format("-0700"), msg)
+	var lines strings.Builder
+	for _, st := range steps {
+		fmt.Fprintf(&lines, "%s %s %s <%s> %d %s\t%s\n", st.old, st.new, st.sig.Name, st.sig.Email, st.sig.When.Unix(), st.sig.When.Format("-0700"), st.msg)
+	}
+	line := lines.String()
 	logs := []string{name}
 	if branch, err := r.branch(); err == nil && branch == name {
 		logs = append(logs, "HEAD") // as git does, for the branch HEAD names
