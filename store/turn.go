@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,12 +35,22 @@ import (
 // without it. Correctness rests, as before, on the remote refusing a push
 // that is not a fast-forward, and on the retry path in push and Write.
 
-// turnWait bounds how long a write waits for the remote's turn before it
-// goes on without it. A holder keeps it for one round trip. It is far
-// below lockWait: a write waits for the turn holding its clone's lock, and
-// a hung holder (an ssh prompt, a key waiting for a touch) must not make
-// the clone's other writes give up on that lock.
+// turnWait bounds how long a write waits for one holder of the remote's
+// turn before it goes on without it: a holder keeps it for one round
+// trip, and a write that sees the turn change hands keeps waiting (up to
+// turnMaxWait), so a queue of 32 writers taking turns is waited through,
+// not abandoned for the race the turn exists to spare. It is far below
+// lockWait: a write waits for the turn holding its clone's lock, and a
+// hung holder (an ssh prompt, a key waiting for a touch) must not make the
+// clone's other writes give up on that lock.
 const turnWait = 5 * time.Second
+
+// turnMaxWait bounds a write's whole wait for the turn, however often it
+// changes hands meanwhile (flock is not first come, first served).
+const turnMaxWait = 20 * time.Second
+
+// turnCheck is how often a waiter looks whether the turn changed hands.
+const turnCheck = 100 * time.Millisecond
 
 // turnsDir is where the turns of this user's writers live.
 func turnsDir() string {
@@ -60,7 +71,8 @@ func (s *Store) takeTurn(ctx context.Context) (release func()) {
 	return takeTurnAt(ctx, s.turns, s.repo.RemoteURL(ctx), turnWait)
 }
 
-// takeTurnAt takes the turn for remote in dir, waiting at most wait.
+// takeTurnAt takes the turn for remote in dir, waiting at most wait for
+// any one holder and turnMaxWait in all.
 func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (release func()) {
 	none := func() {}
 	if remote == "" {
@@ -79,17 +91,32 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 	// a thread, so it runs in a goroutine the wait can give up on.
 	got := make(chan error, 1)
 	go func() { got <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case err := <-got:
-		if err != nil {
-			f.Close()
-			return none
+	start := time.Now()
+	holder, since := turnHolder(f), start
+	tick := time.NewTicker(turnCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-got:
+			if err != nil {
+				f.Close()
+				return none
+			}
+			// Each holder stamps the file, so that waiters see the turn
+			// change hands.
+			stamp := fmt.Sprintf("%20d %20d\n", os.Getpid(), time.Now().UnixNano())
+			f.WriteAt([]byte(stamp), 0)
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+		case now := <-tick.C:
+			if h := turnHolder(f); h != holder {
+				holder, since = h, now
+			}
+			if now.Sub(since) < wait && now.Sub(start) < turnMaxWait {
+				continue
+			}
+		case <-ctx.Done():
 		}
-		return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
-	case <-timer.C:
-	case <-ctx.Done():
+		break
 	}
 	// Given up: should the flock be granted later, give it straight back.
 	go func() {
@@ -99,6 +126,13 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 		f.Close()
 	}()
 	return none
+}
+
+// turnHolder is the stamp the turn's last holder wrote.
+func turnHolder(f *os.File) string {
+	buf := make([]byte, 42)
+	n, _ := f.ReadAt(buf, 0)
+	return string(buf[:n])
 }
 
 // turnKey names the turn of a remote: a hash of its URL, so that the name

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -217,6 +218,49 @@ func TestHungTurnHolderIsWaitedForAWhile(t *testing.T) {
 		t.Fatal("a cancelled wait did not return")
 	}
 	release()
+}
+
+// TestTurnChangingHandsIsWaitedFor: a queue of writers taking turns is
+// waited through, however long, for each holder stamps the turn as it
+// takes it; only one holder keeping it past the wait is given up on.
+// (The hand-overs are simulated by restamping, as a next holder would,
+// so that which waiter flock wakes first does not decide the test.)
+func TestTurnChangingHandsIsWaitedFor(t *testing.T) {
+	dir, remote := t.TempDir(), "/srv/log.git"
+	release := takeTurnAt(ctx, dir, remote, time.Minute)
+	f, err := os.OpenFile(filepath.Join(dir, turnKey(remote)), os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make(chan func(), 1)
+	start := time.Now()
+	go func() { got <- takeTurnAt(ctx, dir, remote, 300*time.Millisecond) }()
+	for i := range 8 { // 1.6 s of turns, each shorter than the wait
+		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-got:
+			t.Fatalf("gave up after %s, while the turn changed hands", time.Since(start))
+		default:
+		}
+		f.WriteAt([]byte(fmt.Sprintf("%20d %20d\n", 1000+i, time.Now().UnixNano())), 0)
+	}
+	release()
+	select {
+	case r := <-got:
+		// It holds the turn now: no one else can take it.
+		other, err := os.OpenFile(filepath.Join(dir, turnKey(remote)), os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if err := syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			t.Fatal("the waiter went on without the turn")
+		}
+		r()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the turn given back was not taken")
+	}
 }
 
 // TestTurnKey: spellings of one remote share a turn; other remotes do not.
