@@ -69,7 +69,7 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 		ids := map[string]int{}
 		for i, it := range items {
 			res[i] = GroupResult{}
-			a, found, err := tx.groupItem(it)
+			a, found, err := tx.groupItem(it, now)
 			switch {
 			case err != nil:
 				res[i].Err = err
@@ -114,8 +114,9 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 }
 
 // groupItem checks one item of a group on the write's tip: where its app
-// is, the head it expects, and whether the log holds its id already.
-func (tx *Tx) groupItem(it GroupItem) (projects.Address, *Appended, error) {
+// is, the head it expects, whether the log holds its id already, and that
+// its event stamps (now, as the write will stamp it).
+func (tx *Tx) groupItem(it GroupItem, now time.Time) (projects.Address, *Appended, error) {
 	ev := it.Event
 	domain := ev.GetAddress().GetApp()
 	switch {
@@ -141,6 +142,15 @@ func (tx *Tx) groupItem(it GroupItem) (projects.Address, *Appended, error) {
 		if err := expect(h, it.Options.Expect); err != nil {
 			return a, nil, fmt.Errorf("append %s: %w", domain, err)
 		}
+	}
+	// What would spoil the whole write when this item's commit is made (a
+	// lease another operator holds, an event Validate refuses once
+	// stamped) refuses this item alone, here: otherwise one bad request
+	// sends every item of its group down the one-by-one path, a fetch and
+	// a push each, and any appender can keep the hub doing that.
+	opts := it.Options
+	if _, err := tx.s.stampEvent(tx.tip, txEvent{addr: a, ev: ev, actor: it.Actor, opts: &opts}, it.Actor, now, now, opts, nil); err != nil {
+		return a, nil, fmt.Errorf("append %s: %w", domain, err)
 	}
 	return a, nil, nil
 }
