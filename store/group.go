@@ -60,12 +60,16 @@ type GroupResult struct {
 func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Time, items []GroupItem) []GroupResult {
 	res := make([]GroupResult, len(items))
 	var added []int
+	// twice maps an item whose id an earlier item of the group has (a
+	// request delivered twice) to that item: it gets the same answer.
+	twice := map[int]int{}
 	out, err := s.Write(ctx, hub, now, AppendOptions{}, func(tx *Tx) error {
 		if tx.cfg.SignaturesRequired() || s.signer != nil {
 			return ErrGroupSigned
 		}
 		tx.group = true
 		added = added[:0]
+		clear(twice)
 		ids := map[string]int{}
 		for i, it := range items {
 			res[i] = GroupResult{}
@@ -76,7 +80,7 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 			case found != nil:
 				res[i].Appended = found
 			case ids[it.Options.ID] > 0:
-				res[i].Err = fmt.Errorf("append %s: %w: event id %s given twice", it.Event.GetAddress().GetApp(), record.ErrInvalid, it.Options.ID)
+				twice[i] = ids[it.Options.ID] - 1
 			default:
 				ids[it.Options.ID] = i + 1
 				opts := it.Options
@@ -89,6 +93,13 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 		}
 		return nil
 	})
+	// Deferred so that every answer below is copied; res is the slice
+	// returned, so the copies reach the caller.
+	defer func() {
+		for i, first := range twice {
+			res[i] = res[first]
+		}
+	}()
 	switch {
 	case errors.Is(err, errUnchanged):
 		return res
