@@ -336,3 +336,103 @@ func (p *pushHold) pushes() int {
 	data, _ := os.ReadFile(filepath.Join(p.dir, "pushes"))
 	return strings.Count(string(data), "x")
 }
+
+// An append whose answer does not come in time while the hub does commit
+// it (its push outlasts notify.AppendBudget): the operator's meta appends
+// directly with the same id, the two pushes race, and the remote holds the
+// event once.
+func TestGroupCommitAnswerTooLateIsNotRecordedTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the hand-over's budget")
+	}
+	l := newRemoteLog(t)
+	op := l.clone(t)
+	slow := holdPushes(t, l.remote)
+	hubClone := l.clone(t)
+	h, stop := runHub(t, Config{Store: hubClone, NATSListen: "127.0.0.1:0", DataDir: t.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour})
+	defer stop()
+	o := seedOptions(t, h, h.AppenderSeed())
+	slow.hold()
+	go func() {
+		// Held past the budget, then both pushes (the hub's, the direct
+		// path's) go on at once.
+		time.Sleep(notify.AppendBudget + 2*time.Second)
+		slow.release()
+	}()
+	r, err := Append(context.Background(), op, o, deployEv("a.example.com", "1.0.0"), alice, time.Now(), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ViaHub {
+		t.Fatalf("answered through the hub after %s", notify.AppendBudget)
+	}
+	t.Logf("the direct path: %v (the hub: %v)", r.Pushed, r.HubErr)
+	waitFor(t, "the hub's group to end", func() bool { return h.grouped.Load() == 1 })
+	for _, s := range []*store.Store{op, hubClone} {
+		if _, err := s.Sync(context.Background(), store.SyncOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, ids := remoteRecords(t, l.remote)
+	if len(ids) != 1 || ids[r.Event.GetId()] != 1 {
+		t.Errorf("the remote holds %v, want %s once", ids, r.Event.GetId())
+	}
+	fsck(t, l.remote)
+}
+
+// A hub stopped while its push is on the wire (between its commit and the
+// push's end): the operator's meta appends directly with the same id, the
+// hub's clone reopened (a restart) syncs, groups again, and the remote
+// holds each event once.
+func TestGroupCommitHubStoppedMidPush(t *testing.T) {
+	l := newRemoteLog(t)
+	op := l.clone(t)
+	slow := holdPushes(t, l.remote)
+	hubClone := l.clone(t)
+	dataDir := t.TempDir()
+	h, stop := runHub(t, Config{Store: hubClone, NATSListen: "127.0.0.1:0", DataDir: dataDir, HTTPListen: "127.0.0.1:0", Poll: time.Hour})
+	o := seedOptions(t, h, h.AppenderSeed())
+	slow.hold()
+	type result struct {
+		r   *Handed
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := Append(context.Background(), op, o, deployEv("a.example.com", "1.0.0"), alice, time.Now(), store.AppendOptions{})
+		done <- result{r, err}
+	}()
+	slow.waitEntered(t)
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	time.Sleep(200 * time.Millisecond)
+	slow.release()
+	<-stopped
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	t.Logf("via hub %v; the hub: %v", res.r.ViaHub, res.r.HubErr)
+	// The restart: the clone reopened, as `meta serve` opens it.
+	hubClone.Close()
+	reopened, err := store.Open(hubClone.Root())
+	if err != nil {
+		t.Fatalf("the hub's clone after the stop: %v", err)
+	}
+	defer reopened.Close()
+	h2, stop2 := runHub(t, Config{Store: reopened, NATSListen: "127.0.0.1:0", DataDir: dataDir, HTTPListen: "127.0.0.1:0", Poll: time.Hour})
+	defer stop2()
+	r2, err := Append(context.Background(), op, seedOptions(t, h2, h2.AppenderSeed()), deployEv("a.example.com", "1.0.1"), alice, time.Now(), store.AppendOptions{})
+	if err != nil || !r2.ViaHub {
+		t.Fatalf("an append through the restarted hub: via hub %v (%v), %v", r2 != nil && r2.ViaHub, r2.HubErr, err)
+	}
+	if _, err := reopened.Sync(context.Background(), store.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, ids := remoteRecords(t, l.remote)
+	if len(ids) != 2 || ids[res.r.Event.GetId()] != 1 || ids[r2.Event.GetId()] != 1 {
+		t.Errorf("the remote holds %v, want %s and %s once each", ids, res.r.Event.GetId(), r2.Event.GetId())
+	}
+	fsck(t, l.remote)
+	fsck(t, reopened.Root())
+}
