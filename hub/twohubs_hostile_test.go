@@ -35,10 +35,12 @@ func refusePushes(t testing.TB, remote string) (refuse, allow func()) {
 }
 
 // Hub 0 commits an event it cannot push (the remote refuses it for a
-// while), publishes it, and dies: its clone, with the one copy of that
-// commit, is gone. Hub 1 must go on publishing and delivering what the
-// remote gets after, though the bucket both share names, as the commit
-// published up to and as the endpoint's cursor, a commit only hub 0 had.
+// while) and dies: its clone, with the one copy of that commit, is gone.
+// Hub 0 must not have published or delivered it (the log never holds it),
+// and hub 1 must go on publishing and delivering what the remote gets
+// after: the bucket both share (the commit published up to, the
+// endpoint's cursor) must never name a commit only hub 0 had, or hub 1
+// can never read from it ("bad object"), for good.
 func TestTwoHubsGoOnPastACommitOnlyTheDeadHubHad(t *testing.T) {
 	url := notifytest.Server(t).ClientURL()
 	log := newRemoteLog(t)
@@ -80,8 +82,14 @@ func TestTwoHubsGoOnPastACommitOnlyTheDeadHubHad(t *testing.T) {
 	if only.Pushed {
 		t.Fatal("the remote took the push it should refuse")
 	}
+	// Not believed before the remote holds it: neither published nor
+	// delivered (the log may never hold it: here it never will).
+	cycles := hubs[0].cycles.Load()
 	hubs[0].committed()
-	waitFor(t, "hub 0 to deliver its own commit", func() bool { return len(ep.got()) == 2 })
+	waitFor(t, "hub 0 to cycle thrice", func() bool { return hubs[0].cycles.Load() >= cycles+3 })
+	if slices.Contains(streamIDsAt(t, url), only.Event.GetId()) || slices.Contains(ep.got(), only.Event.GetId()) {
+		t.Errorf("an event the remote refused was published or delivered")
+	}
 	crash(hubs[0], stops[0])
 	allow()
 
