@@ -2,11 +2,16 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +136,190 @@ func streamIDsAt(t *testing.T, url string) []string {
 		}
 	}
 	return ids
+}
+
+// stallProxy forwards TCP to a NATS server, and can stall: hold every
+// byte either way without closing anything, as a partition or a paused
+// process does.
+type stallProxy struct {
+	ln      net.Listener
+	to      string
+	mu      sync.Mutex
+	cond    *sync.Cond
+	stalled bool
+}
+
+func newStallProxy(t testing.TB, to string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, to: strings.TrimPrefix(to, "nats://")}
+	p.cond = sync.NewCond(&p.mu)
+	t.Cleanup(func() { ln.Close(); p.unstall() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go p.pipe(c, up)
+			go p.pipe(up, c)
+		}
+	}()
+	return p
+}
+
+func (p *stallProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *stallProxy) pipe(from, to net.Conn) {
+	defer from.Close()
+	defer to.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		p.mu.Lock()
+		for p.stalled {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+		if n > 0 {
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *stallProxy) stall() { p.mu.Lock(); p.stalled = true; p.mu.Unlock() }
+func (p *stallProxy) unstall() {
+	p.mu.Lock()
+	p.stalled = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// heldEndpoint takes every event, but holds hub 0's POST of one event
+// until told to answer it.
+type heldEndpoint struct {
+	mu       sync.Mutex
+	got      map[string][]string // path (which hub) -> ids taken
+	holdID   string
+	held     chan struct{} // closed when the held POST arrived
+	released chan struct{}
+}
+
+func (e *heldEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("webhook-id")
+	e.mu.Lock()
+	hold := r.URL.Path == "/h0" && id == e.holdID
+	e.mu.Unlock()
+	if hold {
+		close(e.held)
+		<-e.released
+	}
+	e.mu.Lock()
+	e.got[r.URL.Path] = append(e.got[r.URL.Path], id)
+	e.mu.Unlock()
+}
+
+func (e *heldEndpoint) taken(path string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.got[path])
+}
+
+// The hub delivering the webhooks stalls (its NATS connection hangs, or
+// the process pauses) in the middle of a POST; the other takes the lease,
+// delivers, and saves the cursor further on. When the first wakes and its
+// POST returns, its cursor write must be refused (fenced by the revision
+// it read), not put over the newer one: a cursor moved back makes the
+// next hub to read it deliver again what was delivered, more than the one
+// event that was in flight.
+func TestTwoHubsAStalledDelivererCannotMoveTheCursorBack(t *testing.T) {
+	srvNATS := notifytest.Server(t)
+	url := srvNATS.ClientURL()
+	proxy := newStallProxy(t, url)
+	log := newRemoteLog(t)
+	op := log.clone(t)
+	secret := newSecret(t)
+	ep := &heldEndpoint{got: map[string][]string{}, held: make(chan struct{}), released: make(chan struct{})}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	defer close(ep.released)
+	var logs logLines
+	hubs := make([]*Hub, 2)
+	stops := make([]func(), 2)
+	for i, natsURL := range []string{proxy.url(), url} {
+		cfg := Config{Store: log.clone(t), NATSURL: natsURL, HTTPListen: "127.0.0.1:0", Poll: 100 * time.Millisecond,
+			Webhooks: []Webhook{{Name: "dash", URL: fmt.Sprintf("%s/h%d", srv.URL, i), Secret: secret}}, leaseTTL: time.Second,
+			Logf: func(f string, a ...any) { logs.logf("hub %d: "+f, append([]any{i}, a...)...) }}
+		hubs[i], stops[i] = runHub(t, cfg)
+		if i == 0 {
+			waitFor(t, "hub 0 to serve", func() bool { return len(logs.with("hub 0: serving the log")) == 1 })
+		}
+	}
+	defer stops[1]()
+	defer func() {
+		if t.Failed() {
+			t.Logf("hubs:\n%s", strings.Join(logs.with(""), "\n"))
+		}
+	}()
+	waitFor(t, "both hubs to serve", func() bool { return len(logs.with("serving the log")) == 2 })
+	if !hubs[0].delivering() {
+		t.Fatal("hub 0 does not deliver")
+	}
+	e1 := appendEv(t, op, metav1.Kind_KIND_DEPLOY, "a.example.com", "1.0.0")
+	waitFor(t, "hub 0 to deliver the first", func() bool { return slices.Contains(ep.taken("/h0"), e1) })
+
+	// The next event is held in hub 0's POST while hub 0 stalls.
+	id := make(chan string, 1)
+	ep.mu.Lock()
+	go func() {
+		id <- appendEv(t, op, metav1.Kind_KIND_UPGRADE, "a.example.com", "1.1.0")
+	}()
+	ep.holdID = <-id
+	ep.mu.Unlock()
+	e2 := ep.holdID
+	<-ep.held
+	proxy.stall()
+	e3 := appendEv(t, op, metav1.Kind_KIND_NOTE, "a.example.com", "")
+	waitFor(t, "hub 1 to take over and deliver", func() bool { return slices.Contains(ep.taken("/h1"), e3) })
+	cursorAt := func() cursor {
+		e, err := hubs[1].kv.Get(context.Background(), cursorKey("dash"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c cursor
+		json.Unmarshal(e.Value(), &c)
+		return c
+	}
+	tip := log.clone(t).RemoteTip()
+	waitFor(t, "hub 1 to save its cursor", func() bool { return cursorAt().Commit == tip })
+
+	// Hub 0 wakes, and its held POST returns.
+	proxy.unstall()
+	ep.released <- struct{}{}
+	waitFor(t, "hub 0's held POST", func() bool { return slices.Contains(ep.taken("/h0"), e2) })
+	time.Sleep(time.Second) // long enough for its cursor write
+	if c := cursorAt(); c.Commit != tip {
+		t.Errorf("the cursor was moved back to %+v (hub 1 had saved %s): the stalled hub's write was not fenced", c, tip)
+	}
+	// Whoever reads the cursor next delivers from there: nothing but e2
+	// (in flight when hub 0 stalled) may come twice.
+	all := append(ep.taken("/h0"), ep.taken("/h1")...)
+	for _, ev := range []string{e1, e3} {
+		if n := strings.Count(strings.Join(all, " "), ev); n != 1 {
+			t.Errorf("%s delivered %d times", ev, n)
+		}
+	}
 }
