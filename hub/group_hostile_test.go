@@ -436,3 +436,39 @@ func TestGroupCommitHubStoppedMidPush(t *testing.T) {
 	fsck(t, l.remote)
 	fsck(t, reopened.Root())
 }
+
+// A request the hub committed but could not push, handed over again (a
+// replay, or the operator's meta trying the hub again): the answer must
+// not say it is recorded while only the hub's clone has it.
+func TestGroupCommitReplayOfAnUnpushedAppendDoesNotLie(t *testing.T) {
+	l := newRemoteLog(t)
+	refuse, allow := refusePushes(t, l.remote)
+	hubClone := l.clone(t)
+	h, stop := runHub(t, Config{Store: hubClone, NATSListen: "127.0.0.1:0", DataDir: t.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour})
+	defer stop()
+	o := seedOptions(t, h, h.AppenderSeed())
+	req := request(t, deployEv("a.example.com", "1.0.0"), alice, record.NewID(time.Now()))
+	refuse()
+	if _, err := askHub(t, o, req); err == nil {
+		t.Fatal("answered as recorded while the remote refuses every push")
+	}
+	r, err := askHub(t, o, req)
+	if _, ids := remoteRecords(t, l.remote); err == nil && ids[req.ID] == 0 {
+		t.Errorf("the replay was answered as recorded (%s, %s), but the remote does not hold it", r.Commit, r.Path)
+	}
+	// Once the remote takes pushes again, the operator's direct path
+	// (what an answer that is not "recorded" leads to) records it once.
+	allow()
+	op := l.clone(t)
+	ev := deployEv("a.example.com", "1.0.0")
+	out, err := op.Append(context.Background(), ev, alice, time.Now(), store.AppendOptions{ID: req.ID})
+	if err != nil || !out.Pushed {
+		t.Fatalf("the direct path: %v", err)
+	}
+	if _, err := hubClone.Sync(context.Background(), store.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ids := remoteRecords(t, l.remote); ids[req.ID] != 1 || len(ids) != 1 {
+		t.Errorf("the remote holds %v, want %s once", ids, req.ID)
+	}
+}
