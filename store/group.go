@@ -185,7 +185,19 @@ func (tx *Tx) recorded(a projects.Address, id string) (*Appended, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Appended{Written: &Written{Events: []*metav1.Event{ev}, Paths: []string{p}, Commit: tx.tip.String(), Pushed: true}, Event: ev, Path: p}, nil
+	// Pushed only when the remote has it too: a hub that committed it and
+	// could not push it holds the one copy, and an answer "recorded" to a
+	// request handed over again would be a lie the operator then believes.
+	pushed := false
+	if remote, err := tx.s.repo.RemoteTip(); err == nil && !remote.IsZero() {
+		there, err := tx.s.repo.FileAt(remote, p)
+		pushed = err == nil && there != nil
+	}
+	w := &Written{Events: []*metav1.Event{ev}, Paths: []string{p}, Commit: tx.tip.String(), Pushed: pushed}
+	if !pushed {
+		w.Warnings = []string{"recorded in this clone before, not yet pushed; `meta sync` pushes it"}
+	}
+	return &Appended{Written: w, Event: ev, Path: p}, nil
 }
 
 // Grouped says a hub may record this clone's appends in its group commit:
