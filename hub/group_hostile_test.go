@@ -134,6 +134,12 @@ func TestGroupCommitRefusesHostileRequests(t *testing.T) {
 		{"an id past what a time can say", func() notify.AppendRequest {
 			return request(t, deployEv("a.example.com", "1.0.7"), mallory, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
 		}},
+		{"an id a year ahead", func() notify.AppendRequest {
+			return request(t, deployEv("a.example.com", "1.0.9"), mallory, idAt(time.Now().AddDate(1, 0, 0)))
+		}},
+		{"an id from 2001", func() notify.AppendRequest {
+			return request(t, deployEv("a.example.com", "1.0.10"), mallory, idAt(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)))
+		}},
 		{"an oversized record", func() notify.AppendRequest {
 			ev := deployEv("a.example.com", "1.0.8")
 			ev.Message = strings.Repeat("x", 200<<10)
@@ -502,4 +508,20 @@ func TestGroupCommitAppendersReadOnlyTheirOwnAnswers(t *testing.T) {
 		t.Errorf("another appender's connection read an answer on %s: %.80q", m.Subject, m.Data)
 	case <-time.After(500 * time.Millisecond):
 	}
+}
+
+// idAt is an event id carrying the time at, as an appender may write one
+// (record.NewID never goes back in time within a process).
+func idAt(at time.Time) string {
+	const digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	ms := uint64(at.UnixMilli())
+	id := make([]byte, 26)
+	for i := 9; i >= 0; i-- {
+		id[i] = digits[ms&31]
+		ms >>= 5
+	}
+	for i := 10; i < 26; i++ {
+		id[i] = digits[(i*7)%32]
+	}
+	return string(id)
 }
