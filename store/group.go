@@ -34,6 +34,14 @@ var ErrGroupSigned = errors.New("the log's commits are signed: a hub does not co
 // errAlready stops an append whose event id the log already holds.
 var errAlready = errors.New("already recorded")
 
+// maxIDSkew bounds how far from the hub's clock a grouped event's id may
+// date it. The operator's meta makes the id just before it hands the event
+// over, so a real one is seconds off (its wait, the clocks' drift); one
+// further off is an appender dating an event where it likes (its id is its
+// time), or replaying an old request. An operator whose clock is further
+// off appends directly.
+const maxIDSkew = 2 * time.Minute
+
 // GroupItem is one operator's append handed to a hub.
 type GroupItem struct {
 	// Event is what the operator's meta built, as for Append.
@@ -137,6 +145,12 @@ func (tx *Tx) groupItem(it GroupItem, now time.Time) (projects.Address, *Appende
 		return projects.Address{}, nil, fmt.Errorf("append %s: %w: a grouped event needs the id its operator chose", domain, record.ErrInvalid)
 	case ev.GetKind() == metav1.Kind_KIND_ENV || !record.Appendable(ev.GetKind()):
 		return projects.Address{}, nil, fmt.Errorf("append %s: %w: %s events are not appended through a hub", domain, record.ErrInvalid, record.KindName(ev.GetKind()))
+	}
+	if err := projects.ValidateID(it.Options.ID); err != nil {
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: %w", domain, record.ErrInvalid, err)
+	}
+	if at, err := record.IDTime(it.Options.ID); err != nil || at.Sub(now).Abs() > maxIDSkew {
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: event id %s is dated %s, more than %s from the hub's clock", domain, record.ErrInvalid, it.Options.ID, at.UTC().Format(time.RFC3339), maxIDSkew)
 	}
 	a, err := tx.Place(ev.GetAddress(), it.Options.Server)
 	if err != nil {
