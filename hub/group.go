@@ -44,6 +44,12 @@ func (h *Hub) listenAppends() error {
 	if _, err := h.nc.QueueSubscribe(notify.AppendSubject, "meta-hub", h.takeAppend); err != nil {
 		return fmt.Errorf("listen for appends on %s: %w", notify.AppendSubject, err)
 	}
+	// Until the server has the subscription, a request finds no
+	// responder and its append goes the direct path: have it before the
+	// hub says it serves.
+	if err := h.nc.Flush(); err != nil {
+		return fmt.Errorf("listen for appends on %s: %w", notify.AppendSubject, err)
+	}
 	return nil
 }
 

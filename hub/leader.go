@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -88,8 +89,23 @@ func (l *leader) try(ctx context.Context) (gained bool) {
 		l.rev = 0 // lapsed, maybe taken
 	}
 	rev, err := l.kv.Create(ctx, webhooksKey, l.me)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// Held: by the other hub, or by this one under a revision it
+		// never heard of (a take or renewal whose answer was lost). Its
+		// own token says which; its own is renewed at once, so that the
+		// hold it believes in runs from a write it saw.
+		e, gerr := l.kv.Get(ctx, webhooksKey)
+		if gerr != nil || !bytes.Equal(e.Value(), l.me) {
+			return false
+		}
+		if rev, err = l.kv.Update(ctx, webhooksKey, l.me, e.Revision()); err != nil {
+			return false
+		}
+		l.rev, l.renewed = rev, sent
+		return !had
+	}
 	if err != nil {
-		return false // held by the other hub, or NATS away
+		return false // NATS away
 	}
 	l.rev, l.renewed = rev, sent
 	return true

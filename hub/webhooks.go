@@ -101,6 +101,11 @@ type outbox struct {
 	mu      sync.Mutex
 	cur     cursor
 	loaded  bool // cur read from the bucket (or found missing)
+	// rev is the revision of the cursor in the bucket as this hub last
+	// read or wrote it (0: none there): every write is made against it,
+	// so that a hub that stalled while the other took over cannot put an
+	// older cursor over the newer one (errFenced).
+	rev     uint64
 	fresh   bool // no cursor yet: it starts with what comes next
 	busy    bool
 	stopped bool // disabled
@@ -137,10 +142,11 @@ func (h *Hub) load(ctx context.Context, o *outbox) error {
 	e, err := h.kv.Get(ctx, cursorKey(o.w.Name))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		o.fresh = true
+		o.fresh, o.rev = true, 0
 	case err != nil:
 		return err
 	default:
+		o.rev = e.Revision()
 		if err := json.Unmarshal(e.Value(), &o.cur); err != nil || o.cur.Commit == "" {
 			return fmt.Errorf("%s in the %s bucket is not a cursor meta wrote; delete it to start the endpoint anew", cursorKey(o.w.Name), stateBucket)
 		}
@@ -149,22 +155,32 @@ func (h *Hub) load(ctx context.Context, o *outbox) error {
 	return nil
 }
 
-// save remembers c as how far o got; a failure is said and the hub goes
-// on (after a restart, the endpoint gets some events again). Deliveries
-// save with saveUntil.
-func (h *Hub) save(o *outbox, c cursor) {
-	if err := h.put(o, c); err != nil {
-		h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
-	}
-}
+// errFenced means the cursor in the bucket is not the one this hub last
+// read or wrote: the other hub moved it (it took the lease while this one
+// stalled), or this hub's own write went through without its answer.
+// Either way the hub reads it again before it delivers more.
+var errFenced = errors.New("another hub moved the cursor")
 
-// put writes c as o's cursor. Not tied to the hub's context: a delivery
-// made while the hub stops is remembered.
+// put writes c as o's cursor, against the revision this hub last read or
+// wrote (errFenced when the bucket has another). Not tied to the hub's
+// context: a delivery made while the hub stops is remembered.
 func (h *Hub) put(o *outbox, c cursor) error {
 	data, _ := json.Marshal(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := h.kv.Put(ctx, cursorKey(o.w.Name), data)
+	var rev uint64
+	var err error
+	if o.rev == 0 {
+		rev, err = h.kv.Create(ctx, cursorKey(o.w.Name), data)
+	} else {
+		rev, err = h.kv.Update(ctx, cursorKey(o.w.Name), data, o.rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("%w: %w", errFenced, err)
+	}
+	if err == nil {
+		o.rev = rev
+	}
 	return err
 }
 
@@ -196,7 +212,13 @@ func (h *Hub) feed(ctx context.Context, from string, events []*metav1.Event, tip
 		}
 		if o.fresh {
 			o.cur, o.fresh = cursor{Commit: cmp.Or(from, tip)}, false
-			h.save(o, o.cur)
+			if err := h.put(o, o.cur); errors.Is(err, errFenced) {
+				o.loaded = false // the other hub wrote one meanwhile: read it
+				o.mu.Unlock()
+				continue
+			} else if err != nil {
+				h.cfg.Logf("webhook %s: remember how far it got: %v", o.w.Name, err)
+			}
 		}
 		if o.cur.Commit == tip {
 			o.mu.Unlock()
@@ -294,6 +316,13 @@ func (h *Hub) saveUntil(ctx context.Context, o *outbox, c cursor) sent {
 		err := h.put(o, c)
 		if err == nil {
 			return taken
+		}
+		if errors.Is(err, errFenced) {
+			// Not this hub's to move any more (or its own last write
+			// went through unanswered): it reads the cursor again once
+			// it holds the lease, and goes on from there.
+			h.cfg.Logf("webhook %s: %v; this hub reads it again before it delivers more", o.w.Name, err)
+			return yield
 		}
 		if try == 0 {
 			h.cfg.Logf("webhook %s: remember how far it got: %v; trying again", o.w.Name, err)

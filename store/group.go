@@ -34,6 +34,14 @@ var ErrGroupSigned = errors.New("the log's commits are signed: a hub does not co
 // errAlready stops an append whose event id the log already holds.
 var errAlready = errors.New("already recorded")
 
+// maxIDSkew bounds how far from the hub's clock a grouped event's id may
+// date it. The operator's meta makes the id just before it hands the event
+// over, so a real one is seconds off (its wait, the clocks' drift); one
+// further off is an appender dating an event where it likes (its id is its
+// time), or replaying an old request. An operator whose clock is further
+// off appends directly.
+const maxIDSkew = 2 * time.Minute
+
 // GroupItem is one operator's append handed to a hub.
 type GroupItem struct {
 	// Event is what the operator's meta built, as for Append.
@@ -60,23 +68,27 @@ type GroupResult struct {
 func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Time, items []GroupItem) []GroupResult {
 	res := make([]GroupResult, len(items))
 	var added []int
+	// twice maps an item whose id an earlier item of the group has (a
+	// request delivered twice) to that item: it gets the same answer.
+	twice := map[int]int{}
 	out, err := s.Write(ctx, hub, now, AppendOptions{}, func(tx *Tx) error {
 		if tx.cfg.SignaturesRequired() || s.signer != nil {
 			return ErrGroupSigned
 		}
 		tx.group = true
 		added = added[:0]
+		clear(twice)
 		ids := map[string]int{}
 		for i, it := range items {
 			res[i] = GroupResult{}
-			a, found, err := tx.groupItem(it)
+			a, found, err := tx.groupItem(it, now)
 			switch {
 			case err != nil:
 				res[i].Err = err
 			case found != nil:
 				res[i].Appended = found
 			case ids[it.Options.ID] > 0:
-				res[i].Err = fmt.Errorf("append %s: %w: event id %s given twice", it.Event.GetAddress().GetApp(), record.ErrInvalid, it.Options.ID)
+				twice[i] = ids[it.Options.ID] - 1
 			default:
 				ids[it.Options.ID] = i + 1
 				opts := it.Options
@@ -89,6 +101,13 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 		}
 		return nil
 	})
+	// Deferred so that every answer below is copied; res is the slice
+	// returned, so the copies reach the caller.
+	defer func() {
+		for i, first := range twice {
+			res[i] = res[first]
+		}
+	}()
 	switch {
 	case errors.Is(err, errUnchanged):
 		return res
@@ -114,8 +133,9 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 }
 
 // groupItem checks one item of a group on the write's tip: where its app
-// is, the head it expects, and whether the log holds its id already.
-func (tx *Tx) groupItem(it GroupItem) (projects.Address, *Appended, error) {
+// is, the head it expects, whether the log holds its id already, and that
+// its event stamps (now, as the write will stamp it).
+func (tx *Tx) groupItem(it GroupItem, now time.Time) (projects.Address, *Appended, error) {
 	ev := it.Event
 	domain := ev.GetAddress().GetApp()
 	switch {
@@ -125,6 +145,12 @@ func (tx *Tx) groupItem(it GroupItem) (projects.Address, *Appended, error) {
 		return projects.Address{}, nil, fmt.Errorf("append %s: %w: a grouped event needs the id its operator chose", domain, record.ErrInvalid)
 	case ev.GetKind() == metav1.Kind_KIND_ENV || !record.Appendable(ev.GetKind()):
 		return projects.Address{}, nil, fmt.Errorf("append %s: %w: %s events are not appended through a hub", domain, record.ErrInvalid, record.KindName(ev.GetKind()))
+	}
+	if err := projects.ValidateID(it.Options.ID); err != nil {
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: %w", domain, record.ErrInvalid, err)
+	}
+	if at, err := record.IDTime(it.Options.ID); err != nil || at.Sub(now).Abs() > maxIDSkew {
+		return projects.Address{}, nil, fmt.Errorf("append %s: %w: event id %s is dated %s, more than %s from the hub's clock", domain, record.ErrInvalid, it.Options.ID, at.UTC().Format(time.RFC3339), maxIDSkew)
 	}
 	a, err := tx.Place(ev.GetAddress(), it.Options.Server)
 	if err != nil {
@@ -141,6 +167,15 @@ func (tx *Tx) groupItem(it GroupItem) (projects.Address, *Appended, error) {
 		if err := expect(h, it.Options.Expect); err != nil {
 			return a, nil, fmt.Errorf("append %s: %w", domain, err)
 		}
+	}
+	// What would spoil the whole write when this item's commit is made (a
+	// lease another operator holds, an event Validate refuses once
+	// stamped) refuses this item alone, here: otherwise one bad request
+	// sends every item of its group down the one-by-one path, a fetch and
+	// a push each, and any appender can keep the hub doing that.
+	opts := it.Options
+	if _, err := tx.s.stampEvent(tx.tip, txEvent{addr: a, ev: ev, actor: it.Actor, opts: &opts}, it.Actor, now, now, opts, nil); err != nil {
+		return a, nil, fmt.Errorf("append %s: %w", domain, err)
 	}
 	return a, nil, nil
 }
@@ -164,7 +199,19 @@ func (tx *Tx) recorded(a projects.Address, id string) (*Appended, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Appended{Written: &Written{Events: []*metav1.Event{ev}, Paths: []string{p}, Commit: tx.tip.String(), Pushed: true}, Event: ev, Path: p}, nil
+	// Pushed only when the remote has it too: a hub that committed it and
+	// could not push it holds the one copy, and an answer "recorded" to a
+	// request handed over again would be a lie the operator then believes.
+	pushed := false
+	if remote, err := tx.s.repo.RemoteTip(); err == nil && !remote.IsZero() {
+		there, err := tx.s.repo.FileAt(remote, p)
+		pushed = err == nil && there != nil
+	}
+	w := &Written{Events: []*metav1.Event{ev}, Paths: []string{p}, Commit: tx.tip.String(), Pushed: pushed}
+	if !pushed {
+		w.Warnings = []string{"recorded in this clone before, not yet pushed; `meta sync` pushes it"}
+	}
+	return &Appended{Written: w, Event: ev, Path: p}, nil
 }
 
 // Grouped says a hub may record this clone's appends in its group commit:

@@ -12,8 +12,8 @@ import (
 	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
-// Since returns the events whose records the branch tip has and commit
-// since did not (since "" means from the beginning), each app's in fold
+// Since returns the events whose records the branch tip (sharedTip: the
+// part of it the remote has) has and commit since did not (since "" means from the beginning), each app's in fold
 // order and the apps interleaved by time, and the tip they were read at:
 // what a hub that published up to since has yet to publish. They are read
 // as reads take them (see read.go): a record as first written, none that
@@ -24,7 +24,7 @@ func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event
 	if err := s.repairIfPending(); err != nil {
 		return nil, "", nil, err
 	}
-	head, err := s.repo.Head()
+	head, err := s.sharedTip(ctx)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -113,6 +113,33 @@ func (s *Store) Since(ctx context.Context, since string) (events []*metav1.Event
 		}
 	}
 	return events, head.String(), skipped, nil
+}
+
+// sharedTip is the newest commit of the branch that the remote has too,
+// as this clone last saw it (the branch tip, for a log without a remote or
+// with nothing fetched yet). Since reads up to it, and a hub publishes up
+// to it and keeps it in a bucket (how far it published, how far each
+// webhook got) that another hub of the log reads: a commit only this
+// clone has (committed, its push refused) would be one the other hub can
+// never read from, for good once this one dies with it, and its events
+// would reach followers though the log may never hold them.
+func (s *Store) sharedTip(ctx context.Context) (gitrepo.Hash, error) {
+	head, err := s.repo.Head()
+	if err != nil {
+		return head, err
+	}
+	remote, err := s.repo.RemoteTip()
+	if err != nil || remote.IsZero() || remote == head {
+		return head, nil
+	}
+	if base, ok := s.repo.LinearMergeBase(head, remote); ok {
+		return base, nil
+	}
+	base, err := s.repo.MergeBase(ctx, head, remote)
+	if err != nil || base.IsZero() {
+		return head, nil
+	}
+	return base, nil
 }
 
 // eventLists is a heap of non-empty event lists by their first event.

@@ -144,6 +144,13 @@ func Validate(ev *metav1.Event) error {
 	if strings.TrimSpace(ev.GetActor().GetName()) == "" {
 		return bad("no operator name")
 	}
+	// The operator is also the author of the event's commit, and git ends
+	// a name at "<" and an email at ">": either inside one makes a commit
+	// git fsck refuses (a forge checking pushes then refuses every push
+	// after it) and whose author reads as someone else.
+	if a := ev.GetActor(); strings.ContainsAny(a.GetName()+a.GetEmail(), "<>") {
+		return bad("operator %q <%s> holds a < or >, which a git author cannot", a.GetName(), a.GetEmail())
+	}
 	for _, p := range ev.GetParents() {
 		if err := projects.ValidateID(p); err != nil {
 			return fmt.Errorf("%w: parent: %w", ErrInvalid, err)

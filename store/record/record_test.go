@@ -179,6 +179,8 @@ func TestValidateRejects(t *testing.T) {
 		{"bad project", func(e *metav1.Event) { e.Address.Project = "" }, "invalid project"},
 		{"bad env", func(e *metav1.Event) { e.Address.Env = "a/b" }, "invalid env"},
 		{"no operator", func(e *metav1.Event) { e.Actor = nil }, "operator"},
+		{"an operator git cannot author", func(e *metav1.Event) { e.Actor.Name = "Alice <a@example.com> 0 +0000>" }, "git author"},
+		{"an email git cannot author", func(e *metav1.Event) { e.Actor.Email = "m@example.com> 1 +0000" }, "git author"},
 		{"bad parent", func(e *metav1.Event) { e.Parents = []string{"x"} }, "parent"},
 		{"no kind", func(e *metav1.Event) { e.Kind = 0 }, "kind"},
 		{"no outcome", func(e *metav1.Event) { e.Outcome = 0 }, "outcome"},
