@@ -72,20 +72,7 @@ func TestStandaloneNATSServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := notifytest.FreePort(t)
-	srv := exec.Command(bin, "-c", conf, "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
-	var srvOut notifytest.SyncBuffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Process.Kill()
-		srv.Wait()
-		if t.Failed() {
-			t.Logf("nats-server:\n%s", srvOut.String())
-		}
-	})
-	waitPort(t, port)
+	startProcess(t, "nats-server", port, exec.Command(bin, "-c", conf, "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", fmt.Sprint(port)))
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	asFollower := []string{"--nats", url, "--nats-nkey", followerSeed}
 

@@ -46,7 +46,7 @@ type natsHub struct {
 	// same at every start after it.
 	httpPort int
 	cmd      *exec.Cmd
-	stderr   *notifytest.SyncBuffer
+	out      *notifytest.SyncBuffer // what it wrote, stdout and stderr
 }
 
 // newHub picks the ports and data directory of a hub on dir's log; start
@@ -70,7 +70,7 @@ func (h *natsHub) start() {
 	if h.httpPort == 0 {
 		h.httpPort = notifytest.FreePort(h.t)
 	}
-	h.cmd, h.stderr = startMeta(h.t, "meta serve", h.httpPort, append([]string{"--dir", h.dir, "serve", "--data", h.data,
+	h.cmd, h.out = startMeta(h.t, "meta serve", h.httpPort, append([]string{"--dir", h.dir, "serve", "--data", h.data,
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", h.natsPort), "--listen", fmt.Sprintf("127.0.0.1:%d", h.httpPort), "--poll", "1h"}, h.args...)...)
 }
 
@@ -79,7 +79,7 @@ func (h *natsHub) stop() {
 	h.t.Helper()
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	if err := h.cmd.Wait(); err != nil {
-		h.t.Fatalf("serve: %v\n%s", err, h.stderr)
+		h.t.Fatalf("serve: %v\n%s", err, h.out)
 	}
 }
 
@@ -332,15 +332,21 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 	hub.stop()
 }
 
-// startMeta starts `meta args...` in the background, a process that
-// listens on port (a meta serve's --listen), and waits until it does. It is
-// killed when the test ends; what it wrote on stderr, returned, is logged
-// as name's if the test failed.
+// startMeta starts `meta args...` in the background (startProcess): a
+// process that listens on port, a meta serve's --listen.
 func startMeta(t *testing.T, name string, port int, args ...string) (*exec.Cmd, *notifytest.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command("meta", args...)
-	stderr := &notifytest.SyncBuffer{}
-	cmd.Stderr = stderr
+	return cmd, startProcess(t, name, port, cmd)
+}
+
+// startProcess starts cmd in the background and waits until it listens on
+// port. It is killed when the test ends; its output (stdout and stderr),
+// returned, is logged as name's if the test failed.
+func startProcess(t *testing.T, name string, port int, cmd *exec.Cmd) *notifytest.SyncBuffer {
+	t.Helper()
+	out := &notifytest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -348,11 +354,11 @@ func startMeta(t *testing.T, name string, port int, args ...string) (*exec.Cmd, 
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("%s, stderr:\n%s", name, stderr)
+			t.Logf("%s:\n%s", name, out)
 		}
 	})
 	waitPort(t, port)
-	return cmd, stderr
+	return out
 }
 
 // waitPort waits until something listens on port.
