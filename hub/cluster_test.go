@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
@@ -74,41 +73,55 @@ func (r *received) got() []string {
 // streamMsgs is how many messages the events stream keeps.
 func streamMsgs(t *testing.T, url string) uint64 {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, notify.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.CachedInfo().State.Msgs
+	return notifytest.StreamInfo(t, url, notify.StreamName).State.Msgs
 }
 
 // streamLeader is the index of the node that leads the events stream.
 func streamLeader(t *testing.T, url string) int {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, notify.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader := notifytest.StreamInfo(t, url, notify.StreamName).Cluster.Leader
 	var i int
-	if _, err := fmt.Sscanf(s.CachedInfo().Cluster.Leader, "n%d", &i); err != nil {
-		t.Fatalf("stream leader %q: %v", s.CachedInfo().Cluster.Leader, err)
+	if _, err := fmt.Sscanf(leader, "n%d", &i); err != nil {
+		t.Fatalf("stream leader %q: %v", leader, err)
 	}
 	return i
+}
+
+// twoHubs is two hubs of one log, each on a clone of its own, delivering
+// webhooks to one endpoint, and an operator's clone (op) that appends.
+type twoHubs struct {
+	op    *store.Store
+	ep    *endpoint
+	logs  *logLines // every hub's lines, "hub <i>: " first
+	hubs  [2]*Hub
+	stops [2]func() // each stops its hub, once: the test's end stops the rest
+}
+
+// startTwoHubs starts two hubs on the NATS at url; with sets what the
+// test's Config differs in. The hubs' lines are logged if the test fails.
+func startTwoHubs(t *testing.T, url string, with func(*Config)) *twoHubs {
+	t.Helper()
+	log := newRemoteLog(t)
+	secret := newSecret(t)
+	key, _ := ParseSecret(secret)
+	two := &twoHubs{op: log.clone(t), ep: &endpoint{t: t, key: key}, logs: &logLines{}}
+	srv := httptest.NewServer(two.ep)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("hubs:\n%s", strings.Join(two.logs.with(""), "\n"))
+		}
+	})
+	for i := range two.hubs {
+		cfg := Config{Store: log.clone(t), NATSURL: url, HTTPListen: "127.0.0.1:0",
+			Webhooks: []Webhook{{Name: "dash", URL: srv.URL, Secret: secret}},
+			Logf:     func(f string, a ...any) { two.logs.logf("hub %d: "+f, append([]any{i}, a...)...) }}
+		with(&cfg)
+		h, stop := runHub(t, cfg)
+		two.hubs[i], two.stops[i] = h, sync.OnceFunc(stop)
+		t.Cleanup(two.stops[i])
+	}
+	return two
 }
 
 // percentile of sorted durations, p in [0,100].
@@ -138,26 +151,10 @@ func TestClusterTwoHubsNodeKill(t *testing.T) {
 		sig = syscall.SIGTERM
 	}
 	c := notifytest.NewCluster(t, 3, "")
-	log := newRemoteLog(t)
-	op := log.clone(t)
-	secret := newSecret(t)
-	key, _ := ParseSecret(secret)
-	ep := &endpoint{t: t, key: key}
-	srv := httptest.NewServer(ep)
-	defer srv.Close()
-	var logs logLines
-	for i := range 2 {
-		cfg := Config{Store: log.clone(t), NATSURL: c.URL(), NATSReplicas: 3, HTTPListen: "127.0.0.1:0", Poll: 2 * time.Second,
-			Webhooks: []Webhook{{Name: "dash", URL: srv.URL, Secret: secret}}, leaseTTL: 3 * time.Second,
-			Logf: func(f string, a ...any) { logs.logf("hub %d: "+f, append([]any{i}, a...)...) }}
-		_, stop := runHub(t, cfg)
-		defer stop()
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("hubs:\n%s", strings.Join(logs.with(""), "\n"))
-		}
-	}()
+	two := startTwoHubs(t, c.URL(), func(cfg *Config) {
+		cfg.NATSReplicas, cfg.Poll, cfg.leaseTTL = 3, 2*time.Second, 3*time.Second
+	})
+	op, ep, logs := two.op, two.ep, two.logs
 
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := &received{at: map[string]time.Time{}}
@@ -260,29 +257,10 @@ func crash(h *Hub, stop func()) {
 // failing its event; the other takes over once the lease lapses and
 // delivers that event and the rest, each once.
 func TestWebhookTakeoverWhenHubDies(t *testing.T) {
-	url := notifytest.Server(t).ClientURL()
-	log := newRemoteLog(t)
-	op := log.clone(t)
-	secret := newSecret(t)
-	key, _ := ParseSecret(secret)
-	ep := &endpoint{t: t, key: key}
-	srv := httptest.NewServer(ep)
-	defer srv.Close()
-	var logs logLines
-	hubs := make([]*Hub, 2)
-	stops := make([]func(), 2)
-	for i := range hubs {
-		cfg := Config{Store: log.clone(t), NATSURL: url, HTTPListen: "127.0.0.1:0", Poll: 100 * time.Millisecond,
-			Webhooks: []Webhook{{Name: "dash", URL: srv.URL, Secret: secret}}, leaseTTL: time.Second,
-			Logf: func(f string, a ...any) { logs.logf("hub %d: "+f, append([]any{i}, a...)...) }}
-		hubs[i], stops[i] = runHub(t, cfg)
-	}
-	defer stops[1]()
-	defer func() {
-		if t.Failed() {
-			t.Logf("hubs:\n%s", strings.Join(logs.with(""), "\n"))
-		}
-	}()
+	two := startTwoHubs(t, notifytest.Server(t).ClientURL(), func(cfg *Config) {
+		cfg.Poll, cfg.leaseTTL = 100*time.Millisecond, time.Second
+	})
+	op, ep, logs, hubs := two.op, two.ep, two.logs, two.hubs
 	// Run has taken the lease, or not, once it says it serves.
 	waitFor(t, "both hubs to serve", func() bool { return len(logs.with("serving the log")) == 2 })
 	if !hubs[0].delivering() || hubs[1].delivering() {
@@ -295,7 +273,7 @@ func TestWebhookTakeoverWhenHubDies(t *testing.T) {
 	ep.mu.Unlock()
 	want = append(want, appendEv(t, op, metav1.Kind_KIND_UPGRADE, "a.example.com", "1.1.0"))
 	waitFor(t, "hub 0 failing the second event", func() bool { ep.mu.Lock(); defer ep.mu.Unlock(); return ep.tries >= 3 })
-	crash(hubs[0], stops[0])
+	crash(hubs[0], two.stops[0])
 	want = append(want, appendEv(t, op, metav1.Kind_KIND_NOTE, "a.example.com", ""))
 	ep.mu.Lock()
 	ep.script = nil

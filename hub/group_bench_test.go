@@ -31,14 +31,8 @@ func BenchmarkAppendsToRemote(b *testing.B) {
 				}
 				o := notify.Options{}
 				if path == "hub" {
-					h, err := New(context.Background(), Config{Store: l.clone(b), NATSListen: "127.0.0.1:0", DataDir: b.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour})
-					if err != nil {
-						b.Fatal(err)
-					}
-					ctx, cancel := context.WithCancel(context.Background())
-					done := make(chan error, 1)
-					go func() { done <- h.Run(ctx) }()
-					defer func() { cancel(); <-done }()
+					h, stop := runHub(b, Config{Store: l.clone(b), NATSListen: "127.0.0.1:0", DataDir: b.TempDir(), HTTPListen: "127.0.0.1:0", Poll: time.Hour})
+					defer stop()
 					o = seedOptions(b, h, h.AppenderSeed())
 				}
 				var next atomic.Int64

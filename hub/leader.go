@@ -3,15 +3,14 @@ package hub
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"git.coopcloud.tech/coop-cloud/meta/notify"
 )
 
 // Two hubs of one log may run at once against one NATS cluster, for high
@@ -56,10 +55,7 @@ type leader struct {
 }
 
 func newLeader(kv jetstream.KeyValue, ttl time.Duration) *leader {
-	host, _ := os.Hostname()
-	tok := make([]byte, 16)
-	rand.Read(tok)
-	me, _ := json.Marshal(map[string]any{"host": host, "pid": os.Getpid(), "since": time.Now().UTC(), "token": hex.EncodeToString(tok)})
+	me, _ := json.Marshal(notify.NewHolder())
 	return &leader{kv: kv, ttl: ttl, me: me}
 }
 

@@ -300,14 +300,8 @@ func TestPageLiveEndsWithItsToken(t *testing.T) {
 	if _, err := tokens.Create(TokensFile(s), "bob", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(context.Background(), Config{Store: s, NATSListen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "nats"), HTTPListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	h, stop := runHub(t, Config{Store: s, NATSListen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "nats"), HTTPListen: "127.0.0.1:0"})
+	defer stop()
 	req, _ := http.NewRequest("GET", "http://"+h.HTTPAddr()+"/events", nil)
 	req.AddCookie(&http.Cookie{Name: tokenCookie, Value: tok})
 	resp, err := http.DefaultClient.Do(req)

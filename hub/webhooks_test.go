@@ -65,7 +65,7 @@ func (e *endpoint) got() []string {
 	return append([]string(nil), e.accepted...)
 }
 
-func runHub(t *testing.T, cfg Config) (*Hub, func()) {
+func runHub(t testing.TB, cfg Config) (*Hub, func()) {
 	t.Helper()
 	h, err := New(context.Background(), cfg)
 	if err != nil {

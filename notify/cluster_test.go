@@ -6,25 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
 )
-
-func jsOf(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 func streamReplicas(t *testing.T, js jetstream.JetStream) int {
 	t.Helper()
@@ -43,7 +28,7 @@ func TestPrepareReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := notifytest.NewCluster(t, 3, "")
-	js := jsOf(t, c.URL())
+	js := notifytest.JetStream(t, c.URL())
 
 	steps := []struct {
 		replicas int
@@ -76,7 +61,7 @@ func TestPrepareReplicas(t *testing.T) {
 		}
 	}
 
-	single := jsOf(t, notifytest.Server(t).ClientURL())
+	single := notifytest.JetStream(t, notifytest.Server(t).ClientURL())
 	if err := Prepare(ctx, single, 3); !errors.Is(err, ErrCannotPlace) {
 		t.Fatalf("Prepare(3) on one server: %v, want ErrCannotPlace", err)
 	} else {

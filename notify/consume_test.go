@@ -133,21 +133,7 @@ func TestConsume(t *testing.T) {
 
 func jetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	return jetStreamAt(t, notifytest.Server(t).ClientURL())
-}
-
-func jetStreamAt(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return notifytest.JetStream(t, notifytest.Server(t).ClientURL())
 }
 
 // publish puts the messages on the stream in order and returns their

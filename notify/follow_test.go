@@ -115,7 +115,7 @@ func TestFollowBackoff(t *testing.T) {
 // did not write; once the holder stops, the name is free.
 func TestFollowHoldsItsName(t *testing.T) {
 	srv := notifytest.Server(t)
-	js := jetStreamAt(t, srv.ClientURL())
+	js := notifytest.JetStream(t, srv.ClientURL())
 	o := FollowOptions{Options: Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}, Name: "ci", Filter: SubjectPrefix + ".>"}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -175,7 +175,7 @@ func waitConsumer(t *testing.T, js jetstream.JetStream, name string) {
 // event given back, for the next follower to get first.
 func TestFollowRetriesParksAndStops(t *testing.T) {
 	srv := notifytest.Server(t)
-	js := jetStreamAt(t, srv.ClientURL())
+	js := notifytest.JetStream(t, srv.ClientURL())
 	ids := publish(t, js, []string{"e0", "e1", "e2"})
 	o := FollowOptions{Options: Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}, Name: "hook", Filter: SubjectPrefix + ".>",
 		FromStart: true, MaxAttempts: 2, Backoff: 50 * time.Millisecond}
@@ -228,7 +228,7 @@ func TestFollowRetriesParksAndStops(t *testing.T) {
 // passed off as a parked event.
 func TestListParkedRefusesForgedRecords(t *testing.T) {
 	srv := notifytest.Server(t)
-	js := jetStreamAt(t, srv.ClientURL())
+	js := notifytest.JetStream(t, srv.ClientURL())
 	o := Options{URL: srv.ClientURL(), ConnectTimeout: time.Second}
 	if got, err := ListParked(context.Background(), o, "hook"); err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("ListParked with no bucket = %v, %v; want an empty list", got, err)

@@ -63,11 +63,17 @@ type lease struct {
 	rev   uint64
 }
 
-func newLease(name string) *lease {
+// NewHolder is this process as the holder of a lease: its host and pid,
+// now, and a fresh random token. The hub's webhooks lease writes it too.
+func NewHolder() Holder {
 	host, _ := os.Hostname()
 	tok := make([]byte, 16)
 	rand.Read(tok)
-	me := Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC(), Token: hex.EncodeToString(tok)}
+	return Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC(), Token: hex.EncodeToString(tok)}
+}
+
+func newLease(name string) *lease {
+	me := NewHolder()
 	value, _ := json.Marshal(me)
 	return &lease{name: name, me: me, value: value}
 }

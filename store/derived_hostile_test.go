@@ -13,9 +13,7 @@ import (
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
-	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
-	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"git.coopcloud.tech/coop-cloud/meta/store/signing/signingtest"
 )
 
@@ -62,30 +60,22 @@ func TestDerivedQuarantinedConfigAtCheckpointIsNotBelieved(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			remote := bareRemote(t)
-			s := joinSigned(t, remote, aliceKey.Signer(t))
-			changeOperators(t, s, alice, addOperator("alice", aliceAge, aliceKey))
-			requireSignatures(t, s, aliceKey)
+			s := signedLog(t, remote, aliceKey)
 			mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
 
 			// The stranger's commit C, unsigned: meta.yaml rewritten and a
 			// record of their own.
-			w := filepath.Join(t.TempDir(), "stranger")
-			git(t, t.TempDir(), "clone", "-q", remote, w)
+			w := cloneByHand(t, remote, "stranger")
 			cfgPath := filepath.Join(w, config.File)
 			cfg, err := os.ReadFile(cfgPath)
 			if err != nil {
 				t.Fatal(err)
 			}
 			os.WriteFile(cfgPath, tt.forge(t, cfg), 0o644)
-			ev := fillEvent(upgrade("a.example.com", "6.6.6"))
+			ev := upgrade("a.example.com", "6.6.6")
 			ev.Address.Project, ev.Address.Env = "coop", "prod"
-			data, err := record.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rp := filepath.Join(w, filepath.FromSlash(record.Path(ev)))
-			os.MkdirAll(filepath.Dir(rp), 0o755)
-			os.WriteFile(rp, data, 0o644)
+			rp, data := recordBytes(t, ev)
+			writeFile(t, w, rp, data)
 			git(t, w, "add", "-A")
 			git(t, w, "commit", "-q", "-m", "nothing to see")
 			git(t, w, "push", "-q", "origin", "main")
@@ -135,16 +125,7 @@ func TestDerivedPublishedSignaturesAreNotBelievedUnsigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := checkoutDerived(t, remote)
-	p := filepath.Join(dir, derivedSignedPath(projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}))
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lied := strings.ReplaceAll(string(data), `"signature":"unsigned","signed_by":""`, `"signature":"verified","signed_by":"Alice"`)
-	if lied == string(data) {
-		t.Fatalf("no signature to lie about in %s", data)
-	}
-	os.WriteFile(p, []byte(lied), 0o644)
+	lieInSigned(t, dir, "Alice")
 	pushDerived(t, dir, "", false)
 
 	c, _ := plainClone(t, remote)
@@ -170,9 +151,7 @@ func TestDerivedUnsignedDerivedStateIsNotReadWhole(t *testing.T) {
 	keys := t.TempDir()
 	aliceKey := signingtest.Keygen(t, keys, "alice", "")
 	remote := bareRemote(t)
-	s := joinSigned(t, remote, aliceKey.Signer(t))
-	changeOperators(t, s, alice, addOperator("alice", aliceAge, aliceKey))
-	requireSignatures(t, s, aliceKey)
+	s := signedLog(t, remote, aliceKey)
 	mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
 	if _, err := s.PublishDerived(ctx, alice, time.Now()); err != nil {
 		t.Fatal(err)
@@ -218,8 +197,7 @@ func TestDerivedCheckpointAtQuarantinedConfigIsNotPublished(t *testing.T) {
 	remote := bareRemote(t)
 	s := join(t, remote)
 	mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
-	w := filepath.Join(t.TempDir(), "byhand")
-	git(t, t.TempDir(), "clone", "-q", remote, w)
+	w := cloneByHand(t, remote, "byhand")
 	f, err := os.OpenFile(filepath.Join(w, config.File), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -251,10 +229,8 @@ func TestDerivedRemovedOperatorCannotPublishAStateAtAnOldCommit(t *testing.T) {
 	aliceKey := signingtest.Keygen(t, keys, "alice", "")
 	bobKey := signingtest.Keygen(t, keys, "bob", "")
 	remote := bareRemote(t)
-	s := joinSigned(t, remote, aliceKey.Signer(t))
-	changeOperators(t, s, alice, addOperator("alice", aliceAge, aliceKey))
-	changeOperators(t, s, alice, addOperator("bob", "age1"+strings.Repeat("b", 58), bobKey))
-	requireSignatures(t, s, aliceKey)
+	s := signedLog(t, remote, aliceKey)
+	changeOperators(t, s, alice, addOperator("bob", bobAge, bobKey))
 	mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
 	if _, err := s.PublishDerived(ctx, alice, time.Now()); err != nil {
 		t.Fatal(err) // alice's honest checkpoint at C

@@ -23,8 +23,7 @@ import (
 // meta, counting the commits its first read walks.
 func plainClone(t *testing.T, url string) (*Store, *int) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "plain")
-	git(t, t.TempDir(), "clone", "-q", url, dir)
+	dir := cloneByHand(t, url, "plain")
 	walked := new(int)
 	s, err := OpenWith(dir, OpenOptions{OnCheck: func(n int, done bool) {
 		if done {
@@ -167,11 +166,20 @@ func pushDerived(t *testing.T, dir, key string, parent bool) {
 	git(t, dir, "push", "-q", "-f", "origin", "HEAD:refs/heads/"+DerivedBranch)
 }
 
-// checkout puts the remote's derived branch in a work tree of its own.
+// checkoutDerived puts the remote's derived branch in a work tree of its
+// own.
 func checkoutDerived(t *testing.T, remote string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "derived")
-	git(t, t.TempDir(), "clone", "-q", "-b", DerivedBranch, remote, dir)
+	return cloneByHand(t, remote, "derived", "-b", DerivedBranch)
+}
+
+// cloneByHand clones url with the git CLI (and its args) into a new
+// directory named name, as an operator or a hostile pusher would, and
+// returns the work tree.
+func cloneByHand(t *testing.T, url, name string, args ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	git(t, t.TempDir(), append(append([]string{"clone", "-q"}, args...), url, dir)...)
 	return dir
 }
 
@@ -209,9 +217,7 @@ func TestPublishedStateNotBelieved(t *testing.T) {
 			remote := bareRemote(t)
 			var s *Store
 			if tt.signed {
-				s = joinSigned(t, remote, aliceKey.Signer(t))
-				changeOperators(t, s, alice, addOperator("alice", aliceAge, aliceKey))
-				requireSignatures(t, s, aliceKey)
+				s = signedLog(t, remote, aliceKey)
 			} else {
 				s = join(t, remote)
 			}
@@ -249,9 +255,7 @@ func TestPublishedStateNotBelieved(t *testing.T) {
 	// The control: the same log, signed, with the checkpoint alice's meta
 	// signed, is believed.
 	remote := bareRemote(t)
-	s := joinSigned(t, remote, aliceKey.Signer(t))
-	changeOperators(t, s, alice, addOperator("alice", aliceAge, aliceKey))
-	requireSignatures(t, s, aliceKey)
+	s := signedLog(t, remote, aliceKey)
 	mustAppend(t, s, upgrade("a.example.com", "1.0.0"))
 	if _, err := s.PublishDerived(ctx, alice, time.Now()); err != nil {
 		t.Fatal(err)
@@ -298,6 +302,22 @@ func lieInMemo(t *testing.T, dir string) {
 	os.WriteFile(p, []byte(lied), 0o644)
 }
 
+// lieInSigned makes a's published signatures, unsigned in an unsigned log,
+// say every event was verified, signed by signer.
+func lieInSigned(t *testing.T, dir, signer string) {
+	t.Helper()
+	p := filepath.Join(dir, derivedSignedPath(projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lied := strings.ReplaceAll(string(data), `"signature":"unsigned","signed_by":""`, `"signature":"verified","signed_by":"`+signer+`"`)
+	if lied == string(data) {
+		t.Fatalf("no signature to lie about in %s", data)
+	}
+	os.WriteFile(p, []byte(lied), 0o644)
+}
+
 // `meta verify` trusts nothing derived: it checks the published state
 // against history and each memo a read would take against the records, and
 // says which is false and how to mend it.
@@ -327,16 +347,7 @@ func TestVerifyChecksThePublishedState(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, derivedHeadPath(a)), data, 0o644)
 		}, "the published head of coop/prod/a.example.com is not what its records fold to; `meta checkpoint` publishes a true one"},
 		{"a signature that lies", func(t *testing.T, dir string, s *Store) {
-			p := filepath.Join(dir, derivedSignedPath(projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}))
-			data, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lied := strings.ReplaceAll(string(data), `"signature":"unsigned","signed_by":""`, `"signature":"verified","signed_by":"mallory"`)
-			if lied == string(data) {
-				t.Fatalf("no signature to lie about in %s", data)
-			}
-			os.WriteFile(p, []byte(lied), 0o644)
+			lieInSigned(t, dir, "mallory")
 		}, "the published signature of event"},
 		{"a state that hides a quarantined commit", func(t *testing.T, dir string, s *Store) {
 			editState(t, dir, func(st map[string]any) { delete(st, "findings"); delete(st, "restored") })

@@ -257,6 +257,17 @@ func requireSignatures(t testing.TB, s *Store, k signingtest.Key) string {
 	return git(t, s.Root(), "rev-parse", "HEAD")
 }
 
+// signedLog joins the log at remote as a clone that signs with k, makes k
+// alice's operator key, and requires signatures: a log whose every commit
+// from here on must be signed by an operator.
+func signedLog(t testing.TB, remote string, k signingtest.Key) *Store {
+	t.Helper()
+	s := joinSigned(t, remote, k.Signer(t))
+	changeOperators(t, s, alice, addOperator("alice", aliceAge, k))
+	requireSignatures(t, s, k)
+	return s
+}
+
 // Under signatures: required a write that would not be believed is
 // refused before anything is committed: without a key, and with a key that
 // is no operator's; a sync does not replay local commits it cannot sign.

@@ -98,6 +98,20 @@ func (f signedFile) lookup(ids map[string]bool, out map[string]Signed) {
 	}
 }
 
+// signedAt is how commit c is signed, judged by the meta.yaml that walk,
+// at c's parent, holds in force: how each record c adds is signed.
+func (s *Store) signedAt(walk *integrity.State, c gitrepo.Hash) (Signed, error) {
+	cfg, err := walk.InForce(s.repo)
+	if err != nil {
+		return Signed{}, err
+	}
+	v, err := integrity.Judge(s.repo, c, cfg)
+	if err != nil {
+		return Signed{}, err
+	}
+	return Signed{Commit: c.String(), Signature: v.Status, SignedBy: v.Operator, Key: v.Key}, nil
+}
+
 func entryLine(id string, v Signed) string {
 	dash := func(s string) string {
 		if s == "" {
@@ -146,18 +160,14 @@ func (s *Store) Signatures(ctx context.Context, a projects.Address, ids ...strin
 			}
 		}
 		if len(recs) > 0 {
-			cfg, err := walk.InForce(s.repo)
-			if err != nil {
-				return err
-			}
-			v, err := integrity.Judge(s.repo, info.ID, cfg)
+			sig, err := s.signedAt(walk, info.ID)
 			if err != nil {
 				return err
 			}
 			for _, id := range recs {
 				if !have[id] { // first written; a record re-added keeps its first
 					have[id] = true
-					added.WriteString(entryLine(id, Signed{Commit: info.ID.String(), Signature: v.Status, SignedBy: v.Operator, Key: v.Key}))
+					added.WriteString(entryLine(id, sig))
 				}
 			}
 		}
@@ -297,7 +307,7 @@ func (s *Store) signAll(ctx context.Context, apps []projects.Address) error {
 	walk.Branch = branch
 	err = s.repo.WalkPaths(ctx, gitrepo.ZeroHash, tip, []string{config.File, projects.Root}, func(info gitrepo.CommitInfo, changes []gitrepo.Change) error {
 		var cfg []gitrepo.Change
-		var v *integrity.Verdict
+		var sig *Signed
 		for _, ch := range changes {
 			if ch.Path == config.File {
 				cfg = append(cfg, ch)
@@ -312,18 +322,14 @@ func (s *Store) signAll(ctx context.Context, apps []projects.Address) error {
 				continue
 			}
 			have[ch.Path] = true // first written; a record re-added keeps its first
-			if v == nil {
-				in, err := walk.InForce(s.repo)
+			if sig == nil {
+				got, err := s.signedAt(walk, info.ID)
 				if err != nil {
 					return err
 				}
-				got, err := integrity.Judge(s.repo, info.ID, in)
-				if err != nil {
-					return err
-				}
-				v = &got
+				sig = &got
 			}
-			b.WriteString(entryLine(rec.ID, Signed{Commit: info.ID.String(), Signature: v.Status, SignedBy: v.Operator, Key: v.Key}))
+			b.WriteString(entryLine(rec.ID, *sig))
 		}
 		if len(cfg) == 0 {
 			return nil

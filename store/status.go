@@ -209,27 +209,50 @@ func (s *Store) unpushedAll(ctx context.Context, remote, local gitrepo.Hash) ([]
 // remote at from, or what a fetch brought to a clone at from.
 func (s *Store) added(commits []gitrepo.Hash, from gitrepo.Hash, domain string) ([]Unpushed, error) {
 	out := []Unpushed{}
+	err := s.eachAddedRecord(commits, func(c gitrepo.Hash, path string, rec projects.Record) error {
+		if domain != "" && rec.Address.App != domain {
+			return nil
+		}
+		if has, err := s.repo.Has(from, path); err != nil {
+			return err
+		} else if has {
+			return nil // deleted and added again: from has it
+		}
+		out = append(out, Unpushed{EventID: rec.ID, Domain: rec.Address.App, Path: path, Commit: c.String()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachAddedRecord calls fn, commit by commit in the order given, with each
+// record file a commit adds against its first parent: a file new at its
+// path, not one it changes or deletes. Other files are passed over. The
+// first error, from git or from fn, ends the walk.
+func (s *Store) eachAddedRecord(commits []gitrepo.Hash, fn func(c gitrepo.Hash, path string, rec projects.Record) error) error {
 	for _, c := range commits {
 		parent, err := s.repo.Parent(c)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		changes, err := s.repo.Diff(parent, c)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, ch := range changes {
-			rec, err := projects.ParseRecordPath(ch.Path)
-			if err != nil || !ch.From.IsZero() || ch.To.IsZero() || domain != "" && rec.Address.App != domain {
+			if !ch.From.IsZero() || ch.To.IsZero() {
 				continue
 			}
-			if has, err := s.repo.Has(from, ch.Path); err != nil {
-				return nil, err
-			} else if has {
-				continue // deleted and added again: from has it
+			rec, err := projects.ParseRecordPath(ch.Path)
+			if err != nil {
+				continue
 			}
-			out = append(out, Unpushed{EventID: rec.ID, Domain: rec.Address.App, Path: ch.Path, Commit: c.String()})
+			if err := fn(c, ch.Path, rec); err != nil {
+				return err
+			}
 		}
 	}
-	return out, nil
+	return nil
 }

@@ -202,12 +202,19 @@ func TestReadErrors(t *testing.T) {
 // another tool or another meta version could.
 func commitByHand(t testing.TB, s *Store, ev *metav1.Event) string {
 	t.Helper()
+	path, data := recordBytes(t, ev)
+	return commitBytes(t, s, path, data)
+}
+
+// recordBytes is ev's record, filled in (fillEvent), and its path.
+func recordBytes(t testing.TB, ev *metav1.Event) (string, []byte) {
+	t.Helper()
 	full := fillEvent(ev)
 	data, err := record.Marshal(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return commitBytes(t, s, record.Path(full), data)
+	return record.Path(full), data
 }
 
 func fillEvent(ev *metav1.Event) *metav1.Event {
@@ -220,14 +227,21 @@ func fillEvent(ev *metav1.Event) *metav1.Event {
 
 func commitBytes(t testing.TB, s *Store, path string, data []byte) string {
 	t.Helper()
-	full := filepath.Join(s.Root(), filepath.FromSlash(path))
+	writeFile(t, s.Root(), path, data)
+	git(t, s.Root(), "add", path)
+	git(t, s.Root(), "commit", "-q", "-m", "by hand")
+	return git(t, s.Root(), "rev-parse", "HEAD")
+}
+
+// writeFile writes data at path (slash-separated) in the work tree at dir,
+// making its directories.
+func writeFile(t testing.TB, dir, path string, data []byte) {
+	t.Helper()
+	full := filepath.Join(dir, filepath.FromSlash(path))
 	os.MkdirAll(filepath.Dir(full), 0o755)
 	if err := os.WriteFile(full, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, s.Root(), "add", path)
-	git(t, s.Root(), "commit", "-q", "-m", "by hand")
-	return git(t, s.Root(), "rev-parse", "HEAD")
 }
 
 // A meta killed between writing a record and committing it leaves a

@@ -247,33 +247,21 @@ func (s *Store) replayOnto(ctx context.Context, remote, local, base, seen gitrep
 // so neither copy becomes a conflict.
 func (s *Store) recordedAt(remote gitrepo.Hash, mine []gitrepo.Hash) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
-	for _, c := range mine {
-		parent, err := s.repo.Parent(c)
+	err := s.eachAddedRecord(mine, func(c gitrepo.Hash, path string, _ projects.Record) error {
+		has, err := s.repo.Has(remote, path)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		changes, err := s.repo.Diff(parent, c)
-		if err != nil {
-			return nil, err
+		if has {
+			if out[c.String()] == nil {
+				out[c.String()] = map[string]bool{}
+			}
+			out[c.String()][path] = true
 		}
-		for _, ch := range changes {
-			if !ch.From.IsZero() || ch.To.IsZero() {
-				continue
-			}
-			if _, err := projects.ParseRecordPath(ch.Path); err != nil {
-				continue
-			}
-			has, err := s.repo.Has(remote, ch.Path)
-			if err != nil {
-				return nil, err
-			}
-			if has {
-				if out[c.String()] == nil {
-					out[c.String()] = map[string]bool{}
-				}
-				out[c.String()][ch.Path] = true
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

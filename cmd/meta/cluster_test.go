@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
@@ -50,22 +48,9 @@ func TestServeTwoHubsOnACluster(t *testing.T) {
 	var hubs []*exec.Cmd
 	for i := range 2 {
 		dir := clone(fmt.Sprintf("hub%d", i))
-		port := freePort(t)
-		serve := exec.Command("meta", "--dir", dir, "--nats", url, "--nats-nkey", hubSeed, "serve",
+		port := notifytest.FreePort(t)
+		serve, _ := startMeta(t, fmt.Sprintf("meta serve %d", i), port, "--dir", dir, "--nats", url, "--nats-nkey", hubSeed, "serve",
 			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--poll", "1s", "--nats-replicas", "3")
-		out := &lockedBuffer{}
-		serve.Stderr = out
-		if err := serve.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			serve.Process.Kill()
-			serve.Wait()
-			if t.Failed() {
-				t.Logf("meta serve %d:\n%s", i, out.String())
-			}
-		})
-		waitPort(t, port)
 		hubs = append(hubs, serve)
 	}
 	w := startWatch(t, asFollower, "--json", "--name", "cluster", "--from-start")
@@ -101,19 +86,7 @@ func TestServeTwoHubsOnACluster(t *testing.T) {
 		t.Fatalf("the follower got more than the %d events: %s", len(want), line)
 	case <-time.After(1500 * time.Millisecond):
 	}
-	nc, err := nats.Connect(url, hubOpt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, notify.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info := s.CachedInfo(); info.Config.Replicas != 3 || info.State.Msgs != uint64(len(want)) {
+	if info := notifytest.StreamInfo(t, url, notify.StreamName, hubOpt); info.Config.Replicas != 3 || info.State.Msgs != uint64(len(want)) {
 		t.Fatalf("the stream has %d replicas and %d messages, want 3 and %d", info.Config.Replicas, info.State.Msgs, len(want))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"git.coopcloud.tech/coop-cloud/meta/hub"
+	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
 )
 
 // natsServerConfig is the authorization block README shows a collective
@@ -70,21 +71,8 @@ func TestStandaloneNATSServer(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(natsServerConfig(hubKey, followerKey)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	srv := exec.Command(bin, "-c", conf, "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
-	var srvOut lockedBuffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Process.Kill()
-		srv.Wait()
-		if t.Failed() {
-			t.Logf("nats-server:\n%s", srvOut.String())
-		}
-	})
-	waitPort(t, port)
+	port := notifytest.FreePort(t)
+	startProcess(t, "nats-server", port, exec.Command(bin, "-c", conf, "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", fmt.Sprint(port)))
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	asFollower := []string{"--nats", url, "--nats-nkey", followerSeed}
 
@@ -96,21 +84,9 @@ func TestStandaloneNATSServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpPort := freePort(t)
-	serve := exec.Command("meta", "--dir", dir, "--nats", url, "--nats-nkey", hubSeed, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "1h")
-	var serveOut lockedBuffer
-	serve.Stderr = &serveOut
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		serve.Process.Kill()
-		serve.Wait()
-		if t.Failed() {
-			t.Logf("meta serve:\n%s", serveOut.String())
-		}
-	})
-	waitPort(t, httpPort) // the hub made the stream and buckets a follower uses
+	httpPort := notifytest.FreePort(t)
+	// Once it listens, the hub made the stream and buckets a follower uses.
+	startMeta(t, "meta serve", httpPort, "--dir", dir, "--nats", url, "--nats-nkey", hubSeed, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "1h")
 	w := startWatch(t, asFollower, "--json", "--name", "standalone", "--from-start")
 	if got := w.next(t); got != strings.TrimSpace(quiet) {
 		t.Fatalf("got %s, want the event the hub brought in, %s", got, quiet)

@@ -96,22 +96,10 @@ func TestAppendNudgesTheHub(t *testing.T) {
 	}
 	// Nothing reached the server without a hub: the append publishes no
 	// event itself, and makes no stream.
-	pjs := jetStreamOf(t, plain.ClientURL())
+	pjs := notifytest.JetStream(t, plain.ClientURL())
 	for name := range pjs.StreamNames(ctx).Name() {
 		t.Errorf("an append made stream %s", name)
 	}
-}
-
-// jetStreamOf connects to a NATS server that asks no credentials.
-func jetStreamOf(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	return js
 }
 
 func waitUntil(t *testing.T, what string, ok func() bool) {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"git.coopcloud.tech/coop-cloud/meta/notify/notifytest"
 )
 
 // newServeLog makes a log for serve tests to run a hub on.
@@ -37,9 +39,9 @@ type serveProc struct {
 // ports, and waits until it answers HTTP.
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
-	httpPort := freePort(t)
+	httpPort := notifytest.FreePort(t)
 	p := &serveProc{}
-	p.cmd = exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	p.cmd = exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", notifytest.FreePort(t)),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "100ms"}, args...)...)
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -88,7 +90,7 @@ func runServe(t *testing.T, dir string, args ...string) (string, int) {
 func TestServeRefusesASecondHubOnItsData(t *testing.T) {
 	dir := newServeLog(t)
 	first := startServe(t, dir)
-	errOut, code := runServe(t, dir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	errOut, code := runServe(t, dir, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", notifytest.FreePort(t)), "--listen", fmt.Sprintf("127.0.0.1:%d", notifytest.FreePort(t)))
 	data := filepath.Join(dir, ".git", "meta", "nats")
 	if code != exitBusy || !strings.Contains(errOut, data) || !strings.Contains(errOut, fmt.Sprintf("pid %d", first.cmd.Process.Pid)) || !strings.Contains(errOut, "--data") {
 		t.Fatalf("second hub: exit %d, %q; want %d naming %s, pid %d and --data", code, errOut, exitBusy, data, first.cmd.Process.Pid)
@@ -112,7 +114,7 @@ func TestServeNamesATakenPort(t *testing.T) {
 	addr := taken.Addr().String()
 	for _, tt := range []struct{ flag, other string }{{"--nats-listen", "--listen"}, {"--listen", "--nats-listen"}} {
 		start := time.Now()
-		errOut, code := runServe(t, dir, tt.flag, addr, tt.other, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		errOut, code := runServe(t, dir, tt.flag, addr, tt.other, fmt.Sprintf("127.0.0.1:%d", notifytest.FreePort(t)))
 		want := fmt.Sprintf("cannot listen on %s: address already in use; choose another address with %s", addr, tt.flag)
 		if code != exitFailed || !strings.Contains(errOut, want) {
 			t.Errorf("%s taken: exit %d, %q; want %d and %q", tt.flag, code, errOut, exitFailed, want)
@@ -191,8 +193,8 @@ func TestServeRefusesBadFlags(t *testing.T) {
 func TestServeBeyondLoopback(t *testing.T) {
 	dir := newServeLog(t)
 	serve := func(args ...string) (base string) {
-		port := freePort(t)
-		cmd := exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--listen", fmt.Sprintf("0.0.0.0:%d", port), "--data", t.TempDir()}, args...)...)
+		port := notifytest.FreePort(t)
+		cmd := exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", notifytest.FreePort(t)), "--listen", fmt.Sprintf("0.0.0.0:%d", port), "--data", t.TempDir()}, args...)...)
 		var errOut bytes.Buffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
@@ -285,8 +287,8 @@ func TestServeObservesTheServersEngines(t *testing.T) {
 		{"--no-observe", []string{"META_OPERATOR=Hub <hub@example.org>"}, []string{"--no-observe"}, nil, "Docker Engine"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			httpPort := freePort(t)
-			cmd := exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			httpPort := notifytest.FreePort(t)
+			cmd := exec.Command("meta", append([]string{"--dir", dir, "serve", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", notifytest.FreePort(t)),
 				"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort)}, tt.args...)...)
 			cmd.Env = append(os.Environ(), tt.env...)
 			p := &serveProc{cmd: cmd}

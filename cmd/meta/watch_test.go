@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,27 +27,9 @@ import (
 type watcher struct {
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *lockedBuffer
+	stderr *notifytest.SyncBuffer
 	exited chan struct{} // closed once the process ended, err set
 	err    error
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // natsHub is a meta serve whose embedded NATS, as always, lets in only
@@ -65,14 +46,14 @@ type natsHub struct {
 	// same at every start after it.
 	httpPort int
 	cmd      *exec.Cmd
-	stderr   *lockedBuffer
+	out      *notifytest.SyncBuffer // what it wrote, stdout and stderr
 }
 
 // newHub picks the ports and data directory of a hub on dir's log; start
 // starts it.
 func newHub(t *testing.T, dir string) *natsHub {
 	t.Helper()
-	port := freePort(t)
+	port := notifytest.FreePort(t)
 	return &natsHub{t: t, dir: dir, data: filepath.Join(t.TempDir(), "nats"), natsPort: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
 }
 
@@ -87,26 +68,10 @@ func startHub(t *testing.T, dir string) *natsHub {
 func (h *natsHub) start() {
 	h.t.Helper()
 	if h.httpPort == 0 {
-		h.httpPort = freePort(h.t)
+		h.httpPort = notifytest.FreePort(h.t)
 	}
-	httpPort := h.httpPort
-	h.cmd = exec.Command("meta", "--dir", h.dir, "serve", "--data", h.data, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", h.natsPort),
-		"--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--poll", "1h")
-	h.cmd.Args = append(h.cmd.Args, h.args...)
-	h.stderr = &lockedBuffer{}
-	h.cmd.Stderr = h.stderr
-	if err := h.cmd.Start(); err != nil {
-		h.t.Fatal(err)
-	}
-	cmd, stderr := h.cmd, h.stderr
-	h.t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if h.t.Failed() {
-			h.t.Logf("meta serve, stderr:\n%s", stderr)
-		}
-	})
-	waitPort(h.t, httpPort)
+	h.cmd, h.out = startMeta(h.t, "meta serve", h.httpPort, append([]string{"--dir", h.dir, "serve", "--data", h.data,
+		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", h.natsPort), "--listen", fmt.Sprintf("127.0.0.1:%d", h.httpPort), "--poll", "1h"}, h.args...)...)
 }
 
 // stop stops the hub (SIGTERM) and waits until it is gone.
@@ -114,7 +79,7 @@ func (h *natsHub) stop() {
 	h.t.Helper()
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	if err := h.cmd.Wait(); err != nil {
-		h.t.Fatalf("serve: %v\n%s", err, h.stderr)
+		h.t.Fatalf("serve: %v\n%s", err, h.out)
 	}
 }
 
@@ -148,7 +113,7 @@ func startWatch(t *testing.T, nats []string, args ...string) *watcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &watcher{cmd: cmd, lines: make(chan string, 100), stderr: &lockedBuffer{}}
+	w := &watcher{cmd: cmd, lines: make(chan string, 100), stderr: &notifytest.SyncBuffer{}}
 	cmd.Stderr = w.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -309,16 +274,6 @@ func TestServeBringsOfflineEventsToFollowers(t *testing.T) {
 	hub.stop()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // A follower stopped while events are appended, some with NATS up and some
 // while the hub (and its NATS) is down, receives every one exactly once
 // when both are back, each app's in fold order.
@@ -375,6 +330,35 @@ func TestFollowerCatchesUpAcrossANATSOutage(t *testing.T) {
 	}
 	w.stop(t)
 	hub.stop()
+}
+
+// startMeta starts `meta args...` in the background (startProcess): a
+// process that listens on port, a meta serve's --listen.
+func startMeta(t *testing.T, name string, port int, args ...string) (*exec.Cmd, *notifytest.SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command("meta", args...)
+	return cmd, startProcess(t, name, port, cmd)
+}
+
+// startProcess starts cmd in the background and waits until it listens on
+// port. It is killed when the test ends; its output (stdout and stderr),
+// returned, is logged as name's if the test failed.
+func startProcess(t *testing.T, name string, port int, cmd *exec.Cmd) *notifytest.SyncBuffer {
+	t.Helper()
+	out := &notifytest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s:\n%s", name, out)
+		}
+	})
+	waitPort(t, port)
+	return out
 }
 
 // waitPort waits until something listens on port.

@@ -1,7 +1,6 @@
 package notifytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -43,7 +42,7 @@ type node struct {
 	monitor int // HTTP monitoring, for /healthz
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *SyncBuffer
 	exited  chan struct{}
 }
 
@@ -63,10 +62,10 @@ func NewCluster(t testing.TB, n int, extra string, opts ...nats.Option) *Cluster
 	c := &Cluster{t: t, bin: bin, opts: opts}
 	routes := make([]int, n)
 	for i := range n {
-		routes[i] = freePort(t)
+		routes[i] = FreePort(t)
 	}
 	for i := range n {
-		nd := &node{name: fmt.Sprintf("n%d", i), port: freePort(t), monitor: freePort(t)}
+		nd := &node{name: fmt.Sprintf("n%d", i), port: FreePort(t), monitor: FreePort(t)}
 		var others []string
 		for j, p := range routes {
 			if j != i {
@@ -142,7 +141,7 @@ func (c *Cluster) start(i int) {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
 	if nd.out == nil {
-		nd.out = &syncBuffer{}
+		nd.out = &SyncBuffer{}
 	}
 	cmd := exec.Command(c.bin, "-c", nd.conf)
 	cmd.Stdout, cmd.Stderr = nd.out, nd.out
@@ -223,36 +222,4 @@ func healthy(port int) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a server's output, written by its process and read by
-// the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	if b == nil {
-		return ""
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -3,7 +3,6 @@ package notifytest
 
 import (
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -51,13 +50,7 @@ type Outage struct {
 // that Start starts.
 func NewOutage(t testing.TB) *Outage {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return &Outage{t: t, opts: options(t, port)}
+	return &Outage{t: t, opts: options(t, FreePort(t))}
 }
 
 // URL is where the server listens, running or not.
