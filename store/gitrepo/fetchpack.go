@@ -1,0 +1,217 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	gitconfig "github.com/go-git/go-git/v5/config"
+)
+
+// ErrIncomplete means the remote sent commits without all the trees and
+// files they name: it is damaged (or lies). Nothing of it was taken in:
+// the remote-tracking ref did not move, and the next fetch tries again.
+var ErrIncomplete = errors.New("remote incomplete")
+
+// Why fetch-pack. After receiving a pack, `git fetch` checks that every
+// object the new tips reach is there (`git rev-list --objects --stdin --not
+// --all`), and that walk reads every local ref's tip tree in full. A log
+// keeps one file per record, so the walk grows with the log: it was 547 of
+// the 651 ms of fetching one new record into a clone of a log of 100,000,
+// and git has no switch to skip it. `git fetch-pack` is the part of fetch
+// that talks to the remote and writes the pack (index-pack or unpack-objects
+// hash every object they write), without that walk and without moving
+// refs; meta checks the new commits itself (checkConnected) and then moves
+// the tracking ref. It speaks git's own transports only: http(s) and remote
+// helpers still go through `git fetch` (nativeTransport says which).
+
+// fetchPack fetches branch from url with git fetch-pack and moves the
+// tracking ref to its tip once the new commits are known to be whole. It
+// returns the tip, zero when the remote has no such branch (the tracking ref
+// then stays as it was, as `git fetch` leaves it).
+func (r *Repo) fetchPack(ctx context.Context, branch, url string) (Hash, error) {
+	name := strings.TrimPrefix(branch, "refs/heads/")
+	ref := trackingRef(branch)
+	old, err := r.readRef(ref)
+	if err != nil {
+		return ZeroHash, err
+	}
+	args := []string{"fetch-pack", "--quiet", "--no-progress"}
+	if up := r.uploadPack(); up != "" {
+		args = append(args, "--upload-pack="+up) // as git fetch honours it
+	}
+	out, err := r.git(ctx, append(args, url, branch)...)
+	if err != nil {
+		var ge *GitError
+		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "no such remote ref") {
+			return ZeroHash, nil // an empty remote, or one without the branch
+		}
+		return ZeroHash, fmt.Errorf("%w: fetch %s from %s: %w", ErrUnreachable, name, Remote, err)
+	}
+	var tip Hash
+	for _, line := range strings.Split(out, "\n") {
+		if h, name, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == branch && IsHash(h) {
+			tip = NewHash(h)
+		}
+	}
+	if tip.IsZero() {
+		return ZeroHash, fmt.Errorf("%w: fetch %s from %s: git fetch-pack named no tip: %q", ErrUnreachable, name, Remote, out)
+	}
+	if tip == old {
+		return tip, nil // connected when it was taken in
+	}
+	if err := r.checkConnected(ctx, tip); err != nil {
+		return ZeroHash, fmt.Errorf("fetch %s from %s (%s): %w; %s stays at %s", name, Remote, ShownURL(url), err, ref, short(old))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Forced, as the refspec +branch:ref was: a rewritten remote is seen as
+	// it is, and callers compare with the tip they saw before. The old value
+	// catches a git user's fetch racing this one.
+	if _, err := r.updateRef(ref, old, tip, Signature{Name: "meta", When: time.Now()}, "meta: fetched from "+Remote); err != nil {
+		return ZeroHash, fmt.Errorf("fetch %s from %s: %w", name, Remote, err)
+	}
+	return tip, nil
+}
+
+// checkConnected makes sure every object tip reaches is in the repository,
+// reading only what the commits new to it changed. It relies on what git
+// relies on: whatever a local ref reaches is whole. Then, by induction from
+// those commits (and from the empty tree, for commits with no parent), a
+// new commit is whole when its parents are and every tree and file that
+// differs from a parent's is there: the rest is the parent's. The commit
+// walk fails on a missing commit and diff-tree on a missing tree it has to
+// read; cat-file checks the files (and trees) the diffs name.
+func (r *Repo) checkConnected(ctx context.Context, tip Hash) error {
+	out, err := r.git(ctx, "rev-list", tip.String(), "--not", "--all")
+	if err != nil {
+		return fmt.Errorf("%w: the commits up to %s: %w", ErrIncomplete, short(tip), err)
+	}
+	commits := out
+	if strings.TrimSpace(commits) == "" {
+		return nil // tip is reachable from a local ref already
+	}
+	// -m diffs a merge against each of its parents (one would do, but a
+	// merge is rare in a log and this keeps the rule simple); --root diffs
+	// a commit with no parent against the empty tree; -t names the trees
+	// too, not only the files in them.
+	out, err = runGitInput(ctx, r.root, commits, "diff-tree", "-r", "-t", "-m", "--root", "--no-renames", "--stdin")
+	if err != nil {
+		return fmt.Errorf("%w: the trees of the commits up to %s: %w", ErrIncomplete, short(tip), err)
+	}
+	type named struct{ commit, path string }
+	first := map[string]named{} // each new object, and where it was met first
+	var objects strings.Builder
+	commit := ""
+	for _, line := range strings.Split(out, "\n") {
+		if line == "" {
+			continue
+		}
+		if line[0] != ':' { // "<commit>", or "<commit> (from <parent>)"
+			commit, _, _ = strings.Cut(line, " ")
+			continue
+		}
+		meta, path, _ := strings.Cut(line, "\t")
+		f := strings.Fields(meta) // :old-mode new-mode old new status
+		if len(f) < 5 {
+			return fmt.Errorf("the trees of the commits up to %s: diff-tree said %q", short(tip), line)
+		}
+		mode, h := f[1], f[3]
+		if mode == "160000" || !IsHash(h) || NewHash(h).IsZero() {
+			continue // a submodule's commit lives elsewhere; a deletion names nothing
+		}
+		if _, seen := first[h]; !seen {
+			first[h] = named{commit, path}
+			objects.WriteString(h + "\n")
+		}
+	}
+	if objects.Len() == 0 {
+		return nil
+	}
+	out, err = runGitInput(ctx, r.root, objects.String(), "cat-file", "--batch-check=%(objectname)")
+	if err != nil {
+		return fmt.Errorf("check the objects of the commits up to %s: %w", short(tip), err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if h, ok := strings.CutSuffix(strings.TrimSpace(line), " missing"); ok {
+			at := first[h]
+			return fmt.Errorf("%w: commit %s names %s as %s, and the remote did not send it", ErrIncomplete, short(NewHash(at.commit)), h, at.path)
+		}
+	}
+	return nil
+}
+
+// uploadPack is remote.origin.uploadpack from the repository's config: the
+// program git runs on the remote side, when the remote set it elsewhere.
+func (r *Repo) uploadPack() string {
+	data, err := os.ReadFile(filepath.Join(r.gitDir, "config"))
+	if err != nil {
+		return ""
+	}
+	cfg := gitconfig.NewConfig()
+	if cfg.Unmarshal(data) != nil {
+		return ""
+	}
+	return cfg.Raw.Section("remote").Subsection(Remote).Option("uploadpack")
+}
+
+// fetchURL is the URL git fetches origin from: the configured one, rewritten
+// by url.<base>.insteadOf as git fetch would (from any config file).
+func (r *Repo) fetchURL(ctx context.Context) (string, error) {
+	out, err := r.git(ctx, "ls-remote", "--get-url", Remote)
+	if err != nil {
+		return "", fmt.Errorf("%w: the URL of %s: %w", ErrUnreachable, Remote, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// nativeTransport says whether git reaches url with its own protocol
+// (upload-pack over a pipe to a local path, over ssh or git://), which
+// fetch-pack speaks, by git's own rules (transport.c: transport_get): not
+// "<helper>::<address>", not a scheme other than file, git and ssh (http(s)
+// and other remote helpers), not a bundle file. A URL that would read as an
+// option is left to git fetch, which refuses it.
+func nativeTransport(dir, url string) bool {
+	if url == "" || strings.HasPrefix(url, "-") {
+		return false
+	}
+	i := 0
+	for i < len(url) && isSchemeChar(i == 0, url[i]) {
+		i++
+	}
+	if i > 0 && strings.HasPrefix(url[i:], "::") {
+		return false // a remote helper
+	}
+	if i > 0 && strings.HasPrefix(url[i:], "://") {
+		switch url[:i] {
+		case "file", "git", "ssh", "git+ssh", "ssh+git":
+			return true
+		}
+		return false // http(s), ftp(s) or a remote helper's scheme
+	}
+	colon, slash := strings.IndexByte(url, ':'), strings.IndexByte(url, '/')
+	if colon < 0 || (slash >= 0 && slash < colon) { // a path, not user@host:path
+		p := url
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return false // a bundle file
+		}
+	}
+	return true
+}
+
+// isSchemeChar is git's is_urlschemechar: a letter first, then letters,
+// digits, '+', '-' and '.'.
+func isSchemeChar(first bool, c byte) bool {
+	alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	if first {
+		return alpha
+	}
+	return alpha || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+}
