@@ -10,6 +10,9 @@ import (
 	"time"
 
 	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // ErrIncomplete means the remote sent commits without all the trees and
@@ -64,8 +67,10 @@ func (r *Repo) fetchPack(ctx context.Context, branch, url string) (Hash, error) 
 	if tip == old {
 		return tip, nil // connected when it was taken in
 	}
-	if err := r.checkConnected(ctx, tip); err != nil {
-		return ZeroHash, fmt.Errorf("fetch %s from %s (%s): %w; %s stays at %s", name, Remote, ShownURL(url), err, ref, short(old))
+	if !r.connectedLinear(tip, old) {
+		if err := r.checkConnected(ctx, tip); err != nil {
+			return ZeroHash, fmt.Errorf("fetch %s from %s (%s): %w; %s stays at %s", name, Remote, ShownURL(url), err, ref, short(old))
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -76,6 +81,53 @@ func (r *Repo) fetchPack(ctx context.Context, branch, url string) (Hash, error) 
 		return ZeroHash, fmt.Errorf("fetch %s from %s: %w", name, Remote, err)
 	}
 	return tip, nil
+}
+
+// connectedLinear is checkConnected for the common case, in-process and
+// without starting git: tip descends from a commit a local ref holds (known,
+// the tracking ref's old tip, or HEAD) through at most MaxLinear commits of
+// one parent each. It reads the trees that changed, which the sync then
+// reads again from the tree memo, and checks the files they name are there.
+// True means tip is whole; false means only that this way does not tell,
+// missing objects included: checkConnected then answers and says what is
+// missing.
+func (r *Repo) connectedLinear(tip, known Hash) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	head, err := r.Head()
+	if err != nil {
+		return false
+	}
+	var chain []*object.Commit
+	for h := tip; h != known && h != head; {
+		if h.IsZero() || len(chain) == MaxLinear {
+			return false
+		}
+		c, err := r.obj.commit(h)
+		if err != nil || len(c.ParentHashes) != 1 {
+			return false // missing, a merge or a root: git tells
+		}
+		chain = append(chain, c)
+		h = c.ParentHashes[0]
+	}
+	for _, c := range chain {
+		p, err := r.obj.commit(c.ParentHashes[0])
+		if err != nil {
+			return false
+		}
+		// diffEntries reads every tree that differs (and fails on a
+		// missing one); the files it names are checked here.
+		err = r.diffEntries(p.TreeHash, c.TreeHash, "", true, func(fc FileChange) error {
+			if fc.To.IsZero() || fc.mode == filemode.Submodule || r.obj.has(fc.To) {
+				return nil
+			}
+			return plumbing.ErrObjectNotFound
+		})
+		if err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // checkConnected makes sure every object tip reaches is in the repository,
