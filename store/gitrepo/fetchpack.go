@@ -50,8 +50,10 @@ func (r *Repo) fetchPack(ctx context.Context, branch, url string) (Hash, error) 
 	out, err := r.git(ctx, append(args, url, branch)...)
 	if err != nil {
 		var ge *GitError
-		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "no such remote ref") {
-			return ZeroHash, nil // an empty remote, or one without the branch
+		// Without the branch, git says the first; an empty remote, over
+		// protocol v0 (ssh, unless sshd accepts GIT_PROTOCOL), the second.
+		if errors.As(err, &ge) && (strings.Contains(ge.Stderr, "no such remote ref") || strings.Contains(ge.Stderr, "no matching remote head")) {
+			return ZeroHash, nil
 		}
 		return ZeroHash, fmt.Errorf("%w: fetch %s from %s: %w", ErrUnreachable, name, Remote, err)
 	}

@@ -139,21 +139,28 @@ func TestFetchTakesWhatTheRemoteHas(t *testing.T) {
 	}
 }
 
-// An empty remote has no tip: zero, and no error.
+// An empty remote has no tip: zero, and no error, whichever protocol git
+// speaks (over ssh it is v0 unless sshd accepts GIT_PROTOCOL, and v0 says
+// it otherwise).
 func TestFetchFromAnEmptyRemote(t *testing.T) {
-	base := t.TempDir()
-	remote := filepath.Join(base, "r.git")
-	git(t, base, "init", "-q", "--bare", "-b", "main", remote)
-	r, err := Init(filepath.Join(base, "clone"), DefaultBranch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.SetRemote(context.Background(), remote); err != nil {
-		t.Fatal(err)
-	}
-	if tip, err := r.Fetch(context.Background()); err != nil || !tip.IsZero() {
-		t.Fatalf("fetch of an empty remote: %s, %v", tip, err)
+	for _, version := range []string{"0", "1", "2"} {
+		t.Run("protocol v"+version, func(t *testing.T) {
+			base := t.TempDir()
+			remote := filepath.Join(base, "r.git")
+			git(t, base, "init", "-q", "--bare", "-b", "main", remote)
+			r, err := Init(filepath.Join(base, "clone"), DefaultBranch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if err := r.SetRemote(context.Background(), remote); err != nil {
+				t.Fatal(err)
+			}
+			git(t, r.Root(), "config", "protocol.version", version)
+			if tip, err := r.Fetch(context.Background()); err != nil || !tip.IsZero() {
+				t.Fatalf("fetch of an empty remote: %s, %v", tip, err)
+			}
+		})
 	}
 }
 
