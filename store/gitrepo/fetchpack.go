@@ -43,7 +43,9 @@ func (r *Repo) fetchPack(ctx context.Context, branch, url string) (Hash, error) 
 	if err != nil {
 		return ZeroHash, err
 	}
-	args := []string{"fetch-pack", "--quiet", "--no-progress"}
+	// --thin, as git fetch asks: the remote may send deltas against
+	// objects this clone has, which index-pack completes.
+	args := []string{"fetch-pack", "--quiet", "--no-progress", "--thin"}
 	if up := r.uploadPack(); up != "" {
 		args = append(args, "--upload-pack="+up) // as git fetch honours it
 	}
@@ -74,15 +76,54 @@ func (r *Repo) fetchPack(ctx context.Context, branch, url string) (Hash, error) 
 			return ZeroHash, fmt.Errorf("fetch %s from %s (%s): %w; %s stays at %s", name, Remote, ShownURL(url), err, ref, short(old))
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	// Forced, as the refspec +branch:ref was: a rewritten remote is seen as
 	// it is, and callers compare with the tip they saw before. The old value
 	// catches a git user's fetch racing this one.
-	if _, err := r.updateRef(ref, old, tip, Signature{Name: "meta", When: time.Now()}, "meta: fetched from "+Remote); err != nil {
+	r.mu.Lock()
+	_, err = r.updateRef(ref, old, tip, Signature{Name: "meta", When: time.Now()}, "meta: fetched from "+Remote)
+	r.mu.Unlock()
+	if err != nil {
 		return ZeroHash, fmt.Errorf("fetch %s from %s: %w", name, Remote, err)
 	}
+	r.maintain(ctx)
 	return tip, nil
+}
+
+// maintain runs git's automatic maintenance when it is due, as git fetch
+// does after every fetch: in a clone only meta writes to, that was what
+// packed the loose objects every append and sync leave. Whether it is due
+// is estimated in-process, as git estimates it (builtin/gc.c) with the
+// default limits, gc.auto (6700 loose objects: more than 27 in objects/17)
+// and gc.autoPackLimit (50 packs), so that a fetch starts no process when
+// it is not; git then decides with the configured ones (gc.auto=0 turns it
+// off; a lower limit than the default waits until the default one is hit).
+// A failure is git's to report on the next run: the fetch stands.
+func (r *Repo) maintain(ctx context.Context) {
+	objects := filepath.Join(r.gitDir, "objects")
+	due := false
+	if names, err := os.ReadDir(filepath.Join(objects, "17")); err == nil {
+		n := 0
+		for _, e := range names {
+			if len(e.Name()) == 38 && IsHash("17"+e.Name()) {
+				n++
+			}
+		}
+		due = n > (6700+255)/256
+	}
+	if !due {
+		if packs, err := filepath.Glob(filepath.Join(objects, "pack", "*.pack")); err == nil {
+			n := 0
+			for _, p := range packs {
+				if !exists(strings.TrimSuffix(p, ".pack") + ".keep") {
+					n++
+				}
+			}
+			due = n > 50
+		}
+	}
+	if due {
+		r.git(ctx, "maintenance", "run", "--auto", "--quiet")
+	}
 }
 
 // connectedLinear is checkConnected for the common case, in-process and

@@ -276,6 +276,30 @@ func TestFetchPastAHalfWrittenTrackingLock(t *testing.T) {
 	}
 }
 
+// A fetch that brings something runs git's automatic maintenance when it
+// is due, as git fetch did: here 51 packs, past gc.autoPackLimit, which it
+// packs into one.
+func TestFetchRunsGitsMaintenanceWhenDue(t *testing.T) {
+	w := newFetchWorld(t, pathURL)
+	git(t, w.r.Root(), "config", "gc.autoDetach", "false") // so the test sees it done
+	sh(t, w.r.Root(), "for i in $(seq 51); do echo $i | git hash-object -w --stdin | git pack-objects -q .git/objects/pack/pack >/dev/null; done")
+	packs := func() int {
+		p, _ := filepath.Glob(filepath.Join(w.r.GitDir(), "objects", "pack", "*.pack"))
+		return len(p)
+	}
+	if n := packs(); n < 51 {
+		t.Fatalf("%d packs made", n)
+	}
+	sh(t, w.hand, "echo 2 > projects/a/2.pb && git add . && git commit -qm two && git push -q")
+	if _, err := w.r.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := packs(); n > 2 {
+		t.Fatalf("%d packs after the fetch: no maintenance ran", n)
+	}
+	git(t, w.r.Root(), "fsck", "--connectivity-only", "--no-progress")
+}
+
 // nativeTransport follows git's rules for which URLs its own protocol
 // serves.
 func TestNativeTransport(t *testing.T) {
