@@ -8,7 +8,8 @@
 #     figure's ratio to 1 writer's; with META_OLD=PATH (another build of
 #     meta, e.g. of an older commit) the same again with it, interleaved;
 #  3. incremental sync of one new event into clones of logs with 1k, 10k
-#     and 100k events: it should not grow with history.
+#     and 100k events: it should not grow with history; with META_OLD, the
+#     old build syncs a clone of its own after each event too.
 # Prints medians and ratios; machines here are noisy, so trust the ratios.
 #
 #   bench/sync.sh [ROUNDS [SECTIONS]]  (default 15 and 123; logs are kept in bench/out)
@@ -93,19 +94,30 @@ fi
 
 if [[ $sections == *3* ]]; then
 echo "3. incremental sync of one new event (median of $rounds)"
+# With META_OLD, a second clone synced by the old build after each new
+# event, rounds interleaved, so both see the same remote and the same noise.
+bins=("$out/meta"); [ -n "${META_OLD:-}" ] && bins+=("$META_OLD")
 declare -A syncs
 for n in 1000 10000 100000; do
   base=$(shared "$n" $((n / 100)) 100)
-  join "$base" a
   join "$base" b
-  times=()
+  for k in "${!bins[@]}"; do join "$base" "a$k"; done
+  declare -A times=()
   for i in $(seq "$rounds"); do
     "$out/meta" --dir "$base/b" append note app1.example.com -m new >/dev/null
-    t0=$(now_ns); "$out/meta" --dir "$base/a" sync; t1=$(now_ns)
-    times+=("$(elapsed_ms "$t0" "$t1")")
+    for k in "${!bins[@]}"; do
+      t0=$(now_ns); "${bins[$k]}" --dir "$base/a$k" sync; t1=$(now_ns)
+      times[$k]+=" $(elapsed_ms "$t0" "$t1")"
+    done
   done
-  syncs[$n]=$(median "${times[@]}")
-  printf '   %6d events: %s ms\n' "$n" "${syncs[$n]}"
+  for k in "${!bins[@]}"; do
+    # shellcheck disable=SC2086 # the times are words
+    syncs[$k,$n]=$(median ${times[$k]})
+    printf '   %-20s %6d events: %s ms\n' "$(basename "${bins[$k]}")" "$n" "${syncs[$k,$n]}"
+  done
+  unset times
 done
-printf '   100k / 1k: %s\n' "$(ratio "${syncs[100000]}" "${syncs[1000]}")"
+for k in "${!bins[@]}"; do
+  printf '   %-20s 100k / 1k: %s\n' "$(basename "${bins[$k]}")" "$(ratio "${syncs[$k,100000]}" "${syncs[$k,1000]}")"
+done
 fi

@@ -66,7 +66,16 @@ func gitEnviron() []string {
 
 // runGit runs git in dir and returns its standard output.
 func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	return runGitInput(ctx, dir, "", args...)
+}
+
+// runGitInput runs git in dir with input as its standard input and returns
+// its standard output.
+func runGitInput(ctx context.Context, dir, input string, args ...string) (string, error) {
 	cmd := command(ctx, dir, args...)
+	if input != "" {
+		cmd.Stdin = strings.NewReader(input)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

@@ -79,6 +79,16 @@ func (o *objects) raw(h Hash) (plumbing.ObjectType, []byte, error) {
 	return t, data, err
 }
 
+// has says whether the repository holds object h: a loose one is found
+// without reading it, a packed one is read (through cat-file).
+func (o *objects) has(h Hash) bool {
+	if _, err := o.dot.ObjectStat(h); err == nil {
+		return true
+	}
+	_, _, err := o.raw(h)
+	return err == nil
+}
+
 // typed reads an object that must be of type want.
 func (o *objects) typed(h Hash, want plumbing.ObjectType) (plumbing.EncodedObject, error) {
 	t, data, err := o.raw(h)

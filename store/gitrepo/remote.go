@@ -77,7 +77,10 @@ func (r *Repo) RemoteTip() (Hash, error) {
 }
 
 // Fetch brings the remote's copy of the current branch up to date and
-// returns its tip (zero when the remote has no such branch yet).
+// returns its tip (zero when the remote has no such branch yet). Errors
+// wrap ErrUnreachable, or ErrIncomplete when the remote sent commits
+// without all they hold; either way the remote-tracking ref stays where it
+// was.
 func (r *Repo) Fetch(ctx context.Context) (Hash, error) {
 	branch, err := r.branch()
 	if err != nil {
@@ -86,6 +89,15 @@ func (r *Repo) Fetch(ctx context.Context) (Hash, error) {
 	short := strings.TrimPrefix(branch, "refs/heads/")
 	if err := r.breakStaleTrackingLock(branch); err != nil {
 		return ZeroHash, err
+	}
+	if r.RemoteURL(ctx) != "" {
+		url, err := r.fetchURL(ctx)
+		if err != nil {
+			return ZeroHash, err
+		}
+		if nativeTransport(r.root, url) {
+			return r.fetchPack(ctx, branch, url) // see fetchpack.go for why
+		}
 	}
 	// Forced, so a rewritten remote is seen as it is; callers compare with
 	// the tip they saw before and refuse what lost commits.
