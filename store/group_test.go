@@ -26,6 +26,18 @@ func groupOf(n int, apps ...string) []GroupItem {
 	return items
 }
 
+// groupTime is the hub's clock for items: their first id's time (ids are
+// never made earlier than one made before in the process, which other
+// tests may have dated ahead).
+func groupTime(t *testing.T, items []GroupItem) time.Time {
+	t.Helper()
+	at, err := record.IDTime(items[0].Options.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
 // keptState is the integrity state on disk.
 func keptState(t *testing.T, s *Store) string {
 	t.Helper()
@@ -52,7 +64,7 @@ func TestGroupIsOneCommitAnEventInOnePush(t *testing.T) {
 	before, _ := s.repo.Head()
 	hub := &metav1.Actor{Name: "hub"}
 	items := groupOf(40, "a.example.com", "b.example.com", "c.example.com")
-	res := s.AppendGroup(ctx, hub, time.Now(), items)
+	res := s.AppendGroup(ctx, hub, groupTime(t, items), items)
 	for i, r := range res {
 		if r.Err != nil || r.Appended == nil || !r.Pushed || r.Event.GetId() != items[i].Options.ID {
 			t.Fatalf("item %d: %+v, %v", i, r.Appended, r.Err)
@@ -103,7 +115,7 @@ func TestGroupSpoiledHalfWayLeavesNoTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	items := groupOf(6, "a.example.com", "b.example.com", "c.example.com")
-	res := s.AppendGroup(ctx, &metav1.Actor{Name: "hub"}, time.Now(), items)
+	res := s.AppendGroup(ctx, &metav1.Actor{Name: "hub"}, groupTime(t, items), items)
 	for i, r := range res {
 		var locked *LockedError
 		switch {
