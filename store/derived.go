@@ -346,13 +346,13 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	defer release()
 	// Unsigned, or signed by no operator, no clone would use it: said
 	// before any remote work.
-	if err := s.checkSigner(s.cfg); err != nil {
+	if err := s.checkSigner(s.Config()); err != nil {
 		return fail(err)
 	}
 	if err := s.pull(ctx); err != nil {
 		return fail(err)
 	}
-	if err := s.checkSigner(s.cfg); err != nil {
+	if err := s.checkSigner(s.Config()); err != nil {
 		return fail(err)
 	}
 	at, err := s.repo.RemoteTip()

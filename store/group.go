@@ -216,4 +216,4 @@ func (tx *Tx) recorded(a projects.Address, id string) (*Appended, error) {
 
 // Grouped says a hub may record this clone's appends in its group commit:
 // the log's commits are not signed, and this clone signs none.
-func (s *Store) Grouped() bool { return s.signer == nil && !s.cfg.SignaturesRequired() }
+func (s *Store) Grouped() bool { return s.signer == nil && !s.Config().SignaturesRequired() }

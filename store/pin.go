@@ -182,7 +182,7 @@ func (s *Store) checkPin(ctx context.Context, remote gitrepo.Hash) error {
 	if ok && p.Commit == remote.String() {
 		return nil
 	}
-	if ok && !p.Matters() && !s.cfg.SignaturesRequired() && len(s.cfg.Signers()) == 0 {
+	if ok && !p.Matters() && !s.Config().SignaturesRequired() && len(s.Config().Signers()) == 0 {
 		return nil // a log nobody signs: nothing to move the pin for
 	}
 	if ok {

@@ -115,7 +115,7 @@ func (s *Store) Repair(ctx context.Context, actor *metav1.Actor, offline bool) (
 			return nil, fmt.Errorf("repair: %w", err)
 		}
 	}
-	if err := s.checkSigner(s.cfg); err != nil {
+	if err := s.checkSigner(s.Config()); err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
 	}
 	tip, err := s.repo.Head()

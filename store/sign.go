@@ -76,7 +76,7 @@ func (s *Store) SignersFile() string { return s.metaPath("allowed_signers") }
 
 // Signers are the keys that may sign the log's commits as meta.yaml says
 // now: each operator's ssh key, the operator's name its principal.
-func (s *Store) Signers() []signing.Allowed { return s.cfg.Signers() }
+func (s *Store) Signers() []signing.Allowed { return s.Config().Signers() }
 
 // keepSigners brings SignersFile up to date with meta.yaml, as read last:
 // every time it is read (reloadConfig) is the one place operators change.
@@ -84,7 +84,7 @@ func (s *Store) Signers() []signing.Allowed { return s.cfg.Signers() }
 // as it is.
 func (s *Store) keepSigners() error {
 	path := s.SignersFile()
-	want := signing.AllowedSigners(s.cfg.Signers())
+	want := signing.AllowedSigners(s.Config().Signers())
 	have, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && len(want) == 0:

@@ -89,7 +89,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 	times := s.state.load()
 	st := &Status{
 		Remote:       gitrepo.ShownURL(s.repo.RemoteURL(ctx)),
-		Branch:       s.cfg.Branch,
+		Branch:       s.Config().Branch,
 		LastSync:     times.LastSync,
 		Unpushed:     unpushed,
 		Quarantined:  quarantined,

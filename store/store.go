@@ -56,10 +56,12 @@ var (
 
 // Store is an open meta log.
 type Store struct {
-	root    string
-	gitDir  string
-	repo    *gitrepo.Repo
-	cfg     config.Config
+	root   string
+	gitDir string
+	repo   *gitrepo.Repo
+	// cfg is meta.yaml as the last read or write took it: a write
+	// reloads it while reads in other goroutines (the hub's) use it.
+	cfg     atomic.Pointer[config.Config]
 	work    *worktree
 	cache   *cache.Cache
 	journal journal
@@ -149,12 +151,12 @@ func OpenWith(root string, opts OpenOptions) (*Store, error) {
 		repo.Close()
 		return nil, err
 	}
-	if branch, err := repo.Branch(); err != nil || s.cfg.Branch != "" && branch != s.cfg.Branch {
+	if branch, err := repo.Branch(); err != nil || s.Config().Branch != "" && branch != s.Config().Branch {
 		repo.Close()
 		if err != nil {
 			return nil, fmt.Errorf("open log: %w", err)
 		}
-		return nil, fmt.Errorf("%w: the log lives on branch %s (meta.yaml says so), but %s has %s checked out: `git -C %s checkout %s`", ErrNotLog, s.cfg.Branch, root, branch, root, s.cfg.Branch)
+		return nil, fmt.Errorf("%w: the log lives on branch %s (meta.yaml says so), but %s has %s checked out: `git -C %s checkout %s`", ErrNotLog, s.Config().Branch, root, branch, root, s.Config().Branch)
 	}
 	return s, nil
 }
@@ -177,7 +179,12 @@ func metaDirOf(gitDir string) string { return filepath.Join(gitDir, "meta") }
 
 // Config is the log's meta.yaml as this clone last read it: when the log
 // was opened, or after the last pull that changed it.
-func (s *Store) Config() config.Config { return s.cfg }
+func (s *Store) Config() config.Config {
+	if c := s.cfg.Load(); c != nil {
+		return *c
+	}
+	return config.Config{}
+}
 
 func (s *Store) now() time.Time {
 	if s.Clock != nil {
@@ -209,7 +216,7 @@ func (s *Store) reloadConfig() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w; mend it and commit it (git commit %s)", err, config.File)
 	}
-	s.cfg = cfg
+	s.cfg.Store(&cfg)
 	if err := s.keepSigners(); err != nil {
 		// Verifying with git is a convenience; the log goes on without it.
 		s.notef("the allowed-signers file for git is not up to date: %v", err)

@@ -582,7 +582,7 @@ func (s *Store) Refresh(ctx context.Context, force bool) (warning string, err er
 		return "", nil
 	}
 	st := s.state.load()
-	if !force && time.Since(st.LastAttempt) < s.cfg.Cooldown() {
+	if !force && time.Since(st.LastAttempt) < s.Config().Cooldown() {
 		if st.LastSync.Before(st.LastAttempt) {
 			// The last try failed: do not try again yet, but do not go quiet.
 			return fmt.Sprintf("the last fetch from the remote failed; showing the log as %s", staleness(st.LastSync)), nil

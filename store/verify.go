@@ -207,7 +207,7 @@ func (s *Store) checkEnvs(tip gitrepo.Hash, committed map[string]gitrepo.Hash) (
 		case gitrepo.BlobID(data) != h:
 			findings = append(findings, Finding{Path: p, Problem: "work tree copy differs from the committed env file (edited by hand?)"})
 		}
-		if s.cfg.Stale(a.Project, a.Env, data) {
+		if s.Config().Stale(a.Project, a.Env, data) {
 			findings = append(findings, Finding{Path: p, Problem: "encrypted to other recipients than meta.yaml gives access to; `meta env rekey " + a.App + "` re-encrypts it"})
 		}
 	}

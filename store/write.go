@@ -326,10 +326,10 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if err := s.refuseNewer(tx.tip); err != nil {
 			return nil, err
 		}
-		if err := s.checkSigner(s.cfg); err != nil {
+		if err := s.checkSigner(s.Config()); err != nil {
 			return nil, err
 		}
-		tx.cfg = s.cfg
+		tx.cfg = s.Config()
 		if err := fn(tx); err != nil {
 			return nil, err
 		}
