@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing/signingtest"
 )
 
 // A network remote: git daemon on 127.0.0.1, started by the test.
@@ -178,17 +179,9 @@ func TestSSHRemoteWithAgent(t *testing.T) {
 	waitForPort(t, port)
 
 	// The agent holds the only key; ssh is told nothing else about it.
-	sock := filepath.Join(dir, "agent.sock")
-	agent := exec.Command("ssh-agent", "-D", "-a", sock)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
-	for i := 0; i < 100 && !exists(sock); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Setenv("SSH_AUTH_SOCK", sock)
-	run("ssh-add", "-q", filepath.Join(dir, "user"))
+	agent := signingtest.StartAgent(t)
+	agent.Add(t, signingtest.Key{Private: filepath.Join(dir, "user")})
+	t.Setenv("SSH_AUTH_SOCK", agent.Sock)
 	os.Remove(filepath.Join(dir, "user")) // no key file left to find: only the agent
 	t.Setenv("GIT_SSH_COMMAND", "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
 

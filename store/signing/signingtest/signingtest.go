@@ -3,6 +3,8 @@
 package signingtest
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,12 +78,23 @@ func StartAgent(t testing.TB) *Agent {
 		t.Fatalf("ssh-agent: %v", err)
 	}
 	t.Cleanup(a.Kill)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(a.Sock); err == nil {
-			return a
+	if err := ready(a.Sock, 5*time.Second); err != nil {
+		t.Fatalf("ssh-agent: %v", err)
+	}
+	return a
+}
+
+// ready waits until the socket at path accepts a connection, or wait is
+// over. Its file alone is not enough: ssh-agent binds the socket (the file
+// appears) before it listens, and a client in between is refused.
+func ready(path string, wait time.Duration) error {
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			return c.Close()
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("ssh-agent did not start listening")
+			return fmt.Errorf("%s did not start listening in %v: %w", path, wait, err)
 		}
 	}
 }

@@ -1,0 +1,63 @@
+package signingtest
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A socket file appears when ssh-agent binds, before it listens: a client
+// that connects in between is refused (CI's failing TestSSHRemoteWithAgent,
+// "Error connecting to agent: Connection refused"). Ready waits for a
+// socket that accepts, not for the file.
+func TestReadyWaitsForAListeningSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("bound socket has no file: %v", err)
+	}
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		t.Fatal("a bound socket that does not listen accepted a connection: the test proves nothing")
+	}
+	const delay = 150 * time.Millisecond
+	go func() {
+		time.Sleep(delay)
+		syscall.Listen(fd, 8)
+	}()
+	start := time.Now()
+	if err := ready(sock, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < delay {
+		t.Fatalf("ready after %v, before the socket listened (%v)", waited, delay)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("ready, yet refused: %v", err)
+	}
+	c.Close()
+	syscall.Close(fd)
+}
+
+// A socket that never listens is an error once the wait is over, not a hang.
+func TestReadyGivesUp(t *testing.T) {
+	err := ready(filepath.Join(t.TempDir(), "none"), 100*time.Millisecond)
+	if err == nil {
+		t.Fatal("ready on a socket nobody made")
+	}
+}
