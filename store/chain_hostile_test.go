@@ -1,0 +1,127 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/config"
+	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/signing"
+)
+
+// handCommit commits a change of file to the clone with the git CLI, as a
+// person would while a meta write is under way, and returns the commit.
+func handCommit(t testing.TB, dir, file, data string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "add", file)
+	git(t, dir, "commit", "-q", "-m", "by hand: "+file)
+	return git(t, dir, "rev-parse", "HEAD")
+}
+
+// meddling signs nothing: on its nth call it has a person commit by hand
+// (the branch moves under the write) and then fails, as an ssh-agent that
+// went away does.
+type meddling struct {
+	t     testing.TB
+	dir   string
+	n     int32
+	count atomic.Int32
+	made  string
+}
+
+func (m *meddling) PublicKey() ssh.PublicKey { return nil }
+
+func (m *meddling) Sign([]byte) ([]byte, error) {
+	if m.count.Add(1) == m.n {
+		m.made = handCommit(m.t, m.dir, "README.md", "a person's note\n")
+	}
+	return nil, errors.New("the agent went away")
+}
+
+var _ signing.Signer = (*meddling)(nil)
+
+// A write that fails after a person committed by hand (here: the commit
+// of its first event could not be signed, so it wrote nothing) takes back
+// only what it made itself: the person's commit stays on the branch. It
+// used to move the branch back to the tip the write started from, dropping
+// the person's commit.
+func TestFailedWriteKeepsACommitAPersonMadeMeanwhile(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	m := &meddling{t: t, dir: s.Root(), n: 1}
+	s.SetSigner(m)
+	_, err := s.Write(ctx, alice, time.Now(), AppendOptions{}, func(tx *Tx) error {
+		addr, err := tx.Place(&metav1.Address{App: "a.example.com"}, "")
+		if err != nil {
+			return err
+		}
+		tx.Add(addr, upgrade("a.example.com", "1.1.0"))
+		tx.Add(addr, note("a.example.com"))
+		return nil
+	})
+	if !errors.Is(err, gitrepo.ErrSign) {
+		t.Fatalf("write = %v, want ErrSign", err)
+	}
+	if m.made == "" {
+		t.Fatal("the person's commit was not made")
+	}
+	if tip := git(t, s.Root(), "rev-parse", "HEAD"); tip != m.made {
+		t.Fatalf("the branch is at %s, not at the person's commit %s: the failed write dropped it", tip, m.made)
+	}
+	assertClean(t, s.Root())
+}
+
+// A change of meta.yaml whose branch a person moved with a commit of
+// meta.yaml by hand between the write's read of it and its commit does
+// not write over the person's change: the write is refused
+// (ErrConflict) and the person's meta.yaml stands, or both changes are in.
+// It used to commit the meta.yaml it planned on the tip it read, undoing
+// the person's change in a commit that says nothing of it.
+func TestConfigChangeDoesNotUndoAHandCommitMadeMeanwhile(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	cfg, err := os.ReadFile(filepath.Join(s.Root(), config.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand := string(cfg) + "sync_cooldown: 5m\n"
+	var made string
+	_, err = s.Write(ctx, alice, time.Now(), AppendOptions{}, func(tx *Tx) error {
+		next, err := tx.Config().WithOperator(config.Operator{Name: "bob", Age: bobAge})
+		if err != nil {
+			return err
+		}
+		if err := tx.PutConfig(next); err != nil {
+			return err
+		}
+		// The re-encryption of env files takes a while: a person
+		// commits a change of meta.yaml meanwhile.
+		made = handCommit(t, s.Root(), config.File, hand)
+		return nil
+	})
+	head := git(t, s.Root(), "show", "HEAD:"+config.File)
+	switch {
+	case err == nil:
+		if !strings.Contains(head, "sync_cooldown: 5m") || !strings.Contains(head, "bob") {
+			t.Fatalf("meta.yaml after the write:\n%s\nwant the person's sync_cooldown and bob both", head)
+		}
+	case errors.Is(err, ErrConflict):
+		if tip := git(t, s.Root(), "rev-parse", "HEAD"); tip != made {
+			t.Fatalf("refused, but the branch is at %s, not the person's commit %s", tip, made)
+		}
+	default:
+		t.Fatalf("write = %v", err)
+	}
+	assertClean(t, s.Root())
+}
