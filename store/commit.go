@@ -26,7 +26,8 @@ import (
 
 // commitTx commits tx: each added event on its own, then the env and
 // meta.yaml changes together. Events are a millisecond apart, so that their
-// ids sort in the order of the write.
+// ids sort in the order of the write. On an error, what it returns says
+// what it committed before (Store.takeBack).
 func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Written, error) {
 	out := &Written{}
 	batch := s.currentBatch()
@@ -61,23 +62,24 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 	}
 	if len(plans) > 0 {
 		if err := s.commitRetrying(out, plans...); err != nil {
-			return nil, err
+			return out, err
 		}
 	}
 	for _, e := range tx.purges {
 		tip, err := s.repo.Head()
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		commit, st, err := s.commitPurge(tip, e, actor, now, at(), opts, batch)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
+		out.noteMade(tip, commit, 1)
 		out.Events, out.Paths, out.Commit = append(out.Events, st.ev), append(out.Paths, st.path), commit.String()
 	}
 	if tx.replaces() && !cfgFirst {
 		if err := change(); err != nil {
-			return nil, err
+			return out, err
 		}
 	}
 	return out, nil
@@ -135,9 +137,20 @@ func (s *Store) commitRetrying(out *Written, plans ...func(tip gitrepo.Hash) (*p
 			out.Events = append(out.Events, c.events...)
 			out.Paths = append(out.Paths, c.paths...)
 		}
+		out.noteMade(tip, commit, len(cc.made))
 		out.Commit = commit.String()
 		return nil
 	}
+}
+
+// noteMade notes n commits the write made from parent to tip.
+func (out *Written) noteMade(parent, tip gitrepo.Hash, n int) {
+	if out.made == 0 {
+		out.base = parent
+	} else if parent != out.tip {
+		out.split = true
+	}
+	out.tip, out.made = tip, out.made+n
 }
 
 // commitChain is the commits of one write, made one on another

@@ -56,6 +56,29 @@ type Written struct {
 	Warnings []string
 	// NewApps are the apps whose logs the write started: where, and why.
 	NewApps []Placement
+	// base is the parent of the write's first commit, what taking the
+	// write back returns the branch to: not the tip the write started
+	// from, for a person may have committed on it since (git commit,
+	// while meta worked), and commitRetrying then made the write on
+	// theirs. tip is the write's last commit, made counts its commits,
+	// and split says a commit not the write's lies between two of them.
+	base  gitrepo.Hash
+	tip   gitrepo.Hash
+	made  int
+	split bool
+}
+
+// takeBack moves the branch back over the write's own commits, to where
+// they began: a commit not the write's between two of them is not
+// dropped for it (the write's commits then stand, with an error).
+func (s *Store) takeBack(out *Written) error {
+	if out == nil || out.made == 0 {
+		return nil
+	}
+	if out.split {
+		return fmt.Errorf("a commit made by hand lies between this write's commits %s and %s: they stay", out.base, out.tip)
+	}
+	return s.undo(out.tip, out.base)
 }
 
 // Tx is what one write puts into the log: new event records, each its own
@@ -340,10 +363,8 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 		if errors.Is(err, gitrepo.ErrSign) || err != nil && tx.group {
 			// One commit of the write could not be signed: take back
 			// those before it, so that the write is all or nothing.
-			if tip, herr := s.repo.Head(); herr == nil && tip != tx.tip {
-				if uerr := s.undo(tip, tx.tip); uerr != nil {
-					return nil, fmt.Errorf("%w; and taking back the commits made before it failed: %v", err, uerr)
-				}
+			if uerr := s.takeBack(out); uerr != nil {
+				return nil, fmt.Errorf("%w; and taking back the commits made before it failed: %v", err, uerr)
 			}
 			return nil, fmt.Errorf("%w; nothing was written", err)
 		}
@@ -372,7 +393,7 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 			out.Warnings = append(out.Warnings, fmt.Sprintf("committed here but not pushed: %v; `meta sync` pushes it", perr))
 			return out, nil
 		}
-		if uerr := s.undo(gitrepo.NewHash(out.Commit), tx.tip); uerr != nil {
+		if uerr := s.takeBack(out); uerr != nil {
 			return nil, fmt.Errorf("%w: %w; and taking the event back failed: %v", ErrSync, perr, uerr)
 		}
 		if !errors.Is(perr, gitrepo.ErrRejected) || attempt == maxPushes {
@@ -399,7 +420,7 @@ func (s *Store) pushWritten(ctx context.Context, tx *Tx, out *Written) error {
 	case err == nil:
 		out.Pushed = true
 	case tx.replaces() && errors.Is(err, ErrConflict):
-		if uerr := s.undo(gitrepo.NewHash(out.Commit), tx.tip); uerr != nil {
+		if uerr := s.takeBack(out); uerr != nil {
 			return fmt.Errorf("%w; and taking this change back failed: %v", err, uerr)
 		}
 		// This clone then takes the change that won, so that the
