@@ -55,6 +55,9 @@ func (s *Store) commitTx(tx *Tx, actor *metav1.Actor, now time.Time, opts Append
 		plans[i] = func(tip gitrepo.Hash) (*plannedCommit, error) {
 			c, err := s.planEvent(tip, e, actor, now, when, opts, batch)
 			if err == nil && i == 0 && cfgFirst {
+				if err := s.unchangedSince(tx, tip, config.File); err != nil {
+					return nil, err
+				}
 				c.files = append(c.files, gitrepo.File{Path: config.File, Data: tx.newCfg, Replace: true})
 			}
 			return c, err
@@ -363,6 +366,16 @@ func (s *Store) planEvent(tip gitrepo.Hash, e txEvent, actor *metav1.Actor, now,
 // planChange plans the one commit of tx's env events, with their env
 // files and meta.yaml, on tip.
 func (s *Store) planChange(tip gitrepo.Hash, tx *Tx, actor *metav1.Actor, now time.Time, whens []time.Time, opts AppendOptions, batch *Batch) (*plannedCommit, error) {
+	replaced := make([]string, 0, len(tx.envs)+1)
+	for _, e := range tx.envs {
+		replaced = append(replaced, projects.EnvPath(e.addr))
+	}
+	if tx.newCfg != nil {
+		replaced = append(replaced, config.File)
+	}
+	if err := s.unchangedSince(tx, tip, replaced...); err != nil {
+		return nil, err
+	}
 	c := &plannedCommit{when: now, actor: actor}
 	var envFiles []gitrepo.File
 	for i, e := range tx.envs {
@@ -387,6 +400,30 @@ func (s *Store) planChange(tip gitrepo.Hash, tx *Tx, actor *metav1.Actor, now ti
 		c.msg = changeMessage(tx.Message, c.events, actor)
 	}
 	return c, nil
+}
+
+// unchangedSince refuses to plan, on tip, a commit replacing files tx
+// planned from its own tip, when a commit made since (by hand, while the
+// write worked: the log's lock keeps other meta writes out) changed one
+// of them: the write would undo that change, saying nothing of it.
+func (s *Store) unchangedSince(tx *Tx, tip gitrepo.Hash, paths ...string) error {
+	if tip == tx.tip || tx.tip.IsZero() {
+		return nil
+	}
+	for _, p := range paths {
+		then, err := s.repo.FileAt(tx.tip, p)
+		if err != nil {
+			return err
+		}
+		now, err := s.repo.FileAt(tip, p)
+		if err != nil {
+			return err
+		}
+		if string(then) != string(now) {
+			return fmt.Errorf("%w: %s was changed by a commit made while this write worked (%s, by hand?): nothing was written: run the command again on top of it", ErrConflict, p, tip)
+		}
+	}
+	return nil
 }
 
 // headOrNil is the head of the app at a on tip, nil when it has no events.

@@ -360,9 +360,10 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 			return nil, ErrNoChange
 		}
 		out, err := s.commitTx(tx, actor, now, opts)
-		if errors.Is(err, gitrepo.ErrSign) || err != nil && tx.group {
-			// One commit of the write could not be signed: take back
-			// those before it, so that the write is all or nothing.
+		if errors.Is(err, gitrepo.ErrSign) || errors.Is(err, ErrConflict) || err != nil && tx.group {
+			// One commit of the write could not be signed, or would undo
+			// a hand commit made meanwhile: take back those before it,
+			// so that the write is all or nothing.
 			if uerr := s.takeBack(out); uerr != nil {
 				return nil, fmt.Errorf("%w; and taking back the commits made before it failed: %v", err, uerr)
 			}
