@@ -125,3 +125,36 @@ func TestConfigChangeDoesNotUndoAHandCommitMadeMeanwhile(t *testing.T) {
 	}
 	assertClean(t, s.Root())
 }
+
+// A write whose commit reached the branch but not git's index (a git
+// process, or a dead one's index.lock, kept the index locked past
+// indexLockWait) says so, and the next meta command puts the records in
+// the index, as it does for a meta killed at that step: `git status`
+// stays clean without the operator running `git reset`. The note in the
+// journal used to be cleared with the commit made, so nothing did.
+func TestIndexNotUpdatedIsRepairedByTheNextCommand(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	lock := filepath.Join(s.Root(), ".git", "index.lock")
+	if err := os.WriteFile(lock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Append(ctx, note("a.example.com"), alice, time.Now(), AppendOptions{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(out.Warnings, "\n"), "index") {
+		t.Fatalf("warnings = %q, want the index not updated", out.Warnings)
+	}
+	// The next command, in another process.
+	o, err := Open(s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if h, err := o.Head("a.example.com"); err != nil || h.Events != 2 {
+		t.Fatalf("head = %+v, %v", h, err)
+	}
+	os.Remove(lock) // if the repair left it: git status must not trip on it
+	assertClean(t, s.Root())
+}
