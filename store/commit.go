@@ -256,7 +256,12 @@ func (cc *commitChain) finish() (gitrepo.Hash, error) {
 		restore()
 		return commit, err
 	}
-	s.journal.clearCommit()
+	// Committed, but a later step failed (the index not updated, say):
+	// the note stays, and the next meta command finishes the commit as it
+	// does one a killed meta left (repairCommit).
+	if err == nil {
+		s.journal.clearCommit()
+	}
 	s.keepIntegrity(commit)
 	for _, f := range files {
 		if f.Path == config.File {
