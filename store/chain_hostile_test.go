@@ -158,3 +158,70 @@ func TestIndexNotUpdatedIsRepairedByTheNextCommand(t *testing.T) {
 	os.Remove(lock) // if the repair left it: git status must not trip on it
 	assertClean(t, s.Root())
 }
+
+// A chain whose finish fails before the branch moves (here a dead git's
+// lock on the branch, which meta does not break without a note of its
+// own) leaves everything as the branch has it: no record of the chain in
+// the work tree, meta.yaml as committed, no note in the journal, the
+// integrity state and heads of before; once the lock is gone the same
+// write goes through.
+func TestChainFinishFailingRestoresTheWorkTreeFromTheBranch(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	before := git(t, s.Root(), "rev-parse", "HEAD")
+	cfgBefore := git(t, s.Root(), "show", "HEAD:"+config.File)
+	lock := filepath.Join(s.Root(), ".git", "refs", "heads", "main.lock")
+	if err := os.WriteFile(lock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	write := func() (*Written, error) {
+		return s.Write(ctx, alice, time.Now(), AppendOptions{}, func(tx *Tx) error {
+			next, err := tx.Config().WithOperator(config.Operator{Name: "bob", Age: bobAge})
+			if err != nil {
+				return err
+			}
+			if err := tx.PutConfig(next); err != nil {
+				return err
+			}
+			for _, d := range []string{"a.example.com", "b.example.com", "a.example.com"} {
+				addr, err := tx.Place(&metav1.Address{App: d}, "")
+				if err != nil {
+					return err
+				}
+				tx.Add(addr, note(d))
+			}
+			return nil
+		})
+	}
+	if _, err := write(); !errors.Is(err, gitrepo.ErrRaced) {
+		t.Fatalf("write with the branch locked = %v, want ErrRaced", err)
+	}
+	if tip := git(t, s.Root(), "rev-parse", "HEAD"); tip != before {
+		t.Fatalf("the branch moved to %s", tip)
+	}
+	os.Remove(lock)
+	assertClean(t, s.Root())
+	if cfg, _ := os.ReadFile(filepath.Join(s.Root(), config.File)); strings.TrimSpace(string(cfg)) != cfgBefore {
+		t.Fatalf("meta.yaml after the failed write:\n%s", cfg)
+	}
+	if _, err := os.Stat(s.journal.commitNote()); !os.IsNotExist(err) {
+		t.Fatalf("the journal still notes the commit: %v", err)
+	}
+	if h, err := s.Head("a.example.com"); err != nil || h.Events != 1 {
+		t.Fatalf("head of a = %+v, %v", h, err)
+	}
+	if _, err := s.Head("b.example.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("head of b = %v, want not found", err)
+	}
+	if st, err := s.stateAt(gitrepo.NewHash(before)); err != nil || st.Checked != before {
+		t.Fatalf("integrity state = %+v, %v", st, err)
+	}
+	out, err := write()
+	if err != nil || len(out.Events) != 3 {
+		t.Fatalf("the write again = %+v, %v", out, err)
+	}
+	assertClean(t, s.Root())
+	if h, err := s.Head("a.example.com"); err != nil || h.Events != 3 {
+		t.Fatalf("head of a after = %+v, %v", h, err)
+	}
+}
