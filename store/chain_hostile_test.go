@@ -12,8 +12,10 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/projects"
 	"git.coopcloud.tech/coop-cloud/meta/store/config"
 	"git.coopcloud.tech/coop-cloud/meta/store/gitrepo"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 	"git.coopcloud.tech/coop-cloud/meta/store/signing"
 )
 
@@ -223,5 +225,26 @@ func TestChainFinishFailingRestoresTheWorkTreeFromTheBranch(t *testing.T) {
 	assertClean(t, s.Root())
 	if h, err := s.Head("a.example.com"); err != nil || h.Events != 3 {
 		t.Fatalf("head of a after = %+v, %v", h, err)
+	}
+}
+
+// A file the operator left in the work tree where an event's record goes
+// (untracked: copied from another clone, say) stops the write, and is left
+// as it was: restoring the work tree after a failed write removes only what
+// the write put there.
+func TestFailedWriteLeavesAnUntrackedFileInItsWay(t *testing.T) {
+	s := newLog(t)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	now := time.Now()
+	id := record.NewID(now)
+	p := projects.RecordPath(projects.Address{Project: "coop", Env: "prod", App: "a.example.com"}, id, now)
+	writeFile(t, s.Root(), p, []byte("the operator's\n"))
+	_, err := s.Append(ctx, note("a.example.com"), alice, now, AppendOptions{ID: id, Offline: true})
+	if err == nil {
+		t.Fatal("the append wrote over a file in its way")
+	}
+	data, rerr := os.ReadFile(filepath.Join(s.Root(), filepath.FromSlash(p)))
+	if rerr != nil || string(data) != "the operator's\n" {
+		t.Fatalf("the file in the way after the failed append (%v): %q, %v", err, data, rerr)
 	}
 }
