@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -225,6 +226,15 @@ func (cc *commitChain) finish() (gitrepo.Hash, error) {
 	for i, f := range files {
 		paths[i] = f.Path
 	}
+	// A file where a record goes is not the write's (one left there by
+	// hand): refused before the note, which would have the next command
+	// remove it had this one died.
+	for _, f := range files {
+		if _, err := s.work.fs.Stat(f.Path); err == nil && !f.Replace {
+			cc.abandon()
+			return gitrepo.ZeroHash, fmt.Errorf("write %s: %w", f.Path, fs.ErrExist)
+		}
+	}
 	// The note lets the next meta command finish or undo this commit if
 	// the process dies half way.
 	if err := s.journal.noteCommit(paths); err != nil {
@@ -232,14 +242,15 @@ func (cc *commitChain) finish() (gitrepo.Hash, error) {
 		return gitrepo.ZeroHash, err
 	}
 	base, _ := s.repo.Head()
-	restore := func() {
-		for _, p := range paths {
+	// restore puts back the first n files as the branch has them.
+	restore := func(n int) {
+		for _, p := range paths[:n] {
 			s.restoreFile(base, p)
 		}
 		s.journal.clearCommit()
 		cc.abandon()
 	}
-	for _, f := range files {
+	for i, f := range files {
 		var err error
 		if f.Replace {
 			err = s.work.put(f.Path, f.Data, 0o644)
@@ -247,13 +258,13 @@ func (cc *commitChain) finish() (gitrepo.Hash, error) {
 			err = s.work.create(f.Path, f.Data)
 		}
 		if err != nil {
-			restore()
+			restore(i) // what is there of file i is not the write's
 			return gitrepo.ZeroHash, err
 		}
 	}
 	commit, err := cc.chain.Finish()
 	if commit.IsZero() {
-		restore()
+		restore(len(paths))
 		return commit, err
 	}
 	// Committed, but a later step failed (the index not updated, say):
