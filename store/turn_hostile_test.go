@@ -4,6 +4,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,6 +48,70 @@ func TestTurnHungHolderDoesNotFailOtherWritesOfTheClone(t *testing.T) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, st := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
+			_, errs[i] = st.Append(ctx, note("a.example.com"), alice, time.Now(), AppendOptions{})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("write %d: %v (busy: %v)", i, err, errors.Is(err, ErrBusy))
+		}
+	}
+}
+
+// The same with a turn that keeps changing hands (a long queue of other
+// clones' writers, or a holder that stamps the file again and again): a
+// waiter keeps waiting through it up to turnMaxWait, and while it waits
+// it holds its clone's lock, so the clone's third write waited on that
+// lock through two writes' whole turn waits, past lockWait, and failed
+// with ErrBusy.
+func TestTurnChangingHandsDoesNotFailOtherWritesOfTheClone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits turnMaxWait")
+	}
+	remote := bareRemote(t)
+	s := join(t, remote)
+	s.turns = t.TempDir()
+	stores := []*Store{s}
+	for range 2 {
+		o, err := Open(s.Root())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		o.turns = s.turns
+		stores = append(stores, o)
+	}
+
+	os.MkdirAll(s.turns, 0o700)
+	f, err := os.OpenFile(filepath.Join(s.turns, turnKey(s.repo.RemoteURL(ctx))), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(turnWait / 4):
+			}
+			f.WriteAt([]byte(fmt.Sprintf("%20d %20d\n", 1000+i, time.Now().UnixNano())), 0)
+		}
+	}()
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(stores))
