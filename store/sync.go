@@ -505,12 +505,12 @@ func (s *Store) lockForRemote(ctx context.Context) (release func(), err error) {
 // Sync pushes this clone's unpushed events and integrates the remote's.
 func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncReport, error) {
 	fail := func(err error) (SyncReport, error) { return SyncReport{}, fmt.Errorf("sync: %w", err) }
+	defer s.takeTurn(ctx)() // before the lock, as in Write
 	release, err := s.lockForRemote(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer release()
-	defer s.takeTurn(ctx)()
 	before, err := s.repo.Head()
 	if err != nil {
 		return fail(err)

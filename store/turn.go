@@ -39,10 +39,11 @@ import (
 // turn before it goes on without it: a holder keeps it for one round
 // trip, and a write that sees the turn change hands keeps waiting (up to
 // turnMaxWait), so a queue of 32 writers taking turns is waited through,
-// not abandoned for the race the turn exists to spare. It is far below
-// lockWait: a write waits for the turn holding its clone's lock, and a
-// hung holder (an ssh prompt, a key waiting for a touch) must not make the
-// clone's other writes give up on that lock.
+// not abandoned for the race the turn exists to spare. A write waits for
+// the turn before it takes its clone's lock (write.go), so that however
+// long the waits, a hung holder (an ssh prompt, a key waiting for a touch)
+// or a queue that keeps changing hands does not make the clone's other
+// writes give up on that lock.
 const turnWait = 5 * time.Second
 
 // turnMaxWait bounds a write's whole wait for the turn, however often it

@@ -27,10 +27,10 @@ import (
 // The commit path. Every write to the log, whatever it records, goes
 // through Write, in this order, and nowhere else:
 //
-//  1. take the log's lock (lock.go) and finish what a killed meta left
+//  1. take this machine's turn at the remote, unless offline (turn.go),
+//     then the log's lock (lock.go), and finish what a killed meta left
 //     half done (journal.go);
-//  2. take this machine's turn at the remote and pull, unless offline
-//     (turn.go, sync.go);
+//  2. pull, unless offline (sync.go);
 //  3. read meta.yaml afresh, since the pull may have changed it;
 //  4. hand the caller a Tx to place apps and add what it records;
 //  5. per commit: check leases, stamp and validate the events, note the
@@ -316,6 +316,15 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 	if actor == nil || strings.TrimSpace(actor.GetName()) == "" {
 		return nil, fmt.Errorf("%w: no operator", record.ErrInvalid)
 	}
+	online := !opts.Offline && s.HasRemote(ctx)
+	if online {
+		// From the fetch to the push, this machine's other writers to the
+		// remote wait (turn.go): the push then wins at once. Taken before
+		// the log's lock, so that the clone's other writes wait on that
+		// lock for this one's round trip only, never for its wait for the
+		// turn, which may be long.
+		defer s.takeTurn(ctx)()
+	}
 	release, err := lock(s.gitDir)
 	if err != nil {
 		return nil, err
@@ -323,12 +332,6 @@ func (s *Store) Write(ctx context.Context, actor *metav1.Actor, now time.Time, o
 	defer release()
 	if err := s.repairAll(); err != nil {
 		return nil, err
-	}
-	online := !opts.Offline && s.HasRemote(ctx)
-	if online {
-		// From the fetch to the push, this machine's other writers to the
-		// remote wait (turn.go): the push then wins at once.
-		defer s.takeTurn(ctx)()
 	}
 	for attempt := 1; ; attempt++ {
 		if online {
