@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 )
 
 // unpushedIDs is what Unpushed lists for domain, by event id.
@@ -71,4 +72,32 @@ func TestUnpushedMemoFollowsBothTips(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("a garbage memo", "", c1)
+}
+
+// A memo written while this clone's branch was behind the remote's (a
+// person ran `git fetch`, or reset the branch back) answers nothing for
+// the commits the branch then moves forward through: they are the
+// remote's, though a record one of them added is no longer at the
+// remote's tip (purged there). The memo used to take them as the clone's
+// own and list that record as unpushed, which a fresh diff never does.
+func TestUnpushedMemoBehindTheRemote(t *testing.T) {
+	remote := bareRemote(t)
+	s := join(t, remote)
+	other := join(t, remote)
+	gone := mustAppend(t, other, deploy("a.example.com", "1.0.0")).Event.GetId()
+	if _, err := other.Purge(ctx, gone, "test", alice, time.Now(), AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, other, deploy("b.example.com", "1.0.0"))
+	// By hand: the tracking ref moves on, the branch stays behind.
+	git(t, s.Root(), "fetch", "-q", "origin")
+	if got := unpushedIDs(t, s, ""); len(got) != 0 {
+		t.Fatalf("unpushed behind the remote = %v", got)
+	}
+	if _, err := s.Sync(ctx, SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := unpushedIDs(t, s, ""); len(got) != 0 {
+		t.Fatalf("unpushed once level with the remote = %v, want none (%s was purged there)", got, gone)
+	}
 }
