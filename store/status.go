@@ -182,7 +182,15 @@ func (s *Store) unpushedAll(ctx context.Context, remote, local gitrepo.Hash) ([]
 	var all []Unpushed
 	newer, ok := []gitrepo.Hash(nil), false
 	if memo.Remote == remote.String() && memo.Local != "" {
-		newer, ok = s.repo.Linear(gitrepo.NewHash(memo.Local), local)
+		// Only on a memo whose tip descends from the remote's: the
+		// commits after it are then none of the remote's. One written
+		// while the branch was behind (a `git fetch` by hand, a reset)
+		// would take the remote's commits the branch catches up through
+		// as this clone's, and list a record the remote purged since.
+		from := gitrepo.NewHash(memo.Local)
+		if remote.IsZero() || s.repo.LinearAncestor(remote, from) {
+			newer, ok = s.repo.Linear(from, local)
+		}
 	}
 	if ok {
 		all = memo.Events
