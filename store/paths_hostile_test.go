@@ -90,3 +90,29 @@ func TestSyncNeverWritesIntoGitOrOutOfTheWorkTree(t *testing.T) {
 		})
 	}
 }
+
+// checkoutable refuses what git's verify_path does on the file systems
+// meta runs on.
+func TestCheckoutable(t *testing.T) {
+	for p, want := range map[string]bool{
+		"meta.yaml":                        true,
+		"projects/coop/prod/a.example.com": true,
+		".gitignore":                       true,
+		"docs/.github/x":                   true,
+		"a/.git":                           false,
+		".git/config":                      false,
+		".GIT/hooks/pre-commit":            false,
+		".Git/config":                      false,
+		".g\u200cit/config":                false,
+		"\ufeff.git/config":                false,
+		"../x":                             false,
+		"a/../../x":                        false,
+		"a/./b":                            false,
+		"a//b":                             false,
+		"":                                 false,
+	} {
+		if got := checkoutable(p); got != want {
+			t.Errorf("checkoutable(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

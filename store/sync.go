@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ var (
 	// ErrBroken: a local commit breaks the log's rules (it modifies or
 	// deletes a record, say), so meta does not push it.
 	ErrBroken = errors.New("a local commit breaks the log")
+	// ErrUnsafePath: commits to bring in hold a path git never checks
+	// out (into .git, out of the work tree), so nothing of them is.
+	ErrUnsafePath = errors.New("a path git never checks out")
 )
 
 // maxPushes bounds how often a write retries its push when others keep
@@ -331,6 +335,18 @@ func isEnvPath(p string) bool {
 // preflight refuses changes that would lose files the operator changed by
 // hand and the remote changes too.
 func (s *Store) preflight(changes []gitrepo.FileChange) error {
+	var unsafe []string
+	for _, ch := range changes {
+		if !checkoutable(ch.Path) {
+			unsafe = append(unsafe, strconv.Quote(ch.Path))
+		}
+	}
+	if len(unsafe) > 0 {
+		// As git checkout refuses them: the remote's hooks in .git/hooks
+		// would run at the operator's next git commit, its .git/config
+		// at meta's next git process, a ".." would write anywhere.
+		return fmt.Errorf("%w: %w: the commits to bring in hold %s: nothing of them was taken in; the commit that added it must go (a force-push of the remote's branch without it)", ErrSync, ErrUnsafePath, strings.Join(unsafe, ", "))
+	}
 	var collide []string
 	for _, ch := range changes {
 		have, err := s.work.blob(ch.Path)

@@ -28,6 +28,39 @@ type worktree struct {
 	root string
 }
 
+// checkoutable says git would check out a file at p (slash-separated):
+// no name in it is empty, "." or "..", nor .git as a case-insensitive
+// file system may read it (git's verify_path and is_hfs_dotgit). A path
+// that is not is never written, linked or removed: it leads into the
+// repository's own .git or out of the work tree.
+func checkoutable(p string) bool {
+	for _, name := range strings.Split(p, "/") {
+		if name == "" || name == "." || name == ".." || isDotGit(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// isDotGit says name is .git to git on any file system meta runs on: any
+// case (macOS, Windows shares), and on HFS+ with the code points it
+// ignores in names.
+func isDotGit(name string) bool {
+	name = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 0x200c && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x206a && r <= 0x206f, r == 0xfeff:
+			return -1
+		}
+		return r
+	}, name)
+	return strings.EqualFold(name, ".git")
+}
+
+// errUnsafe is a refusal to touch a path checkoutable refuses.
+func errUnsafe(p string) error {
+	return fmt.Errorf("%w: %q", ErrUnsafePath, p)
+}
+
 // create writes a new record, whole or not at all; an existing file is
 // never replaced. The caller holds the log's lock.
 func (w *worktree) create(p string, data []byte) error {
@@ -43,6 +76,9 @@ func (w *worktree) create(p string, data []byte) error {
 // hash is that blob's, so a copy a crash damaged costs a read from git, not
 // an event. Env files and meta.yaml, which people and sops read here, are.
 func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
+	if !checkoutable(p) {
+		return errUnsafe(p)
+	}
 	if err := w.dirs(p); err != nil {
 		return err
 	}
@@ -56,6 +92,9 @@ func (w *worktree) put(p string, data []byte, perm os.FileMode) error {
 // checks out a link a commit holds. meta never writes through one: every
 // write replaces the link itself.
 func (w *worktree) link(p, target string) error {
+	if !checkoutable(p) {
+		return errUnsafe(p)
+	}
 	if err := w.dirs(p); err != nil {
 		return err
 	}
@@ -141,7 +180,7 @@ func (w *worktree) clearTemps(paths []string) error {
 // remove deletes a file and what a killed write of it left; a missing
 // file is fine.
 func (w *worktree) remove(p string) error {
-	if !w.inside(p) {
+	if !checkoutable(p) || !w.inside(p) {
 		return nil // below a link or a file: nothing of the work tree's to remove
 	}
 	return atomicfile.Discard(w.fs, p)
