@@ -130,3 +130,30 @@ func TestTurnChangingHandsDoesNotFailOtherWritesOfTheClone(t *testing.T) {
 		}
 	}
 }
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	names, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(names)
+}
+
+// A holder hung for good (an operator's meta at an ssh prompt overnight)
+// costs a long-lived process (the hub) one wait for it, not one file and
+// one thread blocked in flock for every write it gives up on: those used
+// to pile up, a write at a time, until the process ran out of files
+// (ulimit -n, 1024 by default) or threads (Go's 10,000).
+func TestGivenUpTurnWaitsDoNotPileUp(t *testing.T) {
+	dir, remote := t.TempDir(), "/srv/log.git"
+	holdTurn(t, dir, remote)
+	before := openFDs(t)
+	for range 20 {
+		takeTurnAt(ctx, dir, remote, 20*time.Millisecond)()
+	}
+	if grown := openFDs(t) - before; grown > 2 {
+		t.Fatalf("20 waits given up on a hung holder left %d more files open", grown)
+	}
+}
