@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -82,9 +84,20 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return none
 	}
-	f, err := os.OpenFile(filepath.Join(dir, turnKey(remote)), os.O_RDWR|os.O_CREATE, 0o600)
+	path := filepath.Join(dir, turnKey(remote))
+	counter, _ := abandoned.LoadOrStore(path, new(atomic.Int32))
+	inFlight := counter.(*atomic.Int32)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return none
+	}
+	if inFlight.Load() > 0 {
+		// A wait this process gave up on is still blocked in flock: its
+		// holder is hung, or the turn was busy past turnMaxWait. Another
+		// blocking flock would add a blocked thread and an open file a
+		// write, until the process runs out of them: this wait asks
+		// without blocking, now and then, up to wait.
+		return pollTurn(ctx, f, wait)
 	}
 	// A blocking flock, not polling: the kernel hands the turn over the
 	// moment it is given back, and waiters cost no CPU (polling 32 writers
@@ -103,11 +116,7 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 				f.Close()
 				return none
 			}
-			// Each holder stamps the file, so that waiters see the turn
-			// change hands.
-			stamp := fmt.Sprintf("%20d %20d\n", os.Getpid(), time.Now().UnixNano())
-			f.WriteAt([]byte(stamp), 0)
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+			return holdTurnFile(f)
 		case now := <-tick.C:
 			if h := turnHolder(f); h != holder {
 				holder, since = h, now
@@ -120,14 +129,47 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 		break
 	}
 	// Given up: should the flock be granted later, give it straight back.
+	inFlight.Add(1)
 	go func() {
 		if <-got == nil {
 			syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		}
 		f.Close()
+		inFlight.Add(-1)
 	}()
 	return none
 }
+
+// holdTurnFile stamps the turn f now holds, so that waiters see it change
+// hands, and returns what gives it back.
+func holdTurnFile(f *os.File) (release func()) {
+	stamp := fmt.Sprintf("%20d %20d\n", os.Getpid(), time.Now().UnixNano())
+	f.WriteAt([]byte(stamp), 0)
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+}
+
+// pollTurn takes the turn f names if it is free within wait, asking
+// without blocking every turnCheck.
+func pollTurn(ctx context.Context, f *os.File, wait time.Duration) (release func()) {
+	deadline := time.Now().Add(wait)
+	for {
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			return holdTurnFile(f)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			f.Close()
+			return func() {}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(turnCheck):
+		}
+	}
+}
+
+// abandoned counts, per turn file, the flocks this process gave up
+// waiting for that are still blocked (takeTurnAt).
+var abandoned sync.Map // path -> *atomic.Int32
 
 // turnHolder is the stamp the turn's last holder wrote.
 func turnHolder(f *os.File) string {
