@@ -273,6 +273,7 @@ func TestForgedPublishReachesNoFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, strings.TrimSpace(quiet))
+	waitAcked(t, hub, "dash")
 	hub.stop()
 	hub.start()
 	if got := w.next(t); got != want[1] {
