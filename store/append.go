@@ -54,7 +54,13 @@ var errUnchanged = errors.New("unchanged")
 // writes nothing when anything is wrong. With a remote, it first pulls
 // (and refuses when it cannot), then pushes; a failed push leaves the
 // event appended locally, with a warning.
+//
+// Online, when another writer on this machine holds the remote's turn,
+// the append is handed to it to record with its own (spool.go).
 func (s *Store) Append(ctx context.Context, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
+	if s.spools(ctx, ev, opts) {
+		return s.appendSpooled(ctx, ev, actor, now, opts)
+	}
 	return s.append(ctx, "append", ev, actor, now, opts, nil)
 }
 

@@ -26,7 +26,9 @@ import (
 // all push, one wins and N-1 fetch, replay and push again, with backoff:
 // the work grows with N squared and throughput falls with every writer
 // added (issue 18). With it, the writers queue on a lock and each round
-// trip succeeds at once.
+// trip succeeds at once; and appends that find the turn taken are handed
+// to its holder, who records them with its own in one round trip
+// (spool.go).
 //
 // The turn is an flock on a file under the user's cache directory
 // (os.UserCacheDir()/meta/turns/<hash of the remote's URL>): the kernel
@@ -68,7 +70,7 @@ func turnsDir() string {
 // and returns what gives it back. It never fails: without the turn, the
 // write goes on as writers on different machines do.
 func (s *Store) takeTurn(ctx context.Context) (release func()) {
-	if s.turns == "" {
+	if s.turns == "" || heldTurn(ctx) {
 		return func() {}
 	}
 	return takeTurnAt(ctx, s.turns, s.repo.RemoteURL(ctx), turnWait)
@@ -81,16 +83,12 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 	if remote == "" {
 		return none
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return none
-	}
-	path := filepath.Join(dir, turnKey(remote))
-	counter, _ := abandoned.LoadOrStore(path, new(atomic.Int32))
-	inFlight := counter.(*atomic.Int32)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openTurnFile(dir, turnKey(remote))
 	if err != nil {
 		return none
 	}
+	counter, _ := abandoned.LoadOrStore(f.Name(), new(atomic.Int32))
+	inFlight := counter.(*atomic.Int32)
 	if inFlight.Load() > 0 {
 		// A wait this process gave up on is still blocked in flock: its
 		// holder is hung, or the turn was busy past turnMaxWait. Another
@@ -143,9 +141,23 @@ func takeTurnAt(ctx context.Context, dir, remote string, wait time.Duration) (re
 // holdTurnFile stamps the turn f now holds, so that waiters see it change
 // hands, and returns what gives it back.
 func holdTurnFile(f *os.File) (release func()) {
+	stampTurn(f)
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+}
+
+// stampTurn marks the turn f now holds as this holder's.
+func stampTurn(f *os.File) {
 	stamp := fmt.Sprintf("%20d %20d\n", os.Getpid(), time.Now().UnixNano())
 	f.WriteAt([]byte(stamp), 0)
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+}
+
+// openTurnFile opens the file of the turn named key in dir, made when
+// missing.
+func openTurnFile(dir, key string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(filepath.Join(dir, key), os.O_RDWR|os.O_CREATE, 0o600)
 }
 
 // pollTurn takes the turn f names if it is free within wait, asking
