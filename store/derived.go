@@ -339,25 +339,16 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	fail := func(err error) (DerivedReport, error) {
 		return DerivedReport{}, fmt.Errorf("publish derived state: %w", err)
 	}
-	release, err := s.lockForRemote(ctx)
+	at, err := s.pullForDerived(ctx)
 	if err != nil {
 		return fail(err)
 	}
-	defer release()
-	// Unsigned, or signed by no operator, no clone would use it: said
-	// before any remote work.
-	if err := s.checkSigner(s.Config()); err != nil {
-		return fail(err)
-	}
-	if err := s.pull(ctx); err != nil {
-		return fail(err)
-	}
-	if err := s.checkSigner(s.Config()); err != nil {
-		return fail(err)
-	}
-	at, err := s.repo.RemoteTip()
-	if err != nil {
-		return fail(err)
+	// What follows reads the log at the commit at only, as any read does,
+	// without the log's lock: at a million events it takes seconds, and
+	// the clone's writes (a hub's group commits) go on meanwhile. The
+	// state is published at at, whatever they add.
+	if s.onDerive != nil {
+		s.onDerive()
 	}
 	if at.IsZero() {
 		return fail(fmt.Errorf("%w: the remote holds no log yet (meta sync pushes this clone's)", ErrNoDerived))
@@ -416,10 +407,39 @@ func (s *Store) PublishDerived(ctx context.Context, actor *metav1.Actor, now tim
 	if err != nil {
 		return fail(err)
 	}
+	// The push moves a tracking ref that a write's fetch may move too:
+	// under the lock, for the push alone.
+	release, err := lock(s.gitDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
 	if err := s.repo.PushSide(ctx, DerivedBranch, commit); err != nil {
 		return fail(err)
 	}
 	return DerivedReport{Commit: commit.String(), At: at.String(), Apps: n, Branch: DerivedBranch}, nil
+}
+
+// pullForDerived brings the clone up to the remote, under the log's lock,
+// for a derived state to publish, and returns the remote's tip.
+func (s *Store) pullForDerived(ctx context.Context) (gitrepo.Hash, error) {
+	release, err := s.lockForRemote(ctx)
+	if err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	defer release()
+	// Unsigned, or signed by no operator, no clone would use it: said
+	// before any remote work.
+	if err := s.checkSigner(s.Config()); err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	if err := s.pull(ctx); err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	if err := s.checkSigner(s.Config()); err != nil {
+		return gitrepo.ZeroHash, err
+	}
+	return s.repo.RemoteTip()
 }
 
 // DerivedBehind says how many commits the remote's tip, as last fetched,

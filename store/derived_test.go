@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"os"
 	"path/filepath"
@@ -450,5 +451,66 @@ func TestSignAllIsEachAppsWalk(t *testing.T) {
 	}
 	if !statuses["verified"] || !statuses["unsigned"] {
 		t.Fatalf("the log should hold verified and unsigned events: %v", statuses)
+	}
+}
+
+// A checkpoint derives its state without the log's lock: at a million
+// events that takes seconds (15 s measured), and every write of the clone,
+// a hub's group commits among them, waited for it. A write made meanwhile
+// goes through at once, and the state is published at the tip it read.
+func TestCheckpointDoesNotHoldUpWrites(t *testing.T) {
+	remote := bareRemote(t)
+	s := join(t, remote)
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	before := git(t, s.Root(), "rev-parse", "HEAD")
+	writer, err := Open(s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer.turns = t.TempDir()
+	deriving, written := make(chan struct{}), make(chan struct{})
+	s.onDerive = func() {
+		close(deriving)
+		select {
+		case <-written:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	published := make(chan error, 1)
+	var report DerivedReport
+	go func() {
+		var err error
+		report, err = s.PublishDerived(ctx, alice, time.Now())
+		published <- err
+	}()
+	<-deriving
+	appended := make(chan error, 1)
+	go func() {
+		out, err := writer.Append(ctx, upgrade("a.example.com", "1.1.0"), bob, time.Now(), AppendOptions{})
+		if err == nil && !out.Pushed {
+			err = fmt.Errorf("not pushed: %v", out.Warnings)
+		}
+		appended <- err
+	}()
+	select {
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(written)
+	case <-time.After(8 * time.Second):
+		t.Fatal("a write waited for the checkpoint's derivation")
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	if report.At != before {
+		t.Errorf("published at %s, want the tip it read, %s", report.At, before)
+	}
+	// A plain clone reads the new event, from the published state and the
+	// commit after it.
+	c, _ := plainClone(t, remote)
+	if h, err := c.Head("a.example.com"); err != nil || h.Version != "1.1.0" {
+		t.Fatalf("a plain clone's head: %+v, %v", h, err)
 	}
 }

@@ -92,6 +92,9 @@ type Store struct {
 	// turns is the directory of this machine's turns at remotes (turn.go),
 	// "" for none.
 	turns string
+	// onDerive, when set, is called as PublishDerived starts deriving,
+	// for tests of what goes on meanwhile.
+	onDerive func()
 	// Clock is the time heads are evaluated at (a lease past its expiry
 	// is over); time.Now when nil.
 	Clock func() time.Time
