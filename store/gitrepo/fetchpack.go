@@ -1,6 +1,8 @@
 package gitrepo
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -181,28 +183,118 @@ func (r *Repo) connectedLinear(tip, known Hash) bool {
 // differs from a parent's is there: the rest is the parent's. The commit
 // walk fails on a missing commit and diff-tree on a missing tree it has to
 // read; cat-file checks the files (and trees) the diffs name.
+//
+// It streams: rev-list feeds diff-tree, whose objects are fed to cat-file
+// as they come, so that its memory stays flat however many commits are
+// new (a first fetch of a million events held a gigabyte of diff-tree
+// output and a map of every object). Where a missing object was met is
+// looked up only when one is missing.
 func (r *Repo) checkConnected(ctx context.Context, tip Hash) error {
-	out, err := r.git(ctx, "rev-list", tip.String(), "--not", "--all")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	check := command(ctx, r.root, "cat-file", "--batch-check=%(objectname)")
+	var checkErr bytes.Buffer
+	check.Stderr = &checkErr
+	in, err := check.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("%w: the commits up to %s: %w", ErrIncomplete, short(tip), err)
+		return err
 	}
-	commits := out
-	if strings.TrimSpace(commits) == "" {
-		return nil // tip is reachable from a local ref already
+	out, err := check.StdoutPipe()
+	if err != nil {
+		return err
 	}
+	if err := check.Start(); err != nil {
+		return fmt.Errorf("check the objects of the commits up to %s: %w", short(tip), err)
+	}
+	missing := make(chan string, 1) // the first object cat-file misses, or ""
+	go func() {
+		first := ""
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if h, ok := strings.CutSuffix(strings.TrimSpace(sc.Text()), " missing"); ok && first == "" {
+				first = h
+			}
+		}
+		missing <- first
+	}()
+	w := bufio.NewWriter(in)
+	feedErr := r.newObjects(ctx, tip, func(h, _, _ string) bool {
+		w.WriteString(h)
+		return w.WriteByte('\n') == nil
+	})
+	if err := w.Flush(); err != nil && feedErr == nil {
+		feedErr = err
+	}
+	in.Close()
+	h := <-missing
+	if err := check.Wait(); err != nil {
+		return fmt.Errorf("check the objects of the commits up to %s: %w: %s", short(tip), err, strings.TrimSpace(checkErr.String()))
+	}
+	if feedErr != nil {
+		return feedErr
+	}
+	if h == "" {
+		return nil
+	}
+	// Where it was named first: a second walk, which stops there.
+	commit, path := "", ""
+	r.newObjects(ctx, tip, func(o, c, p string) bool {
+		if o != h {
+			return true
+		}
+		commit, path = c, p
+		return false
+	})
+	return fmt.Errorf("%w: commit %s names %s as %s, and the remote did not send it", ErrIncomplete, short(NewHash(commit)), h, path)
+}
+
+// newObjects calls fn with each object the diffs of the commits tip has
+// and no local ref reaches name (trees and files, not deletions nor
+// submodules' commits), with the commit and path that name it, until fn
+// says to stop. The commits and diffs stream from git processes piped
+// one into the next: nothing grows with their number here.
+func (r *Repo) newObjects(ctx context.Context, tip Hash, fn func(h, commit, path string) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	revList := command(ctx, r.root, "rev-list", tip.String(), "--not", "--all")
 	// -m diffs a merge against each of its parents (one would do, but a
 	// merge is rare in a log and this keeps the rule simple); --root diffs
 	// a commit with no parent against the empty tree; -t names the trees
 	// too, not only the files in them.
-	out, err = runGitInput(ctx, r.root, commits, "diff-tree", "-r", "-t", "-m", "--root", "--no-renames", "--stdin")
+	diff := command(ctx, r.root, "diff-tree", "-r", "-t", "-m", "--root", "--no-renames", "--stdin")
+	var revErr, diffErr bytes.Buffer
+	revList.Stderr, diff.Stderr = &revErr, &diffErr
+	pr, pw, err := os.Pipe()
 	if err != nil {
+		return err
+	}
+	revList.Stdout, diff.Stdin = pw, pr
+	out, err := diff.StdoutPipe()
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return err
+	}
+	if err := revList.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return fmt.Errorf("%w: the commits up to %s: %w", ErrIncomplete, short(tip), err)
+	}
+	err = diff.Start()
+	pr.Close()
+	pw.Close()
+	if err != nil {
+		cancel()
+		revList.Wait()
 		return fmt.Errorf("%w: the trees of the commits up to %s: %w", ErrIncomplete, short(tip), err)
 	}
-	type named struct{ commit, path string }
-	first := map[string]named{} // each new object, and where it was met first
-	var objects strings.Builder
+	stopped := false
+	var bad string
 	commit := ""
-	for _, line := range strings.Split(out, "\n") {
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
 		if line == "" {
 			continue
 		}
@@ -213,31 +305,34 @@ func (r *Repo) checkConnected(ctx context.Context, tip Hash) error {
 		meta, path, _ := strings.Cut(line, "\t")
 		f := strings.Fields(meta) // :old-mode new-mode old new status
 		if len(f) < 5 {
-			return fmt.Errorf("the trees of the commits up to %s: diff-tree said %q", short(tip), line)
+			bad = line
+			break
 		}
 		mode, h := f[1], f[3]
 		if mode == "160000" || !IsHash(h) || NewHash(h).IsZero() {
 			continue // a submodule's commit lives elsewhere; a deletion names nothing
 		}
-		if _, seen := first[h]; !seen {
-			first[h] = named{commit, path}
-			objects.WriteString(h + "\n")
+		if !fn(h, commit, path) {
+			stopped = true
+			break
 		}
 	}
-	if objects.Len() == 0 {
+	if stopped || bad != "" {
+		cancel()
+	}
+	diffWait := diff.Wait()
+	revWait := revList.Wait()
+	switch {
+	case stopped:
 		return nil
+	case bad != "":
+		return fmt.Errorf("the trees of the commits up to %s: diff-tree said %q", short(tip), bad)
+	case revWait != nil:
+		return fmt.Errorf("%w: the commits up to %s: %w", ErrIncomplete, short(tip), &GitError{Args: revList.Args[1:], Stderr: strings.TrimSpace(revErr.String()), Err: revWait})
+	case diffWait != nil:
+		return fmt.Errorf("%w: the trees of the commits up to %s: %w", ErrIncomplete, short(tip), &GitError{Args: diff.Args[1:], Stderr: strings.TrimSpace(diffErr.String()), Err: diffWait})
 	}
-	out, err = runGitInput(ctx, r.root, objects.String(), "cat-file", "--batch-check=%(objectname)")
-	if err != nil {
-		return fmt.Errorf("check the objects of the commits up to %s: %w", short(tip), err)
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if h, ok := strings.CutSuffix(strings.TrimSpace(line), " missing"); ok {
-			at := first[h]
-			return fmt.Errorf("%w: commit %s names %s as %s, and the remote did not send it", ErrIncomplete, short(NewHash(at.commit)), h, at.path)
-		}
-	}
-	return nil
+	return sc.Err()
 }
 
 // uploadPack is remote.origin.uploadpack from the repository's config: the
