@@ -195,8 +195,8 @@ func TestChainFinishFailingRestoresTheWorkTreeFromTheBranch(t *testing.T) {
 			return nil
 		})
 	}
-	if _, err := write(); !errors.Is(err, gitrepo.ErrRaced) {
-		t.Fatalf("write with the branch locked = %v, want ErrRaced", err)
+	if _, err := write(); !errors.Is(err, gitrepo.ErrStaleLock) {
+		t.Fatalf("write with the branch locked = %v, want ErrStaleLock", err)
 	}
 	if tip := git(t, s.Root(), "rev-parse", "HEAD"); tip != before {
 		t.Fatalf("the branch moved to %s", tip)

@@ -85,9 +85,10 @@ func (r *Repo) moveRef(name string, old, new plumbing.Hash, steps []refStep) (mo
 		return false, fmt.Errorf("update %s: %w", name, err)
 	}
 	lockPath := path + ".lock"
-	lock, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	lock, err := takeLock(lockPath)
 	if errors.Is(err, os.ErrExist) {
-		return false, fmt.Errorf("update %s: %w: %s exists (another git or meta process is writing)", name, ErrRaced, lockPath)
+		return false, fmt.Errorf("update %s: %w: %s has been there for over %s; if no git or meta process is working in this clone, one that crashed left it: remove it (rm %s) and run the command again",
+			name, ErrStaleLock, lockPath, StaleLockGrace, lockPath)
 	}
 	if err != nil {
 		return false, fmt.Errorf("update %s: %w", name, err)
@@ -155,6 +156,21 @@ func short(h plumbing.Hash) string {
 		return "no commit"
 	}
 	return h.String()[:12]
+}
+
+// takeLock creates the lock file at p exclusively, as git does, waiting up
+// to StaleLockGrace for another git or meta that holds it (a ref update
+// holds it for moments) rather than failing at once: a write retried on
+// the spot met the same lock again, five times in a row.
+func takeLock(p string) (*os.File, error) {
+	deadline := time.Now().Add(StaleLockGrace)
+	for {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, os.ErrExist) || time.Now().After(deadline) {
+			return f, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // StaleLockGrace is how long a git lock file may live before meta takes it

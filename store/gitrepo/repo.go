@@ -38,6 +38,9 @@ var (
 	// ErrRaced: the branch moved between reading it and updating it;
 	// callers rebuild their commit on the new tip and try again.
 	ErrRaced = errors.New("branch moved during commit")
+	// ErrStaleLock: a ref's lock file stayed past StaleLockGrace, most
+	// likely left by a git that crashed; the error names the file.
+	ErrStaleLock = errors.New("ref locked")
 	// ErrDetached: HEAD names a commit, not a branch, so there is no
 	// branch for meta to add its commit to.
 	ErrDetached = errors.New("HEAD is detached")

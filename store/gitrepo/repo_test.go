@@ -232,3 +232,46 @@ func TestPushErrorCarriesAllGitSaid(t *testing.T) {
 		t.Fatalf("push past a stale lock: %v", err)
 	}
 }
+
+// A branch lock another git holds for a moment is waited for; one left by
+// a crashed git is named, with the command that removes it, and nothing
+// moves (it was taken for a race, retried at once and reported as one).
+func TestBranchLockIsWaitedForThenNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		held time.Duration // how long the lock stays; 0: for good
+	}{
+		{"held a moment", 300 * time.Millisecond},
+		{"left by a crash", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r, err := Init(dir, DefaultBranch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := commitFile(t, r, "a", "a")
+			lock := filepath.Join(dir, ".git", "refs", "heads", DefaultBranch+".lock")
+			if err := os.WriteFile(lock, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.held > 0 {
+				time.AfterFunc(tc.held, func() { os.Remove(lock) })
+			}
+			os.WriteFile(filepath.Join(dir, "b"), []byte("b"), 0o644)
+			_, err = r.Commit(first, []File{{Path: "b", Data: []byte("b")}}, "b", Signature{Name: "A", When: time.Now()})
+			if tc.held > 0 {
+				if err != nil {
+					t.Fatalf("commit while a git held the lock a moment: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrStaleLock) || errors.Is(err, ErrRaced) || !strings.Contains(err.Error(), "rm "+lock) {
+				t.Fatalf("err = %v, want ErrStaleLock naming `rm %s`", err, lock)
+			}
+			if tip := git(t, dir, "rev-parse", "HEAD"); tip != first.String() {
+				t.Fatalf("the branch moved to %s", tip)
+			}
+		})
+	}
+}
