@@ -24,8 +24,8 @@ type CommitInfo struct {
 // (from may be zero: all of to's history), parents before children, with
 // every file it adds, changes or deletes: against each of its parents for
 // a merge (one parent after the other), against nothing for a root commit.
-// It reads history through one `git log`, with paths as git has them (-z:
-// no quoting), and stops at visit's first error.
+// It reads history through `git rev-list` and `git diff-tree` (walk), with
+// paths as git has them (-z: no quoting), and stops at visit's first error.
 func (r *Repo) Walk(ctx context.Context, from, to Hash, visit func(CommitInfo, []Change) error) error {
 	return r.walk(ctx, from, to, nil, visit)
 }
@@ -51,19 +51,87 @@ func (r *Repo) Introduced(ctx context.Context, to Hash, path string, blob Hash) 
 	return found, err
 }
 
+// walkChunk is how many commits one `git diff-tree` process of a walk
+// diffs. git keeps every object it reads until it exits, so one `git log`
+// over a whole history grew with it (2.5 GB at a million commits, most of
+// a verify's memory); a process per chunk bounds it, for a few
+// milliseconds of process start a chunk.
+var walkChunk = 8192
+
+// walk lists the commits in order with `git rev-list`, streamed, and has
+// them diffed a chunk at a time by `git diff-tree --stdin`, whose output
+// is what `git log --raw` of the same commits prints, byte for byte.
 func (r *Repo) walk(ctx context.Context, from, to Hash, paths []string, visit func(CommitInfo, []Change) error) error {
 	if to.IsZero() || from == to {
 		return nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	spec := to.String()
 	if !from.IsZero() {
 		spec = from.String() + ".." + to.String()
 	}
-	cmd := command(ctx, r.root, "log", "-z", "--no-color", "--raw", "-m", "--root", "--no-renames", "--no-abbrev",
-		"--reverse", "--topo-order", "--format=commit %H %P%x1f%an <%ae>%x1f%at%x1f%s", spec)
+	args := []string{"rev-list", "--reverse", "--topo-order"}
+	var limit []string
 	if len(paths) > 0 {
-		cmd.Args = append(append(cmd.Args, "--full-history", "--"), paths...)
+		args = append(args, "--full-history")
+		limit = append([]string{"--"}, paths...)
 	}
+	rev := command(ctx, r.root, append(append(args, spec), limit...)...)
+	out, err := rev.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	rev.Stderr = &stderr
+	if err := rev.Start(); err != nil {
+		return err
+	}
+	commits := bufio.NewScanner(out)
+	var chunk bytes.Buffer
+	n := 0
+	diff := func() error {
+		if n == 0 {
+			return nil
+		}
+		err := r.diffChunk(ctx, chunk.Bytes(), limit, visit)
+		chunk.Reset()
+		n = 0
+		return err
+	}
+	var walkErr error
+	for walkErr == nil && commits.Scan() {
+		chunk.Write(commits.Bytes())
+		chunk.WriteByte('\n')
+		if n++; n == walkChunk {
+			walkErr = diff()
+		}
+	}
+	if walkErr == nil {
+		walkErr = diff()
+	}
+	if walkErr != nil {
+		cancel()
+		rev.Wait()
+		return walkErr
+	}
+	if err := rev.Wait(); err != nil {
+		return fmt.Errorf("git rev-list: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return commits.Err()
+}
+
+// diffChunk calls visit for each of the commits (ids, one a line) with
+// its changes, from one `git diff-tree --stdin`; limit is "--" and the
+// paths a walk is limited to, or nothing. A commit is never split across
+// two calls, so each is visited whole.
+func (r *Repo) diffChunk(ctx context.Context, commits []byte, limit []string, visit func(CommitInfo, []Change) error) error {
+	// --always prints a commit that changes nothing (an empty commit, a
+	// merge the same as a parent) as git log does.
+	args := append([]string{"diff-tree", "--stdin", "--always", "-r", "-z", "--no-color", "--raw", "-m", "--root", "--no-renames", "--no-abbrev",
+		"--format=commit %H %P%x1f%an <%ae>%x1f%at%x1f%s"}, limit...)
+	cmd := command(ctx, r.root, args...)
+	cmd.Stdin = bytes.NewReader(commits)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -131,7 +199,7 @@ func (r *Repo) walk(ctx context.Context, from, to Hash, paths []string, visit fu
 		return visitErr
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git log: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("git diff-tree: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return sc.Err()
 }
@@ -150,11 +218,11 @@ func splitNUL(data []byte, atEOF bool) (int, []byte, error) {
 func parseCommitHeader(s string) (CommitInfo, error) {
 	f := strings.SplitN(s, "\x1f", 4)
 	if len(f) != 4 {
-		return CommitInfo{}, fmt.Errorf("git log: unexpected commit line %q", s)
+		return CommitInfo{}, fmt.Errorf("git diff-tree: unexpected commit line %q", s)
 	}
 	ids := strings.Fields(f[0])
 	if len(ids) == 0 || !IsHash(ids[0]) {
-		return CommitInfo{}, fmt.Errorf("git log: unexpected commit line %q", s)
+		return CommitInfo{}, fmt.Errorf("git diff-tree: unexpected commit line %q", s)
 	}
 	info := CommitInfo{ID: NewHash(ids[0]), Author: f[1], Subject: f[3]}
 	for _, p := range ids[1:] {
