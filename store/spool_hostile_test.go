@@ -49,3 +49,31 @@ func TestSpooledExpectSeesTheEventGroupedBeforeIt(t *testing.T) {
 		t.Errorf("%d writers that expected a.example.com at 1.0.0 appended, want 1:\n%s", won, git(t, remote, "log", "--format=%s", "main"))
 	}
 }
+
+// Two writers start the log of one new app, one naming its project: on the
+// direct path the second finds where the first put it. Spooled into one
+// group, the app must not be started in two places at once.
+func TestSpooledNewAppIsStartedInOnePlace(t *testing.T) {
+	remote, clones, dir := spoolClones(t, 3)
+	release := holdTurnHere(t, clones[2])
+	a := appendOptsInBackground(clones[0], deploy("new.example.com", "1.0.0"), alice, AppendOptions{})
+	named := deploy("new.example.com", "1.0.0")
+	named.Address.Project = "other"
+	b := appendOptsInBackground(clones[1], named, bob, AppendOptions{})
+	spooled(t, dir, 2)
+	release()
+	for _, r := range []<-chan appendResult{a, b} {
+		if got := <-r; got.err != nil && !errors.Is(got.err, ErrMoved) {
+			t.Fatal(got.err)
+		}
+	}
+	places := map[string]bool{}
+	for _, p := range strings.Fields(git(t, remote, "ls-tree", "-r", "--name-only", "main")) {
+		if i := strings.Index(p, "/new.example.com/"); i >= 0 {
+			places[p[:i]] = true
+		}
+	}
+	if len(places) != 1 {
+		t.Errorf("new.example.com's log was started in %d places: %v", len(places), places)
+	}
+}
