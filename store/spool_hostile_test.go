@@ -77,3 +77,18 @@ func TestSpooledNewAppIsStartedInOnePlace(t *testing.T) {
 		t.Errorf("new.example.com's log was started in %d places: %v", len(places), places)
 	}
 }
+
+// Append's now is the write's time, whoever records it: a lease that ended
+// before now does not refuse the append because the turn was free.
+func TestAnAppendOnAFreeTurnKeepsItsClock(t *testing.T) {
+	_, clones, _ := spoolClones(t, 1)
+	s := clones[0]
+	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
+	t0 := time.Now()
+	if _, err := s.Lock(ctx, "a.example.com", alice, t0, time.Minute, "upgrading", AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, upgrade("a.example.com", "2.0.0"), bob, t0.Add(2*time.Minute), AppendOptions{}); err != nil {
+		t.Fatalf("an append after the lease ended: %v", err)
+	}
+}
