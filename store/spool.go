@@ -279,7 +279,7 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 	}
 	defer f.Close()
 	if tryTurn(f) {
-		return s.serveSpool(ctx, f, key, ev, actor, opts)
+		return s.serveSpool(ctx, f, key, ev, actor, now, opts)
 	}
 	sp, ok := openSpool(s.turns, key)
 	if !ok {
@@ -316,19 +316,19 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 		if tryTurn(f) {
 			defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 			if claimedAt.IsZero() && sp.withdraw(opts.ID) {
-				return s.serveSpool(ctx, f, key, ev, actor, opts)
+				return s.serveSpool(ctx, f, key, ev, actor, now, opts)
 			}
 			// Claimed: its holder answered before giving the turn back,
 			// or died first.
 			a, _ := sp.answer(opts.ID)
 			return answered(a, true)
 		}
-		now := time.Now()
+		t := time.Now()
 		if h := turnHolder(f); h != holder {
-			holder, since = h, now
+			holder, since = h, t
 		}
 		if claimedAt.IsZero() {
-			if now.Sub(since) < turnWait && now.Before(deadline) && ctx.Err() == nil {
+			if t.Sub(since) < turnWait && t.Before(deadline) && ctx.Err() == nil {
 				continue
 			}
 			if sp.withdraw(opts.ID) {
@@ -336,12 +336,12 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 				// that waited past turnWait does.
 				return direct(true)
 			}
-			claimedAt = now
+			claimedAt = t
 		}
 		// A holder took it and is recording it: wait for its answer as a
 		// write waits for a clone's lock, then go direct (by the same id,
 		// so the event is in the log once whoever records it).
-		if now.Sub(claimedAt) > lockWait || ctx.Err() != nil {
+		if t.Sub(claimedAt) > lockWait || ctx.Err() != nil {
 			return direct(true)
 		}
 	}
@@ -363,8 +363,9 @@ func (a spoolAnswer) appended(domain, id string) (*Appended, bool) {
 
 // serveSpool records this append as the remote's turn's holder (f, just
 // taken), with the requests waiting in the spool, if any, and answers
-// each before the turn is given back.
-func (s *Store) serveSpool(ctx context.Context, f *os.File, key string, ev *metav1.Event, actor *metav1.Actor, opts AppendOptions) (*Appended, error) {
+// each before the turn is given back. now is the caller's, as for Append:
+// the write's time, which leases are judged at.
+func (s *Store) serveSpool(ctx context.Context, f *os.File, key string, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
 	stampTurn(f)
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	ctx = withTurn(ctx)
@@ -372,15 +373,15 @@ func (s *Store) serveSpool(ctx context.Context, f *os.File, key string, ev *meta
 	if sp, ok := openSpool(s.turns, key); ok {
 		waiting = sp.claim(time.Now())
 		if len(waiting) > 0 {
-			return s.appendWith(ctx, sp, waiting, ev, actor, opts)
+			return s.appendWith(ctx, sp, waiting, ev, actor, now, opts)
 		}
 	}
-	return s.append(ctx, "append", ev, actor, time.Now(), opts, nil)
+	return s.append(ctx, "append", ev, actor, now, opts, nil)
 }
 
 // appendWith records ev and the claimed requests in one group write, and
 // answers the requests.
-func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev *metav1.Event, actor *metav1.Actor, opts AppendOptions) (*Appended, error) {
+func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev *metav1.Event, actor *metav1.Actor, callerNow time.Time, opts AppendOptions) (*Appended, error) {
 	items := []GroupItem{{Event: ev, Actor: actor, Options: opts}}
 	for _, c := range waiting {
 		items = append(items, c.item)
@@ -402,7 +403,7 @@ func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev 
 	}
 	// The store's own answer, with its errors' types, for what the group
 	// did not record.
-	return s.append(ctx, "append", ev, actor, now, opts, nil)
+	return s.append(ctx, "append", ev, actor, callerNow, opts, nil)
 }
 
 // answerOf is a group's result for one spooled request.
