@@ -4,11 +4,15 @@ package store
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // appendOptsInBackground appends ev to s as actor with opts and delivers
@@ -90,5 +94,85 @@ func TestAnAppendOnAFreeTurnKeepsItsClock(t *testing.T) {
 	}
 	if _, err := s.Append(ctx, upgrade("a.example.com", "2.0.0"), bob, t0.Add(2*time.Minute), AppendOptions{}); err != nil {
 		t.Fatalf("an append after the lease ended: %v", err)
+	}
+}
+
+// What lies in the spool under a request's or an answer's name but is no
+// file to read at once (a FIFO, a link to one) does not stop the holder
+// nor a waiter: it is answered, or passed over, not waited on.
+func TestASpoolFIFOBlocksNobody(t *testing.T) {
+	remote, clones, dir := spoolClones(t, 2)
+	s := clones[0]
+	if _, ok := openSpool(s.turns, filepath.Base(strings.TrimSuffix(dir, ".spool"))); !ok {
+		t.Fatal("the spool is not usable")
+	}
+	fifo, linked := record.NewID(time.Now()), record.NewID(time.Now())
+	elsewhere := filepath.Join(t.TempDir(), "fifo")
+	for _, p := range []string{filepath.Join(dir, fifo+".req"), elsewhere} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(dir, linked+".req")); err != nil {
+		t.Fatal(err)
+	}
+	// unblock lets readers stuck on FIFOs go, until got delivers, once
+	// the test gave up on them.
+	unblock := func(got <-chan appendResult, paths ...string) {
+		for {
+			for _, p := range paths {
+				if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+			}
+			select {
+			case <-got:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	done := make(chan appendResult, 1)
+	go func() {
+		out, err := s.Append(ctx, deploy("a.example.com", "1.0.0"), alice, time.Now(), AppendOptions{})
+		done <- appendResult{out, err}
+	}()
+	select {
+	case got := <-done:
+		if got.err != nil || !got.out.Pushed {
+			t.Fatalf("the holder's append: %+v, %v", got.out, got.err)
+		}
+	case <-time.After(15 * time.Second):
+		unblock(done, filepath.Join(dir, fifo+".claimed"), elsewhere)
+		t.Fatal("the holder waited on a FIFO in the spool")
+	}
+	for _, id := range []string{fifo, linked} {
+		if n := recordedTimes(t, remote, id); n != 0 {
+			t.Errorf("request %s was recorded", id)
+		}
+	}
+
+	// A waiter whose answer is a FIFO goes direct, as on garbage.
+	release := holdTurnHere(t, clones[1])
+	result := appendInBackground(s, deploy("b.example.com", "1.0.0"), bob)
+	id := spooled(t, dir, 1)[0]
+	if err := os.Rename(filepath.Join(dir, id+".req"), filepath.Join(dir, id+".claimed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, id+".res"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	select {
+	case got := <-result:
+		if got.err != nil || !got.out.Pushed || got.out.Event.GetId() != id {
+			t.Fatalf("the waiter's append: %+v, %v", got.out, got.err)
+		}
+	case <-time.After(15 * time.Second):
+		unblock(result, filepath.Join(dir, id+".res"))
+		t.Fatal("the waiter waited on a FIFO for its answer")
+	}
+	if n := recordedTimes(t, remote, id); n != 1 {
+		t.Errorf("event %s is recorded %d times", id, n)
 	}
 }
