@@ -5,7 +5,9 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,11 +162,14 @@ func (sp spool) withdraw(id string) bool { return os.Remove(sp.path(id, ".req"))
 // read; ok false while there is none.
 func (sp spool) answer(id string) (spoolAnswer, bool) {
 	p := sp.path(id, ".res")
-	data, err := os.ReadFile(p)
-	if err != nil {
+	data, err := readSpoolFile(p)
+	if errors.Is(err, os.ErrNotExist) {
 		return spoolAnswer{}, false
 	}
 	os.Remove(p)
+	if err != nil {
+		return spoolAnswer{Error: fmt.Sprintf("the turn's holder's answer: %v", err)}, true
+	}
 	var a spoolAnswer
 	if err := json.Unmarshal(data, &a); err != nil {
 		return spoolAnswer{Error: fmt.Sprintf("the turn's holder answered with garbage: %v", err)}, true
@@ -226,9 +231,9 @@ func (sp spool) claim(now time.Time) []claimed {
 
 // readRequest reads the claimed request with id at p.
 func readRequest(p, id string, now time.Time) (GroupItem, error) {
-	data, err := os.ReadFile(p)
+	data, err := readSpoolFile(p)
 	if err != nil {
-		return GroupItem{}, err
+		return GroupItem{}, fmt.Errorf("spooled request %s: %w", id, err)
 	}
 	var r spoolRequest
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -249,6 +254,37 @@ func readRequest(p, id string, now time.Time) (GroupItem, error) {
 		return GroupItem{}, fmt.Errorf("spooled request %s: operator: %w", id, err)
 	}
 	return it, nil
+}
+
+// maxSpoolFile bounds a request or an answer: an event and its operator
+// (record.MaxRecord each), in JSON's base64, with room to spare.
+const maxSpoolFile = 4*record.MaxRecord + 64<<10
+
+// readSpoolFile reads the request or answer at p: a regular file, not a
+// link (not followed), a FIFO or a device (opened without waiting, never
+// read), and at most maxSpoolFile bytes, so that nothing put in the spool
+// keeps the holder (who holds the turn meanwhile) or a waiter reading.
+func readSpoolFile(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is no regular file (%s)", filepath.Base(p), fi.Mode().Type())
+	}
+	if fi.Size() > maxSpoolFile {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d a spooled append may have", filepath.Base(p), fi.Size(), maxSpoolFile)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSpoolFile+1))
+	if err == nil && len(data) > maxSpoolFile {
+		err = fmt.Errorf("%s is more than the %d bytes a spooled append may have", filepath.Base(p), maxSpoolFile)
+	}
+	return data, err
 }
 
 // appendSpooled is Append on the spool: as the turn's holder, recording
