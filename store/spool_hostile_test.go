@@ -176,3 +176,40 @@ func TestASpoolFIFOBlocksNobody(t *testing.T) {
 		t.Errorf("event %s is recorded %d times", id, n)
 	}
 }
+
+// A waiter is told what concerns its append: not the holder's clone's own
+// business, such as files left uncommitted in that clone's work tree.
+func TestAWaiterIsNotWarnedOfTheHoldersClone(t *testing.T) {
+	_, clones, dir := spoolClones(t, 2)
+	holder := clones[1]
+	writeRaw(t, filepath.Join(holder.Root(), "stray.txt"), []byte("mine"))
+	key := turnKey(holder.repo.RemoteURL(ctx))
+	f, err := openTurnFile(holder.turns, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !tryTurn(f) {
+		t.Fatal("the turn is taken")
+	}
+	stampTurn(f)
+	result := appendInBackground(clones[0], deploy("a.example.com", "1.0.0"), bob)
+	spooled(t, dir, 1)
+	// The holder's own append, with the turn it holds.
+	own, err := holder.serveSpool(ctx, f, key, deploy("b.example.com", "1.0.0"), alice, time.Now(), AppendOptions{ID: record.NewID(time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := <-result
+	if got.err != nil || !got.out.Pushed {
+		t.Fatalf("the waiter: %+v, %v", got.out, got.err)
+	}
+	if len(own.Warnings) == 0 {
+		t.Fatal("the holder was not warned of its stray file: the test proves nothing")
+	}
+	for _, w := range got.out.Warnings {
+		if strings.Contains(w, "stray.txt") {
+			t.Errorf("the waiter was warned of the holder's clone: %s", w)
+		}
+	}
+}
