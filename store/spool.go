@@ -106,8 +106,9 @@ type spoolAnswer struct {
 	Record []byte `json:"record,omitempty"`
 	Path   string `json:"path,omitempty"`
 	Commit string `json:"commit,omitempty"`
-	// Warnings and NewApps are the group write's, as far as they concern
-	// the request's app.
+	// Warnings are none of a pushed write's (those are of the holder's
+	// clone); NewApps are the group write's, as far as they concern the
+	// request's app.
 	Warnings []string    `json:"warnings,omitempty"`
 	NewApps  []Placement `json:"new_apps,omitempty"`
 }
@@ -339,6 +340,10 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 	// direct path.
 	answered := func(a spoolAnswer, turn bool) (*Appended, error) {
 		if out, ok := a.appended(ev.GetAddress().GetApp(), opts.ID); ok {
+			// As a direct append says of this clone's files.
+			for _, o := range s.repo.Others(projects.Root) {
+				out.Warnings = append(out.Warnings, "not committed by meta: "+o)
+			}
 			return out, nil
 		}
 		return direct(turn)
@@ -455,7 +460,9 @@ func answerOf(r GroupResult, domain string) spoolAnswer {
 	if err != nil {
 		return spoolAnswer{Error: err.Error()}
 	}
-	return spoolAnswer{Record: data, Path: a.Path, Commit: a.Commit, Warnings: a.Warnings, NewApps: a.NewApps}
+	// No warnings: a pushed write's are of files left uncommitted in the
+	// holder's clone, none of the waiter's business (it looks at its own).
+	return spoolAnswer{Record: data, Path: a.Path, Commit: a.Commit, NewApps: a.NewApps}
 }
 
 // narrow is a group's Appended for one event: the group's Written names
