@@ -31,6 +31,10 @@ import (
 // commits): each operator's meta appends on the direct path instead.
 var ErrGroupSigned = errors.New("the log's commits are signed: a hub does not commit for its operators; append directly")
 
+// errGroupOrder refuses a group item that can only be decided after an
+// earlier item of its group: its operator's meta appends it directly.
+var errGroupOrder = errors.New("decided after another event of its app")
+
 // errAlready stops an append whose event id the log already holds.
 var errAlready = errors.New("already recorded")
 
@@ -79,9 +83,18 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 		added = added[:0]
 		clear(twice)
 		ids := map[string]int{}
+		// where is the address of each app an earlier item of the group
+		// adds an event of. Each item is checked on the tip the group
+		// starts from, which holds none of them: an item that expects its
+		// app's head, or that places its app elsewhere than an earlier
+		// item did (a new app's log started in two places), is not judged
+		// here but sent down the direct path, which decides it after them.
+		where := map[string]projects.Address{}
 		for i, it := range items {
 			res[i] = GroupResult{}
 			a, found, err := tx.groupItem(it, now)
+			domain := it.Event.GetAddress().GetApp()
+			prev, earlier := where[a.App]
 			switch {
 			case err != nil:
 				res[i].Err = err
@@ -89,7 +102,12 @@ func (s *Store) AppendGroup(ctx context.Context, hub *metav1.Actor, now time.Tim
 				res[i].Appended = found
 			case ids[it.Options.ID] > 0:
 				twice[i] = ids[it.Options.ID] - 1
+			case earlier && it.Options.Expect != "":
+				res[i].Err = fmt.Errorf("append %s: %w: an event of the app comes before it in the hub's group, and what it expects is judged after that one", domain, errGroupOrder)
+			case earlier && prev != a:
+				res[i].Err = fmt.Errorf("append %s: %w: an event of the app placed under %s comes before it in the hub's group, and it places the app under %s", domain, errGroupOrder, prev, a)
 			default:
+				where[a.App] = a
 				ids[it.Options.ID] = i + 1
 				opts := it.Options
 				tx.adds = append(tx.adds, txEvent{addr: a, ev: it.Event, actor: it.Actor, opts: &opts})

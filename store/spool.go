@@ -5,7 +5,9 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,8 +106,9 @@ type spoolAnswer struct {
 	Record []byte `json:"record,omitempty"`
 	Path   string `json:"path,omitempty"`
 	Commit string `json:"commit,omitempty"`
-	// Warnings and NewApps are the group write's, as far as they concern
-	// the request's app.
+	// Warnings are none of a pushed write's (those are of the holder's
+	// clone); NewApps are the group write's, as far as they concern the
+	// request's app.
 	Warnings []string    `json:"warnings,omitempty"`
 	NewApps  []Placement `json:"new_apps,omitempty"`
 }
@@ -160,11 +163,14 @@ func (sp spool) withdraw(id string) bool { return os.Remove(sp.path(id, ".req"))
 // read; ok false while there is none.
 func (sp spool) answer(id string) (spoolAnswer, bool) {
 	p := sp.path(id, ".res")
-	data, err := os.ReadFile(p)
-	if err != nil {
+	data, err := readSpoolFile(p)
+	if errors.Is(err, os.ErrNotExist) {
 		return spoolAnswer{}, false
 	}
 	os.Remove(p)
+	if err != nil {
+		return spoolAnswer{Error: fmt.Sprintf("the turn's holder's answer: %v", err)}, true
+	}
 	var a spoolAnswer
 	if err := json.Unmarshal(data, &a); err != nil {
 		return spoolAnswer{Error: fmt.Sprintf("the turn's holder answered with garbage: %v", err)}, true
@@ -226,9 +232,9 @@ func (sp spool) claim(now time.Time) []claimed {
 
 // readRequest reads the claimed request with id at p.
 func readRequest(p, id string, now time.Time) (GroupItem, error) {
-	data, err := os.ReadFile(p)
+	data, err := readSpoolFile(p)
 	if err != nil {
-		return GroupItem{}, err
+		return GroupItem{}, fmt.Errorf("spooled request %s: %w", id, err)
 	}
 	var r spoolRequest
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -249,6 +255,37 @@ func readRequest(p, id string, now time.Time) (GroupItem, error) {
 		return GroupItem{}, fmt.Errorf("spooled request %s: operator: %w", id, err)
 	}
 	return it, nil
+}
+
+// maxSpoolFile bounds a request or an answer: an event and its operator
+// (record.MaxRecord each), in JSON's base64, with room to spare.
+const maxSpoolFile = 4*record.MaxRecord + 64<<10
+
+// readSpoolFile reads the request or answer at p: a regular file, not a
+// link (not followed), a FIFO or a device (opened without waiting, never
+// read), and at most maxSpoolFile bytes, so that nothing put in the spool
+// keeps the holder (who holds the turn meanwhile) or a waiter reading.
+func readSpoolFile(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is no regular file (%s)", filepath.Base(p), fi.Mode().Type())
+	}
+	if fi.Size() > maxSpoolFile {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d a spooled append may have", filepath.Base(p), fi.Size(), maxSpoolFile)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSpoolFile+1))
+	if err == nil && len(data) > maxSpoolFile {
+		err = fmt.Errorf("%s is more than the %d bytes a spooled append may have", filepath.Base(p), maxSpoolFile)
+	}
+	return data, err
 }
 
 // appendSpooled is Append on the spool: as the turn's holder, recording
@@ -279,7 +316,7 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 	}
 	defer f.Close()
 	if tryTurn(f) {
-		return s.serveSpool(ctx, f, key, ev, actor, opts)
+		return s.serveSpool(ctx, f, key, ev, actor, now, opts)
 	}
 	sp, ok := openSpool(s.turns, key)
 	if !ok {
@@ -303,6 +340,10 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 	// direct path.
 	answered := func(a spoolAnswer, turn bool) (*Appended, error) {
 		if out, ok := a.appended(ev.GetAddress().GetApp(), opts.ID); ok {
+			// As a direct append says of this clone's files.
+			for _, o := range s.repo.Others(projects.Root) {
+				out.Warnings = append(out.Warnings, "not committed by meta: "+o)
+			}
 			return out, nil
 		}
 		return direct(turn)
@@ -316,19 +357,19 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 		if tryTurn(f) {
 			defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 			if claimedAt.IsZero() && sp.withdraw(opts.ID) {
-				return s.serveSpool(ctx, f, key, ev, actor, opts)
+				return s.serveSpool(ctx, f, key, ev, actor, now, opts)
 			}
 			// Claimed: its holder answered before giving the turn back,
 			// or died first.
 			a, _ := sp.answer(opts.ID)
 			return answered(a, true)
 		}
-		now := time.Now()
+		t := time.Now()
 		if h := turnHolder(f); h != holder {
-			holder, since = h, now
+			holder, since = h, t
 		}
 		if claimedAt.IsZero() {
-			if now.Sub(since) < turnWait && now.Before(deadline) && ctx.Err() == nil {
+			if t.Sub(since) < turnWait && t.Before(deadline) && ctx.Err() == nil {
 				continue
 			}
 			if sp.withdraw(opts.ID) {
@@ -336,12 +377,12 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 				// that waited past turnWait does.
 				return direct(true)
 			}
-			claimedAt = now
+			claimedAt = t
 		}
 		// A holder took it and is recording it: wait for its answer as a
 		// write waits for a clone's lock, then go direct (by the same id,
 		// so the event is in the log once whoever records it).
-		if now.Sub(claimedAt) > lockWait || ctx.Err() != nil {
+		if t.Sub(claimedAt) > lockWait || ctx.Err() != nil {
 			return direct(true)
 		}
 	}
@@ -363,8 +404,9 @@ func (a spoolAnswer) appended(domain, id string) (*Appended, bool) {
 
 // serveSpool records this append as the remote's turn's holder (f, just
 // taken), with the requests waiting in the spool, if any, and answers
-// each before the turn is given back.
-func (s *Store) serveSpool(ctx context.Context, f *os.File, key string, ev *metav1.Event, actor *metav1.Actor, opts AppendOptions) (*Appended, error) {
+// each before the turn is given back. now is the caller's, as for Append:
+// the write's time, which leases are judged at.
+func (s *Store) serveSpool(ctx context.Context, f *os.File, key string, ev *metav1.Event, actor *metav1.Actor, now time.Time, opts AppendOptions) (*Appended, error) {
 	stampTurn(f)
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	ctx = withTurn(ctx)
@@ -372,15 +414,15 @@ func (s *Store) serveSpool(ctx context.Context, f *os.File, key string, ev *meta
 	if sp, ok := openSpool(s.turns, key); ok {
 		waiting = sp.claim(time.Now())
 		if len(waiting) > 0 {
-			return s.appendWith(ctx, sp, waiting, ev, actor, opts)
+			return s.appendWith(ctx, sp, waiting, ev, actor, now, opts)
 		}
 	}
-	return s.append(ctx, "append", ev, actor, time.Now(), opts, nil)
+	return s.append(ctx, "append", ev, actor, now, opts, nil)
 }
 
 // appendWith records ev and the claimed requests in one group write, and
 // answers the requests.
-func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev *metav1.Event, actor *metav1.Actor, opts AppendOptions) (*Appended, error) {
+func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev *metav1.Event, actor *metav1.Actor, callerNow time.Time, opts AppendOptions) (*Appended, error) {
 	items := []GroupItem{{Event: ev, Actor: actor, Options: opts}}
 	for _, c := range waiting {
 		items = append(items, c.item)
@@ -402,7 +444,7 @@ func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev 
 	}
 	// The store's own answer, with its errors' types, for what the group
 	// did not record.
-	return s.append(ctx, "append", ev, actor, now, opts, nil)
+	return s.append(ctx, "append", ev, actor, callerNow, opts, nil)
 }
 
 // answerOf is a group's result for one spooled request.
@@ -418,7 +460,9 @@ func answerOf(r GroupResult, domain string) spoolAnswer {
 	if err != nil {
 		return spoolAnswer{Error: err.Error()}
 	}
-	return spoolAnswer{Record: data, Path: a.Path, Commit: a.Commit, Warnings: a.Warnings, NewApps: a.NewApps}
+	// No warnings: a pushed write's are of files left uncommitted in the
+	// holder's clone, none of the waiter's business (it looks at its own).
+	return spoolAnswer{Record: data, Path: a.Path, Commit: a.Commit, NewApps: a.NewApps}
 }
 
 // narrow is a group's Appended for one event: the group's Written names
