@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/proto"
 
-	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // Group commit (store/group.go): operators' meta hand their appends to the
@@ -55,18 +53,14 @@ func (h *Hub) listenAppends() error {
 
 // takeAppend decodes one request and queues it.
 func (h *Hub) takeAppend(m *nats.Msg) {
-	var req notify.AppendRequest
+	var req record.Handover
 	if err := json.Unmarshal(m.Data, &req); err != nil {
-		answerAppend(m, notify.AppendReply{Error: "not an append request: " + err.Error()})
+		answerAppend(m, record.HandoverReply{Error: "not an append request: " + err.Error()})
 		return
 	}
-	ev, actor := &metav1.Event{}, &metav1.Actor{}
-	if err := proto.Unmarshal(req.Event, ev); err != nil {
-		answerAppend(m, notify.AppendReply{Error: "not an event: " + err.Error()})
-		return
-	}
-	if err := proto.Unmarshal(req.Actor, actor); err != nil {
-		answerAppend(m, notify.AppendReply{Error: "not an operator: " + err.Error()})
+	ev, actor, err := req.Decode()
+	if err != nil {
+		answerAppend(m, record.HandoverReply{Error: err.Error()})
 		return
 	}
 	p := &pendingAppend{msg: m, item: store.GroupItem{Event: ev, Actor: actor,
@@ -77,7 +71,7 @@ func (h *Hub) takeAppend(m *nats.Msg) {
 	select {
 	case h.appends <- p:
 	default:
-		answerAppend(m, notify.AppendReply{Error: "the hub is busy"})
+		answerAppend(m, record.HandoverReply{Error: "the hub is busy"})
 	}
 }
 
@@ -120,7 +114,7 @@ func (h *Hub) groupCommits(ctx context.Context) {
 		results := h.cfg.Store.AppendGroup(ctx, actor, now, items)
 		last.n, last.took = len(items), time.Since(start)
 		for i, r := range results {
-			answerAppend(live[i].msg, replyOf(r))
+			answerAppend(live[i].msg, r.Reply())
 		}
 		h.grouped.Add(int64(len(live)))
 		h.committed()
@@ -167,32 +161,7 @@ const (
 	maxGather   = 25 * time.Millisecond
 )
 
-// replyOf is the answer for one result: an error unless it is committed
-// and pushed.
-func replyOf(r store.GroupResult) notify.AppendReply {
-	switch {
-	case r.Err != nil:
-		return notify.AppendReply{Error: r.Err.Error()}
-	case r.Appended == nil:
-		return notify.AppendReply{Error: "not recorded"}
-	case !r.Pushed:
-		return notify.AppendReply{Error: "committed by the hub but not pushed: " + strings.Join(r.Warnings, "; ")}
-	}
-	data, err := proto.Marshal(r.Event)
-	if err != nil {
-		return notify.AppendReply{Error: err.Error()}
-	}
-	out := notify.AppendReply{Record: data, Path: r.Path, Commit: r.Commit}
-	for _, p := range r.NewApps {
-		if p.Address == (store.Placement{}).Address || p.Address.App != r.Event.GetAddress().GetApp() {
-			continue
-		}
-		out.Notes = append(out.Notes, p.String())
-	}
-	return out
-}
-
-func answerAppend(m *nats.Msg, r notify.AppendReply) {
+func answerAppend(m *nats.Msg, r record.HandoverReply) {
 	data, _ := json.Marshal(r)
 	m.Respond(data)
 }

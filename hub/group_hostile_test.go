@@ -24,7 +24,7 @@ import (
 // or a replay of what an appender sent, can make the hub do.
 
 // request is the hand-over of ev by actor under id, as an appender sends it.
-func request(t testing.TB, ev *metav1.Event, actor *metav1.Actor, id string) notify.AppendRequest {
+func request(t testing.TB, ev *metav1.Event, actor *metav1.Actor, id string) record.Handover {
 	t.Helper()
 	evData, err := proto.Marshal(ev)
 	if err != nil {
@@ -34,7 +34,7 @@ func request(t testing.TB, ev *metav1.Event, actor *metav1.Actor, id string) not
 	if err != nil {
 		t.Fatal(err)
 	}
-	return notify.AppendRequest{Event: evData, Actor: actorData, ID: id}
+	return record.Handover{Event: evData, Actor: actorData, ID: id}
 }
 
 func deployEv(app, version string) *metav1.Event {
@@ -43,7 +43,7 @@ func deployEv(app, version string) *metav1.Event {
 
 // ask hands req to the hub and says what it answered; a timeout fails the
 // test (the hub must answer every request it can read).
-func askHub(t testing.TB, o notify.Options, req notify.AppendRequest) (notify.AppendReply, error) {
+func askHub(t testing.TB, o notify.Options, req record.Handover) (record.HandoverReply, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), notify.AppendBudget)
 	defer cancel()
@@ -98,49 +98,49 @@ func TestGroupCommitRefusesHostileRequests(t *testing.T) {
 	lockBody.Body = &metav1.Event_Lock{Lock: &metav1.Lock{}}
 	for _, tt := range []struct {
 		name string
-		req  func() notify.AppendRequest
+		req  func() record.Handover
 	}{
-		{"a kind whose body does not match", func() notify.AppendRequest { return request(t, lockBody, mallory, fresh()) }},
-		{"an unknown kind", func() notify.AppendRequest {
+		{"a kind whose body does not match", func() record.Handover { return request(t, lockBody, mallory, fresh()) }},
+		{"an unknown kind", func() record.Handover {
 			return request(t, &metav1.Event{Kind: 999, Address: &metav1.Address{App: "a.example.com"}}, mallory, fresh())
 		}},
-		{"an env event", func() notify.AppendRequest {
+		{"an env event", func() record.Handover {
 			return request(t, &metav1.Event{Kind: metav1.Kind_KIND_ENV, Address: &metav1.Address{App: "a.example.com"}}, mallory, fresh())
 		}},
-		{"a deploy without a version", func() notify.AppendRequest { return request(t, deployEv("a.example.com", ""), mallory, fresh()) }},
-		{"an app that climbs out of the log", func() notify.AppendRequest {
+		{"a deploy without a version", func() record.Handover { return request(t, deployEv("a.example.com", ""), mallory, fresh()) }},
+		{"an app that climbs out of the log", func() record.Handover {
 			return request(t, deployEv("../../../../etc/x.example.com", "1"), mallory, fresh())
 		}},
-		{"a project that climbs out of the log", func() notify.AppendRequest {
+		{"a project that climbs out of the log", func() record.Handover {
 			ev := deployEv("b.example.com", "1")
 			ev.Address.Project = "../.."
 			return request(t, ev, mallory, fresh())
 		}},
-		{"a control character in the operator", func() notify.AppendRequest {
+		{"a control character in the operator", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.2"), &metav1.Actor{Name: "Mallory\nCommitter: x"}, fresh())
 		}},
-		{"angle brackets in the operator's name", func() notify.AppendRequest {
+		{"angle brackets in the operator's name", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.3"), &metav1.Actor{Name: "Alice <alice@example.com> 0 +0000>", Email: "x"}, fresh())
 		}},
-		{"an angle bracket in the operator's email", func() notify.AppendRequest {
+		{"an angle bracket in the operator's email", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.4"), &metav1.Actor{Name: "Mallory", Email: "m@example.com> 1 +0000"}, fresh())
 		}},
-		{"a blank operator", func() notify.AppendRequest {
+		{"a blank operator", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.5"), &metav1.Actor{Name: "   "}, fresh())
 		}},
-		{"a malformed id", func() notify.AppendRequest {
+		{"a malformed id", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.6"), mallory, "../../../../meta.yaml")
 		}},
-		{"an id past what a time can say", func() notify.AppendRequest {
+		{"an id past what a time can say", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.7"), mallory, "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
 		}},
-		{"an id a year ahead", func() notify.AppendRequest {
+		{"an id a year ahead", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.9"), mallory, idAt(time.Now().AddDate(1, 0, 0)))
 		}},
-		{"an id from 2001", func() notify.AppendRequest {
+		{"an id from 2001", func() record.Handover {
 			return request(t, deployEv("a.example.com", "1.0.10"), mallory, idAt(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)))
 		}},
-		{"an oversized record", func() notify.AppendRequest {
+		{"an oversized record", func() record.Handover {
 			ev := deployEv("a.example.com", "1.0.8")
 			ev.Message = strings.Repeat("x", 200<<10)
 			return request(t, ev, mallory, fresh())
@@ -217,7 +217,7 @@ func TestGroupCommitSameRequestTwice(t *testing.T) {
 	slow.waitEntered(t)
 	twice := request(t, deployEv("b.example.com", "1.0.0"), alice, record.NewID(time.Now()))
 	answers := make([]error, 2)
-	replies := make([]notify.AppendReply, 2)
+	replies := make([]record.HandoverReply, 2)
 	var wg sync.WaitGroup
 	for i := range answers {
 		wg.Add(1)

@@ -15,6 +15,7 @@ import (
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/notify"
 	"git.coopcloud.tech/coop-cloud/meta/store"
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // seedOptions are NATS options connecting to h with the seed file.
@@ -207,7 +208,7 @@ func TestGroupCommitRefusesForgedRequests(t *testing.T) {
 				}
 			}
 			o := seedOptions(t, h, tt.seed)
-			_, err := notify.RequestAppend(context.Background(), o, notify.AppendRequest{Event: []byte{}, ID: "x"})
+			_, err := notify.RequestAppend(context.Background(), o, record.Handover{Event: []byte{}, ID: "x"})
 			if !errors.Is(err, notify.ErrHubAppend) {
 				t.Fatalf("request: %v, want ErrHubAppend", err)
 			}
@@ -220,11 +221,11 @@ func TestGroupCommitRefusesForgedRequests(t *testing.T) {
 	o := seedOptions(t, h, h.AppenderSeed())
 	for _, tt := range []struct {
 		name string
-		req  notify.AppendRequest
+		req  record.Handover
 	}{
-		{"not an event", notify.AppendRequest{Event: []byte("not protobuf \xff\xff"), ID: "01JAAAAAAAAAAAAAAAAAAAAAAA"}},
-		{"no operator", notify.AppendRequest{ID: "01JAAAAAAAAAAAAAAAAAAAAAAA"}},
-		{"no id", notify.AppendRequest{Actor: []byte{0x0a, 0x01, 'x'}}},
+		{"not an event", record.Handover{Event: []byte("not protobuf \xff\xff"), ID: "01JAAAAAAAAAAAAAAAAAAAAAAA"}},
+		{"no operator", record.Handover{ID: "01JAAAAAAAAAAAAAAAAAAAAAAA"}},
+		{"no id", record.Handover{Actor: []byte{0x0a, 0x01, 'x'}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

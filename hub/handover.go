@@ -51,11 +51,7 @@ func Append(ctx context.Context, s *store.Store, o notify.Options, ev *metav1.Ev
 // handOver asks the hub to record ev with the id opts.ID, and waits for it
 // to be committed and pushed.
 func handOver(ctx context.Context, o notify.Options, ev *metav1.Event, actor *metav1.Actor, opts store.AppendOptions) (*Handed, error) {
-	evData, err := proto.Marshal(ev)
-	if err != nil {
-		return nil, err
-	}
-	actorData, err := proto.Marshal(actor)
+	req, err := record.NewHandover(ev, actor, opts.ID, opts.Server, opts.Expect, opts.Force, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +60,7 @@ func handOver(ctx context.Context, o notify.Options, ev *metav1.Event, actor *me
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = time.Second
 	}
-	reply, err := notify.RequestAppend(ctx, o, notify.AppendRequest{Event: evData, Actor: actorData, ID: opts.ID, Server: opts.Server, Expect: opts.Expect, Force: opts.Force})
+	reply, err := notify.RequestAppend(ctx, o, req)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"git.coopcloud.tech/coop-cloud/meta/store/record"
 )
 
 // AppendSubject is where an operator's meta hands an event to the hub for
@@ -16,45 +18,15 @@ import (
 // user (and the hub's) may publish to it; followers may not.
 const AppendSubject = "meta.hub.append"
 
-// AppendRequest is one append handed to the hub. Event and Actor are the
-// protobuf encodings of the event as the operator's meta built it (meta.v1
-// Event, not yet stamped) and of its operator. ID is the event id the
-// operator's meta chose, which its direct path uses too if the hub does not
-// answer. Deadline is when the operator's meta stops waiting (Unix
-// milliseconds): the hub does not start on it after that.
-type AppendRequest struct {
-	Event    []byte `json:"event"`
-	Actor    []byte `json:"actor"`
-	ID       string `json:"id"`
-	Server   string `json:"server,omitempty"`
-	Expect   string `json:"expect,omitempty"`
-	Force    bool   `json:"force,omitempty"`
-	Deadline int64  `json:"deadline"`
-}
-
-// AppendReply is the hub's answer. Error empty: the event is committed and
-// pushed, Record is its record file's content, at Path, in Commit. Notes
-// are what the operator is told (a new app's placement, warnings). Any
-// error, even one the direct path would give too (a lease, --expect),
-// sends the operator's meta down the direct path, which says it with the
-// store's own error.
-type AppendReply struct {
-	Record []byte   `json:"record,omitempty"`
-	Path   string   `json:"path,omitempty"`
-	Commit string   `json:"commit,omitempty"`
-	Notes  []string `json:"notes,omitempty"`
-	Error  string   `json:"error,omitempty"`
-}
-
 // ErrHubAppend means the hub did not record an append: none answered in
 // time, NATS refused the request, or the hub could not commit or push it.
 // The operator's meta then appends directly, with the same event id.
 var ErrHubAppend = errors.New("the hub did not record the append")
 
 // RequestAppend hands req to the hub on the NATS server o names and waits
-// for its answer until ctx ends.
-func RequestAppend(ctx context.Context, o Options, req AppendRequest) (AppendReply, error) {
-	var reply AppendReply
+// for its answer until ctx ends; req's deadline is ctx's.
+func RequestAppend(ctx context.Context, o Options, req record.Handover) (record.HandoverReply, error) {
+	var reply record.HandoverReply
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, AppendBudget)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	metav1 "git.coopcloud.tech/coop-cloud/meta/gen/meta/v1"
 	"git.coopcloud.tech/coop-cloud/meta/projects"
@@ -61,6 +64,45 @@ type GroupItem struct {
 type GroupResult struct {
 	*Appended
 	Err error
+}
+
+// Reply is the answer for one result, to whoever handed its append over
+// (a hub's appender, a waiter of the spool): an error unless it is
+// committed and pushed, with the event as recorded and the placement of
+// its app when the group started its log.
+func (r GroupResult) Reply() record.HandoverReply {
+	switch {
+	case r.Err != nil:
+		return record.HandoverReply{Error: r.Err.Error()}
+	case r.Appended == nil:
+		return record.HandoverReply{Error: "not recorded"}
+	case !r.Pushed:
+		return record.HandoverReply{Error: "committed but not pushed: " + strings.Join(r.Warnings, "; ")}
+	}
+	data, err := proto.Marshal(r.Event)
+	if err != nil {
+		return record.HandoverReply{Error: err.Error()}
+	}
+	out := record.HandoverReply{Record: data, Path: r.Path, Commit: r.Commit}
+	for _, p := range r.newApps() {
+		out.Notes = append(out.Notes, p.String())
+	}
+	return out
+}
+
+// newApps are the apps the group started whose log is the result's app's
+// (the group's Written names every one it started).
+func (r GroupResult) newApps() []Placement {
+	if r.Appended == nil || r.Written == nil {
+		return nil
+	}
+	var out []Placement
+	for _, p := range r.NewApps {
+		if p.Address != (Placement{}).Address && p.App == r.Event.GetAddress().GetApp() {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // AppendGroup records items in one write, each event as its own commit by

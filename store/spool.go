@@ -85,32 +85,12 @@ func heldTurn(ctx context.Context) bool {
 	return h
 }
 
-// spoolRequest is a waiting appender's append, as it writes it down.
-type spoolRequest struct {
-	Event  []byte `json:"event"`
-	Actor  []byte `json:"actor"`
-	ID     string `json:"id"`
-	Server string `json:"server,omitempty"`
-	Expect string `json:"expect,omitempty"`
-	Force  bool   `json:"force,omitempty"`
-	// Deadline is when the appender stops waiting, in Unix milliseconds:
-	// a holder does not record a request past it.
-	Deadline int64 `json:"deadline_unix_ms"`
-}
-
-// spoolAnswer is what the holder did with a request.
+// spoolAnswer is what the holder did with a request: a hub's reply, and
+// the placement of the app when the group started its log (Written's
+// NewApps for the waiter; the hub's appender prints the reply's notes).
 type spoolAnswer struct {
-	// Error, when set, is why it did not record and push the event: the
-	// appender then appends it directly.
-	Error  string `json:"error,omitempty"`
-	Record []byte `json:"record,omitempty"`
-	Path   string `json:"path,omitempty"`
-	Commit string `json:"commit,omitempty"`
-	// Warnings are none of a pushed write's (those are of the holder's
-	// clone); NewApps are the group write's, as far as they concern the
-	// request's app.
-	Warnings []string    `json:"warnings,omitempty"`
-	NewApps  []Placement `json:"new_apps,omitempty"`
+	record.HandoverReply
+	NewApps []Placement `json:"new_apps,omitempty"`
 }
 
 // spool is the directory of one remote's spooled requests.
@@ -147,7 +127,7 @@ func openSpool(turns, key string) (spool, bool) {
 func (sp spool) path(id, ext string) string { return filepath.Join(sp.dir, id+ext) }
 
 // put writes the request down for the holder.
-func (sp spool) put(r spoolRequest) error {
+func (sp spool) put(r record.Handover) error {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -169,11 +149,11 @@ func (sp spool) answer(id string) (spoolAnswer, bool) {
 	}
 	os.Remove(p)
 	if err != nil {
-		return spoolAnswer{Error: fmt.Sprintf("the turn's holder's answer: %v", err)}, true
+		return answerError(fmt.Sprintf("the turn's holder's answer: %v", err)), true
 	}
 	var a spoolAnswer
 	if err := json.Unmarshal(data, &a); err != nil {
-		return spoolAnswer{Error: fmt.Sprintf("the turn's holder answered with garbage: %v", err)}, true
+		return answerError(fmt.Sprintf("the turn's holder answered with garbage: %v", err)), true
 	}
 	return a, true
 }
@@ -222,7 +202,7 @@ func (sp spool) claim(now time.Time) []claimed {
 		}
 		it, err := readRequest(sp.path(id, ".claimed"), id, now)
 		if err != nil {
-			sp.reply(id, spoolAnswer{Error: err.Error()})
+			sp.reply(id, answerError(err.Error()))
 			continue
 		}
 		out = append(out, claimed{id: id, item: it})
@@ -236,7 +216,7 @@ func readRequest(p, id string, now time.Time) (GroupItem, error) {
 	if err != nil {
 		return GroupItem{}, fmt.Errorf("spooled request %s: %w", id, err)
 	}
-	var r spoolRequest
+	var r record.Handover
 	if err := json.Unmarshal(data, &r); err != nil {
 		return GroupItem{}, fmt.Errorf("spooled request %s: %w", id, err)
 	}
@@ -246,14 +226,11 @@ func readRequest(p, id string, now time.Time) (GroupItem, error) {
 	if now.After(time.UnixMilli(r.Deadline)) {
 		return GroupItem{}, fmt.Errorf("spooled request %s: its appender stopped waiting at %s", id, time.UnixMilli(r.Deadline).UTC().Format(time.RFC3339Nano))
 	}
-	it := GroupItem{Event: &metav1.Event{}, Actor: &metav1.Actor{},
-		Options: AppendOptions{ID: r.ID, Server: r.Server, Expect: r.Expect, Force: r.Force}}
-	if err := proto.Unmarshal(r.Event, it.Event); err != nil {
-		return GroupItem{}, fmt.Errorf("spooled request %s: event: %w", id, err)
+	ev, actor, err := r.Decode()
+	if err != nil {
+		return GroupItem{}, fmt.Errorf("spooled request %s: %w", id, err)
 	}
-	if err := proto.Unmarshal(r.Actor, it.Actor); err != nil {
-		return GroupItem{}, fmt.Errorf("spooled request %s: operator: %w", id, err)
-	}
+	it := GroupItem{Event: ev, Actor: actor, Options: AppendOptions{ID: r.ID, Server: r.Server, Expect: r.Expect, Force: r.Force}}
 	return it, nil
 }
 
@@ -322,18 +299,13 @@ func (s *Store) appendSpooled(ctx context.Context, ev *metav1.Event, actor *meta
 	if !ok {
 		return direct(false)
 	}
-	evData, err := proto.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("append %s: %w", ev.GetAddress().GetApp(), err)
-	}
-	actorData, err := proto.Marshal(actor)
-	if err != nil {
-		return nil, fmt.Errorf("append %s: %w", ev.GetAddress().GetApp(), err)
-	}
 	start := time.Now()
 	deadline := start.Add(turnMaxWait)
-	if err := sp.put(spoolRequest{Event: evData, Actor: actorData, ID: opts.ID, Server: opts.Server,
-		Expect: opts.Expect, Force: opts.Force, Deadline: deadline.UnixMilli()}); err != nil {
+	req, err := record.NewHandover(ev, actor, opts.ID, opts.Server, opts.Expect, opts.Force, deadline)
+	if err != nil {
+		return nil, fmt.Errorf("append %s: %w", ev.GetAddress().GetApp(), err)
+	}
+	if err := sp.put(req); err != nil {
 		return direct(false)
 	}
 	// answered is the waiter's end: the holder's answer believed, or the
@@ -398,7 +370,7 @@ func (a spoolAnswer) appended(domain, id string) (*Appended, bool) {
 	if proto.Unmarshal(a.Record, got) != nil || got.GetId() != id || got.GetAddress().GetApp() != domain || a.Path == "" {
 		return nil, false
 	}
-	w := &Written{Events: []*metav1.Event{got}, Paths: []string{a.Path}, Commit: a.Commit, Pushed: true, Warnings: a.Warnings, NewApps: a.NewApps}
+	w := &Written{Events: []*metav1.Event{got}, Paths: []string{a.Path}, Commit: a.Commit, Pushed: true, NewApps: a.NewApps}
 	return &Appended{Written: w, Event: got, Path: a.Path}, true
 }
 
@@ -437,10 +409,10 @@ func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev 
 	}
 	res := s.AppendGroup(ctx, actor, now, items)
 	for i, c := range waiting {
-		sp.reply(c.id, answerOf(res[i+1], c.item.Event.GetAddress().GetApp()))
+		sp.reply(c.id, answerOf(res[i+1]))
 	}
 	if own := res[0]; own.Err == nil && own.Appended != nil {
-		return narrow(own.Appended, ev.GetAddress().GetApp()), nil
+		return own.narrow(), nil
 	}
 	// The store's own answer, with its errors' types, for what the group
 	// did not record.
@@ -448,34 +420,23 @@ func (s *Store) appendWith(ctx context.Context, sp spool, waiting []claimed, ev 
 }
 
 // answerOf is a group's result for one spooled request.
-func answerOf(r GroupResult, domain string) spoolAnswer {
-	switch {
-	case r.Err != nil:
-		return spoolAnswer{Error: r.Err.Error()}
-	case r.Appended == nil || !r.Pushed:
-		return spoolAnswer{Error: "recorded in the turn's holder's clone, not pushed"}
-	}
-	a := narrow(r.Appended, domain)
-	data, err := proto.Marshal(a.Event)
-	if err != nil {
-		return spoolAnswer{Error: err.Error()}
-	}
+func answerOf(r GroupResult) spoolAnswer {
 	// No warnings: a pushed write's are of files left uncommitted in the
 	// holder's clone, none of the waiter's business (it looks at its own).
-	return spoolAnswer{Record: data, Path: a.Path, Commit: a.Commit, NewApps: a.NewApps}
+	return spoolAnswer{HandoverReply: r.Reply(), NewApps: r.newApps()}
 }
 
-// narrow is a group's Appended for one event: the group's Written names
-// every event the group recorded, and every app it started.
-func narrow(a *Appended, domain string) *Appended {
-	w := *a.Written
-	w.Events, w.Paths, w.NewApps = []*metav1.Event{a.Event}, []string{a.Path}, nil
-	for _, p := range a.Written.NewApps {
-		if p.App == domain {
-			w.NewApps = append(w.NewApps, p)
-		}
-	}
-	return &Appended{Written: &w, Event: a.Event, Path: a.Path}
+// answerError is an answer that sends the waiter down the direct path.
+func answerError(why string) spoolAnswer {
+	return spoolAnswer{HandoverReply: record.HandoverReply{Error: why}}
+}
+
+// narrow is a group's result for one event as its Appended: the group's
+// Written names every event the group recorded, and every app it started.
+func (r GroupResult) narrow() *Appended {
+	w := *r.Written
+	w.Events, w.Paths, w.NewApps = []*metav1.Event{r.Event}, []string{r.Path}, r.newApps()
+	return &Appended{Written: &w, Event: r.Event, Path: r.Path}
 }
 
 // tryTurn takes the turn on f if it is free, without waiting.

@@ -38,6 +38,15 @@ func spoolClones(t *testing.T, n int) (string, []*Store, string) {
 	return remote, clones, filepath.Join(turns, turnKey(clones[0].repo.RemoteURL(ctx))+".spool")
 }
 
+// mustUseSpool makes the spool at dir, as s would, and fails the test
+// unless s may use it.
+func mustUseSpool(t *testing.T, s *Store, dir string) {
+	t.Helper()
+	if _, ok := openSpool(s.turns, filepath.Base(strings.TrimSuffix(dir, ".spool"))); !ok {
+		t.Fatal("the spool is not usable")
+	}
+}
+
 // holdTurnHere takes the remote's turn in this process, as another
 // writer holding it; the returned func gives it back.
 func holdTurnHere(t *testing.T, s *Store) (release func()) {
@@ -164,19 +173,19 @@ func TestAWaiterOutlivesItsHolder(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, id+".res"), []byte(`{"record": "AAAA`), 0o600)
 		}},
 		{"answers an error", func(t *testing.T, h *Store, dir, id string) {
-			spool{dir: dir}.reply(id, spoolAnswer{Error: "push refused"})
+			spool{dir: dir}.reply(id, answerError("push refused"))
 		}},
 		{"answers with another event", func(t *testing.T, h *Store, dir, id string) {
 			other := deploy("a.example.com", "9.9.9")
 			other.Id = record.NewID(time.Now())
 			data, _ := proto.Marshal(other)
-			spool{dir: dir}.reply(id, spoolAnswer{Record: data, Path: "projects/x", Commit: "0000"})
+			spool{dir: dir}.reply(id, spoolAnswer{HandoverReply: record.HandoverReply{Record: data, Path: "projects/x", Commit: "0000"}})
 		}},
 		{"answers with its event in another app", func(t *testing.T, h *Store, dir, id string) {
 			ev := deploy("b.example.com", "1.0.0")
 			ev.Id = id
 			data, _ := proto.Marshal(ev)
-			spool{dir: dir}.reply(id, spoolAnswer{Record: data, Path: "projects/x", Commit: "0000"})
+			spool{dir: dir}.reply(id, spoolAnswer{HandoverReply: record.HandoverReply{Record: data, Path: "projects/x", Commit: "0000"}})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,18 +216,19 @@ func TestAWaiterOutlivesItsHolder(t *testing.T) {
 }
 
 // What others may leave in the spool (garbage, a request half written or
-// past its deadline (a replay), one whose id is not its name's) is answered with an error or cleared, never recorded, and the
-// holder's own append goes on.
+// past its deadline (a replay), one whose id is not its name's) is
+// answered with an error or cleared, never recorded, and the holder's own
+// append goes on.
 func TestTheHolderRefusesHostileRequests(t *testing.T) {
 	remote, clones, dir := spoolClones(t, 1)
 	s := clones[0]
-	if _, ok := openSpool(s.turns, filepath.Base(strings.TrimSuffix(dir, ".spool"))); !ok {
-		t.Fatal("the spool is not usable")
-	}
+	mustUseSpool(t, s, dir)
 	request := func(id string, deadline time.Time) []byte {
-		ev, _ := proto.Marshal(deploy("evil.example.com", "6.6.6"))
-		actor, _ := proto.Marshal(bob)
-		data, _ := json.Marshal(spoolRequest{Event: ev, Actor: actor, ID: id, Deadline: deadline.UnixMilli()})
+		h, err := record.NewHandover(deploy("evil.example.com", "6.6.6"), bob, id, "", "", false, deadline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := json.Marshal(h)
 		return data
 	}
 	now := time.Now()
