@@ -63,15 +63,7 @@ func TestFailedWriteKeepsACommitAPersonMadeMeanwhile(t *testing.T) {
 	mustAppend(t, s, deploy("a.example.com", "1.0.0"))
 	m := &meddling{t: t, dir: s.Root(), n: 1}
 	s.SetSigner(m)
-	_, err := s.Write(ctx, alice, time.Now(), AppendOptions{}, func(tx *Tx) error {
-		addr, err := tx.Place(&metav1.Address{App: "a.example.com"}, "")
-		if err != nil {
-			return err
-		}
-		tx.Add(addr, upgrade("a.example.com", "1.1.0"))
-		tx.Add(addr, note("a.example.com"))
-		return nil
-	})
+	err := writeTwo(s)
 	if !errors.Is(err, gitrepo.ErrSign) {
 		t.Fatalf("write = %v, want ErrSign", err)
 	}
@@ -247,4 +239,19 @@ func TestFailedWriteLeavesAnUntrackedFileInItsWay(t *testing.T) {
 	if rerr != nil || string(data) != "the operator's\n" {
 		t.Fatalf("the file in the way after the failed append (%v): %q, %v", err, data, rerr)
 	}
+}
+
+// writeTwo is one write of two events of a.example.com, an upgrade and a
+// note: two commits, the second made (and signed) after the first.
+func writeTwo(s *Store) error {
+	_, err := s.Write(ctx, alice, time.Now(), AppendOptions{}, func(tx *Tx) error {
+		addr, err := tx.Place(&metav1.Address{App: "a.example.com"}, "")
+		if err != nil {
+			return err
+		}
+		tx.Add(addr, upgrade("a.example.com", "1.1.0"))
+		tx.Add(addr, note("a.example.com"))
+		return nil
+	})
+	return err
 }

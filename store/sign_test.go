@@ -375,15 +375,7 @@ func TestAgentKilledMidWriteWritesNothing(t *testing.T) {
 	before := git(t, s.Root(), "rev-parse", "HEAD")
 
 	s.SetSigner(&killing{Signer: viaAgent, agent: a, n: 1})
-	_, err = s.Write(ctx, alice, time.Now(), AppendOptions{}, func(tx *Tx) error {
-		addr, err := tx.Place(&metav1.Address{App: "a.example.com"}, "")
-		if err != nil {
-			return err
-		}
-		tx.Add(addr, upgrade("a.example.com", "1.1.0"))
-		tx.Add(addr, note("a.example.com"))
-		return nil
-	})
+	err = writeTwo(s)
 	if !errors.Is(err, gitrepo.ErrSign) || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("write with the agent killed after one commit: %v", err)
 	}

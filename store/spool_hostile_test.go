@@ -108,9 +108,7 @@ func TestAnAppendOnAFreeTurnKeepsItsClock(t *testing.T) {
 func TestASpoolFIFOBlocksNobody(t *testing.T) {
 	remote, clones, dir := spoolClones(t, 2)
 	s := clones[0]
-	if _, ok := openSpool(s.turns, filepath.Base(strings.TrimSuffix(dir, ".spool"))); !ok {
-		t.Fatal("the spool is not usable")
-	}
+	mustUseSpool(t, s, dir)
 	fifo, linked := record.NewID(time.Now()), record.NewID(time.Now())
 	elsewhere := filepath.Join(t.TempDir(), "fifo")
 	for _, p := range []string{filepath.Join(dir, fifo+".req"), elsewhere} {

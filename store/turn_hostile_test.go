@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,119 +14,79 @@ import (
 
 // A holder of the remote's turn that hangs (an operator's `meta append`
 // at an ssh passphrase prompt, a push to a remote that stopped answering)
-// costs the others only the optimisation. A write takes the log's lock
-// first and then waits up to turnWait for the turn, holding the lock; so
-// turnWait is far below lockWait, and of three concurrent writes to one
-// clone (the hub's appends, two commands in one clone) none gives up with
-// ErrBusy.
-func TestTurnHungHolderDoesNotFailOtherWritesOfTheClone(t *testing.T) {
+// costs the others only the optimisation, and so does a turn that keeps
+// changing hands (a long queue of other clones' writers, or a holder that
+// stamps the file again and again), which a waiter waits through up to
+// turnMaxWait. Of three concurrent writes to one clone (the hub's appends,
+// two commands in one clone) none gives up with ErrBusy: a write waits
+// for the turn before it takes the clone's lock (when it waited holding
+// the lock, the third write waited on it through two writes' whole turn
+// waits, past lockWait).
+func TestTurnTroubleDoesNotFailOtherWritesOfTheClone(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits turnWait")
+		t.Skip("waits turnWait and turnMaxWait")
 	}
-	remote := bareRemote(t)
-	s := join(t, remote)
-	s.turns = t.TempDir()
-	stores := []*Store{s}
-	for range 2 {
-		o, err := Open(s.Root())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
-		o.turns = s.turns
-		stores = append(stores, o)
-	}
-
-	// The hung holder: another process of this user holds the turn.
-	os.MkdirAll(s.turns, 0o700)
-	f, err := os.OpenFile(filepath.Join(s.turns, turnKey(s.repo.RemoteURL(ctx))), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-
-	var wg sync.WaitGroup
-	errs := make([]error, len(stores))
-	for i, st := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
-			_, errs[i] = st.Append(ctx, note("a.example.com"), alice, time.Now(), AppendOptions{})
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("write %d: %v (busy: %v)", i, err, errors.Is(err, ErrBusy))
-		}
-	}
-}
-
-// The same with a turn that keeps changing hands (a long queue of other
-// clones' writers, or a holder that stamps the file again and again): a
-// waiter keeps waiting through it up to turnMaxWait, and while it waits
-// it holds its clone's lock, so the clone's third write waited on that
-// lock through two writes' whole turn waits, past lockWait, and failed
-// with ErrBusy.
-func TestTurnChangingHandsDoesNotFailOtherWritesOfTheClone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits turnMaxWait")
-	}
-	remote := bareRemote(t)
-	s := join(t, remote)
-	s.turns = t.TempDir()
-	stores := []*Store{s}
-	for range 2 {
-		o, err := Open(s.Root())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
-		o.turns = s.turns
-		stores = append(stores, o)
-	}
-
-	os.MkdirAll(s.turns, 0o700)
-	f, err := os.OpenFile(filepath.Join(s.turns, turnKey(s.repo.RemoteURL(ctx))), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(turnWait / 4):
+	for _, tc := range []struct {
+		name   string
+		stamps bool // the holder stamps the turn's file again and again
+	}{
+		{"a hung holder", false},
+		{"a turn changing hands", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			remote := bareRemote(t)
+			s := join(t, remote)
+			s.turns = t.TempDir()
+			stores := []*Store{s}
+			for range 2 {
+				o, err := Open(s.Root())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer o.Close()
+				o.turns = s.turns
+				stores = append(stores, o)
 			}
-			f.WriteAt([]byte(fmt.Sprintf("%20d %20d\n", 1000+i, time.Now().UnixNano())), 0)
-		}
-	}()
-
-	var wg sync.WaitGroup
-	errs := make([]error, len(stores))
-	for i, st := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
-			_, errs[i] = st.Append(ctx, note("a.example.com"), alice, time.Now(), AppendOptions{})
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("write %d: %v (busy: %v)", i, err, errors.Is(err, ErrBusy))
-		}
+			// The holder: another process of this user holds the turn.
+			f, err := openTurnFile(s.turns, turnKey(s.repo.RemoteURL(ctx)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			defer close(stop)
+			if tc.stamps {
+				go func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						case <-time.After(turnWait / 4):
+						}
+						f.WriteAt([]byte(fmt.Sprintf("%20d %20d\n", 1000+i, time.Now().UnixNano())), 0)
+					}
+				}()
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, len(stores))
+			for i, st := range stores {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(time.Duration(i) * 200 * time.Millisecond)
+					_, errs[i] = st.Append(ctx, note("a.example.com"), alice, time.Now(), AppendOptions{})
+				}()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("write %d: %v (busy: %v)", i, err, errors.Is(err, ErrBusy))
+				}
+			}
+		})
 	}
 }
 

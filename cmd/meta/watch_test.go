@@ -375,18 +375,24 @@ func waitPort(t *testing.T, port int) {
 	t.Fatalf("nothing listens on port %d", port)
 }
 
+// followerJS is JetStream on the hub's NATS with the followers'
+// credentials, closed when the test ends.
+func followerJS(t *testing.T, hub *natsHub) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(hub.conn(hub.follower())) // conn closes it at the end
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // waitFollower waits until the follower named name has its durable
 // consumer on the server: from then on it gets every event announced, even
 // one it started too late to see otherwise (a new name starts with the
 // events announced after it).
 func waitFollower(t *testing.T, hub *natsHub, name string) {
 	t.Helper()
-	nc := hub.conn(hub.follower())
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := followerJS(t, hub)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -410,12 +416,7 @@ func waitFollower(t *testing.T, hub *natsHub, name string) {
 // once, as documented, but not what a test of the next event is about.
 func waitAcked(t *testing.T, hub *natsHub, name string) {
 	t.Helper()
-	nc := hub.conn(hub.follower())
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := followerJS(t, hub)
 	waitUntil(t, "follower "+name+" to acknowledge what it got", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
