@@ -248,8 +248,14 @@ func TestEventByPrefix(t *testing.T) {
 			}
 		}
 	}
-	if n := len(short[evs[6].GetId()]); n != projects.IDLen {
-		t.Fatalf("short form of an id alike but for its end: %d characters", n)
+	// Counted up by one, the two ids differ in their last character, or
+	// in the last two when the count carried (one time in 32): the short
+	// form is as long as it takes to tell them apart.
+	last, before := evs[6].GetId(), evs[5].GetId()
+	if common := commonPrefix(last, before); common < projects.IDLen-2 {
+		t.Fatalf("ids %s and %s are not alike but for their end", before, last)
+	} else if n := len(short[last]); n != common+1 {
+		t.Fatalf("short form of an id alike but for its end: %d characters, want %d", n, common+1)
 	}
 	// Events an hour apart share the start of their ids.
 	common := evs[0].GetId()[:max(MinPrefix, commonPrefix(evs[0].GetId(), evs[1].GetId()))]
