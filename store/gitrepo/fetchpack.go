@@ -327,10 +327,13 @@ func (r *Repo) newObjects(ctx context.Context, tip Hash, fn func(h, commit, path
 		return nil
 	case bad != "":
 		return fmt.Errorf("the trees of the commits up to %s: diff-tree said %q", short(tip), bad)
-	case revWait != nil:
-		return fmt.Errorf("%w: the commits up to %s: %w", ErrIncomplete, short(tip), &GitError{Args: revList.Args[1:], Stderr: strings.TrimSpace(revErr.String()), Err: revWait})
+	// diff-tree's failure first: it stops at a missing tree while
+	// rev-list may still be writing commits to it, and rev-list then dies
+	// of the broken pipe, which names nothing.
 	case diffWait != nil:
 		return fmt.Errorf("%w: the trees of the commits up to %s: %w", ErrIncomplete, short(tip), &GitError{Args: diff.Args[1:], Stderr: strings.TrimSpace(diffErr.String()), Err: diffWait})
+	case revWait != nil:
+		return fmt.Errorf("%w: the commits up to %s: %w", ErrIncomplete, short(tip), &GitError{Args: revList.Args[1:], Stderr: strings.TrimSpace(revErr.String()), Err: revWait})
 	}
 	return sc.Err()
 }
