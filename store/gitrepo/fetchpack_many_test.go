@@ -1,10 +1,8 @@
 package gitrepo
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -27,20 +25,10 @@ func TestCheckConnectedNamesAMissingTreeUnderManyCommits(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	gitIn("", "init", "-q")
-	var in bytes.Buffer
-	for i := range 3000 {
-		fmt.Fprintf(&in, "commit refs/heads/new\ncommitter A <a@example.com> %d +0000\ndata 2\nc\n", 1700000000+i)
-		data := fmt.Sprintf("event %d\n", i)
-		fmt.Fprintf(&in, "M 100644 inline projects/app%d/%08d.pb\ndata %d\n%s\n", i%50, i, len(data), data)
-	}
-	in.WriteString("done\n")
-	gitIn(in.String(), "fast-import", "--quiet", "--done")
-	base := gitIn("", "rev-parse", "refs/heads/new")
+	base := newCommits(t, root, 3000).String()
 	const bogus = "1234567890123456789012345678901234567890"
 	tree := gitIn("040000 tree "+bogus+"\tprojects\n", "mktree", "--missing")
 	tip := gitIn("", "commit-tree", "-p", base, "-m", "withheld", tree)
-	gitIn("", "update-ref", "-d", "refs/heads/new")
 	r, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
